@@ -1,0 +1,76 @@
+package event
+
+import "time"
+
+// Lines that are not about one connection or message, and lines of our own.
+
+// BeginLogfile: "Begin Logfile", the first line of every log file.
+type BeginLogfile struct{}
+
+// LogfileVersion: "Version: 7.6.3-019 SN: 420D4FEA709365BFB3E3-0AF2EE5E700E".
+type LogfileVersion struct {
+	Version string
+	Serial  string
+}
+
+// TimeOffset: "Time offset from UTC: -21600 seconds".
+type TimeOffset struct {
+	Seconds int
+}
+
+// Unknown is a line we have no type for. Text is the message after the level
+// word (or the whole line when it has no timestamp and level); it is kept
+// verbatim and renders back unchanged.
+type Unknown struct {
+	Text string
+}
+
+// InjectionDebug is a line of an injection debug log:
+// "102503993 Rcvd: 'MAIL FROM:<daily@example.net>'". mailgate labels from
+// its own side: Rcvd is what the client sent, Sent is what mailgate replied.
+type InjectionDebug struct {
+	ICID uint64
+	Sent bool
+	Data string
+}
+
+// Causes of ConnectionEnd: why an inbound connection ended. Every connection
+// has exactly one.
+const (
+	CauseQuit                = "quit"                 // the client sent QUIT
+	CausePeerClosed          = "peer-closed"          // FIN without QUIT
+	CausePeerReset           = "peer-reset"           // RST
+	CauseIOError             = "io-error"             // any other read or write error
+	CauseTLSFailed           = "tls-failed"           // STARTTLS handshake failed
+	CauseTimeoutUnsuccessful = "timeout-unsuccessful" // no message injected in time
+	CauseTimeoutTotal        = "timeout-total"        // total connection time limit
+	CauseBadCommands         = "bad-commands"         // too many bad SMTP commands
+	CausePolicy              = "policy"               // HAT reject, connection and message limits
+	CauseShutdown            = "shutdown"             // the gateway is stopping
+)
+
+// CommandCount counts one SMTP verb in a session: how many were sent and how
+// many of those were accepted (2xx or 3xx), like Postfix's "rcpt=1/2".
+type CommandCount struct {
+	Verb  string // lower case: "ehlo", "mail", ...
+	OK    int
+	Total int
+}
+
+// ConnectionEnd is mailgate's own line, written after "ICID n close", with
+// what the ESA lines leave out:
+//
+//	mailgate: ICID 10293 ended cause=peer-reset state=rcpt last=RCPT data_bytes=0 duration=36.012s ehlo=1 mail=1 rcpt=1 data=0/1 commands=3/4
+//
+// It begins with "mailgate:" so that no ESA parser takes it for one of the
+// appliance's lines.
+type ConnectionEnd struct {
+	ICID        uint64
+	Cause       string
+	State       string // SMTP state when it ended: connect, helo, mail, rcpt, data, quit
+	LastCommand string // verb of the last command, "" if none
+	DataBytes   int64  // bytes of DATA received for the open transaction
+	Duration    time.Duration
+	Commands    []CommandCount // in the order first seen
+	Detail      string         // the error or the limit, when the cause has one
+}

@@ -1,0 +1,3 @@
+module github.com/mailgate/mailgate
+
+go 1.26.8
