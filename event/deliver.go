@@ -39,7 +39,7 @@ type MessageDone struct {
 }
 
 // Response: "MID 24611465 RID [0] Response '2.0.0 Ok: queued as 3jjSKc6HnKz4GTHJ'".
-// Quote is the quoting used ('\'', '"' or 0 for the unquoted 2004 form).
+// Quote is the quoting used ('\”, '"' or 0 for the unquoted 2004 form).
 type Response struct {
 	MID   uint64
 	RIDs  []int

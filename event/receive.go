@@ -137,8 +137,8 @@ type MessageIDHeader struct {
 }
 
 // Subject: "MID 64855 Subject 'sample'". Quote is the quoting the line used
-// ('\'' or '"', 0 for the unquoted form) so that a parsed line renders back
-// unchanged; mailgate writes '\'' (or '"' when the text holds a '\'').
+// ('\” or '"', 0 for the unquoted form) so that a parsed line renders back
+// unchanged; mailgate writes '\” (or '"' when the text holds a '\”).
 type Subject struct {
 	MID     uint64
 	Subject string
