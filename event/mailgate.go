@@ -46,6 +46,7 @@ const (
 	CauseTimeoutTotal        = "timeout-total"        // total connection time limit
 	CauseBadCommands         = "bad-commands"         // too many bad SMTP commands
 	CausePolicy              = "policy"               // HAT reject, connection and message limits
+	CauseProtocol            = "protocol"             // a protocol violation that ends the session (data before the greeting)
 	CauseShutdown            = "shutdown"             // the gateway is stopping
 )
 

@@ -1,0 +1,798 @@
+// Package smtp is mailgate's SMTP protocol engine: command parsing, replies,
+// the DATA reader, limits and timeouts, for the server side (and the client
+// side used by delivery). It knows nothing of policy, queues or logs: a
+// Handler makes the decisions, and Serve reports exactly how a session ended.
+package smtp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mailgate/mailgate/event"
+)
+
+// Line limits of RFC 5321 4.5.3.1, CRLF included.
+const (
+	MaxCommandLine = 512
+	MaxTextLine    = 1000
+)
+
+// State is where a session is in the SMTP dialogue.
+type State uint8
+
+const (
+	StateConnect State = iota // before HELO/EHLO (again after STARTTLS)
+	StateHelo                 // greeted, no transaction
+	StateMail                 // MAIL accepted
+	StateRcpt                 // at least one RCPT accepted
+	StateData                 // receiving the message
+)
+
+var stateNames = [...]string{"connect", "helo", "mail", "rcpt", "data"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// InTransaction reports whether a MAIL transaction is open.
+func (s State) InTransaction() bool { return s >= StateMail }
+
+// Handler makes the decisions of a session. Methods run on the session's
+// goroutine, one at a time. A zero Reply lets the engine send its default
+// positive reply. A 421 reply closes the connection after it is sent (the
+// session ends with cause "policy").
+type Handler interface {
+	// Hello is called for HELO and EHLO with the verb and its argument.
+	Hello(verb, domain string) Reply
+	// Mail is called for a syntactically valid MAIL FROM. A positive reply
+	// opens the transaction.
+	Mail(from Path, p MailParams) Reply
+	// Rcpt is called for each syntactically valid RCPT TO in a transaction.
+	Rcpt(to Path) Reply
+	// Data is called with the complete message, dot-unstuffed, lines ending
+	// in CRLF. msg is valid only until Data returns. The transaction is over
+	// when Data returns, whatever the reply.
+	Data(msg []byte) Reply
+	// DataFailed is called instead of Data when the engine refused the
+	// message (ErrMessageTooBig, ErrBareLineEnding, ErrLineTooLong); the
+	// transaction is over.
+	DataFailed(err error)
+	// Reset drops the open transaction, if any: RSET, a new HELO/EHLO, STARTTLS.
+	Reset()
+	// TLS is called when STARTTLS completed.
+	TLS(cs tls.ConnectionState)
+	// BadCommand is called for each command the engine refused as bad
+	// (unknown, malformed, out of sequence), with the reply it sent.
+	BadCommand(line string, r Reply)
+}
+
+// Errors given to Handler.DataFailed.
+var (
+	ErrMessageTooBig  = errors.New("message size exceeds limit")
+	ErrBareLineEnding = errors.New("bare CR or LF in message")
+	ErrLineTooLong    = errors.New("message line longer than 1000 octets")
+)
+
+// Config is the per-connection configuration of a session.
+type Config struct {
+	Hostname string
+	// Greeting replaces the default "220 <hostname> ESMTP". A 421 greeting
+	// closes the connection at once (cause "policy"); a 554 greeting makes a
+	// rejected session, which accepts nothing but QUIT (RFC 5321 3.1).
+	Greeting Reply
+
+	MaxMessageSize  int64 // advertised with SIZE and enforced; 0: no limit
+	BadCommandLimit int   // bad commands tolerated; the next one gets 421
+	TLS             *tls.Config
+	RequireTLS      bool // MAIL is refused before STARTTLS
+
+	Start               time.Time     // when the connection was accepted; zero: now
+	UnsuccessfulTimeout time.Duration // until the first message is injected; 0: none
+	TotalTimeout        time.Duration // whole connection; 421 at 80% between commands; 0: none
+	WriteTimeout        time.Duration // each write; 0: one minute
+	HandshakeTimeout    time.Duration // TLS handshake; 0: one minute
+
+	// Transcript, if set, sees every line received (commands and message
+	// lines) and every reply line sent, without the line ending.
+	Transcript func(sent bool, line []byte)
+}
+
+// End says how and where a session ended.
+type End struct {
+	Cause     string // one of the event.Cause* constants
+	State     State  // where the dialogue was (before QUIT, for a QUIT)
+	LastVerb  string // the last command's verb, "" if none
+	DataBytes int64  // message bytes received in an unfinished DATA
+	Duration  time.Duration
+	Commands  []event.CommandCount
+	Injected  int    // messages accepted on this connection
+	Detail    string // the error or the reply behind the cause
+	Err       error  // the I/O error behind the cause, if any
+}
+
+// Session is one server-side SMTP connection.
+type Session struct {
+	raw  net.Conn // the accepted connection: deadlines set from other goroutines go here
+	conn net.Conn // raw, or the TLS connection over it after STARTTLS
+	r    *bufio.Reader
+	out  []byte
+	h    Handler
+	cfg  Config
+
+	state      State
+	ehlo       bool // EHLO succeeded: extensions and RFC 2034 codes are in effect
+	tlsOn      bool
+	rejected   bool // a 554 greeting: only QUIT is accepted
+	utf8       bool // SMTPUTF8 given on the open transaction
+	injected   int
+	bad        int
+	lastVerb   string
+	dataBytes  int64
+	counts     []event.CommandCount
+	unsucc     time.Time // deadline until the first message is injected
+	softTotal  time.Time // at 80% of the total limit, between commands
+	hardTotal  time.Time
+	inTxn      atomic.Bool
+	draining   atomic.Bool
+	killed     atomic.Bool
+	pipelining bool // EHLO client: replies may be held until its input is drained
+}
+
+// NewSession prepares a session on conn; Serve runs it.
+func NewSession(conn net.Conn, h Handler, cfg Config) *Session {
+	if cfg.Start.IsZero() {
+		cfg.Start = time.Now()
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = time.Minute
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = time.Minute
+	}
+	s := &Session{raw: conn, conn: conn, h: h, cfg: cfg, r: readerPool.Get().(*bufio.Reader)}
+	s.r.Reset(conn)
+	if cfg.UnsuccessfulTimeout > 0 {
+		s.unsucc = cfg.Start.Add(cfg.UnsuccessfulTimeout)
+	}
+	if cfg.TotalTimeout > 0 {
+		s.hardTotal = cfg.Start.Add(cfg.TotalTimeout)
+		s.softTotal = cfg.Start.Add(cfg.TotalTimeout * 4 / 5)
+	}
+	return s
+}
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// longAgo is a deadline in the past: it wakes a blocked read at once.
+var longAgo = time.Unix(1, 0)
+
+// Kill ends the session as soon as possible (421, cause "shutdown"),
+// whatever it is doing. Safe to call from another goroutine.
+func (s *Session) Kill() {
+	s.killed.Store(true)
+	s.raw.SetDeadline(longAgo)
+}
+
+// Serve runs the dialogue until it ends, closes the connection and reports
+// the end. Cancelling ctx drains the session: it is closed with 421 at the
+// next command boundary outside a transaction; an open transaction may
+// finish first (use Kill to stop it).
+func (s *Session) Serve(ctx context.Context) End {
+	stop := context.AfterFunc(ctx, func() {
+		s.draining.Store(true)
+		if !s.inTxn.Load() {
+			s.raw.SetReadDeadline(longAgo)
+		}
+	})
+	end := s.serve()
+	stop()
+	end.State, end.LastVerb, end.Commands, end.Injected = s.state, s.lastVerb, s.counts, s.injected
+	if end.Cause != event.CauseQuit && s.state == StateData {
+		end.DataBytes = s.dataBytes
+	}
+	end.Duration = time.Since(s.cfg.Start)
+	s.conn.Close()
+	s.r.Reset(nil)
+	readerPool.Put(s.r)
+	return end
+}
+
+func (s *Session) serve() End {
+	if early(s.raw) {
+		return s.closeWith(replyEarlyTalker, event.CauseProtocol, "data sent before the greeting")
+	}
+	greeting := s.cfg.Greeting
+	if greeting.IsZero() {
+		greeting = Reply{220, "", s.cfg.Hostname + " ESMTP"}
+	}
+	switch {
+	case greeting.Code == 421:
+		return s.closeWith(greeting, event.CausePolicy, greeting.Text)
+	case greeting.Code >= 500:
+		s.rejected = true
+	}
+	s.reply(greeting)
+	for {
+		if end, over := s.checkBoundary(); over {
+			return end
+		}
+		if s.r.Buffered() == 0 || !s.pipelining {
+			if err := s.flush(); err != nil {
+				return s.ioEnd(err)
+			}
+		}
+		// Kill and drain set a deadline from another goroutine; checking
+		// their flags after arming ours means neither can be overwritten.
+		s.conn.SetReadDeadline(s.readDeadline(false))
+		if s.killed.Load() || (s.draining.Load() && !s.inTxn.Load()) {
+			return s.closeWith(ShutdownReply(s.cfg.Hostname), event.CauseShutdown, "")
+		}
+		line, tooLong, err := s.readCommand()
+		if err != nil {
+			return s.ioEnd(err)
+		}
+		if end, over := s.command(line, tooLong); over {
+			return end
+		}
+	}
+}
+
+// checkBoundary applies the timeouts that act between commands.
+func (s *Session) checkBoundary() (End, bool) {
+	now := time.Now()
+	if s.injected == 0 && !s.unsucc.IsZero() && !now.Before(s.unsucc) {
+		return s.closeWith(replyTimeoutUnsuccessful, event.CauseTimeoutUnsuccessful, ""), true
+	}
+	if !s.softTotal.IsZero() && !now.Before(s.softTotal) {
+		return s.closeWith(replyTimeoutTotal, event.CauseTimeoutTotal, ""), true
+	}
+	return End{}, false
+}
+
+// readDeadline is the earliest timeout that applies to the next read. While
+// the message is being received the total limit applies in full; between
+// commands it applies at 80%, so that a message is not cut in the middle.
+func (s *Session) readDeadline(inData bool) time.Time {
+	d := s.softTotal
+	if inData {
+		d = s.hardTotal
+	}
+	if s.injected == 0 && !s.unsucc.IsZero() && (d.IsZero() || s.unsucc.Before(d)) {
+		d = s.unsucc
+	}
+	return d
+}
+
+func (s *Session) readCommand() (line []byte, tooLong bool, err error) {
+	for {
+		chunk, err := s.r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			tooLong = true // longer than the buffer: discard up to the LF
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if tooLong || len(chunk) > MaxCommandLine {
+			s.transcript(false, trimEOL(chunk))
+			return nil, true, nil
+		}
+		line = trimEOL(chunk)
+		s.transcript(false, line)
+		return line, false, nil
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte{'\n'})
+	return bytes.TrimSuffix(b, []byte{'\r'})
+}
+
+// command runs one command line; over is true when the session ends.
+func (s *Session) command(line []byte, tooLong bool) (End, bool) {
+	if tooLong {
+		s.lastVerb = ""
+		return s.badCommand("", "(line too long)", replyLineTooLong)
+	}
+	cmd := ParseCommand(line)
+	verb := strings.ToLower(cmd.Verb)
+	if !knownVerb(verb) || bytes.IndexByte(line, 0) >= 0 {
+		s.lastVerb = printableVerb(cmd.Verb)
+		return s.badCommand("unknown", string(line), replyUnrecognized)
+	}
+	s.lastVerb = cmd.Verb
+	if s.rejected && verb != "quit" {
+		return s.badCommand(verb, string(line), replyRejectedSession)
+	}
+	var r Reply
+	switch verb {
+	case "helo", "ehlo":
+		r = s.hello(verb, cmd.Arg)
+	case "starttls":
+		return s.startTLS(cmd.Arg)
+	case "mail":
+		r = s.mail(cmd.Arg)
+	case "rcpt":
+		r = s.rcpt(cmd.Arg)
+	case "data":
+		return s.data(cmd.Arg)
+	case "rset":
+		s.resetTxn()
+		if s.state > StateHelo {
+			s.state = StateHelo
+		}
+		r = replyOK
+	case "noop":
+		r = replyOK
+	case "vrfy":
+		r = replyVRFY
+		if cmd.Arg == "" {
+			r = replyBadSyntax
+		}
+	case "expn":
+		r = replyNotImplemented
+	case "help":
+		r = Reply{214, "2.0.0", "The following commands are recognized\n data ehlo helo help\n mail noop quit rcpt\n rset starttls vrfy"}
+	case "quit":
+		s.count(verb, true)
+		s.reply(Reply{221, "2.0.0", s.cfg.Hostname + " closing connection"})
+		if err := s.flush(); err != nil {
+			end := s.ioEnd(err)
+			return end, true
+		}
+		return End{Cause: event.CauseQuit}, true
+	}
+	if isBadReply(r) {
+		return s.badCommand(verb, string(line), r)
+	}
+	return s.respond(verb, r)
+}
+
+// respond sends a reply to a command and counts it; a 421 ends the session.
+func (s *Session) respond(verb string, r Reply) (End, bool) {
+	s.count(verb, r.Positive())
+	if r.Code == 421 {
+		return s.closeWith(r, event.CausePolicy, r.Text), true
+	}
+	s.reply(r)
+	return End{}, false
+}
+
+var verbs = map[string]bool{"helo": true, "ehlo": true, "starttls": true, "mail": true, "rcpt": true,
+	"data": true, "rset": true, "noop": true, "vrfy": true, "expn": true, "help": true, "quit": true}
+
+func knownVerb(v string) bool { return verbs[v] }
+
+// printableVerb keeps what an unknown command looked like, short.
+func printableVerb(v string) string {
+	if len(v) > 16 {
+		v = v[:16]
+	}
+	return v
+}
+
+// isBadReply tells the engine's refusals of malformed or out-of-sequence
+// commands, which count towards the bad-command limit, from refusals of
+// policy (RCPT rejected, message too big), which do not.
+func isBadReply(r Reply) bool {
+	return (r.Code >= 500 && r.Code <= 504) || r.Code == 555 || r == replyNeedUTF8
+}
+
+// badCommand refuses a bad command; past the limit the session ends.
+func (s *Session) badCommand(verb, line string, r Reply) (End, bool) {
+	if verb == "" {
+		verb = "unknown"
+	}
+	if s.bad >= s.cfg.BadCommandLimit {
+		s.count(verb, false)
+		s.h.BadCommand(line, replyTooManyBad)
+		return s.closeWith(replyTooManyBad, event.CauseBadCommands, line), true
+	}
+	s.bad++
+	s.count(verb, false)
+	s.h.BadCommand(line, r)
+	s.reply(r)
+	return End{}, false
+}
+
+func (s *Session) hello(verb, arg string) Reply {
+	if arg == "" {
+		return Reply{501, "5.5.4", "Syntax: " + strings.ToUpper(verb) + " hostname"}
+	}
+	s.resetTxn()
+	r := s.h.Hello(verb, arg)
+	if !r.IsZero() && !r.Positive() {
+		return r
+	}
+	s.state = StateHelo
+	s.ehlo = verb == "ehlo"
+	s.pipelining = s.ehlo
+	if !r.IsZero() {
+		return r
+	}
+	if verb == "helo" {
+		return Reply{250, "", s.cfg.Hostname}
+	}
+	ext := s.cfg.Hostname + "\nPIPELINING"
+	if s.cfg.MaxMessageSize > 0 {
+		ext += "\nSIZE " + strconv.FormatInt(s.cfg.MaxMessageSize, 10)
+	} else {
+		ext += "\nSIZE"
+	}
+	ext += "\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8"
+	if s.cfg.TLS != nil && !s.tlsOn {
+		ext += "\nSTARTTLS"
+	}
+	return Reply{250, "", ext}
+}
+
+func (s *Session) mail(arg string) Reply {
+	switch {
+	case s.state == StateConnect:
+		return replyNeedHelo
+	case s.state.InTransaction():
+		return replyNestedMail
+	case s.cfg.RequireTLS && !s.tlsOn:
+		return replyNeedTLS
+	}
+	raw, params, err := parsePathArg(arg, "FROM:")
+	if err != nil {
+		return replyBadSyntax
+	}
+	p, err := parseMailParams(params)
+	if err != nil || (!s.ehlo && params != "") {
+		return replyBadParam
+	}
+	from, err := ParsePath(raw, p.SMTPUTF8)
+	if r, bad := pathError(err, replyBadSender); bad {
+		return r
+	}
+	if s.cfg.MaxMessageSize > 0 && p.Size > s.cfg.MaxMessageSize {
+		return replySizeTooBig
+	}
+	r := s.h.Mail(from, p)
+	if r.IsZero() {
+		r = Reply{250, "2.1.0", "sender <" + from.String() + "> ok"}
+	}
+	if r.Positive() {
+		s.state = StateMail
+		s.utf8 = p.SMTPUTF8
+		s.inTxn.Store(true)
+	}
+	return r
+}
+
+func pathError(err error, syntax Reply) (Reply, bool) {
+	switch {
+	case err == nil:
+		return Reply{}, false
+	case errors.Is(err, errNeedSMTPUTF8):
+		return replyNeedUTF8, true
+	case errors.Is(err, errPathTooLong):
+		return replyPathTooLong, true
+	}
+	return syntax, true
+}
+
+func (s *Session) rcpt(arg string) Reply {
+	if !s.state.InTransaction() {
+		if s.state == StateConnect {
+			return replyNeedHelo
+		}
+		return replyNeedMail
+	}
+	raw, params, err := parsePathArg(arg, "TO:")
+	if err != nil {
+		return replyBadSyntax
+	}
+	if params != "" {
+		return replyBadParam
+	}
+	if raw == "" {
+		return replyBadRecipient
+	}
+	to, err := ParsePath(raw, s.utf8)
+	if r, bad := pathError(err, replyBadRecipient); bad {
+		return r
+	}
+	r := s.h.Rcpt(to)
+	if r.IsZero() {
+		r = Reply{250, "2.1.5", "recipient <" + to.String() + "> ok"}
+	}
+	if r.Positive() {
+		s.state = StateRcpt
+	}
+	return r
+}
+
+// resetTxn drops the open transaction, telling the handler.
+func (s *Session) resetTxn() {
+	s.h.Reset()
+	s.utf8 = false
+	s.inTxn.Store(false)
+}
+
+func (s *Session) data(arg string) (End, bool) {
+	switch {
+	case arg != "":
+		return s.badCommand("data", "DATA "+arg, replyBadSyntax)
+	case s.state == StateConnect:
+		return s.badCommand("data", "DATA", replyNeedHelo)
+	case s.state == StateHelo:
+		return s.badCommand("data", "DATA", replyNeedMail)
+	case s.state == StateMail:
+		// MAIL accepted but no recipient: RFC 2920 wants 554 here, so that
+		// a pipelining client does not send the message.
+		return s.respond("data", replyNoValidRcpt)
+	}
+	s.reply(replyDataGoAhead)
+	if err := s.flush(); err != nil {
+		return s.ioEnd(err), true
+	}
+	s.state = StateData
+	s.dataBytes = 0
+	s.conn.SetReadDeadline(s.readDeadline(true))
+	if s.killed.Load() {
+		return s.closeWith(ShutdownReply(s.cfg.Hostname), event.CauseShutdown, ""), true
+	}
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer putBody(buf)
+	derr, err := s.readData(buf)
+	if err != nil {
+		return s.ioEnd(err), true
+	}
+	s.state = StateHelo
+	var r Reply
+	switch derr {
+	case nil:
+		r = s.h.Data(buf.Bytes())
+		if r.IsZero() {
+			r = Reply{250, "2.0.0", "Ok: message accepted"}
+		}
+	case ErrMessageTooBig:
+		s.h.DataFailed(derr)
+		r = replyDataTooBig
+	case ErrBareLineEnding:
+		s.h.DataFailed(derr)
+		r = replyBareLineEnding
+	default:
+		s.h.DataFailed(derr)
+		r = replyDataLineTooLong
+	}
+	s.utf8 = false
+	s.inTxn.Store(false)
+	if r.Positive() {
+		s.injected++
+	}
+	return s.respond("data", r)
+}
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putBody(b *bytes.Buffer) {
+	if b.Cap() > 1<<20 {
+		return // let large buffers go rather than pin them in the pool
+	}
+	b.Reset()
+	bodyPool.Put(b)
+}
+
+// readData reads the message up to the end-of-data line. The message ends
+// only at CRLF "." CRLF: a "." line after a bare LF, or ending in a bare LF,
+// is not the end (SMTP smuggling, RFC 5321 2.3.8 and 4.1.1.4). Lines that
+// break the rules are remembered and the message refused at its end, so that
+// the dialogue stays in step. derr is the reason to refuse the message; err
+// is a connection error.
+func (s *Session) readData(buf *bytes.Buffer) (derr, err error) {
+	max := s.cfg.MaxMessageSize
+	var size int64
+	prevCRLF := true // the DATA line ended with CRLF
+	lineStart := true
+	lineLen := 0
+	var last byte // last byte of the previous chunk of the same line
+	for {
+		chunk, err := s.r.ReadSlice('\n')
+		s.dataBytes += int64(len(chunk))
+		if err != nil && err != bufio.ErrBufferFull {
+			return nil, err
+		}
+		complete := err == nil
+		if complete && lineStart && prevCRLF && len(chunk) == 3 && chunk[0] == '.' && chunk[1] == '\r' {
+			s.transcript(false, chunk[:1])
+			return derr, nil
+		}
+		s.transcript(false, trimEOL(chunk))
+		lineLen += len(chunk)
+		body := chunk
+		if lineStart && body[0] == '.' {
+			body = body[1:] // dot-stuffing
+		}
+		if complete {
+			// A line longer than the buffer arrives in chunks; its CR may
+			// end the previous one.
+			crlf := (len(chunk) >= 2 && chunk[len(chunk)-2] == '\r') || (len(chunk) == 1 && last == '\r')
+			content := body[:len(body)-1]
+			if crlf && len(content) > 0 {
+				content = content[:len(content)-1]
+			}
+			if !crlf || bytes.IndexByte(content, '\r') >= 0 {
+				derr = firstErr(derr, ErrBareLineEnding)
+			}
+			prevCRLF = crlf
+		}
+		if lineLen > MaxTextLine {
+			derr = firstErr(derr, ErrLineTooLong)
+		}
+		size += int64(len(body))
+		if max > 0 && size > max {
+			derr = ErrMessageTooBig // the reason a client can act on: it wins
+		}
+		if derr == nil {
+			buf.Write(body)
+		}
+		lineStart = complete
+		last = chunk[len(chunk)-1]
+		if complete {
+			lineLen = 0
+		}
+	}
+}
+
+func firstErr(have, err error) error {
+	if have != nil {
+		return have
+	}
+	return err
+}
+
+func (s *Session) startTLS(arg string) (End, bool) {
+	switch {
+	case s.cfg.TLS == nil:
+		return s.badCommand("starttls", "STARTTLS", replyNotImplemented)
+	case s.tlsOn:
+		return s.badCommand("starttls", "STARTTLS", replyTLSActive)
+	case arg != "":
+		return s.badCommand("starttls", "STARTTLS "+arg, replyBadSyntax)
+	case s.state.InTransaction():
+		return s.badCommand("starttls", "STARTTLS", replyBadSequence)
+	}
+	// Anything the client sent after STARTTLS before the handshake was
+	// sent in clear text and could have been injected by a man in the
+	// middle (CVE-2011-0411): throw it away.
+	if n := s.r.Buffered(); n > 0 {
+		s.r.Discard(n)
+		s.h.BadCommand(fmt.Sprintf("(%d bytes pipelined after STARTTLS discarded)", n), Reply{})
+	}
+	s.count("starttls", true)
+	s.reply(replyTLSGoAhead)
+	if err := s.flush(); err != nil {
+		return s.ioEnd(err), true
+	}
+	tc := tls.Server(s.conn, s.cfg.TLS)
+	deadline := time.Now().Add(s.cfg.HandshakeTimeout)
+	if d := s.readDeadline(false); !d.IsZero() && d.Before(deadline) {
+		deadline = d
+	}
+	tc.SetDeadline(deadline)
+	if s.killed.Load() {
+		tc.SetDeadline(longAgo)
+	}
+	if err := tc.Handshake(); err != nil {
+		end := s.ioEnd(err)
+		if end.Cause == event.CauseIOError {
+			end.Cause = event.CauseTLSFailed
+		}
+		return end, true
+	}
+	tc.SetDeadline(time.Time{})
+	if s.killed.Load() {
+		return s.closeWith(ShutdownReply(s.cfg.Hostname), event.CauseShutdown, ""), true
+	}
+	s.conn = tc
+	s.r.Reset(tc)
+	s.tlsOn = true
+	s.resetTxn()
+	s.state = StateConnect
+	s.ehlo, s.pipelining = false, false
+	s.h.TLS(tc.ConnectionState())
+	return End{}, false
+}
+
+// count records a command's outcome for the end-of-session counters.
+func (s *Session) count(verb string, ok bool) {
+	for i := range s.counts {
+		if s.counts[i].Verb == verb {
+			s.counts[i].Total++
+			if ok {
+				s.counts[i].OK++
+			}
+			return
+		}
+	}
+	c := event.CommandCount{Verb: verb, Total: 1}
+	if ok {
+		c.OK = 1
+	}
+	s.counts = append(s.counts, c)
+}
+
+func (s *Session) reply(r Reply) {
+	start := len(s.out)
+	s.out = r.appendTo(s.out, s.ehlo)
+	if s.cfg.Transcript != nil {
+		for _, l := range bytes.SplitAfter(s.out[start:], []byte("\r\n")) {
+			if len(l) > 0 {
+				s.transcript(true, trimEOL(l))
+			}
+		}
+	}
+}
+
+func (s *Session) transcript(sent bool, line []byte) {
+	if s.cfg.Transcript != nil {
+		s.cfg.Transcript(sent, line)
+	}
+}
+
+func (s *Session) flush() error {
+	if len(s.out) == 0 {
+		return nil
+	}
+	d := s.cfg.WriteTimeout
+	if s.killed.Load() {
+		d = time.Second // a last 421 on the way out; do not wait for a stuck peer
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(d))
+	_, err := s.conn.Write(s.out)
+	s.out = s.out[:0]
+	return err
+}
+
+// closeWith sends a last reply and ends the session with cause.
+func (s *Session) closeWith(r Reply, cause, detail string) End {
+	s.reply(r)
+	err := s.flush()
+	return End{Cause: cause, Detail: detail, Err: err}
+}
+
+// ioEnd classifies the error that ended a read or write: the peer's FIN, its
+// reset, a timeout of ours, shutdown, or anything else.
+func (s *Session) ioEnd(err error) End {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		switch {
+		case s.killed.Load() || s.draining.Load():
+			s.conn.SetDeadline(time.Time{})
+			return s.closeWith(ShutdownReply(s.cfg.Hostname), event.CauseShutdown, "")
+		case s.injected == 0 && !s.unsucc.IsZero() && !time.Now().Before(s.unsucc):
+			s.conn.SetDeadline(time.Time{})
+			return s.closeWith(replyTimeoutUnsuccessful, event.CauseTimeoutUnsuccessful, "")
+		case !s.softTotal.IsZero() && !time.Now().Before(s.softTotal):
+			s.conn.SetDeadline(time.Time{})
+			return s.closeWith(replyTimeoutTotal, event.CauseTimeoutTotal, "")
+		}
+		return End{Cause: event.CauseIOError, Detail: "write timeout", Err: err}
+	}
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.EPIPE):
+		return End{Cause: event.CausePeerClosed, Err: err}
+	case errors.Is(err, syscall.ECONNRESET):
+		return End{Cause: event.CausePeerReset, Detail: "connection reset by peer", Err: err}
+	}
+	return End{Cause: event.CauseIOError, Detail: err.Error(), Err: err}
+}

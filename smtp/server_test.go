@@ -1,0 +1,709 @@
+package smtp
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/event"
+)
+
+// recorder is a Handler that accepts everything and remembers what it saw.
+type recorder struct {
+	mu       sync.Mutex
+	calls    []string
+	messages [][]byte
+	failed   []error
+	rcptFail map[string]Reply
+	mailFail Reply
+	dataResp Reply
+}
+
+func (r *recorder) log(f string, a ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, fmt.Sprintf(f, a...))
+}
+
+func (r *recorder) Hello(verb, domain string) Reply { r.log("%s %s", verb, domain); return Reply{} }
+func (r *recorder) Mail(from Path, p MailParams) Reply {
+	r.log("mail %s size=%d body=%s utf8=%v", from, p.Size, p.Body, p.SMTPUTF8)
+	return r.mailFail
+}
+func (r *recorder) Rcpt(to Path) Reply {
+	r.log("rcpt %s", to)
+	return r.rcptFail[to.String()]
+}
+func (r *recorder) Data(msg []byte) Reply {
+	r.mu.Lock()
+	r.messages = append(r.messages, append([]byte(nil), msg...))
+	r.mu.Unlock()
+	r.log("data %d", len(msg))
+	return r.dataResp
+}
+func (r *recorder) DataFailed(err error) {
+	r.mu.Lock()
+	r.failed = append(r.failed, err)
+	r.mu.Unlock()
+	r.log("datafailed %v", err)
+}
+func (r *recorder) Reset()                          { r.log("reset") }
+func (r *recorder) TLS(cs tls.ConnectionState)      { r.log("tls %s", tls.VersionName(cs.Version)) }
+func (r *recorder) BadCommand(line string, _ Reply) { r.log("bad %s", line) }
+
+func (r *recorder) saw(s string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.calls {
+		if c == s {
+			return true
+		}
+	}
+	return false
+}
+
+// serve starts one session on a loopback listener and returns the client's
+// connection and a channel with the session's end.
+func serve(t *testing.T, h Handler, cfg Config) (net.Conn, <-chan End) {
+	t.Helper()
+	return serveCtx(t, context.Background(), h, cfg, nil)
+}
+
+func serveCtx(t *testing.T, ctx context.Context, h Handler, cfg Config, sess chan<- *Session) (net.Conn, <-chan End) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	if cfg.Hostname == "" {
+		cfg.Hostname = "mx.test"
+	}
+	if cfg.BadCommandLimit == 0 {
+		cfg.BadCommandLimit = 4
+	}
+	ends := make(chan End, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s := NewSession(c, h, cfg)
+		if sess != nil {
+			sess <- s
+		}
+		ends <- s.Serve(ctx)
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, ends
+}
+
+// client is a minimal line-level peer: it writes raw bytes and reads replies.
+type client struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func newClient(t *testing.T, c net.Conn) *client {
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return &client{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+func (c *client) send(s string) {
+	c.t.Helper()
+	if _, err := c.c.Write([]byte(s)); err != nil {
+		c.t.Fatalf("write %q: %v", s, err)
+	}
+}
+
+// reply reads one (possibly multi-line) reply and returns it with lines
+// joined by "\n".
+func (c *client) reply() string {
+	c.t.Helper()
+	var lines []string
+	for {
+		l, err := c.r.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("reading reply after %q: %v", lines, err)
+		}
+		l = strings.TrimRight(l, "\r\n")
+		lines = append(lines, l)
+		if len(l) < 4 || l[3] != '-' {
+			return strings.Join(lines, "\n")
+		}
+	}
+}
+
+func (c *client) expect(prefix string) string {
+	c.t.Helper()
+	r := c.reply()
+	if !strings.HasPrefix(r, prefix) {
+		c.t.Fatalf("reply %q, want prefix %q", r, prefix)
+	}
+	return r
+}
+
+func (c *client) cmd(line, prefix string) string {
+	c.t.Helper()
+	c.send(line + "\r\n")
+	return c.expect(prefix)
+}
+
+func waitEnd(t *testing.T, ends <-chan End) End {
+	t.Helper()
+	select {
+	case e := <-ends:
+		return e
+	case <-time.After(10 * time.Second):
+		t.Fatal("session did not end")
+	}
+	return End{}
+}
+
+func counts(e End) string {
+	var b strings.Builder
+	for _, c := range e.Commands {
+		fmt.Fprintf(&b, "%s=%d/%d ", c.Verb, c.OK, c.Total)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func TestSessionSuccess(t *testing.T) {
+	h := &recorder{}
+	conn, ends := serve(t, h, Config{MaxMessageSize: 1000})
+	c := newClient(t, conn)
+	c.expect("220 mx.test ESMTP")
+	ehlo := c.cmd("EHLO client.test", "250-mx.test")
+	for _, ext := range []string{"PIPELINING", "SIZE 1000", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"} {
+		if !strings.Contains(ehlo, ext) {
+			t.Errorf("EHLO reply lacks %s:\n%s", ext, ehlo)
+		}
+	}
+	if strings.Contains(ehlo, "STARTTLS") {
+		t.Errorf("STARTTLS offered without a TLS config")
+	}
+	c.cmd("MAIL FROM:<a@example.org> SIZE=100 BODY=8BITMIME", "250 2.1.0")
+	c.cmd("RCPT TO:<b@example.com>", "250 2.1.5")
+	c.cmd("DATA", "354")
+	c.send("Subject: hi\r\n\r\n..dotted\r\nbody\r\n.\r\n")
+	c.expect("250 2.0.0")
+	c.cmd("QUIT", "221 2.0.0")
+	e := waitEnd(t, ends)
+	if e.Cause != event.CauseQuit || e.State != StateHelo || e.Injected != 1 {
+		t.Errorf("end %+v", e)
+	}
+	if got, want := counts(e), "ehlo=1/1 mail=1/1 rcpt=1/1 data=1/1 quit=1/1"; got != want {
+		t.Errorf("counts %q, want %q", got, want)
+	}
+	if got, want := string(h.messages[0]), "Subject: hi\r\n\r\n.dotted\r\nbody\r\n"; got != want {
+		t.Errorf("message %q, want %q", got, want)
+	}
+	if !h.saw("mail a@example.org size=100 body=8BITMIME utf8=false") {
+		t.Errorf("calls %q", h.calls)
+	}
+}
+
+func TestPipelinedTransaction(t *testing.T) {
+	h := &recorder{rcptFail: map[string]Reply{"no@example.com": {550, "5.1.1", "no such user"}}}
+	conn, ends := serve(t, h, Config{})
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("EHLO client.test", "250")
+	c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<no@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+	c.expect("250 2.1.0")
+	c.expect("550 5.1.1 no such user")
+	c.expect("250 2.1.5")
+	c.expect("354")
+	c.send("x\r\n.\r\nQUIT\r\n")
+	c.expect("250")
+	c.expect("221")
+	e := waitEnd(t, ends)
+	if got, want := counts(e), "ehlo=1/1 mail=1/1 rcpt=1/2 data=1/1 quit=1/1"; got != want {
+		t.Errorf("counts %q, want %q", got, want)
+	}
+}
+
+// An ESA-style HELO session writes enhanced codes with '#' on failures
+// and none on successes.
+func TestReplyFormsWithoutEHLO(t *testing.T) {
+	conn, ends := serve(t, &recorder{}, Config{})
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("HELO client.test", "250 mx.test")
+	c.cmd("XYZZY", "500 #5.5.1 command not recognized")
+	c.cmd("MAIL FROM:<a@example.org>", "250 sender <a@example.org> ok")
+	c.cmd("MAIL FROM:<a@example.org> SIZE=10", "503 #5.5.1")
+	c.cmd("QUIT", "221 ")
+	waitEnd(t, ends)
+}
+
+func TestBadCommandLimit(t *testing.T) {
+	h := &recorder{}
+	conn, ends := serve(t, h, Config{BadCommandLimit: 4})
+	c := newClient(t, conn)
+	c.expect("220")
+	for i := 0; i < 4; i++ {
+		c.cmd(fmt.Sprintf("GARBAGE %d", i), "500 #5.5.1 command not recognized")
+	}
+	c.cmd("GARBAGE 4", "421 Exceeded bad SMTP command limit, disconnecting.")
+	e := waitEnd(t, ends)
+	if e.Cause != event.CauseBadCommands || e.LastVerb != "GARBAGE" {
+		t.Errorf("end %+v", e)
+	}
+	if got, want := counts(e), "unknown=0/5"; got != want {
+		t.Errorf("counts %q, want %q", got, want)
+	}
+}
+
+func TestCommandLineTooLong(t *testing.T) {
+	conn, ends := serve(t, &recorder{}, Config{})
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("EHLO "+strings.Repeat("a", 600), "500 #5.5.2 Line too long")
+	c.cmd("NOOP "+strings.Repeat("b", 9000), "500 #5.5.2 Line too long")
+	c.cmd("EHLO c.test", "250")
+	c.cmd("NOOP "+strings.Repeat("b", 600), "500 5.5.2 Line too long")
+	c.cmd("EHLO client.test", "250") // still in step
+	c.cmd("QUIT", "221")
+	waitEnd(t, ends)
+}
+
+func TestSequenceErrors(t *testing.T) {
+	conn, ends := serve(t, &recorder{}, Config{BadCommandLimit: 20})
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("MAIL FROM:<a@example.org>", "503 #5.5.1 EHLO or HELO first")
+	c.cmd("EHLO", "501 #5.5.4")
+	c.cmd("EHLO c.test", "250")
+	c.cmd("RCPT TO:<b@example.com>", "503 5.5.1 MAIL first")
+	c.cmd("DATA", "503 5.5.1 MAIL first")
+	c.cmd("MAIL FROM:a@example.org", "501 5.5.4")
+	c.cmd("MAIL FROM:<a@@example.org>", "501 5.1.7")
+	c.cmd("MAIL FROM:<a@example.org> FOO=BAR", "555 5.5.4")
+	c.cmd("MAIL FROM:<jö@example.org>", "553 5.6.7")
+	c.cmd("MAIL FROM:<jö@exämple.org> SMTPUTF8", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "503 5.5.1 Nested MAIL")
+	c.cmd("DATA", "554 5.5.1 No valid recipients")
+	c.cmd("RCPT TO:<>", "501 5.1.3")
+	c.cmd("RCPT TO:<postmaster>", "250")
+	c.cmd("RSET", "250")
+	c.cmd("VRFY someone", "252")
+	c.cmd("EXPN list", "502")
+	c.cmd("HELP", "214-2.0.0")
+	c.cmd("NOOP", "250")
+	c.cmd("QUIT", "221")
+	e := waitEnd(t, ends)
+	if e.Cause != event.CauseQuit {
+		t.Errorf("end %+v", e)
+	}
+}
+
+func TestSizeLimit(t *testing.T) {
+	h := &recorder{}
+	conn, ends := serve(t, h, Config{MaxMessageSize: 100})
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("EHLO c.test", "250")
+	c.cmd("MAIL FROM:<a@example.org> SIZE=101", "552 5.3.4")
+	c.cmd("MAIL FROM:<a@example.org> SIZE=50", "250")
+	c.cmd("RCPT TO:<b@example.com>", "250")
+	c.cmd("DATA", "354")
+	c.send(strings.Repeat("0123456789\r\n", 20) + ".\r\n")
+	c.expect("552 5.3.4 Message size exceeds limit")
+	// The dialogue stays in step: a new transaction works.
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<b@example.com>", "250")
+	c.cmd("DATA", "354")
+	c.send("small\r\n.\r\n")
+	c.expect("250")
+	c.cmd("QUIT", "221")
+	waitEnd(t, ends)
+	if len(h.failed) != 1 || h.failed[0] != ErrMessageTooBig || len(h.messages) != 1 {
+		t.Errorf("failed %v messages %d", h.failed, len(h.messages))
+	}
+}
+
+// SMTP smuggling: every way of ending a message other than CRLF.CRLF must
+// leave the message open and be refused at the real end; nothing after the
+// fake end may run as a command.
+func TestDataSmuggling(t *testing.T) {
+	cases := []struct {
+		name, data string
+		want       error
+	}{
+		{"LF.LF", "a\r\n\n.\nMAIL FROM:<evil@x.org>\r\n", ErrBareLineEnding},
+		{"LF.CRLF", "a\n.\r\nMAIL FROM:<evil@x.org>\r\n", ErrBareLineEnding},
+		{"CRLF.LF", "a\r\n.\nMAIL FROM:<evil@x.org>\r\n", ErrBareLineEnding},
+		{"CR.CR", "a\r.\rMAIL FROM:<evil@x.org>\r\n", ErrBareLineEnding},
+		{"CR.CRLF", "a\r.\r\nMAIL FROM:<evil@x.org>\r\n", ErrBareLineEnding},
+		{"bare CR in line", "a\rb\r\n", ErrBareLineEnding},
+		{"long line", strings.Repeat("x", 1200) + "\r\n", ErrLineTooLong},
+		{"very long line", strings.Repeat("y", 10000) + "\r\n", ErrLineTooLong},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &recorder{}
+			conn, ends := serve(t, h, Config{})
+			c := newClient(t, conn)
+			c.expect("220")
+			c.cmd("EHLO c.test", "250")
+			c.cmd("MAIL FROM:<a@example.org>", "250")
+			c.cmd("RCPT TO:<b@example.com>", "250")
+			c.cmd("DATA", "354")
+			c.send(tc.data + "\r\n.\r\n")
+			c.expect("550 5.6.0")
+			c.cmd("QUIT", "221")
+			waitEnd(t, ends)
+			if h.saw("mail evil@x.org size=0 body= utf8=false") {
+				t.Error("smuggled MAIL FROM ran as a command")
+			}
+			if len(h.messages) != 0 || len(h.failed) != 1 || h.failed[0] != tc.want {
+				t.Errorf("messages %d failed %v, want %v", len(h.messages), h.failed, tc.want)
+			}
+		})
+	}
+}
+
+// A CRLF split by the read buffer must still count as CRLF, so that the
+// end-of-data line after a long line is found.
+func TestDataCRLFAcrossBuffer(t *testing.T) {
+	h := &recorder{}
+	conn, ends := serve(t, h, Config{})
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("EHLO c.test", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<b@example.com>", "250")
+	c.cmd("DATA", "354")
+	c.send(strings.Repeat("z", 4095) + "\r\n.\r\n") // 4095 + CR fills the 4096-byte buffer
+	c.expect("550 5.6.0 Message contains a line longer")
+	c.cmd("QUIT", "221")
+	waitEnd(t, ends)
+}
+
+func TestEarlyTalker(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	conn, _ := net.Dial("tcp", ln.Addr().String())
+	defer conn.Close()
+	conn.Write([]byte("EHLO eager.test\r\n"))
+	s, _ := ln.Accept()
+	time.Sleep(50 * time.Millisecond) // let the bytes arrive before the greeting
+	ends := make(chan End, 1)
+	go func() { ends <- NewSession(s, &recorder{}, Config{Hostname: "mx.test"}).Serve(context.Background()) }()
+	c := newClient(t, conn)
+	c.expect("554 #5.5.0 SMTP synchronization error")
+	if e := waitEnd(t, ends); e.Cause != event.CauseProtocol {
+		t.Errorf("end %+v", e)
+	}
+}
+
+func TestRejectedSession(t *testing.T) {
+	conn, ends := serve(t, &recorder{}, Config{Greeting: Reply{554, "", "mx.test Access denied"}})
+	c := newClient(t, conn)
+	c.expect("554 mx.test Access denied")
+	c.cmd("EHLO c.test", "503 #5.5.1")
+	c.cmd("MAIL FROM:<a@example.org>", "503")
+	c.cmd("QUIT", "221")
+	e := waitEnd(t, ends)
+	if e.Cause != event.CauseQuit {
+		t.Errorf("end %+v", e)
+	}
+}
+
+func TestGreeting421(t *testing.T) {
+	conn, ends := serve(t, &recorder{}, Config{Greeting: Reply{421, "4.4.5", "Too many connections from your host"}})
+	c := newClient(t, conn)
+	c.expect("421 #4.4.5 Too many connections from your host")
+	if e := waitEnd(t, ends); e.Cause != event.CausePolicy {
+		t.Errorf("end %+v", e)
+	}
+}
+
+func TestHandler421ClosesWithPolicy(t *testing.T) {
+	h := &recorder{mailFail: Reply{421, "4.3.2", "Too many messages for this session"}}
+	conn, ends := serve(t, h, Config{})
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("EHLO c.test", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "421 4.3.2 Too many messages")
+	e := waitEnd(t, ends)
+	if e.Cause != event.CausePolicy || e.Detail != "Too many messages for this session" {
+		t.Errorf("end %+v", e)
+	}
+}
+
+// The ways a peer leaves: each must give its own cause and the state.
+func TestPeerEnds(t *testing.T) {
+	cases := []struct {
+		name      string
+		script    string // sent after EHLO
+		rst       bool
+		wantCause string
+		wantState State
+		wantBytes int64
+	}{
+		{"FIN after RCPT", "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n", false, event.CausePeerClosed, StateRcpt, 0},
+		{"RST after RCPT", "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n", true, event.CausePeerReset, StateRcpt, 0},
+		{"RST in DATA", "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n", true, event.CausePeerReset, StateData, 12},
+		{"FIN in DATA", "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n", false, event.CausePeerClosed, StateData, 12},
+		{"FIN idle", "", false, event.CausePeerClosed, StateHelo, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, ends := serve(t, &recorder{}, Config{})
+			c := newClient(t, conn)
+			c.expect("220")
+			c.cmd("EHLO c.test", "250")
+			c.send(tc.script)
+			for range strings.Count(tc.script, "\r\n") {
+				c.reply()
+			}
+			if tc.wantState == StateData {
+				c.send("Subject: x\r\n") // 12 bytes of DATA, then gone
+				time.Sleep(50 * time.Millisecond)
+			}
+			if tc.rst {
+				conn.(*net.TCPConn).SetLinger(0)
+			}
+			conn.Close()
+			e := waitEnd(t, ends)
+			if e.Cause != tc.wantCause || e.State != tc.wantState || e.DataBytes != tc.wantBytes {
+				t.Errorf("end cause %s state %s bytes %d, want %s %s %d", e.Cause, e.State, e.DataBytes, tc.wantCause, tc.wantState, tc.wantBytes)
+			}
+		})
+	}
+}
+
+func TestQuitMidTransaction(t *testing.T) {
+	conn, ends := serve(t, &recorder{}, Config{})
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("EHLO c.test", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<b@example.com>", "250")
+	c.cmd("QUIT", "221")
+	e := waitEnd(t, ends)
+	if e.Cause != event.CauseQuit || e.State != StateRcpt {
+		t.Errorf("end %+v", e)
+	}
+}
+
+func TestUnsuccessfulTimeout(t *testing.T) {
+	conn, ends := serve(t, &recorder{}, Config{UnsuccessfulTimeout: 300 * time.Millisecond, TotalTimeout: time.Hour})
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("EHLO c.test", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<b@example.com>", "250")
+	c.expect("421 Timed out waiting for successful message injection, disconnecting.")
+	e := waitEnd(t, ends)
+	if e.Cause != event.CauseTimeoutUnsuccessful || e.State != StateRcpt {
+		t.Errorf("end %+v", e)
+	}
+}
+
+// After a message is injected the unsuccessful timeout no longer applies;
+// the total limit does, at 80% between commands.
+func TestTotalTimeout(t *testing.T) {
+	conn, ends := serve(t, &recorder{}, Config{UnsuccessfulTimeout: 200 * time.Millisecond, TotalTimeout: 800 * time.Millisecond})
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("EHLO c.test", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<b@example.com>", "250")
+	c.cmd("DATA", "354")
+	c.send("x\r\n.\r\n")
+	c.expect("250")
+	start := time.Now()
+	c.expect("421 Exceeded allowable connection time, disconnecting.")
+	if time.Since(start) < 200*time.Millisecond {
+		t.Errorf("total limit fired after %v, before the unsuccessful timeout would have", time.Since(start))
+	}
+	e := waitEnd(t, ends)
+	if e.Cause != event.CauseTimeoutTotal || e.Injected != 1 {
+		t.Errorf("end %+v", e)
+	}
+}
+
+func TestTimeoutInData(t *testing.T) {
+	conn, ends := serve(t, &recorder{}, Config{UnsuccessfulTimeout: 300 * time.Millisecond})
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("EHLO c.test", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<b@example.com>", "250")
+	c.cmd("DATA", "354")
+	c.send("partial line")
+	c.expect("421 Timed out waiting")
+	e := waitEnd(t, ends)
+	if e.Cause != event.CauseTimeoutUnsuccessful || e.State != StateData || e.DataBytes != 12 {
+		t.Errorf("end %+v", e)
+	}
+}
+
+func TestDrainAndKill(t *testing.T) {
+	// Idle session: closed at once on drain.
+	ctx, cancel := context.WithCancel(context.Background())
+	conn, ends := serveCtx(t, ctx, &recorder{}, Config{}, nil)
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("EHLO c.test", "250")
+	cancel()
+	c.expect("421 4.3.2 mx.test Service not available")
+	if e := waitEnd(t, ends); e.Cause != event.CauseShutdown {
+		t.Errorf("end %+v", e)
+	}
+
+	// In a transaction: the message may finish, then 421.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	h := &recorder{}
+	conn, ends = serveCtx(t, ctx, h, Config{}, nil)
+	c = newClient(t, conn)
+	c.expect("220")
+	c.cmd("EHLO c.test", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	cancel()
+	time.Sleep(50 * time.Millisecond)
+	c.cmd("RCPT TO:<b@example.com>", "250")
+	c.cmd("DATA", "354")
+	c.send("x\r\n.\r\n")
+	c.expect("250")
+	c.expect("421 4.3.2")
+	if e := waitEnd(t, ends); e.Cause != event.CauseShutdown || len(h.messages) != 1 {
+		t.Errorf("end %+v messages %d", e, len(h.messages))
+	}
+
+	// Kill stops even a transaction.
+	sessions := make(chan *Session, 1)
+	conn, ends = serveCtx(t, context.Background(), &recorder{}, Config{}, sessions)
+	c = newClient(t, conn)
+	c.expect("220")
+	c.cmd("EHLO c.test", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	(<-sessions).Kill()
+	c.expect("421 4.3.2")
+	if e := waitEnd(t, ends); e.Cause != event.CauseShutdown || e.State != StateMail {
+		t.Errorf("end %+v", e)
+	}
+}
+
+func selfSigned(t testing.TB) *tls.Config {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mx.test"},
+		DNSNames: []string{"mx.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+// Commands pipelined after STARTTLS were sent in clear text: they must be
+// discarded, not run inside the TLS session (CVE-2011-0411).
+func TestStartTLSDiscardsPipelinedPlaintext(t *testing.T) {
+	h := &recorder{}
+	conn, ends := serve(t, h, Config{TLS: selfSigned(t)})
+	c := newClient(t, conn)
+	c.expect("220")
+	if !strings.Contains(c.cmd("EHLO c.test", "250"), "STARTTLS") {
+		t.Fatal("STARTTLS not offered")
+	}
+	c.send("STARTTLS\r\nMAIL FROM:<injected@evil.org>\r\n")
+	c.expect("220 2.0.0")
+	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	c = &client{t: t, c: tc, r: bufio.NewReader(tc)}
+	ehlo := c.cmd("EHLO c.test", "250")
+	if strings.Contains(ehlo, "STARTTLS") {
+		t.Error("STARTTLS offered again inside TLS")
+	}
+	c.cmd("MAIL FROM:<a@example.org>", "250") // not "nested MAIL": the injected one was dropped
+	c.cmd("QUIT", "221")
+	waitEnd(t, ends)
+	if h.saw("mail injected@evil.org size=0 body= utf8=false") {
+		t.Error("plaintext command pipelined after STARTTLS was executed")
+	}
+	if !h.saw("tls TLS 1.3") {
+		t.Errorf("calls %q", h.calls)
+	}
+}
+
+func TestRequireTLS(t *testing.T) {
+	conn, ends := serve(t, &recorder{}, Config{TLS: selfSigned(t), RequireTLS: true})
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("EHLO c.test", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "530 5.7.0")
+	c.cmd("QUIT", "221")
+	waitEnd(t, ends)
+}
+
+func TestTLSHandshakeFailure(t *testing.T) {
+	conn, ends := serve(t, &recorder{}, Config{TLS: selfSigned(t)})
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("EHLO c.test", "250")
+	c.cmd("STARTTLS", "220")
+	c.send("this is not a TLS client hello\r\n")
+	e := waitEnd(t, ends)
+	if e.Cause != event.CauseTLSFailed {
+		t.Errorf("end %+v", e)
+	}
+}
+
+func TestTranscript(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	cfg := Config{Transcript: func(sent bool, l []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		dir := "Rcvd"
+		if sent {
+			dir = "Sent"
+		}
+		lines = append(lines, dir+": "+string(l))
+	}}
+	conn, ends := serve(t, &recorder{}, cfg)
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("HELO c.test", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<b@example.com>", "250")
+	c.cmd("DATA", "354")
+	c.send("line\r\n.\r\n")
+	c.expect("250")
+	c.cmd("QUIT", "221")
+	waitEnd(t, ends)
+	want := []string{"Sent: 220 mx.test ESMTP", "Rcvd: HELO c.test", "Sent: 250 mx.test",
+		"Rcvd: MAIL FROM:<a@example.org>", "Sent: 250 sender <a@example.org> ok",
+		"Rcvd: RCPT TO:<b@example.com>", "Sent: 250 recipient <b@example.com> ok",
+		"Rcvd: DATA", "Sent: 354 go ahead", "Rcvd: line", "Rcvd: .", "Sent: 250 Ok: message accepted",
+		"Rcvd: QUIT", "Sent: 221 mx.test closing connection"}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("transcript:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
