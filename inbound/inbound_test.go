@@ -1,0 +1,465 @@
+package inbound_test
+
+import (
+	"bytes"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func eq(t *testing.T, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("lines:\n%s\n\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// The first example of TechNote 118295: the client opens a transaction and
+// the connection is cut below SMTP (here a reset, as a firewall does).
+func TestSeedLostConnection(t *testing.T) {
+	h := start(t, opts{})
+	c := h.dial("")
+	c.expect("220 mx.test ESMTP")
+	c.cmd("HELO client.example.com", "250")
+	c.cmd("MAIL FROM:<user@domain.com>", "250")
+	c.cmd("RCPT TO:<end_user@example.com>", "250")
+	c.rst()
+	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	eq(t, esaLines(all), readSeed(t, "seed-lost.log"))
+	if own := ownLine(t, all); !regexp.MustCompile(`^mailgate: ICID \d+ ended cause=peer-reset state=rcpt last=RCPT data_bytes=0 duration=\S+ helo=1 mail=1 rcpt=1 commands=3`).MatchString(own) {
+		t.Errorf("own line %q", own)
+	}
+}
+
+// The second example: the client goes silent after RCPT and the listener's
+// Timeout for Unsuccessful Inbound Connections ends it (shortened here).
+func TestSeedUnsuccessfulTimeout(t *testing.T) {
+	h := start(t, opts{unsuccessful: "1s"})
+	c := h.dial("")
+	c.expect("220")
+	c.cmd("HELO client.example.com", "250")
+	c.cmd("MAIL FROM:<sndr@xyz.com>", "250")
+	c.cmd("RCPT TO:<rcpt@example.com>", "250")
+	c.expect("421 Timed out waiting for successful message injection, disconnecting.")
+	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	got := esaLines(all)
+	// The TechNote shows only the MID lines (and its To: line lost its
+	// address on the page); they must appear in this order, with the ICID
+	// lines around them.
+	seed := readSeed(t, "seed-timeout.log")
+	want := []string{
+		"New SMTP ICID N interface Management (IP) address IP reverse dns host ns.example.com verified no",
+		"ICID N RELAY SG RELAY_SG match IP SBRS not enabled",
+		seed[0], seed[1], seed[2] + " <rcpt@example.com>", seed[3], seed[4],
+		"ICID N disconnected address IP, no messages injected within timeout period",
+		"ICID N close",
+	}
+	eq(t, got, want)
+	if own := ownLine(t, all); !strings.Contains(own, "cause=timeout-unsuccessful state=rcpt last=RCPT") {
+		t.Errorf("own line %q", own)
+	}
+}
+
+// The third example: the client sends QUIT in the middle of the transaction.
+func TestSeedQuitBeforeData(t *testing.T) {
+	h := start(t, opts{})
+	c := h.dial("")
+	c.expect("220")
+	c.cmd("HELO client.example.com", "250")
+	c.cmd("MAIL FROM:<user@domain.com>", "250")
+	c.cmd("RCPT TO:<end_user@example.com>", "250")
+	c.cmd("QUIT", "221")
+	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	eq(t, esaLines(all), readSeed(t, "seed-quit.log"))
+	if own := ownLine(t, all); !strings.Contains(own, "cause=quit state=rcpt last=QUIT") || !strings.Contains(own, "quit=1") {
+		t.Errorf("own line %q", own)
+	}
+}
+
+// The other ways a connection ends, each with its lines in the ESA's order.
+func TestConnectionEnds(t *testing.T) {
+	open := []string{
+		"New SMTP ICID N interface Management (IP) address IP reverse dns host ns.example.com verified no",
+		"ICID N RELAY SG RELAY_SG match IP SBRS not enabled",
+		"Start MID N ICID N",
+		"MID N ICID N From: <a@example.org>",
+		"MID N ICID N RID 0 To: <b@example.com>",
+	}
+	aborted := []string{"Message aborted MID N Receiving aborted", "Message finished MID N aborted", "ICID N close"}
+	cases := []struct {
+		name  string
+		run   func(c *client)
+		want  []string
+		cause string
+	}{
+		{"FIN after RCPT", func(c *client) { c.c.Close() },
+			append(append(append([]string{}, open...), "ICID N lost"), aborted...),
+			"cause=peer-closed state=rcpt last=RCPT data_bytes=0"},
+		{"RST in DATA", func(c *client) {
+			c.cmd("DATA", "354")
+			c.send("Subject: half a message\r\n\r\nand then")
+			time.Sleep(100 * time.Millisecond)
+			c.rst()
+		}, append(append(append([]string{}, open...), "ICID N lost"), aborted...),
+			"cause=peer-reset state=data last=DATA data_bytes=35"},
+		{"QUIT in DATA is message text", func(c *client) {
+			c.cmd("DATA", "354")
+			c.send("QUIT\r\n")
+			time.Sleep(100 * time.Millisecond)
+			c.c.Close()
+		}, append(append(append([]string{}, open...), "ICID N lost"), aborted...),
+			"cause=peer-closed state=data last=DATA data_bytes=6"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, opts{})
+			c := h.dial("")
+			c.expect("220")
+			c.cmd("EHLO client.example.com", "250")
+			c.cmd("MAIL FROM:<a@example.org>", "250")
+			c.cmd("RCPT TO:<b@example.com>", "250")
+			tc.run(c)
+			all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+			eq(t, esaLines(all), tc.want)
+			if own := ownLine(t, all); !strings.Contains(own, tc.cause) {
+				t.Errorf("own line %q, want %q", own, tc.cause)
+			}
+		})
+	}
+}
+
+// A message accepted: in the spool, whole, with a Received header, and the
+// lines from Start MID to "queued for delivery".
+func TestSuccessAndSecondTransactionQuit(t *testing.T) {
+	h := start(t, opts{})
+	c := h.dial("")
+	c.expect("220")
+	c.cmd("EHLO client.example.com", "250")
+	c.cmd("MAIL FROM:<a@example.org> SIZE=100", "250 2.1.0")
+	c.cmd("RCPT TO:<b@example.com>", "250 2.1.5")
+	c.cmd("RCPT TO:<c@example.net>", "250 2.1.5") // relaying: no RAT
+	c.cmd("DATA", "354")
+	body := "Message-ID: <1@example.org>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n\r\n..leading dot\r\nbody\r\n"
+	c.send(strings.ReplaceAll(body, "\r\n..", "\r\n...") + ".\r\n")
+	ok := c.expect("250 2.0.0 ok:  Message ")
+	// Second transaction on the same connection, abandoned with QUIT: judged
+	// on its own.
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<b@example.com>", "250")
+	c.cmd("QUIT", "221")
+	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	eq(t, esaLines(all), []string{
+		"New SMTP ICID N interface Management (IP) address IP reverse dns host ns.example.com verified no",
+		"ICID N RELAY SG RELAY_SG match IP SBRS not enabled",
+		"Start MID N ICID N",
+		"MID N ICID N From: <a@example.org>",
+		"MID N ICID N RID 0 To: <b@example.com>",
+		"MID N ICID N RID 1 To: <c@example.net>",
+		"MID N Message-ID '<1@example.org>'",
+		"MID N Subject 'café'",
+		"MID N ready " + strconv.Itoa(len(body)) + " bytes from <a@example.org>",
+		"MID N matched all recipients for per-recipient policy DEFAULT in the outbound table",
+		"MID N queued for delivery",
+		"Start MID N ICID N",
+		"MID N ICID N From: <a@example.org>",
+		"MID N ICID N RID 0 To: <b@example.com>",
+		"Message aborted MID N Receiving aborted by sender",
+		"Message finished MID N aborted",
+		"ICID N close",
+	})
+	if own := ownLine(t, all); !strings.Contains(own, "cause=quit state=rcpt last=QUIT data_bytes=0") || !strings.Contains(own, "mail=2 rcpt=3 data=1 quit=1 commands=8") {
+		t.Errorf("own line %q", own)
+	}
+	mids := h.spool.Messages()
+	if len(mids) != 1 || !strings.Contains(ok, " "+strconv.FormatUint(mids[0], 10)+" accepted") {
+		t.Fatalf("spool holds %v; reply %q", mids, ok)
+	}
+	env, msg, err := h.spool.Read(mids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.From != "a@example.org" || len(env.Rcpts) != 2 || env.Rcpts[1].Addr != "c@example.net" || env.Helo != "client.example.com" || env.ClientIP != "127.0.0.1" {
+		t.Errorf("envelope %+v", env)
+	}
+	if !bytes.HasSuffix(msg, []byte(body)) {
+		t.Errorf("spooled message does not end with the body:\n%s", msg)
+	}
+	if !regexp.MustCompile(`^Received: from client\.example\.com \(unknown \[127\.0\.0\.1\]\)\r\n\tby mx\.test \(mailgate\) with ESMTP id \d+; `).Match(msg) {
+		t.Errorf("Received header:\n%s", msg)
+	}
+}
+
+func TestQuitWithoutMail(t *testing.T) {
+	h := start(t, opts{})
+	c := h.dial("")
+	c.expect("220")
+	c.cmd("EHLO client.example.com", "250")
+	c.cmd("QUIT", "221")
+	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	eq(t, esaLines(all), []string{
+		"New SMTP ICID N interface Management (IP) address IP reverse dns host ns.example.com verified no",
+		"ICID N RELAY SG RELAY_SG match IP SBRS not enabled",
+		"ICID N close",
+	})
+	if own := ownLine(t, all); !strings.Contains(own, "cause=quit state=helo last=QUIT") {
+		t.Errorf("own line %q", own)
+	}
+}
+
+func TestHATRejectAndTCPRefuse(t *testing.T) {
+	h := start(t, opts{})
+	c := h.dial("127.0.0.66")
+	c.expect("554 mx.test Access denied")
+	c.cmd("EHLO x", "503")
+	c.cmd("QUIT", "221")
+	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	eq(t, esaLines(all), []string{
+		"New SMTP ICID N interface Management (IP) address IP reverse dns host unknown verified no",
+		"ICID N REJECT SG BLOCKLIST match IP SBRS not enabled",
+		"ICID N close",
+	})
+	if own := ownLine(t, all); !strings.Contains(own, "cause=policy") || !strings.Contains(own, "detail='HAT REJECT SG BLOCKLIST match 127.0.0.66'") {
+		t.Errorf("own line %q", own)
+	}
+
+	h2 := start(t, opts{})
+	c = h2.dial("127.0.0.67")
+	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.r.ReadByte(); err == nil {
+		t.Errorf("TCPREFUSE sent a byte %q", n)
+	}
+	all = h2.lines.waitFor(t, `TCPREFUSE`)
+	eq(t, esaLines(all), []string{"ICID N TCPREFUSE SG REFUSED match IP SBRS not enabled"})
+	if !strings.HasPrefix(all[0], "ICID 0 ") {
+		t.Errorf("TCPREFUSE line %q: want ICID 0", all[0])
+	}
+}
+
+// A verified host name from DNS lets the partial host-name rule match; the
+// partner's policy applies its RAT and its size limit.
+func TestPartnerRATAndSize(t *testing.T) {
+	h := start(t, opts{})
+	c := h.dial("127.0.0.2")
+	c.expect("220")
+	ehlo := c.cmd("EHLO mx1.partner.test", "250")
+	if !strings.Contains(ehlo, "SIZE 2048") {
+		t.Errorf("EHLO does not advertise the policy's size:\n%s", ehlo)
+	}
+	c.cmd("MAIL FROM:<a@partner.test>", "250")
+	c.cmd("RCPT TO:<someone@elsewhere.org>", "550 5.1.0 Address rejected.")
+	c.cmd("RCPT TO:<b@example.com>", "250")
+	c.cmd("DATA", "354")
+	c.send(strings.Repeat("0123456789012345678901234567890123456789\r\n", 60) + ".\r\n")
+	c.expect("552 5.3.4 Message size exceeds limit")
+	c.cmd("QUIT", "221")
+	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	eq(t, esaLines(all), []string{
+		"New SMTP ICID N interface Management (IP) address IP reverse dns host mx1.partner.test verified yes",
+		"ICID N ACCEPT SG PARTNERS match .partner.test SBRS not enabled",
+		"Start MID N ICID N",
+		"MID N ICID N From: <a@partner.test>",
+		"MID N ICID N To: <someone@elsewhere.org> Rejected by RAT",
+		"MID N ICID N RID 0 To: <b@example.com>",
+		"ICID N Receiving Failed: Message size exceeds limit",
+		"Message finished MID N aborted",
+		"ICID N close",
+	})
+	if n := len(h.spool.Messages()); n != 0 {
+		t.Errorf("spool holds %d messages", n)
+	}
+}
+
+func TestOverlongLinesAndSmuggling(t *testing.T) {
+	h := start(t, opts{})
+	c := h.dial("")
+	c.expect("220")
+	c.cmd("EHLO "+strings.Repeat("x", 600), "500 #5.5.2 Line too long")
+	c.cmd("EHLO client.example.com", "250")
+	for _, data := range []string{
+		"a\r\n\n.\nMAIL FROM:<smuggled@evil.example>\r\n",
+		"a\r\n\r.\rMAIL FROM:<smuggled@evil.example>\r\n",
+		"a\r\n.\nMAIL FROM:<smuggled@evil.example>\r\n",
+	} {
+		c.cmd("MAIL FROM:<a@example.org>", "250")
+		c.cmd("RCPT TO:<b@example.com>", "250")
+		c.cmd("DATA", "354")
+		c.send(data + "\r\n.\r\n")
+		c.expect("550 5.6.0 Message contains bare CR or LF")
+	}
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<b@example.com>", "250")
+	c.cmd("DATA", "354")
+	c.send(strings.Repeat("y", 1001) + "\r\n.\r\n")
+	c.expect("550 5.6.0 Message contains a line longer than 1000 octets")
+	c.cmd("QUIT", "221")
+	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	text := strings.Join(all, "\n")
+	if strings.Contains(text, "smuggled") {
+		t.Errorf("a smuggled command reached the log:\n%s", text)
+	}
+	if n := strings.Count(text, "Receiving Failed: Bare CR or LF in message"); n != 3 {
+		t.Errorf("%d bare line ending failures logged:\n%s", n, text)
+	}
+	if !strings.Contains(text, "Receiving Failed: Message line too long") {
+		t.Errorf("long line not logged:\n%s", text)
+	}
+	if n := len(h.spool.Messages()); n != 0 {
+		t.Errorf("spool holds %d messages", n)
+	}
+}
+
+func TestBadCommandLimit(t *testing.T) {
+	h := start(t, opts{})
+	c := h.dial("")
+	c.expect("220")
+	for i := 0; i < 4; i++ {
+		c.cmd("FOO", "500 #5.5.1 command not recognized")
+	}
+	c.cmd("FOO", "421 Exceeded bad SMTP command limit, disconnecting.")
+	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	if n := strings.Count(strings.Join(all, "\n"), "Unknown command: FOO"); n != 4 {
+		t.Errorf("%d Unknown command lines:\n%s", n, strings.Join(all, "\n"))
+	}
+	if own := ownLine(t, all); !strings.Contains(own, "cause=bad-commands state=connect last=FOO") || !strings.Contains(own, "unknown=0/5") {
+		t.Errorf("own line %q", own)
+	}
+}
+
+func TestTotalTimeLimit(t *testing.T) {
+	h := start(t, opts{unsuccessful: "5m", total: "1s"})
+	c := h.dial("")
+	c.expect("220")
+	c.cmd("EHLO client.example.com", "250")
+	c.expect("421 Exceeded allowable connection time, disconnecting.")
+	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	got := esaLines(all)
+	want := []string{"ICID N disconnected address IP, exceeded allowable connection time", "ICID N close"}
+	eq(t, got[len(got)-2:], want)
+}
+
+// STARTTLS: the plaintext pipelined after it is thrown away, the session
+// goes on in TLS, the TLS line is logged and the Received header says so.
+func TestStartTLSPipelinedPlaintext(t *testing.T) {
+	h := start(t, opts{})
+	c := h.dial("")
+	c.expect("220")
+	if !strings.Contains(c.cmd("EHLO client.example.com", "250"), "STARTTLS") {
+		t.Fatal("STARTTLS not offered")
+	}
+	c.send("STARTTLS\r\nMAIL FROM:<injected@evil.example>\r\nRCPT TO:<b@example.com>\r\n")
+	c.expect("220 2.0.0")
+	c.tlsUpgrade()
+	c.cmd("EHLO client.example.com", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<b@example.com>", "250")
+	c.cmd("DATA", "354")
+	c.send("Subject: secret\r\n\r\nx\r\n.\r\n")
+	c.expect("250")
+	c.cmd("QUIT", "221")
+	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	text := strings.Join(all, "\n")
+	if strings.Contains(text, "injected@evil.example") {
+		t.Errorf("pipelined plaintext was executed:\n%s", text)
+	}
+	if !regexp.MustCompile(`ICID \d+ TLS success protocol TLSv1.3 cipher TLS_\w+`).MatchString(text) {
+		t.Errorf("no TLS line:\n%s", text)
+	}
+	if own := ownLine(t, all); !strings.Contains(own, "pipelined after STARTTLS discarded") {
+		t.Errorf("own line %q does not tell of the discarded bytes", own)
+	}
+	_, msg, err := h.spool.Read(h.spool.Messages()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`\(using TLSv1\.3 with cipher TLS_\w+\)\r\n\tby mx\.test \(mailgate\) with ESMTPS`).Match(msg) {
+		t.Errorf("Received header:\n%s", msg)
+	}
+}
+
+// Per-IP concurrency, messages per connection and recipients per message
+// come from the mail flow policy.
+func TestPolicyLimits(t *testing.T) {
+	h := start(t, opts{})
+	c1 := h.dial("127.0.0.68")
+	c1.expect("220")
+	c2 := h.dial("127.0.0.68")
+	c2.expect("421 #4.4.5 Too many connections from your host")
+	c1.cmd("EHLO client.example.com", "250")
+	c1.cmd("MAIL FROM:<a@example.org>", "250")
+	c1.cmd("RCPT TO:<r1@example.com>", "250")
+	c1.cmd("RCPT TO:<r2@example.com>", "250")
+	c1.cmd("RCPT TO:<r3@example.com>", "452 4.5.3 Too many recipients")
+	c1.cmd("DATA", "354")
+	c1.send("x\r\n.\r\n")
+	c1.expect("250")
+	c1.cmd("MAIL FROM:<a@example.org>", "421 4.7.0 Too many messages for this session")
+	all := h.lines.waitFor(t, `ended cause=policy state=helo`)
+	text := strings.Join(all, "\n")
+	for _, want := range []string{"Receiving Failed: Connection limit exceeded", "To: <r3@example.com> Rejected by Injection Control",
+		"detail='Too many connections from your host'", "detail='Too many messages for this session'"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no %q in:\n%s", want, text)
+		}
+	}
+}
+
+// The injection debug log records the whole conversation of a chosen host,
+// for the configured number of sessions.
+func TestInjectionDebugLog(t *testing.T) {
+	h := start(t, opts{})
+	for i := 0; i < 2; i++ {
+		c := h.dial("127.0.0.2")
+		c.expect("220")
+		c.cmd("EHLO mx1.partner.test", "250")
+		c.cmd("MAIL FROM:<a@partner.test>", "250")
+		c.cmd("RCPT TO:<b@example.com>", "250")
+		c.cmd("DATA", "354")
+		c.send("Subject: hello\r\n\r\nline with \x1b escape\r\n.\r\n")
+		c.expect("250")
+		c.cmd("QUIT", "221")
+		h.lines.waitFor(t, `ended cause=quit`)
+	}
+	if err := h.debug.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(h.cfg.Logs.InjectionDebug[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, " Sent: ") || strings.Contains(l, " Rcvd: ") {
+			l = regexp.MustCompile(`Info: \d+ `).ReplaceAllString(l, "Info: N ")
+			got = append(got, normalize(regexp.MustCompile(`Message \d+ accepted`).ReplaceAllString(l, "Message N accepted")))
+		}
+	}
+	want := []string{
+		"N Sent: '220 mx.test ESMTP'",
+		"N Rcvd: 'EHLO mx1.partner.test'",
+		"N Sent: '250-mx.test'",
+		"N Sent: '250-PIPELINING'",
+		"N Sent: '250-SIZE 2048'",
+		"N Sent: '250-8BITMIME'",
+		"N Sent: '250-ENHANCEDSTATUSCODES'",
+		"N Sent: '250-SMTPUTF8'",
+		"N Sent: '250 STARTTLS'",
+		"N Rcvd: 'MAIL FROM:<a@partner.test>'",
+		"N Sent: '250 2.1.0 sender <a@partner.test> ok'",
+		"N Rcvd: 'RCPT TO:<b@example.com>'",
+		"N Sent: '250 2.1.5 recipient <b@example.com> ok'",
+		"N Rcvd: 'DATA'",
+		"N Sent: '354 go ahead'",
+		"N Rcvd: 'Subject: hello'",
+		"N Rcvd: ''",
+		`N Rcvd: 'line with \x1b escape'`,
+		"N Rcvd: '.'",
+		"N Sent: '250 2.0.0 ok:  Message N accepted'",
+		"N Rcvd: 'QUIT'",
+		"N Sent: '221 2.0.0 mx.test closing connection'",
+	}
+	// sessions: 1 — the second connection is not recorded.
+	eq(t, got, want)
+}

@@ -1,0 +1,217 @@
+// Package inbound runs mailgate's listeners: the accept loop, the ICID,
+// reverse DNS, the Host Access Table and the Recipient Access Table, the
+// limits of mail flow policies, and the injection debug logs. It drives one
+// SMTP session (package smtp) per connection, emits the ESA events of
+// everything that happens, and commits each accepted message to the spool
+// before the client hears "250".
+package inbound
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/policy"
+	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/smtp"
+)
+
+// Server holds what all listeners of a gateway share.
+type Server struct {
+	Hostname string
+	Spool    *queue.Spool
+	IDs      *queue.Counters
+	Events   event.Sink
+	DNS      *Resolver
+	Debug    []*DebugLog // injection debug subscriptions
+	Logger   *slog.Logger
+
+	// Queued, if set, is told of each message committed to the spool, so
+	// that delivery can start without scanning.
+	Queued func(env *queue.Envelope)
+}
+
+// Listener is one configured listener.
+type Listener struct {
+	srv *Server
+	cfg config.Listener
+	ln  net.Listener
+	tls *tls.Config // for STARTTLS
+
+	limit policy.Limiter
+	drain context.Context // cancelled when the listener shuts down
+	stop  context.CancelFunc
+
+	mu   sync.Mutex
+	live map[*smtp.Session]struct{}
+	wg   sync.WaitGroup
+}
+
+// Listen loads the listener's TLS key pair (generating a self-signed one on
+// first start when none is configured) and opens its socket. Serve accepts
+// on it.
+func (s *Server) Listen(cfg config.Listener) (*Listener, error) {
+	tc, err := LoadTLS(cfg.TLS, s.Hostname)
+	if err != nil {
+		return nil, fmt.Errorf("inbound: listener %s: %w", cfg.Name, err)
+	}
+	ln, err := net.Listen("tcp", cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("inbound: listener %s: %w", cfg.Name, err)
+	}
+	drain, stop := context.WithCancel(context.Background())
+	return &Listener{srv: s, cfg: cfg, ln: ln, tls: tc, drain: drain, stop: stop, live: map[*smtp.Session]struct{}{}}, nil
+}
+
+// Addr is the address the listener accepts on.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Serve accepts connections until Shutdown; each gets its own goroutine.
+func (l *Listener) Serve() error {
+	var backoff time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if l.drain.Err() != nil {
+				return nil
+			}
+			// Out of file descriptors and the like: wait and try again
+			// rather than spin or give up, as net/http does.
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				l.srv.Logger.Warn("inbound: accept", "listener", l.cfg.Name, "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("inbound: listener %s: accept: %w", l.cfg.Name, err)
+		}
+		backoff = 0
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.handle(c, time.Now())
+		}()
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// Shutdown stops accepting, lets the sessions finish what they are doing
+// (idle ones get 421 at once), and kills those still running when ctx ends.
+// It returns when every session has ended.
+func (l *Listener) Shutdown(ctx context.Context) error {
+	l.stop()
+	err := l.ln.Close()
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return err
+	case <-ctx.Done():
+	}
+	l.mu.Lock()
+	for s := range l.live {
+		s.Kill()
+	}
+	l.mu.Unlock()
+	<-done
+	return err
+}
+
+func (l *Listener) emit(ev event.Event) {
+	l.srv.Events.Emit(event.Entry{Time: time.Now(), Level: event.Info, Event: ev})
+}
+
+// handle runs one connection from accept to close.
+func (l *Listener) handle(c net.Conn, accepted time.Time) {
+	remote := addrPort(c.RemoteAddr())
+	local := addrPort(c.LocalAddr())
+	ip := remote.Addr().Unmap()
+
+	host, verified := l.srv.DNS.Lookup(l.drain, ip)
+	client := policy.Client{IP: ip, Host: host, Verified: verified}
+	d := l.cfg.HAT.Decide(client)
+	hat := event.HATMatch{Action: d.ESAAction(), Group: d.Group, Rule: d.Rule, SBRS: event.SBRSNotEnabled}
+	if d.Policy.Action == policy.TCPRefuse {
+		// Refused before an ICID exists, as on the ESA ("ICID 0 TCPREFUSE").
+		l.emit(hat)
+		c.Close()
+		return
+	}
+
+	icid, err := l.srv.IDs.Next(queue.ICID)
+	if err != nil {
+		// Without a durable ICID nothing could be logged truthfully.
+		l.srv.Logger.Error("inbound: no ICID", "listener", l.cfg.Name, "client", ip, "err", err)
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write([]byte("421 4.3.0 " + l.srv.Hostname + " Service not available, closing transmission channel\r\n"))
+		c.Close()
+		return
+	}
+	rdns := host
+	if rdns == "" {
+		rdns = "unknown"
+	}
+	l.emit(event.NewICID{ICID: icid, Interface: l.cfg.Interface, InterfaceIP: local.Addr().Unmap().String(),
+		RemoteIP: ip.String(), ReverseHost: rdns, Verified: verified})
+	hat.ICID = icid
+	l.emit(hat)
+
+	h := &session{l: l, icid: icid, client: client, decision: d}
+	cfg := smtp.Config{
+		Hostname:            l.srv.Hostname,
+		MaxMessageSize:      d.Policy.MaxMessageSize,
+		BadCommandLimit:     l.cfg.BadCommandLimit,
+		Start:               accepted,
+		UnsuccessfulTimeout: l.cfg.Timeouts.Unsuccessful,
+		TotalTimeout:        l.cfg.Timeouts.Total,
+	}
+	if d.Policy.TLS != policy.TLSOff {
+		cfg.TLS = l.tls
+		cfg.RequireTLS = d.Policy.TLS == policy.TLSRequired
+	}
+	release, ok, why := l.limit.Acquire(ip, d.Policy.MaxConcurrencyPerIP, l.cfg.MaxConnections)
+	defer release()
+	switch {
+	case !ok:
+		cfg.Greeting = smtp.Reply{Code: 421, Enhanced: "4.4.5", Text: why}
+		h.refused = why
+		l.emit(event.ReceivingFailed{ICID: icid, Reason: event.FailedConnectionLimit})
+	case d.Policy.Action == policy.Reject:
+		cfg.Greeting = parseReply(d.Policy.RejectCode, policy.Expand(d.Policy.RejectText, d, client))
+		h.refused = "HAT " + hat.Action + " SG " + d.Group + " match " + d.Rule
+	default:
+		cfg.Greeting = parseReply(d.Policy.BannerCode, policy.Expand(d.Policy.BannerText, d, client))
+	}
+	cfg.Transcript = l.srv.transcript(client, icid)
+
+	s := smtp.NewSession(c, h, cfg)
+	l.mu.Lock()
+	l.live[s] = struct{}{}
+	l.mu.Unlock()
+	end := s.Serve(l.drain)
+	l.mu.Lock()
+	delete(l.live, s)
+	l.mu.Unlock()
+	h.ended(end, remote)
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
