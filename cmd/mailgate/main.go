@@ -1,0 +1,58 @@
+// Command mailgate is an SMTP gateway modelled on the Cisco Email Security
+// Appliance: listeners governed by a Host Access Table, a durable spool,
+// and mail logs in the ESA text format.
+//
+//	mailgate serve [--config FILE]     run the gateway (the embedded default without --config)
+//	mailgate check-config FILE         report every problem of a configuration
+//	mailgate default-config            print the embedded default configuration
+//	mailgate version
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "check-config":
+		return checkConfig(args[1:], stdout, stderr)
+	case "default-config":
+		return defaultConfig(stdout)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "mailgate", version)
+		return 0
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "mailgate: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: mailgate <command> [arguments]
+
+commands:
+  serve [--config FILE]   run the gateway; without --config, the embedded default
+                          (listens on 127.0.0.1:2525, data under ./mailgate-data)
+  check-config FILE       report every problem of a configuration file; exit 1 if any
+  default-config          print the embedded default configuration
+  version                 print the version
+`)
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/inbound"
+	"github.com/mailgate/mailgate/maillog"
+	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/resolver"
+)
+
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", "", "configuration `file` (default: the embedded default)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	var cfg *config.Config
+	if *file == "" {
+		cfg = config.Default()
+	} else {
+		c, err := config.Load(*file)
+		if err != nil {
+			fmt.Fprintln(stderr, "mailgate:", err)
+			return 1
+		}
+		cfg = c
+	}
+	g, err := start(cfg, logger)
+	if err != nil {
+		logger.Error("mailgate: start", "err", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			g.reopenLogs()
+			continue
+		}
+		logger.Info("mailgate: shutting down", "signal", sig.String(), "grace", cfg.ShutdownTimeout)
+		break
+	}
+	signal.Stop(sigs)
+	if err := g.stop(); err != nil {
+		logger.Error("mailgate: stop", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// gateway is a running mailgate: its stores, logs and listeners.
+type gateway struct {
+	cfg       *config.Config
+	log       *slog.Logger
+	ids       *queue.Counters
+	spool     *queue.Spool
+	mailLog   *maillog.Writer
+	debugLogs []*maillog.Writer
+	listeners []*inbound.Listener
+	serving   sync.WaitGroup
+}
+
+// start opens everything in dependency order and starts the listeners; on
+// an error it closes what it opened.
+func start(cfg *config.Config, logger *slog.Logger) (g *gateway, err error) {
+	g = &gateway{cfg: cfg, log: logger}
+	defer func() {
+		if err != nil {
+			g.close()
+		}
+	}()
+	spoolDir := filepath.Join(cfg.DataDir, "spool")
+	if err := os.MkdirAll(spoolDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if g.ids, err = queue.OpenCounters(filepath.Join(cfg.DataDir, "counters")); err != nil {
+		return nil, err
+	}
+	if g.spool, err = queue.Open(spoolDir, queue.Options{Logger: logger}); err != nil {
+		return nil, err
+	}
+	// A MID in the spool above the counters' file (a lost file, a restore)
+	// must never be handed out again.
+	if err := g.ids.Ensure(queue.MID, g.spool.MaxMID()); err != nil {
+		return nil, err
+	}
+	st := g.spool.Stats()
+	logger.Info("mailgate: spool recovered", "dir", spoolDir, "messages", st.Messages, "segments", st.Segments, "bytes", st.Bytes)
+
+	hostname := cfg.Hostname
+	lc := cfg.Logs.Mail
+	if g.mailLog, err = maillog.Open(lc.Path, maillog.Options{Level: lc.Level, MaxSize: lc.MaxSize,
+		MaxFiles: lc.MaxFiles, Version: "mailgate " + version, Serial: hostname}); err != nil {
+		return nil, err
+	}
+	srv := &inbound.Server{
+		Hostname: hostname,
+		Spool:    g.spool,
+		IDs:      g.ids,
+		Events:   event.Multi{g.mailLog},
+		DNS:      inbound.NewResolver(resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout), cfg.DNS.Timeout),
+		Logger:   logger,
+	}
+	debugByPath := map[string]*maillog.Writer{}
+	for _, d := range cfg.Logs.InjectionDebug {
+		w := debugByPath[d.Path]
+		if w == nil {
+			if w, err = maillog.Open(d.Path, maillog.Options{Level: event.Info, MaxSize: d.MaxSize,
+				MaxFiles: d.MaxFiles, Version: "mailgate " + version, Serial: hostname}); err != nil {
+				return nil, err
+			}
+			debugByPath[d.Path] = w
+			g.debugLogs = append(g.debugLogs, w)
+		}
+		srv.Debug = append(srv.Debug, inbound.NewDebugLog(d.Hosts, d.Sessions, w))
+	}
+	for _, lc := range cfg.Listeners {
+		l, err := srv.Listen(lc)
+		if err != nil {
+			return nil, err
+		}
+		g.listeners = append(g.listeners, l)
+		logger.Info("mailgate: listening", "listener", lc.Name, "address", l.Addr().String(), "type", lc.Type)
+	}
+	for _, l := range g.listeners {
+		g.serving.Add(1)
+		go func() {
+			defer g.serving.Done()
+			if err := l.Serve(); err != nil {
+				logger.Error("mailgate: listener stopped", "err", err)
+			}
+		}()
+	}
+	return g, nil
+}
+
+func (g *gateway) reopenLogs() {
+	for _, w := range append([]*maillog.Writer{g.mailLog}, g.debugLogs...) {
+		if w == nil {
+			continue
+		}
+		if err := w.Reopen(); err != nil {
+			g.log.Error("mailgate: reopen log", "err", err)
+		}
+	}
+	g.log.Info("mailgate: logs reopened")
+}
+
+// stop drains the listeners for the shutdown timeout, kills what remains,
+// then closes the stores and logs.
+func (g *gateway) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, l := range g.listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.Shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+	g.serving.Wait()
+	return g.close()
+}
+
+func (g *gateway) close() error {
+	var errs []error
+	if g.spool != nil {
+		errs = append(errs, g.spool.Close())
+	}
+	if g.ids != nil {
+		errs = append(errs, g.ids.Close())
+	}
+	for _, w := range append([]*maillog.Writer{g.mailLog}, g.debugLogs...) {
+		if w != nil {
+			errs = append(errs, w.Close())
+		}
+	}
+	return errors.Join(errs...)
+}

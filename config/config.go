@@ -1,0 +1,311 @@
+// Package config reads mailgate's YAML configuration into validated runtime
+// values: listeners with their HAT and RAT from package policy, durations as
+// time.Duration, sizes in bytes, paths made absolute.
+//
+// A file is checked as a whole: Parse reports every problem it finds, each
+// with its line, and an unknown key is a problem (a typo must not silently
+// fall back to a default). A key left out, or left empty, takes its default;
+// REFERENCE.md lists every key with its default, and default.yaml (embedded,
+// see Default) is the configuration of a gateway started without a file.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/policy"
+)
+
+// Config is a validated configuration.
+type Config struct {
+	File            string        // the name given to Parse
+	Hostname        string        // for banners and Received headers
+	DataDir         string        // absolute; spool/, logs/ and tracking.db live here
+	ShutdownTimeout time.Duration // sessions may finish this long on SIGTERM before 421 and close
+	Listeners       []Listener
+	Routes          []Route
+	DNS             DNS
+	Logs            Logs
+	Tracking        Tracking
+	HTTP            HTTP
+}
+
+// Listener types.
+const (
+	Public  = "public"  // the RAT decides recipients
+	Private = "private" // relays for its sender groups; no RAT
+)
+
+// Listener is one SMTP listener.
+type Listener struct {
+	Name            string
+	Type            string // Public or Private
+	Interface       string // printed in "interface Management (10.1.1.1)"
+	Address         string // host:port to listen on; the host is an IP address or empty
+	MaxConnections  int    // concurrent connections (421 #4.4.5 beyond)
+	BadCommandLimit int    // bad commands tolerated; the next one gets 421 and the close
+	MaxHeaderLines  int    // 0: no limit (552 #5.3.4 beyond)
+	ReceivedHeader  bool
+	TLS             TLSFiles
+	Timeouts        Timeouts
+	HAT             *policy.HAT
+	RAT             policy.RAT // nil on a private listener
+}
+
+// TLSFiles are the certificate and key of a listener's STARTTLS, absolute
+// paths of PEM files. When the configuration names none, SelfSigned is set
+// and the paths are where the gateway keeps the self-signed pair it
+// generates on first start (shared by all such listeners).
+type TLSFiles struct {
+	Cert, Key  string
+	SelfSigned bool
+}
+
+// Timeouts are the ESA's listener timeouts.
+type Timeouts struct {
+	Unsuccessful time.Duration // until a connection has injected a message
+	Total        time.Duration // for the whole connection
+}
+
+// Route sends mail for a domain to given hosts instead of its MX.
+type Route struct {
+	Domain string // "example.com", ".example.com" (subdomains) or "ALL"; lower case
+	Hosts  []RouteHost
+}
+
+// RouteHost is one destination of a route; lower Priority is tried first,
+// equal priorities in turn, like MX records.
+type RouteHost struct {
+	Host     string // a host name or an IP address (without brackets)
+	Port     int
+	Priority int
+}
+
+// DNS configures the resolver.
+type DNS struct {
+	Servers []string // "ip:port"; empty: the system's resolvers (/etc/resolv.conf)
+	Timeout time.Duration
+}
+
+// Logs configures the log files.
+type Logs struct {
+	Mail           MailLog
+	InjectionDebug []InjectionDebug
+}
+
+// MailLog is the ESA text mail log.
+type MailLog struct {
+	Path     string // absolute
+	Level    event.Level
+	MaxSize  int64 // bytes; rolled over beyond
+	MaxFiles int   // rolled files kept
+}
+
+// InjectionDebug records the SMTP conversations of chosen clients.
+type InjectionDebug struct {
+	Hosts    []policy.Rule // any match; sender-group syntax
+	Sessions int           // how many sessions to record, then stop
+	Path     string        // absolute
+	MaxSize  int64
+	MaxFiles int
+}
+
+// Tracking configures the message-tracking store.
+type Tracking struct {
+	Driver string // "sqlite" or "postgres"
+	DSN    string // sqlite: absolute path of the database file; postgres: the connection string
+}
+
+// HTTP configures the API and tracking page.
+type HTTP struct {
+	Address string // host:port; "" disables
+}
+
+// Defaults of the keys that are not a listener's or a policy's.
+const (
+	DefaultDataDir         = "./mailgate-data"
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultDNSTimeout      = 5 * time.Second
+	DefaultLogMaxSize      = 10 << 20
+	DefaultLogMaxFiles     = 10
+	DefaultHTTPAddress     = "127.0.0.1:8025"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default returns the embedded default configuration (default.yaml): one
+// public listener on 127.0.0.1:2525 that relays for loopback clients, a
+// SQLite tracking store, and the HTTP page on 127.0.0.1:8025. Relative paths
+// are resolved against the working directory at the time of the call.
+func Default() *Config {
+	c, err := Parse(defaultYAML, "default.yaml")
+	if err != nil {
+		panic("config: the embedded default.yaml is invalid: " + err.Error())
+	}
+	return c
+}
+
+// DefaultYAML returns the text of the embedded default configuration, a
+// commented example of every key to start a file from.
+func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
+
+// Load reads and parses a configuration file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+var yamlErrorLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxProblem turns a yaml.v3 error, which has its line only in its text,
+// into a Problem.
+func syntaxProblem(name string, err error) Problem {
+	p := Problem{File: name, Msg: err.Error()}
+	if m := yamlErrorLine.FindStringSubmatch(p.Msg); m != nil {
+		p.Line, _ = strconv.Atoi(m[1])
+		p.Msg = m[2]
+	}
+	return p
+}
+
+// Parse parses and validates a configuration; name is the file name used in
+// problems. When the configuration is not valid the error is a Problems
+// listing all of them. Parse looks at the file system only to make data_dir
+// absolute and to check that TLS certificate and key files exist.
+func Parse(data []byte, name string) (*Config, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	err := dec.Decode(&doc)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, Problems{syntaxProblem(name, err)}
+	}
+	d := &decoder{file: name}
+	root := &yaml.Node{Kind: yaml.MappingNode, Line: 1} // an empty file
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		root = doc.Content[0]
+	}
+	if err == nil {
+		var extra yaml.Node
+		switch err := dec.Decode(&extra); {
+		case err == nil:
+			d.errorf(&extra, "", "a second YAML document (---); the configuration is one document")
+		case !errors.Is(err, io.EOF):
+			d.probs = append(d.probs, syntaxProblem(name, err))
+		}
+	}
+	c := d.config(root)
+	if len(d.probs) > 0 {
+		d.probs.sort()
+		return nil, d.probs
+	}
+	c.File = name
+	return c, nil
+}
+
+func (d *decoder) config(root *yaml.Node) *Config {
+	f := d.fields(root, "", "hostname", "data_dir", "shutdown_timeout", "listeners", "routes",
+		"dns", "logs", "tracking", "http")
+	c := &Config{
+		DataDir:         DefaultDataDir,
+		ShutdownTimeout: DefaultShutdownTimeout,
+		DNS:             DNS{Timeout: DefaultDNSTimeout},
+		Tracking:        Tracking{Driver: "sqlite", DSN: "tracking.db"},
+		HTTP:            HTTP{Address: DefaultHTTPAddress},
+	}
+	if n := f["hostname"]; present(n) {
+		if s, ok := d.str(n, "hostname"); ok {
+			if err := policy.CheckDomain(s); err != nil {
+				d.errorf(n, "hostname", "%v", err)
+			}
+			c.Hostname = s
+		}
+	} else {
+		c.Hostname = systemHostname()
+	}
+	if n := f["data_dir"]; present(n) {
+		if s, ok := d.str(n, "data_dir"); ok {
+			if s == "" {
+				d.errorf(n, "data_dir", `empty path (write "." for the working directory)`)
+			}
+			c.DataDir = s
+		}
+	}
+	if abs, err := filepath.Abs(c.DataDir); err != nil {
+		d.errorf(f["data_dir"], "data_dir", "%v", err)
+	} else {
+		c.DataDir = abs
+	}
+	if n := f["shutdown_timeout"]; present(n) {
+		c.ShutdownTimeout, _ = d.duration(n, "shutdown_timeout", 0)
+	}
+
+	binds := &binds{}
+	if n := f["listeners"]; present(n) {
+		c.Listeners = d.listeners(n, "listeners", c, binds)
+	} else {
+		c.Listeners = d.defaultListeners(c, binds)
+	}
+	if n := f["routes"]; present(n) {
+		c.Routes = d.routes(n, "routes")
+	}
+	if n := f["dns"]; present(n) {
+		d.dns(n, "dns", &c.DNS)
+	}
+	d.logs(f["logs"], "logs", c)
+	if n := f["tracking"]; present(n) {
+		d.tracking(n, "tracking", &c.Tracking)
+	}
+	if c.Tracking.Driver == "sqlite" && !strings.HasPrefix(c.Tracking.DSN, "file:") {
+		c.Tracking.DSN = dataPath(c.DataDir, c.Tracking.DSN)
+	}
+	if n := f["http"]; present(n) {
+		hf := d.fields(n, "http", "address")
+		if n := hf["address"]; present(n) {
+			if s, ok := d.str(n, "http.address"); ok {
+				c.HTTP.Address = s
+			}
+		}
+		if c.HTTP.Address != "" {
+			d.bind(hf["address"], "http.address", c.HTTP.Address, binds)
+		}
+	} else {
+		d.bind(nil, "http.address", c.HTTP.Address, binds)
+	}
+	return c
+}
+
+// systemHostname is the default hostname; "localhost" when the system's is
+// unknown or not a usable DNS name, so that a gateway without a configuration
+// still starts.
+func systemHostname() string {
+	h, err := os.Hostname()
+	if err != nil || policy.CheckDomain(h) != nil {
+		return "localhost"
+	}
+	return h
+}
+
+// dataPath resolves a path of the configuration: relative paths are relative
+// to data_dir.
+func dataPath(dataDir, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(dataDir, p)
+}

@@ -1,0 +1,37 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"testing"
+)
+
+// FuzzParse checks that no file, however broken, makes Parse panic, and that
+// its result is either a configuration whose HATs are valid or a non-empty
+// Problems.
+func FuzzParse(f *testing.F) {
+	for _, name := range []string{"default.yaml", "testdata/design.yaml", "testdata/full.yaml", "testdata/mistakes.yaml"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("listeners:\n  - {name: a, address: ':0', hat: {policies: {P: &p {action: relay}, Q: *p}}}\n"))
+	f.Add([]byte("a: &x [*x]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data, "fuzz.yaml")
+		if err != nil {
+			var ps Problems
+			if !errors.As(err, &ps) || len(ps) == 0 || c != nil {
+				t.Fatalf("Parse = %v, %#v", c, err)
+			}
+			return
+		}
+		for _, l := range c.Listeners {
+			if err := l.HAT.Validate(); err != nil {
+				t.Fatalf("listener %s: invalid HAT accepted: %v", l.Name, err)
+			}
+		}
+	})
+}
