@@ -1,0 +1,5 @@
+//go:build !race
+
+package maillog
+
+const raceEnabled = false

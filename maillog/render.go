@@ -1,0 +1,500 @@
+package maillog
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mailgate/mailgate/event"
+)
+
+// Forms of event.DeliveryStart.
+const (
+	DeliveryStartRID    = iota // Delivery start DCID 3 MID 4 to RID [0, 1]
+	DeliveryStartBare          // Delivery start DCID 4901127 MID 10288263 to [0]   (before 4.x)
+	DeliveryStartOffbox        // Delivery start DCID 6565554 MID 24611251 to RID [0] to offbox IronPort Spam Quarantine
+)
+
+// offboxISQ is what DeliveryStartOffbox adds after the RID list.
+const offboxISQ = " to offbox IronPort Spam Quarantine"
+
+// Forms of event.Outcome (Bounced: / Delayed:).
+const (
+	OutcomeFromTo         = iota // Bounced: DCID 8413617 MID 19338947 From: <a@x> To: <b@y> RID 0 - 5.4.7 - Delivery expired (message too old) ('000', ['timeout'])
+	OutcomeToRID                 // Bounced: DCID 0 MID 8 to RID 0 - 5.1.2 - Bad destination host ('000', ['...'])
+	OutcomeToRIDHeaders          // Bounced: DCID 3 MID 4 to RID 0 - 5.1.0 - Unknown address error ('550', ['...']) []
+	OutcomeMessage               // Delayed: DCID: 4370 Message 10800 to 0 - 4.4.0 - Other network problem ('000', ['...'])
+	OutcomeMessageHeaders        // Bounced: DCID: 1911 Message 3993 to 0 - 5.1.0 - Unknown address error ('554', ['Too long line.']) []
+)
+
+// Forms of event.ConnectionError.
+const (
+	ConnErrorCurrent       = iota // Connection Error: DCID 63 domain: d.com IP: 10.13.101.31 port: 25 details: [Errno 0] Error interface: 10.10.192.50 reason: network error
+	ConnErrorDCIDColon            // Connection Error: DCID: 263 IP: 128.242.110.90 details: EOF interface: 128.197.12.246 reason: network error
+	ConnErrorLeadingReason        // Connection Error: connection timed out DCID: 2804 IP: 69.59.158.5 details: timeout interface: 10.20.1.49
+)
+
+// Forms of event.Pending.
+const (
+	PendingMIDRID      = iota // MID 154 to RID [0] pending till Wed Jul 20 10:15:41 2005 [Default]
+	PendingMIDBare            // MID 4195162 to [0] pending till Tue Apr 27 13:05:17 2004 [Default]
+	PendingMessageRID         // Message 1232089 to RID [0] pending till Wed May 26 14:58:26 2004
+	PendingMessageBare        // Message 4195162 to [0] pending till Tue Apr 27 13:05:17 2004 [Default]
+)
+
+// QuoteFor returns the quote mailgate uses for a Subject or Response text,
+// as the ESA does: ' unless the text holds a ', then ".
+func QuoteFor(text string) byte {
+	if strings.IndexByte(text, '\'') >= 0 {
+		return '"'
+	}
+	return '\''
+}
+
+// AppendLine appends the local-file form of e, without the newline:
+// "Wed Sep  6 13:13:16 2023 Info: " and the message. The time is written in
+// loc (nil: time.Local). A zero Time writes no timestamp and a zero Level no
+// level word, which is how ParseLine keeps lines that had none.
+func AppendLine(dst []byte, e event.Entry, loc *time.Location) []byte {
+	if loc == nil {
+		loc = time.Local
+	}
+	if !e.Time.IsZero() {
+		dst = appendStamp(dst, e.Time, loc)
+		dst = append(dst, ' ')
+	}
+	if e.Level != 0 {
+		dst = append(dst, e.Level.String()...)
+		dst = append(dst, ": "...)
+	}
+	return appendMessage(dst, e.Event, loc)
+}
+
+// AppendMessage appends the message part of ev's line, what follows
+// "Info: ". Text fields are escaped (see the package documentation), so the
+// result holds no line break whatever the fields hold. Times inside a
+// message (Pending) are written in their own location.
+func AppendMessage(dst []byte, ev event.Event) []byte {
+	return appendMessage(dst, ev, nil)
+}
+
+func appendUint(dst []byte, prefix string, n uint64) []byte {
+	dst = append(dst, prefix...)
+	return strconv.AppendUint(dst, n, 10)
+}
+
+func appendInt(dst []byte, prefix string, n int64) []byte {
+	dst = append(dst, prefix...)
+	return strconv.AppendInt(dst, n, 10)
+}
+
+// appendText appends prefix and the escaped s.
+func appendText(dst []byte, prefix, s string) []byte {
+	dst = append(dst, prefix...)
+	return appendEscaped(dst, s)
+}
+
+// appendLabel appends label (ending in ':') and, when s is not empty, a
+// space and s: an empty value leaves no trailing space.
+func appendLabel(dst []byte, label, s string) []byte {
+	dst = append(dst, label...)
+	if s == "" {
+		return dst
+	}
+	dst = append(dst, ' ')
+	return appendEscaped(dst, s)
+}
+
+// appendAddr appends prefix and <addr>.
+func appendAddr(dst []byte, prefix, addr string) []byte {
+	dst = append(dst, prefix...)
+	dst = append(dst, '<')
+	dst = appendEscapedExtra(dst, addr, addrExtra)
+	return append(dst, '>')
+}
+
+func appendToken(dst []byte, prefix, s string) []byte {
+	dst = append(dst, prefix...)
+	return appendEscapedExtra(dst, s, tokenExtra)
+}
+
+// appendRIDs appends "[0, 1]".
+func appendRIDs(dst []byte, rids []int) []byte {
+	dst = append(dst, '[')
+	for i, r := range rids {
+		if i > 0 {
+			dst = append(dst, ", "...)
+		}
+		dst = strconv.AppendInt(dst, int64(r), 10)
+	}
+	return append(dst, ']')
+}
+
+// appendQuoted appends s between quotes q (a single or a double quote), or
+// bare for any other q.
+func appendQuoted(dst []byte, s string, q byte) []byte {
+	if q != '\'' && q != '"' {
+		return appendEscaped(dst, s)
+	}
+	dst = append(dst, q)
+	dst = appendEscaped(dst, s)
+	return append(dst, q)
+}
+
+func appendConn(dst []byte, c event.ConnRef) []byte {
+	dst = append(dst, c.Kind.String()...)
+	dst = append(dst, ' ')
+	return strconv.AppendUint(dst, c.ID, 10)
+}
+
+func appendMessage(dst []byte, ev event.Event, loc *time.Location) []byte {
+	switch e := ev.(type) {
+	// Receiving.
+	case event.NewICID:
+		dst = appendUint(dst, "New SMTP ICID ", e.ICID)
+		dst = appendText(dst, " interface ", e.Interface)
+		if e.InterfaceIP != "" {
+			dst = appendText(dst, " (", e.InterfaceIP)
+			dst = append(dst, ')')
+		}
+		dst = appendText(dst, " address ", e.RemoteIP)
+		if e.ReverseHost != "" {
+			dst = appendText(dst, " reverse dns host ", e.ReverseHost)
+			if e.Verified {
+				dst = append(dst, " verified yes"...)
+			} else {
+				dst = append(dst, " verified no"...)
+			}
+		}
+	case event.HATMatch:
+		dst = appendUint(dst, "ICID ", e.ICID)
+		if e.Action != "" {
+			dst = appendToken(dst, " ", e.Action)
+			dst = appendText(dst, " SG ", e.Group)
+			dst = appendText(dst, " match ", e.Rule)
+		}
+		dst = appendText(dst, " SBRS ", e.SBRS)
+		if e.Country != "" {
+			dst = appendText(dst, " country ", e.Country)
+		}
+	case event.TLS:
+		dst = appendConn(dst, e.Conn)
+		if e.Success {
+			dst = append(dst, " TLS success"...)
+			if e.Protocol != "" || e.Cipher != "" {
+				dst = append(dst, " protocol "...)
+				dst = appendEscapedExtra(dst, e.Protocol, " ")
+				dst = append(dst, " cipher "...)
+				dst = appendEscapedExtra(dst, e.Cipher, " ")
+			}
+		} else {
+			dst = append(dst, " TLS failed"...)
+			if e.Reason != "" {
+				dst = appendText(dst, ": ", e.Reason)
+			}
+		}
+	case event.StartMID:
+		dst = appendUint(dst, "Start MID ", e.MID)
+		dst = appendUint(dst, " ICID ", e.ICID)
+	case event.MailFrom:
+		dst = appendUint(dst, "MID ", e.MID)
+		dst = appendUint(dst, " ICID ", e.ICID)
+		dst = appendAddr(dst, " From: ", e.From)
+	case event.RcptTo:
+		dst = appendUint(dst, "MID ", e.MID)
+		dst = appendUint(dst, " ICID ", e.ICID)
+		dst = appendInt(dst, " RID ", int64(e.RID))
+		dst = appendAddr(dst, " To: ", e.To)
+	case event.RcptRejected:
+		dst = appendUint(dst, "MID ", e.MID)
+		dst = appendUint(dst, " ICID ", e.ICID)
+		dst = appendAddr(dst, " To: ", e.To)
+		dst = appendText(dst, " Rejected by ", e.By)
+	case event.InvalidAddress:
+		dst = appendUint(dst, "ICID ", e.ICID)
+		if e.MID != 0 {
+			dst = appendUint(dst, " MID ", e.MID)
+		}
+		if e.Recipient {
+			dst = appendLabel(dst, " Invalid recipient address:", e.Detail)
+		} else {
+			dst = appendLabel(dst, " Invalid sender address:", e.Detail)
+		}
+	case event.ReceivingFailed:
+		dst = appendUint(dst, "ICID ", e.ICID)
+		dst = appendLabel(dst, " Receiving Failed:", e.Reason)
+	case event.UnknownCommand:
+		dst = appendUint(dst, "ICID ", e.ICID)
+		dst = appendLabel(dst, " Unknown command:", e.Command)
+	case event.MessageIDHeader:
+		dst = appendUint(dst, "MID ", e.MID)
+		dst = append(dst, " Message-ID "...)
+		dst = appendQuoted(dst, e.MessageID, QuoteFor(e.MessageID))
+	case event.Subject:
+		dst = appendUint(dst, "MID ", e.MID)
+		dst = append(dst, " Subject"...)
+		if e.Subject != "" || e.Quote == '\'' || e.Quote == '"' {
+			dst = append(dst, ' ')
+			dst = appendQuoted(dst, e.Subject, e.Quote)
+		}
+	case event.Ready:
+		dst = appendUint(dst, "MID ", e.MID)
+		dst = appendInt(dst, " ready ", e.Bytes)
+		dst = appendAddr(dst, " bytes from ", e.From)
+	case event.PolicyMatch:
+		dst = appendUint(dst, "MID ", e.MID)
+		dst = appendText(dst, " matched all recipients for per-recipient policy ", e.Policy)
+		dst = appendText(dst, " in the ", e.Table)
+		dst = append(dst, " table"...)
+	case event.Queued:
+		dst = appendUint(dst, "MID ", e.MID)
+		dst = append(dst, " queued for delivery"...)
+	case event.ICIDLost:
+		dst = appendUint(dst, "ICID ", e.ICID)
+		dst = append(dst, " lost"...)
+	case event.MessageAborted:
+		dst = appendUint(dst, "Message aborted MID ", e.MID)
+		if e.Reason != "" {
+			dst = appendText(dst, " ", e.Reason)
+		}
+	case event.MessageFinished:
+		dst = appendUint(dst, "Message finished MID ", e.MID)
+		if e.Status != "" {
+			dst = appendText(dst, " ", e.Status)
+		}
+	case event.ICIDClose:
+		dst = appendUint(dst, "ICID ", e.ICID)
+		dst = append(dst, " close"...)
+	case event.ICIDDisconnected:
+		dst = appendUint(dst, "ICID ", e.ICID)
+		dst = appendText(dst, " disconnected address ", e.Address)
+		dst = appendText(dst, ", ", e.Reason)
+
+	// Delivery.
+	case event.NewDCID:
+		dst = appendUint(dst, "New SMTP DCID ", e.DCID)
+		dst = appendText(dst, " interface ", e.InterfaceIP)
+		dst = appendText(dst, " address ", e.RemoteIP)
+		if e.Port != 0 {
+			dst = appendInt(dst, " port ", int64(e.Port))
+		}
+	case event.DeliveryStart:
+		dst = appendUint(dst, "Delivery start DCID ", e.DCID)
+		dst = appendUint(dst, " MID ", e.MID)
+		if e.Form == DeliveryStartBare {
+			dst = append(dst, " to "...)
+		} else {
+			dst = append(dst, " to RID "...)
+		}
+		dst = appendRIDs(dst, e.RIDs)
+		if e.Form == DeliveryStartOffbox {
+			dst = append(dst, offboxISQ...)
+		}
+	case event.MessageDone:
+		dst = appendUint(dst, "Message done DCID ", e.DCID)
+		dst = appendUint(dst, " MID ", e.MID)
+		dst = append(dst, " to RID "...)
+		dst = appendRIDs(dst, e.RIDs)
+		if e.Extra != "" {
+			dst = appendText(dst, " ", e.Extra)
+		}
+	case event.Response:
+		dst = appendUint(dst, "MID ", e.MID)
+		dst = append(dst, " RID "...)
+		dst = appendRIDs(dst, e.RIDs)
+		dst = append(dst, " Response"...)
+		if e.Text != "" || e.Quote == '\'' || e.Quote == '"' {
+			dst = append(dst, ' ')
+			dst = appendQuoted(dst, e.Text, e.Quote)
+		}
+	case event.Outcome:
+		dst = appendOutcome(dst, e)
+	case event.ConnectionError:
+		dst = appendConnError(dst, e)
+	case event.DCIDClose:
+		dst = appendUint(dst, "DCID ", e.DCID)
+		dst = append(dst, " close"...)
+	case event.BounceGenerated:
+		dst = appendUint(dst, "MID ", e.MID)
+		dst = appendUint(dst, " generated for bounce of MID ", e.OrigMID)
+	case event.DoubleBounce:
+		dst = appendUint(dst, "Double bounce: Message ", e.MID)
+		dst = appendInt(dst, " to ", int64(e.RID))
+		dst = appendText(dst, " - ", e.Status)
+		dst = appendText(dst, " - ", e.Reason)
+	case event.Pending:
+		switch e.Form {
+		case PendingMessageRID, PendingMessageBare:
+			dst = appendUint(dst, "Message ", e.MID)
+		default:
+			dst = appendUint(dst, "MID ", e.MID)
+		}
+		switch e.Form {
+		case PendingMIDBare, PendingMessageBare:
+			dst = append(dst, " to "...)
+		default:
+			dst = append(dst, " to RID "...)
+		}
+		dst = appendRIDs(dst, e.RIDs)
+		dst = append(dst, " pending till "...)
+		until := e.Until
+		if loc != nil {
+			until = until.In(loc)
+		}
+		dst = appendAsctime(dst, until)
+		if e.Profile != "" {
+			dst = appendText(dst, " [", e.Profile)
+			dst = append(dst, ']')
+		}
+
+	// Files, debug logs, our own lines.
+	case event.BeginLogfile:
+		dst = append(dst, "Begin Logfile"...)
+	case event.LogfileVersion:
+		dst = appendText(dst, "Version: ", e.Version)
+		dst = appendText(dst, " SN: ", e.Serial)
+	case event.TimeOffset:
+		dst = appendInt(dst, "Time offset from UTC: ", int64(e.Seconds))
+		dst = append(dst, " seconds"...)
+	case event.InjectionDebug:
+		dst = strconv.AppendUint(dst, e.ICID, 10)
+		if e.Sent {
+			dst = append(dst, " Sent: '"...)
+		} else {
+			dst = append(dst, " Rcvd: '"...)
+		}
+		dst = appendEscaped(dst, e.Data)
+		dst = append(dst, '\'')
+	case event.ConnectionEnd:
+		dst = appendConnectionEnd(dst, e)
+	case event.Unknown:
+		dst = appendEscaped(dst, e.Text)
+	}
+	return dst
+}
+
+func appendOutcome(dst []byte, e event.Outcome) []byte {
+	if e.Hard {
+		dst = append(dst, "Bounced: "...)
+	} else {
+		dst = append(dst, "Delayed: "...)
+	}
+	switch e.Form {
+	case OutcomeMessage, OutcomeMessageHeaders:
+		dst = appendUint(dst, "DCID: ", e.DCID)
+		dst = appendUint(dst, " Message ", e.MID)
+		dst = appendInt(dst, " to ", int64(e.RID))
+	case OutcomeToRID, OutcomeToRIDHeaders:
+		dst = appendUint(dst, "DCID ", e.DCID)
+		dst = appendUint(dst, " MID ", e.MID)
+		dst = appendInt(dst, " to RID ", int64(e.RID))
+	default:
+		dst = appendUint(dst, "DCID ", e.DCID)
+		dst = appendUint(dst, " MID ", e.MID)
+		dst = appendAddr(dst, " From: ", e.From)
+		dst = appendAddr(dst, " To: ", e.To)
+		dst = appendInt(dst, " RID ", int64(e.RID))
+	}
+	dst = appendText(dst, " - ", e.Status)
+	dst = appendText(dst, " - ", e.Reason)
+	dst = append(dst, " ("...)
+	dst = appendPyStr(dst, e.Code)
+	dst = append(dst, ", ["...)
+	for i, l := range e.Response {
+		if i > 0 {
+			dst = append(dst, ", "...)
+		}
+		dst = appendPyStr(dst, l)
+	}
+	dst = append(dst, "])"...)
+	if e.Form == OutcomeToRIDHeaders || e.Form == OutcomeMessageHeaders {
+		dst = append(dst, " []"...)
+	}
+	return dst
+}
+
+func appendConnError(dst []byte, e event.ConnectionError) []byte {
+	dst = append(dst, "Connection Error: "...)
+	switch e.Form {
+	case ConnErrorDCIDColon, ConnErrorLeadingReason:
+		if e.Form == ConnErrorLeadingReason {
+			dst = appendEscaped(dst, e.Reason)
+			dst = append(dst, ' ')
+		}
+		dst = appendUint(dst, "DCID: ", e.DCID)
+		dst = appendText(dst, " IP: ", e.IP)
+	default:
+		dst = appendUint(dst, "DCID ", e.DCID)
+		dst = appendText(dst, " domain: ", e.Domain)
+		dst = appendText(dst, " IP: ", e.IP)
+		dst = appendInt(dst, " port: ", int64(e.Port))
+	}
+	dst = appendText(dst, " details: ", e.Details)
+	dst = appendText(dst, " interface: ", e.InterfaceIP)
+	if e.Form != ConnErrorLeadingReason {
+		dst = appendText(dst, " reason: ", e.Reason)
+	}
+	return dst
+}
+
+// appendConnectionEnd writes mailgate's own line:
+//
+//	mailgate: ICID 10293 ended cause=peer-reset state=rcpt last=RCPT data_bytes=0 duration=36.012s ehlo=1 mail=1 rcpt=1 data=0/1 commands=3/4 detail='...'
+//
+// Values are single tokens (space and '=' escaped as \xNN); last=- when
+// there was no command; the duration is in seconds, rounded to the
+// millisecond; each verb with Total > 0 is written as verb=OK when all were
+// accepted, else verb=OK/Total, and commands= sums them the same way;
+// detail='...' comes last, only when Detail is not empty.
+func appendConnectionEnd(dst []byte, e event.ConnectionEnd) []byte {
+	dst = appendUint(dst, "mailgate: ICID ", e.ICID)
+	dst = appendToken(dst, " ended cause=", e.Cause)
+	dst = appendToken(dst, " state=", e.State)
+	switch e.LastCommand {
+	case "":
+		dst = append(dst, " last=-"...)
+	case "-":
+		dst = append(dst, ` last=\x2d`...)
+	default:
+		dst = appendToken(dst, " last=", e.LastCommand)
+	}
+	dst = appendInt(dst, " data_bytes=", e.DataBytes)
+	dst = append(dst, " duration="...)
+	dst = appendSeconds(dst, e.Duration)
+	var ok, total int
+	for _, c := range e.Commands {
+		if c.Total == 0 {
+			continue
+		}
+		ok += c.OK
+		total += c.Total
+		dst = appendToken(dst, " ", c.Verb)
+		dst = appendCount(dst, "=", c.OK, c.Total)
+	}
+	dst = appendCount(dst, " commands=", ok, total)
+	if e.Detail != "" {
+		dst = appendText(dst, " detail='", e.Detail)
+		dst = append(dst, '\'')
+	}
+	return dst
+}
+
+func appendCount(dst []byte, prefix string, ok, total int) []byte {
+	dst = appendInt(dst, prefix, int64(ok))
+	if ok != total {
+		dst = appendInt(dst, "/", int64(total))
+	}
+	return dst
+}
+
+// appendSeconds writes d as seconds with three decimals: "36.012s".
+func appendSeconds(dst []byte, d time.Duration) []byte {
+	ms := d.Round(time.Millisecond).Milliseconds()
+	if ms < 0 {
+		dst = append(dst, '-')
+		ms = -ms
+	}
+	dst = strconv.AppendInt(dst, ms/1000, 10)
+	f := ms % 1000
+	return append(dst, '.', byte('0'+f/100), byte('0'+f/10%10), byte('0'+f%10), 's')
+}

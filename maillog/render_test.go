@@ -1,0 +1,231 @@
+package maillog
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/event"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// cst is the zone of the Cribl sample's appliance (UTC-6, no DST rules, so
+// the test does not depend on the system's zone database).
+var cst = time.FixedZone("CST", -6*3600)
+
+var when = time.Date(2023, time.September, 6, 13, 13, 16, 0, cst)
+
+// eventCases holds one or more realistic events of every type, in every
+// form. Their rendering is in testdata/events.golden.
+var eventCases = []struct {
+	name string
+	ev   event.Event
+}{
+	{"NewICID", event.NewICID{ICID: 10293, Interface: "Management", InterfaceIP: "192.168.0.199", RemoteIP: "192.168.0.200", ReverseHost: "ns.example.com", Verified: false}},
+	{"NewICID/spaces-verified", event.NewICID{ICID: 60140292, Interface: "Data 1", InterfaceIP: "68.232.141.109", RemoteIP: "216.16.222.69", ReverseHost: "216.16.222.69.dyn-cm-pool50.pool.hargray.net", Verified: true}},
+	{"NewICID/unknown-host", event.NewICID{ICID: 4, Interface: "Management", InterfaceIP: "172.19.0.81", RemoteIP: "10.1.1.140", ReverseHost: "unknown"}},
+	{"NewICID/pre-3.8", event.NewICID{ICID: 10292815, Interface: "private", RemoteIP: "81.137.223.69"}},
+	{"NewICID/ipv6", event.NewICID{ICID: 7, Interface: "InboundMail", InterfaceIP: "::1", RemoteIP: "2001:db8::25", ReverseHost: "mx.example.net", Verified: true}},
+	{"HATMatch/relay", event.HATMatch{ICID: 10293, Action: event.ActionRelay, Group: "RELAY_SG", Rule: "192.168.0.200", SBRS: event.SBRSNotEnabled}},
+	{"HATMatch/default-country", event.HATMatch{ICID: 3160, Action: event.ActionAccept, Group: "None", Rule: "ALL", SBRS: event.SBRSNotEnabled, Country: "not enabled"}},
+	{"HATMatch/reject-sbrs", event.HATMatch{ICID: 60140291, Action: event.ActionReject, Group: "BLACKLIST", Rule: "sbrs[-10.0:-2.5]", SBRS: "-9.5"}},
+	{"HATMatch/empty-rule", event.HATMatch{ICID: 3, Action: event.ActionAccept, Group: "None", SBRS: "rfc1918"}},
+	{"HATMatch/etf", event.HATMatch{ICID: 8, Action: event.ActionReject, Group: "BLOCKED_LIST", Rule: "etf-source: hailataxii", SBRS: "unable to retrieve"}},
+	{"HATMatch/3.7", event.HATMatch{ICID: 9461571, SBRS: "None"}},
+	{"TLS/icid-success", event.TLS{Conn: event.ConnRef{Kind: event.InboundConn, ID: 60140302}, Success: true, Protocol: "TLSv1.3", Cipher: "TLS_AES_128_GCM_SHA256"}},
+	{"TLS/dcid-success", event.TLS{Conn: event.ConnRef{Kind: event.OutboundConn, ID: 30}, Success: true, Protocol: "TLSv1.2", Cipher: "ECDHE-RSA-AES256-SHA384"}},
+	{"TLS/success-bare", event.TLS{Conn: event.ConnRef{Kind: event.InboundConn, ID: 10304570}, Success: true}},
+	{"TLS/failed-reason", event.TLS{Conn: event.ConnRef{Kind: event.InboundConn, ID: 4}, Reason: "[Errno 54] Connection reset by peer"}},
+	{"TLS/failed", event.TLS{Conn: event.ConnRef{Kind: event.OutboundConn, ID: 80167}}},
+	{"StartMID", event.StartMID{MID: 6, ICID: 5}},
+	{"MailFrom", event.MailFrom{MID: 6, ICID: 5, From: "sender@remotehost.com"}},
+	{"MailFrom/null", event.MailFrom{MID: 15216898, ICID: 0, From: ""}},
+	{"RcptTo", event.RcptTo{MID: 6, ICID: 5, RID: 0, To: "mary@yourdomain.com"}},
+	{"RcptTo/quoted-local", event.RcptTo{MID: 11916996, ICID: 7416170, RID: 99, To: `"john doe"@example.com`}},
+	{"RcptRejected", event.RcptRejected{MID: 1, ICID: 2, To: "postmaster@corestaff.com", By: "RAT"}},
+	{"RcptRejected/injection", event.RcptRejected{MID: 2, ICID: 7, To: "ggarner@kentelec.com", By: "Injection Control"}},
+	{"InvalidAddress/recipient", event.InvalidAddress{ICID: 3, MID: 1, Recipient: true, Detail: "Invalid character in address: '!'"}},
+	{"InvalidAddress/sender", event.InvalidAddress{ICID: 493829828, Detail: "Unsupported domain literal: '[]'"}},
+	{"ReceivingFailed", event.ReceivingFailed{ICID: 440090, Reason: event.FailedSizeLimit}},
+	{"UnknownCommand", event.UnknownCommand{ICID: 5, Command: "XYZZY"}},
+	{"MessageIDHeader", event.MessageIDHeader{MID: 64855, MessageID: "<op.zfdwolzf0ubsb2@mathew.cisco.com>"}},
+	{"MessageIDHeader/apostrophe", event.MessageIDHeader{MID: 24611516, MessageID: "<Lands'End.6cl2sv--1f.tlmd@email.landsend.com>"}},
+	{"Subject", event.Subject{MID: 64855, Subject: "sample", Quote: '\''}},
+	{"Subject/apostrophe", event.Subject{MID: 8, Subject: "Don't forget the meeting", Quote: '"'}},
+	{"Subject/double-quoted", event.Subject{MID: 14, Subject: "Testing", Quote: '"'}},
+	{"Subject/unquoted", event.Subject{MID: 204841507, Subject: `Re: [example: #129226] FW: example\r\n (PTY) LTD`}},
+	{"Subject/folded", event.Subject{MID: 24611537, Subject: `=?iso-8859-1?B?WmllIGdpbmRz?=\r\n\t=?iso-8859-1?B?ZXIgT3BsZWlkaW5nZW4=?=`, Quote: '\''}},
+	{"Ready", event.Ready{MID: 6, Bytes: 100, From: "sender@remotehost.com"}},
+	{"Ready/null", event.Ready{MID: 15216898, Bytes: 2069, From: ""}},
+	{"PolicyMatch", event.PolicyMatch{MID: 64855, Policy: "mail_policy_one", Table: "inbound"}},
+	{"Queued", event.Queued{MID: 6}},
+	{"ICIDLost", event.ICIDLost{ICID: 10293}},
+	{"MessageAborted", event.MessageAborted{MID: 1404, Reason: event.AbortReceiving}},
+	{"MessageAborted/by-sender", event.MessageAborted{MID: 1405, Reason: event.AbortReceivingBySender}},
+	{"MessageAborted/case", event.MessageAborted{MID: 24611411, Reason: "Dropped by CASE"}},
+	{"MessageFinished/aborted", event.MessageFinished{MID: 1404, Status: event.FinishedAborted}},
+	{"MessageFinished/done", event.MessageFinished{MID: 6, Status: event.FinishedDone}},
+	{"ICIDClose", event.ICIDClose{ICID: 10293}},
+	{"ICIDDisconnected/unsuccessful", event.ICIDDisconnected{ICID: 3, Address: "10.1.1.101", Reason: event.DisconnectNoMessages}},
+	{"ICIDDisconnected/total", event.ICIDDisconnected{ICID: 9595873, Address: "203.0.113.9", Reason: event.DisconnectTotalTime}},
+	{"NewDCID", event.NewDCID{DCID: 7436, InterfaceIP: "10.10.1.12", RemoteIP: "10.10.1.25", Port: 25}},
+	{"NewDCID/pre-4.6", event.NewDCID{DCID: 8, InterfaceIP: "192.168.42.42", RemoteIP: "10.5.3.25"}},
+	{"DeliveryStart", event.DeliveryStart{DCID: 3, MID: 4, RIDs: []int{0, 1}}},
+	{"DeliveryStart/bare", event.DeliveryStart{DCID: 4901127, MID: 10288263, RIDs: []int{0}, Form: DeliveryStartBare}},
+	{"DeliveryStart/offbox", event.DeliveryStart{DCID: 6565554, MID: 24611251, RIDs: []int{0}, Form: DeliveryStartOffbox}},
+	{"MessageDone", event.MessageDone{DCID: 30, MID: 14, RIDs: []int{0}}},
+	{"MessageDone/headers", event.MessageDone{DCID: 2386069, MID: 200257070, RIDs: []int{0}, Extra: "[('X-SBRS', 'None')]"}},
+	{"MessageDone/quarantine", event.MessageDone{DCID: 6565554, MID: 24611414, RIDs: []int{0, 2}, Extra: "(external quarantine)"}},
+	{"Response", event.Response{MID: 24611465, RIDs: []int{0}, Text: "2.0.0 Ok: queued as 3jjSKc6HnKz4GTHJ", Quote: '\''}},
+	{"Response/unquoted", event.Response{MID: 200257070, RIDs: []int{0}, Text: "2.6.0 <37gva9$5uvbhe@mail.example.com> Queued mail for delivery"}},
+	{"Outcome/bounced", event.Outcome{Hard: true, DCID: 8413617, MID: 19338947, From: "MariaDubois@example.com", To: "zecora@buttercupgames.com", RID: 0, Status: "5.4.7", Reason: "Delivery expired (message too old)", Code: "000", Response: []string{"timeout"}}},
+	{"Outcome/delayed", event.Outcome{DCID: 8414309, MID: 19410908, From: "WeiZhang@example.com", To: "mcintosh@buttercupgames.com", RID: 1, Status: "4.3.2", Reason: "Not accepting messages at this time", Code: "421", Response: []string{"4.3.2 try again later"}}},
+	{"Outcome/multiline-reply", event.Outcome{Hard: true, DCID: 12, MID: 40, From: "", To: "nobody@example.org", RID: 2, Status: "5.1.1", Reason: "Bad destination email address", Code: "550", Response: []string{"5.1.1 <nobody@example.org>: Recipient address rejected:", "User unknown in virtual mailbox table", `it's "quoted" \ here`}}},
+	{"Outcome/to-rid", event.Outcome{Hard: true, DCID: 0, MID: 8, RID: 0, Status: "5.1.2", Reason: "Bad destination host", Code: "000", Response: []string{"DNS Hard Error looking up BMQ-WIN.RUN (MX):  NXDomain"}, Form: OutcomeToRID}},
+	{"Outcome/to-rid-headers", event.Outcome{Hard: true, DCID: 3, MID: 4, RID: 0, Status: "5.1.0", Reason: "Unknown address error", Code: "550", Response: []string{"<george@yourdomain.com>... Relaying denied"}, Form: OutcomeToRIDHeaders}},
+	{"Outcome/message", event.Outcome{DCID: 4370, MID: 10800, RID: 0, Status: "4.4.0", Reason: "Other network problem", Code: "000", Response: []string{"[Errno 54] Connection reset by peer"}, Form: OutcomeMessage}},
+	{"Outcome/message-headers", event.Outcome{Hard: true, DCID: 1911, MID: 3993, RID: 0, Status: "5.1.0", Reason: "Unknown address error", Code: "554", Response: []string{"Too long line."}, Form: OutcomeMessageHeaders}},
+	{"ConnectionError", event.ConnectionError{DCID: 63, Domain: "domainsample2.com", IP: "10.13.101.31", Port: 25, Details: "[Errno 0] Error", InterfaceIP: "10.10.192.50", Reason: "network error"}},
+	{"ConnectionError/smtp", event.ConnectionError{DCID: 299, Domain: "example.com", IP: "192.168.1.10", Port: 25, Details: `431-?example.com ESMTP\nMail system full'`, InterfaceIP: "192.168.1.10", Reason: "unexpected SMTP response"}},
+	{"ConnectionError/dcid-colon", event.ConnectionError{DCID: 263, IP: "128.242.110.90", Details: "EOF", InterfaceIP: "128.197.12.246", Reason: "network error", Form: ConnErrorDCIDColon}},
+	{"ConnectionError/leading-reason", event.ConnectionError{DCID: 2804, IP: "69.59.158.5", Details: "timeout", InterfaceIP: "10.20.1.49", Reason: "connection timed out", Form: ConnErrorLeadingReason}},
+	{"DCIDClose", event.DCIDClose{DCID: 8}},
+	{"BounceGenerated", event.BounceGenerated{MID: 15216898, OrigMID: 8785588}},
+	{"DoubleBounce", event.DoubleBounce{MID: 8963393, RID: 0, Status: "5.1.1", Reason: "Bad destination email address"}},
+	{"Pending", event.Pending{MID: 154, RIDs: []int{0}, Until: time.Date(2005, 7, 20, 10, 15, 41, 0, cst), Profile: "Default"}},
+	{"Pending/mid-bare", event.Pending{MID: 4195162, RIDs: []int{0, 1}, Until: time.Date(2004, 4, 27, 13, 5, 17, 0, cst), Profile: "Default", Form: PendingMIDBare}},
+	{"Pending/message-rid", event.Pending{MID: 1232089, RIDs: []int{0}, Until: time.Date(2004, 5, 26, 14, 58, 26, 0, cst), Form: PendingMessageRID}},
+	{"Pending/message-bare", event.Pending{MID: 4195162, RIDs: []int{0}, Until: time.Date(2004, 4, 7, 3, 5, 7, 0, cst), Profile: "Default", Form: PendingMessageBare}},
+	{"BeginLogfile", event.BeginLogfile{}},
+	{"LogfileVersion", event.LogfileVersion{Version: "mailgate 0.1.0", Serial: "mail.example.com"}},
+	{"TimeOffset", event.TimeOffset{Seconds: -21600}},
+	{"InjectionDebug/rcvd", event.InjectionDebug{ICID: 102503993, Data: "MAIL FROM:<daily@example.net>"}},
+	{"InjectionDebug/sent", event.InjectionDebug{ICID: 102503993, Sent: true, Data: `354 START MAIL INPUT, END WITH "." ON A LINE BY ITSELF`}},
+	{"ConnectionEnd", event.ConnectionEnd{ICID: 10293, Cause: event.CausePeerReset, State: "rcpt", LastCommand: "RCPT", DataBytes: 0, Duration: 36012 * time.Millisecond,
+		Commands: []event.CommandCount{{Verb: "ehlo", OK: 1, Total: 1}, {Verb: "mail", OK: 1, Total: 1}, {Verb: "rcpt", OK: 1, Total: 1}, {Verb: "data", OK: 0, Total: 1}}}},
+	{"ConnectionEnd/detail", event.ConnectionEnd{ICID: 77, Cause: event.CauseTimeoutUnsuccessful, State: "data", LastCommand: "DATA", DataBytes: 48213, Duration: 5*time.Minute + 1500*time.Millisecond,
+		Commands: []event.CommandCount{{Verb: "ehlo", OK: 1, Total: 1}, {Verb: "mail", OK: 1, Total: 1}, {Verb: "rcpt", OK: 2, Total: 3}, {Verb: "data", OK: 1, Total: 1}},
+		Detail:   "read tcp 127.0.0.1:2525->127.0.0.1:53034: i/o timeout"}},
+	{"ConnectionEnd/no-commands", event.ConnectionEnd{ICID: 9, Cause: event.CausePeerClosed, State: "connect", Duration: 2 * time.Millisecond}},
+	{"Unknown", event.Unknown{Text: "MID 24611421 antivirus negative"}},
+}
+
+// TestEventRoundTrip renders every case as a line (golden), parses the line
+// back and expects the same entry.
+func TestEventRoundTrip(t *testing.T) {
+	var golden bytes.Buffer
+	for _, c := range eventCases {
+		e := event.Entry{Time: when, Level: event.Info, Event: c.ev}
+		line := AppendLine(nil, e, cst)
+		golden.WriteString(c.name + "\n\t" + string(line) + "\n")
+		got, err := ParseLine(string(line), cst)
+		if err != nil {
+			t.Errorf("%s: ParseLine(%q): %v", c.name, line, err)
+			continue
+		}
+		if !got.Time.Equal(e.Time) || got.Level != e.Level || !reflect.DeepEqual(got.Event, e.Event) {
+			t.Errorf("%s: %q\nparsed %#v\nwant   %#v", c.name, line, got, e)
+		}
+	}
+	compareGolden(t, "testdata/events.golden", golden.Bytes())
+}
+
+// TestEveryTypeHasACase keeps eventCases complete as event/ grows.
+func TestEveryTypeHasACase(t *testing.T) {
+	seen := map[string]bool{}
+	for _, c := range eventCases {
+		seen[reflect.TypeOf(c.ev).Name()] = true
+	}
+	// The set of event types, from the isEvent methods in event/kinds.go.
+	src, err := os.ReadFile("../event/kinds.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(src), "\n") {
+		name, ok := strings.CutPrefix(l, "func (")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, ")")
+		if !seen[name] {
+			t.Errorf("no test case renders event.%s", name)
+		}
+	}
+}
+
+func compareGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+		for i := 0; i < len(gl) || i < len(wl); i++ {
+			var g, w string
+			if i < len(gl) {
+				g = gl[i]
+			}
+			if i < len(wl) {
+				w = wl[i]
+			}
+			if g != w {
+				t.Fatalf("%s differs at line %d:\ngot  %q\nwant %q", path, i+1, g, w)
+			}
+		}
+	}
+}
+
+func TestPendingUntilLocation(t *testing.T) {
+	// AppendMessage writes times in their own location; AppendLine in loc.
+	p := event.Pending{MID: 1, RIDs: []int{0}, Until: time.Date(2005, 7, 20, 16, 15, 41, 0, time.UTC)}
+	if got, want := string(AppendMessage(nil, p)), "MID 1 to RID [0] pending till Wed Jul 20 16:15:41 2005"; got != want {
+		t.Errorf("AppendMessage = %q, want %q", got, want)
+	}
+	line := AppendLine(nil, event.Entry{Time: p.Until, Level: event.Info, Event: p}, cst)
+	if got, want := string(line), "Wed Jul 20 10:15:41 2005 Info: MID 1 to RID [0] pending till Wed Jul 20 10:15:41 2005"; got != want {
+		t.Errorf("AppendLine = %q, want %q", got, want)
+	}
+}
+
+func TestAppendLineTimestamp(t *testing.T) {
+	tests := []struct {
+		t     time.Time
+		level event.Level
+		want  string
+	}{
+		{time.Date(2023, 9, 6, 13, 13, 16, 0, cst), event.Info, "Wed Sep  6 13:13:16 2023 Info: MID 1 queued for delivery"},
+		{time.Date(2014, 11, 19, 9, 16, 38, 999999999, cst), event.Warning, "Wed Nov 19 09:16:38 2014 Warning: MID 1 queued for delivery"},
+		{time.Date(2014, 11, 19, 15, 16, 38, 0, time.UTC), event.Critical, "Wed Nov 19 09:16:38 2014 Critical: MID 1 queued for delivery"},
+		{time.Date(2005, 5, 4, 0, 24, 31, 0, cst), event.Debug, "Wed May  4 00:24:31 2005 Debug: MID 1 queued for delivery"},
+		{time.Date(2005, 5, 4, 0, 24, 31, 0, cst), event.Trace, "Wed May  4 00:24:31 2005 Trace: MID 1 queued for delivery"},
+		{time.Time{}, event.Info, "Info: MID 1 queued for delivery"},
+		{time.Time{}, 0, "MID 1 queued for delivery"},
+		{time.Date(2005, 5, 4, 0, 24, 31, 0, cst), 0, "Wed May  4 00:24:31 2005 MID 1 queued for delivery"},
+	}
+	for _, tt := range tests {
+		got := string(AppendLine(nil, event.Entry{Time: tt.t, Level: tt.level, Event: event.Queued{MID: 1}}, cst))
+		if got != tt.want {
+			t.Errorf("AppendLine(%v, %v) = %q, want %q", tt.t, tt.level, got, tt.want)
+		}
+	}
+}
+
+func TestQuoteFor(t *testing.T) {
+	for s, want := range map[string]byte{"sample": '\'', "Don't": '"', `say "hi"`: '\'', "": '\''} {
+		if got := QuoteFor(s); got != want {
+			t.Errorf("QuoteFor(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
