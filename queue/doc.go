@@ -1,0 +1,58 @@
+// Package queue is mailgate's durable spool and its persistent ID counters.
+//
+// The rule it carries: no acknowledged message is lost. The receiving side
+// sends "250" after DATA only when Commit has returned nil, and Commit
+// returns nil only when the message and its envelope are fsynced. A crash
+// at any moment loses nothing acknowledged; Open finds every unfinished
+// message again.
+//
+// # Journal
+//
+// The spool is an append-only journal split into segment files,
+// NNNNNNNNNN.seg (a sequence number, ten digits or more), in one directory.
+// One writer goroutine appends; concurrent Commits share one pwritev and one
+// fsync (group commit), which is what lets a disk whose fsync takes a few
+// hundred microseconds accept thousands of messages a second.
+//
+// A segment starts with a 32-byte header: the magic "MGSPOOL\x00", the format
+// version (1, uint16), a 32-bit salt, the segment's sequence number and a
+// CRC-32C of the header. Records follow, each a 20-byte header (magic
+// "MGR\xa5", type, payload length, CRC-32C of the payload, CRC-32C of the
+// header) and the payload. Both record checksums are seeded with the salt,
+// which is random per spool: recovery's search for the next record after a
+// damaged region cannot be fooled by a record someone wrote into a message
+// body. Integers in headers are little-endian.
+//
+// Records are of three kinds (payload encodings in record.go):
+//
+//   - message: the envelope (versioned compact binary) and the message bytes;
+//   - state: the delivery state of some recipients of a message (status,
+//     attempts, last and next attempt, last reply);
+//   - finish: the message is done.
+//
+// # Recovery
+//
+// Open replays every segment in order. A record that is incomplete or fails
+// its checksums at the end of the last segment is a write that was never
+// acknowledged: it is truncated away. Bad bytes anywhere else are damage:
+// Open skips them up to the next valid record, reports them in Recovery
+// (segment, offset, length), keeps a copy under corrupt/, and recovers
+// everything else. The index it rebuilds holds, per live message, where its
+// record is and its recipients' states; never a body.
+//
+// # Space
+//
+// A segment is deleted, once it is not the one being written, when none of
+// its records is needed: no live message's record or later state, and no
+// finish record that still hides an older copy of its message. A mostly
+// dead segment is compacted: the writer copies its live messages, with a
+// snapshot of their states, into the current segment (a bounded amount per
+// group commit, sharing its fsync), after which the old segment is deleted.
+//
+// # Failure
+//
+// If a write or fsync fails, every record of that batch gets the error and
+// the spool goes read-only for good (ErrFailed): after a failed fsync the
+// kernel may have dropped the pages, and a later fsync could succeed without
+// them. Reopening recovers whatever did reach the disk.
+package queue

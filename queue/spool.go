@@ -1,0 +1,593 @@
+package queue
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Recipient is one accepted recipient of a message.
+type Recipient struct {
+	RID  int
+	Addr string
+}
+
+// Envelope is what the receiving side knew of a message besides its bytes.
+type Envelope struct {
+	MID        uint64
+	ICID       uint64
+	Listener   string
+	ClientIP   string
+	ClientHost string // verified reverse DNS name, or ""
+	Helo       string
+	TLS        string // e.g. "TLSv1.3 TLS_AES_128_GCM_SHA256", "" when plaintext
+	From       string // "" is the null sender
+	Rcpts      []Recipient
+	Received   time.Time // the zero time and the Unix epoch are both stored as "unset"
+	BodyType   string    // "", "7BIT", "8BITMIME"
+	SMTPUTF8   bool
+}
+
+// Status is where a recipient stands on the delivery side.
+type Status uint8
+
+const (
+	Pending   Status = iota // not final yet: never tried, or soft failures so far
+	Delivered               // the next hop accepted it
+	Bounced                 // hard failure or expiry; the bounce (DSN) is the delivery side's
+)
+
+func (s Status) String() string {
+	switch s {
+	case Pending:
+		return "pending"
+	case Delivered:
+		return "delivered"
+	case Bounced:
+		return "bounced"
+	}
+	return fmt.Sprintf("Status(%d)", uint8(s))
+}
+
+// RecipientState is the durable delivery state of one recipient. The spool
+// stores it and gives it back after a restart; the policy (retry schedule,
+// expiry, bounce generation) is the delivery side's.
+type RecipientState struct {
+	Status   Status
+	Attempts int       // delivery attempts made so far
+	Last     time.Time // when the last attempt ended
+	Next     time.Time // earliest next attempt while Pending; zero means at once
+	Reason   string    // last reply or failure text, for the logs and the DSN
+}
+
+// Options tune a Spool. The zero value is the production setting.
+type Options struct {
+	// SegmentSize is the size beyond which the spool starts a new segment
+	// file; default 64 MiB. Space is reclaimed a segment at a time.
+	SegmentSize int64
+
+	// NoSync skips every fsync. It is for tests and benchmarks only: the
+	// data still reaches the kernel before Commit returns, so a killed
+	// process loses nothing, but a machine crash or power loss can lose
+	// any acknowledged message.
+	NoSync bool
+
+	// Logger receives what the spool cannot return to a caller (a record
+	// compaction could not copy, a segment it could not delete). Nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Stats is a snapshot of the spool.
+type Stats struct {
+	Messages  int   // live (unfinished) messages
+	Bytes     int64 // size of all segment files
+	LiveBytes int64 // bytes of the live messages' records
+	Segments  int
+
+	// Counts since Open.
+	Batches   uint64 // group commits written
+	Records   uint64 // records written by callers
+	Syncs     uint64 // fsyncs of segment data
+	Copied    uint64 // message records moved by compaction
+	Deleted   uint64 // segment files removed
+	Corrupted int    // corrupt regions found by recovery
+}
+
+// Recovery describes what Open found.
+type Recovery struct {
+	Segments  int   // segment files scanned
+	Records   int   // whole records replayed
+	Messages  int   // live messages after replay
+	Truncated int64 // bytes of a torn record cut from the tail of the last segment
+	// Corrupt lists the damaged regions that were skipped. Their bytes are
+	// saved under corrupt/ in the spool directory; a message whose record
+	// was in one is lost, a lost state or finish record means a recipient
+	// or message may be delivered twice.
+	Corrupt []*CorruptError
+}
+
+// CorruptError reports damaged bytes in a segment.
+type CorruptError struct {
+	Segment string // file path
+	Offset  int64
+	Length  int64 // bytes skipped
+	Err     error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("queue: corrupt data in %s at offset %d (%d bytes): %v", e.Segment, e.Offset, e.Length, e.Err)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+var (
+	ErrClosed   = errors.New("queue: spool closed")
+	ErrNotFound = errors.New("queue: no such message")
+	// ErrFailed is wrapped by every error after a write or fsync of the
+	// spool failed: what reached the disk is then unknown, so the spool
+	// accepts nothing more until it is reopened and recovered.
+	ErrFailed = errors.New("queue: spool failed")
+)
+
+const defaultSegmentSize = 64 << 20
+
+// Spool is the durable message queue: an append-only journal of records in
+// segment files. Its methods are safe for concurrent use.
+type Spool struct {
+	dir      string
+	opts     Options
+	log      *slog.Logger
+	salt     uint32
+	dirf     *os.File
+	lockf    *os.File
+	syncFile func(*os.File) error // f.Sync; replaced by tests to inject failures
+
+	mu       sync.RWMutex // guards x, inflight, shut; the writer holds it to apply
+	x        index
+	inflight map[uint64]bool // MIDs being committed
+	shut     bool
+
+	seq atomic.Uint64 // commit order
+
+	qmu    sync.Mutex // guards queue, closed, failed
+	queue  []*request
+	closed bool
+	failed error
+	wake   chan struct{}
+	done   chan struct{} // closed when the writer has exited
+
+	recovery Recovery
+
+	nBatches, nRecords, nSyncs, nCopied, nDeleted atomic.Uint64
+	liveBytes                                     atomic.Int64
+
+	// owned by the writer goroutine
+	iov   [][]byte
+	batch []*request
+}
+
+const (
+	reqQueued int32 = iota
+	reqTaken
+	reqCancelled
+)
+
+// request is one record on its way to the disk.
+type request struct {
+	typ    recType
+	mid    uint64
+	rec    []byte // header and payload, or for a message header and all but the body
+	body   []byte
+	seq    uint64
+	env    *Envelope
+	states []ridState
+
+	off   int64
+	state atomic.Int32
+	done  chan error
+}
+
+func (r *request) size() int { return len(r.rec) + len(r.body) }
+
+// Open opens the spool in dir, creating it if needed, and recovers it: every
+// segment is scanned, a torn record at the end of the last one is cut off
+// (it was never acknowledged), damaged regions elsewhere are skipped and
+// reported in Recovery, and the index of live messages is rebuilt. Only one
+// process may have a spool open.
+func Open(dir string, o Options) (*Spool, error) {
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = defaultSegmentSize
+	}
+	s := &Spool{
+		dir:      dir,
+		opts:     o,
+		log:      o.Logger,
+		syncFile: (*os.File).Sync,
+		x:        index{msgs: make(map[uint64]*entry), tombs: make(map[uint64]*tomb)},
+		inflight: make(map[uint64]bool),
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("queue: open: %w", err)
+	}
+	lockf, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("queue: open: %w", err)
+	}
+	if err := unix.Flock(int(lockf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lockf.Close()
+		return nil, fmt.Errorf("queue: open %s: spool in use by another process: %w", dir, err)
+	}
+	s.lockf = lockf
+	if s.dirf, err = os.Open(dir); err != nil {
+		lockf.Close()
+		return nil, fmt.Errorf("queue: open: %w", err)
+	}
+	if err := s.recover(); err != nil {
+		s.x.releaseAll()
+		s.dirf.Close()
+		lockf.Close()
+		return nil, err
+	}
+	s.seq.Store(s.x.maxSeq)
+	go s.run()
+	return s, nil
+}
+
+// Commit stores a message and returns nil only once its record is durable:
+// written and fsynced, and the directory fsynced if the record opened a new
+// segment. Concurrent Commits share one write and one fsync.
+//
+// msg is not retained after Commit returns and must not change before.
+// When ctx ends while the record is still queued, Commit returns ctx's error
+// and nothing is written. Once the writer has taken the record, Commit waits
+// for the outcome of that one write and fsync. Any other error (ErrFailed)
+// leaves it unknown whether the record reached the disk: a recovered spool
+// may still deliver the message, so the sender's retry can cause a
+// duplicate (at-least-once).
+func (s *Spool) Commit(ctx context.Context, env *Envelope, msg []byte) error {
+	if err := checkEnvelope(env); err != nil {
+		return fmt.Errorf("queue: commit MID %d: %w", env.MID, err)
+	}
+	seq := s.seq.Add(1)
+	rec := make([]byte, recHeaderSize, recHeaderSize+128+len(env.Rcpts)*32)
+	rec = appendMessagePrefix(rec, seq, env)
+	n := len(rec) - recHeaderSize + len(msg)
+	if len(rec)-recHeaderSize > maxEnvelope+32 {
+		return fmt.Errorf("queue: commit MID %d: envelope too large", env.MID)
+	}
+	if n > maxPayload {
+		return fmt.Errorf("queue: commit MID %d: message of %d bytes too large", env.MID, len(msg))
+	}
+	c := crc(crc(s.salt, rec[recHeaderSize:]), msg)
+	putRecHeader(rec, s.salt, recMessage, n, c)
+
+	mid := env.MID
+	s.mu.Lock()
+	switch {
+	case s.shut:
+		s.mu.Unlock()
+		return ErrClosed
+	// A finished MID is not remembered for ever; the Counters keep MIDs
+	// unique, this only catches a caller committing one MID twice.
+	case s.x.msgs[mid] != nil || s.inflight[mid] || s.x.tombs[mid] != nil:
+		s.mu.Unlock()
+		return fmt.Errorf("queue: commit MID %d: MID already used", mid)
+	}
+	s.inflight[mid] = true
+	s.mu.Unlock()
+
+	r := &request{typ: recMessage, mid: mid, rec: rec, body: msg, seq: seq, env: env, done: make(chan error, 1)}
+	err := s.submit(ctx, r)
+	if r.state.Load() == reqCancelled {
+		// Never taken by the writer, which otherwise clears inflight.
+		s.mu.Lock()
+		delete(s.inflight, mid)
+		s.mu.Unlock()
+	}
+	if err != nil {
+		return fmt.Errorf("queue: commit MID %d: %w", mid, err)
+	}
+	return nil
+}
+
+func checkEnvelope(env *Envelope) error {
+	if env.MID == 0 {
+		return errors.New("MID 0")
+	}
+	if len(env.Rcpts) == 0 {
+		return errors.New("no recipients")
+	}
+	for i, r := range env.Rcpts {
+		if r.RID < 0 || r.RID > math.MaxInt32 {
+			return fmt.Errorf("RID %d out of range", r.RID)
+		}
+		for _, q := range env.Rcpts[:i] {
+			if q.RID == r.RID {
+				return fmt.Errorf("RID %d twice", r.RID)
+			}
+		}
+	}
+	return nil
+}
+
+// SetRecipientState durably records st for the recipients rids of a live
+// message. Same contract as Commit for ctx and errors.
+func (s *Spool) SetRecipientState(ctx context.Context, mid uint64, rids []int, st RecipientState) error {
+	if st.Status > Bounced || st.Attempts < 0 || st.Attempts > math.MaxInt32 {
+		return fmt.Errorf("queue: set state MID %d: invalid state %+v", mid, st)
+	}
+	if len(rids) == 0 {
+		return fmt.Errorf("queue: set state MID %d: no RIDs", mid)
+	}
+	s.mu.RLock()
+	e := s.x.msgs[mid]
+	var unknown []int
+	if e != nil {
+		for _, rid := range rids {
+			if !slices.ContainsFunc(e.rcpts, func(r rcpt) bool { return int(r.rid) == rid }) {
+				unknown = append(unknown, rid)
+			}
+		}
+	}
+	s.mu.RUnlock()
+	if e == nil {
+		return fmt.Errorf("queue: set state MID %d: %w", mid, ErrNotFound)
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("queue: set state MID %d: no RID %v", mid, unknown)
+	}
+	states := make([]ridState, len(rids))
+	for i, rid := range rids {
+		states[i] = ridState{RID: rid, RecipientState: st}
+	}
+	r := &request{typ: recState, mid: mid, states: states, done: make(chan error, 1)}
+	r.rec = newRecord(s.salt, recState, appendState(nil, mid, states))
+	if err := s.submit(ctx, r); err != nil {
+		return fmt.Errorf("queue: set state MID %d: %w", mid, err)
+	}
+	return nil
+}
+
+// Finish durably marks a message done (all its recipients final, or
+// deleted): it leaves Messages, and its space is reclaimed once its segment
+// holds nothing else live. Same contract as Commit for ctx and errors.
+func (s *Spool) Finish(ctx context.Context, mid uint64) error {
+	s.mu.RLock()
+	e := s.x.msgs[mid]
+	s.mu.RUnlock()
+	if e == nil {
+		return fmt.Errorf("queue: finish MID %d: %w", mid, ErrNotFound)
+	}
+	r := &request{typ: recFinish, mid: mid, done: make(chan error, 1)}
+	r.rec = newRecord(s.salt, recFinish, appendFinish(nil, mid))
+	if err := s.submit(ctx, r); err != nil {
+		return fmt.Errorf("queue: finish MID %d: %w", mid, err)
+	}
+	return nil
+}
+
+func newRecord(salt uint32, t recType, payload []byte) []byte {
+	b := make([]byte, recHeaderSize+len(payload))
+	copy(b[recHeaderSize:], payload)
+	putRecHeader(b, salt, t, len(payload), crc(salt, payload))
+	return b
+}
+
+// submit hands r to the writer and waits for its outcome.
+func (s *Spool) submit(ctx context.Context, r *request) error {
+	if err := ctx.Err(); err != nil {
+		r.state.Store(reqCancelled)
+		return err
+	}
+	s.qmu.Lock()
+	if s.closed || s.failed != nil {
+		err := cmp.Or(s.failed, ErrClosed)
+		s.qmu.Unlock()
+		r.state.Store(reqCancelled)
+		return err
+	}
+	s.queue = append(s.queue, r)
+	s.qmu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(reqQueued, reqCancelled) {
+			return ctx.Err()
+		}
+		return <-r.done
+	}
+}
+
+// Read returns the envelope and the bytes of a live message. The record's
+// checksums are verified again, so damage since it was written is an error,
+// not wrong mail.
+func (s *Spool) Read(mid uint64) (*Envelope, []byte, error) {
+	s.mu.RLock()
+	if s.shut {
+		s.mu.RUnlock()
+		return nil, nil, ErrClosed
+	}
+	e := s.x.msgs[mid]
+	if e == nil {
+		s.mu.RUnlock()
+		return nil, nil, fmt.Errorf("queue: read MID %d: %w", mid, ErrNotFound)
+	}
+	g, off, n := e.seg, e.off, e.n
+	g.acquire()
+	s.mu.RUnlock()
+	defer g.release()
+
+	_, env, body, err := readMessage(g, off, n)
+	if err != nil {
+		return nil, nil, fmt.Errorf("queue: read MID %d: %w", mid, err)
+	}
+	return env, body, nil
+}
+
+// readMessage reads and verifies the message record at g/off of n bytes. It
+// returns the whole record, the envelope and the body (a slice of rec).
+func readMessage(g *segment, off, n int64) (rec []byte, env *Envelope, body []byte, err error) {
+	rec = make([]byte, n)
+	if _, err := g.f.ReadAt(rec, off); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s offset %d: %w", g.path, off, err)
+	}
+	h, ok := parseRecHeader(rec, g.salt)
+	if !ok || h.typ != recMessage || h.n != n-recHeaderSize {
+		return nil, nil, nil, &CorruptError{Segment: g.path, Offset: off, Length: n, Err: errors.New("bad record header")}
+	}
+	p := rec[recHeaderSize:]
+	if crc(g.salt, p) != h.crc {
+		return nil, nil, nil, &CorruptError{Segment: g.path, Offset: off, Length: n, Err: errors.New("payload checksum mismatch")}
+	}
+	_, env, bodyOff, err := decodeMessage(p)
+	if err != nil {
+		return nil, nil, nil, &CorruptError{Segment: g.path, Offset: off, Length: n, Err: err}
+	}
+	return rec, env, p[bodyOff:], nil
+}
+
+// Messages returns the MIDs of the live messages in commit order.
+func (s *Spool) Messages() []uint64 {
+	s.mu.RLock()
+	type ms struct{ mid, seq uint64 }
+	all := make([]ms, 0, len(s.x.msgs))
+	for mid, e := range s.x.msgs {
+		all = append(all, ms{mid, e.seq})
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(all, func(a, b ms) int { return cmp.Compare(a.seq, b.seq) })
+	mids := make([]uint64, len(all))
+	for i, m := range all {
+		mids[i] = m.mid
+	}
+	return mids
+}
+
+// RecipientStates returns the state of every recipient of a live message,
+// by RID. Recipients never updated have the zero RecipientState (Pending).
+func (s *Spool) RecipientStates(mid uint64) (map[int]RecipientState, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.x.msgs[mid]
+	if e == nil {
+		return nil, fmt.Errorf("queue: recipient states MID %d: %w", mid, ErrNotFound)
+	}
+	m := make(map[int]RecipientState, len(e.rcpts))
+	for _, r := range e.rcpts {
+		var st RecipientState
+		if r.st != nil {
+			st = *r.st
+		}
+		m[int(r.rid)] = st
+	}
+	return m, nil
+}
+
+// MaxMID returns the highest MID found in the spool or committed since Open.
+// The caller keeps its MID counter above it (Counters.Ensure).
+func (s *Spool) MaxMID() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.x.maxMID
+}
+
+// Recovery returns what Open found.
+func (s *Spool) Recovery() Recovery { return s.recovery }
+
+// Stats returns a snapshot of the spool's size and activity.
+func (s *Spool) Stats() Stats {
+	s.mu.RLock()
+	st := Stats{Messages: len(s.x.msgs), Segments: len(s.x.segs)}
+	for _, g := range s.x.segs {
+		st.Bytes += g.size
+	}
+	s.mu.RUnlock()
+	st.LiveBytes = s.liveBytes.Load()
+	st.Batches = s.nBatches.Load()
+	st.Records = s.nRecords.Load()
+	st.Syncs = s.nSyncs.Load()
+	st.Copied = s.nCopied.Load()
+	st.Deleted = s.nDeleted.Load()
+	st.Corrupted = len(s.recovery.Corrupt)
+	return st
+}
+
+// Close waits for the records already submitted, then closes the files.
+// It returns the spool's failure, if it had one.
+func (s *Spool) Close() error {
+	s.qmu.Lock()
+	if s.closed {
+		s.qmu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	s.qmu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	<-s.done
+
+	s.mu.Lock()
+	s.shut = true
+	s.x.releaseAll()
+	s.mu.Unlock()
+	errs := []error{s.failure()}
+	if err := s.dirf.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("queue: close: %w", err))
+	}
+	// Closing the file drops the flock.
+	if err := s.lockf.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("queue: close: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func (x *index) releaseAll() {
+	for _, g := range x.segs {
+		g.release()
+	}
+	x.segs = nil
+}
+
+func (s *Spool) failure() error {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return s.failed
+}
+
+// fail makes the spool read-only for good. After a failed write or fsync
+// the kernel may have dropped the dirty pages and cleared the error (the
+// PostgreSQL "fsyncgate" lesson): retrying the fsync could succeed without
+// the data being on disk, so nothing written after this is trusted.
+func (s *Spool) fail(err error) error {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.failed == nil {
+		s.failed = fmt.Errorf("%w: %w", ErrFailed, err)
+		s.log.Error("queue: spool failed, accepting nothing until reopened", "dir", s.dir, "err", err)
+	}
+	return s.failed
+}

@@ -1,0 +1,388 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"golang.org/x/sys/unix"
+)
+
+// The writer goroutine is the only one that writes segments or changes the
+// index. Each turn it takes every queued record (up to a batch limit), adds
+// a bounded amount of compaction work, writes it all with pwritev, fsyncs
+// once, applies the records to the index and releases the waiters: the
+// group commit. Records queued while one fsync runs form the next batch, so
+// the batch size follows the load with no timer.
+
+const (
+	maxBatchBytes   = 8 << 20
+	maxBatchRecords = 1024
+	// compactBudget bounds the bytes compaction adds to one batch, so that
+	// it delays the commits sharing that fsync by little.
+	compactBudget = 1 << 20
+	iovMax        = 1024 // IOV_MAX on Linux and the BSDs
+)
+
+func (s *Spool) run() {
+	defer close(s.done)
+	for {
+		reqs, closed := s.take()
+		var copies []copyRec
+		if !closed && s.failure() == nil {
+			copies = s.planCompaction()
+		}
+		if len(reqs) == 0 && len(copies) == 0 {
+			if closed {
+				return
+			}
+			<-s.wake
+			continue
+		}
+		s.commitBatch(copies, reqs)
+		clear(reqs) // the slice is reused: do not keep bodies alive
+		s.deleteDead()
+	}
+}
+
+// take removes up to one batch of records from the queue, skipping those
+// whose caller gave up. closed reports that Close was called; records queued
+// before it are still taken.
+func (s *Spool) take() (reqs []*request, closed bool) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	reqs = s.batch[:0]
+	size, i := 0, 0
+	for ; i < len(s.queue); i++ {
+		r := s.queue[i]
+		if len(reqs) > 0 && (size+r.size() > maxBatchBytes || len(reqs) == maxBatchRecords) {
+			break
+		}
+		if !r.state.CompareAndSwap(reqQueued, reqTaken) {
+			continue // cancelled
+		}
+		reqs = append(reqs, r)
+		size += r.size()
+	}
+	n := copy(s.queue, s.queue[i:])
+	clear(s.queue[n:])
+	s.queue = s.queue[:n]
+	s.batch = reqs
+	return reqs, s.closed
+}
+
+// copyRec is what compaction moves: a live message (its record copied
+// verbatim and a snapshot of its recipient states), or the finish record of
+// a finished message (env nil) that older copies still need.
+type copyRec struct {
+	mid      uint64
+	rec      []byte
+	env      *Envelope
+	seq      uint64
+	stateRec []byte // nil when no recipient has a state
+	states   []ridState
+	off      int64
+}
+
+func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
+	if err := s.failure(); err != nil {
+		s.finishBatch(reqs, err)
+		return
+	}
+	cur := s.x.current()
+	if cur.size >= s.opts.SegmentSize {
+		g, err := s.createSegment(cur.seq + 1)
+		if err != nil {
+			s.finishBatch(reqs, s.fail(err))
+			return
+		}
+		cur = g
+	}
+
+	iov := s.iov[:0]
+	off := cur.size
+	for i := range copies {
+		c := &copies[i]
+		c.off = off
+		iov = append(iov, c.rec)
+		off += int64(len(c.rec))
+		if c.stateRec != nil {
+			iov = append(iov, c.stateRec)
+			off += int64(len(c.stateRec))
+		}
+	}
+	for _, r := range reqs {
+		r.off = off
+		iov = append(iov, r.rec)
+		if len(r.body) > 0 {
+			iov = append(iov, r.body)
+		}
+		off += int64(r.size())
+	}
+	err := pwritevAll(cur.f, iov, cur.size)
+	clear(iov) // do not keep message bodies alive until the next batch
+	s.iov = iov[:0]
+	if err != nil {
+		s.finishBatch(reqs, s.fail(fmt.Errorf("write %s: %w", cur.path, err)))
+		return
+	}
+	if !s.opts.NoSync {
+		if err := s.syncFile(cur.f); err != nil {
+			s.finishBatch(reqs, s.fail(fmt.Errorf("fsync %s: %w", cur.path, err)))
+			return
+		}
+		s.nSyncs.Add(1)
+	}
+	s.nBatches.Add(1)
+	s.nRecords.Add(uint64(len(reqs)))
+
+	errs := make([]error, len(reqs))
+	var live int64
+	s.mu.Lock()
+	cur.size = off
+	for _, c := range copies {
+		if c.env == nil {
+			s.x.applyFinish(cur, c.mid)
+			continue
+		}
+		s.nCopied.Add(1)
+		s.x.applyMessage(cur, c.off, int64(len(c.rec)), c.seq, c.env)
+		if c.stateRec != nil {
+			s.x.applyState(cur, c.mid, c.states)
+		}
+	}
+	for i, r := range reqs {
+		switch r.typ {
+		case recMessage:
+			delete(s.inflight, r.mid)
+			s.x.applyMessage(cur, r.off, int64(r.size()), r.seq, r.env)
+			live += int64(r.size())
+		case recState:
+			if !s.x.applyState(cur, r.mid, r.states) {
+				errs[i] = ErrNotFound
+			}
+		case recFinish:
+			if e := s.x.msgs[r.mid]; e != nil {
+				live -= e.n
+			}
+			if !s.x.applyFinish(cur, r.mid) {
+				errs[i] = ErrNotFound
+			}
+		}
+	}
+	s.mu.Unlock()
+	s.liveBytes.Add(live)
+	for i, r := range reqs {
+		r.done <- errs[i]
+	}
+}
+
+// finishBatch fails every record of a batch that was not (or not surely)
+// written.
+func (s *Spool) finishBatch(reqs []*request, err error) {
+	s.mu.Lock()
+	for _, r := range reqs {
+		if r.typ == recMessage {
+			delete(s.inflight, r.mid)
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range reqs {
+		r.done <- err
+	}
+}
+
+func pwritevAll(f *os.File, iov [][]byte, off int64) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	for len(iov) > 0 {
+		chunk := iov[:min(len(iov), iovMax)]
+		var n int
+		var werr error
+		if err := rc.Write(func(fd uintptr) bool {
+			n, werr = unix.Pwritev(int(fd), chunk, off)
+			return true
+		}); err != nil {
+			return err
+		}
+		if werr == unix.EINTR {
+			continue
+		}
+		if werr != nil {
+			return werr
+		}
+		if n == 0 {
+			return errors.New("pwritev wrote nothing")
+		}
+		off += int64(n)
+		// Drop what was written; a short write leaves a partial buffer.
+		for n > 0 {
+			if n >= len(iov[0]) {
+				n -= len(iov[0])
+				iov = iov[1:]
+				continue
+			}
+			iov[0] = iov[0][n:]
+			n = 0
+		}
+	}
+	return nil
+}
+
+// createSegment creates segment seq and makes it the current one. No record
+// in it is acknowledged before its header and its directory entry are
+// durable.
+func (s *Spool) createSegment(seq uint64) (*segment, error) {
+	path := filepath.Join(s.dir, segName(seq))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("queue: new segment: %w", err)
+	}
+	hdr := make([]byte, segHeaderSize)
+	putSegHeader(hdr, seq, s.salt)
+	if _, err := f.WriteAt(hdr, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("queue: new segment %s: %w", path, err)
+	}
+	if !s.opts.NoSync {
+		if err := s.syncFile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("queue: new segment: fsync %s: %w", path, err)
+		}
+		if err := s.syncDir(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("queue: new segment %s: %w", path, err)
+		}
+	}
+	g := &segment{seq: seq, path: path, f: f, salt: s.salt, size: segHeaderSize}
+	g.refs.Store(1)
+	s.mu.Lock()
+	s.x.segs = append(s.x.segs, g)
+	s.mu.Unlock()
+	return g, nil
+}
+
+func (s *Spool) syncDir() error {
+	if s.opts.NoSync {
+		return nil
+	}
+	if err := s.syncFile(s.dirf); err != nil {
+		return fmt.Errorf("fsync directory %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// deleteDead removes the segments nothing needs any more. The removals are
+// made durable before the index forgets them, because forgetting a segment
+// can release the finish records (tombs) in a later one, and those may be
+// deleted only once the older copies are surely gone.
+func (s *Spool) deleteDead() {
+	for s.failure() == nil {
+		dead := s.x.deletable()
+		if len(dead) == 0 {
+			return
+		}
+		removed := dead[:0]
+		for _, g := range dead {
+			if err := os.Remove(g.path); err != nil {
+				// Not a durability problem: the segment only stays.
+				s.log.Warn("queue: cannot delete spent segment", "segment", g.path, "err", err)
+				g.removeFail = true
+				continue
+			}
+			removed = append(removed, g)
+		}
+		if err := s.syncDir(); err != nil {
+			s.fail(err)
+			return
+		}
+		s.mu.Lock()
+		for _, g := range removed {
+			s.x.dropSegment(g)
+			g.release()
+		}
+		s.mu.Unlock()
+		s.nDeleted.Add(uint64(len(removed)))
+	}
+}
+
+// planCompaction picks what to move out of the segments worth emptying,
+// oldest segment first, up to compactBudget bytes. It reads the message
+// records (verifying them) now; the writer puts the copies at the head of
+// the batch, before any record of the batch that may finish or update them.
+func (s *Spool) planCompaction() []copyRec {
+	var out []copyRec
+	budget := compactBudget
+	for _, g := range s.x.segs {
+		if budget <= 0 {
+			break
+		}
+		if !s.x.compactable(g) {
+			continue
+		}
+		nm, ns := len(g.mids), len(g.stateMids)
+		for budget > 0 && g.cursor < nm+ns+len(g.tombMids) {
+			var mid uint64
+			switch i := g.cursor; {
+			case i < nm:
+				mid = g.mids[i]
+			case i < nm+ns:
+				mid = g.stateMids[i-nm]
+			default:
+				mid = g.tombMids[i-nm-ns]
+			}
+			g.cursor++
+			if t := s.x.tombs[mid]; t != nil && t.seg == g {
+				rec := newRecord(s.salt, recFinish, appendFinish(nil, mid))
+				out = append(out, copyRec{mid: mid, rec: rec})
+				budget -= len(rec)
+				continue
+			}
+			e := s.x.msgs[mid]
+			if e == nil || e.seg != g && !slices.Contains(e.stateSegs, g) {
+				continue
+			}
+			if slices.ContainsFunc(out, func(c copyRec) bool { return c.mid == mid }) {
+				continue
+			}
+			c, err := s.copyOf(e)
+			if err != nil {
+				// The message cannot be moved; Read reports the same error
+				// to the delivery side, which decides its fate.
+				s.log.Error("queue: compaction cannot copy message", "mid", mid, "err", err)
+				continue
+			}
+			out = append(out, c)
+			budget -= len(c.rec) + len(c.stateRec)
+		}
+	}
+	return out
+}
+
+func (s *Spool) copyOf(e *entry) (copyRec, error) {
+	rec, env, _, err := readMessage(e.seg, e.off, e.n)
+	if err != nil {
+		return copyRec{}, err
+	}
+	if e.seg.salt != s.salt {
+		// Written under another salt (a segment whose header was damaged
+		// was read with a guessed one, or files of two spools were mixed).
+		p := rec[recHeaderSize:]
+		putRecHeader(rec, s.salt, recMessage, len(p), crc(s.salt, p))
+	}
+	seq, _, _, _ := decodeMessage(rec[recHeaderSize:]) // verified by readMessage
+	c := copyRec{mid: env.MID, rec: rec, env: env, seq: seq}
+	for _, r := range e.rcpts {
+		if r.st != nil {
+			c.states = append(c.states, ridState{RID: int(r.rid), RecipientState: *r.st})
+		}
+	}
+	if len(c.states) > 0 {
+		c.stateRec = newRecord(s.salt, recState, appendState(nil, env.MID, c.states))
+	}
+	return c, nil
+}
