@@ -161,12 +161,17 @@ type Spool struct {
 
 	seq atomic.Uint64 // commit order
 
-	qmu    sync.Mutex // guards queue, closed, failed
+	qmu    sync.Mutex // guards queue, closed, failed, lastArrival, arrivalGap
 	queue  []*request
 	closed bool
 	failed error
 	wake   chan struct{}
-	done   chan struct{} // closed when the writer has exited
+
+	// The rate at which records arrive, for the commit delay: the time of
+	// the last arrival and a moving average of the gaps between arrivals.
+	lastArrival time.Time
+	arrivalGap  time.Duration
+	done        chan struct{} // closed when the writer has exited
 
 	recovery Recovery
 
@@ -174,8 +179,9 @@ type Spool struct {
 	liveBytes                                     atomic.Int64
 
 	// owned by the writer goroutine
-	iov   [][]byte
-	batch []*request
+	iov      [][]byte
+	batch    []*request
+	syncTime time.Duration // moving average of one fsync
 }
 
 const (
@@ -404,6 +410,11 @@ func (s *Spool) submit(ctx context.Context, r *request) error {
 		return err
 	}
 	s.queue = append(s.queue, r)
+	now := time.Now()
+	if !s.lastArrival.IsZero() {
+		s.arrivalGap += (now.Sub(s.lastArrival) - s.arrivalGap) / 8
+	}
+	s.lastArrival = now
 	s.qmu.Unlock()
 	select {
 	case s.wake <- struct{}{}:

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,11 +25,18 @@ const (
 	// it delays the commits sharing that fsync by little.
 	compactBudget = 1 << 20
 	iovMax        = 1024 // IOV_MAX on Linux and the BSDs
+
+	// Bounds of the commit delay: what it adds to a commit's latency.
+	minCommitDelay = 100 * time.Microsecond
+	maxCommitDelay = time.Millisecond
 )
 
 func (s *Spool) run() {
 	defer close(s.done)
 	for {
+		if d := s.commitDelay(); d > 0 {
+			time.Sleep(d)
+		}
 		reqs, closed := s.take()
 		var copies []copyRec
 		if !closed && s.failure() == nil {
@@ -45,6 +53,22 @@ func (s *Spool) run() {
 		clear(reqs) // the slice is reused: do not keep bodies alive
 		s.deleteDead()
 	}
+}
+
+// commitDelay is how long to let the next batch grow: about one fsync's
+// time when that is long enough for another record to arrive, else zero.
+func (s *Spool) commitDelay() time.Duration {
+	if s.syncTime == 0 {
+		return 0 // NoSync, or no fsync yet
+	}
+	d := min(max(s.syncTime, minCommitDelay), maxCommitDelay)
+	s.qmu.Lock()
+	n, gap := len(s.queue), s.arrivalGap
+	s.qmu.Unlock()
+	if n == 0 || n >= maxBatchRecords || gap == 0 || gap > d {
+		return 0
+	}
+	return d
 }
 
 // take removes up to one batch of records from the queue, skipping those
@@ -129,10 +153,12 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 		return
 	}
 	if !s.opts.NoSync {
+		t0 := time.Now()
 		if err := s.syncFile(cur.f); err != nil {
 			s.finishBatch(reqs, s.fail(fmt.Errorf("fsync %s: %w", cur.path, err)))
 			return
 		}
+		s.syncTime += (time.Since(t0) - s.syncTime) / 8
 		s.nSyncs.Add(1)
 	}
 	s.nBatches.Add(1)

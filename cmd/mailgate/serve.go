@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 
@@ -24,16 +25,32 @@ import (
 func serve(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	file := fs.String("config", "", "configuration `file` (default: the embedded default)")
+	var file string
+	fs.StringVar(&file, "config", "", "configuration `file` (default: the embedded default)")
+	fs.StringVar(&file, "c", "", "short for --config")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until the gateway stops (for performance work)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "mailgate:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "mailgate:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	var cfg *config.Config
-	if *file == "" {
+	if file == "" {
 		cfg = config.Default()
 	} else {
-		c, err := config.Load(*file)
+		c, err := config.Load(file)
 		if err != nil {
 			fmt.Fprintln(stderr, "mailgate:", err)
 			return 1
@@ -182,6 +199,9 @@ func (g *gateway) stop() error {
 func (g *gateway) close() error {
 	var errs []error
 	if g.spool != nil {
+		st := g.spool.Stats()
+		g.log.Info("mailgate: spool closed", "messages", st.Messages, "records_written", st.Records,
+			"batches", st.Batches, "fsyncs", st.Syncs, "segments", st.Segments, "bytes", st.Bytes)
 		errs = append(errs, g.spool.Close())
 	}
 	if g.ids != nil {
