@@ -29,6 +29,11 @@ type segment struct {
 	salt uint32
 	size int64 // bytes of whole records (plus header); the append offset of the current segment
 
+	// zeroEnd is the file's length: past size the current segment holds a
+	// stretch of zeros written ahead, so that appends overwrite allocated
+	// blocks and fdatasync need not commit any metadata.
+	zeroEnd int64
+
 	damaged    bool // recovery found its header bad: never appended to
 	removeFail bool // deleting it failed; left alone until the next Open
 

@@ -130,7 +130,7 @@ func (s *Spool) recover() error {
 
 	sc := newScanner()
 	for i, sf := range files {
-		g := &segment{seq: sf.seq, path: filepath.Join(s.dir, segName(sf.seq)), f: sf.f, salt: sf.salt, size: sf.size}
+		g := &segment{seq: sf.seq, path: filepath.Join(s.dir, segName(sf.seq)), f: sf.f, salt: sf.salt, size: sf.size, zeroEnd: sf.size}
 		g.refs.Store(1)
 		s.x.segs = append(s.x.segs, g)
 		s.recovery.Segments++
@@ -200,6 +200,21 @@ func (s *Spool) scan(sc *scanner, g *segment, off int64, last bool) error {
 		if err != nil {
 			return err
 		}
+		if next < 0 {
+			zero, err := allZero(g.f, off, size)
+			if err != nil {
+				return fmt.Errorf("queue: recover %s: %w", g.path, err)
+			}
+			if zero {
+				// The zeros the writer keeps ahead of its appends: free
+				// space, whether a crash left them or a lost trim.
+				if err := g.f.Truncate(off); err != nil {
+					return fmt.Errorf("queue: recover: trim %s: %w", g.path, err)
+				}
+				g.size, g.zeroEnd = off, off
+				return nil
+			}
+		}
 		if next < 0 && last {
 			if err := g.f.Truncate(off); err != nil {
 				return fmt.Errorf("queue: recover: truncate torn tail of %s: %w", g.path, err)
@@ -210,7 +225,7 @@ func (s *Spool) scan(sc *scanner, g *segment, off int64, last bool) error {
 				}
 			}
 			s.recovery.Truncated += size - off
-			g.size = off
+			g.size, g.zeroEnd = off, off
 			return nil
 		}
 		if next < 0 {
@@ -220,6 +235,24 @@ func (s *Spool) scan(sc *scanner, g *segment, off int64, last bool) error {
 		off = next
 	}
 	return nil
+}
+
+// allZero reports whether the bytes of f from off to end are all zero.
+func allZero(f *os.File, off, end int64) (bool, error) {
+	buf := make([]byte, 64<<10)
+	for off < end {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return false, nil
+			}
+		}
+		off += int64(n)
+		if err != nil && !(err == io.EOF && off >= end) {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // corrupt records a damaged region and keeps a copy of its bytes under

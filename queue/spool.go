@@ -152,7 +152,7 @@ type Spool struct {
 	salt     uint32
 	dirf     *os.File
 	lockf    *os.File
-	syncFile func(*os.File) error // f.Sync; replaced by tests to inject failures
+	syncFile func(*os.File) error // fdatasync of a segment; replaced by tests to inject failures
 
 	mu       sync.RWMutex // guards x, inflight, shut; the writer holds it to apply
 	x        index
@@ -220,7 +220,7 @@ func Open(dir string, o Options) (*Spool, error) {
 		dir:      dir,
 		opts:     o,
 		log:      o.Logger,
-		syncFile: (*os.File).Sync,
+		syncFile: fdatasync,
 		x:        index{msgs: make(map[uint64]*entry), tombs: make(map[uint64]*tomb)},
 		inflight: make(map[uint64]bool),
 		wake:     make(chan struct{}, 1),
@@ -563,6 +563,10 @@ func (s *Spool) Close() error {
 
 	s.mu.Lock()
 	s.shut = true
+	if s.failure() == nil && len(s.x.segs) > 0 {
+		// Leave no zeros ahead for the next Open to look at.
+		s.trim(s.x.current())
+	}
 	s.x.releaseAll()
 	s.mu.Unlock()
 	errs := []error{s.failure()}

@@ -26,6 +26,14 @@ const (
 	compactBudget = 1 << 20
 	iovMax        = 1024 // IOV_MAX on Linux and the BSDs
 
+	// zeroAhead is how far past the append offset the current segment is
+	// kept written with zeros. fdatasync after overwriting written blocks
+	// is data only; after growing the file it must also commit the new
+	// length through the file system's journal, which on ext4 costs a
+	// third more CPU and latency. Growing in steps of zeroAhead pays that
+	// once a mebibyte instead of once a batch.
+	zeroAhead = 1 << 20
+
 	// Bounds of the commit delay: what it adds to a commit's latency.
 	minCommitDelay = 100 * time.Microsecond
 	maxCommitDelay = time.Millisecond
@@ -117,6 +125,7 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 	}
 	cur := s.x.current()
 	if cur.size >= s.opts.SegmentSize {
+		s.trim(cur)
 		g, err := s.createSegment(cur.seq + 1)
 		if err != nil {
 			s.finishBatch(reqs, s.fail(err))
@@ -144,6 +153,11 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 			iov = append(iov, r.body)
 		}
 		off += int64(r.size())
+	}
+	if off > cur.zeroEnd && !s.opts.NoSync {
+		end := (off/zeroAhead + 1) * zeroAhead
+		iov = append(iov, zeros[:end-off])
+		cur.zeroEnd = end
 	}
 	err := pwritevAll(cur.f, iov, cur.size)
 	clear(iov) // do not keep message bodies alive until the next batch
@@ -220,6 +234,42 @@ func (s *Spool) finishBatch(reqs []*request, err error) {
 	}
 }
 
+var zeros = make([]byte, zeroAhead)
+
+// trim cuts the zeros written ahead off a segment that will take no more
+// appends. It is tidiness, not safety: recovery reads a tail of zeros as
+// free space, so a trim lost in a crash does no harm.
+func (s *Spool) trim(g *segment) {
+	if g.zeroEnd <= g.size {
+		return
+	}
+	if err := g.f.Truncate(g.size); err != nil {
+		s.log.Warn("queue: trim segment", "segment", g.path, "err", err)
+		return
+	}
+	g.zeroEnd = g.size
+}
+
+// fdatasync makes a file's data durable, with the metadata needed to read
+// it (its length) but not the rest (its modification time).
+func fdatasync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			if serr = unix.Fdatasync(int(fd)); serr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
 func pwritevAll(f *os.File, iov [][]byte, off int64) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
@@ -284,7 +334,7 @@ func (s *Spool) createSegment(seq uint64) (*segment, error) {
 			return nil, fmt.Errorf("queue: new segment %s: %w", path, err)
 		}
 	}
-	g := &segment{seq: seq, path: path, f: f, salt: s.salt, size: segHeaderSize}
+	g := &segment{seq: seq, path: path, f: f, salt: s.salt, size: segHeaderSize, zeroEnd: segHeaderSize}
 	g.refs.Store(1)
 	s.mu.Lock()
 	s.x.segs = append(s.x.segs, g)
@@ -296,7 +346,7 @@ func (s *Spool) syncDir() error {
 	if s.opts.NoSync {
 		return nil
 	}
-	if err := s.syncFile(s.dirf); err != nil {
+	if err := s.dirf.Sync(); err != nil {
 		return fmt.Errorf("fsync directory %s: %w", s.dir, err)
 	}
 	return nil
