@@ -311,6 +311,31 @@ func TestOverlongLinesAndSmuggling(t *testing.T) {
 	}
 }
 
+// Malformed addresses get the ESA's "Invalid sender/recipient address"
+// lines, with the command as the client sent it.
+func TestInvalidAddresses(t *testing.T) {
+	h := start(t, opts{})
+	c := h.dial("")
+	c.expect("220")
+	c.cmd("EHLO client.example.com", "250")
+	c.cmd("MAIL FROM:<a@@example.org>", "501 5.1.7")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.cmd("RCPT TO:<>", "501 5.1.3")
+	c.cmd("RCPT TO:<jö@example.com>", "553 5.6.7")
+	c.cmd("QUIT", "221")
+	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	got := esaLines(all)
+	eq(t, got[2:6], []string{
+		"ICID N Invalid sender address: Bad sender address syntax: 'MAIL FROM:<a@@example.org>'",
+		"Start MID N ICID N",
+		"MID N ICID N From: <a@example.org>",
+		"ICID N MID N Invalid recipient address: Bad recipient address syntax: 'RCPT TO:<>'",
+	})
+	if !strings.Contains(strings.Join(got, "\n"), "Invalid recipient address: Non-ASCII address requires SMTPUTF8: 'RCPT TO:<jö@example.com>'") {
+		t.Errorf("no line for the non-ASCII recipient:\n%s", strings.Join(got, "\n"))
+	}
+}
+
 func TestBadCommandLimit(t *testing.T) {
 	h := start(t, opts{})
 	c := h.dial("")

@@ -193,11 +193,16 @@ func (h *session) TLS(cs tls.ConnectionState) {
 }
 
 func (h *session) BadCommand(line string, r smtp.Reply) {
+	verb, _, _ := strings.Cut(line, " ")
 	switch {
 	case r.IsZero():
 		h.notes = append(h.notes, line)
 	case r.Code == 500 && r.Enhanced == "5.5.1":
 		h.emit(event.UnknownCommand{ICID: h.icid, Command: line})
+	case (r.Code == 501 || r.Code == 553) && strings.EqualFold(verb, "MAIL"):
+		h.emit(event.InvalidAddress{ICID: h.icid, Detail: r.Text + ": '" + line + "'"})
+	case (r.Code == 501 || r.Code == 553) && strings.EqualFold(verb, "RCPT"):
+		h.emit(event.InvalidAddress{ICID: h.icid, MID: h.mid, Recipient: true, Detail: r.Text + ": '" + line + "'"})
 	}
 }
 

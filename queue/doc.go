@@ -11,8 +11,17 @@
 // The spool is an append-only journal split into segment files,
 // NNNNNNNNNN.seg (a sequence number, ten digits or more), in one directory.
 // One writer goroutine appends; concurrent Commits share one pwritev and one
-// fsync (group commit), which is what lets a disk whose fsync takes a few
-// hundred microseconds accept thousands of messages a second.
+// fdatasync (group commit), which is what lets a disk whose sync takes a few
+// hundred microseconds accept thousands of messages a second. Under load the
+// writer waits about one sync's time before taking a batch when another
+// commit is due in that window (the commit delay), so that more share it.
+//
+// The current segment is kept written with zeros for up to a mebibyte ahead
+// of its appends: an append then overwrites blocks that exist, and
+// fdatasync has only data to flush, no new file length to commit through the
+// file system's journal. A segment is trimmed to its records when it stops
+// taking appends (it rolls, or the spool closes); a zero tail that a crash
+// left behind is free space, not damage.
 //
 // A segment starts with a 32-byte header: the magic "MGSPOOL\x00", the format
 // version (1, uint16), a 32-bit salt, the segment's sequence number and a
@@ -32,9 +41,10 @@
 //
 // # Recovery
 //
-// Open replays every segment in order. A record that is incomplete or fails
-// its checksums at the end of the last segment is a write that was never
-// acknowledged: it is truncated away. Bad bytes anywhere else are damage:
+// Open replays every segment in order. Zeros from the end of the records to
+// the end of a file are the stretch written ahead, and are trimmed. A record
+// that is incomplete or fails its checksums at the end of the last segment
+// is a write that was never acknowledged: it is truncated away. Bad bytes anywhere else are damage:
 // Open skips them up to the next valid record, reports them in Recovery
 // (segment, offset, length), keeps a copy under corrupt/, and recovers
 // everything else. The index it rebuilds holds, per live message, where its
@@ -51,7 +61,7 @@
 //
 // # Failure
 //
-// If a write or fsync fails, every record of that batch gets the error and
+// If a write or sync fails, every record of that batch gets the error and
 // the spool goes read-only for good (ErrFailed): after a failed fsync the
 // kernel may have dropped the pages, and a later fsync could succeed without
 // them. Reopening recovers whatever did reach the disk.

@@ -707,3 +707,31 @@ func TestTranscript(t *testing.T) {
 		t.Errorf("transcript:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// Garbage pipelined among valid commands: each bad line gets its own 500,
+// the valid ones still run in order, and the dialogue stays in step.
+func TestPipelinedGarbage(t *testing.T) {
+	h := &recorder{}
+	conn, ends := serve(t, h, Config{BadCommandLimit: 10})
+	c := newClient(t, conn)
+	c.expect("220")
+	c.cmd("EHLO c.test", "250")
+	c.send("MAIL FROM:<a@example.org>\r\n\x00\xff\xfe\x01binary\r\n\r\nRCPT TO:<b@example.com>\r\n" +
+		strings.Repeat("Z", 3000) + "\r\nDATA\r\n")
+	c.expect("250 2.1.0")
+	c.expect("500 5.5.1 command not recognized")
+	c.expect("500 5.5.1 command not recognized")
+	c.expect("250 2.1.5")
+	c.expect("500 5.5.2 Line too long")
+	c.expect("354")
+	c.send("x\r\n.\r\nQUIT\r\n")
+	c.expect("250")
+	c.expect("221")
+	e := waitEnd(t, ends)
+	if e.Cause != event.CauseQuit || len(h.messages) != 1 {
+		t.Errorf("end %+v, %d messages", e, len(h.messages))
+	}
+	if got, want := counts(e), "ehlo=1/1 mail=1/1 unknown=0/3 rcpt=1/1 data=1/1 quit=1/1"; got != want {
+		t.Errorf("counts %q, want %q", got, want)
+	}
+}
