@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"fmt"
 	"mime"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // header is what the listener reads from a message's header: the two fields
@@ -97,30 +99,49 @@ func (r received) appendTo(b []byte) []byte {
 	case r.ehlo:
 		proto = "ESMTP"
 	}
+	b = append(b, "Received: from "...)
+	b = appendHeaderSafe(b, r.helo)
+	b = append(b, " ("...)
+	b = append(b, host...)
+	b = append(b, " ["...)
+	b = append(b, r.ip...)
+	b = append(b, "])\r\n"...)
 	if r.tls != nil {
-		proto += "S"
+		b = append(b, "\t(using "...)
+		b = append(b, tlsVersion(r.tls.Version)...)
+		b = append(b, " with cipher "...)
+		b = append(b, tls.CipherSuiteName(r.tls.CipherSuite)...)
+		b = append(b, ")\r\n"...)
 	}
-	b = fmt.Appendf(b, "Received: from %s (%s [%s])\r\n", headerSafe(r.helo), host, r.ip)
+	b = append(b, "\tby "...)
+	b = append(b, r.by...)
+	b = append(b, " (mailgate) with "...)
+	b = append(b, proto...)
 	if r.tls != nil {
-		b = fmt.Appendf(b, "\t(using %s with cipher %s)\r\n", tlsVersion(r.tls.Version), tls.CipherSuiteName(r.tls.CipherSuite))
+		b = append(b, 'S')
 	}
-	b = fmt.Appendf(b, "\tby %s (mailgate) with %s id %d", r.by, proto, r.mid)
+	b = append(b, " id "...)
+	b = strconv.AppendUint(b, r.mid, 10)
 	if r.rcpt != "" {
-		b = fmt.Appendf(b, "\r\n\tfor <%s>", headerSafe(r.rcpt))
+		b = append(b, "\r\n\tfor <"...)
+		b = appendHeaderSafe(b, r.rcpt)
+		b = append(b, '>')
 	}
-	b = fmt.Appendf(b, "; %s\r\n", r.at.Format(time.RFC1123Z))
-	return b
+	b = append(b, "; "...)
+	b = r.at.AppendFormat(b, time.RFC1123Z)
+	return append(b, "\r\n"...)
 }
 
-// headerSafe keeps what a client wrote from breaking the header: anything
-// but printable ASCII and UTF-8 becomes '?'.
-func headerSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == 0xfffd {
-			return '?'
+// appendHeaderSafe appends what a client wrote without letting it break the
+// header: control characters and broken UTF-8 become '?'.
+func appendHeaderSafe(b []byte, s string) []byte {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			r = '?'
 		}
-		return r
-	}, s)
+		b = utf8.AppendRune(b, r)
+	}
+	return b
 }
 
 // tlsVersion names a TLS version the way the ESA's log lines do ("TLSv1.2").

@@ -20,17 +20,38 @@ type Command struct {
 func ParseCommand(line []byte) Command {
 	line = bytes.TrimRight(line, " \t")
 	verb, arg, _ := bytes.Cut(line, []byte{' '})
-	return Command{Verb: upperASCII(verb), Arg: string(bytes.TrimLeft(arg, " "))}
+	return Command{Verb: verbString(verb), Arg: string(bytes.TrimLeft(arg, " "))}
 }
 
-func upperASCII(b []byte) string {
-	for _, c := range b {
-		if 'a' <= c && c <= 'z' {
-			u := bytes.ToUpper(b)
-			return string(u)
+// knownVerbs are the verbs the engine recognises, upper case; a verb found
+// here costs no allocation.
+var knownVerbs = []string{"HELO", "EHLO", "STARTTLS", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY", "EXPN", "HELP", "QUIT"}
+
+// verbString returns the verb in upper case.
+func verbString(b []byte) string {
+	for _, v := range knownVerbs {
+		if equalFoldASCII(b, v) {
+			return v
 		}
 	}
-	return string(b)
+	return string(bytes.ToUpper(b))
+}
+
+// equalFoldASCII compares b with the upper-case ASCII word v, ignoring case.
+func equalFoldASCII(b []byte, v string) bool {
+	if len(b) != len(v) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != v[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Path is a mailbox from MAIL FROM or RCPT TO, without the angle brackets.

@@ -26,11 +26,11 @@ func (r Reply) Positive() bool { return r.Code >= 200 && r.Code < 400 }
 // way ("550 #5.1.1 text"), which HELO-only clients take as plain text, and
 // successes carry none.
 func (r Reply) appendTo(dst []byte, enhanced bool) []byte {
-	lines := strings.Split(r.Text, "\n")
-	code := strconv.Itoa(r.Code)
-	for i, l := range lines {
-		dst = append(dst, code...)
-		if i < len(lines)-1 {
+	text := r.Text
+	for {
+		line, rest, more := strings.Cut(text, "\n")
+		dst = strconv.AppendInt(dst, int64(r.Code), 10)
+		if more {
 			dst = append(dst, '-')
 		} else {
 			dst = append(dst, ' ')
@@ -45,10 +45,13 @@ func (r Reply) appendTo(dst []byte, enhanced bool) []byte {
 				dst = append(dst, ' ')
 			}
 		}
-		dst = append(dst, l...)
+		dst = append(dst, line...)
 		dst = append(dst, '\r', '\n')
+		if !more {
+			return dst
+		}
+		text = rest
 	}
-	return dst
 }
 
 // String renders the reply as an EHLO client would see it, without CRLFs

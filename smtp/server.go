@@ -165,7 +165,8 @@ func NewSession(conn net.Conn, h Handler, cfg Config) *Session {
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = time.Minute
 	}
-	s := &Session{raw: conn, conn: conn, h: h, cfg: cfg, r: readerPool.Get().(*bufio.Reader)}
+	s := &Session{raw: conn, conn: conn, h: h, cfg: cfg, r: readerPool.Get().(*bufio.Reader),
+		counts: make([]event.CommandCount, 0, 8)}
 	s.r.Reset(conn)
 	if cfg.UnsuccessfulTimeout > 0 {
 		s.unsucc = cfg.Start.Add(cfg.UnsuccessfulTimeout)
