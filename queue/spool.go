@@ -179,9 +179,10 @@ type Spool struct {
 	liveBytes                                     atomic.Int64
 
 	// owned by the writer goroutine
-	iov      [][]byte
-	batch    []*request
-	syncTime time.Duration // moving average of one fsync
+	iov       [][]byte
+	batch     []*request
+	syncTime  time.Duration // moving average of one sync of an ordinary batch
+	lastBatch int           // records in the last batch: how many a delay waits for
 }
 
 const (

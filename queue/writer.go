@@ -42,9 +42,7 @@ const (
 func (s *Spool) run() {
 	defer close(s.done)
 	for {
-		if d := s.commitDelay(); d > 0 {
-			time.Sleep(d)
-		}
+		s.delayCommit()
 		reqs, closed := s.take()
 		var copies []copyRec
 		if !closed && s.failure() == nil {
@@ -63,20 +61,37 @@ func (s *Spool) run() {
 	}
 }
 
-// commitDelay is how long to let the next batch grow: about one fsync's
-// time when that is long enough for another record to arrive, else zero.
-func (s *Spool) commitDelay() time.Duration {
+// delayCommit lets the next batch grow for about one sync's time, when
+// records arrive fast enough for another to come in that window. It stops
+// early once as many records wait as the last batch had: with a fixed
+// number of committers (a benchmark, a burst) no more are coming.
+func (s *Spool) delayCommit() {
 	if s.syncTime == 0 {
-		return 0 // NoSync, or no fsync yet
+		return // NoSync, or no sync yet
 	}
 	d := min(max(s.syncTime, minCommitDelay), maxCommitDelay)
+	target := max(s.lastBatch, 2)
 	s.qmu.Lock()
 	n, gap := len(s.queue), s.arrivalGap
 	s.qmu.Unlock()
-	if n == 0 || n >= maxBatchRecords || gap == 0 || gap > d {
-		return 0
+	if n == 0 || n >= target || gap == 0 || gap > d {
+		return
 	}
-	return d
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		select {
+		case <-deadline.C:
+			return
+		case <-s.wake:
+			s.qmu.Lock()
+			n, closed := len(s.queue), s.closed
+			s.qmu.Unlock()
+			if n >= target || closed {
+				return
+			}
+		}
+	}
 }
 
 // take removes up to one batch of records from the queue, skipping those
@@ -154,7 +169,8 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 		}
 		off += int64(r.size())
 	}
-	if off > cur.zeroEnd && !s.opts.NoSync {
+	extended := off > cur.zeroEnd && !s.opts.NoSync
+	if extended {
 		end := (off/zeroAhead + 1) * zeroAhead
 		iov = append(iov, zeros[:end-off])
 		cur.zeroEnd = end
@@ -172,11 +188,14 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 			s.finishBatch(reqs, s.fail(fmt.Errorf("fsync %s: %w", cur.path, err)))
 			return
 		}
-		s.syncTime += (time.Since(t0) - s.syncTime) / 8
+		if !extended { // a mebibyte of zeros is not what the next batch will cost
+			s.syncTime += (time.Since(t0) - s.syncTime) / 8
+		}
 		s.nSyncs.Add(1)
 	}
 	s.nBatches.Add(1)
 	s.nRecords.Add(uint64(len(reqs)))
+	s.lastBatch = len(reqs)
 
 	errs := make([]error, len(reqs))
 	var live int64
