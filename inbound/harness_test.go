@@ -1,12 +1,9 @@
 package inbound_test
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/inbound"
+	"github.com/mailgate/mailgate/internal/smtptest"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
@@ -69,49 +65,6 @@ func (l *lines) waitFor(t *testing.T, re string) []string {
 			t.Fatalf("no line matches %q; lines:\n%s", re, strings.Join(all, "\n"))
 		}
 	}
-}
-
-// dnsServer answers PTR and A queries from a table, on loopback.
-type dnsServer struct {
-	addr    string
-	records map[string][]dns.RR
-}
-
-func startDNS(t *testing.T, zone ...string) *dnsServer {
-	t.Helper()
-	s := &dnsServer{records: map[string][]dns.RR{}}
-	for _, z := range zone {
-		rr, err := dns.NewRR(z)
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := strings.ToLower(rr.Header().Name)
-		s.records[name] = append(s.records[name], rr)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		q := r.Question[0]
-		found := false
-		for _, rr := range s.records[strings.ToLower(q.Name)] {
-			found = true
-			if rr.Header().Rrtype == q.Qtype {
-				m.Answer = append(m.Answer, rr)
-			}
-		}
-		if !found {
-			m.Rcode = dns.RcodeNameError
-		}
-		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	s.addr = pc.LocalAddr().String()
-	return s
 }
 
 // standardZone: 127.0.0.1 has a PTR whose name has no A record (verified
@@ -181,9 +134,9 @@ func start(t *testing.T, o opts) *harness {
 	if o.yaml == "" {
 		o.yaml = baseConfig
 	}
-	d := startDNS(t, standardZone...)
+	d := smtptest.StartDNS(t, standardZone...)
 	dir := t.TempDir()
-	cfg, err := config.Parse([]byte(fmt.Sprintf(o.yaml, dir, o.unsuccessful, o.total, d.addr)), "test.yaml")
+	cfg, err := config.Parse([]byte(fmt.Sprintf(o.yaml, dir, o.unsuccessful, o.total, d.Addr)), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,82 +178,10 @@ func (h *harness) stop() {
 	}
 }
 
-// client is a raw SMTP peer on a real TCP connection.
-type client struct {
-	t *testing.T
-	c net.Conn
-	r *bufio.Reader
-}
-
 // dial connects from the given loopback address ("" for 127.0.0.1).
-func (h *harness) dial(from string) *client {
+func (h *harness) dial(from string) *smtptest.Conn {
 	h.t.Helper()
-	d := net.Dialer{Timeout: 5 * time.Second}
-	if from != "" {
-		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
-	}
-	c, err := d.Dial("tcp", h.addr)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	return &client{t: h.t, c: c, r: bufio.NewReader(c)}
-}
-
-func (c *client) send(s string) {
-	c.t.Helper()
-	if _, err := c.c.Write([]byte(s)); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
-}
-
-func (c *client) reply() string {
-	c.t.Helper()
-	var out []string
-	for {
-		l, err := c.r.ReadString('\n')
-		if err != nil {
-			c.t.Fatalf("read reply (after %q): %v", out, err)
-		}
-		l = strings.TrimRight(l, "\r\n")
-		out = append(out, l)
-		if len(l) < 4 || l[3] != '-' {
-			return strings.Join(out, "\n")
-		}
-	}
-}
-
-func (c *client) expect(prefix string) string {
-	c.t.Helper()
-	r := c.reply()
-	if !strings.HasPrefix(r, prefix) {
-		c.t.Fatalf("reply %q, want %q...", r, prefix)
-	}
-	return r
-}
-
-func (c *client) cmd(line, prefix string) string {
-	c.t.Helper()
-	c.send(line + "\r\n")
-	return c.expect(prefix)
-}
-
-// rst closes with a reset (SO_LINGER 0), as a firewall cutting the
-// connection would look to the gateway.
-func (c *client) rst() {
-	c.c.(*net.TCPConn).SetLinger(0)
-	c.c.Close()
-}
-
-// tlsUpgrade runs the client side of STARTTLS after the 220.
-func (c *client) tlsUpgrade() {
-	c.t.Helper()
-	tc := tls.Client(c.c, &tls.Config{InsecureSkipVerify: true})
-	if err := tc.Handshake(); err != nil {
-		c.t.Fatal(err)
-	}
-	c.c, c.r = tc, bufio.NewReader(tc)
+	return smtptest.Dial(h.t, h.addr, from)
 }
 
 var (

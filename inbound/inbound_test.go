@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/smtptest"
 )
 
 func eq(t *testing.T, got, want []string) {
@@ -22,11 +24,11 @@ func eq(t *testing.T, got, want []string) {
 func TestSeedLostConnection(t *testing.T) {
 	h := start(t, opts{})
 	c := h.dial("")
-	c.expect("220 mx.test ESMTP")
-	c.cmd("HELO client.example.com", "250")
-	c.cmd("MAIL FROM:<user@domain.com>", "250")
-	c.cmd("RCPT TO:<end_user@example.com>", "250")
-	c.rst()
+	c.Expect("220 mx.test ESMTP")
+	c.Cmd("HELO client.example.com", "250")
+	c.Cmd("MAIL FROM:<user@domain.com>", "250")
+	c.Cmd("RCPT TO:<end_user@example.com>", "250")
+	c.Reset()
 	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
 	eq(t, esaLines(all), readSeed(t, "seed-lost.log"))
 	if own := ownLine(t, all); !regexp.MustCompile(`^mailgate: ICID \d+ ended cause=peer-reset state=rcpt last=RCPT data_bytes=0 duration=\S+ helo=1 mail=1 rcpt=1 commands=3`).MatchString(own) {
@@ -39,11 +41,11 @@ func TestSeedLostConnection(t *testing.T) {
 func TestSeedUnsuccessfulTimeout(t *testing.T) {
 	h := start(t, opts{unsuccessful: "1s"})
 	c := h.dial("")
-	c.expect("220")
-	c.cmd("HELO client.example.com", "250")
-	c.cmd("MAIL FROM:<sndr@xyz.com>", "250")
-	c.cmd("RCPT TO:<rcpt@example.com>", "250")
-	c.expect("421 Timed out waiting for successful message injection, disconnecting.")
+	c.Expect("220")
+	c.Cmd("HELO client.example.com", "250")
+	c.Cmd("MAIL FROM:<sndr@xyz.com>", "250")
+	c.Cmd("RCPT TO:<rcpt@example.com>", "250")
+	c.Expect("421 Timed out waiting for successful message injection, disconnecting.")
 	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
 	got := esaLines(all)
 	// The TechNote shows only the MID lines (and its To: line lost its
@@ -67,11 +69,11 @@ func TestSeedUnsuccessfulTimeout(t *testing.T) {
 func TestSeedQuitBeforeData(t *testing.T) {
 	h := start(t, opts{})
 	c := h.dial("")
-	c.expect("220")
-	c.cmd("HELO client.example.com", "250")
-	c.cmd("MAIL FROM:<user@domain.com>", "250")
-	c.cmd("RCPT TO:<end_user@example.com>", "250")
-	c.cmd("QUIT", "221")
+	c.Expect("220")
+	c.Cmd("HELO client.example.com", "250")
+	c.Cmd("MAIL FROM:<user@domain.com>", "250")
+	c.Cmd("RCPT TO:<end_user@example.com>", "250")
+	c.Cmd("QUIT", "221")
 	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
 	eq(t, esaLines(all), readSeed(t, "seed-quit.log"))
 	if own := ownLine(t, all); !strings.Contains(own, "cause=quit state=rcpt last=QUIT") || !strings.Contains(own, "quit=1") {
@@ -91,25 +93,25 @@ func TestConnectionEnds(t *testing.T) {
 	aborted := []string{"Message aborted MID N Receiving aborted", "Message finished MID N aborted", "ICID N close"}
 	cases := []struct {
 		name  string
-		run   func(c *client)
+		run   func(c *smtptest.Conn)
 		want  []string
 		cause string
 	}{
-		{"FIN after RCPT", func(c *client) { c.c.Close() },
+		{"FIN after RCPT", func(c *smtptest.Conn) { c.C.Close() },
 			append(append(append([]string{}, open...), "ICID N lost"), aborted...),
 			"cause=peer-closed state=rcpt last=RCPT data_bytes=0"},
-		{"RST in DATA", func(c *client) {
-			c.cmd("DATA", "354")
-			c.send("Subject: half a message\r\n\r\nand then")
+		{"RST in DATA", func(c *smtptest.Conn) {
+			c.Cmd("DATA", "354")
+			c.Send("Subject: half a message\r\n\r\nand then")
 			time.Sleep(100 * time.Millisecond)
-			c.rst()
+			c.Reset()
 		}, append(append(append([]string{}, open...), "ICID N lost"), aborted...),
 			"cause=peer-reset state=data last=DATA data_bytes=35"},
-		{"QUIT in DATA is message text", func(c *client) {
-			c.cmd("DATA", "354")
-			c.send("QUIT\r\n")
+		{"QUIT in DATA is message text", func(c *smtptest.Conn) {
+			c.Cmd("DATA", "354")
+			c.Send("QUIT\r\n")
 			time.Sleep(100 * time.Millisecond)
-			c.c.Close()
+			c.C.Close()
 		}, append(append(append([]string{}, open...), "ICID N lost"), aborted...),
 			"cause=peer-closed state=data last=DATA data_bytes=6"},
 	}
@@ -117,10 +119,10 @@ func TestConnectionEnds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := start(t, opts{})
 			c := h.dial("")
-			c.expect("220")
-			c.cmd("EHLO client.example.com", "250")
-			c.cmd("MAIL FROM:<a@example.org>", "250")
-			c.cmd("RCPT TO:<b@example.com>", "250")
+			c.Expect("220")
+			c.Cmd("EHLO client.example.com", "250")
+			c.Cmd("MAIL FROM:<a@example.org>", "250")
+			c.Cmd("RCPT TO:<b@example.com>", "250")
 			tc.run(c)
 			all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
 			eq(t, esaLines(all), tc.want)
@@ -136,20 +138,20 @@ func TestConnectionEnds(t *testing.T) {
 func TestSuccessAndSecondTransactionQuit(t *testing.T) {
 	h := start(t, opts{})
 	c := h.dial("")
-	c.expect("220")
-	c.cmd("EHLO client.example.com", "250")
-	c.cmd("MAIL FROM:<a@example.org> SIZE=100", "250 2.1.0")
-	c.cmd("RCPT TO:<b@example.com>", "250 2.1.5")
-	c.cmd("RCPT TO:<c@example.net>", "250 2.1.5") // relaying: no RAT
-	c.cmd("DATA", "354")
+	c.Expect("220")
+	c.Cmd("EHLO client.example.com", "250")
+	c.Cmd("MAIL FROM:<a@example.org> SIZE=100", "250 2.1.0")
+	c.Cmd("RCPT TO:<b@example.com>", "250 2.1.5")
+	c.Cmd("RCPT TO:<c@example.net>", "250 2.1.5") // relaying: no RAT
+	c.Cmd("DATA", "354")
 	body := "Message-ID: <1@example.org>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n\r\n..leading dot\r\nbody\r\n"
-	c.send(strings.ReplaceAll(body, "\r\n..", "\r\n...") + ".\r\n")
-	ok := c.expect("250 2.0.0 ok:  Message ")
+	c.Send(strings.ReplaceAll(body, "\r\n..", "\r\n...") + ".\r\n")
+	ok := c.Expect("250 2.0.0 ok:  Message ")
 	// Second transaction on the same connection, abandoned with QUIT: judged
 	// on its own.
-	c.cmd("MAIL FROM:<a@example.org>", "250")
-	c.cmd("RCPT TO:<b@example.com>", "250")
-	c.cmd("QUIT", "221")
+	c.Cmd("MAIL FROM:<a@example.org>", "250")
+	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Cmd("QUIT", "221")
 	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
 	eq(t, esaLines(all), []string{
 		"New SMTP ICID N interface Management (IP) address IP reverse dns host ns.example.com verified no",
@@ -195,9 +197,9 @@ func TestSuccessAndSecondTransactionQuit(t *testing.T) {
 func TestQuitWithoutMail(t *testing.T) {
 	h := start(t, opts{})
 	c := h.dial("")
-	c.expect("220")
-	c.cmd("EHLO client.example.com", "250")
-	c.cmd("QUIT", "221")
+	c.Expect("220")
+	c.Cmd("EHLO client.example.com", "250")
+	c.Cmd("QUIT", "221")
 	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
 	eq(t, esaLines(all), []string{
 		"New SMTP ICID N interface Management (IP) address IP reverse dns host ns.example.com verified no",
@@ -212,9 +214,9 @@ func TestQuitWithoutMail(t *testing.T) {
 func TestHATRejectAndTCPRefuse(t *testing.T) {
 	h := start(t, opts{})
 	c := h.dial("127.0.0.66")
-	c.expect("554 mx.test Access denied")
-	c.cmd("EHLO x", "503")
-	c.cmd("QUIT", "221")
+	c.Expect("554 mx.test Access denied")
+	c.Cmd("EHLO x", "503")
+	c.Cmd("QUIT", "221")
 	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
 	eq(t, esaLines(all), []string{
 		"New SMTP ICID N interface Management (IP) address IP reverse dns host unknown verified no",
@@ -227,8 +229,8 @@ func TestHATRejectAndTCPRefuse(t *testing.T) {
 
 	h2 := start(t, opts{})
 	c = h2.dial("127.0.0.67")
-	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if n, err := c.r.ReadByte(); err == nil {
+	c.C.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.R.ReadByte(); err == nil {
 		t.Errorf("TCPREFUSE sent a byte %q", n)
 	}
 	all = h2.lines.waitFor(t, `TCPREFUSE`)
@@ -243,18 +245,18 @@ func TestHATRejectAndTCPRefuse(t *testing.T) {
 func TestPartnerRATAndSize(t *testing.T) {
 	h := start(t, opts{})
 	c := h.dial("127.0.0.2")
-	c.expect("220")
-	ehlo := c.cmd("EHLO mx1.partner.test", "250")
+	c.Expect("220")
+	ehlo := c.Cmd("EHLO mx1.partner.test", "250")
 	if !strings.Contains(ehlo, "SIZE 2048") {
 		t.Errorf("EHLO does not advertise the policy's size:\n%s", ehlo)
 	}
-	c.cmd("MAIL FROM:<a@partner.test>", "250")
-	c.cmd("RCPT TO:<someone@elsewhere.org>", "550 5.1.0 Address rejected.")
-	c.cmd("RCPT TO:<b@example.com>", "250")
-	c.cmd("DATA", "354")
-	c.send(strings.Repeat("0123456789012345678901234567890123456789\r\n", 60) + ".\r\n")
-	c.expect("552 5.3.4 Message size exceeds limit")
-	c.cmd("QUIT", "221")
+	c.Cmd("MAIL FROM:<a@partner.test>", "250")
+	c.Cmd("RCPT TO:<someone@elsewhere.org>", "550 5.1.0 Address rejected.")
+	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Cmd("DATA", "354")
+	c.Send(strings.Repeat("0123456789012345678901234567890123456789\r\n", 60) + ".\r\n")
+	c.Expect("552 5.3.4 Message size exceeds limit")
+	c.Cmd("QUIT", "221")
 	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
 	eq(t, esaLines(all), []string{
 		"New SMTP ICID N interface Management (IP) address IP reverse dns host mx1.partner.test verified yes",
@@ -275,26 +277,26 @@ func TestPartnerRATAndSize(t *testing.T) {
 func TestOverlongLinesAndSmuggling(t *testing.T) {
 	h := start(t, opts{})
 	c := h.dial("")
-	c.expect("220")
-	c.cmd("EHLO "+strings.Repeat("x", 600), "500 #5.5.2 Line too long")
-	c.cmd("EHLO client.example.com", "250")
+	c.Expect("220")
+	c.Cmd("EHLO "+strings.Repeat("x", 600), "500 #5.5.2 Line too long")
+	c.Cmd("EHLO client.example.com", "250")
 	for _, data := range []string{
 		"a\r\n\n.\nMAIL FROM:<smuggled@evil.example>\r\n",
 		"a\r\n\r.\rMAIL FROM:<smuggled@evil.example>\r\n",
 		"a\r\n.\nMAIL FROM:<smuggled@evil.example>\r\n",
 	} {
-		c.cmd("MAIL FROM:<a@example.org>", "250")
-		c.cmd("RCPT TO:<b@example.com>", "250")
-		c.cmd("DATA", "354")
-		c.send(data + "\r\n.\r\n")
-		c.expect("550 5.6.0 Message contains bare CR or LF")
+		c.Cmd("MAIL FROM:<a@example.org>", "250")
+		c.Cmd("RCPT TO:<b@example.com>", "250")
+		c.Cmd("DATA", "354")
+		c.Send(data + "\r\n.\r\n")
+		c.Expect("550 5.6.0 Message contains bare CR or LF")
 	}
-	c.cmd("MAIL FROM:<a@example.org>", "250")
-	c.cmd("RCPT TO:<b@example.com>", "250")
-	c.cmd("DATA", "354")
-	c.send(strings.Repeat("y", 1001) + "\r\n.\r\n")
-	c.expect("550 5.6.0 Message contains a line longer than 1000 octets")
-	c.cmd("QUIT", "221")
+	c.Cmd("MAIL FROM:<a@example.org>", "250")
+	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Cmd("DATA", "354")
+	c.Send(strings.Repeat("y", 1001) + "\r\n.\r\n")
+	c.Expect("550 5.6.0 Message contains a line longer than 1000 octets")
+	c.Cmd("QUIT", "221")
 	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
 	text := strings.Join(all, "\n")
 	if strings.Contains(text, "smuggled") {
@@ -316,13 +318,13 @@ func TestOverlongLinesAndSmuggling(t *testing.T) {
 func TestInvalidAddresses(t *testing.T) {
 	h := start(t, opts{})
 	c := h.dial("")
-	c.expect("220")
-	c.cmd("EHLO client.example.com", "250")
-	c.cmd("MAIL FROM:<a@@example.org>", "501 5.1.7")
-	c.cmd("MAIL FROM:<a@example.org>", "250")
-	c.cmd("RCPT TO:<>", "501 5.1.3")
-	c.cmd("RCPT TO:<jö@example.com>", "553 5.6.7")
-	c.cmd("QUIT", "221")
+	c.Expect("220")
+	c.Cmd("EHLO client.example.com", "250")
+	c.Cmd("MAIL FROM:<a@@example.org>", "501 5.1.7")
+	c.Cmd("MAIL FROM:<a@example.org>", "250")
+	c.Cmd("RCPT TO:<>", "501 5.1.3")
+	c.Cmd("RCPT TO:<jö@example.com>", "553 5.6.7")
+	c.Cmd("QUIT", "221")
 	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
 	got := esaLines(all)
 	eq(t, got[2:6], []string{
@@ -339,11 +341,11 @@ func TestInvalidAddresses(t *testing.T) {
 func TestBadCommandLimit(t *testing.T) {
 	h := start(t, opts{})
 	c := h.dial("")
-	c.expect("220")
+	c.Expect("220")
 	for i := 0; i < 4; i++ {
-		c.cmd("FOO", "500 #5.5.1 command not recognized")
+		c.Cmd("FOO", "500 #5.5.1 command not recognized")
 	}
-	c.cmd("FOO", "421 Exceeded bad SMTP command limit, disconnecting.")
+	c.Cmd("FOO", "421 Exceeded bad SMTP command limit, disconnecting.")
 	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
 	if n := strings.Count(strings.Join(all, "\n"), "Unknown command: FOO"); n != 4 {
 		t.Errorf("%d Unknown command lines:\n%s", n, strings.Join(all, "\n"))
@@ -356,9 +358,9 @@ func TestBadCommandLimit(t *testing.T) {
 func TestTotalTimeLimit(t *testing.T) {
 	h := start(t, opts{unsuccessful: "5m", total: "1s"})
 	c := h.dial("")
-	c.expect("220")
-	c.cmd("EHLO client.example.com", "250")
-	c.expect("421 Exceeded allowable connection time, disconnecting.")
+	c.Expect("220")
+	c.Cmd("EHLO client.example.com", "250")
+	c.Expect("421 Exceeded allowable connection time, disconnecting.")
 	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
 	got := esaLines(all)
 	want := []string{"ICID N disconnected address IP, exceeded allowable connection time", "ICID N close"}
@@ -370,20 +372,20 @@ func TestTotalTimeLimit(t *testing.T) {
 func TestStartTLSPipelinedPlaintext(t *testing.T) {
 	h := start(t, opts{})
 	c := h.dial("")
-	c.expect("220")
-	if !strings.Contains(c.cmd("EHLO client.example.com", "250"), "STARTTLS") {
+	c.Expect("220")
+	if !strings.Contains(c.Cmd("EHLO client.example.com", "250"), "STARTTLS") {
 		t.Fatal("STARTTLS not offered")
 	}
-	c.send("STARTTLS\r\nMAIL FROM:<injected@evil.example>\r\nRCPT TO:<b@example.com>\r\n")
-	c.expect("220 2.0.0")
-	c.tlsUpgrade()
-	c.cmd("EHLO client.example.com", "250")
-	c.cmd("MAIL FROM:<a@example.org>", "250")
-	c.cmd("RCPT TO:<b@example.com>", "250")
-	c.cmd("DATA", "354")
-	c.send("Subject: secret\r\n\r\nx\r\n.\r\n")
-	c.expect("250")
-	c.cmd("QUIT", "221")
+	c.Send("STARTTLS\r\nMAIL FROM:<injected@evil.example>\r\nRCPT TO:<b@example.com>\r\n")
+	c.Expect("220 2.0.0")
+	c.StartTLS()
+	c.Cmd("EHLO client.example.com", "250")
+	c.Cmd("MAIL FROM:<a@example.org>", "250")
+	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Cmd("DATA", "354")
+	c.Send("Subject: secret\r\n\r\nx\r\n.\r\n")
+	c.Expect("250")
+	c.Cmd("QUIT", "221")
 	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
 	text := strings.Join(all, "\n")
 	if strings.Contains(text, "injected@evil.example") {
@@ -409,18 +411,18 @@ func TestStartTLSPipelinedPlaintext(t *testing.T) {
 func TestPolicyLimits(t *testing.T) {
 	h := start(t, opts{})
 	c1 := h.dial("127.0.0.68")
-	c1.expect("220")
+	c1.Expect("220")
 	c2 := h.dial("127.0.0.68")
-	c2.expect("421 #4.4.5 Too many connections from your host")
-	c1.cmd("EHLO client.example.com", "250")
-	c1.cmd("MAIL FROM:<a@example.org>", "250")
-	c1.cmd("RCPT TO:<r1@example.com>", "250")
-	c1.cmd("RCPT TO:<r2@example.com>", "250")
-	c1.cmd("RCPT TO:<r3@example.com>", "452 4.5.3 Too many recipients")
-	c1.cmd("DATA", "354")
-	c1.send("x\r\n.\r\n")
-	c1.expect("250")
-	c1.cmd("MAIL FROM:<a@example.org>", "421 4.7.0 Too many messages for this session")
+	c2.Expect("421 #4.4.5 Too many connections from your host")
+	c1.Cmd("EHLO client.example.com", "250")
+	c1.Cmd("MAIL FROM:<a@example.org>", "250")
+	c1.Cmd("RCPT TO:<r1@example.com>", "250")
+	c1.Cmd("RCPT TO:<r2@example.com>", "250")
+	c1.Cmd("RCPT TO:<r3@example.com>", "452 4.5.3 Too many recipients")
+	c1.Cmd("DATA", "354")
+	c1.Send("x\r\n.\r\n")
+	c1.Expect("250")
+	c1.Cmd("MAIL FROM:<a@example.org>", "421 4.7.0 Too many messages for this session")
 	all := h.lines.waitFor(t, `ended cause=policy state=helo`)
 	text := strings.Join(all, "\n")
 	for _, want := range []string{"Receiving Failed: Connection limit exceeded", "To: <r3@example.com> Rejected by Injection Control",
@@ -437,14 +439,14 @@ func TestInjectionDebugLog(t *testing.T) {
 	h := start(t, opts{})
 	for i := 0; i < 2; i++ {
 		c := h.dial("127.0.0.2")
-		c.expect("220")
-		c.cmd("EHLO mx1.partner.test", "250")
-		c.cmd("MAIL FROM:<a@partner.test>", "250")
-		c.cmd("RCPT TO:<b@example.com>", "250")
-		c.cmd("DATA", "354")
-		c.send("Subject: hello\r\n\r\nline with \x1b escape\r\n.\r\n")
-		c.expect("250")
-		c.cmd("QUIT", "221")
+		c.Expect("220")
+		c.Cmd("EHLO mx1.partner.test", "250")
+		c.Cmd("MAIL FROM:<a@partner.test>", "250")
+		c.Cmd("RCPT TO:<b@example.com>", "250")
+		c.Cmd("DATA", "354")
+		c.Send("Subject: hello\r\n\r\nline with \x1b escape\r\n.\r\n")
+		c.Expect("250")
+		c.Cmd("QUIT", "221")
 		h.lines.waitFor(t, `ended cause=quit`)
 	}
 	if err := h.debug.Flush(); err != nil {

@@ -1,7 +1,6 @@
 package smtp
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/internal/smtptest"
 )
 
 // recorder is a Handler that accepts everything and remembers what it saw.
@@ -114,57 +114,7 @@ func serveCtx(t *testing.T, ctx context.Context, h Handler, cfg Config, sess cha
 	return c, ends
 }
 
-// client is a minimal line-level peer: it writes raw bytes and reads replies.
-type client struct {
-	t *testing.T
-	c net.Conn
-	r *bufio.Reader
-}
-
-func newClient(t *testing.T, c net.Conn) *client {
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return &client{t: t, c: c, r: bufio.NewReader(c)}
-}
-
-func (c *client) send(s string) {
-	c.t.Helper()
-	if _, err := c.c.Write([]byte(s)); err != nil {
-		c.t.Fatalf("write %q: %v", s, err)
-	}
-}
-
-// reply reads one (possibly multi-line) reply and returns it with lines
-// joined by "\n".
-func (c *client) reply() string {
-	c.t.Helper()
-	var lines []string
-	for {
-		l, err := c.r.ReadString('\n')
-		if err != nil {
-			c.t.Fatalf("reading reply after %q: %v", lines, err)
-		}
-		l = strings.TrimRight(l, "\r\n")
-		lines = append(lines, l)
-		if len(l) < 4 || l[3] != '-' {
-			return strings.Join(lines, "\n")
-		}
-	}
-}
-
-func (c *client) expect(prefix string) string {
-	c.t.Helper()
-	r := c.reply()
-	if !strings.HasPrefix(r, prefix) {
-		c.t.Fatalf("reply %q, want prefix %q", r, prefix)
-	}
-	return r
-}
-
-func (c *client) cmd(line, prefix string) string {
-	c.t.Helper()
-	c.send(line + "\r\n")
-	return c.expect(prefix)
-}
+func newClient(t *testing.T, c net.Conn) *smtptest.Conn { return smtptest.New(t, c) }
 
 func waitEnd(t *testing.T, ends <-chan End) End {
 	t.Helper()
@@ -189,8 +139,8 @@ func TestSessionSuccess(t *testing.T) {
 	h := &recorder{}
 	conn, ends := serve(t, h, Config{MaxMessageSize: 1000})
 	c := newClient(t, conn)
-	c.expect("220 mx.test ESMTP")
-	ehlo := c.cmd("EHLO client.test", "250-mx.test")
+	c.Expect("220 mx.test ESMTP")
+	ehlo := c.Cmd("EHLO client.test", "250-mx.test")
 	for _, ext := range []string{"PIPELINING", "SIZE 1000", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"} {
 		if !strings.Contains(ehlo, ext) {
 			t.Errorf("EHLO reply lacks %s:\n%s", ext, ehlo)
@@ -199,12 +149,12 @@ func TestSessionSuccess(t *testing.T) {
 	if strings.Contains(ehlo, "STARTTLS") {
 		t.Errorf("STARTTLS offered without a TLS config")
 	}
-	c.cmd("MAIL FROM:<a@example.org> SIZE=100 BODY=8BITMIME", "250 2.1.0")
-	c.cmd("RCPT TO:<b@example.com>", "250 2.1.5")
-	c.cmd("DATA", "354")
-	c.send("Subject: hi\r\n\r\n..dotted\r\nbody\r\n.\r\n")
-	c.expect("250 2.0.0")
-	c.cmd("QUIT", "221 2.0.0")
+	c.Cmd("MAIL FROM:<a@example.org> SIZE=100 BODY=8BITMIME", "250 2.1.0")
+	c.Cmd("RCPT TO:<b@example.com>", "250 2.1.5")
+	c.Cmd("DATA", "354")
+	c.Send("Subject: hi\r\n\r\n..dotted\r\nbody\r\n.\r\n")
+	c.Expect("250 2.0.0")
+	c.Cmd("QUIT", "221 2.0.0")
 	e := waitEnd(t, ends)
 	if e.Cause != event.CauseQuit || e.State != StateHelo || e.Injected != 1 {
 		t.Errorf("end %+v", e)
@@ -224,16 +174,16 @@ func TestPipelinedTransaction(t *testing.T) {
 	h := &recorder{rcptFail: map[string]Reply{"no@example.com": {550, "5.1.1", "no such user"}}}
 	conn, ends := serve(t, h, Config{})
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("EHLO client.test", "250")
-	c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<no@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
-	c.expect("250 2.1.0")
-	c.expect("550 5.1.1 no such user")
-	c.expect("250 2.1.5")
-	c.expect("354")
-	c.send("x\r\n.\r\nQUIT\r\n")
-	c.expect("250")
-	c.expect("221")
+	c.Expect("220")
+	c.Cmd("EHLO client.test", "250")
+	c.Send("MAIL FROM:<a@example.org>\r\nRCPT TO:<no@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+	c.Expect("250 2.1.0")
+	c.Expect("550 5.1.1 no such user")
+	c.Expect("250 2.1.5")
+	c.Expect("354")
+	c.Send("x\r\n.\r\nQUIT\r\n")
+	c.Expect("250")
+	c.Expect("221")
 	e := waitEnd(t, ends)
 	if got, want := counts(e), "ehlo=1/1 mail=1/1 rcpt=1/2 data=1/1 quit=1/1"; got != want {
 		t.Errorf("counts %q, want %q", got, want)
@@ -245,12 +195,12 @@ func TestPipelinedTransaction(t *testing.T) {
 func TestReplyFormsWithoutEHLO(t *testing.T) {
 	conn, ends := serve(t, &recorder{}, Config{})
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("HELO client.test", "250 mx.test")
-	c.cmd("XYZZY", "500 #5.5.1 command not recognized")
-	c.cmd("MAIL FROM:<a@example.org>", "250 sender <a@example.org> ok")
-	c.cmd("MAIL FROM:<a@example.org> SIZE=10", "503 #5.5.1")
-	c.cmd("QUIT", "221 ")
+	c.Expect("220")
+	c.Cmd("HELO client.test", "250 mx.test")
+	c.Cmd("XYZZY", "500 #5.5.1 command not recognized")
+	c.Cmd("MAIL FROM:<a@example.org>", "250 sender <a@example.org> ok")
+	c.Cmd("MAIL FROM:<a@example.org> SIZE=10", "503 #5.5.1")
+	c.Cmd("QUIT", "221 ")
 	waitEnd(t, ends)
 }
 
@@ -258,11 +208,11 @@ func TestBadCommandLimit(t *testing.T) {
 	h := &recorder{}
 	conn, ends := serve(t, h, Config{BadCommandLimit: 4})
 	c := newClient(t, conn)
-	c.expect("220")
+	c.Expect("220")
 	for i := 0; i < 4; i++ {
-		c.cmd(fmt.Sprintf("GARBAGE %d", i), "500 #5.5.1 command not recognized")
+		c.Cmd(fmt.Sprintf("GARBAGE %d", i), "500 #5.5.1 command not recognized")
 	}
-	c.cmd("GARBAGE 4", "421 Exceeded bad SMTP command limit, disconnecting.")
+	c.Cmd("GARBAGE 4", "421 Exceeded bad SMTP command limit, disconnecting.")
 	e := waitEnd(t, ends)
 	if e.Cause != event.CauseBadCommands || e.LastVerb != "GARBAGE" {
 		t.Errorf("end %+v", e)
@@ -275,40 +225,40 @@ func TestBadCommandLimit(t *testing.T) {
 func TestCommandLineTooLong(t *testing.T) {
 	conn, ends := serve(t, &recorder{}, Config{})
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("EHLO "+strings.Repeat("a", 600), "500 #5.5.2 Line too long")
-	c.cmd("NOOP "+strings.Repeat("b", 9000), "500 #5.5.2 Line too long")
-	c.cmd("EHLO c.test", "250")
-	c.cmd("NOOP "+strings.Repeat("b", 600), "500 5.5.2 Line too long")
-	c.cmd("EHLO client.test", "250") // still in step
-	c.cmd("QUIT", "221")
+	c.Expect("220")
+	c.Cmd("EHLO "+strings.Repeat("a", 600), "500 #5.5.2 Line too long")
+	c.Cmd("NOOP "+strings.Repeat("b", 9000), "500 #5.5.2 Line too long")
+	c.Cmd("EHLO c.test", "250")
+	c.Cmd("NOOP "+strings.Repeat("b", 600), "500 5.5.2 Line too long")
+	c.Cmd("EHLO client.test", "250") // still in step
+	c.Cmd("QUIT", "221")
 	waitEnd(t, ends)
 }
 
 func TestSequenceErrors(t *testing.T) {
 	conn, ends := serve(t, &recorder{}, Config{BadCommandLimit: 20})
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("MAIL FROM:<a@example.org>", "503 #5.5.1 EHLO or HELO first")
-	c.cmd("EHLO", "501 #5.5.4")
-	c.cmd("EHLO c.test", "250")
-	c.cmd("RCPT TO:<b@example.com>", "503 5.5.1 MAIL first")
-	c.cmd("DATA", "503 5.5.1 MAIL first")
-	c.cmd("MAIL FROM:a@example.org", "501 5.5.4")
-	c.cmd("MAIL FROM:<a@@example.org>", "501 5.1.7")
-	c.cmd("MAIL FROM:<a@example.org> FOO=BAR", "555 5.5.4")
-	c.cmd("MAIL FROM:<jö@example.org>", "553 5.6.7")
-	c.cmd("MAIL FROM:<jö@exämple.org> SMTPUTF8", "250")
-	c.cmd("MAIL FROM:<a@example.org>", "503 5.5.1 Nested MAIL")
-	c.cmd("DATA", "554 5.5.1 No valid recipients")
-	c.cmd("RCPT TO:<>", "501 5.1.3")
-	c.cmd("RCPT TO:<postmaster>", "250")
-	c.cmd("RSET", "250")
-	c.cmd("VRFY someone", "252")
-	c.cmd("EXPN list", "502")
-	c.cmd("HELP", "214-2.0.0")
-	c.cmd("NOOP", "250")
-	c.cmd("QUIT", "221")
+	c.Expect("220")
+	c.Cmd("MAIL FROM:<a@example.org>", "503 #5.5.1 EHLO or HELO first")
+	c.Cmd("EHLO", "501 #5.5.4")
+	c.Cmd("EHLO c.test", "250")
+	c.Cmd("RCPT TO:<b@example.com>", "503 5.5.1 MAIL first")
+	c.Cmd("DATA", "503 5.5.1 MAIL first")
+	c.Cmd("MAIL FROM:a@example.org", "501 5.5.4")
+	c.Cmd("MAIL FROM:<a@@example.org>", "501 5.1.7")
+	c.Cmd("MAIL FROM:<a@example.org> FOO=BAR", "555 5.5.4")
+	c.Cmd("MAIL FROM:<jö@example.org>", "553 5.6.7")
+	c.Cmd("MAIL FROM:<jö@exämple.org> SMTPUTF8", "250")
+	c.Cmd("MAIL FROM:<a@example.org>", "503 5.5.1 Nested MAIL")
+	c.Cmd("DATA", "554 5.5.1 No valid recipients")
+	c.Cmd("RCPT TO:<>", "501 5.1.3")
+	c.Cmd("RCPT TO:<postmaster>", "250")
+	c.Cmd("RSET", "250")
+	c.Cmd("VRFY someone", "252")
+	c.Cmd("EXPN list", "502")
+	c.Cmd("HELP", "214-2.0.0")
+	c.Cmd("NOOP", "250")
+	c.Cmd("QUIT", "221")
 	e := waitEnd(t, ends)
 	if e.Cause != event.CauseQuit {
 		t.Errorf("end %+v", e)
@@ -319,21 +269,21 @@ func TestSizeLimit(t *testing.T) {
 	h := &recorder{}
 	conn, ends := serve(t, h, Config{MaxMessageSize: 100})
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("EHLO c.test", "250")
-	c.cmd("MAIL FROM:<a@example.org> SIZE=101", "552 5.3.4")
-	c.cmd("MAIL FROM:<a@example.org> SIZE=50", "250")
-	c.cmd("RCPT TO:<b@example.com>", "250")
-	c.cmd("DATA", "354")
-	c.send(strings.Repeat("0123456789\r\n", 20) + ".\r\n")
-	c.expect("552 5.3.4 Message size exceeds limit")
+	c.Expect("220")
+	c.Cmd("EHLO c.test", "250")
+	c.Cmd("MAIL FROM:<a@example.org> SIZE=101", "552 5.3.4")
+	c.Cmd("MAIL FROM:<a@example.org> SIZE=50", "250")
+	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Cmd("DATA", "354")
+	c.Send(strings.Repeat("0123456789\r\n", 20) + ".\r\n")
+	c.Expect("552 5.3.4 Message size exceeds limit")
 	// The dialogue stays in step: a new transaction works.
-	c.cmd("MAIL FROM:<a@example.org>", "250")
-	c.cmd("RCPT TO:<b@example.com>", "250")
-	c.cmd("DATA", "354")
-	c.send("small\r\n.\r\n")
-	c.expect("250")
-	c.cmd("QUIT", "221")
+	c.Cmd("MAIL FROM:<a@example.org>", "250")
+	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Cmd("DATA", "354")
+	c.Send("small\r\n.\r\n")
+	c.Expect("250")
+	c.Cmd("QUIT", "221")
 	waitEnd(t, ends)
 	if len(h.failed) != 1 || h.failed[0] != ErrMessageTooBig || len(h.messages) != 1 {
 		t.Errorf("failed %v messages %d", h.failed, len(h.messages))
@@ -362,14 +312,14 @@ func TestDataSmuggling(t *testing.T) {
 			h := &recorder{}
 			conn, ends := serve(t, h, Config{})
 			c := newClient(t, conn)
-			c.expect("220")
-			c.cmd("EHLO c.test", "250")
-			c.cmd("MAIL FROM:<a@example.org>", "250")
-			c.cmd("RCPT TO:<b@example.com>", "250")
-			c.cmd("DATA", "354")
-			c.send(tc.data + "\r\n.\r\n")
-			c.expect("550 5.6.0")
-			c.cmd("QUIT", "221")
+			c.Expect("220")
+			c.Cmd("EHLO c.test", "250")
+			c.Cmd("MAIL FROM:<a@example.org>", "250")
+			c.Cmd("RCPT TO:<b@example.com>", "250")
+			c.Cmd("DATA", "354")
+			c.Send(tc.data + "\r\n.\r\n")
+			c.Expect("550 5.6.0")
+			c.Cmd("QUIT", "221")
 			waitEnd(t, ends)
 			if h.saw("mail evil@x.org size=0 body= utf8=false") {
 				t.Error("smuggled MAIL FROM ran as a command")
@@ -387,14 +337,14 @@ func TestDataCRLFAcrossBuffer(t *testing.T) {
 	h := &recorder{}
 	conn, ends := serve(t, h, Config{})
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("EHLO c.test", "250")
-	c.cmd("MAIL FROM:<a@example.org>", "250")
-	c.cmd("RCPT TO:<b@example.com>", "250")
-	c.cmd("DATA", "354")
-	c.send(strings.Repeat("z", 4095) + "\r\n.\r\n") // 4095 + CR fills the 4096-byte buffer
-	c.expect("550 5.6.0 Message contains a line longer")
-	c.cmd("QUIT", "221")
+	c.Expect("220")
+	c.Cmd("EHLO c.test", "250")
+	c.Cmd("MAIL FROM:<a@example.org>", "250")
+	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Cmd("DATA", "354")
+	c.Send(strings.Repeat("z", 4095) + "\r\n.\r\n") // 4095 + CR fills the 4096-byte buffer
+	c.Expect("550 5.6.0 Message contains a line longer")
+	c.Cmd("QUIT", "221")
 	waitEnd(t, ends)
 }
 
@@ -409,7 +359,7 @@ func TestEarlyTalker(t *testing.T) {
 	ends := make(chan End, 1)
 	go func() { ends <- NewSession(s, &recorder{}, Config{Hostname: "mx.test"}).Serve(context.Background()) }()
 	c := newClient(t, conn)
-	c.expect("554 #5.5.0 SMTP synchronization error")
+	c.Expect("554 #5.5.0 SMTP synchronization error")
 	if e := waitEnd(t, ends); e.Cause != event.CauseProtocol {
 		t.Errorf("end %+v", e)
 	}
@@ -418,10 +368,10 @@ func TestEarlyTalker(t *testing.T) {
 func TestRejectedSession(t *testing.T) {
 	conn, ends := serve(t, &recorder{}, Config{Greeting: Reply{554, "", "mx.test Access denied"}})
 	c := newClient(t, conn)
-	c.expect("554 mx.test Access denied")
-	c.cmd("EHLO c.test", "503 #5.5.1")
-	c.cmd("MAIL FROM:<a@example.org>", "503")
-	c.cmd("QUIT", "221")
+	c.Expect("554 mx.test Access denied")
+	c.Cmd("EHLO c.test", "503 #5.5.1")
+	c.Cmd("MAIL FROM:<a@example.org>", "503")
+	c.Cmd("QUIT", "221")
 	e := waitEnd(t, ends)
 	if e.Cause != event.CauseQuit {
 		t.Errorf("end %+v", e)
@@ -431,7 +381,7 @@ func TestRejectedSession(t *testing.T) {
 func TestGreeting421(t *testing.T) {
 	conn, ends := serve(t, &recorder{}, Config{Greeting: Reply{421, "4.4.5", "Too many connections from your host"}})
 	c := newClient(t, conn)
-	c.expect("421 #4.4.5 Too many connections from your host")
+	c.Expect("421 #4.4.5 Too many connections from your host")
 	if e := waitEnd(t, ends); e.Cause != event.CausePolicy {
 		t.Errorf("end %+v", e)
 	}
@@ -441,9 +391,9 @@ func TestHandler421ClosesWithPolicy(t *testing.T) {
 	h := &recorder{mailFail: Reply{421, "4.3.2", "Too many messages for this session"}}
 	conn, ends := serve(t, h, Config{})
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("EHLO c.test", "250")
-	c.cmd("MAIL FROM:<a@example.org>", "421 4.3.2 Too many messages")
+	c.Expect("220")
+	c.Cmd("EHLO c.test", "250")
+	c.Cmd("MAIL FROM:<a@example.org>", "421 4.3.2 Too many messages")
 	e := waitEnd(t, ends)
 	if e.Cause != event.CausePolicy || e.Detail != "Too many messages for this session" {
 		t.Errorf("end %+v", e)
@@ -470,14 +420,14 @@ func TestPeerEnds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			conn, ends := serve(t, &recorder{}, Config{})
 			c := newClient(t, conn)
-			c.expect("220")
-			c.cmd("EHLO c.test", "250")
-			c.send(tc.script)
+			c.Expect("220")
+			c.Cmd("EHLO c.test", "250")
+			c.Send(tc.script)
 			for range strings.Count(tc.script, "\r\n") {
-				c.reply()
+				c.Reply()
 			}
 			if tc.wantState == StateData {
-				c.send("Subject: x\r\n") // 12 bytes of DATA, then gone
+				c.Send("Subject: x\r\n") // 12 bytes of DATA, then gone
 				time.Sleep(50 * time.Millisecond)
 			}
 			if tc.rst {
@@ -495,11 +445,11 @@ func TestPeerEnds(t *testing.T) {
 func TestQuitMidTransaction(t *testing.T) {
 	conn, ends := serve(t, &recorder{}, Config{})
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("EHLO c.test", "250")
-	c.cmd("MAIL FROM:<a@example.org>", "250")
-	c.cmd("RCPT TO:<b@example.com>", "250")
-	c.cmd("QUIT", "221")
+	c.Expect("220")
+	c.Cmd("EHLO c.test", "250")
+	c.Cmd("MAIL FROM:<a@example.org>", "250")
+	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Cmd("QUIT", "221")
 	e := waitEnd(t, ends)
 	if e.Cause != event.CauseQuit || e.State != StateRcpt {
 		t.Errorf("end %+v", e)
@@ -509,11 +459,11 @@ func TestQuitMidTransaction(t *testing.T) {
 func TestUnsuccessfulTimeout(t *testing.T) {
 	conn, ends := serve(t, &recorder{}, Config{UnsuccessfulTimeout: 300 * time.Millisecond, TotalTimeout: time.Hour})
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("EHLO c.test", "250")
-	c.cmd("MAIL FROM:<a@example.org>", "250")
-	c.cmd("RCPT TO:<b@example.com>", "250")
-	c.expect("421 Timed out waiting for successful message injection, disconnecting.")
+	c.Expect("220")
+	c.Cmd("EHLO c.test", "250")
+	c.Cmd("MAIL FROM:<a@example.org>", "250")
+	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Expect("421 Timed out waiting for successful message injection, disconnecting.")
 	e := waitEnd(t, ends)
 	if e.Cause != event.CauseTimeoutUnsuccessful || e.State != StateRcpt {
 		t.Errorf("end %+v", e)
@@ -525,15 +475,15 @@ func TestUnsuccessfulTimeout(t *testing.T) {
 func TestTotalTimeout(t *testing.T) {
 	conn, ends := serve(t, &recorder{}, Config{UnsuccessfulTimeout: 200 * time.Millisecond, TotalTimeout: 800 * time.Millisecond})
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("EHLO c.test", "250")
-	c.cmd("MAIL FROM:<a@example.org>", "250")
-	c.cmd("RCPT TO:<b@example.com>", "250")
-	c.cmd("DATA", "354")
-	c.send("x\r\n.\r\n")
-	c.expect("250")
+	c.Expect("220")
+	c.Cmd("EHLO c.test", "250")
+	c.Cmd("MAIL FROM:<a@example.org>", "250")
+	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Cmd("DATA", "354")
+	c.Send("x\r\n.\r\n")
+	c.Expect("250")
 	start := time.Now()
-	c.expect("421 Exceeded allowable connection time, disconnecting.")
+	c.Expect("421 Exceeded allowable connection time, disconnecting.")
 	if time.Since(start) < 200*time.Millisecond {
 		t.Errorf("total limit fired after %v, before the unsuccessful timeout would have", time.Since(start))
 	}
@@ -546,13 +496,13 @@ func TestTotalTimeout(t *testing.T) {
 func TestTimeoutInData(t *testing.T) {
 	conn, ends := serve(t, &recorder{}, Config{UnsuccessfulTimeout: 300 * time.Millisecond})
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("EHLO c.test", "250")
-	c.cmd("MAIL FROM:<a@example.org>", "250")
-	c.cmd("RCPT TO:<b@example.com>", "250")
-	c.cmd("DATA", "354")
-	c.send("partial line")
-	c.expect("421 Timed out waiting")
+	c.Expect("220")
+	c.Cmd("EHLO c.test", "250")
+	c.Cmd("MAIL FROM:<a@example.org>", "250")
+	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Cmd("DATA", "354")
+	c.Send("partial line")
+	c.Expect("421 Timed out waiting")
 	e := waitEnd(t, ends)
 	if e.Cause != event.CauseTimeoutUnsuccessful || e.State != StateData || e.DataBytes != 12 {
 		t.Errorf("end %+v", e)
@@ -564,10 +514,10 @@ func TestDrainAndKill(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	conn, ends := serveCtx(t, ctx, &recorder{}, Config{}, nil)
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("EHLO c.test", "250")
+	c.Expect("220")
+	c.Cmd("EHLO c.test", "250")
 	cancel()
-	c.expect("421 4.3.2 mx.test Service not available")
+	c.Expect("421 4.3.2 mx.test Service not available")
 	if e := waitEnd(t, ends); e.Cause != event.CauseShutdown {
 		t.Errorf("end %+v", e)
 	}
@@ -578,16 +528,16 @@ func TestDrainAndKill(t *testing.T) {
 	h := &recorder{}
 	conn, ends = serveCtx(t, ctx, h, Config{}, nil)
 	c = newClient(t, conn)
-	c.expect("220")
-	c.cmd("EHLO c.test", "250")
-	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.Expect("220")
+	c.Cmd("EHLO c.test", "250")
+	c.Cmd("MAIL FROM:<a@example.org>", "250")
 	cancel()
 	time.Sleep(50 * time.Millisecond)
-	c.cmd("RCPT TO:<b@example.com>", "250")
-	c.cmd("DATA", "354")
-	c.send("x\r\n.\r\n")
-	c.expect("250")
-	c.expect("421 4.3.2")
+	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Cmd("DATA", "354")
+	c.Send("x\r\n.\r\n")
+	c.Expect("250")
+	c.Expect("421 4.3.2")
 	if e := waitEnd(t, ends); e.Cause != event.CauseShutdown || len(h.messages) != 1 {
 		t.Errorf("end %+v messages %d", e, len(h.messages))
 	}
@@ -596,11 +546,11 @@ func TestDrainAndKill(t *testing.T) {
 	sessions := make(chan *Session, 1)
 	conn, ends = serveCtx(t, context.Background(), &recorder{}, Config{}, sessions)
 	c = newClient(t, conn)
-	c.expect("220")
-	c.cmd("EHLO c.test", "250")
-	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.Expect("220")
+	c.Cmd("EHLO c.test", "250")
+	c.Cmd("MAIL FROM:<a@example.org>", "250")
 	(<-sessions).Kill()
-	c.expect("421 4.3.2")
+	c.Expect("421 4.3.2")
 	if e := waitEnd(t, ends); e.Cause != event.CauseShutdown || e.State != StateMail {
 		t.Errorf("end %+v", e)
 	}
@@ -626,23 +576,23 @@ func TestStartTLSDiscardsPipelinedPlaintext(t *testing.T) {
 	h := &recorder{}
 	conn, ends := serve(t, h, Config{TLS: selfSigned(t)})
 	c := newClient(t, conn)
-	c.expect("220")
-	if !strings.Contains(c.cmd("EHLO c.test", "250"), "STARTTLS") {
+	c.Expect("220")
+	if !strings.Contains(c.Cmd("EHLO c.test", "250"), "STARTTLS") {
 		t.Fatal("STARTTLS not offered")
 	}
-	c.send("STARTTLS\r\nMAIL FROM:<injected@evil.org>\r\n")
-	c.expect("220 2.0.0")
+	c.Send("STARTTLS\r\nMAIL FROM:<injected@evil.org>\r\n")
+	c.Expect("220 2.0.0")
 	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	c = &client{t: t, c: tc, r: bufio.NewReader(tc)}
-	ehlo := c.cmd("EHLO c.test", "250")
+	c = smtptest.New(t, tc)
+	ehlo := c.Cmd("EHLO c.test", "250")
 	if strings.Contains(ehlo, "STARTTLS") {
 		t.Error("STARTTLS offered again inside TLS")
 	}
-	c.cmd("MAIL FROM:<a@example.org>", "250") // not "nested MAIL": the injected one was dropped
-	c.cmd("QUIT", "221")
+	c.Cmd("MAIL FROM:<a@example.org>", "250") // not "nested MAIL": the injected one was dropped
+	c.Cmd("QUIT", "221")
 	waitEnd(t, ends)
 	if h.saw("mail injected@evil.org size=0 body= utf8=false") {
 		t.Error("plaintext command pipelined after STARTTLS was executed")
@@ -655,20 +605,20 @@ func TestStartTLSDiscardsPipelinedPlaintext(t *testing.T) {
 func TestRequireTLS(t *testing.T) {
 	conn, ends := serve(t, &recorder{}, Config{TLS: selfSigned(t), RequireTLS: true})
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("EHLO c.test", "250")
-	c.cmd("MAIL FROM:<a@example.org>", "530 5.7.0")
-	c.cmd("QUIT", "221")
+	c.Expect("220")
+	c.Cmd("EHLO c.test", "250")
+	c.Cmd("MAIL FROM:<a@example.org>", "530 5.7.0")
+	c.Cmd("QUIT", "221")
 	waitEnd(t, ends)
 }
 
 func TestTLSHandshakeFailure(t *testing.T) {
 	conn, ends := serve(t, &recorder{}, Config{TLS: selfSigned(t)})
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("EHLO c.test", "250")
-	c.cmd("STARTTLS", "220")
-	c.send("this is not a TLS client hello\r\n")
+	c.Expect("220")
+	c.Cmd("EHLO c.test", "250")
+	c.Cmd("STARTTLS", "220")
+	c.Send("this is not a TLS client hello\r\n")
 	e := waitEnd(t, ends)
 	if e.Cause != event.CauseTLSFailed {
 		t.Errorf("end %+v", e)
@@ -689,14 +639,14 @@ func TestTranscript(t *testing.T) {
 	}}
 	conn, ends := serve(t, &recorder{}, cfg)
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("HELO c.test", "250")
-	c.cmd("MAIL FROM:<a@example.org>", "250")
-	c.cmd("RCPT TO:<b@example.com>", "250")
-	c.cmd("DATA", "354")
-	c.send("line\r\n.\r\n")
-	c.expect("250")
-	c.cmd("QUIT", "221")
+	c.Expect("220")
+	c.Cmd("HELO c.test", "250")
+	c.Cmd("MAIL FROM:<a@example.org>", "250")
+	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Cmd("DATA", "354")
+	c.Send("line\r\n.\r\n")
+	c.Expect("250")
+	c.Cmd("QUIT", "221")
 	waitEnd(t, ends)
 	want := []string{"Sent: 220 mx.test ESMTP", "Rcvd: HELO c.test", "Sent: 250 mx.test",
 		"Rcvd: MAIL FROM:<a@example.org>", "Sent: 250 sender <a@example.org> ok",
@@ -714,19 +664,19 @@ func TestPipelinedGarbage(t *testing.T) {
 	h := &recorder{}
 	conn, ends := serve(t, h, Config{BadCommandLimit: 10})
 	c := newClient(t, conn)
-	c.expect("220")
-	c.cmd("EHLO c.test", "250")
-	c.send("MAIL FROM:<a@example.org>\r\n\x00\xff\xfe\x01binary\r\n\r\nRCPT TO:<b@example.com>\r\n" +
+	c.Expect("220")
+	c.Cmd("EHLO c.test", "250")
+	c.Send("MAIL FROM:<a@example.org>\r\n\x00\xff\xfe\x01binary\r\n\r\nRCPT TO:<b@example.com>\r\n" +
 		strings.Repeat("Z", 3000) + "\r\nDATA\r\n")
-	c.expect("250 2.1.0")
-	c.expect("500 5.5.1 command not recognized")
-	c.expect("500 5.5.1 command not recognized")
-	c.expect("250 2.1.5")
-	c.expect("500 5.5.2 Line too long")
-	c.expect("354")
-	c.send("x\r\n.\r\nQUIT\r\n")
-	c.expect("250")
-	c.expect("221")
+	c.Expect("250 2.1.0")
+	c.Expect("500 5.5.1 command not recognized")
+	c.Expect("500 5.5.1 command not recognized")
+	c.Expect("250 2.1.5")
+	c.Expect("500 5.5.2 Line too long")
+	c.Expect("354")
+	c.Send("x\r\n.\r\nQUIT\r\n")
+	c.Expect("250")
+	c.Expect("221")
 	e := waitEnd(t, ends)
 	if e.Cause != event.CauseQuit || len(h.messages) != 1 {
 		t.Errorf("end %+v, %d messages", e, len(h.messages))

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/smtptest"
 	"github.com/mailgate/mailgate/queue"
 )
 
@@ -328,18 +329,18 @@ func TestSIGTERMDrains(t *testing.T) {
 	g := newGW(t, "10s")
 	g.start()
 	idle, busy := dialSMTP(t, g.addr), dialSMTP(t, g.addr)
-	idle.cmd("EHLO idle.test", "250")
-	busy.cmd("EHLO busy.test", "250")
-	busy.cmd("MAIL FROM:<a@example.org>", "250")
-	busy.cmd("RCPT TO:<b@example.com>", "250")
-	busy.cmd("DATA", "354")
-	busy.send("Subject: in flight\r\n\r\n")
+	idle.Cmd("EHLO idle.test", "250")
+	busy.Cmd("EHLO busy.test", "250")
+	busy.Cmd("MAIL FROM:<a@example.org>", "250")
+	busy.Cmd("RCPT TO:<b@example.com>", "250")
+	busy.Cmd("DATA", "354")
+	busy.Send("Subject: in flight\r\n\r\n")
 	g.signal(syscall.SIGTERM)
-	idle.expect("421 4.3.2 mx.test Service not available")
+	idle.Expect("421 4.3.2 mx.test Service not available")
 	time.Sleep(200 * time.Millisecond)
-	busy.send("end of the message\r\n.\r\n")
-	busy.expect("250 2.0.0 ok:  Message")
-	busy.expect("421 4.3.2")
+	busy.Send("end of the message\r\n.\r\n")
+	busy.Expect("250 2.0.0 ok:  Message")
+	busy.Expect("421 4.3.2")
 	if err := g.wait(); err != nil {
 		t.Fatalf("exit: %v\n%s", err, g.stderr)
 	}
@@ -363,10 +364,10 @@ func TestSIGTERMKillsAfterTimeout(t *testing.T) {
 	g := newGW(t, "1s")
 	g.start()
 	c := dialSMTP(t, g.addr)
-	c.cmd("EHLO slow.test", "250")
-	c.cmd("MAIL FROM:<a@example.org>", "250")
+	c.Cmd("EHLO slow.test", "250")
+	c.Cmd("MAIL FROM:<a@example.org>", "250")
 	g.signal(syscall.SIGTERM)
-	c.expect("421 4.3.2")
+	c.Expect("421 4.3.2")
 	if err := g.wait(); err != nil {
 		t.Fatalf("exit: %v\n%s", err, g.stderr)
 	}
@@ -383,7 +384,7 @@ func TestSIGHUPRollsLog(t *testing.T) {
 	g := newGW(t, "5s")
 	g.start()
 	c := dialSMTP(t, g.addr)
-	c.cmd("QUIT", "221")
+	c.Cmd("QUIT", "221")
 	g.waitLog(`ICID 1 close`)
 	g.signal(syscall.SIGHUP)
 	var rolled []string
@@ -399,7 +400,7 @@ func TestSIGHUPRollsLog(t *testing.T) {
 		t.Errorf("rolled file lacks the old lines:\n%s", old)
 	}
 	c = dialSMTP(t, g.addr)
-	c.cmd("QUIT", "221")
+	c.Cmd("QUIT", "221")
 	cur := g.waitLog(`ICID 2 close`)
 	if !strings.HasPrefix(strings.SplitN(cur, "\n", 2)[0][25:], "Info: Begin Logfile") || strings.Contains(cur, "ICID 1 ") {
 		t.Errorf("new current file:\n%s", cur)
@@ -533,51 +534,12 @@ func TestSIGKILLUnderLoad(t *testing.T) {
 	}
 }
 
-// smtpConn is a raw client for the process tests.
-type smtpConn struct {
-	t *testing.T
-	c net.Conn
-	r *bufio.Reader
-}
-
-func dialSMTP(t *testing.T, addr string) *smtpConn {
+// dialSMTP connects and reads the greeting.
+func dialSMTP(t *testing.T, addr string) *smtptest.Conn {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	s := &smtpConn{t: t, c: c, r: bufio.NewReader(c)}
-	s.expect("220")
-	return s
-}
-
-func (s *smtpConn) send(l string) { s.c.Write([]byte(l)) }
-
-func (s *smtpConn) expect(prefix string) string {
-	s.t.Helper()
-	var last string
-	for {
-		l, err := s.r.ReadString('\n')
-		if err != nil {
-			s.t.Fatalf("read (want %q): %v", prefix, err)
-		}
-		last = strings.TrimRight(l, "\r\n")
-		if len(last) < 4 || last[3] != '-' {
-			break
-		}
-	}
-	if !strings.HasPrefix(last, prefix) {
-		s.t.Fatalf("reply %q, want %q", last, prefix)
-	}
-	return last
-}
-
-func (s *smtpConn) cmd(l, prefix string) string {
-	s.t.Helper()
-	s.send(l + "\r\n")
-	return s.expect(prefix)
+	c := smtptest.Dial(t, addr, "")
+	c.Expect("220")
+	return c
 }
 
 func sendOne(t *testing.T, addr, subject string) {
