@@ -93,35 +93,41 @@ func appendEscapedExtra(dst []byte, s, extra string) []byte {
 	}
 	dst = append(dst, s[:i]...)
 	for i < len(s) {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case plain[c] && (extra == "" || strings.IndexByte(extra, c) < 0):
-				dst = append(dst, c)
-			case c == '\t':
-				dst = append(dst, `\t`...)
-			case c == '\n':
-				dst = append(dst, `\n`...)
-			case c == '\r':
-				dst = append(dst, `\r`...)
-			default:
-				dst = appendHexByte(dst, c)
-			}
+		if c := s[i]; c < utf8.RuneSelf && plain[c] && (extra == "" || strings.IndexByte(extra, c) < 0) {
+			dst = append(dst, c)
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = appendHexByte(dst, c)
-		case escapedRune(r):
-			dst = appendU4(dst, r)
-		default:
-			dst = append(dst, s[i:i+size]...)
-		}
-		i += size
+		dst, i = appendEscapedChar(dst, s, i)
 	}
 	return dst
+}
+
+// appendEscapedChar appends the character at s[i], which is not plain, in
+// its escaped form, and returns the index after it: \t \n \r for those
+// controls, \xNN for other ASCII bytes and for bytes of invalid UTF-8,
+// \uNNNN for the runes escapedRune names, the rune itself otherwise.
+func appendEscapedChar(dst []byte, s string, i int) ([]byte, int) {
+	c := s[i]
+	if c < utf8.RuneSelf {
+		switch c {
+		case '\t':
+			return append(dst, `\t`...), i + 1
+		case '\n':
+			return append(dst, `\n`...), i + 1
+		case '\r':
+			return append(dst, `\r`...), i + 1
+		}
+		return appendHexByte(dst, c), i + 1
+	}
+	r, size := utf8.DecodeRuneInString(s[i:])
+	switch {
+	case r == utf8.RuneError && size == 1:
+		return appendHexByte(dst, c), i + 1
+	case escapedRune(r):
+		return appendU4(dst, r), i + size
+	}
+	return append(dst, s[i:i+size]...), i + size
 }
 
 func appendHexByte(dst []byte, c byte) []byte {
@@ -153,35 +159,16 @@ func appendPyStr(dst []byte, s string) []byte {
 	}
 	dst = append(dst, q)
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '\\' || c == q:
-				dst = append(dst, '\\', c)
-			case plain[c]:
-				dst = append(dst, c)
-			case c == '\t':
-				dst = append(dst, `\t`...)
-			case c == '\n':
-				dst = append(dst, `\n`...)
-			case c == '\r':
-				dst = append(dst, `\r`...)
-			default:
-				dst = appendHexByte(dst, c)
-			}
+		switch c := s[i]; {
+		case c == '\\' || c == q:
+			dst = append(dst, '\\', c)
 			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = appendHexByte(dst, c)
-		case escapedRune(r):
-			dst = appendU4(dst, r)
+		case c < utf8.RuneSelf && plain[c]:
+			dst = append(dst, c)
+			i++
 		default:
-			dst = append(dst, s[i:i+size]...)
+			dst, i = appendEscapedChar(dst, s, i)
 		}
-		i += size
 	}
 	return append(dst, q)
 }
