@@ -1,0 +1,25 @@
+# `make test` is the project's test command (README, CI): it installs the
+# peers the tests talk to, then runs every Go test with the race detector.
+GO ?= go
+
+.PHONY: test build vet fuzz bench
+
+test:
+	./scripts/test-deps.sh
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+build:
+	$(GO) build -o bin/mailgate ./cmd/mailgate
+
+# Runs each fuzz target for FUZZTIME (default 60s); findings land in testdata/fuzz.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzParseCommand -fuzztime $(FUZZTIME) ./smtp
+	$(GO) test -run XXX -fuzz FuzzDataReader -fuzztime $(FUZZTIME) ./smtp
+	$(GO) test -run XXX -fuzz FuzzParseLine -fuzztime $(FUZZTIME) ./maillog
+	$(GO) test -run XXX -fuzz FuzzParseRule -fuzztime $(FUZZTIME) ./policy
+	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config
+
+bench:
+	./bench/receive.sh
