@@ -19,7 +19,8 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzDataReader -fuzztime $(FUZZTIME) ./smtp
 	$(GO) test -run XXX -fuzz FuzzParseLine -fuzztime $(FUZZTIME) ./maillog
 	$(GO) test -run XXX -fuzz FuzzParseRule -fuzztime $(FUZZTIME) ./policy
-	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config
+	$(GO) test -run XXX -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./config
+	$(GO) test -run XXX -fuzz FuzzBuild -fuzzminimizetime 5s -fuzztime $(FUZZTIME) ./dsn
 
 bench:
 	./bench/receive.sh

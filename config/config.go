@@ -5,7 +5,7 @@
 // A file is checked as a whole: Parse reports every problem it finds, each
 // with its line, and an unknown key is a problem (a typo must not silently
 // fall back to a default). A key left out, or left empty, takes its default;
-// REFERENCE.md lists every key with its default, and default.yaml (embedded,
+// the README lists every key with its default, and default.yaml (embedded,
 // see Default) is the configuration of a gateway started without a file.
 package config
 
@@ -36,6 +36,7 @@ type Config struct {
 	ShutdownTimeout time.Duration // sessions may finish this long on SIGTERM before 421 and close
 	Listeners       []Listener
 	Routes          []Route
+	Delivery        Delivery
 	DNS             DNS
 	Logs            Logs
 	Tracking        Tracking
@@ -103,6 +104,7 @@ type DNS struct {
 type Logs struct {
 	Mail           MailLog
 	InjectionDebug []InjectionDebug
+	DomainDebug    []DomainDebug
 }
 
 // MailLog is the ESA text mail log.
@@ -187,7 +189,8 @@ func syntaxProblem(name string, err error) Problem {
 // Parse parses and validates a configuration; name is the file name used in
 // problems. When the configuration is not valid the error is a Problems
 // listing all of them. Parse looks at the file system only to make data_dir
-// absolute and to check that TLS certificate and key files exist.
+// absolute, to check that TLS certificate and key files exist, and to read
+// the delivery CA file.
 func Parse(data []byte, name string) (*Config, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -220,7 +223,7 @@ func Parse(data []byte, name string) (*Config, error) {
 
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "data_dir", "shutdown_timeout", "listeners", "routes",
-		"dns", "logs", "tracking", "http")
+		"delivery", "dns", "logs", "tracking", "http")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
@@ -264,6 +267,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	if n := f["routes"]; present(n) {
 		c.Routes = d.routes(n, "routes")
 	}
+	d.delivery(f["delivery"], "delivery", c)
 	if n := f["dns"]; present(n) {
 		d.dns(n, "dns", &c.DNS)
 	}

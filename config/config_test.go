@@ -131,8 +131,9 @@ func TestDesignContract(t *testing.T) {
 			},
 			RAT: mustRAT(t, [2]string{"example.com", "accept"}, [2]string{"ALL", "reject"}),
 		}},
-		Routes: []Route{{Domain: "example.com", Hosts: []RouteHost{{Host: "127.0.0.1", Port: 2526}}}},
-		DNS:    DNS{Timeout: 5 * time.Second},
+		Routes:   []Route{{Domain: "example.com", Hosts: []RouteHost{{Host: "127.0.0.1", Port: 2526}}}},
+		Delivery: defaultDelivery(host),
+		DNS:      DNS{Timeout: 5 * time.Second},
 		Logs: Logs{
 			Mail: MailLog{Path: filepath.Join(data, "logs/mail_logs/mail.current"), Level: event.Info,
 				MaxSize: 10 << 20, MaxFiles: 10},
@@ -181,23 +182,7 @@ func TestDesignContract(t *testing.T) {
 // with TLS files that exist) and checks the values that differ from the
 // defaults.
 func TestFullExample(t *testing.T) {
-	file, err := filepath.Abs("testdata/full.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	t.Chdir(dir)
-	data := filepath.Join(dir, "mailgate-data")
-	for _, f := range []string{"tls/cert.pem", "tls/key.pem"} {
-		p := filepath.Join(data, f)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte("-----BEGIN PLACEHOLDER-----\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := parseFile(t, file)
+	c, data, _ := loadFull(t)
 
 	in, out := c.Listeners[0], c.Listeners[1]
 	if in.TLS != (TLSFiles{Cert: filepath.Join(data, "tls/cert.pem"), Key: filepath.Join(data, "tls/key.pem")}) {

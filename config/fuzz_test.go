@@ -7,8 +7,8 @@ import (
 )
 
 // FuzzParse checks that no file, however broken, makes Parse panic, and that
-// its result is either a configuration whose HATs are valid or a non-empty
-// Problems.
+// its result is either a configuration whose HATs are valid and whose
+// delivery values are all resolved, or a non-empty Problems.
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"default.yaml", "testdata/design.yaml", "testdata/full.yaml", "testdata/mistakes.yaml"} {
 		data, err := os.ReadFile(name)
@@ -32,6 +32,17 @@ func FuzzParse(f *testing.F) {
 			if err := l.HAT.Validate(); err != nil {
 				t.Fatalf("listener %s: invalid HAT accepted: %v", l.Name, err)
 			}
+		}
+		// What the queue manager relies on: every control resolved.
+		dl := &c.Delivery
+		for _, e := range append([]Destination{dl.Default}, dl.Destinations...) {
+			if e.Domain == "" || e.MaxConnections < 1 || e.MaxMessagesPerConnection < 1 || e.TLS == "" {
+				t.Fatalf("unresolved destination controls %+v", e)
+			}
+		}
+		if dl.Port < 1 || dl.MaxConcurrency < 1 || dl.MaxActiveMessages < 1 || dl.Hostname == "" ||
+			dl.Bounce.MaxRetry < dl.Bounce.InitialRetry || dl.Bounce.From == "" {
+			t.Fatalf("delivery %+v", dl)
 		}
 	})
 }

@@ -148,7 +148,7 @@ func (d *decoder) checkRouteHost(n *yaml.Node, path, host string) (string, bool)
 		return "", false
 	}
 	name := strings.TrimSuffix(host, ".")
-	if err := policy.CheckDomain(name); err != nil {
+	if err := checkHostName(name); err != nil {
 		d.errorf(n, path, "host %q: %v", host, err)
 		return "", false
 	}
@@ -198,7 +198,7 @@ func (d *decoder) logs(n *yaml.Node, path string, c *Config) {
 	c.Logs.Mail = MailLog{Path: DefaultMailLogPath, Level: event.Info, MaxSize: DefaultLogMaxSize, MaxFiles: DefaultLogMaxFiles}
 	var f map[string]*yaml.Node
 	if present(n) {
-		f = d.fields(n, path, "mail", "injection_debug")
+		f = d.fields(n, path, "mail", "injection_debug", "domain_debug")
 	}
 	paths := make(map[string]string) // resolved path -> key
 	use := func(v *yaml.Node, key, p string) string {
@@ -250,6 +250,9 @@ func (d *decoder) logs(n *yaml.Node, path string, c *Config) {
 			j.Path = use(jf["path"], join(p, "path"), j.Path)
 			c.Logs.InjectionDebug = append(c.Logs.InjectionDebug, j)
 		}
+	}
+	if v := f["domain_debug"]; present(v) {
+		d.domainDebug(v, join(path, "domain_debug"), c, use)
 	}
 }
 
