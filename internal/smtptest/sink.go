@@ -1,0 +1,55 @@
+package smtptest
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// SinkPath is Postfix's smtp-sink, installed by scripts/test-deps.sh.
+const SinkPath = "/usr/sbin/smtp-sink"
+
+// Sink runs smtp-sink on addr ("127.0.0.1:0" for a free port) with the
+// given options (see smtp-sink(1): -c, -e, -p, -B, ...) until the test
+// ends, and returns the address it listens on. It drops root to nobody,
+// as smtp-sink requires.
+func Sink(t testing.TB, addr string, args ...string) string {
+	t.Helper()
+	if _, err := os.Stat(SinkPath); err != nil {
+		t.Fatalf("smtp-sink is not installed (scripts/test-deps.sh installs it): %v", err)
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if port == "0" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = ln.Addr().String()
+		ln.Close()
+	}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "nobody")
+	}
+	cmd := exec.Command(SinkPath, append(args, addr, "1000")...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; i < 250; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("smtp-sink does not listen on %s: %s", addr, stderr.String())
+	return ""
+}
