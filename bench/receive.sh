@@ -5,10 +5,11 @@
 #   smtp-source --> Postfix  127.0.0.1:2535  (queue file fsynced before 250, maillog written)
 #
 # Both only receive: Postfix puts every message on hold (check_client_access
-# static:HOLD), so its queue manager never touches them; mailgate does not
-# deliver yet. For each configuration the two are measured alternately,
-# REPEATS times, and the medians and their ratio are printed. Then mailgate
-# holds IDLE idle connections and its resident memory is printed.
+# static:HOLD), so its queue manager never touches them; mailgate runs with
+# delivery suspended (the ESA's suspenddel). For each configuration the two
+# are measured alternately, REPEATS times, and the medians and their ratio are
+# printed. Then mailgate holds IDLE idle connections and its resident memory
+# is printed.
 #
 # Loopback only. Needs root (Postfix). Usage: sudo bench/receive.sh   (env knobs below)
 set -uo pipefail
@@ -113,6 +114,7 @@ listeners:
       policy_defaults: {max_concurrency_per_ip: 20000, max_message_size: 50MB}
       sender_groups:
         - {name: RELAY_SG, match: [127.0.0.0/8], policy: RELAYED}
+delivery: {suspended: true}       # receive only, like Postfix on hold
 http: {address: ""}
 EOF
 start_mailgate() {

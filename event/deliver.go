@@ -108,3 +108,13 @@ type Pending struct {
 	Profile string
 	Form    uint8
 }
+
+// PossibleDelivery: "Possible Delivery: DCID: 4641294 MID 8956463 to [0]":
+// the connection was lost after the whole message was sent and before the
+// final reply came, so the next hop may have accepted it for those RIDs.
+// They are retried; the retry may deliver a duplicate.
+type PossibleDelivery struct {
+	DCID uint64
+	MID  uint64
+	RIDs []int
+}

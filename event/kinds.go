@@ -21,16 +21,17 @@ func (MessageFinished) isEvent()  {}
 func (ICIDClose) isEvent()        {}
 func (ICIDDisconnected) isEvent() {}
 
-func (NewDCID) isEvent()         {}
-func (DeliveryStart) isEvent()   {}
-func (MessageDone) isEvent()     {}
-func (Response) isEvent()        {}
-func (Outcome) isEvent()         {}
-func (ConnectionError) isEvent() {}
-func (DCIDClose) isEvent()       {}
-func (BounceGenerated) isEvent() {}
-func (DoubleBounce) isEvent()    {}
-func (Pending) isEvent()         {}
+func (NewDCID) isEvent()          {}
+func (DeliveryStart) isEvent()    {}
+func (MessageDone) isEvent()      {}
+func (Response) isEvent()         {}
+func (Outcome) isEvent()          {}
+func (ConnectionError) isEvent()  {}
+func (DCIDClose) isEvent()        {}
+func (BounceGenerated) isEvent()  {}
+func (DoubleBounce) isEvent()     {}
+func (Pending) isEvent()          {}
+func (PossibleDelivery) isEvent() {}
 
 func (BeginLogfile) isEvent()   {}
 func (LogfileVersion) isEvent() {}

@@ -290,6 +290,8 @@ func parseKnown(s string, loc *time.Location) event.Event {
 		return parseConnError(s[len("Connection Error: "):])
 	case strings.HasPrefix(s, "Double bounce: Message "):
 		return parseDoubleBounce(s)
+	case strings.HasPrefix(s, "Possible Delivery: DCID: "):
+		return parsePossibleDelivery(s)
 	case s == "Begin Logfile":
 		return event.BeginLogfile{}
 	case strings.HasPrefix(s, "Version: "):
@@ -978,6 +980,27 @@ func parseDoubleBounce(s string) event.Event {
 		return nil
 	}
 	return event.DoubleBounce{MID: mid, RID: rid, Status: status, Reason: reason}
+}
+
+// parsePossibleDelivery parses "Possible Delivery: DCID: 4641294 MID 8956463 to [0]".
+func parsePossibleDelivery(s string) event.Event {
+	dcid, rest, ok := cutIDAfter(s, "Possible Delivery: DCID: ")
+	if !ok {
+		return nil
+	}
+	mid, rest, ok := cutIDAfter(rest, " MID ")
+	if !ok {
+		return nil
+	}
+	rest, ok = strings.CutPrefix(rest, " to ")
+	if !ok {
+		return nil
+	}
+	rids, rest, ok := cutRIDs(rest)
+	if !ok || rest != "" {
+		return nil
+	}
+	return event.PossibleDelivery{DCID: dcid, MID: mid, RIDs: rids}
 }
 
 // parseInjectionDebug parses "102503993 Sent: 'MAIL FROM:<x@y>'".

@@ -322,6 +322,11 @@ func appendMessage(dst []byte, ev event.Event, loc *time.Location) []byte {
 		dst = appendInt(dst, " to ", int64(e.RID))
 		dst = appendText(dst, " - ", e.Status)
 		dst = appendText(dst, " - ", e.Reason)
+	case event.PossibleDelivery:
+		dst = appendUint(dst, "Possible Delivery: DCID: ", e.DCID)
+		dst = appendUint(dst, " MID ", e.MID)
+		dst = append(dst, " to "...)
+		dst = appendRIDs(dst, e.RIDs)
 	case event.Pending:
 		switch e.Form {
 		case PendingMessageRID, PendingMessageBare:

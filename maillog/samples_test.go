@@ -138,6 +138,7 @@ var typedKinds = regexp.MustCompile(`^(` + strings.Join([]string{
 	`Connection Error: `,
 	`DCID \d+ close`,
 	`Double bounce: `,
+	`Possible Delivery: DCID: `,
 	`Begin Logfile`,
 	`Version: `,
 	`Time offset from UTC: `,

@@ -97,6 +97,7 @@ listeners:
       policies:
         RELAYED: {action: relay}
       default_policy: ACCEPTED
+delivery: {suspended: true}
 http: {address: ""}
 `
 
@@ -554,6 +555,10 @@ var acceptedRe = regexp.MustCompile(`^250 2\.0\.0 ok:  Message (\d+) accepted`)
 // sendRaw sends one message with pipelining and returns the MID the
 // gateway acknowledged.
 func sendRaw(addr, body string) (uint64, error) {
+	return sendRawEnvelope(addr, "a@example.org", "b@example.com", body)
+}
+
+func sendRawEnvelope(addr, from, to, body string) (uint64, error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return 0, err
@@ -575,7 +580,7 @@ func sendRaw(addr, body string) (uint64, error) {
 	if _, err := read(); err != nil {
 		return 0, err
 	}
-	fmt.Fprintf(c, "EHLO load.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+	fmt.Fprintf(c, "EHLO load.test\r\nMAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", from, to)
 	for i := 0; i < 4; i++ {
 		if _, err := read(); err != nil {
 			return 0, err

@@ -13,11 +13,13 @@ import (
 	"runtime/pprof"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/maillog"
+	"github.com/mailgate/mailgate/outbound"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
 )
@@ -88,6 +90,7 @@ type gateway struct {
 	spool     *queue.Spool
 	mailLog   *maillog.Writer
 	debugLogs []*maillog.Writer
+	delivery  *outbound.Manager // nil while delivery is suspended
 	listeners []*inbound.Listener
 	serving   sync.WaitGroup
 }
@@ -98,6 +101,11 @@ func start(cfg *config.Config, logger *slog.Logger) (g *gateway, err error) {
 	g = &gateway{cfg: cfg, log: logger}
 	defer func() {
 		if err != nil {
+			if g.delivery != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				g.delivery.Stop(ctx)
+				cancel()
+			}
 			g.close()
 		}
 	}()
@@ -125,26 +133,57 @@ func start(cfg *config.Config, logger *slog.Logger) (g *gateway, err error) {
 		MaxFiles: lc.MaxFiles, Version: "mailgate " + version, Serial: hostname}); err != nil {
 		return nil, err
 	}
+	dns := resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout)
 	srv := &inbound.Server{
 		Hostname: hostname,
 		Spool:    g.spool,
 		IDs:      g.ids,
 		Events:   event.Multi{g.mailLog},
-		DNS:      inbound.NewResolver(resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout), cfg.DNS.Timeout),
+		DNS:      inbound.NewResolver(dns, cfg.DNS.Timeout),
 		Logger:   logger,
 	}
 	debugByPath := map[string]*maillog.Writer{}
+	debugLog := func(path string, maxSize int64, maxFiles int) (*maillog.Writer, error) {
+		if w := debugByPath[path]; w != nil {
+			return w, nil
+		}
+		w, err := maillog.Open(path, maillog.Options{Level: event.Info, MaxSize: maxSize,
+			MaxFiles: maxFiles, Version: "mailgate " + version, Serial: hostname})
+		if err != nil {
+			return nil, err
+		}
+		debugByPath[path] = w
+		g.debugLogs = append(g.debugLogs, w)
+		return w, nil
+	}
 	for _, d := range cfg.Logs.InjectionDebug {
-		w := debugByPath[d.Path]
-		if w == nil {
-			if w, err = maillog.Open(d.Path, maillog.Options{Level: event.Info, MaxSize: d.MaxSize,
-				MaxFiles: d.MaxFiles, Version: "mailgate " + version, Serial: hostname}); err != nil {
-				return nil, err
-			}
-			debugByPath[d.Path] = w
-			g.debugLogs = append(g.debugLogs, w)
+		w, err := debugLog(d.Path, d.MaxSize, d.MaxFiles)
+		if err != nil {
+			return nil, err
 		}
 		srv.Debug = append(srv.Debug, inbound.NewDebugLog(d.Hosts, d.Sessions, w))
+	}
+	if cfg.Delivery.Suspended {
+		logger.Warn("mailgate: delivery is suspended (delivery.suspended): messages are received and queued, none is delivered")
+	} else {
+		o := outbound.Options{Hostname: hostname, Spool: g.spool, IDs: g.ids, Events: srv.Events,
+			Resolver: dns, Routes: cfg.Routes, Delivery: cfg.Delivery, Logger: logger}
+		for _, d := range cfg.Logs.DomainDebug {
+			w, err := debugLog(d.Path, d.MaxSize, d.MaxFiles)
+			if err != nil {
+				return nil, err
+			}
+			o.Debug = append(o.Debug, outbound.NewDebugLog(d.Domains, d.Sessions, w))
+		}
+		if g.delivery, err = outbound.New(o); err != nil {
+			return nil, err
+		}
+		// Before the listeners: what the spool holds from before starts moving
+		// at once, and each new message is handed over as it is committed.
+		if err := g.delivery.Start(); err != nil {
+			return nil, err
+		}
+		srv.Queued = g.delivery.Enqueue
 	}
 	for _, lc := range cfg.Listeners {
 		l, err := srv.Listen(lc)
@@ -178,7 +217,8 @@ func (g *gateway) reopenLogs() {
 	g.log.Info("mailgate: logs reopened")
 }
 
-// stop drains the listeners for the shutdown timeout, kills what remains,
+// stop drains the listeners, then the deliveries, within the shutdown
+// timeout; kills what remains (a cut delivery is retried after restart);
 // then closes the stores and logs.
 func (g *gateway) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
@@ -193,6 +233,11 @@ func (g *gateway) stop() error {
 	}
 	wg.Wait()
 	g.serving.Wait()
+	if g.delivery != nil {
+		if err := g.delivery.Stop(ctx); err != nil {
+			g.log.Warn("mailgate: delivery stopped", "err", err)
+		}
+	}
 	return g.close()
 }
 
