@@ -118,3 +118,11 @@ type PossibleDelivery struct {
 	MID  uint64
 	RIDs []int
 }
+
+// Deleted: "Deleted: MID 3 to [0]": the administrator removed those
+// recipients from the queue (deleterecipients, mailgate queue delete); no
+// delivery and no bounce follow.
+type Deleted struct {
+	MID  uint64
+	RIDs []int
+}

@@ -32,6 +32,7 @@ func (BounceGenerated) isEvent()  {}
 func (DoubleBounce) isEvent()     {}
 func (Pending) isEvent()          {}
 func (PossibleDelivery) isEvent() {}
+func (Deleted) isEvent()          {}
 
 func (BeginLogfile) isEvent()   {}
 func (LogfileVersion) isEvent() {}

@@ -292,6 +292,8 @@ func parseKnown(s string, loc *time.Location) event.Event {
 		return parseDoubleBounce(s)
 	case strings.HasPrefix(s, "Possible Delivery: DCID: "):
 		return parsePossibleDelivery(s)
+	case strings.HasPrefix(s, "Deleted: MID "):
+		return parseDeleted(s)
 	case s == "Begin Logfile":
 		return event.BeginLogfile{}
 	case strings.HasPrefix(s, "Version: "):
@@ -1001,6 +1003,23 @@ func parsePossibleDelivery(s string) event.Event {
 		return nil
 	}
 	return event.PossibleDelivery{DCID: dcid, MID: mid, RIDs: rids}
+}
+
+// parseDeleted parses "Deleted: MID 3 to [0]".
+func parseDeleted(s string) event.Event {
+	mid, rest, ok := cutIDAfter(s, "Deleted: MID ")
+	if !ok {
+		return nil
+	}
+	rest, ok = strings.CutPrefix(rest, " to ")
+	if !ok {
+		return nil
+	}
+	rids, rest, ok := cutRIDs(rest)
+	if !ok || rest != "" {
+		return nil
+	}
+	return event.Deleted{MID: mid, RIDs: rids}
 }
 
 // parseInjectionDebug parses "102503993 Sent: 'MAIL FROM:<x@y>'".

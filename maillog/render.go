@@ -327,6 +327,10 @@ func appendMessage(dst []byte, ev event.Event, loc *time.Location) []byte {
 		dst = appendUint(dst, " MID ", e.MID)
 		dst = append(dst, " to "...)
 		dst = appendRIDs(dst, e.RIDs)
+	case event.Deleted:
+		dst = appendUint(dst, "Deleted: MID ", e.MID)
+		dst = append(dst, " to "...)
+		dst = appendRIDs(dst, e.RIDs)
 	case event.Pending:
 		switch e.Form {
 		case PendingMessageRID, PendingMessageBare:

@@ -99,6 +99,7 @@ var eventCases = []struct {
 	{"DoubleBounce", event.DoubleBounce{MID: 8963393, RID: 0, Status: "5.1.1", Reason: "Bad destination email address"}},
 	{"PossibleDelivery", event.PossibleDelivery{DCID: 4641294, MID: 8956463, RIDs: []int{0}}},
 	{"PossibleDelivery/rids", event.PossibleDelivery{DCID: 52, MID: 311, RIDs: []int{0, 2}}},
+	{"Deleted", event.Deleted{MID: 3, RIDs: []int{0}}},
 	{"Pending", event.Pending{MID: 154, RIDs: []int{0}, Until: time.Date(2005, 7, 20, 10, 15, 41, 0, cst), Profile: "Default"}},
 	{"Pending/mid-bare", event.Pending{MID: 4195162, RIDs: []int{0, 1}, Until: time.Date(2004, 4, 27, 13, 5, 17, 0, cst), Profile: "Default", Form: PendingMIDBare}},
 	{"Pending/message-rid", event.Pending{MID: 1232089, RIDs: []int{0}, Until: time.Date(2004, 5, 26, 14, 58, 26, 0, cst), Form: PendingMessageRID}},

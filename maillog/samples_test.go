@@ -139,6 +139,7 @@ var typedKinds = regexp.MustCompile(`^(` + strings.Join([]string{
 	`DCID \d+ close`,
 	`Double bounce: `,
 	`Possible Delivery: DCID: `,
+	`Deleted: MID `,
 	`Begin Logfile`,
 	`Version: `,
 	`Time offset from UTC: `,

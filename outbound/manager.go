@@ -61,10 +61,12 @@ type Manager struct {
 	waiting fifo                // due now, waiting for room in memory
 	sched   timers              // deferred jobs, and messages sleeping in the spool
 	dests   map[string]*dest
-	ring    []*dest // destinations with ready jobs, served in turn
-	next    int     // the ring position served next
-	conns   int     // connections open or opening
-	peak    int     // most messages in memory at once
+	ring    []*dest           // destinations with ready jobs, served in turn
+	next    int               // the ring position served next
+	conns   int               // connections open or opening
+	forced  map[uint64]string // due now by DeliverNow when next taken in: for this destination, or all ("")
+	held    map[uint64]bool   // being bounced or deleted by the administrator
+	peak    int               // most messages in memory at once
 	total   counts
 
 	loadWake  chan struct{}
@@ -166,6 +168,8 @@ func New(o Options) (*Manager, error) {
 		ehlo:      cmp.Or(o.Delivery.Hostname, o.Hostname),
 		active:    make(map[uint64]*message),
 		dests:     make(map[string]*dest),
+		forced:    make(map[uint64]string),
+		held:      make(map[uint64]bool),
 		loadWake:  make(chan struct{}, 1),
 		timerWake: make(chan struct{}, 1),
 		quit:      make(chan struct{}),
@@ -319,7 +323,7 @@ func (m *Manager) loader() {
 			return
 		}
 		mid := m.waiting.pop()
-		if m.active[mid] != nil {
+		if m.active[mid] != nil || m.held[mid] {
 			m.mu.Unlock()
 			continue
 		}
@@ -342,7 +346,7 @@ func (m *Manager) loader() {
 		var finished bool
 		m.mu.Lock()
 		m.loading--
-		if err == nil && m.active[mid] == nil && m.state == running {
+		if err == nil && m.active[mid] == nil && !m.held[mid] && m.state == running {
 			finished = m.activate(env, states, time.Now()) == nil
 			m.schedule()
 		}
@@ -382,6 +386,8 @@ func (m *Manager) activate(env *queue.Envelope, states map[int]queue.RecipientSt
 		ready bool
 	}
 	open := make(map[key]*job)
+	force, forced := m.forced[env.MID]
+	delete(m.forced, env.MID)
 	for i, r := range env.Rcpts {
 		st := states[r.RID]
 		msg.states[i] = st
@@ -391,15 +397,19 @@ func (m *Manager) activate(env *queue.Envelope, states map[int]queue.RecipientSt
 		msg.pending++
 		domain := domainOf(r.Addr)
 		d := m.dest(domain)
-		k := key{d, !st.Next.After(now)}
+		due := !st.Next.After(now) || forced && (force == "" || force == domain || force == d.name)
+		k := key{d, due}
 		j := open[k]
 		if j == nil || len(j.rcpts) == maxRcptsPerTxn {
 			j = &job{msg: msg, dest: d, domain: domain, due: st.Next}
+			if due {
+				j.due = time.Time{}
+			}
 			open[k] = j
 			msg.jobs = append(msg.jobs, j)
 		}
 		j.rcpts = append(j.rcpts, i)
-		if st.Next.Before(j.due) {
+		if !due && st.Next.Before(j.due) {
 			j.due = st.Next
 		}
 		d.rcpts++
@@ -666,25 +676,25 @@ func (m *Manager) Stop(ctx context.Context) error {
 
 // Status is a snapshot of the queue manager, for tophosts and hoststatus.
 type Status struct {
-	Active       int // messages in memory
-	PeakActive   int // the most messages in memory at once, ever
-	Waiting      int // messages due now that wait in the spool for room in memory
-	Connections  int // open or opening
-	Delivered    uint64
-	Delayed      uint64 // soft bounces (recipients)
-	Bounced      uint64 // hard bounces (recipients)
-	Destinations []DestinationStatus
+	Active       int                 `json:"active"`      // messages in memory
+	PeakActive   int                 `json:"peak_active"` // the most messages in memory at once, ever
+	Waiting      int                 `json:"waiting"`     // messages due now that wait in the spool for room in memory
+	Connections  int                 `json:"connections"` // open or opening
+	Delivered    uint64              `json:"delivered"`   // recipients, since start
+	Delayed      uint64              `json:"delayed"`     // soft bounces (recipients)
+	Bounced      uint64              `json:"bounced"`     // hard bounces (recipients)
+	Destinations []DestinationStatus `json:"destinations"`
 }
 
 // DestinationStatus is one destination's line of Status.
 type DestinationStatus struct {
-	Name        string // a domain, or the route ("ALL", ".example.com") that serves it
-	Recipients  int    // pending recipients of the messages in memory
-	Ready       int    // transactions waiting for a connection
-	Connections int
-	Delivered   uint64 // recipients; kept until the destination has been idle for an hour
-	Delayed     uint64
-	Bounced     uint64
+	Name        string `json:"name"`        // a domain, or the route ("ALL", ".example.com") that serves it
+	Recipients  int    `json:"recipients"`  // pending recipients of the messages in memory
+	Ready       int    `json:"ready"`       // transactions waiting for a connection
+	Connections int    `json:"connections"` // open or opening
+	Delivered   uint64 `json:"delivered"`   // recipients; kept until the destination has been idle for an hour
+	Delayed     uint64 `json:"delayed"`
+	Bounced     uint64 `json:"bounced"`
 }
 
 // Status reports the queue manager's state.

@@ -92,6 +92,7 @@ type Options struct {
 // Stats is a snapshot of the spool.
 type Stats struct {
 	Messages  int   // live (unfinished) messages
+	Pending   int   // their recipients not final yet
 	Bytes     int64 // size of all segment files
 	LiveBytes int64 // bytes of the live messages' records
 	Segments  int
@@ -534,6 +535,13 @@ func (s *Spool) Stats() Stats {
 	st := Stats{Messages: len(s.x.msgs), Segments: len(s.x.segs)}
 	for _, g := range s.x.segs {
 		st.Bytes += g.size
+	}
+	for _, e := range s.x.msgs {
+		for _, r := range e.rcpts {
+			if r.st == nil || r.st.Status == Pending {
+				st.Pending++
+			}
+		}
 	}
 	s.mu.RUnlock()
 	st.LiveBytes = s.liveBytes.Load()

@@ -43,7 +43,13 @@ type hopMessage struct {
 
 func startNextHop(t *testing.T, delay time.Duration, refuse ...string) *nextHop {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startNextHopAt(t, "127.0.0.1:0", delay, refuse...)
+}
+
+// startNextHopAt starts a next hop on a given address.
+func startNextHopAt(t *testing.T, addr string, delay time.Duration, refuse ...string) *nextHop {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

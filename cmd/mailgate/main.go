@@ -4,6 +4,8 @@
 //
 //	mailgate serve [--config FILE]     run the gateway (the embedded default without --config)
 //	mailgate check-config FILE         report every problem of a configuration
+//	mailgate workqueue                 the running gateway's queue
+//	mailgate queue list|show|...       list and act on the running gateway's queue
 //	mailgate default-config            print the embedded default configuration
 //	mailgate version
 package main
@@ -31,6 +33,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "check-config":
 		return checkConfig(args[1:], stdout, stderr)
+	case "workqueue":
+		return workqueueCmd(args[1:], stdout, stderr)
+	case "queue":
+		return queueCmd(args[1:], stdout, stderr)
 	case "default-config":
 		return defaultConfig(stdout)
 	case "version", "--version":
@@ -52,6 +58,9 @@ commands:
   serve [--config FILE]   run the gateway; without --config, the embedded default
                           (listens on 127.0.0.1:2525, data under ./mailgate-data)
   check-config FILE       report every problem of a configuration file; exit 1 if any
+  workqueue [--json]      the running gateway's queue: counts, oldest message, destinations
+  queue list|show|deliver-now|bounce|delete ...
+                          list and act on the running gateway's queue ("mailgate queue help")
   default-config          print the embedded default configuration
   version                 print the version
 `)

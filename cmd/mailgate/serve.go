@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/control"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/maillog"
@@ -90,7 +91,8 @@ type gateway struct {
 	spool     *queue.Spool
 	mailLog   *maillog.Writer
 	debugLogs []*maillog.Writer
-	delivery  *outbound.Manager // nil while delivery is suspended
+	delivery  *outbound.Manager
+	control   *control.Server
 	listeners []*inbound.Listener
 	serving   sync.WaitGroup
 }
@@ -101,11 +103,9 @@ func start(cfg *config.Config, logger *slog.Logger) (g *gateway, err error) {
 	g = &gateway{cfg: cfg, log: logger}
 	defer func() {
 		if err != nil {
-			if g.delivery != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				g.delivery.Stop(ctx)
-				cancel()
-			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			g.stopDelivery(ctx)
+			cancel()
 			g.close()
 		}
 	}()
@@ -163,27 +163,30 @@ func start(cfg *config.Config, logger *slog.Logger) (g *gateway, err error) {
 		}
 		srv.Debug = append(srv.Debug, inbound.NewDebugLog(d.Hosts, d.Sessions, w))
 	}
+	o := outbound.Options{Hostname: hostname, Spool: g.spool, IDs: g.ids, Events: srv.Events,
+		Resolver: dns, Routes: cfg.Routes, Delivery: cfg.Delivery, Logger: logger}
+	for _, d := range cfg.Logs.DomainDebug {
+		w, err := debugLog(d.Path, d.MaxSize, d.MaxFiles)
+		if err != nil {
+			return nil, err
+		}
+		o.Debug = append(o.Debug, outbound.NewDebugLog(d.Domains, d.Sessions, w))
+	}
+	if g.delivery, err = outbound.New(o); err != nil {
+		return nil, err
+	}
 	if cfg.Delivery.Suspended {
 		logger.Warn("mailgate: delivery is suspended (delivery.suspended): messages are received and queued, none is delivered")
-	} else {
-		o := outbound.Options{Hostname: hostname, Spool: g.spool, IDs: g.ids, Events: srv.Events,
-			Resolver: dns, Routes: cfg.Routes, Delivery: cfg.Delivery, Logger: logger}
-		for _, d := range cfg.Logs.DomainDebug {
-			w, err := debugLog(d.Path, d.MaxSize, d.MaxFiles)
-			if err != nil {
-				return nil, err
-			}
-			o.Debug = append(o.Debug, outbound.NewDebugLog(d.Domains, d.Sessions, w))
-		}
-		if g.delivery, err = outbound.New(o); err != nil {
-			return nil, err
-		}
-		// Before the listeners: what the spool holds from before starts moving
-		// at once, and each new message is handed over as it is committed.
-		if err := g.delivery.Start(); err != nil {
-			return nil, err
-		}
-		srv.Queued = g.delivery.Enqueue
+	}
+	// Before the listeners: what the spool holds from before starts moving
+	// at once, and each new message is handed over as it is committed.
+	// (Suspended, Start does nothing: the queue commands still work.)
+	if err := g.delivery.Start(); err != nil {
+		return nil, err
+	}
+	srv.Queued = g.delivery.Enqueue
+	if g.control, err = control.Listen(control.SocketPath(cfg.DataDir), g.delivery, logger); err != nil {
+		return nil, err
 	}
 	for _, lc := range cfg.Listeners {
 		l, err := srv.Listen(lc)
@@ -233,12 +236,23 @@ func (g *gateway) stop() error {
 	}
 	wg.Wait()
 	g.serving.Wait()
+	g.stopDelivery(ctx)
+	return g.close()
+}
+
+// stopDelivery closes the control socket, so that no queue command
+// runs while the queue manager stops, then stops the queue manager.
+func (g *gateway) stopDelivery(ctx context.Context) {
+	if g.control != nil {
+		if err := g.control.Close(ctx); err != nil {
+			g.log.Warn("mailgate: control socket closed", "err", err)
+		}
+	}
 	if g.delivery != nil {
 		if err := g.delivery.Stop(ctx); err != nil {
 			g.log.Warn("mailgate: delivery stopped", "err", err)
 		}
 	}
-	return g.close()
 }
 
 func (g *gateway) close() error {

@@ -1,0 +1,169 @@
+package outbound_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/outbound"
+	"github.com/mailgate/mailgate/smtp"
+)
+
+// tempFail makes a hop answer 451 to every RCPT while *down is true.
+func tempFail(h *hop, down *atomic.Bool) *hop {
+	h.rcpt = func(string) smtp.Reply {
+		if down.Load() {
+			return smtp.Reply{Code: 451, Enhanced: "4.3.0", Text: "Try again later"}
+		}
+		return smtp.Reply{}
+	}
+	return h
+}
+
+// attempts counts the Delivery start lines of a MID.
+func attempts(g *gateway, mid uint64) int {
+	return len(g.lines.grep(fmt.Sprintf(`^Delivery start DCID \d+ MID %d `, mid)))
+}
+
+// TestDeliverNow: recipients deferred for an hour go at once when the
+// administrator asks, for one destination or for all; a message waiting in
+// the spool and a job of a message in memory alike.
+func TestDeliverNow(t *testing.T) {
+	port, lns := smtptest.ListenSamePort(t, "127.0.0.2", "127.0.0.3", "127.0.0.4")
+	var dDown, eDown atomic.Bool
+	dDown.Store(true)
+	eDown.Store(true)
+	tempFail(newHop(t), &dDown).serve(lns[0])
+	tempFail(newHop(t), &eDown).serve(lns[1])
+	slow := newHop(t)
+	slow.delay = 1500 * time.Millisecond
+	slow.serve(lns[2])
+	zone := append(append(mxZone("d.test", "127.0.0.2"), mxZone("e.test", "127.0.0.3")...), mxZone("slow.test", "127.0.0.4")...)
+	g := newGateway(t, setup{zone: zone, yaml: deliveryYAML(port, "  bounce: {initial_retry: 1h}\n")})
+
+	a := g.message("alice@gw.test", "bob@d.test")   // sleeps in the spool after its 451
+	b := g.message("alice@gw.test", "carol@e.test") // likewise, for another destination
+	g.lines.waitN(t, 2, `pending till`)
+	// c stays in memory: its slow.test job is in flight while its d.test
+	// job waits for its retry.
+	c := g.message("alice@gw.test", "dave@d.test", "erin@slow.test")
+	g.lines.waitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till`, c))
+
+	dDown.Store(false)
+	ready, woken, err := g.m.DeliverNow("D.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ready != 1 || woken != 2 {
+		t.Errorf("DeliverNow: %d ready, %d woken; want 1 job of MID %d ready and MIDs %d, %d woken", ready, woken, c, a, b)
+	}
+	g.finished(a)
+	g.lines.waitFor(t, fmt.Sprintf(`^Message done DCID \d+ MID %d to RID \[0\]$`, c))
+	time.Sleep(200 * time.Millisecond)
+	if n := attempts(g, b); n != 1 {
+		t.Errorf("MID %d (e.test) was tried %d times after a deliver-now for d.test, want 1", b, n)
+	}
+	q, err := g.m.Message(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := q.Recipients[0]; r.Status != "pending" || r.Attempts != 1 || time.Until(r.Next) < 50*time.Minute {
+		t.Errorf("MID %d after a deliver-now for another domain: %+v", b, r)
+	}
+
+	eDown.Store(false)
+	if _, _, err := g.m.DeliverNow(""); err != nil {
+		t.Fatal(err)
+	}
+	g.finished(b)
+	g.finished(c)
+}
+
+// TestBounceAndDelete: the administrator bounces one deferred message (a
+// DSN goes to its sender) and deletes another (nothing goes anywhere); a
+// message in flight is refused until its attempt ends.
+func TestBounceAndDelete(t *testing.T) {
+	port, lns := smtptest.ListenSamePort(t, "127.0.0.2", "127.0.0.3", "127.0.0.4")
+	var down atomic.Bool
+	down.Store(true)
+	tempFail(newHop(t), &down).serve(lns[0])
+	senders := newHop(t).serve(lns[1])
+	slow := newHop(t)
+	slow.delay = 1500 * time.Millisecond
+	slow.serve(lns[2])
+	zone := append(append(mxZone("d.test", "127.0.0.2"), mxZone("s.test", "127.0.0.3")...), mxZone("slow.test", "127.0.0.4")...)
+	g := newGateway(t, setup{zone: zone, yaml: deliveryYAML(port, "  bounce: {initial_retry: 1h}\n")})
+
+	a := g.message("alice@s.test", "bob@d.test", "carol@d.test")
+	b := g.message("alice@s.test", "dave@d.test")
+	g.lines.waitN(t, 2, `pending till`)
+
+	list, total, err := g.m.Messages("d.test", 0)
+	if err != nil || total != 2 || len(list) != 2 || list[0].MID != a || list[1].MID != b {
+		t.Fatalf("Messages(d.test) = %+v, %d, %v; want MIDs %d and %d", list, total, err, a, b)
+	}
+	if q := list[0]; q.Subject != fmt.Sprintf("test %d", a) || q.MessageID != fmt.Sprintf("<%d@gw.test>", a) ||
+		len(q.Recipients) != 2 || q.Recipients[1].Reason != "451 4.3.0 Try again later" || q.Recipients[0].Destination != "d.test" {
+		t.Errorf("Messages: %+v", q)
+	}
+	if _, total, _ := g.m.Messages("e.test", 0); total != 0 {
+		t.Errorf("Messages(e.test) found %d", total)
+	}
+
+	n, err := g.m.Bounce(a)
+	if err != nil || n != 2 {
+		t.Fatalf("Bounce(%d) = %d, %v; want 2", a, n, err)
+	}
+	g.finished(a)
+	want := fmt.Sprintf("Bounced: DCID 0 MID %d From: <alice@s.test> To: <bob@d.test> RID 0 - 5.0.0 - Other undefined Status ('000', ['Bounced by the administrator'])", a)
+	if got := g.lines.grep(fmt.Sprintf(`^Bounced: .* MID %d `, a)); len(got) != 2 || got[0] != want {
+		t.Errorf("Bounced lines %q, want two, the first %q", got, want)
+	}
+	g.lines.waitFor(t, fmt.Sprintf(`generated for bounce of MID %d$`, a))
+	deadline := time.Now().Add(10 * time.Second)
+	for len(senders.messages()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	dsns := senders.messages()
+	if len(dsns) != 1 {
+		t.Fatalf("the sender got %d DSNs, want 1", len(dsns))
+	}
+	checkDSN(t, dsns[0].data, map[string]string{"bob@d.test": "5.0.0", "carol@d.test": "5.0.0"})
+
+	if n, err := g.m.Delete(b); err != nil || n != 1 {
+		t.Fatalf("Delete(%d) = %d, %v", b, n, err)
+	}
+	g.finished(b)
+	if got := g.lines.grep(fmt.Sprintf(`^Deleted: MID %d to \[0\]$`, b)); len(got) != 1 {
+		t.Errorf("no Deleted line for MID %d", b)
+	}
+	if _, err := g.m.Delete(b); !errors.Is(err, outbound.ErrNoMessage) {
+		t.Errorf("second Delete: %v, want ErrNoMessage", err)
+	}
+	if _, err := g.m.Message(b); !errors.Is(err, outbound.ErrNoMessage) {
+		t.Errorf("Message after Delete: %v, want ErrNoMessage", err)
+	}
+
+	c := g.message("alice@s.test", "erin@slow.test")
+	g.lines.waitFor(t, fmt.Sprintf(`^Delivery start DCID \d+ MID %d `, c))
+	q, err := g.m.Message(c)
+	if err != nil || q.Recipients[0].Status != "delivering" {
+		t.Errorf("Message(%d) during its delivery: %+v, %v", c, q, err)
+	}
+	if _, err := g.m.Bounce(c); !errors.Is(err, outbound.ErrBusy) {
+		t.Errorf("Bounce during delivery: %v, want ErrBusy", err)
+	}
+	g.finished(c)
+
+	w := g.m.WorkQueue()
+	if w.Messages != 0 || w.Recipients != 0 || !w.Oldest.IsZero() {
+		t.Errorf("WorkQueue after all: %+v", w)
+	}
+	if strings.Count(strings.Join(g.lines.snapshot(), "\n"), "Message finished") != 4 {
+		t.Errorf("want 4 Message finished lines (a, its DSN, b, c):\n%s", strings.Join(g.lines.snapshot(), "\n"))
+	}
+}
