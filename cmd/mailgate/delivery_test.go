@@ -292,3 +292,60 @@ func TestSIGKILLDuringDelivery(t *testing.T) {
 		t.Errorf("%d messages left in the spool after everything was delivered", n)
 	}
 }
+
+// Two gateways in a chain: the first relays by an SMTP route to the
+// second, over STARTTLS (the second's self-signed certificate, so the
+// first does not verify it), and the second takes the message into its
+// own spool and log.
+func TestRelayToSecondMailgate(t *testing.T) {
+	second := newGW(t, "5s") // delivery suspended: it keeps what it gets
+	second.start()
+	first := relayGW(t, second.addr, "")
+	cfg, _ := os.ReadFile(first.config)
+	cfg = bytes.Replace(cfg, []byte("tls: off"), []byte("tls: preferred"), 1)
+	if err := os.WriteFile(first.config, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first.start()
+	if _, err := sendToken(first.addr, "alice@example.org", "bob@example.net", "chained"); err != nil {
+		t.Fatal(err)
+	}
+	log := first.waitLog(`Message finished MID 1 done`)
+	for _, re := range []string{
+		`New SMTP DCID 1 interface 127\.0\.0\.1 address 127\.0\.0\.1 port \d+`,
+		`DCID 1 TLS success protocol TLSv1\.3 cipher TLS_\w+`,
+		`Delivery start DCID 1 MID 1 to RID \[0\]`,
+		`MID 1 RID \[0\] Response '2\.0\.0 ok:  Message 1 accepted'`,
+	} {
+		if !regexp.MustCompile(re).MatchString(log) {
+			t.Errorf("first gateway's log lacks %s:\n%s", re, log)
+		}
+	}
+	log = second.waitLog(`MID 1 queued for delivery`)
+	for _, re := range []string{
+		`ICID 1 TLS success protocol TLSv1\.3`,
+		`MID 1 ICID 1 From: <alice@example\.org>`,
+		`MID 1 ICID 1 RID 0 To: <bob@example\.net>`,
+		`MID 1 Subject 'chained'`,
+	} {
+		if !regexp.MustCompile(re).MatchString(log) {
+			t.Errorf("second gateway's log lacks %s:\n%s", re, log)
+		}
+	}
+	// The second gateway's spool holds the message with the first's
+	// Received: header on top of its own.
+	second.signal(syscall.SIGTERM)
+	second.wait()
+	s, err := queue.Open(filepath.Join(second.dir, "spool"), queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, body, err := s.Read(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(body, []byte("Received: from ")); n != 2 || !bytes.Contains(body, []byte("X-Token: chained")) {
+		t.Errorf("second gateway's spool copy (%d Received: headers):\n%s", n, body)
+	}
+}
