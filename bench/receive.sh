@@ -6,7 +6,9 @@
 #
 # Both only receive: Postfix puts every message on hold (check_client_access
 # static:HOLD), so its queue manager never touches them; mailgate runs with
-# delivery suspended (the ESA's suspenddel). For each configuration the two
+# delivery suspended (the ESA's suspenddel). PF_MODE=defer instead defers
+# Postfix's delivery (defer_transports = smtp): its queue manager then moves
+# and logs each message to the deferred queue, without connecting anywhere. For each configuration the two
 # are measured alternately, REPEATS times, and the medians and their ratio are
 # printed. Then mailgate holds IDLE idle connections and its resident memory
 # is printed.
@@ -18,6 +20,7 @@ export LC_ALL=C
 N=${N:-20000}                   # messages per run
 REPEATS=${REPEATS:-3}           # runs per target and configuration
 CONFIGS=${CONFIGS:-"20:1024 100:1024 20:10240 100:10240"}   # sessions:bytes
+PF_MODE=${PF_MODE:-hold}        # hold | defer: how Postfix is kept from delivering
 IDLE=${IDLE:-10000}             # idle connections for the memory run; 0 skips it
 MG_ADDR=127.0.0.1:2545
 PF_ADDR=127.0.0.1:2535
@@ -76,8 +79,13 @@ mynetworks = 127.0.0.0/8
 relayhost = [127.0.0.1]:2526
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 smtpd_recipient_restrictions =
-# receive only: every message goes to the hold queue, never to delivery
-smtpd_end_of_data_restrictions = check_client_access static:HOLD
+$(if [ "$PF_MODE" = defer ]; then
+  echo "# receive only: delivery deferred, every message goes to the deferred queue"
+  echo "defer_transports = smtp"
+else
+  echo "# receive only: every message goes to the hold queue, never to delivery"
+  echo "smtpd_end_of_data_restrictions = check_client_access static:HOLD"
+fi)
 smtp_dns_support_level = disabled
 default_process_limit = 200
 smtpd_client_connection_count_limit = 0
@@ -150,7 +158,7 @@ run() {
 }
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
-echo "# $(date -u +%FT%TZ) $(nproc) cores, $(postconf -h mail_version | sed 's/^/postfix /'), mailgate $("$WORK/mailgate" version | cut -d' ' -f2), N=$N per run, $REPEATS runs each"
+echo "# $(date -u +%FT%TZ) PF_MODE=$PF_MODE $(nproc) cores, $(postconf -h mail_version | sed 's/^/postfix /'), mailgate $("$WORK/mailgate" version | cut -d' ' -f2), N=$N per run, $REPEATS runs each"
 start_mailgate
 smtp-source -s 20 -l 1024 -m 1000 -f "$FROM" -t "$RCPT" "$MG_ADDR" >/dev/null 2>&1 || die "warm-up of mailgate failed"
 smtp-source -s 20 -l 1024 -m 1000 -f "$FROM" -t "$RCPT" "$PF_ADDR" >/dev/null 2>&1 || die "warm-up of Postfix failed"
@@ -170,7 +178,7 @@ for cfg in $CONFIGS; do
     'BEGIN { printf "SUMMARY -s %-3s -l %-5s  mailgate %6.0f msg/s (%.2f ms cpu/msg)   postfix %6.0f msg/s (%.2f ms cpu/msg)   ratio %.2fx", s, l, mg, mgc, pf, pfc, mg/pf }')")
 done
 printf '%s\n' "${SUMMARY[@]}"
-echo "# postfix held $(find /var/spool/postfix/hold -type f | wc -l) messages (receive only); log lines: $(wc -l < "$PF_LOG")"
+echo "# postfix ($PF_MODE) kept $(find /var/spool/postfix/hold /var/spool/postfix/deferred -type f | wc -l) messages (receive only); log lines: $(wc -l < "$PF_LOG")"
 postsuper -d ALL >/dev/null 2>&1
 
 if [ "$IDLE" -gt 0 ]; then

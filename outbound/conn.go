@@ -63,12 +63,15 @@ func (m *Manager) connection(d *dest) {
 	m.schedule() // a destination with a connection up may open more
 	m.mu.Unlock()
 
+	// The next job is taken only when this connection will carry it: a job
+	// taken after a failed transaction would be left in flight, its
+	// message stuck until a restart.
 	ok := true
-	for n := 0; ok && j != nil; j = m.take(d) {
-		ok = m.deliver(s, j)
-		if n++; n == d.ctl.MaxMessagesPerConnection {
+	for n := 1; j != nil; n++ {
+		if ok = m.deliver(s, j); !ok || n == d.ctl.MaxMessagesPerConnection {
 			break
 		}
+		j = m.take(d)
 	}
 	if ok {
 		ctx, cancel := context.WithTimeout(m.cut, 30*time.Second)

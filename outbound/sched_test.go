@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/smtptest"
 	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/smtp"
 )
 
 // dcidsOf maps each DCID to the number of messages it carried.
@@ -332,5 +333,40 @@ func TestDeadDestination(t *testing.T) {
 			t.Fatalf("deferred messages stay in memory: %+v", g.m.Status())
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestFailedConnectionKeepsTheNextJob: a 421 after the first message ends
+// its connection; the messages queued behind it on that connection are
+// delivered on the next one, and the deferred one on its retry. (A failed
+// transaction once took the next ready job with it and left that message
+// in flight until a restart.)
+func TestFailedConnectionKeepsTheNextJob(t *testing.T) {
+	port, lns := smtptest.ListenSamePort(t, "127.0.0.2")
+	h := newHop(t)
+	var mu sync.Mutex
+	first := true
+	h.data = func([]byte) smtp.Reply {
+		mu.Lock()
+		defer mu.Unlock()
+		if first {
+			first = false
+			return smtp.Reply{Code: 421, Enhanced: "4.3.2", Text: "closing"}
+		}
+		return smtp.Reply{}
+	}
+	h.serve(lns...)
+	g := newGateway(t, setup{zone: mxZone("d.test", "127.0.0.2"), defer_: true, yaml: deliveryYAML(port,
+		"  destinations: [{domain: default, max_connections: 1}]\n  bounce: {initial_retry: 50ms, max_retry: 50ms}\n")})
+	var mids []uint64
+	for i := 0; i < 5; i++ {
+		mids = append(mids, g.message("alice@gw.test", fmt.Sprintf("u%d@d.test", i)))
+	}
+	g.start()
+	for _, mid := range mids {
+		g.finished(mid)
+	}
+	if n := len(h.messages()); n != len(mids) {
+		t.Errorf("the host got %d messages, want %d", n, len(mids))
 	}
 }
