@@ -25,13 +25,21 @@ func StartDNS(t testing.TB, zone ...string) *DNS {
 	t.Helper()
 	d := &DNS{records: map[string][]dns.RR{}}
 	d.Add(t, zone...)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
+	// The UDP port must be free for TCP too (DNS falls back to TCP on the
+	// same port); on a busy machine an outgoing connection may hold it.
+	var pc net.PacketConn
+	var ln net.Listener
+	for try := 0; ln == nil; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
+			pc.Close()
+			if try == 50 {
+				t.Fatal(err)
+			}
+		}
 	}
 	h := dns.HandlerFunc(d.serve)
 	udp := &dns.Server{PacketConn: pc, Handler: h}
