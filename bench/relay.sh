@@ -86,6 +86,7 @@ kill -0 "$MG_PID" 2>/dev/null || die "mailgate did not start: $(cat "$WORK/mailg
 echo "# $(date -u +%FT%TZ) $(nproc) cores, mailgate $("$WORK/mailgate" version | cut -d' ' -f2), N=$N per run, $REPEATS runs each, configurations $CFGS"
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR) print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; else print 0}'; }
+spread() { sort -g | awk 'NR == 1 {a = $1} {b = $1} END {printf "[%.0f-%.0f]", a, b}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "-" }'; }
 SUMMARY=()
 
@@ -93,9 +94,10 @@ SUMMARY=()
 # The anchor runs all REPEATS of one entry before the next, so it is given each run as an entry
 # of its own, the two relays taking turns (and turns at going first). The first entry warms
 # mailgate up and is not counted (the anchor warms Postfix up itself).
+# Its per-entry SUMMARY lines (one run each) are left in anchor.out; ours follow below.
 run_anchor() {  # CONFIGS for the anchor; its output in $WORK/anchor.out
   N=$N REPEATS=1 WARMUP=$WARMUP SETTLE=$SETTLE CONFIGS="$1" EXT_ADDR=$MG_ADDR EXT_PID=$MG_PID WORK=$WORK/anchor \
-    bash "$ANCHOR" 2>&1 | tee "$WORK/anchor.out"
+    bash "$ANCHOR" 2>&1 | tee "$WORK/anchor.out" | grep --line-buffered -v '^SUMMARY '
   [ "${PIPESTATUS[0]}" = 0 ] || die "the anchor failed"
 }
 if [[ " $PHASES " == *" throughput "* ]]; then
@@ -118,10 +120,10 @@ if [[ " $PHASES " == *" throughput "* ]]; then
   SUMMARY+=("SUMMARY throughput: smtp-source -> relay -> smtp-sink (the anchor), medians of $REPEATS runs of $N messages; ratio = mailgate / Postfix")
   for cfg in $CFGS; do
     IFS=: read -r s l <<<"$cfg"
-    col() { awk -v t="$1" -v s="$s" -v l="$l" -v k="$2" '$1 == t && $2 == s && $3 == l { print $k }' "$WORK/throughput.rates" | median; }
+    col() { awk -v t="$1" -v s="$s" -v l="$l" -v k="$2" '$1 == t && $2 == s && $3 == l { print $k }' "$WORK/throughput.rates" | "${3:-median}"; }
     mge=$(col ext 5); pfe=$(col postfix 5); mga=$(col ext 4); pfa=$(col postfix 4); mgc=$(col ext 6); pfc=$(col postfix 6)
-    SUMMARY+=("$(printf '  %-24s end-to-end  mailgate %6.0f  postfix %5.0f msg/s  ratio %5sx   (accept %6.0f / %5.0f msg/s; cpu %.2f / %.2f ms/msg)' \
-      "-s $s -l $l" "$mge" "$pfe" "$(ratio "$mge" "$pfe")" "$mga" "$pfa" "$mgc" "$pfc")")
+    SUMMARY+=("$(printf '  %-26s end-to-end  mailgate %6.0f %-11s  postfix %5.0f %-9s msg/s  ratio %5sx   (accept %6.0f / %5.0f msg/s; cpu %.2f / %.2f ms/msg)' \
+      "-s $s -l $l" "$mge" "$(col ext 5 spread)" "$pfe" "$(col postfix 5 spread)" "$(ratio "$mge" "$pfe")" "$mga" "$pfa" "$mgc" "$pfc")")
   done
 fi
 
@@ -166,13 +168,13 @@ if [[ " $PHASES " == *" latency "* ]]; then
     done
   fi
   postfix stop >/dev/null 2>&1; STARTED_POSTFIX=0
-  echo "# postfix log $PF_LOG (both phases): sent=$(grep -c 'status=sent' "$PF_LOG") deferred/bounced=$(grep -cE 'status=(deferred|bounced)' "$PF_LOG")"
+  echo "# postfix log $PF_LOG (since the anchor last started): sent=$(grep -c 'status=sent' "$PF_LOG") deferred/bounced=$(grep -cE 'status=(deferred|bounced)' "$PF_LOG")"
   # field K=V of the runs of one label
-  val() { grep -F "RUN $1 " "$WORK/latency.runs" | tr ' ' '\n' | grep "^$2=" | cut -d= -f2 | median; }
+  val() { grep -F "RUN $1 " "$WORK/latency.runs" | tr ' ' '\n' | grep "^$2=" | cut -d= -f2 | "${3:-median}"; }
   latline() {  # label suffix, title
     local m="mailgate $1" p="postfix $1"
-    printf '  %-24s end-to-end  mailgate %6.0f  postfix %5.0f msg/s  ratio %5sx   250->sink p50 %7.2f / %8.2f ms  ratio %6sx   p99 %7.2f / %8.2f ms  ratio %6sx' \
-      "$2" "$(val "$m" e2e)" "$(val "$p" e2e)" "$(ratio "$(val "$m" e2e)" "$(val "$p" e2e)")" \
+    printf '  %-26s end-to-end  mailgate %6.0f %-11s  postfix %5.0f %-9s msg/s  ratio %5sx   250->sink p50 %7.2f / %8.2f ms  ratio %6sx   p99 %7.2f / %8.2f ms  ratio %6sx' \
+      "$2" "$(val "$m" e2e)" "$(val "$m" e2e spread)" "$(val "$p" e2e)" "$(val "$p" e2e spread)" "$(ratio "$(val "$m" e2e)" "$(val "$p" e2e)")" \
       "$(val "$m" lat_p50)" "$(val "$p" lat_p50)" "$(ratio "$(val "$p" lat_p50)" "$(val "$m" lat_p50)")" \
       "$(val "$m" lat_p99)" "$(val "$p" lat_p99)" "$(ratio "$(val "$p" lat_p99)" "$(val "$m" lat_p99)")"
   }

@@ -304,15 +304,14 @@ func (r *meter) serve(ctx context.Context, ln net.Listener) {
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 				return
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
+			// Out of descriptors, an aborted handshake: the relay will
+			// try again, and the run's timeout bounds the waiting.
 			r.noteErr("sink accept: " + err.Error())
-			return
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
 		go r.session(ctx, conn)
 	}
