@@ -119,14 +119,7 @@ func (m *Manager) Messages(domain string, limit int) ([]QueuedMessage, int, erro
 
 // Message describes one queued message.
 func (m *Manager) Message(mid uint64) (QueuedMessage, error) {
-	env, body, err := m.o.Spool.Read(mid)
-	var states map[int]queue.RecipientState
-	if err == nil {
-		states, err = m.o.Spool.RecipientStates(mid)
-	}
-	if errors.Is(err, queue.ErrNotFound) {
-		return QueuedMessage{}, fmt.Errorf("outbound: MID %d: %w", mid, ErrNoMessage)
-	}
+	env, body, states, err := m.read(mid)
 	if err != nil {
 		return QueuedMessage{}, fmt.Errorf("outbound: MID %d: %w", mid, err)
 	}
@@ -159,6 +152,20 @@ func (m *Manager) Message(mid uint64) (QueuedMessage, error) {
 		q.Recipients = append(q.Recipients, qr)
 	}
 	return q, nil
+}
+
+// read returns a queued message from the spool: its envelope, its body
+// and its recipients' states. A message not in the spool is ErrNoMessage.
+func (m *Manager) read(mid uint64) (*queue.Envelope, []byte, map[int]queue.RecipientState, error) {
+	env, body, err := m.o.Spool.Read(mid)
+	var states map[int]queue.RecipientState
+	if err == nil {
+		states, err = m.o.Spool.RecipientStates(mid)
+	}
+	if errors.Is(err, queue.ErrNotFound) {
+		err = ErrNoMessage
+	}
+	return env, body, states, err
 }
 
 // destName is the destination a recipient domain goes by: its route's
@@ -281,14 +288,7 @@ func (m *Manager) remove(mid uint64, bounce bool) (n int, err error) {
 		m.mu.Unlock()
 	}()
 
-	env, body, err := m.o.Spool.Read(mid)
-	var states map[int]queue.RecipientState
-	if err == nil {
-		states, err = m.o.Spool.RecipientStates(mid)
-	}
-	if errors.Is(err, queue.ErrNotFound) {
-		return 0, fmt.Errorf("outbound: %s MID %d: %w", op, mid, ErrNoMessage)
-	}
+	env, body, states, err := m.read(mid)
 	if err != nil {
 		return 0, fmt.Errorf("outbound: %s MID %d: %w", op, mid, err)
 	}

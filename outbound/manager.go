@@ -332,13 +332,9 @@ func (m *Manager) loader() {
 
 		// The spool gives the envelope only with the body; the body is
 		// dropped here and read again when it is sent.
-		env, _, err := m.o.Spool.Read(mid)
-		var states map[int]queue.RecipientState
-		if err == nil {
-			states, err = m.o.Spool.RecipientStates(mid)
-		}
+		env, _, states, err := m.read(mid)
 		switch {
-		case errors.Is(err, queue.ErrNotFound):
+		case errors.Is(err, ErrNoMessage):
 			// Finished since it was queued.
 		case err != nil:
 			m.log.Error("outbound: cannot take in a message; it stays in the spool", "mid", mid, "err", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -59,7 +60,7 @@ func TestConnectionReuse(t *testing.T) {
 				got = append(got, n)
 			}
 			// Map order is random; the counts as a multiset.
-			if fmt.Sprint(sorted(got)) != fmt.Sprint(sorted(c.want)) {
+			if fmt.Sprint(slices.Sorted(slices.Values(got))) != fmt.Sprint(slices.Sorted(slices.Values(c.want))) {
 				t.Errorf("messages per connection %v, want %v", got, c.want)
 			}
 			if conns, _ := h.stats(); conns != len(c.want) {
@@ -67,18 +68,6 @@ func TestConnectionReuse(t *testing.T) {
 			}
 		})
 	}
-}
-
-func sorted(a []int) []int {
-	b := append([]int(nil), a...)
-	for i := range b {
-		for j := i + 1; j < len(b); j++ {
-			if b[j] < b[i] {
-				b[i], b[j] = b[j], b[i]
-			}
-		}
-	}
-	return b
 }
 
 // TestConnectionLimit: a destination never has more than max_connections
@@ -177,7 +166,7 @@ func TestRestart(t *testing.T) {
 	for _, m := range h.messages() {
 		to = append(to, m.to...)
 	}
-	if strings.Join(sortedStrings(to), ",") != "later@d.test,y@d.test,z@d.test" {
+	if strings.Join(slices.Sorted(slices.Values(to)), ",") != "later@d.test,y@d.test,z@d.test" {
 		t.Errorf("delivered to %v, want y, z and later", to)
 	}
 	if got := g.lines.grep(fmt.Sprintf(`^Delivery start DCID \d+ MID %d to RID \[1\]$`, a)); len(got) != 1 {
@@ -186,18 +175,6 @@ func TestRestart(t *testing.T) {
 	if n := g.spool.Stats().Messages; n != 0 {
 		t.Errorf("%d messages left in the spool", n)
 	}
-}
-
-func sortedStrings(a []string) []string {
-	b := append([]string(nil), a...)
-	for i := range b {
-		for j := i + 1; j < len(b); j++ {
-			if b[j] < b[i] {
-				b[i], b[j] = b[j], b[i]
-			}
-		}
-	}
-	return b
 }
 
 // TestStopCutsOff: Stop with a delivery under way waits for it until its
