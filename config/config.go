@@ -128,11 +128,13 @@ type InjectionDebug struct {
 type Tracking struct {
 	Driver string // "sqlite" or "postgres"
 	DSN    string // sqlite: absolute path of the database file; postgres: the connection string
+	Syslog string // host:port to receive ESA mail logs by syslog (UDP and TCP); "" disables
 }
 
 // HTTP configures the API and tracking page.
 type HTTP struct {
 	Address string // host:port; "" disables
+	Token   string // when set, the API wants "Authorization: Bearer <token>"
 }
 
 // Defaults of the keys that are not a listener's or a policy's.
@@ -273,16 +275,23 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	}
 	d.logs(f["logs"], "logs", c)
 	if n := f["tracking"]; present(n) {
-		d.tracking(n, "tracking", &c.Tracking)
+		if sn := d.tracking(n, "tracking", &c.Tracking); c.Tracking.Syslog != "" {
+			d.bind(sn, "tracking.syslog", c.Tracking.Syslog, binds)
+		}
 	}
 	if c.Tracking.Driver == "sqlite" && !strings.HasPrefix(c.Tracking.DSN, "file:") {
 		c.Tracking.DSN = dataPath(c.DataDir, c.Tracking.DSN)
 	}
 	if n := f["http"]; present(n) {
-		hf := d.fields(n, "http", "address")
+		hf := d.fields(n, "http", "address", "token")
 		if n := hf["address"]; present(n) {
 			if s, ok := d.str(n, "http.address"); ok {
 				c.HTTP.Address = s
+			}
+		}
+		if n := hf["token"]; present(n) {
+			if s, ok := d.str(n, "http.token"); ok {
+				c.HTTP.Token = s
 			}
 		}
 		if c.HTTP.Address != "" {

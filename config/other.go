@@ -279,8 +279,15 @@ func (d *decoder) logFile(f map[string]*yaml.Node, path string, file *string, ma
 	}
 }
 
-func (d *decoder) tracking(n *yaml.Node, path string, t *Tracking) {
-	f := d.fields(n, path, "driver", "dsn")
+// tracking decodes the tracking section; it returns the syslog key's node
+// for the check of its address.
+func (d *decoder) tracking(n *yaml.Node, path string, t *Tracking) *yaml.Node {
+	f := d.fields(n, path, "driver", "dsn", "syslog")
+	if v := f["syslog"]; present(v) {
+		if s, ok := d.str(v, join(path, "syslog")); ok {
+			t.Syslog = s
+		}
+	}
 	if v := f["driver"]; present(v) {
 		if s, ok := d.oneOf(v, join(path, "driver"), "sqlite", "postgres"); ok {
 			t.Driver = s
@@ -296,4 +303,5 @@ func (d *decoder) tracking(n *yaml.Node, path string, t *Tracking) {
 	case t.Driver == "postgres":
 		d.errorf(n, join(path, "dsn"), "required with driver postgres (postgres://user@host/db or key=value form)")
 	}
+	return f["syslog"]
 }

@@ -6,6 +6,10 @@
 //	mailgate check-config FILE         report every problem of a configuration
 //	mailgate workqueue                 the running gateway's queue
 //	mailgate queue list|show|...       list and act on the running gateway's queue
+//	mailgate import FILE...            read ESA mail logs into the tracking store
+//	mailgate track [filters]           find messages in the tracking store
+//	mailgate findevent -m MID ...      every log line of a message
+//	mailgate explain MID | --aborts    what happened and why
 //	mailgate default-config            print the embedded default configuration
 //	mailgate version
 package main
@@ -37,6 +41,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return workqueueCmd(args[1:], stdout, stderr)
 	case "queue":
 		return queueCmd(args[1:], stdout, stderr)
+	case "import":
+		return importCmd(args[1:], stdout, stderr)
+	case "track":
+		return trackCmd(args[1:], stdout, stderr)
+	case "findevent":
+		return findeventCmd(args[1:], stdout, stderr)
+	case "explain":
+		return explainCmd(args[1:], stdout, stderr)
 	case "default-config":
 		return defaultConfig(stdout)
 	case "version", "--version":
@@ -61,6 +73,11 @@ commands:
   workqueue [--json]      the running gateway's queue: counts, oldest message, destinations
   queue list|show|deliver-now|bounce|delete ...
                           list and act on the running gateway's queue ("mailgate queue help")
+  import FILE...          read ESA mail logs (mailgate's or a Cisco ESA's) into the tracking store
+  track [filters]         find messages in the tracking store ("mailgate track -h")
+  findevent -m MID | -f FROM | -t TO | -s SUBJECT
+                          every log line of the matching messages, as the ESA's findevent
+  explain MID | --aborts  say what happened to a message and why; sum up aborted receptions
   default-config          print the embedded default configuration
   version                 print the version
 `)

@@ -95,12 +95,14 @@ type gateway struct {
 	control   *control.Server
 	listeners []*inbound.Listener
 	serving   sync.WaitGroup
+	tracking  *trackingService
 }
 
 // start opens everything in dependency order and starts the listeners; on
 // an error it closes what it opened.
-func start(cfg *config.Config, logger *slog.Logger) (g *gateway, err error) {
-	g = &gateway{cfg: cfg, log: logger}
+func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
+	// g, not the result: "return nil, err" must not hide it from the cleanup.
+	g := &gateway{cfg: cfg, log: logger}
 	defer func() {
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -133,12 +135,15 @@ func start(cfg *config.Config, logger *slog.Logger) (g *gateway, err error) {
 		MaxFiles: lc.MaxFiles, Version: "mailgate " + version, Serial: hostname}); err != nil {
 		return nil, err
 	}
+	if g.tracking, err = startTracking(cfg, logger); err != nil {
+		return nil, err
+	}
 	dns := resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout)
 	srv := &inbound.Server{
 		Hostname: hostname,
 		Spool:    g.spool,
 		IDs:      g.ids,
-		Events:   event.Multi{g.mailLog},
+		Events:   event.Multi{g.mailLog, g.tracking.feed},
 		DNS:      inbound.NewResolver(dns, cfg.DNS.Timeout),
 		Logger:   logger,
 	}
@@ -161,7 +166,9 @@ func start(cfg *config.Config, logger *slog.Logger) (g *gateway, err error) {
 		if err != nil {
 			return nil, err
 		}
-		srv.Debug = append(srv.Debug, inbound.NewDebugLog(d.Hosts, d.Sessions, w))
+		// The transcript goes to the tracking store too: "track --events"
+		// shows it within the message's timeline.
+		srv.Debug = append(srv.Debug, inbound.NewDebugLog(d.Hosts, d.Sessions, event.Multi{w, g.tracking.feed}))
 	}
 	o := outbound.Options{Hostname: hostname, Spool: g.spool, IDs: g.ids, Events: srv.Events,
 		Resolver: dns, Routes: cfg.Routes, Delivery: cfg.Delivery, Logger: logger}
@@ -256,6 +263,9 @@ func (g *gateway) stopDelivery(ctx context.Context) {
 }
 
 func (g *gateway) close() error {
+	if g.tracking != nil {
+		g.tracking.stop()
+	}
 	var errs []error
 	if g.spool != nil {
 		st := g.spool.Stats()

@@ -1,0 +1,573 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/tracking"
+)
+
+// The tracking commands read the tracking store the configuration names
+// (the embedded default's: ./mailgate-data/tracking.db), directly: they
+// work with the gateway stopped, and against a PostgreSQL store that many
+// gateways share.
+
+// storeFlags are the flags every tracking command takes.
+type storeFlags struct {
+	fs     *flag.FlagSet
+	config string
+	json   bool
+}
+
+func newStoreFlags(name string, stderr io.Writer) *storeFlags {
+	f := &storeFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	f.fs.SetOutput(stderr)
+	f.fs.StringVar(&f.config, "config", "", "the gateway's configuration `file` (default: the embedded default: ./mailgate-data)")
+	f.fs.StringVar(&f.config, "c", "", "short for --config")
+	return f
+}
+
+func (f *storeFlags) jsonFlag() {
+	f.fs.BoolVar(&f.json, "json", false, "print JSON, one object per line")
+}
+
+func (f *storeFlags) load() (*config.Config, error) {
+	if f.config == "" {
+		return config.Default(), nil
+	}
+	return config.Load(f.config)
+}
+
+func (f *storeFlags) open(ctx context.Context) (tracking.Store, *config.Config, error) {
+	cfg, err := f.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := tracking.Open(ctx, cfg.Tracking.Driver, cfg.Tracking.DSN)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, cfg, nil
+}
+
+// interrupted is a context cancelled by Ctrl-C, so that a long import
+// stops between two chunks, with what it read so far stored.
+func interrupted() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
+}
+
+const importUsage = `usage: mailgate import [--config FILE] [--host NAME] [--tz ZONE] FILE... ("-" for standard input)
+
+Reads ESA text mail logs (mailgate's own or a Cisco appliance's, local files
+or syslog-pushed, plain or gzipped) into the tracking store. Rotated files are
+read oldest first whatever order they are given in; importing the same lines
+twice changes nothing.
+`
+
+func importCmd(args []string, stdout, stderr io.Writer) int {
+	f := newStoreFlags("import", stderr)
+	host := f.fs.String("host", "", "the gateway the logs are of (default: this gateway's hostname; a syslog line's own host name wins)")
+	tz := f.fs.String("tz", "Local", "time `zone` of local-file times until a \"Time offset from UTC\" header (e.g. UTC, Europe/Paris)")
+	f.fs.Usage = func() { fmt.Fprint(stderr, importUsage); f.fs.PrintDefaults() }
+	files, err := parseInterspersed(f.fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(files) == 0 {
+		return usageErr(stderr, importUsage)
+	}
+	loc, err := time.LoadLocation(*tz)
+	if err != nil {
+		return fail(stderr, fmt.Errorf("import: --tz: %w", err))
+	}
+	ctx, stop := interrupted()
+	defer stop()
+	s, cfg, err := f.open(ctx)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	if *host == "" {
+		*host = cfg.Hostname
+	}
+	tr := tracking.NewTracker(s, tracking.Options{})
+	im := &tracking.Importer{Tracker: tr, Host: *host, Location: loc}
+	start := time.Now()
+	var total int64
+	files = tracking.OrderLogFiles(files)
+	for _, name := range files {
+		var bar *progressBar
+		if isTerminal(stderr) && name != "-" {
+			if st, err := os.Stat(name); err == nil {
+				bar = &progressBar{w: stderr, name: name, total: st.Size()}
+				im.Progress = bar.update
+			}
+		}
+		err := im.ImportFile(ctx, name)
+		if bar != nil {
+			bar.done()
+			total += bar.total
+		}
+		im.Progress = nil
+		if err != nil {
+			return fail(stderr, err)
+		}
+	}
+	st := tr.Stats()
+	el := time.Since(start)
+	fmt.Fprintf(stdout, "imported %d lines from %d file(s) in %s (%.0f lines/s): %d new, %d already stored, %d about no message or connection; %d messages and %d connections written\n",
+		st.Entries, len(files), el.Round(time.Millisecond), float64(st.Entries)/el.Seconds(),
+		st.Applied, st.Duplicate, st.Untracked, st.Messages, st.Conns)
+	return 0
+}
+
+// progressBar draws "name [=====>    ] 42% 12.3 MB/s" on a terminal.
+type progressBar struct {
+	w     io.Writer
+	name  string
+	total int64
+	last  time.Time
+	start time.Time
+}
+
+func (b *progressBar) update(n int64) {
+	now := time.Now()
+	if b.start.IsZero() {
+		b.start = now
+	}
+	if now.Sub(b.last) < 200*time.Millisecond {
+		return
+	}
+	b.last = now
+	b.draw(n, now)
+}
+
+func (b *progressBar) draw(n int64, now time.Time) {
+	frac := 1.0
+	if b.total > 0 {
+		frac = min(float64(n)/float64(b.total), 1)
+	}
+	const width = 30
+	fill := int(frac * width)
+	bar := strings.Repeat("=", fill) + strings.Repeat(" ", width-fill)
+	rate := float64(n) / max(now.Sub(b.start).Seconds(), 1e-3) / 1e6
+	fmt.Fprintf(b.w, "\r%s [%s] %3.0f%% %.1f MB/s ", shorten(b.name, 40), bar, frac*100, rate)
+}
+
+func (b *progressBar) done() {
+	b.draw(b.total, time.Now())
+	fmt.Fprintln(b.w)
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n+1:]
+}
+
+// isTerminal reports whether w is a terminal, where a progress bar belongs.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+const trackUsage = `usage: mailgate track [--config FILE] [filters] [--json | --events]
+
+Finds messages in the tracking store, newest first. Filters (all optional,
+combined with AND): --mid --icid --dcid --sender --recipient (a whole address,
+any case, or a pattern with '*': '*@example.com') --subject (a substring)
+--message-id --remote-ip --host --status --abort --since --until (RFC 3339,
+2006-01-02, or a duration: 24h, 7d) --limit.
+--events prints each message's whole timeline (with its connections' lines
+and any injection debug transcript).
+`
+
+// trackFilters are the query flags, by the names of tracking.ParseQuery.
+var trackFilters = []struct{ flag, key, help string }{
+	{"mid", "mid", "MID"},
+	{"icid", "icid", "ICID of the inbound connection"},
+	{"dcid", "dcid", "DCID of a delivery connection"},
+	{"sender", "sender", "envelope sender"},
+	{"recipient", "recipient", "envelope recipient"},
+	{"subject", "subject", "substring of the subject"},
+	{"message-id", "message_id", "Message-ID header, with its angle brackets"},
+	{"remote-ip", "remote_ip", "address of the sending host"},
+	{"host", "host", "the gateway (its hostname)"},
+	{"status", "status", "receiving, queued, delivered, bounced, delayed, aborted, rejected or dropped"},
+	{"abort", "abort", "lost, timeout or sender_quit"},
+	{"since", "since", "started at or after"},
+	{"until", "until", "started before"},
+	{"limit", "limit", "at most this many messages (default 100)"},
+}
+
+func trackCmd(args []string, stdout, stderr io.Writer) int {
+	f := newStoreFlags("track", stderr)
+	f.jsonFlag()
+	events := f.fs.Bool("events", false, "print every message's whole timeline")
+	vals := make(map[string]*string)
+	for _, tf := range trackFilters {
+		vals[tf.key] = f.fs.String(tf.flag, "", tf.help)
+	}
+	f.fs.Usage = func() { fmt.Fprint(stderr, trackUsage); f.fs.PrintDefaults() }
+	if rest, err := parseInterspersed(f.fs, args); err != nil {
+		return 2
+	} else if len(rest) > 0 {
+		return usageErr(stderr, trackUsage)
+	}
+	v := url.Values{}
+	for k, p := range vals {
+		if *p != "" {
+			v.Set(k, *p)
+		}
+	}
+	q, err := tracking.ParseQuery(v, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "mailgate track: %v\n", err)
+		return 2
+	}
+	ctx, stop := interrupted()
+	defer stop()
+	s, _, err := f.open(ctx)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	ms, err := s.Search(ctx, q)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	switch {
+	case *events:
+		for i := range ms {
+			m, conns, err := tracking.Find(ctx, s, ms[i].Host, ms[i].MID)
+			if err != nil {
+				return fail(stderr, err)
+			}
+			if f.json {
+				if code := printJSONLine(stdout, struct {
+					Message  *tracking.Message `json:"message"`
+					Timeline []tracking.Entry  `json:"timeline"`
+				}{m, tracking.Timeline(m, conns)}); code != 0 {
+					return code
+				}
+				continue
+			}
+			if i > 0 {
+				fmt.Fprintln(stdout)
+			}
+			printSummary(stdout, m)
+			printTimeline(stdout, tracking.Timeline(m, conns), true)
+		}
+	case f.json:
+		for _, m := range ms {
+			if code := printJSONLine(stdout, m); code != 0 {
+				return code
+			}
+		}
+	default:
+		printMessages(stdout, ms)
+	}
+	if len(ms) == 0 && !f.json {
+		fmt.Fprintln(stderr, "no matching messages")
+		return 1
+	}
+	return 0
+}
+
+func printJSONLine(out io.Writer, v any) int {
+	if err := json.NewEncoder(out).Encode(v); err != nil {
+		return 1
+	}
+	return 0
+}
+
+func printMessages(out io.Writer, ms []tracking.Message) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STARTED\tHOST\tMID\tICID\tSTATUS\tSENDER\tRECIPIENTS\tSUBJECT")
+	for _, m := range ms {
+		st := string(m.Status)
+		if m.Abort != "" {
+			st += " (" + string(m.Abort) + ")"
+		}
+		var rc []string
+		for _, r := range m.Recipients {
+			rc = append(rc, r.Address)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", localStamp(m.Started), m.Host, m.MID, m.ICID, st,
+			orDash(m.Sender), oneLine(orDash(strings.Join(rc, ", ")), 60), oneLine(orDash(m.Subject), 50))
+	}
+	tw.Flush()
+}
+
+func printSummary(out io.Writer, m *tracking.Message) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	st := string(m.Status)
+	if m.Abort != "" {
+		st += " (" + string(m.Abort) + ")"
+	}
+	fmt.Fprintf(tw, "MID\t%d on %s\n", m.MID, m.Host)
+	fmt.Fprintf(tw, "Status\t%s\n", st)
+	fmt.Fprintf(tw, "Received\t%s\n", localStamp(m.Started))
+	fmt.Fprintf(tw, "From host\t%s %s (ICID %d, sender group %s)\n", orDash(m.RemoteIP), m.RemoteHost, m.ICID, orDash(m.SenderGroup))
+	fmt.Fprintf(tw, "Sender\t<%s>\n", m.Sender)
+	for _, r := range m.Recipients {
+		line := fmt.Sprintf("<%s> %s", r.Address, r.Status)
+		if r.Code != "" {
+			line += " " + r.Code
+		}
+		if r.Response != "" {
+			line += ": " + r.Response
+		}
+		fmt.Fprintf(tw, "Recipient\t%s\n", line)
+	}
+	fmt.Fprintf(tw, "Subject\t%s\n", orDash(m.Subject))
+	fmt.Fprintf(tw, "Message-ID\t%s\n", orDash(m.MessageID))
+	if m.Size > 0 {
+		fmt.Fprintf(tw, "Size\t%d bytes\n", m.Size)
+	}
+	tw.Flush()
+	fmt.Fprintln(out)
+}
+
+// printTimeline prints the lines as the mail log has them (asctime in the
+// local zone, level, text), with the record each came from when source.
+func printTimeline(out io.Writer, tl []tracking.Entry, source bool) {
+	for _, e := range tl {
+		lv := e.Level.String()
+		if e.Level == 0 {
+			lv = "Info"
+		}
+		if source {
+			fmt.Fprintf(out, "%-10s ", e.Source)
+		}
+		fmt.Fprintf(out, "%s %s: %s\n", e.Time.Local().Format("Mon Jan _2 15:04:05 2006"), lv, e.Text)
+	}
+}
+
+func localStamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+const findeventUsage = `usage: mailgate findevent [--config FILE] [--host NAME] (-m MID | -f FROM | -t TO | -s SUBJECT) [--since D]
+
+Prints every log line of the matching messages, with the lines of their
+connections (ICID, DCID), as the ESA's findevent does. FROM and TO are whole
+addresses or patterns with '*'; SUBJECT is a substring.
+`
+
+func findeventCmd(args []string, stdout, stderr io.Writer) int {
+	f := newStoreFlags("findevent", stderr)
+	mid := f.fs.Uint64("m", 0, "MID")
+	from := f.fs.String("f", "", "envelope sender")
+	to := f.fs.String("t", "", "envelope recipient")
+	subject := f.fs.String("s", "", "subject substring")
+	host := f.fs.String("host", "", "the gateway")
+	since := f.fs.String("since", "", "only messages started since (24h, 2026-11-01, ...)")
+	limit := f.fs.Int("limit", 20, "at most this many messages")
+	f.fs.Usage = func() { fmt.Fprint(stderr, findeventUsage); f.fs.PrintDefaults() }
+	if rest, err := parseInterspersed(f.fs, args); err != nil {
+		return 2
+	} else if len(rest) > 0 || (*mid == 0 && *from == "" && *to == "" && *subject == "") {
+		return usageErr(stderr, findeventUsage)
+	}
+	v := url.Values{"host": {*host}, "sender": {*from}, "recipient": {*to}, "subject": {*subject}, "since": {*since}, "limit": {strconv.Itoa(*limit)}}
+	if *mid != 0 {
+		v.Set("mid", strconv.FormatUint(*mid, 10))
+	}
+	for k, vs := range v {
+		if vs[0] == "" {
+			delete(v, k)
+		}
+	}
+	q, err := tracking.ParseQuery(v, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "mailgate findevent: %v\n", err)
+		return 2
+	}
+	ctx, stop := interrupted()
+	defer stop()
+	s, _, err := f.open(ctx)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	ms, err := s.Search(ctx, q)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if len(ms) == 0 {
+		fmt.Fprintln(stderr, "No matching message IDs")
+		return 1
+	}
+	for i := len(ms) - 1; i >= 0; i-- { // oldest first, as in the log
+		m, conns, err := tracking.Find(ctx, s, ms[i].Host, ms[i].MID)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		fmt.Fprintf(stdout, "The following lines are of MID %d on %s:\n", m.MID, m.Host)
+		printTimeline(stdout, tracking.Timeline(m, conns), false)
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+	}
+	return 0
+}
+
+const explainUsage = `usage: mailgate explain [--config FILE] [--host NAME] [--json] MID
+       mailgate explain [--config FILE] [--host NAME] [--json] --aborts [--since 24h]
+
+Says in plain words what happened to a message and why, and what to do; with
+--aborts, sums up the aborted receptions by kind, sending host and SMTP state,
+and points at the patterns in them.
+`
+
+func explainCmd(args []string, stdout, stderr io.Writer) int {
+	f := newStoreFlags("explain", stderr)
+	f.fs.BoolVar(&f.json, "json", false, "print JSON")
+	host := f.fs.String("host", "", "the gateway, when several have this MID")
+	aborts := f.fs.Bool("aborts", false, "summarise the aborted receptions")
+	since := f.fs.String("since", "24h", "with --aborts: since when")
+	f.fs.Usage = func() { fmt.Fprint(stderr, explainUsage); f.fs.PrintDefaults() }
+	rest, err := parseInterspersed(f.fs, args)
+	if err != nil {
+		return 2
+	}
+	if *aborts != (len(rest) == 0) || len(rest) > 1 {
+		return usageErr(stderr, explainUsage)
+	}
+	ctx, stop := interrupted()
+	defer stop()
+	s, _, err := f.open(ctx)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	if *aborts {
+		v := url.Values{"status": {string(tracking.Aborted)}, "since": {*since}, "limit": {"10000"}}
+		if *host != "" {
+			v.Set("host", *host)
+		}
+		q, err := tracking.ParseQuery(v, time.Now())
+		if err != nil {
+			fmt.Fprintf(stderr, "mailgate explain: %v\n", err)
+			return 2
+		}
+		ms, err := s.Search(ctx, q)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		r := tracking.SummarizeAborts(ms)
+		if f.json {
+			return printJSON(stdout, r)
+		}
+		printAborts(stdout, r, *since)
+		return 0
+	}
+	mid, err := strconv.ParseUint(rest[0], 10, 64)
+	if err != nil || mid == 0 {
+		fmt.Fprintf(stderr, "mailgate explain: %q is not a MID\n", rest[0])
+		return 2
+	}
+	if *host == "" {
+		ms, err := s.Search(ctx, tracking.Query{MID: mid, Limit: 10})
+		if err != nil {
+			return fail(stderr, err)
+		}
+		switch len(ms) {
+		case 0:
+			return fail(stderr, fmt.Errorf("%w: MID %d", tracking.ErrNotFound, mid))
+		case 1:
+			*host = ms[0].Host
+		default:
+			var hs []string
+			for _, m := range ms {
+				hs = append(hs, m.Host)
+			}
+			fmt.Fprintf(stderr, "mailgate explain: MID %d is on several gateways (%s): give --host\n", mid, strings.Join(hs, ", "))
+			return 2
+		}
+	}
+	m, conns, err := tracking.Find(ctx, s, *host, mid)
+	if err != nil {
+		if errors.Is(err, tracking.ErrNotFound) {
+			fmt.Fprintln(stderr, "mailgate explain:", err)
+			return 1
+		}
+		return fail(stderr, err)
+	}
+	x := tracking.Explain(m, conns)
+	if f.json {
+		return printJSON(stdout, x)
+	}
+	fmt.Fprintf(stdout, "MID %d on %s: %s\n", m.MID, m.Host, x.Summary)
+	if len(x.Why) > 0 {
+		fmt.Fprintln(stdout, "\nWhat the log shows:")
+		for _, s := range x.Why {
+			fmt.Fprintln(stdout, "  - "+s)
+		}
+	}
+	if len(x.Next) > 0 {
+		fmt.Fprintln(stdout, "\nWhat to do:")
+		for _, s := range x.Next {
+			fmt.Fprintln(stdout, "  - "+s)
+		}
+	}
+	return 0
+}
+
+func printAborts(out io.Writer, r tracking.AbortReport, since string) {
+	fmt.Fprintf(out, "%d aborted receptions in the last %s.\n", r.Total, since)
+	if r.Total == 0 {
+		return
+	}
+	section := func(title string, cs []tracking.Counted) {
+		fmt.Fprintf(out, "\n%s:\n", title)
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		for i, c := range cs {
+			if i == 10 {
+				fmt.Fprintf(tw, "  ...\t%d more\n", len(cs)-10)
+				break
+			}
+			fmt.Fprintf(tw, "  %s\t%d\n", c.Value, c.Count)
+		}
+		tw.Flush()
+	}
+	section("By kind", r.ByKind)
+	section("By sending host", r.ByHost)
+	section("By SMTP state", r.ByState)
+	if len(r.Patterns) > 0 {
+		fmt.Fprintln(out, "\nPatterns:")
+		for _, p := range r.Patterns {
+			fmt.Fprintln(out, "  - "+p)
+		}
+	}
+}

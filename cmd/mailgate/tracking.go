@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/maillog"
+	"github.com/mailgate/mailgate/syslog"
+	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/web"
+)
+
+// trackingService is the gateway's tracking side: the feed of its own
+// events, the syslog receiver of other gateways' logs, and the tracking
+// page. It never holds up mail: the store is opened in the background (and
+// retried while it is unreachable), and until then the feed only buffers.
+type trackingService struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	feed   *tracking.Feed
+	httpLn net.Listener
+	syslog *syslog.Server
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// startTracking binds the page's and the syslog receiver's addresses (so
+// that a taken port fails the start) and starts the service.
+func startTracking(cfg *config.Config, logger *slog.Logger) (*trackingService, error) {
+	t := &trackingService{cfg: cfg, log: logger}
+	t.feed = tracking.NewFeed(tracking.FeedOptions{Host: cfg.Hostname, LogPath: cfg.Logs.Mail.Path, Logger: logger})
+	if cfg.HTTP.Address != "" {
+		ln, err := net.Listen("tcp", cfg.HTTP.Address)
+		if err != nil {
+			return nil, fmt.Errorf("http: %w", err)
+		}
+		t.httpLn = ln
+		logger.Info("mailgate: tracking page", "url", "http://"+ln.Addr().String()+"/")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if cfg.Tracking.Syslog != "" {
+		t.syslog = &syslog.Server{Addr: cfg.Tracking.Syslog, Logger: logger, Handler: func(m syslog.Message) { t.received(ctx, m) }}
+		if err := t.syslog.Listen(); err != nil {
+			cancel()
+			if t.httpLn != nil {
+				t.httpLn.Close()
+			}
+			return nil, fmt.Errorf("tracking.syslog: %w", err)
+		}
+		logger.Info("mailgate: receiving mail logs by syslog", "address", t.syslog.LocalAddr().String())
+	}
+	t.cancel = cancel
+	t.done.Add(1)
+	go func() {
+		defer t.done.Done()
+		t.run(ctx)
+	}()
+	return t, nil
+}
+
+func (t *trackingService) run(ctx context.Context) {
+	s := t.open(ctx)
+	if s == nil {
+		if t.httpLn != nil {
+			t.httpLn.Close()
+		}
+		if t.syslog != nil {
+			t.syslog.Serve(ctx) // returns at once: ctx is done
+		}
+		return
+	}
+	defer s.Close()
+	var wg sync.WaitGroup
+	if t.httpLn != nil {
+		srv := &http.Server{
+			Handler:           web.Handler(web.Options{Store: s, Token: t.cfg.HTTP.Token, Logger: t.log}),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+		}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(t.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				t.log.Error("mailgate: tracking page stopped", "err", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}()
+	}
+	if t.syslog != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := t.syslog.Serve(ctx); err != nil {
+				t.log.Error("mailgate: syslog receiver stopped", "err", err)
+			}
+		}()
+	}
+	if err := t.feed.Run(ctx, s); err != nil {
+		t.log.Warn("mailgate: tracking stopped", "err", err)
+	}
+	wg.Wait()
+}
+
+// received takes one line of another gateway's mail log, tracked under the
+// host name its syslog header gives, or its address.
+func (t *trackingService) received(ctx context.Context, m syslog.Message) {
+	e, err := maillog.ParseLine(m.Line, time.Local)
+	if err != nil {
+		return // an empty message
+	}
+	host := m.Host
+	if host == "" {
+		host = m.Peer.Addr().String()
+	}
+	t.feed.Take(ctx, host, e)
+}
+
+// open opens the store, retrying while it fails, until ctx is done.
+func (t *trackingService) open(ctx context.Context) tracking.Store {
+	wait := time.Second
+	for {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		s, err := tracking.Open(octx, t.cfg.Tracking.Driver, t.cfg.Tracking.DSN)
+		cancel()
+		if err == nil {
+			return s
+		}
+		t.log.Warn("mailgate: tracking store unavailable; mail flows, tracking waits", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
+// stop writes what the feed holds and stops the service; it is called
+// after the listeners and deliveries stopped, so that their last events
+// are tracked.
+func (t *trackingService) stop() {
+	t.cancel()
+	t.done.Wait()
+}

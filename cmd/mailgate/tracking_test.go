@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/tracking"
+)
+
+// trackGW is a relaying gateway with the tracking page on and a short
+// unsuccessful-connection timeout, so that a silent client times out
+// within the test.
+func trackGW(t *testing.T, hop string) (*gw, string) {
+	t.Helper()
+	g := newGW(t, "5s")
+	web := freePort(t)
+	cfg := fmt.Sprintf(`hostname: mx.test
+data_dir: %s
+shutdown_timeout: 5s
+listeners:
+  - name: InboundMail
+    interface: Management
+    address: %s
+    timeouts: {unsuccessful: 2s}
+    hat:
+      sender_groups:
+        - {name: RELAY_SG, match: [127.0.0.0/8], policy: RELAYED}
+routes:
+  - {domain: ALL, hosts: ["%s"]}
+delivery:
+  destinations:
+    - {domain: default, tls: off}
+  bounce: {initial_retry: 200ms, max_retry: 1s}
+http: {address: "%s", token: sesame}
+`, g.dir, g.addr, hop, web)
+	if err := os.WriteFile(g.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return g, web
+}
+
+// session opens an SMTP session up to an accepted RCPT.
+func session(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(c)
+	expect := func(cmd, code string) {
+		t.Helper()
+		if cmd != "" {
+			fmt.Fprintf(c, "%s\r\n", cmd)
+		}
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: %v", cmd, err)
+			}
+			if !strings.HasPrefix(l, code) {
+				t.Fatalf("%s: got %q, want %s", cmd, l, code)
+			}
+			if l[3] != '-' {
+				return
+			}
+		}
+	}
+	expect("", "220")
+	expect("EHLO client.test", "250")
+	expect("MAIL FROM:<app@client.test>", "250")
+	expect("RCPT TO:<bob@example.net>", "250")
+	return c, r
+}
+
+// The acceptance test of message tracking: five messages end in five ways
+// at a real gateway, and the CLI and the HTTP API tell each one right.
+func TestTrackingEndToEnd(t *testing.T) {
+	hop := startNextHop(t, 0, "nobody@example.net")
+	g, web := trackGW(t, hop.addr)
+	g.start()
+
+	if _, err := sendToken(g.addr, "alice@example.org", "bob@example.net", "delivered-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sendToken(g.addr, "alice@example.org", "nobody@example.net", "bounced-1"); err != nil {
+		t.Fatal(err)
+	}
+	// RST in the middle of DATA.
+	c, r := session(t, g.addr)
+	fmt.Fprint(c, "DATA\r\n")
+	if l, _ := r.ReadString('\n'); !strings.HasPrefix(l, "354") {
+		t.Fatalf("DATA: %q", l)
+	}
+	fmt.Fprint(c, "Subject: cut\r\n\r\nhalf a message\r\n")
+	time.Sleep(100 * time.Millisecond)
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close()
+	// QUIT before DATA.
+	c, r = session(t, g.addr)
+	fmt.Fprint(c, "QUIT\r\n")
+	r.ReadString('\n')
+	c.Close()
+	// Silence until the listener's timeout.
+	c, _ = session(t, g.addr)
+	defer c.Close()
+	g.waitLog(`ended cause=timeout-unsuccessful`)
+
+	// The store catches up within the feed's second.
+	var ms []tracking.Message
+	for i := 0; ; i++ {
+		ms = trackJSON(t, g, "--limit", "50")
+		if len(ms) >= 6 && allSettled(ms) {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("tracking store has %d messages: %+v", len(ms), ms)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	byToken := map[string]tracking.Message{}
+	for _, m := range ms {
+		switch {
+		case m.Status == tracking.Aborted:
+			byToken[string(m.Abort)] = m
+		case m.BounceOf != 0:
+			byToken["dsn"] = m
+		default:
+			byToken[m.Subject] = m
+		}
+	}
+	for _, w := range []struct {
+		key    string
+		status tracking.Status
+		abort  tracking.Abort
+		state  string
+	}{
+		{"delivered-1", tracking.Delivered, "", ""},
+		{"bounced-1", tracking.Bounced, "", ""},
+		{"dsn", tracking.Delivered, "", ""},
+		{"lost", tracking.Aborted, tracking.AbortLost, "data"},
+		{"sender_quit", tracking.Aborted, tracking.AbortSenderQuit, "rcpt"},
+		{"timeout", tracking.Aborted, tracking.AbortTimeout, "rcpt"},
+	} {
+		m, ok := byToken[w.key]
+		if !ok {
+			t.Errorf("no message for %s among %+v", w.key, ms)
+			continue
+		}
+		if m.Status != w.status || m.Abort != w.abort || m.AbortState != w.state || m.Host != "mx.test" || m.ICID == 0 && w.key != "dsn" {
+			t.Errorf("%s: status %s abort %q state %q host %s ICID %d", w.key, m.Status, m.Abort, m.AbortState, m.Host, m.ICID)
+		}
+	}
+
+	// explain, in the words of the seeds.
+	for key, want := range map[string]string{
+		"lost":        "firewall or SMTP-inspecting device",
+		"sender_quit": "the sending client gave up",
+		"timeout":     "unsuccessful-connection timeout",
+		"bounced-1":   "550 5.1.1",
+		"delivered-1": "Delivered",
+	} {
+		out := mg(t, "explain", "--config", g.config, fmt.Sprint(byToken[key].MID))
+		if !strings.Contains(out, want) {
+			t.Errorf("explain %s (MID %d) lacks %q:\n%s", key, byToken[key].MID, want, out)
+		}
+	}
+	out := mg(t, "explain", "--config", g.config, "--aborts", "--since", "1h")
+	for _, want := range []string{"3 aborted receptions", "lost", "sender_quit", "timeout", "127.0.0.1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain --aborts lacks %q:\n%s", want, out)
+		}
+	}
+	lost := byToken["lost"]
+	out = mg(t, "track", "--config", g.config, "--mid", fmt.Sprint(lost.MID), "--events")
+	for _, want := range []string{"ICID " + fmt.Sprint(lost.ICID) + " lost", "Message aborted MID " + fmt.Sprint(lost.MID) + " Receiving aborted", "cause=peer-reset"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("track --events lacks %q:\n%s", want, out)
+		}
+	}
+	out = mg(t, "findevent", "--config", g.config, "-f", "app@client.test")
+	if n := strings.Count(out, "The following lines are of MID"); n != 3 {
+		t.Errorf("findevent -f found %d messages:\n%s", n, out)
+	}
+
+	// The API, with its token.
+	get := func(path, token string) (int, []byte) {
+		req, _ := http.NewRequest("GET", "http://"+web+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.Bytes()
+	}
+	if code, _ := get("/api/messages", ""); code != http.StatusUnauthorized {
+		t.Errorf("API without the token: %d", code)
+	}
+	code, body := get("/api/messages?status=aborted", "sesame")
+	var aborted []tracking.Message
+	if err := json.Unmarshal(body, &aborted); code != 200 || err != nil || len(aborted) != 3 {
+		t.Errorf("GET /api/messages?status=aborted: %d %v %s", code, err, body)
+	}
+	code, body = get(fmt.Sprintf("/api/messages/mx.test/%d", lost.MID), "sesame")
+	if code != 200 || !bytes.Contains(body, []byte("SMTP-inspecting device")) || !bytes.Contains(body, []byte(`"abort":"lost"`)) {
+		t.Errorf("GET one message: %d %s", code, body)
+	}
+	if code, _ := get("/", ""); code != 200 {
+		t.Errorf("the page: %d", code)
+	}
+}
+
+func allSettled(ms []tracking.Message) bool {
+	for _, m := range ms {
+		if !tracking.Status(m.Status).Final() {
+			return false
+		}
+	}
+	return true
+}
+
+func trackJSON(t *testing.T, g *gw, args ...string) []tracking.Message {
+	t.Helper()
+	out := mg(t, append([]string{"track", "--config", g.config, "--json"}, args...)...)
+	var ms []tracking.Message
+	for l := range strings.Lines(out) {
+		var m tracking.Message
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("track --json: %v: %q", err, l)
+		}
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+func mg(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil && !strings.Contains(stderr.String(), "no matching") {
+		t.Fatalf("mailgate %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
+
+// The mail log is the source of truth: a gateway killed before its feed
+// wrote, or whose store was lost, catches up from the log at its next
+// start.
+func TestTrackingCatchesUpFromTheLog(t *testing.T) {
+	hop := startNextHop(t, 0)
+	g, _ := trackGW(t, hop.addr)
+	g.start()
+	for i := range 5 {
+		if _, err := sendToken(g.addr, "alice@example.org", "bob@example.net", fmt.Sprintf("before-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.waitLog(`(?s)(Message finished MID \d+ done.*){5}`)
+	g.signal(syscall.SIGKILL)
+	g.wait()
+	// Lose the store altogether.
+	for _, f := range []string{"tracking.db", "tracking.db-wal", "tracking.db-shm"} {
+		os.Remove(filepath.Join(g.dir, f))
+	}
+	g.start()
+	if _, err := sendToken(g.addr, "alice@example.org", "bob@example.net", "after"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		ms := trackJSON(t, g)
+		if len(ms) == 6 && allSettled(ms) {
+			for _, m := range ms {
+				if m.Status != tracking.Delivered || m.Subject == "" {
+					t.Errorf("MID %d: %s %q", m.MID, m.Status, m.Subject)
+				}
+			}
+			break
+		}
+		if i == 100 {
+			t.Fatalf("after restart the store has %d messages: %+v", len(ms), ms)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A Cisco ESA pushing its mail log by syslog is tracked under its own host
+// name, next to the gateway's own messages.
+func TestTrackingSyslog(t *testing.T) {
+	g := newGW(t, "5s")
+	sl := freePort(t)
+	cfg := fmt.Sprintf(`hostname: mx.test
+data_dir: %s
+listeners:
+  - {name: InboundMail, interface: Management, address: %s}
+tracking: {syslog: "%s"}
+http: {address: ""}
+`, g.dir, g.addr, sl)
+	if err := os.WriteFile(g.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g.start()
+	c, err := net.Dial("tcp", sl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	lines := []string{
+		"New SMTP ICID 7 interface Data 1 (10.0.0.1) address 198.51.100.20 reverse dns host mta.example.org verified yes",
+		"Start MID 8 ICID 7",
+		"MID 8 ICID 7 From: <news@example.org>",
+		"MID 8 ICID 7 RID 0 To: <user@example.com>",
+		"MID 8 Subject 'pushed by syslog'",
+		"MID 8 queued for delivery",
+		"New SMTP DCID 9 interface 10.0.0.1 address 10.0.0.25 port 25",
+		"Delivery start DCID 9 MID 8 to RID [0]",
+		"Message done DCID 9 MID 8 to RID [0]",
+		"Message finished MID 8 done",
+	}
+	stamp := time.Now().Format("Jan _2 15:04:05")
+	for _, l := range lines {
+		msg := fmt.Sprintf("<166>%s esa1.example.org mail_logs: Info: %s", stamp, l)
+		fmt.Fprintf(c, "%d %s", len(msg), msg) // RFC 6587 octet counting
+	}
+	for i := 0; ; i++ {
+		ms := trackJSON(t, g, "--host", "esa1.example.org")
+		if len(ms) == 1 && ms[0].Status == tracking.Delivered {
+			if ms[0].MID != 8 || ms[0].Subject != "pushed by syslog" || ms[0].RemoteIP != "198.51.100.20" {
+				t.Errorf("tracked %+v", ms[0])
+			}
+			break
+		}
+		if i == 100 {
+			t.Fatalf("syslog lines not tracked: %+v\n%s", ms, g.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,231 @@
+package tracking
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/maillog"
+)
+
+// Feed tracks the running gateway: it is an event.Sink on the gateway's
+// event stream, and it also takes entries of other gateways' logs (the
+// syslog receiver). One goroutine (Run) folds them and writes to the store
+// about once a second.
+//
+// The SMTP path never waits for tracking: Emit only puts the entry in a
+// bounded buffer, and when that is full the entry is dropped and counted.
+// Nothing is lost for good, because the mail log holds every line: at start,
+// and after entries were dropped or the store failed, Run reads the mail log
+// from the store's watermark (or the first dropped entry) and feeds what the
+// store misses; feeding a line twice changes nothing.
+type Feed struct {
+	tracker *Tracker // made by Run
+	host    string
+	logPath string
+	loc     *time.Location
+	every   time.Duration
+	logger  *slog.Logger
+
+	ch chan item
+
+	mu       sync.Mutex
+	gap      bool      // entries were dropped, or the store failed
+	gapSince time.Time // the earliest such entry; zero: from the watermark
+	dropped  atomic.Int64
+}
+
+// FeedOptions configure a Feed.
+type FeedOptions struct {
+	Host     string         // this gateway's host name, the host of its records
+	LogPath  string         // the mail log's current file, to catch up from; "" disables catching up
+	Location *time.Location // of the mail log's times, until its header says; nil: time.Local
+	Buffer   int            // entries held for the writer; 0: 65536
+	Interval time.Duration  // between writes; 0: one second
+	Logger   *slog.Logger
+}
+
+// NewFeed returns a Feed. It holds entries from then on; Run writes them.
+func NewFeed(o FeedOptions) *Feed {
+	if o.Buffer <= 0 {
+		o.Buffer = 65536
+	}
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Feed{
+		host: o.Host, logPath: o.LogPath, loc: o.Location, every: o.Interval, logger: o.Logger,
+		ch: make(chan item, o.Buffer),
+	}
+}
+
+// Emit takes one of this gateway's entries without ever blocking.
+func (f *Feed) Emit(e event.Entry) {
+	select {
+	case f.ch <- item{f.host, e}:
+	default:
+		f.dropped.Add(1)
+		f.markGap(e.Time)
+	}
+}
+
+// Take takes an entry of another gateway's log, waiting for room (a syslog
+// sender over TCP is slowed rather than dropped) until ctx is done.
+func (f *Feed) Take(ctx context.Context, host string, e event.Entry) error {
+	select {
+	case f.ch <- item{host, e}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Dropped returns how many of this gateway's entries did not fit in the
+// buffer (and were or will be read back from the mail log).
+func (f *Feed) Dropped() int64 { return f.dropped.Load() }
+
+// Run folds and writes to s until ctx is done, then writes what it holds
+// (with a short deadline of its own) and returns. It is called once.
+func (f *Feed) Run(ctx context.Context, s Store) error {
+	f.tracker = NewTracker(s, Options{})
+	if err := f.catchUp(ctx, time.Time{}); err != nil && ctx.Err() == nil {
+		f.logger.Warn("tracking: catching up from the mail log", "err", err)
+		f.markGap(time.Time{})
+	}
+	tick := time.NewTicker(f.every)
+	defer tick.Stop()
+	for {
+		select {
+		case it := <-f.ch:
+			if !f.tracker.push(it.host, it.e) {
+				continue
+			}
+		case <-tick.C:
+		case <-ctx.Done():
+			f.drain()
+			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return f.tracker.Flush(fctx)
+		}
+		if err := f.tracker.Flush(ctx); err != nil {
+			if ctx.Err() != nil {
+				continue
+			}
+			f.logger.Warn("tracking: store write failed; the mail log keeps the lines", "err", err)
+			f.shed()
+			continue
+		}
+		if since, ok := f.takeGap(); ok {
+			if err := f.catchUp(ctx, since); err != nil && ctx.Err() == nil {
+				f.logger.Warn("tracking: catching up from the mail log", "err", err)
+				f.markGap(since)
+			}
+		}
+	}
+}
+
+// drain moves what the buffer holds into the tracker's chunk.
+func (f *Feed) drain() {
+	for {
+		select {
+		case it := <-f.ch:
+			f.tracker.push(it.host, it.e)
+		default:
+			return
+		}
+	}
+}
+
+// shed bounds memory while the store fails: beyond a few chunks, the
+// entries held are let go and the gap is read back from the mail log once
+// the store works again.
+func (f *Feed) shed() {
+	tr := f.tracker
+	if len(tr.chunk) < 4*tr.opts.ChunkSize {
+		return
+	}
+	since := time.Time{}
+	for _, it := range tr.chunk {
+		if it.host == f.host && (since.IsZero() || it.e.Time.Before(since)) {
+			since = it.e.Time
+		}
+	}
+	f.logger.Warn("tracking: store unavailable; letting go of held entries", "entries", len(tr.chunk))
+	clear(tr.chunk)
+	tr.chunk = tr.chunk[:0]
+	if !since.IsZero() {
+		f.markGap(since)
+	}
+}
+
+// markGap records that the store misses lines from t on (zero t: from its
+// watermark).
+func (f *Feed) markGap(t time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case !f.gap:
+		f.gap, f.gapSince = true, t
+	case t.IsZero() || t.Before(f.gapSince):
+		f.gapSince = t
+	}
+}
+
+func (f *Feed) takeGap() (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, gap := f.gapSince, f.gap
+	f.gap, f.gapSince = false, time.Time{}
+	return t, gap
+}
+
+// catchUp feeds the mail log's lines from since (zero: from the store's
+// watermark for this gateway) to the tracker, then flushes. The last
+// second before since is read again: the watermark's second may hold
+// lines not yet stored.
+func (f *Feed) catchUp(ctx context.Context, since time.Time) error {
+	if f.logPath == "" {
+		return nil
+	}
+	if since.IsZero() {
+		w, err := f.tracker.store.Watermark(ctx, f.host)
+		if err != nil {
+			return err
+		}
+		since = w
+	}
+	if !since.IsZero() {
+		since = since.Add(-time.Second)
+	}
+	time.Sleep(150 * time.Millisecond) // let the log writer flush its buffer
+	rolled, err := maillog.RolledFiles(f.logPath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	files := append(rolled, f.logPath)
+	before := f.tracker.Stats()
+	im := &Importer{Tracker: f.tracker, Host: f.host, Location: f.loc, Since: since}
+	for _, name := range files {
+		if st, err := os.Stat(name); err != nil || (!since.IsZero() && st.ModTime().Before(since)) {
+			continue // gone since listed, or holds only older lines
+		}
+		if err := im.ImportFile(ctx, name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("tracking: catch up: %w", err)
+		}
+	}
+	after := f.tracker.Stats()
+	if n := after.Applied - before.Applied; n > 0 {
+		f.logger.Info("tracking: caught up from the mail log", "since", since, "lines", n)
+	}
+	return nil
+}

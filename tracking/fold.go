@@ -1,0 +1,534 @@
+package tracking
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/maillog"
+)
+
+// A Tracker folds log entries into records and writes them to a Store. It
+// reads in chunks: Add buffers an entry, and every ChunkSize entries (and on
+// Flush) the Tracker loads the records the chunk names that it does not hold,
+// applies the chunk in order, and writes what changed in one Batch. Records
+// of finished messages and closed connections are then let go; the others
+// stay in memory (up to MaxOpen) because more lines will come.
+//
+// A line a record already holds (same second, same text) is not applied
+// again, which makes feeding the same log twice a no-op.
+//
+// A Tracker is not safe for concurrent use.
+type Tracker struct {
+	store Store
+	opts  Options
+
+	chunk []item
+	msgs  map[MessageKey]*mrec
+	conns map[ConnKey]*crec
+	marks map[string]time.Time
+	seed  maphash.Seed
+	buf   []byte
+	stats Stats
+
+	lastSec int64 // the second of the last whole-second entry
+	secN    int   // entries before it in that second
+}
+
+// Options tune a Tracker; zero values take the defaults.
+type Options struct {
+	ChunkSize int // entries per load-apply-write round; 0: 20000
+	MaxOpen   int // unfinished records kept in memory; 0: 200000
+}
+
+// Stats counts what a Tracker did.
+type Stats struct {
+	Entries   int64 // entries added
+	Applied   int64 // entries that added a line to a record
+	Duplicate int64 // entries a record already held
+	Untracked int64 // entries that name no message or connection
+	Messages  int64 // message records written
+	Conns     int64 // connection records written
+}
+
+type item struct {
+	host string
+	e    event.Entry
+}
+
+// mrec is a message in memory: the record and what folding it needs.
+type mrec struct {
+	Message
+	seen   map[uint64]struct{}
+	dirty  bool
+	linger bool   // done and written once: let go after the next write
+	queued bool   // accepted for delivery (or seen being delivered)
+	phase  string // SMTP state the message's lines show it reached
+}
+
+type crec struct {
+	Conn
+	seen   map[uint64]struct{}
+	dirty  bool
+	linger bool
+	failed string // the last "Receiving Failed" reason
+}
+
+// NewTracker returns a Tracker writing to s.
+func NewTracker(s Store, o Options) *Tracker {
+	if o.ChunkSize <= 0 {
+		o.ChunkSize = 20000
+	}
+	if o.MaxOpen <= 0 {
+		o.MaxOpen = 200000
+	}
+	return &Tracker{
+		store: s, opts: o,
+		msgs:  make(map[MessageKey]*mrec),
+		conns: make(map[ConnKey]*crec),
+		marks: make(map[string]time.Time),
+		seed:  maphash.MakeSeed(),
+	}
+}
+
+// Stats returns the counts so far.
+func (t *Tracker) Stats() Stats { return t.stats }
+
+// Add takes one entry of host's log. It may load and write records.
+//
+// Entries are taken in the order they were logged. A time in whole seconds
+// (a line read from a log file) gets a microsecond for each line before it
+// in the same second, so that timelines merged from several records keep
+// the log's order.
+func (t *Tracker) Add(ctx context.Context, host string, e event.Entry) error {
+	if t.push(host, e) {
+		return t.Flush(ctx)
+	}
+	return nil
+}
+
+// push buffers an entry and reports whether the chunk is full.
+func (t *Tracker) push(host string, e event.Entry) bool {
+	if !e.Time.IsZero() && e.Time.Nanosecond() == 0 {
+		if sec := e.Time.Unix(); sec == t.lastSec {
+			t.secN++
+			e.Time = e.Time.Add(time.Duration(t.secN) * time.Microsecond)
+		} else {
+			t.lastSec, t.secN = sec, 0
+		}
+	}
+	t.chunk = append(t.chunk, item{host, e})
+	t.stats.Entries++
+	return len(t.chunk) >= t.opts.ChunkSize
+}
+
+// Flush applies the buffered entries and writes every changed record.
+func (t *Tracker) Flush(ctx context.Context) error {
+	if err := t.load(ctx); err != nil {
+		return err
+	}
+	for _, it := range t.chunk {
+		t.apply(it.host, it.e)
+	}
+	clear(t.chunk)
+	t.chunk = t.chunk[:0]
+	return t.write(ctx)
+}
+
+// load fetches the stored records the chunk names that are not in memory.
+func (t *Tracker) load(ctx context.Context) error {
+	var keys Keys
+	wantM := make(map[MessageKey]bool)
+	wantC := make(map[ConnKey]bool)
+	for _, it := range t.chunk {
+		mids, conns := refs(it.e.Event)
+		for _, mid := range mids {
+			k := MessageKey{it.host, mid}
+			if t.msgs[k] == nil && !wantM[k] {
+				wantM[k] = true
+				keys.Messages = append(keys.Messages, k)
+			}
+		}
+		for _, c := range conns {
+			k := ConnKey{it.host, c.Kind, c.ID}
+			if t.conns[k] == nil && !wantC[k] {
+				wantC[k] = true
+				keys.Conns = append(keys.Conns, k)
+			}
+		}
+	}
+	if len(keys.Messages) == 0 && len(keys.Conns) == 0 {
+		return t.loadLast(ctx)
+	}
+	b, err := t.store.Load(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("tracking: load %d messages, %d connections: %w", len(keys.Messages), len(keys.Conns), err)
+	}
+	for _, m := range b.Messages {
+		r := &mrec{Message: *m}
+		r.restore()
+		t.msgs[MessageKey{m.Host, m.MID}] = r
+	}
+	for _, c := range b.Conns {
+		t.conns[ConnKey{c.Host, c.Kind, c.ID}] = &crec{Conn: *c}
+	}
+	for k := range wantM {
+		if t.msgs[k] == nil {
+			t.msgs[k] = &mrec{Message: Message{Host: k.Host, MID: k.MID}}
+		}
+	}
+	for k := range wantC {
+		if t.conns[k] == nil {
+			t.conns[k] = &crec{Conn: Conn{Host: k.Host, Kind: k.Kind, ID: k.ID}}
+		}
+	}
+	return t.loadLast(ctx)
+}
+
+// loadLast loads, for each connection the chunk ends, its last message:
+// mailgate's "ended" line comes after that message's abort, which it
+// explains, and the message may have been let go since.
+func (t *Tracker) loadLast(ctx context.Context) error {
+	var keys Keys
+	for _, it := range t.chunk {
+		ce, ok := it.e.Event.(event.ConnectionEnd)
+		if !ok {
+			continue
+		}
+		c := t.conns[ConnKey{it.host, event.InboundConn, ce.ICID}]
+		if c == nil || len(c.MIDs) == 0 {
+			continue
+		}
+		k := MessageKey{it.host, c.MIDs[len(c.MIDs)-1]}
+		if t.msgs[k] == nil {
+			keys.Messages = append(keys.Messages, k)
+		}
+	}
+	if len(keys.Messages) == 0 {
+		return nil
+	}
+	b, err := t.store.Load(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("tracking: load %d messages: %w", len(keys.Messages), err)
+	}
+	for _, m := range b.Messages {
+		r := &mrec{Message: *m}
+		r.restore()
+		t.msgs[MessageKey{m.Host, m.MID}] = r
+	}
+	return nil
+}
+
+// restore rebuilds what folding needs but the store does not keep.
+func (r *mrec) restore() {
+	r.queued = r.Status != Receiving && r.Status != Aborted && r.Status != Rejected
+	for _, l := range r.Lines {
+		if ph := phaseOf(maillog.ParseMessage(l.Text)); ph != "" {
+			r.phase = ph
+		}
+	}
+}
+
+func (t *Tracker) write(ctx context.Context) error {
+	b := &Batch{Watermarks: t.marks}
+	for _, r := range t.msgs {
+		if r.dirty {
+			r.settle()
+			b.Messages = append(b.Messages, &r.Message)
+		}
+	}
+	for _, r := range t.conns {
+		if r.dirty {
+			b.Conns = append(b.Conns, &r.Conn)
+		}
+	}
+	if len(b.Messages) == 0 && len(b.Conns) == 0 && len(b.Watermarks) == 0 {
+		return nil
+	}
+	if err := t.store.Write(ctx, b); err != nil {
+		return fmt.Errorf("tracking: write %d messages, %d connections: %w", len(b.Messages), len(b.Conns), err)
+	}
+	t.stats.Messages += int64(len(b.Messages))
+	t.stats.Conns += int64(len(b.Conns))
+	t.marks = make(map[string]time.Time)
+	t.evict()
+	return nil
+}
+
+// evict lets go of written records that expect no more lines, one round
+// after they were done (the lines that close a connection come after those
+// that end its message, and may fall in the next round), and of the oldest
+// open ones beyond MaxOpen (they are stored; a later line loads them again).
+func (t *Tracker) evict() {
+	for k, r := range t.msgs {
+		r.dirty = false
+		if r.done() {
+			if r.linger {
+				delete(t.msgs, k)
+			}
+			r.linger = true
+		}
+	}
+	for k, r := range t.conns {
+		r.dirty = false
+		if !r.Finished.IsZero() {
+			if r.linger {
+				delete(t.conns, k)
+			}
+			r.linger = true
+		}
+	}
+	if n := len(t.msgs) - t.opts.MaxOpen; n > 0 {
+		old := make([]*mrec, 0, len(t.msgs))
+		for _, r := range t.msgs {
+			old = append(old, r)
+		}
+		slices.SortFunc(old, func(a, b *mrec) int { return a.Updated.Compare(b.Updated) })
+		for _, r := range old[:n] {
+			delete(t.msgs, MessageKey{r.Host, r.MID})
+		}
+	}
+	if n := len(t.conns) - t.opts.MaxOpen; n > 0 {
+		old := make([]*crec, 0, len(t.conns))
+		for _, r := range t.conns {
+			old = append(old, r)
+		}
+		slices.SortFunc(old, func(a, b *crec) int { return a.Started.Compare(b.Started) })
+		for _, r := range old[:n] {
+			delete(t.conns, ConnKey{r.Host, r.Kind, r.ID})
+		}
+	}
+}
+
+// done reports whether the message expects no more lines: finished with
+// every recipient settled. (A bounce it causes later loads it again.)
+func (r *mrec) done() bool {
+	return !r.Finished.IsZero() && r.Status != Queued && r.Status != Delayed && r.Status != Receiving
+}
+
+// refs returns the messages and connections an event is about.
+func refs(ev event.Event) (mids []uint64, conns []event.ConnRef) {
+	in := func(id uint64) []event.ConnRef { return []event.ConnRef{{Kind: event.InboundConn, ID: id}} }
+	out := func(id uint64) []event.ConnRef {
+		if id == 0 {
+			return nil
+		}
+		return []event.ConnRef{{Kind: event.OutboundConn, ID: id}}
+	}
+	switch e := ev.(type) {
+	case event.NewICID:
+		return nil, in(e.ICID)
+	case event.HATMatch:
+		return nil, in(e.ICID)
+	case event.TLS:
+		return nil, []event.ConnRef{e.Conn}
+	case event.StartMID:
+		return []uint64{e.MID}, in(e.ICID)
+	case event.MailFrom:
+		return []uint64{e.MID}, in(e.ICID)
+	case event.RcptTo:
+		return []uint64{e.MID}, in(e.ICID)
+	case event.RcptRejected:
+		return []uint64{e.MID}, in(e.ICID)
+	case event.InvalidAddress:
+		if e.MID != 0 {
+			return []uint64{e.MID}, in(e.ICID)
+		}
+		return nil, in(e.ICID)
+	case event.ReceivingFailed:
+		return nil, in(e.ICID)
+	case event.UnknownCommand:
+		return nil, in(e.ICID)
+	case event.MessageIDHeader:
+		return []uint64{e.MID}, nil
+	case event.Subject:
+		return []uint64{e.MID}, nil
+	case event.Ready:
+		return []uint64{e.MID}, nil
+	case event.PolicyMatch:
+		return []uint64{e.MID}, nil
+	case event.Queued:
+		return []uint64{e.MID}, nil
+	case event.ICIDLost:
+		return nil, in(e.ICID)
+	case event.MessageAborted:
+		return []uint64{e.MID}, nil
+	case event.MessageFinished:
+		return []uint64{e.MID}, nil
+	case event.ICIDClose:
+		return nil, in(e.ICID)
+	case event.ICIDDisconnected:
+		return nil, in(e.ICID)
+	case event.NewDCID:
+		return nil, out(e.DCID)
+	case event.DeliveryStart:
+		return []uint64{e.MID}, out(e.DCID)
+	case event.MessageDone:
+		return []uint64{e.MID}, out(e.DCID)
+	case event.Response:
+		return []uint64{e.MID}, nil
+	case event.Outcome:
+		return []uint64{e.MID}, nil
+	case event.ConnectionError:
+		return nil, out(e.DCID)
+	case event.DCIDClose:
+		return nil, out(e.DCID)
+	case event.BounceGenerated:
+		return []uint64{e.MID, e.OrigMID}, nil
+	case event.DoubleBounce:
+		return []uint64{e.MID}, nil
+	case event.Pending:
+		return []uint64{e.MID}, nil
+	case event.PossibleDelivery:
+		return []uint64{e.MID}, out(e.DCID)
+	case event.Deleted:
+		return []uint64{e.MID}, nil
+	case event.InjectionDebug:
+		return nil, in(e.ICID)
+	case event.ConnectionEnd:
+		return nil, in(e.ICID)
+	case event.Unknown:
+		return unknownRefs(e.Text)
+	}
+	return nil, nil
+}
+
+// unknownRefs finds the record a line we have no type for is about, from
+// the identifier it starts with: "MID 14 SDR: ...", "ICID 5 ...", "DCID 7
+// ...", "Message 12 ..." (older releases).
+func unknownRefs(s string) ([]uint64, []event.ConnRef) {
+	word, rest, _ := strings.Cut(s, " ")
+	num, _, _ := strings.Cut(rest, " ")
+	id, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || id == 0 {
+		return nil, nil
+	}
+	switch word {
+	case "MID", "Message":
+		return []uint64{id}, nil
+	case "ICID":
+		return nil, []event.ConnRef{{Kind: event.InboundConn, ID: id}}
+	case "DCID":
+		return nil, []event.ConnRef{{Kind: event.OutboundConn, ID: id}}
+	}
+	return nil, nil
+}
+
+// apply folds one entry into the records it names (all in memory by now).
+func (t *Tracker) apply(host string, e event.Entry) {
+	mids, conns := refs(e.Event)
+	if len(mids) == 0 && len(conns) == 0 {
+		t.stats.Untracked++
+		return
+	}
+	t.buf = maillog.AppendMessage(t.buf[:0], e.Event)
+	line := Line{Time: e.Time, Level: e.Level, Text: string(t.buf)}
+	h := t.lineHash(line)
+	if e.Time.After(t.marks[host]) {
+		t.marks[host] = e.Time
+	}
+	if len(mids) > 0 {
+		// A line about a message is kept with the message, not with the
+		// connections it also names.
+		added := false
+		for _, mid := range mids {
+			r := t.msgs[MessageKey{host, mid}]
+			if r.seen == nil {
+				r.seen = t.hashes(r.Lines)
+			}
+			if !r.add(line, h) {
+				continue
+			}
+			added = true
+			var c *crec
+			if len(conns) > 0 {
+				c = t.conns[ConnKey{host, conns[0].Kind, conns[0].ID}]
+			}
+			if r.ICID != 0 && (c == nil || c.Kind != event.InboundConn) {
+				c = t.conns[ConnKey{host, event.InboundConn, r.ICID}]
+			}
+			r.fold(e, c, mid)
+		}
+		t.count(added)
+		return
+	}
+	c := t.conns[ConnKey{host, conns[0].Kind, conns[0].ID}]
+	if c.seen == nil {
+		c.seen = t.hashes(c.Lines)
+	}
+	if !c.add(line, h) {
+		t.count(false)
+		return
+	}
+	t.count(true)
+	c.fold(e, t)
+}
+
+func (t *Tracker) count(added bool) {
+	if added {
+		t.stats.Applied++
+	} else {
+		t.stats.Duplicate++
+	}
+}
+
+func (t *Tracker) lineHash(l Line) uint64 {
+	var h maphash.Hash
+	h.SetSeed(t.seed)
+	var b [8]byte
+	u := uint64(l.Time.Unix())
+	for i := range b {
+		b[i] = byte(u >> (8 * i))
+	}
+	h.Write(b[:])
+	h.WriteString(l.Text)
+	return h.Sum64()
+}
+
+// add appends the line unless the record holds it already.
+func (r *mrec) add(l Line, h uint64) bool {
+	if _, ok := r.seen[h]; ok {
+		return false
+	}
+	r.seen[h] = struct{}{}
+	r.Lines = insertLine(r.Lines, l)
+	if l.Time.After(r.Updated) {
+		r.Updated = l.Time
+	}
+	r.dirty = true
+	return true
+}
+
+func (r *crec) add(l Line, h uint64) bool {
+	if _, ok := r.seen[h]; ok {
+		return false
+	}
+	r.seen[h] = struct{}{}
+	r.Lines = insertLine(r.Lines, l)
+	r.dirty = true
+	return true
+}
+
+// hashes is the set of the lines' hashes.
+func (t *Tracker) hashes(lines []Line) map[uint64]struct{} {
+	m := make(map[uint64]struct{}, len(lines)+8)
+	for _, l := range lines {
+		m[t.lineHash(l)] = struct{}{}
+	}
+	return m
+}
+
+// insertLine keeps lines in time order; a line of the same time goes after
+// the ones already there, so the log's own order holds within a second.
+func insertLine(lines []Line, l Line) []Line {
+	i := len(lines)
+	for i > 0 && lines[i-1].Time.After(l.Time) {
+		i--
+	}
+	return slices.Insert(lines, i, l)
+}

@@ -1,0 +1,141 @@
+package tracking
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/maillog"
+	"github.com/mailgate/mailgate/syslog"
+)
+
+// Importer feeds mail log files to a Tracker.
+type Importer struct {
+	Tracker  *Tracker
+	Host     string         // the gateway the log is of, unless a syslog line names its own
+	Location *time.Location // of local-file times until a "Time offset" header; nil: time.Local
+	Progress func(n int64)  // bytes read so far from the current input, when not nil
+	Since    time.Time      // when not zero, lines before it are skipped
+}
+
+// ImportFile imports one file ("-": standard input), gzipped or not.
+func (im *Importer) ImportFile(ctx context.Context, name string) error {
+	var f *os.File
+	if name == "-" {
+		f = os.Stdin
+	} else {
+		var err error
+		if f, err = os.Open(name); err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		defer f.Close()
+	}
+	if err := im.Import(ctx, f); err != nil {
+		return fmt.Errorf("import %s: %w", name, err)
+	}
+	return nil
+}
+
+// Import reads one log, plain or gzipped, to its end and flushes the
+// Tracker.
+func (im *Importer) Import(ctx context.Context, r io.Reader) error {
+	cr := &countingReader{r: r, progress: im.Progress}
+	br := bufio.NewReaderSize(cr, 256<<10)
+	var in io.Reader = br
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return err
+		}
+		defer zr.Close()
+		in = zr
+	}
+	mr := maillog.NewReader(in, im.Location)
+	for mr.Scan() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e := mr.Entry()
+		if !im.Since.IsZero() && e.Time.Before(im.Since) {
+			continue
+		}
+		if _, ok := e.Event.(event.Unknown); ok && e.Time.IsZero() && e.Level == 0 {
+			// Not a log line (a wrapped continuation, a message body).
+			im.Tracker.stats.Entries++
+			im.Tracker.stats.Untracked++
+			continue
+		}
+		host := im.Host
+		if text := mr.Text(); len(text) > 0 && text[0] == '<' {
+			if h := syslog.HostOf(text); h != "" {
+				host = h
+			}
+		}
+		if err := im.Tracker.Add(ctx, host, e); err != nil {
+			return err
+		}
+	}
+	if err := mr.Err(); err != nil {
+		return err
+	}
+	return im.Tracker.Flush(ctx)
+}
+
+type countingReader struct {
+	r        io.Reader
+	n        int64
+	progress func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.progress != nil && n > 0 {
+		c.progress(c.n)
+	}
+	return n, err
+}
+
+// OrderLogFiles puts files in the order their lines were written: rolled
+// ESA files (name.@20140814T110431.s, .c for a file closed at a restart,
+// either gzipped) by their time stamp, and a ".current" file after them;
+// other names keep the order given, before those.
+func OrderLogFiles(names []string) []string {
+	out := slices.Clone(names)
+	slices.SortStableFunc(out, func(a, b string) int { return strings.Compare(rollKey(a), rollKey(b)) })
+	return out
+}
+
+// rollKey is "" for a name that is not a rolled or current log file.
+func rollKey(name string) string {
+	base := strings.TrimSuffix(filepath.Base(name), ".gz")
+	if strings.HasSuffix(base, ".current") {
+		return "~"
+	}
+	_, stamp, ok := strings.Cut(base, ".@")
+	if !ok {
+		return ""
+	}
+	stamp = strings.TrimSuffix(strings.TrimSuffix(stamp, ".s"), ".c")
+	if len(stamp) < 15 {
+		return ""
+	}
+	seq := 1
+	if rest := stamp[15:]; rest != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(rest, "."))
+		if err != nil {
+			return ""
+		}
+		seq = n
+	}
+	return fmt.Sprintf("%s.%06d", stamp[:15], seq)
+}

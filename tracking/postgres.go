@@ -1,0 +1,436 @@
+package tracking
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// pgSchema holds the migrations, in order; mailgate_schema records how many
+// have run. The tables are those of SQLite. Where SQLite has COLLATE
+// NOCASE, the indexes are on lower(), and use text_pattern_ops: such an
+// index serves both an exact match (its "=" is text's) and a prefix
+// pattern ("bob*"), whatever the database's collation, so one index does
+// the work of two on every insert.
+var pgSchema = []string{
+	`CREATE TABLE messages (
+		host text NOT NULL, mid bigint NOT NULL, icid bigint NOT NULL, dcids text NOT NULL,
+		remote_ip text NOT NULL, remote_host text NOT NULL, sender_group text NOT NULL,
+		sender text NOT NULL, recipients text NOT NULL,
+		subject text NOT NULL, message_id text NOT NULL, size bigint NOT NULL,
+		started bigint NOT NULL, finished bigint NOT NULL, status text NOT NULL,
+		abort text NOT NULL, abort_reason text NOT NULL, abort_state text NOT NULL, abort_bytes bigint NOT NULL,
+		bounce_of bigint NOT NULL, updated bigint NOT NULL, lines text NOT NULL,
+		PRIMARY KEY (host, mid));
+	CREATE INDEX messages_started ON messages (started);
+	CREATE INDEX messages_sender ON messages (lower(sender) text_pattern_ops, started);
+	CREATE INDEX messages_icid ON messages (icid);
+	CREATE INDEX messages_message_id ON messages (message_id);
+	CREATE INDEX messages_remote_ip ON messages (remote_ip, started);
+	CREATE INDEX messages_status ON messages (status, started);
+	-- The key of SQLite's (address, host, mid), in the order rows come
+	-- (by message): SQLite reads addresses from its key, PostgreSQL from
+	-- recipients_address, and inserts in key order are cheaper.
+	CREATE TABLE recipients (
+		address text NOT NULL, host text NOT NULL, mid bigint NOT NULL,
+		PRIMARY KEY (host, mid, address));
+	CREATE INDEX recipients_address ON recipients (lower(address) text_pattern_ops);
+	CREATE TABLE deliveries (
+		host text NOT NULL, dcid bigint NOT NULL, mid bigint NOT NULL,
+		PRIMARY KEY (host, dcid, mid));
+	-- A search by DCID names no host; the key leads with it.
+	CREATE INDEX deliveries_dcid ON deliveries (dcid);
+	CREATE TABLE conns (
+		host text NOT NULL, kind smallint NOT NULL, id bigint NOT NULL,
+		remote_ip text NOT NULL, remote_host text NOT NULL, sender_group text NOT NULL,
+		started bigint NOT NULL, finished bigint NOT NULL, lost boolean NOT NULL,
+		cause text NOT NULL, state text NOT NULL, last_command text NOT NULL,
+		data_bytes bigint NOT NULL, mids text NOT NULL, lines text NOT NULL,
+		PRIMARY KEY (host, kind, id));
+	CREATE TABLE watermarks (host text PRIMARY KEY, time bigint NOT NULL);`,
+}
+
+// pgSchemaLock is the pg_advisory_xact_lock key under which gateways
+// migrate: "mailgate" in ASCII. Advisory locks are per database, so two
+// gateways starting at once take turns, and the second finds the work done.
+const pgSchemaLock = 0x6d61696c67617465
+
+// pgDialect folds case with lower(), as the indexes do, and searches the
+// subject with ILIKE, which the trigram index (when there is one) serves.
+var pgDialect = dialect{
+	arg:   func(n int) string { return "$" + strconv.Itoa(n) },
+	fold:  func(col string) string { return "lower(" + col + ")" },
+	ilike: "ILIKE",
+}
+
+// Postgres is the store shared by many gateways: a PostgreSQL database.
+type Postgres struct {
+	pool *pgxpool.Pool
+}
+
+// OpenPostgres connects to the database dsn names (a connection string or
+// URL; a search_path parameter selects the schema) and brings its schema up
+// to date.
+func OpenPostgres(ctx context.Context, dsn string) (Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("tracking: postgres: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("tracking: postgres: %w", err)
+	}
+	p := &Postgres{pool: pool}
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return migratePostgres(ctx, tx) }); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("tracking: postgres: migrate: %w", err)
+	}
+	return p, nil
+}
+
+func migratePostgres(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(pgSchemaLock)); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS mailgate_schema (version integer NOT NULL)`); err != nil {
+		return err
+	}
+	var v int
+	err := tx.QueryRow(ctx, `SELECT version FROM mailgate_schema`).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		_, err = tx.Exec(ctx, `INSERT INTO mailgate_schema (version) VALUES (0)`)
+	}
+	if err != nil {
+		return err
+	}
+	if v > len(pgSchema) {
+		return fmt.Errorf("schema version %d is newer than this mailgate knows (%d)", v, len(pgSchema))
+	}
+	for i := v; i < len(pgSchema); i++ {
+		if _, err := tx.Exec(ctx, pgSchema[i]); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	if v < len(pgSchema) {
+		if _, err := tx.Exec(ctx, `UPDATE mailgate_schema SET version = $1`, len(pgSchema)); err != nil {
+			return err
+		}
+	}
+	return trigramIndex(ctx, tx)
+}
+
+// trigramIndex adds a pg_trgm index for subject searches (ILIKE '%...%',
+// which no btree serves) when it can. Creating the extension takes
+// privileges a gateway's role may not have; without the index a subject
+// search reads the table, slower but with the same answer. It is tried at
+// every start until it works, so an administrator who installs pg_trgm
+// later gets the index with the next start.
+func trigramIndex(ctx context.Context, tx pgx.Tx) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT to_regclass('messages_subject_trgm') IS NOT NULL`).Scan(&exists); err != nil || exists {
+		return err
+	}
+	// A savepoint, so that a refusal does not abort the migration.
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := sp.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_trgm`); err != nil {
+		return sp.Rollback(ctx)
+	}
+	// The extension may live in a schema outside our search_path (it is
+	// per database, our tables per schema): name its operator class fully.
+	var schema string
+	if err := sp.QueryRow(ctx, `SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm'`).Scan(&schema); err != nil {
+		return sp.Rollback(ctx)
+	}
+	if _, err := sp.Exec(ctx, `CREATE INDEX messages_subject_trgm ON messages USING gin (subject `+schema+`.gin_trgm_ops)`); err != nil {
+		return sp.Rollback(ctx)
+	}
+	return sp.Commit(ctx)
+}
+
+// Close closes the connections.
+func (p *Postgres) Close() error {
+	p.pool.Close()
+	return nil
+}
+
+// pgChunk is the number of keys Load sends in one statement.
+const pgChunk = 5000
+
+// Write stores the batch in one transaction. Messages and connections are
+// copied (COPY, streamed while they are encoded) into temporary tables,
+// then upserted from there in one statement each; recipients and
+// deliveries, short rows, travel as one array per column, unnested by the
+// server. A batch of a Tracker's 20,000 messages sent as one statement of
+// arrays was slower: the client built the whole message before the server
+// saw a byte of it.
+func (p *Postgres) Write(ctx context.Context, b *Batch) error {
+	msgs := lastOf(b.Messages, func(m *Message) MessageKey { return MessageKey{m.Host, m.MID} },
+		func(a, b MessageKey) int { return cmp.Or(strings.Compare(a.Host, b.Host), cmp.Compare(a.MID, b.MID)) })
+	conns := lastOf(b.Conns, func(c *Conn) ConnKey { return ConnKey{c.Host, c.Kind, c.ID} },
+		func(a, b ConnKey) int {
+			return cmp.Or(strings.Compare(a.Host, b.Host), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.ID, b.ID))
+		})
+	if len(msgs) == 0 && len(conns) == 0 && len(b.Watermarks) == 0 {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		var batch pgx.Batch
+		if len(msgs) > 0 {
+			if err := copyMessages(ctx, tx, msgs); err != nil {
+				return err
+			}
+			queueMessages(&batch, msgs)
+		}
+		if len(conns) > 0 {
+			if err := copyConns(ctx, tx, conns); err != nil {
+				return err
+			}
+			batch.Queue(`INSERT INTO conns SELECT * FROM mailgate_conns_in
+				ON CONFLICT (host, kind, id) DO UPDATE SET remote_ip = excluded.remote_ip,
+				remote_host = excluded.remote_host, sender_group = excluded.sender_group, started = excluded.started,
+				finished = excluded.finished, lost = excluded.lost, cause = excluded.cause, state = excluded.state,
+				last_command = excluded.last_command, data_bytes = excluded.data_bytes, mids = excluded.mids,
+				lines = excluded.lines`)
+		}
+		if len(b.Watermarks) > 0 {
+			var hosts []string
+			var times []int64
+			for h, t := range b.Watermarks {
+				hosts, times = append(hosts, pgText(h)), append(times, unixNano(t))
+			}
+			batch.Queue(`INSERT INTO watermarks (host, time) SELECT * FROM unnest($1::text[], $2::bigint[])
+				ON CONFLICT (host) DO UPDATE SET time = greatest(watermarks.time, excluded.time)`, hosts, times)
+		}
+		return tx.SendBatch(ctx, &batch).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("tracking: postgres: write: %w", err)
+	}
+	return nil
+}
+
+// lastOf returns the records with the last of each key (as SQLite's
+// INSERT OR REPLACE, one by one, would keep: one statement cannot update a
+// row twice), ordered by key: writers that lock rows in the same order
+// cannot deadlock.
+func lastOf[R any, K comparable](rs []R, key func(R) K, compare func(a, b K) int) []R {
+	seen := make(map[K]bool, len(rs))
+	out := make([]R, 0, len(rs))
+	for i := len(rs) - 1; i >= 0; i-- {
+		if k := key(rs[i]); !seen[k] {
+			seen[k] = true
+			out = append(out, rs[i])
+		}
+	}
+	slices.SortFunc(out, func(a, b R) int { return compare(key(a), key(b)) })
+	return out
+}
+
+// copyIn copies rows into a temporary table shaped like table, created on
+// the connection's first use and emptied at every commit.
+func copyIn(ctx context.Context, tx pgx.Tx, temp, table string, cols []string, n int, row func(i int) []any) error {
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS `+temp+` (LIKE `+table+`) ON COMMIT DELETE ROWS`); err != nil {
+		return err
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{temp}, cols, pgx.CopyFromSlice(n, func(i int) ([]any, error) { return row(i), nil }))
+	return err
+}
+
+var (
+	messageColNames = strings.Fields(strings.ReplaceAll(messageCols+", lines", ",", " "))
+	connColNames    = strings.Fields(strings.ReplaceAll(connCols, ",", " "))
+)
+
+func copyMessages(ctx context.Context, tx pgx.Tx, ms []*Message) error {
+	return copyIn(ctx, tx, "mailgate_messages_in", "messages", messageColNames, len(ms), func(i int) []any {
+		m := ms[i]
+		return []any{pgText(m.Host), int64(m.MID), int64(m.ICID), encodeIDs(m.DCIDs), pgText(m.RemoteIP),
+			pgText(m.RemoteHost), pgText(m.SenderGroup), pgText(m.Sender), pgText(encodeRecipients(m.Recipients)),
+			pgText(m.Subject), pgText(m.MessageID), m.Size, unixNano(m.Started), unixNano(m.Finished),
+			pgText(string(m.Status)), pgText(string(m.Abort)), pgText(m.AbortReason), pgText(m.AbortState),
+			m.AbortBytes, int64(m.BounceOf), unixNano(m.Updated), pgText(encodeLines(m.Lines))}
+	})
+}
+
+func copyConns(ctx context.Context, tx pgx.Tx, cs []*Conn) error {
+	return copyIn(ctx, tx, "mailgate_conns_in", "conns", connColNames, len(cs), func(i int) []any {
+		c := cs[i]
+		return []any{pgText(c.Host), int16(c.Kind), int64(c.ID), pgText(c.RemoteIP), pgText(c.RemoteHost),
+			pgText(c.SenderGroup), unixNano(c.Started), unixNano(c.Finished), c.Lost, pgText(c.Cause),
+			pgText(c.State), pgText(c.LastCommand), c.DataBytes, encodeIDs(c.MIDs), pgText(encodeLines(c.Lines))}
+	})
+}
+
+// queueMessages queues the upsert of the copied messages and the insert of
+// their recipients and deliveries. A message's recipients and deliveries
+// are only ever added to, so their rows are inserted, never deleted.
+func queueMessages(batch *pgx.Batch, ms []*Message) {
+	batch.Queue(`INSERT INTO messages SELECT * FROM mailgate_messages_in
+		ON CONFLICT (host, mid) DO UPDATE SET icid = excluded.icid, dcids = excluded.dcids,
+		remote_ip = excluded.remote_ip, remote_host = excluded.remote_host, sender_group = excluded.sender_group,
+		sender = excluded.sender, recipients = excluded.recipients, subject = excluded.subject,
+		message_id = excluded.message_id, size = excluded.size, started = excluded.started,
+		finished = excluded.finished, status = excluded.status, abort = excluded.abort,
+		abort_reason = excluded.abort_reason, abort_state = excluded.abort_state,
+		abort_bytes = excluded.abort_bytes, bounce_of = excluded.bounce_of, updated = excluded.updated,
+		lines = excluded.lines`)
+	var rAddr, rHost, dHost []string
+	var rMID, dDCID, dMID []int64
+	for _, m := range ms {
+		host := pgText(m.Host)
+		for _, r := range m.Recipients {
+			if r.Address != "" {
+				rAddr, rHost, rMID = append(rAddr, pgText(r.Address)), append(rHost, host), append(rMID, int64(m.MID))
+			}
+		}
+		for _, d := range m.DCIDs {
+			dHost, dDCID, dMID = append(dHost, host), append(dDCID, int64(d)), append(dMID, int64(m.MID))
+		}
+	}
+	if len(rAddr) > 0 {
+		batch.Queue(`INSERT INTO recipients (address, host, mid) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+			ON CONFLICT DO NOTHING`, rAddr, rHost, rMID)
+	}
+	if len(dHost) > 0 {
+		batch.Queue(`INSERT INTO deliveries (host, dcid, mid) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+			ON CONFLICT DO NOTHING`, dHost, dDCID, dMID)
+	}
+}
+
+// pgText makes s storable in a text column. PostgreSQL refuses NUL and
+// invalid UTF-8, where SQLite takes any bytes, and one such string would
+// fail its whole batch, again at every retry. Those bytes are written as
+// the mail log writes them, \xNN; valid text (all of it, in practice: the
+// mail log escapes what it logs) is left as it is.
+func pgText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == 0 || (r == utf8.RuneError && n == 1) {
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// Load returns the stored records of keys.
+func (p *Postgres) Load(ctx context.Context, keys Keys) (*Batch, error) {
+	b := &Batch{}
+	for i := 0; i < len(keys.Messages); i += pgChunk {
+		part := keys.Messages[i:min(i+pgChunk, len(keys.Messages))]
+		hosts, mids := make([]string, len(part)), make([]int64, len(part))
+		for j, k := range part {
+			hosts[j], mids[j] = pgText(k.Host), int64(k.MID)
+		}
+		ms, err := p.queryMessages(ctx, `SELECT `+messageCols+`, lines FROM messages
+			WHERE (host, mid) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))`, []any{hosts, mids}, true)
+		if err != nil {
+			return nil, fmt.Errorf("tracking: postgres: load: %w", err)
+		}
+		b.Messages = append(b.Messages, ms...)
+	}
+	for i := 0; i < len(keys.Conns); i += pgChunk {
+		part := keys.Conns[i:min(i+pgChunk, len(keys.Conns))]
+		hosts, kinds, ids := make([]string, len(part)), make([]int16, len(part)), make([]int64, len(part))
+		for j, k := range part {
+			hosts[j], kinds[j], ids[j] = pgText(k.Host), int16(k.Kind), int64(k.ID)
+		}
+		rows, err := p.pool.Query(ctx, `SELECT `+connCols+` FROM conns
+			WHERE (host, kind, id) IN (SELECT * FROM unnest($1::text[], $2::smallint[], $3::bigint[]))`, hosts, kinds, ids)
+		if err != nil {
+			return nil, fmt.Errorf("tracking: postgres: load: %w", err)
+		}
+		cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Conn, error) { return scanConn(r) })
+		if err != nil {
+			return nil, fmt.Errorf("tracking: postgres: load: %w", err)
+		}
+		b.Conns = append(b.Conns, cs...)
+	}
+	return b, nil
+}
+
+// Search returns the messages that match q, newest first.
+func (p *Postgres) Search(ctx context.Context, q Query) ([]Message, error) {
+	where, args := whereClause(pgDialect, q, nil)
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	stmt := `SELECT ` + messageCols + ` FROM messages` + where
+	stmt += fmt.Sprintf(" ORDER BY started DESC, mid DESC LIMIT %d", limit)
+	ms, err := p.queryMessages(ctx, stmt, args, false)
+	if err != nil {
+		return nil, fmt.Errorf("tracking: postgres: search: %w", err)
+	}
+	out := make([]Message, len(ms))
+	for i, m := range ms {
+		out[i] = *m
+	}
+	return out, nil
+}
+
+// Histogram counts the messages that match q by interval.
+func (p *Postgres) Histogram(ctx context.Context, q Query, step time.Duration) ([]Bucket, error) {
+	if step <= 0 {
+		return nil, fmt.Errorf("tracking: histogram step %v", step)
+	}
+	where, args := whereClause(pgDialect, q, []any{int64(step)})
+	rows, err := p.pool.Query(ctx, `SELECT started / $1 AS b, status, abort, count(*) FROM messages`+where+
+		` GROUP BY b, status, abort ORDER BY b`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("tracking: postgres: histogram: %w", err)
+	}
+	defer rows.Close()
+	var out []Bucket
+	for rows.Next() {
+		var b, n int64
+		var status, abort string
+		if err := rows.Scan(&b, &status, &abort, &n); err != nil {
+			return nil, fmt.Errorf("tracking: postgres: histogram: %w", err)
+		}
+		out = addBucket(out, fromUnixNano(b*int64(step)), Status(status), Abort(abort), int(n))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("tracking: postgres: histogram: %w", err)
+	}
+	return out, nil
+}
+
+// Watermark returns the time of the newest line stored for host.
+func (p *Postgres) Watermark(ctx context.Context, host string) (time.Time, error) {
+	var n int64
+	err := p.pool.QueryRow(ctx, `SELECT time FROM watermarks WHERE host = $1`, pgText(host)).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("tracking: postgres: watermark of %s: %w", host, err)
+	}
+	return fromUnixNano(n), nil
+}
+
+func (p *Postgres) queryMessages(ctx context.Context, q string, args []any, withLines bool) ([]*Message, error) {
+	rows, err := p.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Message, error) { return scanMessage(r, withLines) })
+}

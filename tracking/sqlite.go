@@ -1,0 +1,466 @@
+package tracking
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mailgate/mailgate/event"
+	_ "modernc.org/sqlite" // the pure-Go SQLite: no cgo, one static binary
+)
+
+// sqliteSchema holds the migrations, in order; the database records how
+// many it has run (PRAGMA user_version).
+var sqliteSchema = []string{
+	`CREATE TABLE messages (
+		host TEXT NOT NULL, mid INTEGER NOT NULL, icid INTEGER NOT NULL, dcids TEXT NOT NULL,
+		remote_ip TEXT NOT NULL, remote_host TEXT NOT NULL, sender_group TEXT NOT NULL,
+		sender TEXT NOT NULL COLLATE NOCASE, recipients TEXT NOT NULL,
+		subject TEXT NOT NULL, message_id TEXT NOT NULL, size INTEGER NOT NULL,
+		started INTEGER NOT NULL, finished INTEGER NOT NULL, status TEXT NOT NULL,
+		abort TEXT NOT NULL, abort_reason TEXT NOT NULL, abort_state TEXT NOT NULL, abort_bytes INTEGER NOT NULL,
+		bounce_of INTEGER NOT NULL, updated INTEGER NOT NULL, lines TEXT NOT NULL,
+		PRIMARY KEY (host, mid));
+	CREATE INDEX messages_started ON messages (started);
+	CREATE INDEX messages_sender ON messages (sender, started);
+	CREATE INDEX messages_icid ON messages (icid);
+	CREATE INDEX messages_message_id ON messages (message_id);
+	CREATE INDEX messages_remote_ip ON messages (remote_ip, started);
+	CREATE INDEX messages_status ON messages (status, started);
+	CREATE TABLE recipients (
+		address TEXT NOT NULL COLLATE NOCASE, host TEXT NOT NULL, mid INTEGER NOT NULL,
+		PRIMARY KEY (address, host, mid)) WITHOUT ROWID;
+	CREATE TABLE deliveries (
+		host TEXT NOT NULL, dcid INTEGER NOT NULL, mid INTEGER NOT NULL,
+		PRIMARY KEY (host, dcid, mid)) WITHOUT ROWID;
+	CREATE TABLE conns (
+		host TEXT NOT NULL, kind INTEGER NOT NULL, id INTEGER NOT NULL,
+		remote_ip TEXT NOT NULL, remote_host TEXT NOT NULL, sender_group TEXT NOT NULL,
+		started INTEGER NOT NULL, finished INTEGER NOT NULL, lost INTEGER NOT NULL,
+		cause TEXT NOT NULL, state TEXT NOT NULL, last_command TEXT NOT NULL,
+		data_bytes INTEGER NOT NULL, mids TEXT NOT NULL, lines TEXT NOT NULL,
+		PRIMARY KEY (host, kind, id));
+	CREATE TABLE watermarks (host TEXT PRIMARY KEY, time INTEGER NOT NULL);`,
+}
+
+// SQLite is the embedded store: one database file.
+type SQLite struct {
+	db *sql.DB
+}
+
+// OpenSQLite opens (creating it and its directory) the database file and
+// brings its schema up to date.
+func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	if p, ok := strings.CutPrefix(path, "file:"); ok {
+		path, _, _ = strings.Cut(p, "?") // our own pragmas follow
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("tracking: %w", err)
+		}
+	}
+	// WAL lets the page and the CLI read while the gateway writes;
+	// synchronous=NORMAL is safe with WAL (a crash loses at most the last
+	// transactions, which the mail log replays).
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(10000)", "foreign_keys(OFF)", "cache_size(-65536)"} {
+		q.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("tracking: open %s: %w", path, err)
+	}
+	s := &SQLite{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("tracking: %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// BEGIN IMMEDIATE: two processes opening a new database at once must
+	// not both create the tables.
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var v int
+	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		conn.ExecContext(ctx, "ROLLBACK")
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if v > len(sqliteSchema) {
+		conn.ExecContext(ctx, "ROLLBACK")
+		return fmt.Errorf("schema version %d is newer than this mailgate knows (%d)", v, len(sqliteSchema))
+	}
+	for i := v; i < len(sqliteSchema); i++ {
+		if _, err := conn.ExecContext(ctx, sqliteSchema[i]); err != nil {
+			conn.ExecContext(ctx, "ROLLBACK")
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(sqliteSchema))); err != nil {
+		conn.ExecContext(ctx, "ROLLBACK")
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *SQLite) Close() error { return s.db.Close() }
+
+const messageCols = `host, mid, icid, dcids, remote_ip, remote_host, sender_group, sender, recipients,
+	subject, message_id, size, started, finished, status, abort, abort_reason, abort_state, abort_bytes, bounce_of, updated`
+
+const connCols = `host, kind, id, remote_ip, remote_host, sender_group, started, finished, lost,
+	cause, state, last_command, data_bytes, mids, lines`
+
+// Write stores the batch in one transaction.
+func (s *SQLite) Write(ctx context.Context, b *Batch) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if len(b.Messages) > 0 {
+		putM, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO messages (`+messageCols+`, lines)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		if err != nil {
+			return err
+		}
+		putR, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO recipients (address, host, mid) VALUES (?,?,?)`)
+		if err != nil {
+			return err
+		}
+		putD, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO deliveries (host, dcid, mid) VALUES (?,?,?)`)
+		if err != nil {
+			return err
+		}
+		// A message's recipients and deliveries are only ever added to, so
+		// their rows are inserted, never deleted.
+		for _, m := range b.Messages {
+			if _, err := putM.ExecContext(ctx, m.Host, int64(m.MID), int64(m.ICID), encodeIDs(m.DCIDs),
+				m.RemoteIP, m.RemoteHost, m.SenderGroup, m.Sender, encodeRecipients(m.Recipients),
+				m.Subject, m.MessageID, m.Size, unixNano(m.Started), unixNano(m.Finished), string(m.Status),
+				string(m.Abort), m.AbortReason, m.AbortState, m.AbortBytes, int64(m.BounceOf), unixNano(m.Updated),
+				encodeLines(m.Lines)); err != nil {
+				return fmt.Errorf("MID %d: %w", m.MID, err)
+			}
+			for _, r := range m.Recipients {
+				if r.Address == "" {
+					continue
+				}
+				if _, err := putR.ExecContext(ctx, r.Address, m.Host, int64(m.MID)); err != nil {
+					return fmt.Errorf("MID %d: %w", m.MID, err)
+				}
+			}
+			for _, d := range m.DCIDs {
+				if _, err := putD.ExecContext(ctx, m.Host, int64(d), int64(m.MID)); err != nil {
+					return fmt.Errorf("MID %d: %w", m.MID, err)
+				}
+			}
+		}
+	}
+	if len(b.Conns) > 0 {
+		putC, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO conns (`+connCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		if err != nil {
+			return err
+		}
+		for _, c := range b.Conns {
+			if _, err := putC.ExecContext(ctx, c.Host, int(c.Kind), int64(c.ID), c.RemoteIP, c.RemoteHost,
+				c.SenderGroup, unixNano(c.Started), unixNano(c.Finished), c.Lost, c.Cause, c.State,
+				c.LastCommand, c.DataBytes, encodeIDs(c.MIDs), encodeLines(c.Lines)); err != nil {
+				return fmt.Errorf("%v %d: %w", c.Kind, c.ID, err)
+			}
+		}
+	}
+	for host, t := range b.Watermarks {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO watermarks (host, time) VALUES (?, ?)
+			ON CONFLICT (host) DO UPDATE SET time = max(time, excluded.time)`, host, unixNano(t)); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// Load returns the stored records of keys.
+func (s *SQLite) Load(ctx context.Context, keys Keys) (*Batch, error) {
+	b := &Batch{}
+	const chunk = 400 // bound variables per statement
+	for i := 0; i < len(keys.Messages); i += chunk {
+		part := keys.Messages[i:min(i+chunk, len(keys.Messages))]
+		var q strings.Builder
+		args := make([]any, 0, 2*len(part))
+		q.WriteString(`SELECT ` + messageCols + `, lines FROM messages WHERE (host, mid) IN (VALUES `)
+		for j, k := range part {
+			if j > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?,?)")
+			args = append(args, k.Host, int64(k.MID))
+		}
+		q.WriteByte(')')
+		ms, err := s.queryMessages(ctx, q.String(), args, true)
+		if err != nil {
+			return nil, err
+		}
+		b.Messages = append(b.Messages, ms...)
+	}
+	for i := 0; i < len(keys.Conns); i += chunk {
+		part := keys.Conns[i:min(i+chunk, len(keys.Conns))]
+		var q strings.Builder
+		args := make([]any, 0, 3*len(part))
+		q.WriteString(`SELECT ` + connCols + ` FROM conns WHERE (host, kind, id) IN (VALUES `)
+		for j, k := range part {
+			if j > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?,?,?)")
+			args = append(args, k.Host, int(k.Kind), int64(k.ID))
+		}
+		q.WriteByte(')')
+		rows, err := s.db.QueryContext(ctx, q.String(), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			c, err := scanConn(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			b.Conns = append(b.Conns, c)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// Search returns the messages that match q, newest first.
+func (s *SQLite) Search(ctx context.Context, q Query) ([]Message, error) {
+	where, args := whereClause(sqliteDialect, q, nil)
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	stmt := `SELECT ` + messageCols + ` FROM messages` + where
+	stmt += fmt.Sprintf(" ORDER BY started DESC, mid DESC LIMIT %d", limit)
+	ms, err := s.queryMessages(ctx, stmt, args, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Message, len(ms))
+	for i, m := range ms {
+		out[i] = *m
+	}
+	return out, nil
+}
+
+// Histogram counts the messages that match q by interval.
+func (s *SQLite) Histogram(ctx context.Context, q Query, step time.Duration) ([]Bucket, error) {
+	if step <= 0 {
+		return nil, fmt.Errorf("tracking: histogram step %v", step)
+	}
+	where, args := whereClause(sqliteDialect, q, []any{int64(step)})
+	rows, err := s.db.QueryContext(ctx, `SELECT started / ? AS b, status, abort, count(*) FROM messages`+where+
+		` GROUP BY b, status, abort ORDER BY b`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("tracking: histogram: %w", err)
+	}
+	defer rows.Close()
+	var out []Bucket
+	for rows.Next() {
+		var b int64
+		var status, abort string
+		var n int
+		if err := rows.Scan(&b, &status, &abort, &n); err != nil {
+			return nil, fmt.Errorf("tracking: histogram: %w", err)
+		}
+		out = addBucket(out, fromUnixNano(b*int64(step)), Status(status), Abort(abort), n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("tracking: histogram: %w", err)
+	}
+	return out, nil
+}
+
+// A dialect is how a backend spells what differs in the filters of a
+// Query, so that both backends build them in one place (whereClause).
+type dialect struct {
+	arg   func(n int) string // the nth placeholder, from 1
+	fold  func(col string) string
+	ilike string // the case-insensitive LIKE, for the subject
+}
+
+// sqliteDialect: "?" placeholders; sender and address are COLLATE NOCASE
+// and SQLite's LIKE ignores (ASCII) case, so nothing needs folding.
+var sqliteDialect = dialect{
+	arg:   func(int) string { return "?" },
+	fold:  func(col string) string { return col },
+	ilike: "LIKE",
+}
+
+// whereClause is the WHERE clause (with its leading space) of q's filters,
+// and args with their values appended; placeholders are numbered after
+// the args given.
+func whereClause(d dialect, q Query, args []any) (string, []any) {
+	var where []string
+	// cond has one '?' where its value goes.
+	add := func(cond string, a any) {
+		args = append(args, a)
+		where = append(where, strings.ReplaceAll(cond, "?", d.arg(len(args))))
+	}
+	if q.Host != "" {
+		add("host = ?", q.Host)
+	}
+	if q.MID != 0 {
+		add("mid = ?", int64(q.MID))
+	}
+	if q.ICID != 0 {
+		add("icid = ?", int64(q.ICID))
+	}
+	if q.DCID != 0 {
+		add("(host, mid) IN (SELECT host, mid FROM deliveries WHERE dcid = ?)", int64(q.DCID))
+	}
+	if q.Sender != "" {
+		if p, ok := likePattern(q.Sender); ok {
+			add(d.fold("sender")+` LIKE `+d.fold("?")+` ESCAPE '\'`, p)
+		} else {
+			add(d.fold("sender")+" = "+d.fold("?"), q.Sender)
+		}
+	}
+	if q.Recipient != "" {
+		if p, ok := likePattern(q.Recipient); ok {
+			add(`(host, mid) IN (SELECT host, mid FROM recipients WHERE `+d.fold("address")+` LIKE `+d.fold("?")+` ESCAPE '\')`, p)
+		} else {
+			add("(host, mid) IN (SELECT host, mid FROM recipients WHERE "+d.fold("address")+" = "+d.fold("?")+")", q.Recipient)
+		}
+	}
+	if q.Subject != "" {
+		add(`subject `+d.ilike+` ? ESCAPE '\'`, substringPattern(q.Subject))
+	}
+	if q.MessageID != "" {
+		add("message_id = ?", q.MessageID)
+	}
+	if q.RemoteIP != "" {
+		add("remote_ip = ?", q.RemoteIP)
+	}
+	if q.Status != "" {
+		add("status = ?", string(q.Status))
+	}
+	if q.Abort != "" {
+		add("abort = ?", string(q.Abort))
+	}
+	if !q.Since.IsZero() {
+		add("started >= ?", q.Since.UnixNano())
+	}
+	if !q.Until.IsZero() {
+		add("started < ?", q.Until.UnixNano())
+	}
+	if len(where) == 0 {
+		return "", args
+	}
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+// Watermark returns the time of the newest line stored for host.
+func (s *SQLite) Watermark(ctx context.Context, host string) (time.Time, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT time FROM watermarks WHERE host = ?`, host).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("tracking: watermark of %s: %w", host, err)
+	}
+	return fromUnixNano(n), nil
+}
+
+func (s *SQLite) queryMessages(ctx context.Context, q string, args []any, withLines bool) ([]*Message, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("tracking: query: %w", err)
+	}
+	defer rows.Close()
+	var out []*Message
+	for rows.Next() {
+		m, err := scanMessage(rows, withLines)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("tracking: query: %w", err)
+	}
+	return out, nil
+}
+
+// scanner is *sql.Rows or pgx.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanMessage(row scanner, withLines bool) (*Message, error) {
+	var m Message
+	var mid, icid, bounceOf, started, finished, updated int64
+	var dcids, rcpts, status, abort, lines string
+	dest := []any{&m.Host, &mid, &icid, &dcids, &m.RemoteIP, &m.RemoteHost, &m.SenderGroup, &m.Sender, &rcpts,
+		&m.Subject, &m.MessageID, &m.Size, &started, &finished, &status, &abort, &m.AbortReason, &m.AbortState,
+		&m.AbortBytes, &bounceOf, &updated}
+	if withLines {
+		dest = append(dest, &lines)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return nil, fmt.Errorf("tracking: read message: %w", err)
+	}
+	m.MID, m.ICID, m.BounceOf = uint64(mid), uint64(icid), uint64(bounceOf)
+	m.Started, m.Finished, m.Updated = fromUnixNano(started), fromUnixNano(finished), fromUnixNano(updated)
+	m.Status, m.Abort = Status(status), Abort(abort)
+	var err error
+	if m.DCIDs, err = decodeIDs(dcids); err != nil {
+		return nil, err
+	}
+	if m.Recipients, err = decodeRecipients(rcpts); err != nil {
+		return nil, err
+	}
+	if m.Lines, err = decodeLines(lines); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+func scanConn(row scanner) (*Conn, error) {
+	var c Conn
+	var kind int
+	var id, started, finished int64
+	var mids, lines string
+	if err := row.Scan(&c.Host, &kind, &id, &c.RemoteIP, &c.RemoteHost, &c.SenderGroup, &started, &finished,
+		&c.Lost, &c.Cause, &c.State, &c.LastCommand, &c.DataBytes, &mids, &lines); err != nil {
+		return nil, fmt.Errorf("tracking: read connection: %w", err)
+	}
+	c.Kind, c.ID = event.ConnKind(kind), uint64(id)
+	c.Started, c.Finished = fromUnixNano(started), fromUnixNano(finished)
+	var err error
+	if c.MIDs, err = decodeIDs(mids); err != nil {
+		return nil, err
+	}
+	if c.Lines, err = decodeLines(lines); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}

@@ -1,0 +1,122 @@
+package tracking
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mailgate/mailgate/event"
+)
+
+// A Store keeps tracking records. Both backends pass the same suite
+// (tracking/storetest).
+type Store interface {
+	// Write stores the batch in one transaction: each record replaces the
+	// stored one of the same key (host, MID) or (host, kind, ID), and each
+	// watermark replaces the host's.
+	Write(ctx context.Context, b *Batch) error
+
+	// Load returns the stored records of these keys, with their lines;
+	// keys not stored are absent from the result.
+	Load(ctx context.Context, keys Keys) (*Batch, error)
+
+	// Search returns the messages that match q, newest first, without their
+	// lines.
+	Search(ctx context.Context, q Query) ([]Message, error)
+
+	// Histogram counts the messages that match q (but for its Limit) by
+	// the interval of width step their Started falls in, oldest first;
+	// intervals without messages are left out.
+	Histogram(ctx context.Context, q Query, step time.Duration) ([]Bucket, error)
+
+	// Watermark returns the time of the newest line stored for host (zero
+	// when none), from which a gateway catches up from its mail log.
+	Watermark(ctx context.Context, host string) (time.Time, error)
+
+	Close() error
+}
+
+// Batch is what a Tracker writes at once.
+type Batch struct {
+	Messages   []*Message
+	Conns      []*Conn
+	Watermarks map[string]time.Time // host → time of its newest line in the batch
+}
+
+// Keys names records to Load.
+type Keys struct {
+	Messages []MessageKey
+	Conns    []ConnKey
+}
+
+// MessageKey names a message.
+type MessageKey struct {
+	Host string
+	MID  uint64
+}
+
+// ConnKey names a connection.
+type ConnKey struct {
+	Host string
+	Kind event.ConnKind
+	ID   uint64
+}
+
+// ErrNotFound is returned by Find when no message has the key.
+var ErrNotFound = errors.New("tracking: no such message")
+
+// Find returns one message with its lines, and its connections.
+func Find(ctx context.Context, s Store, host string, mid uint64) (*Message, []*Conn, error) {
+	b, err := s.Load(ctx, Keys{Messages: []MessageKey{{host, mid}}})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(b.Messages) == 0 {
+		return nil, nil, fmt.Errorf("%w: MID %d on %s", ErrNotFound, mid, host)
+	}
+	m := b.Messages[0]
+	var keys Keys
+	if m.ICID != 0 {
+		keys.Conns = append(keys.Conns, ConnKey{host, event.InboundConn, m.ICID})
+	}
+	for _, d := range m.DCIDs {
+		if d != 0 {
+			keys.Conns = append(keys.Conns, ConnKey{host, event.OutboundConn, d})
+		}
+	}
+	if len(keys.Conns) == 0 {
+		return m, nil, nil
+	}
+	cb, err := s.Load(ctx, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, cb.Conns, nil
+}
+
+// Open opens the store a configuration names: driver "sqlite" (dsn: the
+// database file) or "postgres" (dsn: a connection string or URL).
+func Open(ctx context.Context, driver, dsn string) (Store, error) {
+	switch driver {
+	case "sqlite", "":
+		return OpenSQLite(ctx, dsn)
+	case "postgres":
+		return OpenPostgres(ctx, dsn)
+	}
+	return nil, fmt.Errorf("tracking: unknown driver %q (sqlite or postgres)", driver)
+}
+
+// addBucket adds n messages of status s (and abort kind a) to the bucket
+// starting at t, the last of out or a new one.
+func addBucket(out []Bucket, t time.Time, s Status, a Abort, n int) []Bucket {
+	if len(out) == 0 || !out[len(out)-1].Start.Equal(t) {
+		out = append(out, Bucket{Start: t, Status: map[Status]int{}, Abort: map[Abort]int{}})
+	}
+	b := &out[len(out)-1]
+	b.Status[s] += n
+	if a != "" {
+		b.Abort[a] += n
+	}
+	return out
+}

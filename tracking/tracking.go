@@ -1,0 +1,158 @@
+// Package tracking keeps what the mail log says about every message, so that
+// an administrator can find one in seconds and read its whole life: the
+// message-tracking of the Cisco SMA, for mailgate's own logs and for those of
+// real ESAs.
+//
+// A Tracker folds log entries (event.Entry, from the running gateway or from
+// the maillog parser: one code path) into records: one Message per (host,
+// MID) with its envelope, per-recipient outcome, status and its own log
+// lines, and one Conn per inbound (ICID) or outbound (DCID) connection with
+// the lines that name no message. A message's timeline is its lines merged
+// with those of its connections (Timeline), as the ESA's findevent pulls in
+// the ICID and DCID lines.
+//
+// A Store keeps the records: SQLite (the embedded default) or PostgreSQL
+// (shared by many gateways; every record carries the gateway's host name).
+// Writes are whole records, merged in the Tracker, so that feeding the same
+// lines twice changes nothing: a line already in a record is not added again.
+package tracking
+
+import (
+	"time"
+
+	"github.com/mailgate/mailgate/event"
+)
+
+// Status is what became of a message, or of one of its recipients.
+type Status string
+
+const (
+	Receiving Status = "receiving" // injection under way
+	Queued    Status = "queued"    // accepted, not yet delivered
+	Delivered Status = "delivered" // the next hop accepted every recipient
+	Bounced   Status = "bounced"   // a recipient failed for good (the others may be delivered)
+	Delayed   Status = "delayed"   // a recipient failed for now and waits for a retry
+	Aborted   Status = "aborted"   // injection did not complete: see Abort
+	Rejected  Status = "rejected"  // refused during injection: no recipient accepted, or too large
+	Dropped   Status = "dropped"   // discarded by the gateway (a filter, a double bounce, a deletion)
+)
+
+// Statuses lists every Status, in the order a message goes through them.
+var Statuses = []Status{Receiving, Queued, Delayed, Delivered, Bounced, Aborted, Rejected, Dropped}
+
+// Final reports whether nothing more is expected for a recipient in s.
+func (s Status) Final() bool {
+	switch s {
+	case Delivered, Bounced, Rejected, Dropped, Aborted:
+		return true
+	}
+	return false
+}
+
+// Abort is why an injection did not complete.
+type Abort string
+
+const (
+	AbortLost       Abort = "lost"        // the connection broke below SMTP (FIN, RST, a firewall)
+	AbortTimeout    Abort = "timeout"     // the client sent nothing for the listener's timeout
+	AbortSenderQuit Abort = "sender_quit" // the client sent QUIT before the end of DATA
+)
+
+// Aborts lists every Abort kind.
+var Aborts = []Abort{AbortLost, AbortTimeout, AbortSenderQuit}
+
+// Message is one message (MID) of one gateway.
+type Message struct {
+	Host        string      `json:"host"`
+	MID         uint64      `json:"mid"`
+	ICID        uint64      `json:"icid"`
+	DCIDs       []uint64    `json:"dcids"`
+	RemoteIP    string      `json:"remote_ip"`
+	RemoteHost  string      `json:"remote_host"`  // the verified PTR name, "unknown" or ""
+	SenderGroup string      `json:"sender_group"` // the HAT sender group
+	Sender      string      `json:"sender"`
+	Recipients  []Recipient `json:"recipients"`
+	Subject     string      `json:"subject"`
+	MessageID   string      `json:"message_id"`
+	Size        int64       `json:"size"`
+	Started     time.Time   `json:"started"`
+	Finished    time.Time   `json:"finished"` // zero while the message is in the gateway
+	Status      Status      `json:"status"`
+	Abort       Abort       `json:"abort"`        // when Status is Aborted
+	AbortReason string      `json:"abort_reason"` // the ESA's words: "Receiving aborted", "Dropped by CASE"
+	AbortState  string      `json:"abort_state"`  // SMTP state when the injection ended: "rcpt", "data", ...
+	AbortBytes  int64       `json:"abort_bytes"`  // bytes of DATA received before the abort (mailgate's logs only)
+	BounceOf    uint64      `json:"bounce_of"`    // for a DSN the gateway generated: the MID that bounced
+	Updated     time.Time   `json:"updated"`      // time of the newest line
+
+	Lines []Line `json:"-"` // the message's own lines, in order
+}
+
+// Recipient is one envelope recipient (RID) and what became of it.
+type Recipient struct {
+	RID       int       `json:"rid"`
+	Address   string    `json:"address"`
+	Status    Status    `json:"status"`
+	DCID      uint64    `json:"dcid"`       // the delivery that settled it (or the last attempt)
+	Code      string    `json:"code"`       // enhanced status of a failure, "5.1.1"
+	Response  string    `json:"response"`   // the next hop's reply, or the failure's reason
+	NextRetry time.Time `json:"next_retry"` // for Delayed: "pending till"
+	Time      time.Time `json:"time"`       // of the line that set Status
+}
+
+// Conn is one connection: inbound (ICID) or outbound (DCID).
+type Conn struct {
+	Host        string         `json:"host"`
+	Kind        event.ConnKind `json:"-"`
+	ID          uint64         `json:"id"`
+	RemoteIP    string         `json:"remote_ip"`
+	RemoteHost  string         `json:"remote_host"`
+	SenderGroup string         `json:"sender_group"`
+	Started     time.Time      `json:"started"`
+	Finished    time.Time      `json:"finished"`
+	Lost        bool           `json:"lost"`  // "ICID n lost" was logged
+	Cause       string         `json:"cause"` // mailgate's "ended cause=", or "" for other logs
+	State       string         `json:"state"` // SMTP state when it ended
+	LastCommand string         `json:"last_command"`
+	DataBytes   int64          `json:"data_bytes"`
+	MIDs        []uint64       `json:"mids"` // messages begun on it (ICID), in order
+	Lines       []Line         `json:"-"`
+}
+
+// Line is one log line of a timeline: its time, level and the message text
+// as the ESA writes it after the level word ("MID 5 queued for delivery").
+type Line struct {
+	Time  time.Time   `json:"time"`
+	Level event.Level `json:"-"`
+	Text  string      `json:"text"`
+}
+
+// Query selects messages; zero fields do not filter. Address filters match
+// the whole address without regard to case, or, with a '*', as a pattern
+// ("*@example.com"); Subject matches a substring without regard to case.
+type Query struct {
+	Host      string
+	MID       uint64
+	ICID      uint64
+	DCID      uint64
+	Sender    string
+	Recipient string
+	Subject   string
+	MessageID string
+	RemoteIP  string
+	Status    Status
+	Abort     Abort
+	Since     time.Time // Started at or after
+	Until     time.Time // Started before
+	Limit     int       // 0: DefaultLimit
+}
+
+// DefaultLimit is the number of messages a Query returns when it sets none.
+const DefaultLimit = 100
+
+// Bucket counts the messages started in one interval of a Histogram.
+type Bucket struct {
+	Start  time.Time      `json:"start"`
+	Status map[Status]int `json:"status"` // messages by status
+	Abort  map[Abort]int  `json:"abort"`  // aborted messages by kind
+}

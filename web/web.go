@@ -1,0 +1,141 @@
+// Package web serves message tracking over HTTP: a JSON API over a
+// tracking.Store and the page administrators use to search it, in the
+// manner of the Cisco SMA's Message Tracking.
+//
+// The page is static (embedded, no build step) and talks to the API like
+// any other client. Log text comes from the network (subjects, addresses,
+// remote replies), so the page only ever puts it in the document as text,
+// and the Content-Security-Policy forbids inline script in case it one day
+// does not.
+package web
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mailgate/mailgate/tracking"
+)
+
+//go:embed static
+var static embed.FS
+
+// Options configure Handler.
+type Options struct {
+	Store tracking.Store
+
+	// Token, when not empty, is required of every API request as
+	// "Authorization: Bearer <token>". The page itself is served without
+	// it: it holds no data, and asks for the token when the API refuses.
+	Token string
+
+	Logger *slog.Logger     // nil: slog.Default()
+	Now    func() time.Time // nil: time.Now; relative filters ("24h") count back from it
+}
+
+// Handler returns the page (at /) and the API (under /api/).
+func Handler(o Options) http.Handler {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	a := &api{store: o.Store, log: o.Logger, now: o.Now}
+
+	apiMux := http.NewServeMux()
+	apiMux.HandleFunc("GET /api/messages", a.messages)
+	apiMux.HandleFunc("GET /api/messages/{host}/{mid}", a.message)
+	apiMux.HandleFunc("GET /api/histogram", a.histogram)
+	apiMux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
+	})
+
+	sub, err := fs.Sub(static, "static")
+	if err != nil {
+		panic(err) // the embedded tree is part of the binary: cannot happen
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/", noStore(requireToken(o.Token, apiMux)))
+	mux.Handle("/", page(http.FileServerFS(sub)))
+	return securityHeaders(mux)
+}
+
+// csp allows the page's own files and nothing else: no inline script or
+// style, no other origin, no framing. SVG drawn through the DOM needs no
+// exception.
+const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", csp)
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// noStore keeps tracking data (addresses, subjects) out of browser and
+// proxy caches.
+func noStore(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// page serves the page's files, which are only ever read. The browser
+// revalidates them so that a new gateway version's page is not mixed with
+// an old cached script.
+func page(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-cache")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// requireToken refuses API requests without the bearer token. Both sides
+// are hashed before the constant-time compare so that not even the
+// token's length leaks through timing.
+func requireToken(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := bearer(r.Header.Get("Authorization"))
+		sum := sha256.Sum256([]byte(got))
+		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mailgate"`)
+			msg := "this API needs the access token: Authorization: Bearer <token>"
+			if ok {
+				msg = "the access token is not the right one"
+			}
+			writeError(w, http.StatusUnauthorized, msg)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func bearer(header string) (string, bool) {
+	scheme, tok, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
