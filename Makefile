@@ -21,6 +21,9 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzParseRule -fuzztime $(FUZZTIME) ./policy
 	$(GO) test -run XXX -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./config
 	$(GO) test -run XXX -fuzz FuzzBuild -fuzzminimizetime 5s -fuzztime $(FUZZTIME) ./dsn
+	$(GO) test -run XXX -fuzz FuzzFrames -fuzztime $(FUZZTIME) ./syslog
+	$(GO) test -run XXX -fuzz FuzzImport -fuzzminimizetime 5s -fuzztime $(FUZZTIME) ./tracking
+	$(GO) test -run XXX -fuzz FuzzParseQuery -fuzztime $(FUZZTIME) ./tracking
 
 bench:
 	./bench/receive.sh

@@ -106,3 +106,29 @@ func inUTC(q Query) Query {
 	}
 	return q
 }
+
+// FuzzParseQuery: a query string comes from any HTTP client. Parsing
+// never panics, and what it accepts is within bounds.
+func FuzzParseQuery(f *testing.F) {
+	for _, s := range []string{"", "mid=5", "sender=*@example.com&since=24h", "since=2026-03-01&until=2026-03-02",
+		"limit=10000", "since=7d&until=1d", "remote_ip=::ffff:192.0.2.1", "mid=MID+1005", "status=aborted&abort=lost"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, raw string) {
+		v, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		q, err := ParseQuery(v, now)
+		if err != nil {
+			return
+		}
+		if q.Limit < 0 || q.Limit > MaxLimit {
+			t.Errorf("limit %d accepted", q.Limit)
+		}
+		if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+			t.Errorf("since %v not before until %v", q.Since, q.Until)
+		}
+	})
+}
