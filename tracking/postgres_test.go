@@ -24,21 +24,29 @@ func postgresDSN() string {
 	return "postgres://root@127.0.0.1:5432/test?sslmode=disable"
 }
 
-// postgresSchema creates a schema for the test alone, dropped at its end,
-// so that tests and runs do not see each other's records, and returns the
-// DSN that selects it. It skips the test when there is no server, unless
-// under CI, which must run it.
-func postgresSchema(tb testing.TB) string {
+// connectPostgres connects to the test server. It skips the test when
+// there is none, unless under CI, which must run it.
+func connectPostgres(tb testing.TB) *pgx.Conn {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	dsn := postgresDSN()
-	admin, err := pgx.Connect(ctx, dsn)
+	c, err := pgx.Connect(ctx, postgresDSN())
 	if err != nil {
 		if os.Getenv("CI") == "1" {
 			tb.Fatalf("PostgreSQL: %v", err)
 		}
 		tb.Skipf("no PostgreSQL (%v); MAILGATE_TEST_POSTGRES names the server", err)
 	}
+	return c
+}
+
+// postgresSchema creates a schema for the test alone, dropped at its end,
+// so that tests and runs do not see each other's records, and returns the
+// DSN that selects it.
+func postgresSchema(tb testing.TB) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dsn := postgresDSN()
+	admin := connectPostgres(tb)
 	defer admin.Close(context.Background())
 	// The extension is one per database, and goes to the first schema of
 	// the search_path when created: make it in the default one, or it
@@ -89,6 +97,7 @@ func withSearchPath(dsn, schema string) string {
 }
 
 func TestPostgres(t *testing.T) {
+	connectPostgres(t).Close(context.Background()) // skip (or fail) once, not in every subtest
 	storetest.Run(t, func(t *testing.T) tracking.Store { return openPostgres(t) })
 }
 

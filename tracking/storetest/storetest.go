@@ -27,6 +27,8 @@ func Run(t *testing.T, open func(t *testing.T) tracking.Store) {
 		{"Replace", testReplace},
 		{"LoadAbsent", testLoadAbsent},
 		{"Many", testMany},
+		{"Concurrent", testConcurrent},
+		{"Canceled", testCanceled},
 		{"Search", testSearch},
 		{"Histogram", testHistogram},
 		{"Watermark", testWatermark},
@@ -367,6 +369,53 @@ func testMany(t *testing.T, s tracking.Store) {
 	write(t, s, b)
 	sameRecords(t, load(t, s, keysOf(b)), b)
 	// Again, as updates of every row.
+	write(t, s, b)
+	sameRecords(t, load(t, s, keysOf(b)), b)
+}
+
+// testConcurrent has several gateways write at once, as they share a
+// PostgreSQL store.
+func testConcurrent(t *testing.T, s tracking.Store) {
+	var batches []*tracking.Batch
+	for i := range 4 {
+		batches = append(batches, Messages(fmt.Sprintf("esa%d", i), 1, 300, true))
+	}
+	errs := make(chan error, len(batches))
+	for _, b := range batches {
+		go func() {
+			err := s.Write(context.Background(), b)
+			if err == nil {
+				err = s.Write(context.Background(), b)
+			}
+			errs <- err
+		}()
+	}
+	for range batches {
+		if err := <-errs; err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+	}
+	for _, b := range batches {
+		sameRecords(t, load(t, s, keysOf(b)), b)
+	}
+}
+
+// testCanceled checks that a write that fails leaves nothing behind, and
+// the store usable.
+func testCanceled(t *testing.T, s tracking.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b := &tracking.Batch{Messages: []*tracking.Message{full()}, Conns: fullConns(),
+		Watermarks: map[string]time.Time{"esa1.example.com": at(time.Hour)}}
+	if err := s.Write(ctx, b); err == nil {
+		t.Fatal("Write with a canceled context: no error")
+	}
+	if got := load(t, s, keysOf(b)); len(got.Messages) != 0 || len(got.Conns) != 0 {
+		t.Errorf("after a failed write: %d messages, %d connections", len(got.Messages), len(got.Conns))
+	}
+	if w, err := s.Watermark(context.Background(), "esa1.example.com"); err != nil || !w.IsZero() {
+		t.Errorf("after a failed write: watermark %v, %v", w, err)
+	}
 	write(t, s, b)
 	sameRecords(t, load(t, s, keysOf(b)), b)
 }
