@@ -70,11 +70,19 @@ func fromUnixNano(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
+// storedRecipient has Recipient's fields without its MarshalJSON, which
+// is for readers (nulls for zero times) and costs a second encoding pass.
+type storedRecipient Recipient
+
 func encodeRecipients(rs []Recipient) string {
 	if len(rs) == 0 {
 		return "[]"
 	}
-	b, err := json.Marshal(rs)
+	stored := make([]storedRecipient, len(rs))
+	for i, r := range rs {
+		stored[i] = storedRecipient(r)
+	}
+	b, err := json.Marshal(stored)
 	if err != nil {
 		panic(err) // plain strings, numbers and times: cannot fail
 	}
@@ -82,11 +90,15 @@ func encodeRecipients(rs []Recipient) string {
 }
 
 func decodeRecipients(s string) ([]Recipient, error) {
-	var rs []Recipient
+	var rs []storedRecipient
 	if err := json.Unmarshal([]byte(s), &rs); err != nil {
 		return nil, fmt.Errorf("tracking: bad stored recipients: %w", err)
 	}
-	return rs, nil
+	out := make([]Recipient, len(rs))
+	for i, r := range rs {
+		out[i] = Recipient(r)
+	}
+	return out, nil
 }
 
 func encodeIDs(ids []uint64) string {
