@@ -115,13 +115,16 @@ func (f *Feed) Run(ctx context.Context, s Store) error {
 			f.drain()
 			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			return f.tracker.Flush(fctx)
+			return f.tracker.Sync(fctx)
 		}
 		if err := f.tracker.Flush(ctx); err != nil {
 			if ctx.Err() != nil {
 				continue
 			}
 			f.logger.Warn("tracking: store write failed; the mail log keeps the lines", "err", err)
+			// What that write held is read back from the log, from the
+			// watermark of the last write that succeeded.
+			f.markGap(time.Time{})
 			f.shed()
 			continue
 		}

@@ -38,11 +38,14 @@ type Tracker struct {
 
 	lastSec int64 // the second of the last whole-second entry
 	secN    int   // entries before it in that second
+
+	pending  chan error  // the write under way, if any
+	inflight map[any]any // its records, by MessageKey and ConnKey
 }
 
 // Options tune a Tracker; zero values take the defaults.
 type Options struct {
-	ChunkSize int // entries per load-apply-write round; 0: 20000
+	ChunkSize int // entries per load-apply-write round; 0: 100000
 	MaxOpen   int // unfinished records kept in memory; 0: 200000
 }
 
@@ -82,7 +85,7 @@ type crec struct {
 // NewTracker returns a Tracker writing to s.
 func NewTracker(s Store, o Options) *Tracker {
 	if o.ChunkSize <= 0 {
-		o.ChunkSize = 20000
+		o.ChunkSize = 100000
 	}
 	if o.MaxOpen <= 0 {
 		o.MaxOpen = 200000
@@ -165,7 +168,7 @@ func (t *Tracker) load(ctx context.Context) error {
 	if len(keys.Messages) == 0 && len(keys.Conns) == 0 {
 		return t.loadLast(ctx)
 	}
-	b, err := t.store.Load(ctx, keys)
+	b, err := t.storeLoad(ctx, keys)
 	if err != nil {
 		return fmt.Errorf("tracking: load %d messages, %d connections: %w", len(keys.Messages), len(keys.Conns), err)
 	}
@@ -212,7 +215,7 @@ func (t *Tracker) loadLast(ctx context.Context) error {
 	if len(keys.Messages) == 0 {
 		return nil
 	}
-	b, err := t.store.Load(ctx, keys)
+	b, err := t.storeLoad(ctx, keys)
 	if err != nil {
 		return fmt.Errorf("tracking: load %d messages: %w", len(keys.Messages), err)
 	}
@@ -234,30 +237,119 @@ func (r *mrec) restore() {
 	}
 }
 
+// write hands copies of the changed records to a goroutine that writes
+// them while the next chunk is read and folded (the store's work and ours
+// then take a core each). One write is under way at a time; its error is
+// returned by the next write, or by Sync.
 func (t *Tracker) write(ctx context.Context) error {
 	b := &Batch{Watermarks: t.marks}
 	for _, r := range t.msgs {
 		if r.dirty {
 			r.settle()
-			b.Messages = append(b.Messages, &r.Message)
+			b.Messages = append(b.Messages, r.Message.clone())
 		}
 	}
 	for _, r := range t.conns {
 		if r.dirty {
-			b.Conns = append(b.Conns, &r.Conn)
+			b.Conns = append(b.Conns, r.Conn.clone())
 		}
 	}
 	if len(b.Messages) == 0 && len(b.Conns) == 0 && len(b.Watermarks) == 0 {
 		return nil
 	}
-	if err := t.store.Write(ctx, b); err != nil {
-		return fmt.Errorf("tracking: write %d messages, %d connections: %w", len(b.Messages), len(b.Conns), err)
+	if err := t.wait(); err != nil {
+		return err
 	}
+	t.inflight = make(map[any]any, len(b.Messages)+len(b.Conns))
+	for _, m := range b.Messages {
+		t.inflight[MessageKey{m.Host, m.MID}] = m
+	}
+	for _, c := range b.Conns {
+		t.inflight[ConnKey{c.Host, c.Kind, c.ID}] = c
+	}
+	done := make(chan error, 1)
+	t.pending = done
+	go func() {
+		if err := t.store.Write(ctx, b); err != nil {
+			done <- fmt.Errorf("tracking: write %d messages, %d connections: %w", len(b.Messages), len(b.Conns), err)
+			return
+		}
+		done <- nil
+	}()
 	t.stats.Messages += int64(len(b.Messages))
 	t.stats.Conns += int64(len(b.Conns))
 	t.marks = make(map[string]time.Time)
 	t.evict()
 	return nil
+}
+
+// wait waits for the write under way, if any.
+func (t *Tracker) wait() error {
+	if t.pending == nil {
+		return nil
+	}
+	err := <-t.pending
+	t.pending, t.inflight = nil, nil
+	return err
+}
+
+// Sync applies the buffered entries and returns once everything is
+// written.
+func (t *Tracker) Sync(ctx context.Context) error {
+	if err := t.Flush(ctx); err != nil {
+		t.wait()
+		return err
+	}
+	return t.wait()
+}
+
+// storeLoad loads records, taking those of the write under way from it:
+// the store may not have them yet.
+func (t *Tracker) storeLoad(ctx context.Context, keys Keys) (*Batch, error) {
+	b := &Batch{}
+	if t.inflight != nil {
+		var rest Keys
+		for _, k := range keys.Messages {
+			if m, ok := t.inflight[k].(*Message); ok {
+				b.Messages = append(b.Messages, m.clone())
+			} else {
+				rest.Messages = append(rest.Messages, k)
+			}
+		}
+		for _, k := range keys.Conns {
+			if c, ok := t.inflight[k].(*Conn); ok {
+				b.Conns = append(b.Conns, c.clone())
+			} else {
+				rest.Conns = append(rest.Conns, k)
+			}
+		}
+		keys = rest
+	}
+	if len(keys.Messages) == 0 && len(keys.Conns) == 0 {
+		return b, nil
+	}
+	sb, err := t.store.Load(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	b.Messages = append(b.Messages, sb.Messages...)
+	b.Conns = append(b.Conns, sb.Conns...)
+	return b, nil
+}
+
+func (m *Message) clone() *Message {
+	c := *m
+	c.DCIDs = slices.Clone(m.DCIDs)
+	c.Recipients = slices.Clone(m.Recipients)
+	c.Lines = slices.Clone(m.Lines)
+	return &c
+}
+
+func (c *Conn) clone() *Conn {
+	d := *c
+	d.MIDs = slices.Clone(c.MIDs)
+	d.Lines = slices.Clone(c.Lines)
+	return &d
 }
 
 // evict lets go of written records that expect no more lines, one round

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -14,11 +15,14 @@ import (
 // suite (storetest) holds the real backends to the same Write and Load.
 type memStore struct {
 	Store // Search, Histogram, Watermark: not used by the Tracker
+	mu    sync.Mutex
 	msgs  map[MessageKey]Message
 	conns map[ConnKey]Conn
 }
 
 func (m *memStore) Write(_ context.Context, b *Batch) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, r := range b.Messages {
 		c := *r
 		c.Lines = append([]Line(nil), r.Lines...)
@@ -36,6 +40,8 @@ func (m *memStore) Write(_ context.Context, b *Batch) error {
 }
 
 func (m *memStore) Load(_ context.Context, k Keys) (*Batch, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	b := &Batch{}
 	for _, key := range k.Messages {
 		if r, ok := m.msgs[key]; ok {
@@ -82,6 +88,8 @@ func FuzzImport(f *testing.F) {
 				t.Fatalf("importing again changed the store: %+v", st)
 			}
 		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		for _, m := range s.msgs {
 			back, err := decodeLines(encodeLines(m.Lines))
 			if err != nil || len(back) != len(m.Lines) {

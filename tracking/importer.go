@@ -45,8 +45,8 @@ func (im *Importer) ImportFile(ctx context.Context, name string) error {
 	return nil
 }
 
-// Import reads one log, plain or gzipped, to its end and flushes the
-// Tracker.
+// Import reads one log, plain or gzipped, to its end and syncs the
+// Tracker: everything read is stored when it returns.
 func (im *Importer) Import(ctx context.Context, r io.Reader) error {
 	cr := &countingReader{r: r, progress: im.Progress}
 	br := bufio.NewReaderSize(cr, 256<<10)
@@ -87,7 +87,7 @@ func (im *Importer) Import(ctx context.Context, r io.Reader) error {
 	if err := mr.Err(); err != nil {
 		return err
 	}
-	return im.Tracker.Flush(ctx)
+	return im.Tracker.Sync(ctx)
 }
 
 type countingReader struct {

@@ -10,7 +10,8 @@ import (
 )
 
 // A Store keeps tracking records. Both backends pass the same suite
-// (tracking/storetest).
+// (tracking/storetest). A Store is safe for concurrent use: a Tracker
+// loads records while its previous batch is being written.
 type Store interface {
 	// Write stores the batch in one transaction: each record replaces the
 	// stored one of the same key (host, MID) or (host, kind, ID), and each
