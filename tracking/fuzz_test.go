@@ -65,7 +65,7 @@ func (m *memStore) Load(_ context.Context, k Keys) (*Batch, error) {
 // or panic, every line it keeps must survive the store's encoding, and
 // importing the same text again must change nothing.
 func FuzzImport(f *testing.F) {
-	for _, dir := range []string{"testdata/fold", "../../shared/esa-samples"} {
+	for _, dir := range []string{"testdata/fold", "../maillog/testdata"} {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
 		for _, name := range files {
 			b, err := os.ReadFile(name)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -351,5 +352,46 @@ http: {address: ""}
 			t.Fatalf("syslog lines not tracked: %+v\n%s", ms, g.stderr)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// mailgate import reads a real ESA log (gzipped, and again from standard
+// input): the second time changes nothing, and track finds what the log
+// says.
+func TestImportCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mailgate.yaml")
+	if err := os.WriteFile(cfg, []byte("hostname: mx.test\ndata_dir: "+dir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("../../maillog/testdata/cribl-cisco-esa-mailtext.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw)
+	zw.Close()
+	gzPath := filepath.Join(dir, "mail.@20141119T091600.s.gz")
+	if err := os.WriteFile(gzPath, gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := mg(t, "import", "--config", cfg, "--host", "esa1.example.com", gzPath)
+	if !strings.Contains(out, "imported 1000 lines") || strings.Contains(out, " 0 new") {
+		t.Errorf("first import: %s", out)
+	}
+	cmd := exec.Command(binary, "import", "--config", cfg, "--host", "esa1.example.com", "-")
+	cmd.Stdin = bytes.NewReader(raw)
+	again, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(again), " 0 new, ") {
+		t.Errorf("second import (stdin): %v: %s", err, again)
+	}
+	// A message CASE dropped, as the sample's lines say.
+	ms := trackJSON(t, &gw{config: cfg}, "--host", "esa1.example.com", "--mid", "24611530")
+	if len(ms) != 1 || ms[0].Status != tracking.Dropped || ms[0].AbortReason != "Dropped by CASE" || ms[0].Recipients[0].Address != "zuser27@mycompany.com" {
+		t.Errorf("MID 24611530: %+v", ms)
+	}
+	if ms := trackJSON(t, &gw{config: cfg}, "--host", "esa1.example.com", "--status", "delivered", "--limit", "1000"); len(ms) < 20 {
+		t.Errorf("%d delivered messages tracked from the sample", len(ms))
 	}
 }
