@@ -1,0 +1,68 @@
+package tracking
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSamples imports the real ESA log lines (maillog/testdata, with their
+// provenance) and checks the messages against what a reader of those lines
+// concludes.
+func TestSamples(t *testing.T) {
+	s := openTemp(t)
+	files, err := filepath.Glob("../maillog/testdata/*.log")
+	if err != nil || len(files) < 7 {
+		t.Fatalf("samples: %v %v", files, err)
+	}
+	tr := importFiles(t, s, 50, files...)
+	if st := tr.Stats(); st.Entries < 1200 || st.Applied == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	for _, w := range []struct {
+		mid      uint64
+		status   Status
+		rcpt     string // the first recipient's address, status and (part of) reply
+		rcptStat Status
+		reply    string
+		other    string // more to find in the record
+	}{
+		// splunk-docs-bounce-delayed.log: both Bounced grammars' new form.
+		{19338947, Bounced, "zecora@buttercupgames.com", Bounced, "Delivery expired (message too old)", ""},
+		{19410908, Delayed, "mcintosh@buttercupgames.com", Delayed, "421 4.3.2 try again later", ""},
+		{19408690, Bounced, "lyra@buttercupgames.com", Bounced, "NXDomain", ""},
+		// cribl: delivered with its response; dropped by CASE.
+		{24611465, Delivered, "", Delivered, "2.0.0 Ok: queued as 3jjSKc6HnKz4GTHJ", ""},
+		{24611530, Dropped, "zuser27@mycompany.com", Dropped, "Dropped by CASE", ""},
+		// community notes: an AMP drop.
+		{1653, Dropped, "any.one@mylocal_domain.com", Dropped, "Dropped by amp", ""},
+		// msqa: SDR lines (unknown to the parser) kept in the timeline;
+		// a message on a connection that lost TLS and the connection.
+		{14, Delivered, "******@domainsample2.com", Delivered, "", "SDR: Tracker Header"},
+	} {
+		ms, err := s.Search(context.Background(), Query{MID: w.mid})
+		if err != nil || len(ms) != 1 {
+			t.Errorf("MID %d: %d found, %v", w.mid, len(ms), err)
+			continue
+		}
+		m, _, err := Find(context.Background(), s, ms[0].Host, w.mid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Status != w.status {
+			t.Errorf("MID %d: status %s, want %s", w.mid, m.Status, w.status)
+		}
+		if len(m.Recipients) == 0 {
+			t.Errorf("MID %d: no recipients", w.mid)
+			continue
+		}
+		r := m.Recipients[0]
+		if w.rcpt != "" && r.Address != w.rcpt || r.Status != w.rcptStat || !strings.Contains(r.Response, w.reply) {
+			t.Errorf("MID %d: recipient %+v, want %s %s %q", w.mid, r, w.rcpt, w.rcptStat, w.reply)
+		}
+		if w.other != "" && !strings.Contains(encodeLines(m.Lines), w.other) {
+			t.Errorf("MID %d lacks %q in its lines", w.mid, w.other)
+		}
+	}
+}
