@@ -43,6 +43,9 @@ delivery:
   destinations:
     - {domain: default, tls: off}
   bounce: {initial_retry: 200ms, max_retry: 1s}
+logs:
+  injection_debug:
+    - {hosts: [127.0.0.1], sessions: 100}
 http: {address: "%s", token: sesame}
 `, g.dir, g.addr, hop, web)
 	if err := os.WriteFile(g.config, []byte(cfg), 0o644); err != nil {
@@ -185,7 +188,8 @@ func TestTrackingEndToEnd(t *testing.T) {
 	}
 	lost := byToken["lost"]
 	out = mg(t, "track", "--config", g.config, "--mid", fmt.Sprint(lost.MID), "--events")
-	for _, want := range []string{"ICID " + fmt.Sprint(lost.ICID) + " lost", "Message aborted MID " + fmt.Sprint(lost.MID) + " Receiving aborted", "cause=peer-reset"} {
+	for _, want := range []string{"ICID " + fmt.Sprint(lost.ICID) + " lost", "Message aborted MID " + fmt.Sprint(lost.MID) + " Receiving aborted", "cause=peer-reset",
+		fmt.Sprint(lost.ICID) + " Rcvd: 'MAIL FROM:<app@client.test>'", fmt.Sprint(lost.ICID) + " Sent: '354 "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("track --events lacks %q:\n%s", want, out)
 		}
