@@ -52,6 +52,27 @@ func (f *storeFlags) load() (*config.Config, error) {
 	return config.Load(f.config)
 }
 
+// search parses the filters (empty values do not filter), opens the store
+// and runs the query. The store is nil, and code the command's exit code,
+// when the command must end; otherwise the caller closes the store.
+func (f *storeFlags) search(ctx context.Context, cmd string, v url.Values, stderr io.Writer) (tracking.Store, []tracking.Message, int) {
+	q, err := tracking.ParseQuery(v, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "mailgate %s: %v\n", cmd, err)
+		return nil, nil, 2
+	}
+	s, _, err := f.open(ctx)
+	if err != nil {
+		return nil, nil, fail(stderr, err)
+	}
+	ms, err := s.Search(ctx, q)
+	if err != nil {
+		s.Close()
+		return nil, nil, fail(stderr, err)
+	}
+	return s, ms, 0
+}
+
 func (f *storeFlags) open(ctx context.Context) (tracking.Store, *config.Config, error) {
 	cfg, err := f.load()
 	if err != nil {
@@ -235,26 +256,15 @@ func trackCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	v := url.Values{}
 	for k, p := range vals {
-		if *p != "" {
-			v.Set(k, *p)
-		}
-	}
-	q, err := tracking.ParseQuery(v, time.Now())
-	if err != nil {
-		fmt.Fprintf(stderr, "mailgate track: %v\n", err)
-		return 2
+		v.Set(k, *p)
 	}
 	ctx, stop := interrupted()
 	defer stop()
-	s, _, err := f.open(ctx)
-	if err != nil {
-		return fail(stderr, err)
+	s, ms, code := f.search(ctx, "track", v, stderr)
+	if s == nil {
+		return code
 	}
 	defer s.Close()
-	ms, err := s.Search(ctx, q)
-	if err != nil {
-		return fail(stderr, err)
-	}
 	switch {
 	case *events:
 		for i := range ms {
@@ -403,27 +413,13 @@ func findeventCmd(args []string, stdout, stderr io.Writer) int {
 	if *mid != 0 {
 		v.Set("mid", strconv.FormatUint(*mid, 10))
 	}
-	for k, vs := range v {
-		if vs[0] == "" {
-			delete(v, k)
-		}
-	}
-	q, err := tracking.ParseQuery(v, time.Now())
-	if err != nil {
-		fmt.Fprintf(stderr, "mailgate findevent: %v\n", err)
-		return 2
-	}
 	ctx, stop := interrupted()
 	defer stop()
-	s, _, err := f.open(ctx)
-	if err != nil {
-		return fail(stderr, err)
+	s, ms, code := f.search(ctx, "findevent", v, stderr)
+	if s == nil {
+		return code
 	}
 	defer s.Close()
-	ms, err := s.Search(ctx, q)
-	if err != nil {
-		return fail(stderr, err)
-	}
 	if len(ms) == 0 {
 		fmt.Fprintln(stderr, "No matching message IDs")
 		return 1
@@ -466,25 +462,13 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := interrupted()
 	defer stop()
-	s, _, err := f.open(ctx)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer s.Close()
 	if *aborts {
-		v := url.Values{"status": {string(tracking.Aborted)}, "since": {*since}, "limit": {"10000"}}
-		if *host != "" {
-			v.Set("host", *host)
+		v := url.Values{"status": {string(tracking.Aborted)}, "since": {*since}, "host": {*host}, "limit": {strconv.Itoa(tracking.MaxLimit)}}
+		s, ms, code := f.search(ctx, "explain", v, stderr)
+		if s == nil {
+			return code
 		}
-		q, err := tracking.ParseQuery(v, time.Now())
-		if err != nil {
-			fmt.Fprintf(stderr, "mailgate explain: %v\n", err)
-			return 2
-		}
-		ms, err := s.Search(ctx, q)
-		if err != nil {
-			return fail(stderr, err)
-		}
+		defer s.Close()
 		r := tracking.SummarizeAborts(ms)
 		if f.json {
 			return printJSON(stdout, r)
@@ -497,6 +481,11 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailgate explain: %q is not a MID\n", rest[0])
 		return 2
 	}
+	s, _, err := f.open(ctx)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
 	if *host == "" {
 		ms, err := s.Search(ctx, tracking.Query{MID: mid, Limit: 10})
 		if err != nil {
