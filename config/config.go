@@ -126,9 +126,10 @@ type InjectionDebug struct {
 
 // Tracking configures the message-tracking store.
 type Tracking struct {
-	Driver string // "sqlite" or "postgres"
-	DSN    string // sqlite: absolute path of the database file; postgres: the connection string
-	Syslog string // host:port to receive ESA mail logs by syslog (UDP and TCP); "" disables
+	Enabled bool   // feed the store from this gateway and the syslog receiver (the ESA's Message Tracking: Enable)
+	Driver  string // "sqlite" or "postgres"
+	DSN     string // sqlite: absolute path of the database file; postgres: the connection string
+	Syslog  string // host:port to receive ESA mail logs by syslog (UDP and TCP); "" disables
 }
 
 // HTTP configures the API and tracking page.
@@ -230,7 +231,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
 		DNS:             DNS{Timeout: DefaultDNSTimeout},
-		Tracking:        Tracking{Driver: "sqlite", DSN: "tracking.db"},
+		Tracking:        Tracking{Enabled: true, Driver: "sqlite", DSN: "tracking.db"},
 		HTTP:            HTTP{Address: DefaultHTTPAddress},
 	}
 	if n := f["hostname"]; present(n) {

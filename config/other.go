@@ -282,7 +282,10 @@ func (d *decoder) logFile(f map[string]*yaml.Node, path string, file *string, ma
 // tracking decodes the tracking section; it returns the syslog key's node
 // for the check of its address.
 func (d *decoder) tracking(n *yaml.Node, path string, t *Tracking) *yaml.Node {
-	f := d.fields(n, path, "driver", "dsn", "syslog")
+	f := d.fields(n, path, "enabled", "driver", "dsn", "syslog")
+	if v := f["enabled"]; present(v) {
+		t.Enabled, _ = d.boolean(v, join(path, "enabled"))
+	}
 	if v := f["syslog"]; present(v) {
 		if s, ok := d.str(v, join(path, "syslog")); ok {
 			t.Syslog = s

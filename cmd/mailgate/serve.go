@@ -143,7 +143,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		Hostname: hostname,
 		Spool:    g.spool,
 		IDs:      g.ids,
-		Events:   event.Multi{g.mailLog, g.tracking.feed},
+		Events:   event.Multi{g.mailLog, g.tracking.sink()},
 		DNS:      inbound.NewResolver(dns, cfg.DNS.Timeout),
 		Logger:   logger,
 	}
@@ -168,7 +168,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		}
 		// The transcript goes to the tracking store too: "track --events"
 		// shows it within the message's timeline.
-		srv.Debug = append(srv.Debug, inbound.NewDebugLog(d.Hosts, d.Sessions, event.Multi{w, g.tracking.feed}))
+		srv.Debug = append(srv.Debug, inbound.NewDebugLog(d.Hosts, d.Sessions, event.Multi{w, g.tracking.sink()}))
 	}
 	o := outbound.Options{Hostname: hostname, Spool: g.spool, IDs: g.ids, Events: srv.Events,
 		Resolver: dns, Routes: cfg.Routes, Delivery: cfg.Delivery, Logger: logger}

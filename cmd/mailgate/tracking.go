@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/syslog"
 	"github.com/mailgate/mailgate/tracking"
@@ -19,7 +20,8 @@ import (
 
 // trackingService is the gateway's tracking side: the feed of its own
 // events, the syslog receiver of other gateways' logs, and the tracking
-// page. It never holds up mail: the store is opened in the background (and
+// page. With tracking.enabled false only the page runs, on what the store
+// holds. It never holds up mail: the store is opened in the background (and
 // retried while it is unreachable), and until then the feed only buffers.
 type trackingService struct {
 	cfg    *config.Config
@@ -35,7 +37,9 @@ type trackingService struct {
 // that a taken port fails the start) and starts the service.
 func startTracking(cfg *config.Config, logger *slog.Logger) (*trackingService, error) {
 	t := &trackingService{cfg: cfg, log: logger}
-	t.feed = tracking.NewFeed(tracking.FeedOptions{Host: cfg.Hostname, LogPath: cfg.Logs.Mail.Path, Logger: logger})
+	if cfg.Tracking.Enabled {
+		t.feed = tracking.NewFeed(tracking.FeedOptions{Host: cfg.Hostname, LogPath: cfg.Logs.Mail.Path, Logger: logger})
+	}
 	if cfg.HTTP.Address != "" {
 		ln, err := net.Listen("tcp", cfg.HTTP.Address)
 		if err != nil {
@@ -45,7 +49,7 @@ func startTracking(cfg *config.Config, logger *slog.Logger) (*trackingService, e
 		logger.Info("mailgate: tracking page", "url", "http://"+ln.Addr().String()+"/")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if cfg.Tracking.Syslog != "" {
+	if cfg.Tracking.Syslog != "" && cfg.Tracking.Enabled {
 		t.syslog = &syslog.Server{Addr: cfg.Tracking.Syslog, Logger: logger, Handler: func(m syslog.Message) { t.received(ctx, m) }}
 		if err := t.syslog.Listen(); err != nil {
 			cancel()
@@ -66,6 +70,9 @@ func startTracking(cfg *config.Config, logger *slog.Logger) (*trackingService, e
 }
 
 func (t *trackingService) run(ctx context.Context) {
+	if t.feed == nil && t.httpLn == nil {
+		return // nothing needs the store
+	}
 	s := t.open(ctx)
 	if s == nil {
 		if t.httpLn != nil {
@@ -108,10 +115,20 @@ func (t *trackingService) run(ctx context.Context) {
 			}
 		}()
 	}
-	if err := t.feed.Run(ctx, s); err != nil {
-		t.log.Warn("mailgate: tracking stopped", "err", err)
+	if t.feed != nil {
+		if err := t.feed.Run(ctx, s); err != nil {
+			t.log.Warn("mailgate: tracking stopped", "err", err)
+		}
 	}
 	wg.Wait()
+}
+
+// sink is where the gateway's events go for tracking.
+func (t *trackingService) sink() event.Sink {
+	if t.feed == nil {
+		return event.Discard
+	}
+	return t.feed
 }
 
 // received takes one line of another gateway's mail log, tracked under the
