@@ -21,6 +21,7 @@ N=${N:-20000}                   # messages per run
 REPEATS=${REPEATS:-3}           # runs per target and configuration
 CONFIGS=${CONFIGS:-"20:1024 100:1024 20:10240 100:10240"}   # sessions:bytes
 PF_MODE=${PF_MODE:-hold}        # hold | defer: how Postfix is kept from delivering
+TRACKING=${TRACKING:-true}      # mailgate's message tracking (tracking.enabled); Postfix has none
 IDLE=${IDLE:-10000}             # idle connections for the memory run; 0 skips it
 MG_ADDR=127.0.0.1:2545
 PF_ADDR=127.0.0.1:2535
@@ -123,6 +124,7 @@ listeners:
       sender_groups:
         - {name: RELAY_SG, match: [127.0.0.0/8], policy: RELAYED}
 delivery: {suspended: true}       # receive only, like Postfix on hold
+tracking: {enabled: $TRACKING}
 http: {address: ""}
 EOF
 start_mailgate() {
