@@ -160,7 +160,11 @@ func explainBounce(m *Message) Explanation {
 		x.Why = append(x.Why, fmt.Sprintf("<%s>: %s (%s).", r.Address, failure(r), codeMeaning(r.Code)))
 	}
 	if n := len(m.settled(Delivered)); n > 0 {
-		x.Why = append(x.Why, fmt.Sprintf("The other %s delivered.", plural(n, "recipient was", "recipients were")))
+		if n == 1 {
+			x.Why = append(x.Why, "The other recipient was delivered.")
+		} else {
+			x.Why = append(x.Why, fmt.Sprintf("The other %d recipients were delivered.", n))
+		}
 	}
 	for _, r := range bounced {
 		switch {
@@ -291,15 +295,12 @@ func stamp(t time.Time) string {
 	return t.Local().Format("2006-01-02 15:04:05")
 }
 
-func plural(n int, forms ...string) string {
-	one, many := forms[0], forms[0]+"s"
-	if len(forms) > 1 {
-		many = forms[1]
-	}
+// plural is "1 recipient", "2 recipients".
+func plural(n int, noun string) string {
 	if n == 1 {
-		return "1 " + one
+		return "1 " + noun
 	}
-	return fmt.Sprintf("%d %s", n, many)
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func domainOf(addr string) string {

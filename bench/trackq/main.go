@@ -36,10 +36,12 @@ import (
 	"database/sql"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -165,11 +167,25 @@ func fill(ctx context.Context, driver, dsn, host string, n, batch int, seed uint
 		return err
 	}
 	defer st.Close()
+	g := newFiller(host, n, seed)
+	var msgs, rows int64
 	if m, err := st.Search(ctx, tracking.Query{Host: host, Limit: 1}); err != nil {
 		return err
 	} else if len(m) > 0 {
-		return fmt.Errorf("the store already holds messages of %s (give -reset)", host)
+		if !resume {
+			return fmt.Errorf("the store already holds messages of %s (give -reset, or -resume)", host)
+		}
+		// Each Write is one transaction, so the store holds whole
+		// batches: make again, and drop, what it has; the filler is
+		// deterministic, so what follows is what an uninterrupted fill
+		// would have written.
+		have := int64(m[0].MID - firstMID + 1)
+		for msgs < have {
+			msgs += int64(len(g.batch(min(batch, int(have-msgs))).Messages))
+		}
+		fmt.Fprintf(os.Stderr, "trackq: resuming after %d messages\n", msgs)
 	}
+	skipped := msgs
 	// SQLite builds an index far faster sorted, once, than row by row: a
 	// month of mail written through the gateway's six indexes slowed to a
 	// crawl once they outgrew the cache. The indexes come back before the
@@ -180,10 +196,8 @@ func fill(ctx context.Context, driver, dsn, host string, n, batch int, seed uint
 			return err
 		}
 	}
-	g := newFiller(host, n, seed)
 	began := time.Now()
 	last, lastRows := began, int64(0)
-	var msgs, rows int64
 	for msgs < int64(n) {
 		b := g.batch(min(batch, n-int(msgs)))
 		if err := st.Write(ctx, b); err != nil {
@@ -313,41 +327,65 @@ func report(kind string, d []time.Duration, extra ...string) {
 }
 
 // dropIndexes drops the SQLite store's secondary indexes and returns the
-// function that creates them again from their saved definitions.
+// function that creates them again. The definitions are read from a new,
+// empty store rather than from this one, so that a fill resumed after an
+// interruption (its store has lost them already) gets them back too.
 func dropIndexes(ctx context.Context, path string) (func() error, error) {
+	defs, err := indexDefs(ctx)
+	if err != nil {
+		return nil, err
+	}
 	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL`)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	var names, defs []string
-	for rows.Next() {
-		var name, def string
-		if err := rows.Scan(&name, &def); err != nil {
-			rows.Close()
-			db.Close()
-			return nil, err
-		}
-		names, defs = append(names, name), append(defs, def)
-	}
-	rows.Close()
-	for _, name := range names {
-		if _, err := db.ExecContext(ctx, "DROP INDEX "+name); err != nil {
+	for name := range defs {
+		if _, err := db.ExecContext(ctx, `DROP INDEX IF EXISTS "`+name+`"`); err != nil {
 			db.Close()
 			return nil, err
 		}
 	}
 	return func() error {
 		defer db.Close()
-		for _, def := range defs {
-			if _, err := db.ExecContext(ctx, def); err != nil {
-				return fmt.Errorf("rebuild index: %w", err)
+		for _, name := range slices.Sorted(maps.Keys(defs)) {
+			if _, err := db.ExecContext(ctx, defs[name]); err != nil {
+				return fmt.Errorf("rebuild index %s: %w", name, err)
 			}
 		}
 		return nil
 	}, nil
+}
+
+// indexDefs returns the CREATE INDEX statements of the SQLite schema, by
+// index name, from a store made for the purpose in a temporary directory.
+func indexDefs(ctx context.Context) (map[string]string, error) {
+	dir, err := os.MkdirTemp("", "trackq-schema")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	st, err := tracking.OpenSQLite(ctx, filepath.Join(dir, "schema.db"))
+	if err != nil {
+		return nil, err
+	}
+	st.Close()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "schema.db"))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	defs := map[string]string{}
+	for rows.Next() {
+		var name, def string
+		if err := rows.Scan(&name, &def); err != nil {
+			return nil, err
+		}
+		defs[name] = def
+	}
+	return defs, rows.Err()
 }
