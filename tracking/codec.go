@@ -3,6 +3,7 @@ package tracking
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/klauspost/compress/s2"
 	"strconv"
 	"strings"
 	"time"
@@ -17,22 +18,17 @@ import (
 // encodeLines writes one line per timeline line: "unixnano level text".
 // Text never holds a newline: the maillog escaping sees to that.
 func encodeLines(lines []Line) string {
-	var b strings.Builder
-	n := 0
+	return string(appendLines(nil, lines))
+}
+
+func appendLines(b []byte, lines []Line) []byte {
 	for _, l := range lines {
-		n += len(l.Text) + 24
+		b = strconv.AppendInt(b, unixNano(l.Time), 10)
+		b = append(b, ' ', '0'+byte(l.Level), ' ')
+		b = append(b, l.Text...)
+		b = append(b, '\n')
 	}
-	b.Grow(n)
-	var num [24]byte
-	for _, l := range lines {
-		b.Write(strconv.AppendInt(num[:0], unixNano(l.Time), 10))
-		b.WriteByte(' ')
-		b.WriteByte('0' + byte(l.Level))
-		b.WriteByte(' ')
-		b.WriteString(l.Text)
-		b.WriteByte('\n')
-	}
-	return b.String()
+	return b
 }
 
 func decodeLines(s string) ([]Line, error) {
@@ -138,4 +134,36 @@ func likePattern(s string) (pattern string, ok bool) {
 func substringPattern(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 	return "%" + r.Replace(s) + "%"
+}
+
+// packedLines marks lines stored compressed (s2): text lines never start
+// with a NUL.
+const packedLines = 0
+
+// packLines is encodeLines compressed, for SQLite, which does not
+// compress on its own (PostgreSQL does): a timeline is about 1 KB of
+// repetitive text, and s2 halves it at a gigabyte a second, so that an
+// import writes (twice: the WAL, then the database) fewer bytes. buf is
+// scratch space, returned for the next call.
+func packLines(buf []byte, lines []Line) (packed, scratch []byte) {
+	if len(lines) == 0 {
+		return []byte{}, buf
+	}
+	buf = appendLines(buf[:0], lines)
+	out := make([]byte, 1+s2.MaxEncodedLen(len(buf)))
+	out[0] = packedLines
+	return out[:1+len(s2.Encode(out[1:], buf))], buf
+}
+
+// unpackLines decodes lines stored by packLines, or as text by
+// encodeLines (PostgreSQL; SQLite rows written before packing).
+func unpackLines(s string) ([]Line, error) {
+	if s == "" || s[0] != packedLines {
+		return decodeLines(s)
+	}
+	text, err := s2.Decode(nil, []byte(s[1:]))
+	if err != nil {
+		return nil, fmt.Errorf("tracking: stored lines: %w", err)
+	}
+	return decodeLines(string(text))
 }

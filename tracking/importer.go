@@ -90,6 +90,25 @@ func (im *Importer) Import(ctx context.Context, r io.Reader) error {
 	return im.Tracker.Sync(ctx)
 }
 
+// LogSize estimates how many bytes of log the files hold, for BeginBulk:
+// a gzipped file's size counts eight times (mail logs compress about
+// tenfold), standard input and files that cannot be read nothing.
+func LogSize(names []string) int64 {
+	var n int64
+	for _, name := range names {
+		fi, err := os.Stat(name)
+		if name == "-" || err != nil {
+			continue
+		}
+		if strings.HasSuffix(name, ".gz") {
+			n += 8 * fi.Size()
+		} else {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
 type countingReader struct {
 	r        io.Reader
 	n        int64

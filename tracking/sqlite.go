@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailgate/mailgate/event"
@@ -27,12 +28,6 @@ var sqliteSchema = []string{
 		abort TEXT NOT NULL, abort_reason TEXT NOT NULL, abort_state TEXT NOT NULL, abort_bytes INTEGER NOT NULL,
 		bounce_of INTEGER NOT NULL, updated INTEGER NOT NULL, lines TEXT NOT NULL,
 		PRIMARY KEY (host, mid));
-	CREATE INDEX messages_started ON messages (started);
-	CREATE INDEX messages_sender ON messages (sender, started);
-	CREATE INDEX messages_icid ON messages (icid);
-	CREATE INDEX messages_message_id ON messages (message_id);
-	CREATE INDEX messages_remote_ip ON messages (remote_ip, started);
-	CREATE INDEX messages_status ON messages (status, started);
 	CREATE TABLE recipients (
 		address TEXT NOT NULL COLLATE NOCASE, host TEXT NOT NULL, mid INTEGER NOT NULL,
 		PRIMARY KEY (address, host, mid)) WITHOUT ROWID;
@@ -47,11 +42,35 @@ var sqliteSchema = []string{
 		data_bytes INTEGER NOT NULL, mids TEXT NOT NULL, lines TEXT NOT NULL,
 		PRIMARY KEY (host, kind, id));
 	CREATE TABLE watermarks (host TEXT PRIMARY KEY, time INTEGER NOT NULL);`,
+	// The recipients and the timeline leave the messages table, which
+	// searches scan and from which a bulk load makes six indexes: it
+	// becomes a fifth of its size. Together they are about 1 KB (the
+	// lines compressed), which a 16 KiB page keeps in the key's B-tree
+	// itself (WITHOUT ROWID), where rows arrive in MID order, appended.
+	`CREATE TABLE message_details (
+		host TEXT NOT NULL, mid INTEGER NOT NULL, recipients TEXT NOT NULL, lines BLOB NOT NULL,
+		PRIMARY KEY (host, mid)) WITHOUT ROWID;
+	INSERT INTO message_details SELECT host, mid, recipients, lines FROM messages;
+	ALTER TABLE messages DROP COLUMN recipients;
+	ALTER TABLE messages DROP COLUMN lines;`,
+}
+
+// sqliteIndexes are the messages' secondary indexes: made at every open
+// when missing (a bulk load that was cut short leaves them dropped), and
+// dropped and made again around a bulk load (BulkLoad).
+var sqliteIndexes = []struct{ name, def string }{
+	{"messages_started", "messages (started)"},
+	{"messages_sender", "messages (sender, started)"},
+	{"messages_icid", "messages (icid)"},
+	{"messages_message_id", "messages (message_id)"},
+	{"messages_remote_ip", "messages (remote_ip, started)"},
+	{"messages_status", "messages (status, started)"},
 }
 
 // SQLite is the embedded store: one database file.
 type SQLite struct {
-	db *sql.DB
+	db   *sql.DB
+	bulk atomic.Bool // a bulk load is on: Write checkpoints the WAL seldom
 }
 
 // OpenSQLite opens (creating it and its directory) the database file and
@@ -81,7 +100,65 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("tracking: %s: %w", path, err)
 	}
+	if err := s.makeIndexes(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("tracking: %s: %w", path, err)
+	}
 	return s, nil
+}
+
+func (s *SQLite) makeIndexes(ctx context.Context) error {
+	for _, ix := range sqliteIndexes {
+		if _, err := s.db.ExecContext(ctx, "CREATE INDEX IF NOT EXISTS "+ix.name+" ON "+ix.def); err != nil {
+			return fmt.Errorf("index %s: %w", ix.name, err)
+		}
+	}
+	return nil
+}
+
+// bytesPerMessage is about how many bytes of ESA mail log one message
+// takes (esagen's mixed traffic: 1,480; a message delivered at once, with
+// its connection's lines, about 1,200).
+const bytesPerMessage = 1500
+
+// bulkCheckpoint is the WAL's size, in pages, that triggers a checkpoint
+// during a bulk load: 64 MiB instead of SQLite's 4 MiB, so that a page
+// written by many batches reaches the database file once.
+const bulkCheckpoint = 16384
+
+// BulkLoad prepares for an import of about size bytes of log. When the
+// import will add more messages than the store holds, the messages'
+// secondary indexes are dropped, and done makes them again: sorting once
+// beats inserting row by row into six B-trees (in a measurement, imports
+// ran 1.5 times as fast). Searches work meanwhile, by scanning. done must
+// be called; if the process dies first, the next open makes the indexes.
+func (s *SQLite) BulkLoad(ctx context.Context, size int64) (done func(context.Context) error, err error) {
+	var rows sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT max(rowid) FROM messages`).Scan(&rows); err != nil {
+		return nil, fmt.Errorf("tracking: bulk load: %w", err)
+	}
+	s.bulk.Store(true)
+	dropped := size/bytesPerMessage > rows.Int64
+	if dropped {
+		for _, ix := range sqliteIndexes {
+			if _, err := s.db.ExecContext(ctx, "DROP INDEX IF EXISTS "+ix.name); err != nil {
+				s.bulk.Store(false)
+				return nil, fmt.Errorf("tracking: bulk load: %w", err)
+			}
+		}
+	}
+	return func(ctx context.Context) error {
+		s.bulk.Store(false)
+		if dropped {
+			if err := s.makeIndexes(ctx); err != nil {
+				return fmt.Errorf("tracking: bulk load: %w", err)
+			}
+		}
+		if _, err := s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			return fmt.Errorf("tracking: bulk load: checkpoint: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 func (s *SQLite) migrate(ctx context.Context) error {
@@ -90,6 +167,25 @@ func (s *SQLite) migrate(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close()
+	// A new database gets 16 KiB pages: an import writes its pages twice
+	// (the WAL, then the database) in 10% less time than with 4 KiB ones.
+	// The page size is set before the first table, outside WAL mode.
+	var pages int
+	if err := conn.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if pages <= 1 {
+		// Best effort: when another process has just opened the new
+		// database too, leaving WAL mode is refused, and 4 KiB pages do.
+		for _, p := range []string{"PRAGMA journal_mode = DELETE", "PRAGMA page_size = 16384", "VACUUM"} {
+			if _, err := conn.ExecContext(ctx, p); err != nil {
+				break
+			}
+		}
+		if _, err := conn.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
 	// BEGIN IMMEDIATE: two processes opening a new database at once must
 	// not both create the tables.
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
@@ -126,6 +222,15 @@ func (s *SQLite) Close() error { return s.db.Close() }
 const messageCols = `host, mid, icid, dcids, remote_ip, remote_host, sender_group, sender, recipients,
 	subject, message_id, size, started, finished, status, abort, abort_reason, abort_state, abort_bytes, bounce_of, updated`
 
+// sqliteMessageCols are the columns of SQLite's messages table: the
+// recipients are in message_details.
+var sqliteMessageCols = strings.Replace(messageCols, " recipients,", "", 1)
+
+// sqliteMessages is a message with its details. CROSS JOIN keeps SQLite
+// from driving a search from message_details, which has no index to
+// answer it with.
+const sqliteMessages = `messages CROSS JOIN message_details USING (host, mid)`
+
 const connCols = `host, kind, id, remote_ip, remote_host, sender_group, started, finished, lost,
 	cause, state, last_command, data_bytes, mids, lines`
 
@@ -133,18 +238,35 @@ const connCols = `host, kind, id, remote_ip, remote_host, sender_group, started,
 // a statement's fixed cost (bind, step, reset through database/sql) was
 // most of an import's time with one row each.
 func (s *SQLite) Write(ctx context.Context, b *Batch) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// The checkpoint interval is the connection's: set it on each write,
+	// since the pool may hand any connection out.
+	ckpt := 1000 // SQLite's default
+	if s.bulk.Load() {
+		ckpt = bulkCheckpoint
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", ckpt)); err != nil {
+		return err
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	var msgs, rcpts, dels, conns [][]any
+	// The details are compressed and encoded beside the inserts of the
+	// messages' own rows (the import's other core is often idle).
+	encoded := make(chan [2][][]any, 1)
+	go func() { encoded <- sqliteDetailRows(b) }()
+	var msgs, rcpts, dels [][]any
 	for _, m := range b.Messages {
 		msgs = append(msgs, []any{m.Host, int64(m.MID), int64(m.ICID), encodeIDs(m.DCIDs),
-			m.RemoteIP, m.RemoteHost, m.SenderGroup, m.Sender, encodeRecipients(m.Recipients),
+			m.RemoteIP, m.RemoteHost, m.SenderGroup, m.Sender,
 			m.Subject, m.MessageID, m.Size, unixNano(m.Started), unixNano(m.Finished), string(m.Status),
-			string(m.Abort), m.AbortReason, m.AbortState, m.AbortBytes, int64(m.BounceOf), unixNano(m.Updated),
-			encodeLines(m.Lines)})
+			string(m.Abort), m.AbortReason, m.AbortState, m.AbortBytes, int64(m.BounceOf), unixNano(m.Updated)})
 		// A message's recipients and deliveries are only ever added to, so
 		// their rows are inserted, never deleted.
 		for _, r := range m.Recipients {
@@ -156,18 +278,25 @@ func (s *SQLite) Write(ctx context.Context, b *Batch) error {
 			dels = append(dels, []any{m.Host, int64(d), int64(m.MID)})
 		}
 	}
-	for _, c := range b.Conns {
-		conns = append(conns, []any{c.Host, int(c.Kind), int64(c.ID), c.RemoteIP, c.RemoteHost,
-			c.SenderGroup, unixNano(c.Started), unixNano(c.Finished), c.Lost, c.Cause, c.State,
-			c.LastCommand, c.DataBytes, encodeIDs(c.MIDs), encodeLines(c.Lines)})
-	}
 	for _, ins := range []struct {
 		head string
 		rows [][]any
 	}{
-		{`INSERT OR REPLACE INTO messages (` + messageCols + `, lines) VALUES `, msgs},
+		{`INSERT OR REPLACE INTO messages (` + sqliteMessageCols + `) VALUES `, msgs},
 		{`INSERT OR IGNORE INTO recipients (address, host, mid) VALUES `, rcpts},
 		{`INSERT OR IGNORE INTO deliveries (host, dcid, mid) VALUES `, dels},
+	} {
+		if err := insertRows(ctx, tx, ins.head, ins.rows); err != nil {
+			return err
+		}
+	}
+	rows := <-encoded
+	details, conns := rows[0], rows[1]
+	for _, ins := range []struct {
+		head string
+		rows [][]any
+	}{
+		{`INSERT OR REPLACE INTO message_details (host, mid, recipients, lines) VALUES `, details},
 		{`INSERT OR REPLACE INTO conns (` + connCols + `) VALUES `, conns},
 	} {
 		if err := insertRows(ctx, tx, ins.head, ins.rows); err != nil {
@@ -181,6 +310,27 @@ func (s *SQLite) Write(ctx context.Context, b *Batch) error {
 		}
 	}
 	return tx.Commit()
+}
+
+// sqliteDetailRows are the rows of b's message details and connections:
+// the bulk of the bytes, in JSON and compressed.
+func sqliteDetailRows(b *Batch) [2][][]any {
+	details := make([][]any, 0, len(b.Messages))
+	var buf []byte
+	for _, m := range b.Messages {
+		var lines []byte
+		lines, buf = packLines(buf, m.Lines)
+		details = append(details, []any{m.Host, int64(m.MID), encodeRecipients(m.Recipients), lines})
+	}
+	conns := make([][]any, 0, len(b.Conns))
+	for _, c := range b.Conns {
+		var lines []byte
+		lines, buf = packLines(buf, c.Lines)
+		conns = append(conns, []any{c.Host, int(c.Kind), int64(c.ID), c.RemoteIP, c.RemoteHost,
+			c.SenderGroup, unixNano(c.Started), unixNano(c.Finished), c.Lost, c.Cause, c.State,
+			c.LastCommand, c.DataBytes, encodeIDs(c.MIDs), lines})
+	}
+	return [2][][]any{details, conns}
 }
 
 // insertRows runs head followed by rows' value lists, up to 256 rows (and
@@ -234,7 +384,7 @@ func (s *SQLite) Load(ctx context.Context, keys Keys) (*Batch, error) {
 		part := keys.Messages[i:min(i+chunk, len(keys.Messages))]
 		var q strings.Builder
 		args := make([]any, 0, 2*len(part))
-		q.WriteString(`SELECT ` + messageCols + `, lines FROM messages WHERE (host, mid) IN (VALUES `)
+		q.WriteString(`SELECT ` + messageCols + `, lines FROM ` + sqliteMessages + ` WHERE (host, mid) IN (VALUES `)
 		for j, k := range part {
 			if j > 0 {
 				q.WriteByte(',')
@@ -288,7 +438,7 @@ func (s *SQLite) Search(ctx context.Context, q Query) ([]Message, error) {
 	if limit <= 0 {
 		limit = DefaultLimit
 	}
-	stmt := `SELECT ` + messageCols + ` FROM messages` + where
+	stmt := `SELECT ` + messageCols + ` FROM ` + sqliteMessages + where
 	stmt += fmt.Sprintf(" ORDER BY started DESC, mid DESC LIMIT %d", limit)
 	ms, err := s.queryMessages(ctx, stmt, args, false)
 	if err != nil {
@@ -467,7 +617,7 @@ func scanMessage(row scanner, withLines bool) (*Message, error) {
 	if m.Recipients, err = decodeRecipients(rcpts); err != nil {
 		return nil, err
 	}
-	if m.Lines, err = decodeLines(lines); err != nil {
+	if m.Lines, err = unpackLines(lines); err != nil {
 		return nil, err
 	}
 	return &m, nil
@@ -488,7 +638,7 @@ func scanConn(row scanner) (*Conn, error) {
 	if c.MIDs, err = decodeIDs(mids); err != nil {
 		return nil, err
 	}
-	if c.Lines, err = decodeLines(lines); err != nil {
+	if c.Lines, err = unpackLines(lines); err != nil {
 		return nil, err
 	}
 	return &c, nil

@@ -38,6 +38,22 @@ type Store interface {
 	Close() error
 }
 
+// A BulkLoader is a Store that takes a large import faster when told of
+// it beforehand (SQLite: it makes its indexes once, after the rows).
+type BulkLoader interface {
+	// BulkLoad prepares for about size bytes of log; done ends the bulk
+	// load and must be called, whether the import succeeded or not.
+	BulkLoad(ctx context.Context, size int64) (done func(context.Context) error, err error)
+}
+
+// BeginBulk calls s's BulkLoad when it has one.
+func BeginBulk(ctx context.Context, s Store, size int64) (done func(context.Context) error, err error) {
+	if b, ok := s.(BulkLoader); ok {
+		return b.BulkLoad(ctx, size)
+	}
+	return func(context.Context) error { return nil }, nil
+}
+
 // Batch is what a Tracker writes at once.
 type Batch struct {
 	Messages   []*Message

@@ -65,13 +65,23 @@ func run(cfgPath, host, profile string, chunk int, files []string) error {
 	var size int64
 	im := &tracking.Importer{Tracker: tr, Host: host}
 	began := time.Now()
-	for _, name := range tracking.OrderLogFiles(files) {
+	files = tracking.OrderLogFiles(files)
+	endBulk, err := tracking.BeginBulk(ctx, store, tracking.LogSize(files))
+	if err != nil {
+		return err
+	}
+	for _, name := range files {
 		if err := im.ImportFile(ctx, name); err != nil {
+			endBulk(context.WithoutCancel(ctx))
 			return err
 		}
 		if fi, err := os.Stat(name); err == nil && name != "-" {
 			size += fi.Size()
 		}
+	}
+	// The time includes making the indexes again.
+	if err := endBulk(ctx); err != nil {
+		return err
 	}
 	el := time.Since(began).Seconds()
 	s := tr.Stats()

@@ -33,15 +33,13 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"flag"
 	"fmt"
-	"maps"
+	"math"
 	"math/rand/v2"
 	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -188,13 +186,11 @@ func fill(ctx context.Context, driver, dsn, host string, n, batch int, seed uint
 	skipped := msgs
 	// SQLite builds an index far faster sorted, once, than row by row: a
 	// month of mail written through the gateway's six indexes slowed to a
-	// crawl once they outgrew the cache. The indexes come back before the
-	// queries, exactly as the schema defines them.
-	var rebuild func() error
-	if driver != "postgres" {
-		if rebuild, err = dropIndexes(ctx, dsn); err != nil {
-			return err
-		}
+	// crawl once they outgrew the cache. The store's bulk load drops them
+	// and makes them again, before the queries.
+	endBulk, err := tracking.BeginBulk(ctx, st, math.MaxInt64/2)
+	if err != nil {
+		return err
 	}
 	began := time.Now()
 	last, lastRows := began, int64(0)
@@ -211,13 +207,11 @@ func fill(ctx context.Context, driver, dsn, host string, n, batch int, seed uint
 			last, lastRows = now, rows
 		}
 	}
-	if rebuild != nil {
-		t0 := time.Now()
-		if err := rebuild(); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "trackq: indexes built in %.1fs\n", time.Since(t0).Seconds())
+	t0 := time.Now()
+	if err := endBulk(ctx); err != nil {
+		return err
 	}
+	fmt.Fprintf(os.Stderr, "trackq: bulk load ended (indexes built) in %.1fs\n", time.Since(t0).Seconds())
 	el := time.Since(began).Seconds()
 	size := ""
 	if driver != "postgres" {
@@ -324,68 +318,4 @@ func report(kind string, d []time.Duration, extra ...string) {
 	ms := func(x time.Duration) string { return fmt.Sprintf("%.2fms", float64(x)/1e6) }
 	fmt.Printf("trackq: %s n=%d median=%s p99=%s max=%s %s\n", kind, len(d), ms(q(0.5)), ms(q(0.99)), ms(d[len(d)-1]),
 		strings.Join(extra, " "))
-}
-
-// dropIndexes drops the SQLite store's secondary indexes and returns the
-// function that creates them again. The definitions are read from a new,
-// empty store rather than from this one, so that a fill resumed after an
-// interruption (its store has lost them already) gets them back too.
-func dropIndexes(ctx context.Context, path string) (func() error, error) {
-	defs, err := indexDefs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		return nil, err
-	}
-	for name := range defs {
-		if _, err := db.ExecContext(ctx, `DROP INDEX IF EXISTS "`+name+`"`); err != nil {
-			db.Close()
-			return nil, err
-		}
-	}
-	return func() error {
-		defer db.Close()
-		for _, name := range slices.Sorted(maps.Keys(defs)) {
-			if _, err := db.ExecContext(ctx, defs[name]); err != nil {
-				return fmt.Errorf("rebuild index %s: %w", name, err)
-			}
-		}
-		return nil
-	}, nil
-}
-
-// indexDefs returns the CREATE INDEX statements of the SQLite schema, by
-// index name, from a store made for the purpose in a temporary directory.
-func indexDefs(ctx context.Context) (map[string]string, error) {
-	dir, err := os.MkdirTemp("", "trackq-schema")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	st, err := tracking.OpenSQLite(ctx, filepath.Join(dir, "schema.db"))
-	if err != nil {
-		return nil, err
-	}
-	st.Close()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "schema.db"))
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	defs := map[string]string{}
-	for rows.Next() {
-		var name, def string
-		if err := rows.Scan(&name, &def); err != nil {
-			return nil, err
-		}
-		defs[name] = def
-	}
-	return defs, rows.Err()
 }

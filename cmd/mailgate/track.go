@@ -125,11 +125,24 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 	if *host == "" {
 		*host = cfg.Hostname
 	}
+	files = tracking.OrderLogFiles(files)
+	start := time.Now()
+	endBulk, err := tracking.BeginBulk(ctx, s, tracking.LogSize(files))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	// The bulk load ends even when the import fails or is interrupted: it
+	// makes the indexes it dropped.
+	defer func() {
+		if endBulk != nil {
+			if err := endBulk(context.WithoutCancel(ctx)); err != nil {
+				fail(stderr, err)
+			}
+		}
+	}()
 	tr := tracking.NewTracker(s, tracking.Options{})
 	im := &tracking.Importer{Tracker: tr, Host: *host, Location: loc}
-	start := time.Now()
 	var total int64
-	files = tracking.OrderLogFiles(files)
 	for _, name := range files {
 		var bar *progressBar
 		if isTerminal(stderr) && name != "-" {
@@ -147,6 +160,11 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, err)
 		}
+	}
+	err = endBulk(ctx)
+	endBulk = nil
+	if err != nil {
+		return fail(stderr, err)
 	}
 	st := tr.Stats()
 	el := time.Since(start)

@@ -1,0 +1,183 @@
+package tracking
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// A database made by the first schema (recipients and lines in the
+// messages table, lines as text) keeps its messages whole through the
+// migration that moves them to message_details.
+func TestSQLiteMigratesDetails(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tracking.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	want := &Message{Host: "esa1", MID: 7, ICID: 3, Sender: "a@example.com", Subject: "hello",
+		Recipients: []Recipient{{RID: 0, Address: "b@example.com", Status: Delivered, DCID: 9, Response: "250 ok", Time: start.Add(time.Second)}},
+		Status:     Delivered, Started: start, Finished: start.Add(time.Second), Updated: start.Add(time.Second),
+		Lines: []Line{{Time: start, Level: 3, Text: "Start MID 7 ICID 3"}, {Time: start.Add(time.Second), Level: 3, Text: "Message finished MID 7 done"}}}
+	for _, q := range []string{sqliteSchema[0], "PRAGMA user_version = 1"} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO messages (host, mid, icid, dcids, remote_ip, remote_host, sender_group, sender,
+		recipients, subject, message_id, size, started, finished, status, abort, abort_reason, abort_state, abort_bytes,
+		bounce_of, updated, lines) VALUES ('esa1', 7, 3, '', '', '', '', 'a@example.com', ?, 'hello', '', 0, ?, ?,
+		'delivered', '', '', '', 0, 0, ?, ?)`,
+		encodeRecipients(want.Recipients), unixNano(want.Started), unixNano(want.Finished), unixNano(want.Updated),
+		encodeLines(want.Lines)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO recipients (address, host, mid) VALUES ('b@example.com', 'esa1', 7)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, _, err := Find(ctx, s, "esa1", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Subject != want.Subject || len(got.Recipients) != 1 || got.Recipients[0].Response != "250 ok" ||
+		len(got.Lines) != 2 || got.Lines[1].Text != want.Lines[1].Text || !got.Lines[0].Time.Equal(start) {
+		t.Fatalf("after migration: %+v", got)
+	}
+	ms, err := s.Search(ctx, Query{Recipient: "b@example.com"})
+	if err != nil || len(ms) != 1 || len(ms[0].Recipients) != 1 {
+		t.Fatalf("search after migration: %v, %+v", err, ms)
+	}
+}
+
+func indexes(t *testing.T, s *SQLite) []string {
+	t.Helper()
+	rows, err := s.db.Query(`SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'messages_%' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	return names
+}
+
+// A bulk load into an empty store drops the secondary indexes and makes
+// them again at its end; one cut short (the process killed) leaves them
+// to the next open. A bulk load smaller than the store keeps them.
+func TestSQLiteBulkLoadIndexes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tracking.db")
+	s, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := indexes(t, s)
+	if len(all) != len(sqliteIndexes) {
+		t.Fatalf("indexes of a new store: %v", all)
+	}
+	var ps int
+	if err := s.db.QueryRow("PRAGMA page_size").Scan(&ps); err != nil || ps != 16384 {
+		t.Errorf("page size of a new store: %d, %v", ps, err)
+	}
+
+	done, err := s.BulkLoad(ctx, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := indexes(t, s); len(got) != 0 {
+		t.Fatalf("indexes during a bulk load into an empty store: %v", got)
+	}
+	b := &Batch{}
+	for mid := uint64(1); mid <= 100; mid++ {
+		b.Messages = append(b.Messages, &Message{Host: "esa1", MID: mid, Sender: "s@example.com", Status: Delivered,
+			Started: time.Unix(int64(mid), 0)})
+	}
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if ms, err := s.Search(ctx, Query{Sender: "s@example.com", Limit: 1000}); err != nil || len(ms) != 100 {
+		t.Fatalf("search during a bulk load: %d, %v", len(ms), err)
+	}
+	if err := done(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := indexes(t, s); !slices.Equal(got, all) {
+		t.Fatalf("indexes after a bulk load: %v, want %v", got, all)
+	}
+
+	// Cut short: no done, the store closed.
+	if _, err := s.BulkLoad(ctx, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	if got := indexes(t, s); len(got) != 0 {
+		t.Fatalf("indexes during a bulk load larger than the store: %v", got)
+	}
+	s.Close()
+	if s, err = OpenSQLite(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := indexes(t, s); !slices.Equal(got, all) {
+		t.Fatalf("indexes after a bulk load cut short and an open: %v, want %v", got, all)
+	}
+
+	// Smaller than the store: the indexes stay.
+	done, err = s.BulkLoad(ctx, 10*bytesPerMessage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := indexes(t, s); !slices.Equal(got, all) {
+		t.Fatalf("indexes during a small bulk load: %v, want %v", got, all)
+	}
+	if err := done(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPackedLines(t *testing.T) {
+	at := time.Date(2026, 11, 1, 10, 0, 0, 123000, time.UTC)
+	for _, lines := range [][]Line{
+		nil,
+		{{Time: at, Level: 3, Text: "Start MID 1 ICID 2"}},
+		{{Time: at, Level: 3, Text: "a"}, {Time: at.Add(time.Hour), Level: 1, Text: "b 'quoted' \\x00"}},
+	} {
+		packed, _ := packLines(nil, lines)
+		got, err := unpackLines(string(packed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(lines) {
+			t.Fatalf("%v: got %v", lines, got)
+		}
+		for i := range got {
+			if !got[i].Time.Equal(lines[i].Time) || got[i].Level != lines[i].Level || got[i].Text != lines[i].Text {
+				t.Fatalf("%v: got %v", lines, got)
+			}
+		}
+		// Text rows (PostgreSQL's, SQLite's before packing) read the same.
+		if back, err := unpackLines(encodeLines(lines)); err != nil || len(back) != len(lines) {
+			t.Fatalf("text %v: %v, %v", lines, back, err)
+		}
+	}
+	if _, err := unpackLines("\x00garbage"); err == nil {
+		t.Error("corrupt packed lines read without an error")
+	}
+}
