@@ -34,7 +34,17 @@ type Feed struct {
 	every   time.Duration
 	logger  *slog.Logger
 
-	ch chan item
+	// The buffer: a slice under a lock rather than a channel, so that an
+	// entry costs the SMTP path an append, not a wake-up of Run (a dozen
+	// entries a message made the channel's wake-ups a tenth of tracking's
+	// cost). Run takes the whole slice at each tick, or when it is half
+	// full.
+	bmu   sync.Mutex
+	buf   []item
+	spare []item        // the slice Run gave back, for the next entries
+	limit int           // entries the buffer holds
+	taken chan struct{} // closed when Run takes the buffer (Take waits on it)
+	wake  chan struct{} // the buffer is half full
 
 	mu       sync.Mutex
 	gap      bool      // entries were dropped, or the store failed
@@ -65,15 +75,47 @@ func NewFeed(o FeedOptions) *Feed {
 	}
 	return &Feed{
 		host: o.Host, logPath: o.LogPath, loc: o.Location, every: o.Interval, logger: o.Logger,
-		ch: make(chan item, o.Buffer),
+		limit: o.Buffer, taken: make(chan struct{}), wake: make(chan struct{}, 1),
 	}
+}
+
+// put appends it unless the buffer is full; when it is, put returns the
+// channel that is closed when the buffer is taken.
+func (f *Feed) put(it item) (wait <-chan struct{}) {
+	f.bmu.Lock()
+	n := len(f.buf)
+	if n >= f.limit {
+		wait = f.taken
+		f.bmu.Unlock()
+		return wait
+	}
+	f.buf = append(f.buf, it)
+	f.bmu.Unlock()
+	if n+1 == f.limit/2 {
+		select {
+		case f.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// take returns the buffered entries; the slice is the Feed's again at the
+// next take.
+func (f *Feed) take() []item {
+	f.bmu.Lock()
+	defer f.bmu.Unlock()
+	b := f.buf
+	clear(f.spare) // let go of the entries the spare held
+	f.buf, f.spare = f.spare[:0], b
+	close(f.taken)
+	f.taken = make(chan struct{})
+	return b
 }
 
 // Emit takes one of this gateway's entries without ever blocking.
 func (f *Feed) Emit(e event.Entry) {
-	select {
-	case f.ch <- item{f.host, e}:
-	default:
+	if f.put(item{f.host, e}) != nil {
 		f.dropped.Add(1)
 		f.markGap(e.Time)
 	}
@@ -82,11 +124,16 @@ func (f *Feed) Emit(e event.Entry) {
 // Take takes an entry of another gateway's log, waiting for room (a syslog
 // sender over TCP is slowed rather than dropped) until ctx is done.
 func (f *Feed) Take(ctx context.Context, host string, e event.Entry) error {
-	select {
-	case f.ch <- item{host, e}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		wait := f.put(item{host, e})
+		if wait == nil {
+			return nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -106,11 +153,12 @@ func (f *Feed) Run(ctx context.Context, s Store) error {
 	defer tick.Stop()
 	for {
 		select {
-		case it := <-f.ch:
-			if !f.tracker.push(it.host, it.e) {
+		case <-f.wake:
+			if !f.pushTaken() {
 				continue
 			}
 		case <-tick.C:
+			f.pushTaken()
 		case <-ctx.Done():
 			f.drain()
 			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -137,17 +185,20 @@ func (f *Feed) Run(ctx context.Context, s Store) error {
 	}
 }
 
-// drain moves what the buffer holds into the tracker's chunk.
-func (f *Feed) drain() {
-	for {
-		select {
-		case it := <-f.ch:
-			f.tracker.push(it.host, it.e)
-		default:
-			return
+// pushTaken moves what the buffer holds into the tracker's chunk, and
+// reports whether the chunk is full.
+func (f *Feed) pushTaken() bool {
+	full := false
+	for _, it := range f.take() {
+		if f.tracker.push(it.host, it.e) {
+			full = true
 		}
 	}
+	return full
 }
+
+// drain moves what the buffer holds into the tracker's chunk.
+func (f *Feed) drain() { f.pushTaken() }
 
 // shed bounds memory while the store fails: beyond a few chunks, the
 // entries held are let go and the gap is read back from the mail log once
