@@ -3,17 +3,19 @@ package tracking
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/klauspost/compress/s2"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/s2"
+
 	"github.com/mailgate/mailgate/event"
 )
 
-// Both backends store a record's lines and recipients as text columns in
-// these encodings, so that a record is one row and is read and written
-// whole.
+// Both backends store a record's lines and recipients in these encodings,
+// in a column each, so that a record is read and written whole (SQLite
+// keeps a message's in a row of message_details, the lines compressed by
+// packLines).
 
 // encodeLines writes one line per timeline line: "unixnano level text".
 // Text never holds a newline: the maillog escaping sees to that.
@@ -142,7 +144,7 @@ const packedLines = 0
 
 // packLines is encodeLines compressed, for SQLite, which does not
 // compress on its own (PostgreSQL does): a timeline is about 1 KB of
-// repetitive text, and s2 halves it at a gigabyte a second, so that an
+// repetitive text, which s2 brings to 57 % at about 900 MB/s, so that an
 // import writes (twice: the WAL, then the database) fewer bytes. buf is
 // scratch space, returned for the next call.
 func packLines(buf []byte, lines []Line) (packed, scratch []byte) {
