@@ -5,6 +5,7 @@ package storetest
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -33,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) tracking.Store) {
 		{"Histogram", testHistogram},
 		{"Watermark", testWatermark},
 		{"Tracker", testTracker},
+		{"BulkLoad", testBulkLoad},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -690,6 +692,17 @@ func testTracker(t *testing.T, s tracking.Store) {
 			t.Errorf("%v %d: finished %v, lines %q", c.Kind, c.ID, c.Finished, c.Lines)
 		}
 	}
+	// Find: the message with its lines, and its two connections.
+	fm, fc, err := tracking.Find(ctx, s, "esa1", 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fm.MID != 6 || len(fm.Lines) != 11 || len(fc) != 2 {
+		t.Errorf("Find: MID %d, %d lines, %d connections; want 6, 11, 2", fm.MID, len(fm.Lines), len(fc))
+	}
+	if _, _, err := tracking.Find(ctx, s, "esa1", 7); !errors.Is(err, tracking.ErrNotFound) {
+		t.Errorf("Find of an absent MID: %v", err)
+	}
 	w, err := s.Watermark(ctx, "esa1")
 	if err != nil {
 		t.Fatal(err)
@@ -752,4 +765,33 @@ func BenchmarkWrite(b *testing.B, s tracking.Store) {
 			}
 		}
 	})
+}
+
+// testBulkLoad imports a log inside a bulk load as large as a month of
+// mail: searches answer during it and after it, the same.
+func testBulkLoad(t *testing.T, s tracking.Store) {
+	ctx := context.Background()
+	done, err := tracking.BeginBulk(ctx, s, 1<<40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	importLog(t, s, 1000)
+	during, err := s.Search(ctx, tracking.Query{Limit: 1000})
+	if err != nil || len(during) == 0 {
+		t.Fatalf("search during a bulk load: %d messages, %v", len(during), err)
+	}
+	if err := done(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after, err := s.Search(ctx, tracking.Query{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := mids(after), mids(during); !slices.Equal(got, want) {
+		t.Fatalf("after the bulk load: %v, during it: %v", got, want)
+	}
+	one, err := s.Search(ctx, tracking.Query{Sender: during[0].Sender, Limit: 1000})
+	if err != nil || len(one) == 0 {
+		t.Fatalf("sender search after the bulk load: %d, %v", len(one), err)
+	}
 }
