@@ -36,7 +36,7 @@ type Feed struct {
 
 	// The buffer: a slice under a lock rather than a channel, so that an
 	// entry costs the SMTP path an append, not a wake-up of Run (a dozen
-	// entries a message made the channel's wake-ups a tenth of tracking's
+	// entries a message made the channel's wake-ups a sixth of tracking's
 	// cost). Run takes the whole slice at each tick, or when it is half
 	// full.
 	bmu   sync.Mutex
@@ -160,7 +160,7 @@ func (f *Feed) Run(ctx context.Context, s Store) error {
 		case <-tick.C:
 			f.pushTaken()
 		case <-ctx.Done():
-			f.drain()
+			f.pushTaken()
 			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			return f.tracker.Sync(fctx)
@@ -196,9 +196,6 @@ func (f *Feed) pushTaken() bool {
 	}
 	return full
 }
-
-// drain moves what the buffer holds into the tracker's chunk.
-func (f *Feed) drain() { f.pushTaken() }
 
 // shed bounds memory while the store fails: beyond a few chunks, the
 // entries held are let go and the gap is read back from the mail log once
