@@ -101,7 +101,7 @@ func TestFold(t *testing.T) {
 				s := openTemp(t)
 				importFiles(t, s, chunk, filepath.Join("testdata/fold", tc.file))
 				for _, w := range tc.want {
-					m, _, err := Find(context.Background(), s, "gw1", w.mid)
+					m, _, err := s.Find(context.Background(), "gw1", w.mid)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -138,7 +138,7 @@ func TestTimelineOrder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, conns, err := Find(context.Background(), s, "gw1", ms[0].MID)
+			m, conns, err := s.Find(context.Background(), "gw1", ms[0].MID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,7 +185,7 @@ func dump(t *testing.T, s Store) string {
 	}
 	var b strings.Builder
 	for _, q := range ms {
-		m, conns, err := Find(ctx, s, q.Host, q.MID)
+		m, conns, err := s.Find(ctx, q.Host, q.MID)
 		if err != nil {
 			t.Fatal(err)
 		}

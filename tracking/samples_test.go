@@ -46,7 +46,7 @@ func TestSamples(t *testing.T) {
 			t.Errorf("MID %d: %d found, %v", w.mid, len(ms), err)
 			continue
 		}
-		m, _, err := Find(context.Background(), s, ms[0].Host, w.mid)
+		m, _, err := s.Find(context.Background(), ms[0].Host, w.mid)
 		if err != nil {
 			t.Fatal(err)
 		}

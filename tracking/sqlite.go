@@ -431,6 +431,12 @@ func (s *SQLite) Load(ctx context.Context, keys Keys) (*Batch, error) {
 	return b, nil
 }
 
+// Find returns one message with its lines, and its connections: two
+// queries, which in-process cost no round trip.
+func (s *SQLite) Find(ctx context.Context, host string, mid uint64) (*Message, []*Conn, error) {
+	return findByLoad(ctx, s, host, mid)
+}
+
 // Search returns the messages that match q, newest first.
 func (s *SQLite) Search(ctx context.Context, q Query) ([]Message, error) {
 	where, args := whereClause(sqliteDialect, q, nil)

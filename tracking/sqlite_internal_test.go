@@ -47,7 +47,7 @@ func TestSQLiteMigratesDetails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	got, _, err := Find(ctx, s, "esa1", 7)
+	got, _, err := s.Find(ctx, "esa1", 7)
 	if err != nil {
 		t.Fatal(err)
 	}

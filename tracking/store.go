@@ -35,6 +35,10 @@ type Store interface {
 	// when none), from which a gateway catches up from its mail log.
 	Watermark(ctx context.Context, host string) (time.Time, error)
 
+	// Find returns one message with its lines, and its connections; an
+	// error wrapping ErrNotFound when the store has no such message.
+	Find(ctx context.Context, host string, mid uint64) (*Message, []*Conn, error)
+
 	Close() error
 }
 
@@ -83,11 +87,8 @@ type ConnKey struct {
 // ErrNotFound is returned by Find when no message has the key.
 var ErrNotFound = errors.New("tracking: no such message")
 
-// Find returns one message with its lines, and its connections.
-func Find(ctx context.Context, s Store, host string, mid uint64) (*Message, []*Conn, error) {
-	if p, ok := s.(*Postgres); ok {
-		return p.find(ctx, host, mid) // a network away: one round trip, not two
-	}
+// findByLoad is Find through Load: the message, then its connections.
+func findByLoad(ctx context.Context, s Store, host string, mid uint64) (*Message, []*Conn, error) {
 	b, err := s.Load(ctx, Keys{Messages: []MessageKey{{host, mid}}})
 	if err != nil {
 		return nil, nil, err

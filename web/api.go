@@ -56,7 +56,7 @@ func (a *api) message(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("mid: %q is not a positive number", r.PathValue("mid")))
 		return
 	}
-	m, conns, err := tracking.Find(r.Context(), a.store, host, mid)
+	m, conns, err := a.store.Find(r.Context(), host, mid)
 	if errors.Is(err, tracking.ErrNotFound) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no message MID %d on host %q", mid, host))
 		return

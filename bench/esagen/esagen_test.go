@@ -174,7 +174,7 @@ func TestTrackerAgrees(t *testing.T) {
 	}
 	bad := 0
 	for _, want := range truth {
-		m, _, err := tracking.Find(ctx, st, "esa1", want.MID)
+		m, _, err := st.Find(ctx, "esa1", want.MID)
 		if err != nil {
 			t.Errorf("MID %d: %v", want.MID, err)
 			bad++

@@ -254,7 +254,7 @@ func query(ctx context.Context, driver, dsn, host string, n, subjects int, seed 
 	for range n {
 		id := mid()
 		t0 := time.Now()
-		m, conns, err := tracking.Find(ctx, st, host, id)
+		m, conns, err := st.Find(ctx, host, id)
 		midT = append(midT, time.Since(t0))
 		if err != nil {
 			return fmt.Errorf("find MID %d: %w", id, err)

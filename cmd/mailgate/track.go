@@ -286,7 +286,7 @@ func trackCmd(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case *events:
 		for i := range ms {
-			m, conns, err := tracking.Find(ctx, s, ms[i].Host, ms[i].MID)
+			m, conns, err := s.Find(ctx, ms[i].Host, ms[i].MID)
 			if err != nil {
 				return fail(stderr, err)
 			}
@@ -443,7 +443,7 @@ func findeventCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	for i := len(ms) - 1; i >= 0; i-- { // oldest first, as in the log
-		m, conns, err := tracking.Find(ctx, s, ms[i].Host, ms[i].MID)
+		m, conns, err := s.Find(ctx, ms[i].Host, ms[i].MID)
 		if err != nil {
 			return fail(stderr, err)
 		}
@@ -523,7 +523,7 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	m, conns, err := tracking.Find(ctx, s, *host, mid)
+	m, conns, err := s.Find(ctx, *host, mid)
 	if err != nil {
 		if errors.Is(err, tracking.ErrNotFound) {
 			fmt.Fprintln(stderr, "mailgate explain:", err)

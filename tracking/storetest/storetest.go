@@ -693,14 +693,14 @@ func testTracker(t *testing.T, s tracking.Store) {
 		}
 	}
 	// Find: the message with its lines, and its two connections.
-	fm, fc, err := tracking.Find(ctx, s, "esa1", 6)
+	fm, fc, err := s.Find(ctx, "esa1", 6)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fm.MID != 6 || len(fm.Lines) != 11 || len(fc) != 2 {
 		t.Errorf("Find: MID %d, %d lines, %d connections; want 6, 11, 2", fm.MID, len(fm.Lines), len(fc))
 	}
-	if _, _, err := tracking.Find(ctx, s, "esa1", 7); !errors.Is(err, tracking.ErrNotFound) {
+	if _, _, err := s.Find(ctx, "esa1", 7); !errors.Is(err, tracking.ErrNotFound) {
 		t.Errorf("Find of an absent MID: %v", err)
 	}
 	w, err := s.Watermark(ctx, "esa1")
