@@ -41,11 +41,6 @@ type Tracker struct {
 
 	pending  chan error  // the write under way, if any
 	inflight map[any]any // its records, by MessageKey and ConnKey
-
-	// newest is, by host, the newest line time the store may hold: its
-	// watermark when first asked, then each line applied. A message or
-	// connection opened in a later second is new, and not looked for.
-	newest map[string]time.Time
 }
 
 // Options tune a Tracker; zero values take the defaults.
@@ -97,11 +92,10 @@ func NewTracker(s Store, o Options) *Tracker {
 	}
 	return &Tracker{
 		store: s, opts: o,
-		msgs:   make(map[MessageKey]*mrec),
-		conns:  make(map[ConnKey]*crec),
-		marks:  make(map[string]time.Time),
-		seed:   maphash.MakeSeed(),
-		newest: make(map[string]time.Time),
+		msgs:  make(map[MessageKey]*mrec),
+		conns: make(map[ConnKey]*crec),
+		marks: make(map[string]time.Time),
+		seed:  maphash.MakeSeed(),
 	}
 }
 
@@ -156,43 +150,27 @@ func (t *Tracker) load(ctx context.Context) error {
 	wantC := make(map[ConnKey]bool)
 	for _, it := range t.chunk {
 		mids, conns := refs(it.e.Event)
-		opened := any(nil)
-		if len(mids)+len(conns) > 0 {
-			if opened = opens(it.host, it.e.Event); opened != nil {
-				newest, err := t.newestOf(ctx, it.host)
-				if err != nil {
-					return err
-				}
-				if it.e.Time.Unix() <= newest.Unix() {
-					opened = nil // the store may hold it: a line read again
-				}
-			}
-		}
 		for _, mid := range mids {
 			k := MessageKey{it.host, mid}
 			if t.msgs[k] == nil && !wantM[k] {
 				wantM[k] = true
-				if k != opened {
-					keys.Messages = append(keys.Messages, k)
-				}
+				keys.Messages = append(keys.Messages, k)
 			}
 		}
 		for _, c := range conns {
 			k := ConnKey{it.host, c.Kind, c.ID}
 			if t.conns[k] == nil && !wantC[k] {
 				wantC[k] = true
-				if k != opened {
-					keys.Conns = append(keys.Conns, k)
-				}
+				keys.Conns = append(keys.Conns, k)
 			}
 		}
 	}
-	b := &Batch{}
-	if len(keys.Messages) > 0 || len(keys.Conns) > 0 {
-		var err error
-		if b, err = t.storeLoad(ctx, keys); err != nil {
-			return fmt.Errorf("tracking: load %d messages, %d connections: %w", len(keys.Messages), len(keys.Conns), err)
-		}
+	if len(keys.Messages) == 0 && len(keys.Conns) == 0 {
+		return t.loadLast(ctx)
+	}
+	b, err := t.storeLoad(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("tracking: load %d messages, %d connections: %w", len(keys.Messages), len(keys.Conns), err)
 	}
 	for _, m := range b.Messages {
 		r := &mrec{Message: *m}
@@ -213,33 +191,6 @@ func (t *Tracker) load(ctx context.Context) error {
 		}
 	}
 	return t.loadLast(ctx)
-}
-
-// opens returns the key of the record ev begins (a message's Start, a
-// connection's New line), or nil.
-func opens(host string, ev event.Event) any {
-	switch e := ev.(type) {
-	case event.StartMID:
-		return MessageKey{host, e.MID}
-	case event.NewICID:
-		return ConnKey{host, event.InboundConn, e.ICID}
-	case event.NewDCID:
-		return ConnKey{host, event.OutboundConn, e.DCID}
-	}
-	return nil
-}
-
-// newestOf returns newest[host], asking the store the first time.
-func (t *Tracker) newestOf(ctx context.Context, host string) (time.Time, error) {
-	if w, ok := t.newest[host]; ok {
-		return w, nil
-	}
-	w, err := t.store.Watermark(ctx, host)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("tracking: load: %w", err)
-	}
-	t.newest[host] = w
-	return w, nil
 }
 
 // loadLast loads, for each connection the chunk ends, its last message:
@@ -572,9 +523,6 @@ func (t *Tracker) apply(host string, e event.Entry) {
 	h := t.lineHash(line)
 	if e.Time.After(t.marks[host]) {
 		t.marks[host] = e.Time
-	}
-	if w, ok := t.newest[host]; ok && e.Time.After(w) {
-		t.newest[host] = e.Time
 	}
 	if len(mids) > 0 {
 		// A line about a message is kept with the message, not with the

@@ -14,27 +14,15 @@ import (
 // fuzzer's coverage instrumentation runs a few inputs a minute. The store
 // suite (storetest) holds the real backends to the same Write and Load.
 type memStore struct {
-	Store // Search, Histogram: not used by the Tracker
+	Store // Search, Histogram, Watermark: not used by the Tracker
 	mu    sync.Mutex
 	msgs  map[MessageKey]Message
 	conns map[ConnKey]Conn
-	marks map[string]time.Time
-}
-
-func (m *memStore) Watermark(_ context.Context, host string) (time.Time, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.marks[host], nil
 }
 
 func (m *memStore) Write(_ context.Context, b *Batch) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for host, t := range b.Watermarks {
-		if t.After(m.marks[host]) {
-			m.marks[host] = t
-		}
-	}
 	for _, r := range b.Messages {
 		c := *r
 		c.Lines = append([]Line(nil), r.Lines...)
@@ -88,7 +76,7 @@ func FuzzImport(f *testing.F) {
 	}
 	f.Add([]byte("Mon Nov 23 10:00:00 2026 Info: MID 1 ICID 1 RID 0 To: <a@b>\nMon Nov 23 10:00:00 2026 Info: MID 1 ICID 1 RID 0 To: <a@b>\n"))
 	f.Fuzz(func(t *testing.T, log []byte) {
-		s := &memStore{msgs: map[MessageKey]Message{}, conns: map[ConnKey]Conn{}, marks: map[string]time.Time{}}
+		s := &memStore{msgs: map[MessageKey]Message{}, conns: map[ConnKey]Conn{}}
 		ctx := context.Background()
 		for round := range 2 {
 			tr := NewTracker(s, Options{ChunkSize: 3})
