@@ -122,15 +122,16 @@ func (s *SQLite) makeIndexes(ctx context.Context) error {
 const bytesPerMessage = 1500
 
 // bulkCheckpoint is the WAL's size, in pages, that triggers a checkpoint
-// during a bulk load: 64 MiB instead of SQLite's 4 MiB, so that a page
-// written by many batches reaches the database file once.
+// during a bulk load, instead of SQLite's 1,000: 256 MiB with 16 KiB
+// pages, so that a page written by many batches reaches the database file
+// once.
 const bulkCheckpoint = 16384
 
 // BulkLoad prepares for an import of about size bytes of log. When the
 // import will add more messages than the store holds, the messages'
 // secondary indexes are dropped, and done makes them again: sorting once
-// beats inserting row by row into six B-trees (in a measurement, imports
-// ran 1.5 times as fast). Searches work meanwhile, by scanning. done must
+// beats inserting row by row into six B-trees (with the longer checkpoint
+// interval, +20 % on a million lines of log). Searches work meanwhile, by scanning. done must
 // be called; if the process dies first, the next open makes the indexes.
 func (s *SQLite) BulkLoad(ctx context.Context, size int64) (done func(context.Context) error, err error) {
 	var rows sql.NullInt64
@@ -258,7 +259,9 @@ func (s *SQLite) Write(ctx context.Context, b *Batch) error {
 	}
 	defer tx.Rollback()
 	// The details are compressed and encoded beside the inserts of the
-	// messages' own rows (the import's other core is often idle).
+	// messages' own rows: the writer is an import's critical path, and
+	// the fold leaves the other core idle at times (5 M lines: a median
+	// of 216,000 lines/s against 203,000 inline, six runs each).
 	encoded := make(chan [2][][]any, 1)
 	go func() { encoded <- sqliteDetailRows(b) }()
 	var msgs, rcpts, dels [][]any

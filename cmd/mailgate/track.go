@@ -131,38 +131,14 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	// The bulk load ends even when the import fails or is interrupted: it
-	// makes the indexes it dropped.
-	defer func() {
-		if endBulk != nil {
-			if err := endBulk(context.WithoutCancel(ctx)); err != nil {
-				fail(stderr, err)
-			}
-		}
-	}()
 	tr := tracking.NewTracker(s, tracking.Options{})
 	im := &tracking.Importer{Tracker: tr, Host: *host, Location: loc}
-	var total int64
-	for _, name := range files {
-		var bar *progressBar
-		if isTerminal(stderr) && name != "-" {
-			if st, err := os.Stat(name); err == nil {
-				bar = &progressBar{w: stderr, name: name, total: st.Size()}
-				im.Progress = bar.update
-			}
-		}
-		err := im.ImportFile(ctx, name)
-		if bar != nil {
-			bar.done()
-			total += bar.total
-		}
-		im.Progress = nil
-		if err != nil {
-			return fail(stderr, err)
-		}
+	err = importFiles(ctx, im, files, stderr)
+	// The bulk load ends whether the import succeeded, failed or was
+	// interrupted: it makes the indexes it dropped.
+	if e := endBulk(context.WithoutCancel(ctx)); err == nil {
+		err = e
 	}
-	err = endBulk(ctx)
-	endBulk = nil
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -172,6 +148,30 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 		st.Entries, len(files), el.Round(time.Millisecond), float64(st.Entries)/el.Seconds(),
 		st.Applied, st.Duplicate, st.Untracked, st.Messages, st.Conns)
 	return 0
+}
+
+// importFiles imports the files in order, with a progress bar for each
+// on a terminal.
+func importFiles(ctx context.Context, im *tracking.Importer, files []string, stderr io.Writer) error {
+	defer func() { im.Progress = nil }()
+	for _, name := range files {
+		var bar *progressBar
+		im.Progress = nil
+		if isTerminal(stderr) && name != "-" {
+			if st, err := os.Stat(name); err == nil {
+				bar = &progressBar{w: stderr, name: name, total: st.Size()}
+				im.Progress = bar.update
+			}
+		}
+		err := im.ImportFile(ctx, name)
+		if bar != nil {
+			bar.done()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // progressBar draws "name [=====>    ] 42% 12.3 MB/s" on a terminal.
