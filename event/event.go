@@ -57,6 +57,11 @@ type Entry struct {
 	Time  time.Time
 	Level Level
 	Event Event
+	// Text is the message as a log line held it (escaped), when the entry
+	// was read from one; empty when the gateway made the entry. Tracking
+	// keeps it as the line's text rather than rendering Event again: that
+	// costs nothing, and shows a foreign line as its writer wrote it.
+	Text string
 }
 
 // Event is any of the types in this package. The method is unexported so

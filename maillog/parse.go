@@ -26,7 +26,7 @@ func trimEnd(s string) string {
 // same text. Times inside the message (Pending) are read as UTC; ParseLine
 // reads them in the location of the line.
 func ParseMessage(msg string) event.Event {
-	return parseMessage(trimEnd(msg), time.UTC)
+	return parseEscaped(escapeString(trimEnd(msg)), time.UTC)
 }
 
 // ParseLine parses one log line:
@@ -110,12 +110,12 @@ func parseLine(line string, loc *time.Location, now time.Time) (event.Entry, err
 		return e, nil
 	}
 	e.Level = l
-	e.Event = parseMessage(msg, loc)
+	e.Text = escapeString(msg)
+	e.Event = parseEscaped(e.Text, loc)
 	return e, nil
 }
 
-func parseMessage(msg string, loc *time.Location) event.Event {
-	msg = escapeString(msg)
+func parseEscaped(msg string, loc *time.Location) event.Event {
 	if ev := parseKnown(msg, loc); ev != nil {
 		return ev
 	}

@@ -67,6 +67,10 @@ func TestParseLineLayouts(t *testing.T) {
 			if !e.Time.Equal(tt.time) || e.Level != tt.level || !reflect.DeepEqual(e.Event, tt.ev) {
 				t.Errorf("parseLine(%q)\n= %v %v %#v\nwant %v %v %#v", tt.line, e.Time, e.Level, e.Event, tt.time, tt.level, tt.ev)
 			}
+			// The message as the line held it, escaped: here, as it renders.
+			if want := string(AppendMessage(nil, tt.ev)); tt.level != 0 && e.Text != want {
+				t.Errorf("parseLine(%q).Text = %q, want %q", tt.line, e.Text, want)
+			}
 		})
 	}
 }

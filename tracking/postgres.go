@@ -1,11 +1,9 @@
 package tracking
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -189,12 +187,7 @@ func (p *Postgres) BulkLoad(ctx context.Context, size int64) (done func(context.
 // server. (The messages too as arrays, measured, took longer: the client
 // built the whole statement before the server saw a byte of it.)
 func (p *Postgres) Write(ctx context.Context, b *Batch) error {
-	msgs := lastOf(b.Messages, func(m *Message) MessageKey { return MessageKey{m.Host, m.MID} },
-		func(a, b MessageKey) int { return cmp.Or(strings.Compare(a.Host, b.Host), cmp.Compare(a.MID, b.MID)) })
-	conns := lastOf(b.Conns, func(c *Conn) ConnKey { return ConnKey{c.Host, c.Kind, c.ID} },
-		func(a, b ConnKey) int {
-			return cmp.Or(strings.Compare(a.Host, b.Host), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.ID, b.ID))
-		})
+	msgs, conns := b.latest()
 	if len(msgs) == 0 && len(conns) == 0 && len(b.Watermarks) == 0 {
 		return nil
 	}
@@ -242,23 +235,6 @@ func (p *Postgres) Write(ctx context.Context, b *Batch) error {
 		return fmt.Errorf("tracking: postgres: write: %w", err)
 	}
 	return nil
-}
-
-// lastOf returns the records with the last of each key (as SQLite's
-// INSERT OR REPLACE, one by one, would keep: one statement cannot update a
-// row twice), ordered by key: writers that lock rows in the same order
-// cannot deadlock.
-func lastOf[R any, K comparable](rs []R, key func(R) K, compare func(a, b K) int) []R {
-	seen := make(map[K]bool, len(rs))
-	out := make([]R, 0, len(rs))
-	for i := len(rs) - 1; i >= 0; i-- {
-		if k := key(rs[i]); !seen[k] {
-			seen[k] = true
-			out = append(out, rs[i])
-		}
-	}
-	slices.SortFunc(out, func(a, b R) int { return compare(key(a), key(b)) })
-	return out
 }
 
 // copyIn copies rows into the temporary table temp.

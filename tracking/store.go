@@ -1,9 +1,12 @@
 package tracking
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mailgate/mailgate/event"
@@ -63,6 +66,36 @@ type Batch struct {
 	Messages   []*Message
 	Conns      []*Conn
 	Watermarks map[string]time.Time // host → time of its newest line in the batch
+}
+
+// latest returns the batch's records in key order, the last of each key
+// only (as INSERT OR REPLACE one by one would keep). Stores write rows in
+// key order: they are then appended to the B-trees rather than split into
+// their middle, and writers that lock rows in the same order cannot
+// deadlock.
+func (b *Batch) latest() ([]*Message, []*Conn) {
+	return lastOfKey(b.Messages, func(x, y *Message) int {
+			return cmp.Or(strings.Compare(x.Host, y.Host), cmp.Compare(x.MID, y.MID))
+		}), lastOfKey(b.Conns, func(x, y *Conn) int {
+			return cmp.Or(strings.Compare(x.Host, y.Host), cmp.Compare(x.Kind, y.Kind), cmp.Compare(x.ID, y.ID))
+		})
+}
+
+// lastOfKey sorts a copy of rs stably by key and keeps the last of each
+// run of equal keys.
+func lastOfKey[R any](rs []R, compare func(a, b R) int) []R {
+	out := slices.Clone(rs)
+	slices.SortStableFunc(out, compare)
+	n := 0
+	for i := range out {
+		if i+1 < len(out) && compare(out[i], out[i+1]) == 0 {
+			continue
+		}
+		out[n] = out[i]
+		n++
+	}
+	clear(out[n:])
+	return out[:n]
 }
 
 // Keys names records to Load.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -364,6 +365,7 @@ func Messages(host string, first uint64, n int, conns bool) *tracking.Batch {
 
 // testMany writes and loads more records than one statement carries.
 func testMany(t *testing.T, s tracking.Store) {
+	ctx := context.Background()
 	b := Messages("esa1.example.com", 1, 1500, true)
 	more := Messages("esa2.example.com", 1, 10, true)
 	b.Messages = append(b.Messages, more.Messages...)
@@ -373,6 +375,26 @@ func testMany(t *testing.T, s tracking.Store) {
 	// Again, as updates of every row.
 	write(t, s, b)
 	sameRecords(t, load(t, s, keysOf(b)), b)
+
+	// A batch, out of key order, whose first half is stored already and
+	// has changed: the stored rows are replaced, the others added, and no
+	// search finds what was replaced.
+	c := Messages("esa1.example.com", 751, 1500, true)
+	for _, m := range c.Messages {
+		m.Subject = "Reminder " + m.Subject
+	}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(c.Messages), func(i, j int) { c.Messages[i], c.Messages[j] = c.Messages[j], c.Messages[i] })
+	write(t, s, c)
+	sameRecords(t, load(t, s, keysOf(c)), c)
+	for _, q := range []tracking.Query{{Subject: "Reminder Invoice 0 for March"}, {Subject: "Invoice 1499 for March"}} {
+		r, err := s.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r) != 1 {
+			t.Errorf("Search(%+v) = %v, want one message", q, mids(r))
+		}
+	}
 }
 
 // testConcurrent has several gateways write at once, as they share a
