@@ -67,9 +67,10 @@ const pgSchemaLock = 0x6d61696c67617465
 // pgDialect folds case with lower(), as the indexes do, and searches the
 // subject with ILIKE, which the trigram index (when there is one) serves.
 var pgDialect = dialect{
-	arg:   func(n int) string { return "$" + strconv.Itoa(n) },
-	fold:  func(col string) string { return "lower(" + col + ")" },
-	ilike: "ILIKE",
+	recipients: "recipients",
+	arg:        func(n int) string { return "$" + strconv.Itoa(n) },
+	fold:       func(col string) string { return "lower(" + col + ")" },
+	ilike:      "ILIKE",
 }
 
 // Postgres is the store shared by many gateways: a PostgreSQL database.

@@ -108,20 +108,39 @@ func TestSQLiteBulkLoadIndexes(t *testing.T) {
 	b := &Batch{}
 	for mid := uint64(1); mid <= 100; mid++ {
 		b.Messages = append(b.Messages, &Message{Host: "esa1", MID: mid, Sender: "s@example.com", Status: Delivered,
-			Started: time.Unix(int64(mid), 0)})
+			Started: time.Unix(int64(mid), 0), Recipients: []Recipient{{Address: "r@example.com"}}})
 	}
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	// Written twice, as a message whose lines span two batches is.
 	if err := s.Write(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	if ms, err := s.Search(ctx, Query{Sender: "s@example.com", Limit: 1000}); err != nil || len(ms) != 100 {
 		t.Fatalf("search during a bulk load: %d, %v", len(ms), err)
 	}
+	recipients := func(when string, stored, staged int) {
+		t.Helper()
+		var n, m int
+		if err := s.db.QueryRow("SELECT (SELECT count(*) FROM recipients), (SELECT count(*) FROM recipients_new)").Scan(&n, &m); err != nil {
+			t.Fatal(err)
+		}
+		if n != stored || m != staged {
+			t.Errorf("%s: %d recipient rows and %d staged, want %d and %d", when, n, m, stored, staged)
+		}
+		if ms, err := s.Search(ctx, Query{Recipient: "R@example.com", Limit: 1000}); err != nil || len(ms) != 100 {
+			t.Errorf("%s: recipient search found %d messages (%v), want 100", when, len(ms), err)
+		}
+	}
+	recipients("during a bulk load", 0, 200)
 	if err := done(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := indexes(t, s); !slices.Equal(got, all) {
 		t.Fatalf("indexes after a bulk load: %v, want %v", got, all)
 	}
+	recipients("after a bulk load", 100, 0)
 
 	// Cut short: no done, the store closed.
 	if _, err := s.BulkLoad(ctx, 1<<30); err != nil {
@@ -130,6 +149,13 @@ func TestSQLiteBulkLoadIndexes(t *testing.T) {
 	if got := indexes(t, s); len(got) != 0 {
 		t.Fatalf("indexes during a bulk load larger than the store: %v", got)
 	}
+	for _, m := range b.Messages {
+		m.Recipients = append(m.Recipients, Recipient{RID: 1, Address: "r2@example.com"})
+	}
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	recipients("during a second bulk load", 100, 200)
 	s.Close()
 	if s, err = OpenSQLite(ctx, path); err != nil {
 		t.Fatal(err)
@@ -138,6 +164,7 @@ func TestSQLiteBulkLoadIndexes(t *testing.T) {
 	if got := indexes(t, s); !slices.Equal(got, all) {
 		t.Fatalf("indexes after a bulk load cut short and an open: %v, want %v", got, all)
 	}
+	recipients("after a bulk load cut short and an open", 200, 0)
 
 	// Smaller than the store: the indexes stay.
 	done, err = s.BulkLoad(ctx, 10*bytesPerMessage)
