@@ -175,8 +175,9 @@ func (t *Tracker) load(ctx context.Context) error {
 	for _, c := range b.Conns {
 		t.conns[ConnKey{c.Host, c.Kind, c.ID}] = &crec{Conn: *c}
 	}
-	// Room for the lines a record usually gets (esagen's mixed traffic:
-	// 13 a message, 4 a connection) saves growing the slice line by line.
+	// Room for about the lines a record gets (esagen's mixed traffic: 5 M
+	// lines for 323,000 messages and 271,000 connections, most of them a
+	// message's) saves growing the slices line by line.
 	for k := range wantM {
 		if t.msgs[k] == nil {
 			t.msgs[k] = &mrec{Message: Message{Host: k.Host, MID: k.MID, Lines: make([]Line, 0, 16)}}

@@ -150,6 +150,11 @@ func (s *SQLite) completeBulk(ctx context.Context) (err error) {
 			return fmt.Errorf("index %s: %w", ix.name, err)
 		}
 	}
+	// Only a write when there is something to merge: every open comes here.
+	var staged bool
+	if err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM recipients_new)`).Scan(&staged); err != nil || !staged {
+		return err
+	}
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
