@@ -131,6 +131,7 @@ type Session struct {
 	raw  net.Conn // the accepted connection: deadlines set from other goroutines go here
 	conn net.Conn // raw, or the TLS connection over it after STARTTLS
 	r    *bufio.Reader
+	lead leadReader // what awaitInput read, then conn
 	out  []byte
 	h    Handler
 	cfg  Config
@@ -318,6 +319,11 @@ func (s *Session) readDeadline(inData bool) time.Time {
 }
 
 func (s *Session) readCommand() (line []byte, tooLong bool, err error) {
+	if s.r.Buffered() == 0 && s.r.Size() <= 4096 {
+		if err := s.awaitInput(); err != nil {
+			return nil, false, err
+		}
+	}
 	for {
 		chunk, err := s.r.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -335,6 +341,43 @@ func (s *Session) readCommand() (line []byte, tooLong bool, err error) {
 		s.transcript(false, line)
 		return line, false, nil
 	}
+}
+
+// awaitInput waits for the client's next command holding no read buffer,
+// only the lead array: what a connection costs while it waits for its
+// client. (10,000 idle connections held 40 MB of read buffers, and twice
+// that with the garbage collector's headroom when tracking allocates.) A
+// command usually fits in the lead, so this costs no extra read.
+func (s *Session) awaitInput() error {
+	s.r.Reset(nil)
+	readerPool.Put(s.r)
+	n, err := s.conn.Read(s.lead.buf[:])
+	s.r = readerPool.Get().(*bufio.Reader)
+	s.lead.n, s.lead.off, s.lead.r = n, 0, s.conn
+	s.r.Reset(&s.lead)
+	if n > 0 {
+		return nil // an error that came with bytes comes again at the next read
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// leadReader yields the bytes awaitInput read, then reads r.
+type leadReader struct {
+	buf    [128]byte
+	n, off int
+	r      io.Reader
+}
+
+func (l *leadReader) Read(p []byte) (int, error) {
+	if l.off < l.n {
+		k := copy(p, l.buf[l.off:l.n])
+		l.off += k
+		return k, nil
+	}
+	return l.r.Read(p)
 }
 
 func trimEOL(b []byte) []byte {
