@@ -179,9 +179,10 @@ func NewSession(conn net.Conn, h Handler, cfg Config) *Session {
 	return s
 }
 
-// Readers: a small one per connection, which is what an idle connection
-// costs, and a large one lent for the DATA phase, where it saves read
-// system calls on every message larger than the small buffer.
+// Readers: a small one lent while a command is read (a session waiting
+// for its client holds none: awaitInput), and a large one lent for the
+// DATA phase, where it saves read system calls on every message larger
+// than the small buffer.
 var (
 	readerPool     = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 	dataReaderPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
@@ -351,6 +352,7 @@ func (s *Session) readCommand() (line []byte, tooLong bool, err error) {
 func (s *Session) awaitInput() error {
 	s.r.Reset(nil)
 	readerPool.Put(s.r)
+	s.r = nil // another session's now
 	n, err := s.conn.Read(s.lead.buf[:])
 	s.r = readerPool.Get().(*bufio.Reader)
 	s.lead.n, s.lead.off, s.lead.r = n, 0, s.conn
