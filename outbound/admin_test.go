@@ -52,6 +52,20 @@ func TestDeliverNow(t *testing.T) {
 	// job waits for its retry.
 	c := g.message("alice@gw.test", "dave@d.test", "erin@slow.test")
 	g.lines.waitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till`, c))
+	// The line is logged before the manager takes the job back as
+	// deferred, which is what DeliverNow makes ready.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		q, err := g.m.Message(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Recipients[0].Status == "pending" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("MID %d's d.test recipient is still %q", c, q.Recipients[0].Status)
+		}
+	}
 
 	dDown.Store(false)
 	ready, woken, err := g.m.DeliverNow("D.test")
