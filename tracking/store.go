@@ -46,7 +46,9 @@ type Store interface {
 }
 
 // A BulkLoader is a Store that takes a large import faster when told of
-// it beforehand (SQLite: it makes its indexes once, after the rows).
+// it beforehand (SQLite: it checkpoints beside the writer and makes its
+// indexes and recipient rows once, after the rows; PostgreSQL: it
+// analyzes the tables at the end).
 type BulkLoader interface {
 	// BulkLoad prepares for about size bytes of log; done ends the bulk
 	// load and must be called, whether the import succeeded or not.
