@@ -4,16 +4,21 @@
 #   smtp-source --> mailgate 127.0.0.1:2545  (spool: fsync before 250, mail log written)
 #   smtp-source --> Postfix  127.0.0.1:2535  (queue file fsynced before 250, maillog written)
 #
-# Both only receive: Postfix puts every message on hold (check_client_access
-# static:HOLD), so its queue manager never touches them; mailgate runs with
-# delivery suspended (the ESA's suspenddel). PF_MODE=defer instead defers
-# Postfix's delivery (defer_transports = smtp): its queue manager then moves
-# and logs each message to the deferred queue, without connecting anywhere. For each configuration the two
-# are measured alternately, REPEATS times, and the medians and their ratio are
-# printed, with smtp-source's rate into Postfix's smtp-sink (which keeps
-# nothing and logs nothing) as the ceiling the client allows: a ratio above
-# sink/Postfix cannot be measured with this client on this machine. Then mailgate holds IDLE idle connections and its resident memory
-# is printed.
+# Both only receive. mailgate runs with delivery suspended (the ESA's
+# suspenddel). Postfix is measured two ways, switched with postconf and a
+# reload between runs (PF_MODES):
+#   defer  its delivery deferred (defer_transports = smtp), as the issue
+#          describes it: its queue manager moves and logs each message to the
+#          deferred queue, without connecting anywhere;
+#   hold   every message put on hold (check_client_access static:HOLD), so
+#          that its queue manager never touches them: the comparison most
+#          favourable to Postfix.
+# For each configuration mailgate, Postfix in each mode and smtp-source into
+# Postfix's smtp-sink (which keeps nothing and logs nothing) take turns,
+# REPEATS times, and the medians and the ratios are printed; the sink's rate
+# is the ceiling the client allows: a ratio above sink/Postfix cannot be
+# measured with this client on this machine. Then mailgate holds IDLE idle
+# connections and its resident memory is printed.
 #
 # Loopback only. Needs root (Postfix). Usage: sudo bench/receive.sh   (env knobs below)
 set -uo pipefail
@@ -22,7 +27,7 @@ export LC_ALL=C
 N=${N:-20000}                   # messages per run
 REPEATS=${REPEATS:-3}           # runs per target and configuration
 CONFIGS=${CONFIGS:-"20:1024 100:1024 20:10240 100:10240"}   # sessions:bytes
-PF_MODE=${PF_MODE:-hold}        # hold | defer: how Postfix is kept from delivering
+PF_MODES=${PF_MODES:-"defer hold"}  # how Postfix is kept from delivering, each measured in turn
 TRACKING=${TRACKING:-true}      # mailgate's message tracking (tracking.enabled); Postfix has none
 IDLE=${IDLE:-10000}             # idle connections for the memory run; 0 skips it
 MG_ADDR=127.0.0.1:2545
@@ -59,7 +64,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ---- Postfix: receive only, every message held --------------------------------
+# ---- Postfix: receive only ----------------------------------------------------
 if postfix status >/dev/null 2>&1; then
   grep -qF "$MARK" /etc/postfix/main.cf 2>/dev/null || die "a Postfix not configured by this script is running; stop it first"
   postfix stop >/dev/null 2>&1
@@ -84,13 +89,6 @@ mynetworks = 127.0.0.0/8
 relayhost = [127.0.0.1]:2526
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 smtpd_recipient_restrictions =
-$(if [ "$PF_MODE" = defer ]; then
-  echo "# receive only: delivery deferred, every message goes to the deferred queue"
-  echo "defer_transports = smtp"
-else
-  echo "# receive only: every message goes to the hold queue, never to delivery"
-  echo "smtpd_end_of_data_restrictions = check_client_access static:HOLD"
-fi)
 smtp_dns_support_level = disabled
 default_process_limit = 200
 smtpd_client_connection_count_limit = 0
@@ -109,6 +107,25 @@ if ! grep -qF "$MARK" /etc/postfix/master.cf; then
   grep -q '^postlog' /etc/postfix/master.cf || postconf -Me 'postlog/unix-dgram = postlog unix-dgram n - n - 1 postlogd'
   sed -i "1i $MARK" /etc/postfix/master.cf
 fi
+for m in $PF_MODES; do [ "$m" = defer ] || [ "$m" = hold ] || die "PF_MODES: $m is neither defer nor hold"; done
+# pf_mode MODE [SESSIONS]: how Postfix keeps what it receives from delivery. After a reload, a
+# warm-up with as many sessions as the run will have, so that the run does not pay for new smtpd
+# processes.
+PF_NOW=""
+pf_mode() {
+  [ "$PF_NOW" = "$1" ] && return
+  case $1 in
+    defer) postconf -e "defer_transports = smtp" "smtpd_end_of_data_restrictions =" ;;
+    hold) postconf -e "defer_transports =" "smtpd_end_of_data_restrictions = check_client_access static:HOLD" ;;
+  esac
+  PF_NOW=$1
+  [ "$STARTED_POSTFIX" = 1 ] || return
+  postfix reload >/dev/null 2>&1 || die "postfix reload failed"
+  sleep 1
+  smtp-source -s "${2:-20}" -l 1024 -m "$((5 * ${2:-20}))" -f "$FROM" -t "$RCPT" "$PF_ADDR" >/dev/null 2>&1 || die "warm-up of Postfix failed"
+  postsuper -d ALL >/dev/null 2>&1
+}
+pf_mode "${PF_MODES%% *}"
 postfix check || die "postfix check failed"
 postsuper -d ALL >/dev/null 2>&1 || true
 /usr/lib/postfix/configure-instance.sh - >/dev/null 2>&1 || true
@@ -149,13 +166,14 @@ postfix_ticks() {
 }
 now() { echo "$EPOCHREALTIME"; }
 
-# run TARGET SESSIONS BYTES: one measurement; appends "rate cpu-ms/msg" to $WORK/<target>.rates
+# run TARGET SESSIONS BYTES: one measurement; appends "rate cpu-ms/msg" to $WORK/<target>.rates.
+# TARGET is mailgate, sink, or postfix-MODE.
 run() {
-  local target=$1 sess=$2 len=$3 addr t0 t1 c0 c1
+  local target=$1 sess=$2 len=$3 addr t0 t1 c0 c1 kept=""
   case $target in
     mailgate) addr=$MG_ADDR; c0=$(proc_ticks "$MG_PID") ;;
     sink) addr=$SINK_ADDR; c0=$(proc_ticks "$SINK_PID") ;;
-    *) addr=$PF_ADDR; c0=$(postfix_ticks) ;;
+    postfix-*) pf_mode "${target#postfix-}" "$sess"; addr=$PF_ADDR; c0=$(postfix_ticks) ;;
   esac
   sync; sleep 2
   t0=$(now)
@@ -165,40 +183,48 @@ run() {
   case $target in
     mailgate) c1=$(proc_ticks "$MG_PID") ;;
     sink) c1=$(proc_ticks "$SINK_PID") ;;
-    *) c1=$(postfix_ticks) ;;
+    postfix-*)
+      c1=$(postfix_ticks)
+      # What it kept, then empty the queue: deferred mail left behind would be
+      # retried (and logged) during later runs.
+      kept="  kept $(find /var/spool/postfix/{incoming,active,deferred,hold} -type f | wc -l)"
+      postsuper -d ALL >/dev/null 2>&1 ;;
   esac
-  awk -v n="$N" -v t0="$t0" -v t1="$t1" -v c="$((c1 - c0))" -v hz="$HZ" -v tag="$target -s $sess -l $len" \
-    'BEGIN { r = n/(t1-t0); printf "RUN %-28s %8.0f msg/s  cpu %.3f ms/msg\n", tag, r, 1000*c/hz/n; print r, 1000*c/hz/n >> "'"$WORK/$target.rates"'" }'
+  awk -v n="$N" -v t0="$t0" -v t1="$t1" -v c="$((c1 - c0))" -v hz="$HZ" -v tag="$target -s $sess -l $len" -v kept="$kept" \
+    'BEGIN { r = n/(t1-t0); printf "RUN %-28s %8.0f msg/s  cpu %.3f ms/msg%s\n", tag, r, 1000*c/hz/n, kept; print r, 1000*c/hz/n >> "'"$WORK/$target.rates"'" }'
 }
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+col() { cut -d' ' -f"$2" "$WORK/$1.rates" | median; } # col TARGET FIELD: the median of a field
 
-echo "# $(date -u +%FT%TZ) PF_MODE=$PF_MODE $(nproc) cores, $(postconf -h mail_version | sed 's/^/postfix /'), mailgate $("$WORK/mailgate" version | cut -d' ' -f2), N=$N per run, $REPEATS runs each"
+echo "# $(date -u +%FT%TZ) PF_MODES=\"$PF_MODES\" $(nproc) cores, $(postconf -h mail_version | sed 's/^/postfix /'), mailgate $("$WORK/mailgate" version | cut -d' ' -f2), N=$N per run, $REPEATS runs each"
 start_mailgate
 smtp-sink -u nobody -c "$SINK_ADDR" 1000 >/dev/null 2>&1 &
 SINK_PID=$!
 for _ in $(seq 50); do ss -ltn "sport = :${SINK_ADDR##*:}" | grep -q LISTEN && break; sleep 0.1; done
 smtp-source -s 20 -l 1024 -m 1000 -f "$FROM" -t "$RCPT" "$MG_ADDR" >/dev/null 2>&1 || die "warm-up of mailgate failed"
 smtp-source -s 20 -l 1024 -m 1000 -f "$FROM" -t "$RCPT" "$PF_ADDR" >/dev/null 2>&1 || die "warm-up of Postfix failed"
+postsuper -d ALL >/dev/null 2>&1
 SUMMARY=()
 for cfg in $CONFIGS; do
   IFS=: read -r sess len <<<"$cfg"
-  rm -f "$WORK/mailgate.rates" "$WORK/postfix.rates" "$WORK/sink.rates"
+  rm -f "$WORK"/*.rates
   start_mailgate
-  postsuper -d ALL >/dev/null 2>&1
   for _ in $(seq "$REPEATS"); do
     run mailgate "$sess" "$len"
-    run postfix "$sess" "$len"
+    for m in $PF_MODES; do run "postfix-$m" "$sess" "$len"; done
     run sink "$sess" "$len"
   done
-  mg=$(cut -d' ' -f1 "$WORK/mailgate.rates" | median); pf=$(cut -d' ' -f1 "$WORK/postfix.rates" | median)
-  mgc=$(cut -d' ' -f2 "$WORK/mailgate.rates" | median); pfc=$(cut -d' ' -f2 "$WORK/postfix.rates" | median)
-  sk=$(cut -d' ' -f1 "$WORK/sink.rates" | median)
-  SUMMARY+=("$(awk -v s="$sess" -v l="$len" -v mg="$mg" -v pf="$pf" -v mgc="$mgc" -v pfc="$pfc" -v sk="$sk" \
-    'BEGIN { printf "SUMMARY -s %-3s -l %-5s  mailgate %6.0f msg/s (%.2f ms cpu/msg)   postfix %6.0f msg/s (%.2f ms cpu/msg)   ratio %.2fx   smtp-sink %6.0f msg/s: mailgate at %.0f%% of it, most measurable ratio %.2fx", s, l, mg, mgc, pf, pfc, mg/pf, sk, 100*mg/sk, sk/pf }')")
+  mg=$(col mailgate 1); mgc=$(col mailgate 2); sk=$(col sink 1)
+  line=$(printf 'SUMMARY -s %-3s -l %-5s  mailgate %6.0f msg/s (%.2f ms cpu/msg)' "$sess" "$len" "$mg" "$mgc")
+  for m in $PF_MODES; do
+    line+=$(awk -v m="$m" -v mg="$mg" -v pf="$(col "postfix-$m" 1)" -v pfc="$(col "postfix-$m" 2)" -v sk="$sk" \
+      'BEGIN { printf "   postfix (%s) %5.0f msg/s (%.2f ms cpu/msg): ratio %.2fx of at most %.2fx", m, pf, pfc, mg/pf, sk/pf }')
+  done
+  line+=$(awk -v mg="$mg" -v sk="$sk" 'BEGIN { printf "   smtp-sink %6.0f msg/s: mailgate at %.0f%% of it", sk, 100*mg/sk }')
+  SUMMARY+=("$line")
 done
+echo "# ratio: mailgate's rate over Postfix's; at most: smtp-sink's rate over Postfix's, the highest ratio this client can show"
 printf '%s\n' "${SUMMARY[@]}"
-echo "# postfix ($PF_MODE) kept $(find /var/spool/postfix/hold /var/spool/postfix/deferred -type f | wc -l) messages (receive only); log lines: $(wc -l < "$PF_LOG")"
-postsuper -d ALL >/dev/null 2>&1
 
 if [ "$IDLE" -gt 0 ]; then
   start_mailgate

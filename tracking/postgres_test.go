@@ -1,11 +1,13 @@
 package tracking_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +152,91 @@ func TestPostgresMigrate(t *testing.T) {
 	if available && !trgm {
 		t.Error("pg_trgm is available but messages_subject_trgm was not made")
 	}
+}
+
+// TestPostgresSubjectWindow checks subject searches against the messages
+// themselves, whichever way the store answers them: from a window of the
+// newest messages, or over all when the window holds too few matches. The
+// words are placed so that both happen: "alpha" in every third message,
+// "beta" only in the oldest, "gamma" twice.
+func TestPostgresSubjectWindow(t *testing.T) {
+	ctx := context.Background()
+	s := openPostgres(t)
+	base := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	var all []*tracking.Message
+	b := &tracking.Batch{Watermarks: map[string]time.Time{}}
+	for i := range 300 {
+		words := []string{"Report"}
+		if i%3 == 0 {
+			words = append(words, "ALPHA")
+		}
+		if i < 40 {
+			words = append(words, "beta")
+		}
+		if i == 17 || i == 250 {
+			words = append(words, "gamma")
+		}
+		m := &tracking.Message{
+			Host: []string{"esa1", "esa2"}[i%2], MID: uint64(1000 + i), Sender: "a@example.com",
+			Subject: strings.Join(words, " ") + fmt.Sprint(" #", i), Status: []tracking.Status{tracking.Delivered, tracking.Bounced}[i%5/4],
+			Started: base.Add(time.Duration(i/2) * time.Second), // pairs share a second: mid breaks the tie
+		}
+		m.Updated = m.Started
+		all = append(all, m)
+		b.Messages = append(b.Messages, m)
+	}
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	// want is what a reader of the messages would list: those that match,
+	// newest first (the higher MID first within a time), at most limit.
+	want := func(q tracking.Query) []string {
+		var ms []tracking.Message
+		for _, m := range all {
+			if strings.Contains(strings.ToLower(m.Subject), strings.ToLower(q.Subject)) &&
+				(q.Host == "" || m.Host == q.Host) && (q.Status == "" || m.Status == q.Status) &&
+				(q.Until.IsZero() || m.Started.Before(q.Until)) {
+				ms = append(ms, *m)
+			}
+		}
+		slices.SortFunc(ms, func(a, b tracking.Message) int {
+			return cmp.Or(b.Started.Compare(a.Started), cmp.Compare(b.MID, a.MID))
+		})
+		return mids(ms[:min(len(ms), cmp.Or(q.Limit, tracking.DefaultLimit))])
+	}
+	queries := []tracking.Query{
+		{Subject: "alpha", Limit: 10},
+		{Subject: "alpha"},
+		{Subject: "alpha", Limit: 1000},
+		{Subject: "beta", Limit: 10},
+		{Subject: "gamma"},
+		{Subject: "delta"},
+		{Subject: "alpha", Host: "esa2", Limit: 5},
+		{Subject: "report", Status: tracking.Bounced, Limit: 7},
+		{Subject: "beta", Until: base.Add(10 * time.Second), Limit: 3},
+		{Subject: "#1", Limit: 20},
+	}
+	for _, window := range []int{0, 1, 7, 50, 100000} {
+		tracking.SetSubjectWindow(s, window)
+		for _, q := range queries {
+			got, err := s.Search(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := mids(got), want(q); !slices.Equal(g, w) {
+				t.Errorf("window %d: Search(%+v) = %v,\nwant %v", window, q, g, w)
+			}
+		}
+	}
+}
+
+// mids names messages as host/MID.
+func mids(ms []tracking.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = fmt.Sprintf("%s/%d", m.Host, m.MID)
+	}
+	return out
 }
 
 func BenchmarkPostgresWrite(b *testing.B) { storetest.BenchmarkWrite(b, openPostgres(b)) }

@@ -582,11 +582,15 @@ func (s *SQLite) Search(ctx context.Context, q Query) ([]Message, error) {
 	if err != nil {
 		return nil, err
 	}
+	return derefMessages(ms), nil
+}
+
+func derefMessages(ms []*Message) []Message {
 	out := make([]Message, len(ms))
 	for i, m := range ms {
 		out[i] = *m
 	}
-	return out, nil
+	return out
 }
 
 // Histogram counts the messages that match q by interval.
