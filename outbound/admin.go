@@ -80,7 +80,7 @@ func (m *Manager) WorkQueue() WorkQueue {
 	for _, mid := range m.o.Spool.Messages() {
 		// The first live message in commit order is the oldest; one that
 		// finishes meanwhile gives its place to the next.
-		if env, _, err := m.o.Spool.Read(mid); err == nil {
+		if env, _, _, err := m.o.Spool.Head(mid, 0); err == nil {
 			w.Oldest, w.OldestMID = env.Received, mid
 			break
 		}
@@ -119,13 +119,16 @@ func (m *Manager) Messages(domain string, limit int) ([]QueuedMessage, int, erro
 
 // Message describes one queued message.
 func (m *Manager) Message(mid uint64) (QueuedMessage, error) {
-	env, body, states, err := m.read(mid)
+	env, head, size, states, err := m.head(mid, summaryFirst)
+	if err == nil && size > int64(len(head)) && !bytes.Contains(head, []byte("\r\n\r\n")) {
+		env, head, size, states, err = m.head(mid, summaryMax) // a long header
+	}
 	if err != nil {
 		return QueuedMessage{}, fmt.Errorf("outbound: MID %d: %w", mid, err)
 	}
-	q := QueuedMessage{MID: mid, ICID: env.ICID, Received: env.Received, Size: len(body), From: env.From,
+	q := QueuedMessage{MID: mid, ICID: env.ICID, Received: env.Received, Size: int(size), From: env.From,
 		ClientIP: env.ClientIP, ClientHost: env.ClientHost, Listener: env.Listener}
-	q.Subject, q.MessageID = headerSummary(body)
+	q.Subject, q.MessageID = headerSummary(head)
 
 	m.mu.Lock()
 	delivering := map[int]bool{}
@@ -158,6 +161,21 @@ func (m *Manager) Message(mid uint64) (QueuedMessage, error) {
 // and its recipients' states. A message not in the spool is ErrNoMessage.
 func (m *Manager) read(mid uint64) (*queue.Envelope, []byte, map[int]queue.RecipientState, error) {
 	env, body, err := m.o.Spool.Read(mid)
+	states, err := m.states(mid, err)
+	return env, body, states, err
+}
+
+// head is read, but for the envelope and only the body's first max bytes;
+// size is the whole body's.
+func (m *Manager) head(mid uint64, max int) (env *queue.Envelope, head []byte, size int64, states map[int]queue.RecipientState, err error) {
+	env, head, size, err = m.o.Spool.Head(mid, max)
+	states, err = m.states(mid, err)
+	return env, head, size, states, err
+}
+
+// states reads mid's recipient states when err, that of reading the
+// message, is nil.
+func (m *Manager) states(mid uint64, err error) (map[int]queue.RecipientState, error) {
 	var states map[int]queue.RecipientState
 	if err == nil {
 		states, err = m.o.Spool.RecipientStates(mid)
@@ -165,8 +183,17 @@ func (m *Manager) read(mid uint64) (*queue.Envelope, []byte, map[int]queue.Recip
 	if errors.Is(err, queue.ErrNotFound) {
 		err = ErrNoMessage
 	}
-	return env, body, states, err
+	return states, err
 }
+
+// A listing reads the first summaryFirst bytes of a body for its Subject
+// and Message-ID, and summaryMax when the header does not end there. A
+// header is rarely longer; of one that is, the fields past the cut are not
+// shown.
+const (
+	summaryFirst = 8 << 10
+	summaryMax   = 64 << 10
+)
 
 // destName is the destination a recipient domain goes by: its route's
 // name, or the domain.

@@ -1,6 +1,7 @@
 package outbound_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/smtptest"
 	"github.com/mailgate/mailgate/outbound"
+	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/smtp"
 )
 
@@ -124,6 +126,9 @@ func TestBounceAndDelete(t *testing.T) {
 		len(q.Recipients) != 2 || q.Recipients[1].Reason != "451 4.3.0 Try again later" || q.Recipients[0].Destination != "d.test" {
 		t.Errorf("Messages: %+v", q)
 	}
+	if _, body, err := g.spool.Read(a); err != nil || list[0].Size != len(body) {
+		t.Errorf("Messages: MID %d of %d bytes, the spool holds %d (%v)", a, list[0].Size, len(body), err)
+	}
 	if _, total, _ := g.m.Messages("e.test", 0); total != 0 {
 		t.Errorf("Messages(e.test) found %d", total)
 	}
@@ -179,5 +184,37 @@ func TestBounceAndDelete(t *testing.T) {
 	}
 	if strings.Count(strings.Join(g.lines.snapshot(), "\n"), "Message finished") != 4 {
 		t.Errorf("want 4 Message finished lines (a, its DSN, b, c):\n%s", strings.Join(g.lines.snapshot(), "\n"))
+	}
+}
+
+// TestMessageSummary lists queued messages whose header ends early, late
+// (past the first read) and never, and one with no header at all: the
+// Subject and Message-ID are found wherever the header ends, and the size
+// is the whole body's.
+func TestMessageSummary(t *testing.T) {
+	// The messages go to the spool only: the manager is not told of them.
+	g := newGateway(t, setup{})
+	long := strings.Repeat("X-Filler: "+strings.Repeat("z", 90)+"\r\n", 200) // 20 KB
+	tests := []struct {
+		body, subject, id string
+	}{
+		{"Subject: short\r\nMessage-ID: <1@x>\r\n\r\nbody\r\n", "short", "<1@x>"},
+		{long + "Subject: after 20 KB\r\nMessage-ID: <2@x>\r\n\r\n" + strings.Repeat("b", 100<<10), "after 20 KB", "<2@x>"},
+		{"Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\n" + long, "Grüße", ""}, // never ends: the body is all header
+		{"\r\nno header\r\n", "", ""},
+	}
+	for i, tt := range tests {
+		mid := uint64(100 + i)
+		env := &queue.Envelope{MID: mid, ICID: 1, From: "a@s.test", Received: time.Now(), Rcpts: []queue.Recipient{{RID: 0, Addr: "b@d.test"}}}
+		if err := g.spool.Commit(context.Background(), env, []byte(tt.body)); err != nil {
+			t.Fatal(err)
+		}
+		q, err := g.m.Message(mid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Subject != tt.subject || q.MessageID != tt.id || q.Size != len(tt.body) {
+			t.Errorf("message %d: Subject %q, Message-ID %q, %d bytes; want %q, %q, %d", i, q.Subject, q.MessageID, q.Size, tt.subject, tt.id, len(tt.body))
+		}
 	}
 }

@@ -330,9 +330,8 @@ func (m *Manager) loader() {
 		m.loading++
 		m.mu.Unlock()
 
-		// The spool gives the envelope only with the body; the body is
-		// dropped here and read again when it is sent.
-		env, _, states, err := m.read(mid)
+		// The envelope only: the body is read when it is sent.
+		env, _, _, states, err := m.head(mid, 0)
 		switch {
 		case errors.Is(err, ErrNoMessage):
 			// Finished since it was queued.

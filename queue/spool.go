@@ -461,6 +461,67 @@ func (s *Spool) Read(mid uint64) (*Envelope, []byte, error) {
 
 // readMessage reads and verifies the message record at g/off of n bytes. It
 // returns the whole record, the envelope and the body (a slice of rec).
+// Head returns a live message's envelope, the first max bytes of its body
+// (all of it when shorter) and the body's size, reading little more of the
+// record than that: the queue manager wants the envelope long before the
+// body, and a listing wants only the header. Unlike Read it cannot verify
+// the record's checksum, which covers the whole record: the envelope is
+// checked for its structure only, and Read, before any delivery, checks
+// the rest.
+func (s *Spool) Head(mid uint64, max int) (env *Envelope, head []byte, size int64, err error) {
+	s.mu.RLock()
+	if s.shut {
+		s.mu.RUnlock()
+		return nil, nil, 0, ErrClosed
+	}
+	e := s.x.msgs[mid]
+	if e == nil {
+		s.mu.RUnlock()
+		return nil, nil, 0, fmt.Errorf("queue: read MID %d: %w", mid, ErrNotFound)
+	}
+	g, off, n := e.seg, e.off, e.n
+	g.acquire()
+	s.mu.RUnlock()
+	defer g.release()
+
+	env, head, size, err = readHead(g, off, n, max)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("queue: read MID %d: %w", mid, err)
+	}
+	return env, head, size, nil
+}
+
+// headSlack is what Head reads for the envelope besides the body's first
+// bytes: an envelope of a few recipients takes a few hundred bytes.
+const headSlack = 4 << 10
+
+func readHead(g *segment, off, n int64, max int) (env *Envelope, head []byte, size int64, err error) {
+	want := min(n, recHeaderSize+headSlack+int64(max))
+	rec := make([]byte, want)
+	if _, err := g.f.ReadAt(rec, off); err != nil {
+		return nil, nil, 0, fmt.Errorf("%s offset %d: %w", g.path, off, err)
+	}
+	h, ok := parseRecHeader(rec, g.salt)
+	if !ok || h.typ != recMessage || h.n != n-recHeaderSize {
+		return nil, nil, 0, &CorruptError{Segment: g.path, Offset: off, Length: n, Err: errors.New("bad record header")}
+	}
+	_, env, bodyOff, err := decodeMessage(rec[recHeaderSize:])
+	if errors.Is(err, errTruncated) && want < n {
+		// An envelope longer than the slack (many recipients): the
+		// whole record, checksum and all.
+		_, env, body, err := readMessage(g, off, n)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		return env, body[:min(len(body), max)], int64(len(body)), nil
+	}
+	if err != nil {
+		return nil, nil, 0, &CorruptError{Segment: g.path, Offset: off, Length: n, Err: err}
+	}
+	body := rec[recHeaderSize+bodyOff:]
+	return env, body[:min(len(body), max)], n - recHeaderSize - int64(bodyOff), nil
+}
+
 func readMessage(g *segment, off, n int64) (rec []byte, env *Envelope, body []byte, err error) {
 	rec = make([]byte, n)
 	if _, err := g.f.ReadAt(rec, off); err != nil {

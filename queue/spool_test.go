@@ -94,13 +94,30 @@ func checkMessage(t testing.TB, s *Spool, env *Envelope, body []byte) {
 	if !bytes.Equal(gotBody, body) {
 		t.Errorf("MID %d: body differs: got %d bytes, want %d", env.MID, len(gotBody), len(body))
 	}
-	if !got.Received.Equal(env.Received) {
-		t.Errorf("MID %d: Received = %v, want %v", env.MID, got.Received, env.Received)
+	sameEnvelope(t, got, env)
+	// Head gives the same envelope and the body's first bytes, whether the
+	// envelope fits its first read or not (a thousand recipients).
+	for _, max := range []int{0, 1, 1000, 64 << 10} {
+		got, head, size, err := s.Head(env.MID, max)
+		if err != nil {
+			t.Fatalf("Head(MID %d, %d): %v", env.MID, max, err)
+		}
+		if size != int64(len(body)) || !bytes.Equal(head, body[:min(len(body), max)]) {
+			t.Errorf("Head(MID %d, %d) = %d bytes of %d, want %d of %d", env.MID, max, len(head), size, min(len(body), max), len(body))
+		}
+		sameEnvelope(t, got, env)
 	}
-	g, w := *got, *env
+}
+
+func sameEnvelope(t testing.TB, got, want *Envelope) {
+	t.Helper()
+	if !got.Received.Equal(want.Received) {
+		t.Errorf("MID %d: Received = %v, want %v", want.MID, got.Received, want.Received)
+	}
+	g, w := *got, *want
 	g.Received, w.Received = time.Time{}, time.Time{}
 	if !reflect.DeepEqual(g, w) {
-		t.Errorf("MID %d: envelope\n got %+v\nwant %+v", env.MID, g, w)
+		t.Errorf("MID %d: envelope\n got %+v\nwant %+v", want.MID, g, w)
 	}
 }
 
@@ -352,6 +369,14 @@ func TestReadDetectsRot(t *testing.T) {
 	var ce *CorruptError
 	if _, _, err := s.Read(1); !errors.As(err, &ce) || ce.Offset != e.off {
 		t.Errorf("Read after damage: %v, want a CorruptError at offset %d", err, e.off)
+	}
+	// Head reads the envelope only: damage there is seen in its structure.
+	flipByte(t, e.seg.path, e.off+recHeaderSize)
+	if _, _, _, err := s.Head(1, 0); !errors.As(err, &ce) || ce.Offset != e.off {
+		t.Errorf("Head after damage to the envelope: %v, want a CorruptError at offset %d", err, e.off)
+	}
+	if _, _, _, err := s.Head(2, 0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Head of a MID never committed: %v, want ErrNotFound", err)
 	}
 }
 
