@@ -437,21 +437,11 @@ func (s *Spool) submit(ctx context.Context, r *request) error {
 // checksums are verified again, so damage since it was written is an error,
 // not wrong mail.
 func (s *Spool) Read(mid uint64) (*Envelope, []byte, error) {
-	s.mu.RLock()
-	if s.shut {
-		s.mu.RUnlock()
-		return nil, nil, ErrClosed
+	g, off, n, err := s.locate(mid)
+	if err != nil {
+		return nil, nil, err
 	}
-	e := s.x.msgs[mid]
-	if e == nil {
-		s.mu.RUnlock()
-		return nil, nil, fmt.Errorf("queue: read MID %d: %w", mid, ErrNotFound)
-	}
-	g, off, n := e.seg, e.off, e.n
-	g.acquire()
-	s.mu.RUnlock()
 	defer g.release()
-
 	_, env, body, err := readMessage(g, off, n)
 	if err != nil {
 		return nil, nil, fmt.Errorf("queue: read MID %d: %w", mid, err)
@@ -459,8 +449,22 @@ func (s *Spool) Read(mid uint64) (*Envelope, []byte, error) {
 	return env, body, nil
 }
 
-// readMessage reads and verifies the message record at g/off of n bytes. It
-// returns the whole record, the envelope and the body (a slice of rec).
+// locate finds a live message's record and holds its segment, which the
+// caller releases.
+func (s *Spool) locate(mid uint64) (g *segment, off, n int64, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.shut {
+		return nil, 0, 0, ErrClosed
+	}
+	e := s.x.msgs[mid]
+	if e == nil {
+		return nil, 0, 0, fmt.Errorf("queue: read MID %d: %w", mid, ErrNotFound)
+	}
+	e.seg.acquire()
+	return e.seg, e.off, e.n, nil
+}
+
 // Head returns a live message's envelope, the first max bytes of its body
 // (all of it when shorter) and the body's size, reading little more of the
 // record than that: the queue manager wants the envelope long before the
@@ -469,21 +473,11 @@ func (s *Spool) Read(mid uint64) (*Envelope, []byte, error) {
 // checked for its structure only, and Read, before any delivery, checks
 // the rest.
 func (s *Spool) Head(mid uint64, max int) (env *Envelope, head []byte, size int64, err error) {
-	s.mu.RLock()
-	if s.shut {
-		s.mu.RUnlock()
-		return nil, nil, 0, ErrClosed
+	g, off, n, err := s.locate(mid)
+	if err != nil {
+		return nil, nil, 0, err
 	}
-	e := s.x.msgs[mid]
-	if e == nil {
-		s.mu.RUnlock()
-		return nil, nil, 0, fmt.Errorf("queue: read MID %d: %w", mid, ErrNotFound)
-	}
-	g, off, n := e.seg, e.off, e.n
-	g.acquire()
-	s.mu.RUnlock()
 	defer g.release()
-
 	env, head, size, err = readHead(g, off, n, max)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("queue: read MID %d: %w", mid, err)
@@ -522,6 +516,8 @@ func readHead(g *segment, off, n int64, max int) (env *Envelope, head []byte, si
 	return env, body[:min(len(body), max)], n - recHeaderSize - int64(bodyOff), nil
 }
 
+// readMessage reads and verifies the message record at g/off of n bytes. It
+// returns the whole record, the envelope and the body (a slice of rec).
 func readMessage(g *segment, off, n int64) (rec []byte, env *Envelope, body []byte, err error) {
 	rec = make([]byte, n)
 	if _, err := g.f.ReadAt(rec, off); err != nil {
