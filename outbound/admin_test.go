@@ -1,9 +1,13 @@
 package outbound_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -216,5 +220,37 @@ func TestMessageSummary(t *testing.T) {
 		if q.Subject != tt.subject || q.MessageID != tt.id || q.Size != len(tt.body) {
 			t.Errorf("message %d: Subject %q, Message-ID %q, %d bytes; want %q, %q, %d", i, q.Subject, q.MessageID, q.Size, tt.subject, tt.id, len(tt.body))
 		}
+	}
+}
+
+// TestRottenBody: a queued message whose body was damaged on disk after it
+// was committed. The queue manager takes it in on its envelope, which is
+// intact; the damage shows when the message is read to be sent, and the
+// recipient is deferred with the reason rather than sent wrong mail.
+func TestRottenBody(t *testing.T) {
+	port, lns := smtptest.ListenSamePort(t, "127.0.0.2")
+	h := newHop(t).serve(lns...)
+	g := newGateway(t, setup{zone: []string{"d.test. 60 IN A 127.0.0.2"}, yaml: deliveryYAML(port, "  bounce: {initial_retry: 1h}\n"), defer_: true})
+	mid := g.message("alice@gw.test", "bob@d.test")
+	damaged := false
+	filepath.WalkDir(filepath.Join(g.dir, "spool"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if i := bytes.Index(b, []byte("A line with a leading dot.")); err == nil && i >= 0 {
+			b[i] ^= 0x20
+			damaged = os.WriteFile(path, b, 0o600) == nil
+		}
+		return nil
+	})
+	if !damaged {
+		t.Fatal("the message's body was not found in the spool's files")
+	}
+	g.start()
+	g.lines.waitFor(t, fmt.Sprintf(`^Delayed: DCID \d+ MID %d .*spool read error`, mid))
+	g.lines.waitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till `, mid))
+	if got := h.messages(); len(got) != 0 {
+		t.Errorf("the next hop got %d messages", len(got))
 	}
 }
