@@ -2,6 +2,7 @@ package inbound_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"regexp"
 	"strconv"
@@ -369,14 +370,22 @@ func TestTotalTimeLimit(t *testing.T) {
 
 // STARTTLS: the plaintext pipelined after it is thrown away, the session
 // goes on in TLS, the TLS line is logged and the Received header says so.
+// The long injection (1.5 KB) is more than the 128 bytes a waiting session
+// reads first: the rest, already in the socket, must go too.
 func TestStartTLSPipelinedPlaintext(t *testing.T) {
+	for _, n := range []int{1, 40} {
+		t.Run(fmt.Sprintf("RCPTx%d", n), func(t *testing.T) { testStartTLSPipelined(t, n) })
+	}
+}
+
+func testStartTLSPipelined(t *testing.T, rcpts int) {
 	h := start(t, opts{})
 	c := h.dial("")
 	c.Expect("220")
 	if !strings.Contains(c.Cmd("EHLO client.example.com", "250"), "STARTTLS") {
 		t.Fatal("STARTTLS not offered")
 	}
-	c.Send("STARTTLS\r\nMAIL FROM:<injected@evil.example>\r\nRCPT TO:<b@example.com>\r\n")
+	c.Send("STARTTLS\r\nMAIL FROM:<injected@evil.example>\r\n" + strings.Repeat("RCPT TO:<b@example.com>\r\n", rcpts))
 	c.Expect("220 2.0.0")
 	c.StartTLS()
 	c.Cmd("EHLO client.example.com", "250")

@@ -6,3 +6,7 @@ import "net"
 
 // early is implemented on Linux only; elsewhere no client is an early talker.
 func early(net.Conn) bool { return false }
+
+// discardPending is implemented on Linux only; elsewhere what awaitInput
+// did not read of a pipelined STARTTLS tail fails the handshake instead.
+func discardPending(net.Conn, int) int { return 0 }

@@ -762,8 +762,8 @@ func (s *Session) startTLS(arg string) (End, bool) {
 	// Anything the client sent after STARTTLS before the handshake was
 	// sent in clear text and could have been injected by a man in the
 	// middle (CVE-2011-0411): throw it away.
-	if n := s.r.Buffered(); n > 0 {
-		s.r.Discard(n)
+	n, _ := s.r.Discard(s.r.Buffered())
+	if n += discardPending(s.conn, 64<<10); n > 0 {
 		s.h.BadCommand(fmt.Sprintf("(%d bytes pipelined after STARTTLS discarded)", n), Reply{})
 	}
 	s.count("starttls", true)
