@@ -423,19 +423,15 @@ func (p *Postgres) Find(ctx context.Context, host string, mid uint64) (*Message,
 // messages, where walking them newest first finds the 100 newest at once.
 // A word that is truly rare costs one wasted window.
 func (p *Postgres) Search(ctx context.Context, q Query) ([]Message, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = DefaultLimit
-	}
-	order := fmt.Sprintf(" ORDER BY started DESC, mid DESC LIMIT %d", limit)
+	limit := q.limit()
 	if q.Subject != "" && p.subjectWindow > 0 {
 		rest := q
 		rest.Subject = ""
 		where, args := whereClause(pgDialect, rest, nil)
 		args = append(args, substringPattern(q.Subject))
 		stmt := `SELECT ` + messageCols + ` FROM (SELECT ` + messageCols + ` FROM messages` + where +
-			fmt.Sprintf(" ORDER BY started DESC, mid DESC LIMIT %d) recent", p.subjectWindow) +
-			fmt.Sprintf(` WHERE subject ILIKE $%d ESCAPE '\'`, len(args)) + order
+			newest(p.subjectWindow) + `) recent` +
+			fmt.Sprintf(` WHERE subject ILIKE $%d ESCAPE '\'`, len(args)) + newest(limit)
 		ms, err := p.queryMessages(ctx, stmt, args, false)
 		if err != nil {
 			return nil, fmt.Errorf("tracking: postgres: search: %w", err)
@@ -445,7 +441,7 @@ func (p *Postgres) Search(ctx context.Context, q Query) ([]Message, error) {
 		}
 	}
 	where, args := whereClause(pgDialect, q, nil)
-	ms, err := p.queryMessages(ctx, `SELECT `+messageCols+` FROM messages`+where+order, args, false)
+	ms, err := p.queryMessages(ctx, `SELECT `+messageCols+` FROM messages`+where+newest(limit), args, false)
 	if err != nil {
 		return nil, fmt.Errorf("tracking: postgres: search: %w", err)
 	}

@@ -572,25 +572,11 @@ func (s *SQLite) Find(ctx context.Context, host string, mid uint64) (*Message, [
 // Search returns the messages that match q, newest first.
 func (s *SQLite) Search(ctx context.Context, q Query) ([]Message, error) {
 	where, args := whereClause(sqliteDialect, q, nil)
-	limit := q.Limit
-	if limit <= 0 {
-		limit = DefaultLimit
-	}
-	stmt := `SELECT ` + messageCols + ` FROM ` + sqliteMessages + where
-	stmt += fmt.Sprintf(" ORDER BY started DESC, mid DESC LIMIT %d", limit)
-	ms, err := s.queryMessages(ctx, stmt, args, false)
+	ms, err := s.queryMessages(ctx, `SELECT `+messageCols+` FROM `+sqliteMessages+where+newest(q.limit()), args, false)
 	if err != nil {
 		return nil, err
 	}
 	return derefMessages(ms), nil
-}
-
-func derefMessages(ms []*Message) []Message {
-	out := make([]Message, len(ms))
-	for i, m := range ms {
-		out[i] = *m
-	}
-	return out
 }
 
 // Histogram counts the messages that match q by interval.
