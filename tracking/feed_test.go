@@ -1,4 +1,4 @@
-package tracking
+package tracking_test
 
 import (
 	"context"
@@ -10,24 +10,26 @@ import (
 
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/maillog"
+
+	"github.com/mailgate/mailgate/tracking"
 )
 
 // flakyStore fails every call while down is set.
 type flakyStore struct {
-	Store
+	tracking.Store
 	down atomic.Bool
 }
 
 var errDown = errors.New("store down")
 
-func (f *flakyStore) Write(ctx context.Context, b *Batch) error {
+func (f *flakyStore) Write(ctx context.Context, b *tracking.Batch) error {
 	if f.down.Load() {
 		return errDown
 	}
 	return f.Store.Write(ctx, b)
 }
 
-func (f *flakyStore) Load(ctx context.Context, k Keys) (*Batch, error) {
+func (f *flakyStore) Load(ctx context.Context, k tracking.Keys) (*tracking.Batch, error) {
 	if f.down.Load() {
 		return nil, errDown
 	}
@@ -57,10 +59,10 @@ func emitMessage(sink event.Sink, mid uint64) {
 	}
 }
 
-func waitDelivered(t *testing.T, s Store, n int) {
+func waitDelivered(t *testing.T, s tracking.Store, n int) {
 	t.Helper()
 	for i := 0; ; i++ {
-		ms, err := s.Search(context.Background(), Query{Status: Delivered, Limit: 10000})
+		ms, err := s.Search(context.Background(), tracking.Query{Status: tracking.Delivered, Limit: 10000})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +87,7 @@ func TestFeedCatchesUp(t *testing.T) {
 	}
 	defer w.Close()
 	store := &flakyStore{Store: openTemp(t)}
-	f := NewFeed(FeedOptions{Host: "gw1", LogPath: logPath, Buffer: 8, Interval: 20 * time.Millisecond})
+	f := tracking.NewFeed(tracking.FeedOptions{Host: "gw1", LogPath: logPath, Buffer: 8, Interval: 20 * time.Millisecond})
 	sink := event.Multi{w, f}
 
 	// Before Run: the buffer overflows at once.
@@ -118,49 +120,5 @@ func TestFeedCatchesUp(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
-	}
-}
-
-// Take waits for room rather than drop (a syslog sender over TCP is
-// slowed), until its context ends; the next take makes room. Emit, at the
-// same point, drops and counts.
-func TestFeedTakeWaitsForRoom(t *testing.T) {
-	f := NewFeed(FeedOptions{Host: "gw1", Buffer: 4})
-	e := event.Entry{Time: time.Now(), Level: event.Info, Event: event.NewICID{ICID: 1}}
-	ctx := context.Background()
-	for range 4 {
-		if err := f.Take(ctx, "esa1", e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	if err := f.Take(short, "esa1", e); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Take into a full buffer: %v, want it to wait until its context ends", err)
-	}
-	f.Emit(e)
-	if f.Dropped() != 1 {
-		t.Fatalf("Emit into a full buffer: %d dropped, want 1", f.Dropped())
-	}
-	done := make(chan error, 1)
-	go func() { done <- f.Take(ctx, "esa1", e) }()
-	select {
-	case err := <-done:
-		t.Fatalf("Take returned (%v) before the buffer was taken", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	if got := f.take(); len(got) != 4 {
-		t.Fatalf("take: %d entries, want 4", len(got))
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Take still waits after the buffer was taken")
-	}
-	if got := f.take(); len(got) != 1 || got[0].host != "esa1" {
-		t.Fatalf("after the wait: %+v, want the one entry Take put", got)
 	}
 }

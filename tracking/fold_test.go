@@ -1,4 +1,4 @@
-package tracking
+package tracking_test
 
 import (
 	"context"
@@ -10,13 +10,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/explain"
+	"github.com/mailgate/mailgate/tracking/sqlitestore"
 )
 
 // want is what a reader of the log concludes about one message.
 type want struct {
 	mid         uint64
-	status      Status
-	abort       Abort
+	status      tracking.Status
+	abort       tracking.Abort
 	abortState  string
 	rcpts       string // "addr=status ..." in RID order, rejected ones last
 	sender      string
@@ -32,38 +36,38 @@ var foldCases = []struct {
 	file string
 	want []want
 }{
-	{"delivered.log", []want{{mid: 6, status: Delivered, rcpts: "bob@example.net=delivered carol@example.net=delivered",
+	{"delivered.log", []want{{mid: 6, status: tracking.Delivered, rcpts: "bob@example.net=delivered carol@example.net=delivered",
 		sender: "alice@example.com", subject: "Quarterly report", remoteIP: "127.0.0.1", icid: 5, dcids: []uint64{8}}}},
-	{"rst.log", []want{{mid: 11, status: Aborted, abort: AbortLost, abortState: "data", rcpts: "bob@example.com=aborted",
+	{"rst.log", []want{{mid: 11, status: tracking.Aborted, abort: tracking.AbortLost, abortState: "data", rcpts: "bob@example.com=aborted",
 		sender: "news@partner.example", subject: "Newsletter", remoteIP: "192.0.2.7", icid: 10, abortReason: "Receiving aborted"}}},
-	{"quit.log", []want{{mid: 21, status: Aborted, abort: AbortSenderQuit, abortState: "rcpt", rcpts: "bob@example.com=aborted",
+	{"quit.log", []want{{mid: 21, status: tracking.Aborted, abort: tracking.AbortSenderQuit, abortState: "rcpt", rcpts: "bob@example.com=aborted",
 		sender: "app@client.example", remoteIP: "192.0.2.8", icid: 20, abortReason: "Receiving aborted by sender"}}},
 	// mailgate's own "ended" line, after the abort, says the state.
-	{"quit-data.log", []want{{mid: 91, status: Aborted, abort: AbortSenderQuit, abortState: "data", rcpts: "bob@example.com=aborted",
+	{"quit-data.log", []want{{mid: 91, status: tracking.Aborted, abort: tracking.AbortSenderQuit, abortState: "data", rcpts: "bob@example.com=aborted",
 		sender: "app@client.example", remoteIP: "192.0.2.9", icid: 90, abortReason: "Receiving aborted by sender"}}},
-	{"timeout-esa.log", []want{{mid: 31, status: Aborted, abort: AbortTimeout, abortState: "rcpt", rcpts: "user@example.com=aborted",
+	{"timeout-esa.log", []want{{mid: 31, status: tracking.Aborted, abort: tracking.AbortTimeout, abortState: "rcpt", rcpts: "user@example.com=aborted",
 		sender: "sender@example.org", remoteIP: "198.51.100.9", icid: 30, abortReason: "Receiving aborted"}}},
-	{"lost-esa.log", []want{{mid: 41, status: Aborted, abort: AbortLost, abortState: "data", rcpts: "user@example.com=aborted",
+	{"lost-esa.log", []want{{mid: 41, status: tracking.Aborted, abort: tracking.AbortLost, abortState: "data", rcpts: "user@example.com=aborted",
 		sender: "sender@example.org", subject: "Invoice", remoteIP: "198.51.100.10", icid: 40, abortReason: "Receiving aborted"}}},
 	{"bounce.log", []want{
-		{mid: 51, status: Bounced, rcpts: "nobody@example.net=bounced bob@example.net=delivered", sender: "alice@example.com",
+		{mid: 51, status: tracking.Bounced, rcpts: "nobody@example.net=bounced bob@example.net=delivered", sender: "alice@example.com",
 			remoteIP: "127.0.0.1", icid: 50, dcids: []uint64{52}},
-		{mid: 53, status: Delivered, rcpts: "=delivered", dcids: []uint64{52}, bounceOf: 51},
+		{mid: 53, status: tracking.Delivered, rcpts: "=delivered", dcids: []uint64{52}, bounceOf: 51},
 	}},
-	{"delayed.log", []want{{mid: 61, status: Delayed, rcpts: "bob@slow.example=delayed", sender: "alice@example.com", icid: 60, dcids: []uint64{62}}}},
+	{"delayed.log", []want{{mid: 61, status: tracking.Delayed, rcpts: "bob@slow.example=delayed", sender: "alice@example.com", icid: 60, dcids: []uint64{62}}}},
 	{"rejected.log", []want{
-		{mid: 71, status: Rejected, abortState: "rcpt", rcpts: "postmaster@elsewhere.example=rejected", sender: "spam@bad.example",
+		{mid: 71, status: tracking.Rejected, abortState: "rcpt", rcpts: "postmaster@elsewhere.example=rejected", sender: "spam@bad.example",
 			remoteIP: "203.0.113.5", icid: 70, abortReason: "Receiving aborted by sender"},
-		{mid: 72, status: Rejected, abortState: "data", rcpts: "bob@example.com=rejected", sender: "big@example.org", icid: 73,
+		{mid: 72, status: tracking.Rejected, abortState: "data", rcpts: "bob@example.com=rejected", sender: "big@example.org", icid: 73,
 			abortReason: "Message size exceeds limit"},
 	}},
-	{"dropped.log", []want{{mid: 81, status: Dropped, rcpts: "daniel@mycompany.example=dropped", sender: "207-TJZ@potomac.example",
+	{"dropped.log", []want{{mid: 81, status: tracking.Dropped, rcpts: "daniel@mycompany.example=dropped", sender: "207-TJZ@potomac.example",
 		icid: 80, abortReason: "Dropped by CASE"}}},
 }
 
-func openTemp(t testing.TB) *SQLite {
+func openTemp(t testing.TB) *sqlitestore.Store {
 	t.Helper()
-	s, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "tracking.db"))
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "tracking.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,10 +75,10 @@ func openTemp(t testing.TB) *SQLite {
 	return s
 }
 
-func importFiles(t testing.TB, s Store, chunk int, files ...string) *Tracker {
+func importFiles(t testing.TB, s tracking.Store, chunk int, files ...string) *tracking.Tracker {
 	t.Helper()
-	tr := NewTracker(s, Options{ChunkSize: chunk})
-	im := &Importer{Tracker: tr, Host: "gw1", Location: time.UTC}
+	tr := tracking.NewTracker(s, tracking.Options{ChunkSize: chunk})
+	im := &tracking.Importer{Tracker: tr, Host: "gw1", Location: time.UTC}
 	for _, f := range files {
 		if err := im.ImportFile(context.Background(), f); err != nil {
 			t.Fatal(err)
@@ -83,7 +87,7 @@ func importFiles(t testing.TB, s Store, chunk int, files ...string) *Tracker {
 	return tr
 }
 
-func rcptString(m *Message) string {
+func rcptString(m *tracking.Message) string {
 	var parts []string
 	for _, r := range m.Recipients {
 		parts = append(parts, r.Address+"="+string(r.Status))
@@ -134,7 +138,7 @@ func TestTimelineOrder(t *testing.T) {
 				_, msg, _ := strings.Cut(strings.TrimSpace(l), "Info: ")
 				wantLines = append(wantLines, msg)
 			}
-			ms, err := s.Search(context.Background(), Query{})
+			ms, err := s.Search(context.Background(), tracking.Query{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,7 +147,7 @@ func TestTimelineOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got []string
-			for _, e := range Timeline(m, conns) {
+			for _, e := range explain.Timeline(m, conns) {
 				got = append(got, e.Text)
 			}
 			if !slices.Equal(got, wantLines) {
@@ -176,10 +180,10 @@ func TestImportTwice(t *testing.T) {
 }
 
 // dump renders every stored message with its timeline.
-func dump(t *testing.T, s Store) string {
+func dump(t *testing.T, s tracking.Store) string {
 	t.Helper()
 	ctx := context.Background()
-	ms, err := s.Search(ctx, Query{Limit: 10000})
+	ms, err := s.Search(ctx, tracking.Query{Limit: 10000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +194,7 @@ func dump(t *testing.T, s Store) string {
 			t.Fatal(err)
 		}
 		fmt.Fprintf(&b, "%+v\n", *m)
-		for _, e := range Timeline(m, conns) {
+		for _, e := range explain.Timeline(m, conns) {
 			fmt.Fprintf(&b, "  %s %s %s\n", e.Time.Format(time.RFC3339Nano), e.Source, e.Text)
 		}
 	}

@@ -1,4 +1,4 @@
-package tracking
+package tracking_test
 
 import (
 	"bytes"
@@ -8,53 +8,56 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/internal/sqlrow"
 )
 
 // memStore keeps records in maps, for fuzzing the fold: SQLite under the
 // fuzzer's coverage instrumentation runs a few inputs a minute. The store
 // suite (storetest) holds the real backends to the same Write and Load.
 type memStore struct {
-	Store // Search, Histogram, Watermark: not used by the Tracker
-	mu    sync.Mutex
-	msgs  map[MessageKey]Message
-	conns map[ConnKey]Conn
+	tracking.Store // Search, Histogram, Watermark: not used by the Tracker
+	mu             sync.Mutex
+	msgs           map[tracking.MessageKey]tracking.Message
+	conns          map[tracking.ConnKey]tracking.Conn
 }
 
-func (m *memStore) Write(_ context.Context, b *Batch) error {
+func (m *memStore) Write(_ context.Context, b *tracking.Batch) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, r := range b.Messages {
 		c := *r
-		c.Lines = append([]Line(nil), r.Lines...)
-		c.Recipients = append([]Recipient(nil), r.Recipients...)
+		c.Lines = append([]tracking.Line(nil), r.Lines...)
+		c.Recipients = append([]tracking.Recipient(nil), r.Recipients...)
 		c.DCIDs = append([]uint64(nil), r.DCIDs...)
-		m.msgs[MessageKey{r.Host, r.MID}] = c
+		m.msgs[tracking.MessageKey{r.Host, r.MID}] = c
 	}
 	for _, r := range b.Conns {
 		c := *r
-		c.Lines = append([]Line(nil), r.Lines...)
+		c.Lines = append([]tracking.Line(nil), r.Lines...)
 		c.MIDs = append([]uint64(nil), r.MIDs...)
-		m.conns[ConnKey{r.Host, r.Kind, r.ID}] = c
+		m.conns[tracking.ConnKey{r.Host, r.Kind, r.ID}] = c
 	}
 	return nil
 }
 
-func (m *memStore) Load(_ context.Context, k Keys) (*Batch, error) {
+func (m *memStore) Load(_ context.Context, k tracking.Keys) (*tracking.Batch, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	b := &Batch{}
+	b := &tracking.Batch{}
 	for _, key := range k.Messages {
 		if r, ok := m.msgs[key]; ok {
 			c := r
-			c.Lines = append([]Line(nil), r.Lines...)
-			c.Recipients = append([]Recipient(nil), r.Recipients...)
+			c.Lines = append([]tracking.Line(nil), r.Lines...)
+			c.Recipients = append([]tracking.Recipient(nil), r.Recipients...)
 			b.Messages = append(b.Messages, &c)
 		}
 	}
 	for _, key := range k.Conns {
 		if r, ok := m.conns[key]; ok {
 			c := r
-			c.Lines = append([]Line(nil), r.Lines...)
+			c.Lines = append([]tracking.Line(nil), r.Lines...)
 			b.Conns = append(b.Conns, &c)
 		}
 	}
@@ -76,11 +79,11 @@ func FuzzImport(f *testing.F) {
 	}
 	f.Add([]byte("Mon Nov 23 10:00:00 2026 Info: MID 1 ICID 1 RID 0 To: <a@b>\nMon Nov 23 10:00:00 2026 Info: MID 1 ICID 1 RID 0 To: <a@b>\n"))
 	f.Fuzz(func(t *testing.T, log []byte) {
-		s := &memStore{msgs: map[MessageKey]Message{}, conns: map[ConnKey]Conn{}}
+		s := &memStore{msgs: map[tracking.MessageKey]tracking.Message{}, conns: map[tracking.ConnKey]tracking.Conn{}}
 		ctx := context.Background()
 		for round := range 2 {
-			tr := NewTracker(s, Options{ChunkSize: 3})
-			im := &Importer{Tracker: tr, Host: "gw", Location: time.UTC}
+			tr := tracking.NewTracker(s, tracking.Options{ChunkSize: 3})
+			im := &tracking.Importer{Tracker: tr, Host: "gw", Location: time.UTC}
 			if err := im.Import(ctx, bytes.NewReader(log)); err != nil {
 				t.Fatalf("round %d: %v", round, err)
 			}
@@ -91,11 +94,11 @@ func FuzzImport(f *testing.F) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, m := range s.msgs {
-			back, err := decodeLines(encodeLines(m.Lines))
+			back, err := sqlrow.DecodeLines(sqlrow.EncodeLines(m.Lines))
 			if err != nil || len(back) != len(m.Lines) {
 				t.Fatalf("MID %d: lines do not survive the encoding: %v", m.MID, err)
 			}
-			if _, err := decodeRecipients(encodeRecipients(m.Recipients)); err != nil {
+			if _, err := sqlrow.DecodeRecipients(sqlrow.EncodeRecipients(m.Recipients)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -197,25 +197,3 @@ func joinStrings[S ~string](list []S) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-// limit is the most messages a search of q returns.
-func (q Query) limit() int {
-	if q.Limit <= 0 {
-		return DefaultLimit
-	}
-	return q.Limit
-}
-
-// newest is the end of a search's statement: the newest n, a message's
-// MID breaking a tie of times.
-func newest(n int) string {
-	return " ORDER BY started DESC, mid DESC LIMIT " + strconv.Itoa(n)
-}
-
-func derefMessages(ms []*Message) []Message {
-	out := make([]Message, len(ms))
-	for i, m := range ms {
-		out[i] = *m
-	}
-	return out
-}

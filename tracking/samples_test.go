@@ -1,10 +1,13 @@
-package tracking
+package tracking_test
 
 import (
 	"context"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/internal/sqlrow"
 )
 
 // TestSamples imports the real ESA log lines (maillog/testdata, with their
@@ -22,26 +25,26 @@ func TestSamples(t *testing.T) {
 	}
 	for _, w := range []struct {
 		mid      uint64
-		status   Status
+		status   tracking.Status
 		rcpt     string // the first recipient's address, status and (part of) reply
-		rcptStat Status
+		rcptStat tracking.Status
 		reply    string
 		other    string // more to find in the record
 	}{
 		// splunk-docs-bounce-delayed.log: both Bounced grammars' new form.
-		{19338947, Bounced, "zecora@buttercupgames.com", Bounced, "Delivery expired (message too old)", ""},
-		{19410908, Delayed, "mcintosh@buttercupgames.com", Delayed, "421 4.3.2 try again later", ""},
-		{19408690, Bounced, "lyra@buttercupgames.com", Bounced, "NXDomain", ""},
+		{19338947, tracking.Bounced, "zecora@buttercupgames.com", tracking.Bounced, "Delivery expired (message too old)", ""},
+		{19410908, tracking.Delayed, "mcintosh@buttercupgames.com", tracking.Delayed, "421 4.3.2 try again later", ""},
+		{19408690, tracking.Bounced, "lyra@buttercupgames.com", tracking.Bounced, "NXDomain", ""},
 		// cribl: delivered with its response; dropped by CASE.
-		{24611465, Delivered, "", Delivered, "2.0.0 Ok: queued as 3jjSKc6HnKz4GTHJ", ""},
-		{24611530, Dropped, "zuser27@mycompany.com", Dropped, "Dropped by CASE", ""},
+		{24611465, tracking.Delivered, "", tracking.Delivered, "2.0.0 Ok: queued as 3jjSKc6HnKz4GTHJ", ""},
+		{24611530, tracking.Dropped, "zuser27@mycompany.com", tracking.Dropped, "Dropped by CASE", ""},
 		// community notes: an AMP drop.
-		{1653, Dropped, "any.one@mylocal_domain.com", Dropped, "Dropped by amp", ""},
+		{1653, tracking.Dropped, "any.one@mylocal_domain.com", tracking.Dropped, "Dropped by amp", ""},
 		// msqa: SDR lines (unknown to the parser) kept in the timeline;
 		// a message on a connection that lost TLS and the connection.
-		{14, Delivered, "******@domainsample2.com", Delivered, "", "SDR: Tracker Header"},
+		{14, tracking.Delivered, "******@domainsample2.com", tracking.Delivered, "", "SDR: Tracker Header"},
 	} {
-		ms, err := s.Search(context.Background(), Query{MID: w.mid})
+		ms, err := s.Search(context.Background(), tracking.Query{MID: w.mid})
 		if err != nil || len(ms) != 1 {
 			t.Errorf("MID %d: %d found, %v", w.mid, len(ms), err)
 			continue
@@ -61,7 +64,7 @@ func TestSamples(t *testing.T) {
 		if w.rcpt != "" && r.Address != w.rcpt || r.Status != w.rcptStat || !strings.Contains(r.Response, w.reply) {
 			t.Errorf("MID %d: recipient %+v, want %s %s %q", w.mid, r, w.rcpt, w.rcptStat, w.reply)
 		}
-		if w.other != "" && !strings.Contains(encodeLines(m.Lines), w.other) {
+		if w.other != "" && !strings.Contains(sqlrow.EncodeLines(m.Lines), w.other) {
 			t.Errorf("MID %d lacks %q in its lines", w.mid, w.other)
 		}
 	}

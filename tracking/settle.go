@@ -234,7 +234,7 @@ func (r *mrec) addDCID(d uint64) {
 func (r *mrec) settle() {
 	switch r.Status {
 	case Aborted, Rejected, Dropped:
-		if r.Status == Aborted && r.accepted() == 0 && r.rejected() > 0 {
+		if r.Status == Aborted && r.Accepted() == 0 && r.rejected() > 0 {
 			// Every recipient was refused and the client then gave up.
 			r.Status, r.Abort = Rejected, ""
 		}
@@ -278,7 +278,18 @@ func (r *mrec) settle() {
 	}
 }
 
-func (m *Message) rejected() int { return len(m.Recipients) - m.accepted() }
+func (m *Message) rejected() int { return len(m.Recipients) - m.Accepted() }
+
+// Accepted is the number of recipients the gateway accepted (RID >= 0).
+func (m *Message) Accepted() int {
+	n := 0
+	for _, rc := range m.Recipients {
+		if rc.RID >= 0 {
+			n++
+		}
+	}
+	return n
+}
 
 // outcomeText is a Bounced or Delayed line's reason and the remote reply.
 func outcomeText(o event.Outcome) string {

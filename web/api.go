@@ -12,15 +12,16 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/explain"
 )
 
 // Detail is what GET /api/messages/{host}/{mid} returns: the message, its
 // connections, its timeline and what it all means.
 type Detail struct {
-	Message     *tracking.Message    `json:"message"`
-	Connections []*tracking.Conn     `json:"connections"`
-	Timeline    []tracking.Entry     `json:"timeline"`
-	Explanation tracking.Explanation `json:"explanation"`
+	Message     *tracking.Message   `json:"message"`
+	Connections []*tracking.Conn    `json:"connections"`
+	Timeline    []explain.Entry     `json:"timeline"`
+	Explanation explain.Explanation `json:"explanation"`
 }
 
 type api struct {
@@ -68,14 +69,14 @@ func (a *api) message(w http.ResponseWriter, r *http.Request) {
 	d := Detail{
 		Message:     m,
 		Connections: conns,
-		Timeline:    tracking.Timeline(m, conns),
-		Explanation: tracking.Explain(m, conns),
+		Timeline:    explain.Timeline(m, conns),
+		Explanation: explain.Message(m, conns),
 	}
 	if d.Connections == nil {
 		d.Connections = []*tracking.Conn{}
 	}
 	if d.Timeline == nil {
-		d.Timeline = []tracking.Entry{}
+		d.Timeline = []explain.Entry{}
 	}
 	writeJSON(w, http.StatusOK, d)
 }

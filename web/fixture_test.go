@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/sqlitestore"
 )
 
 // fixtureNow is shortly after the fixture logs' last line, so that the
@@ -19,7 +20,7 @@ var fixtureNow = time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)
 func fixtureStore(t testing.TB) tracking.Store {
 	t.Helper()
 	ctx := context.Background()
-	s, err := tracking.OpenSQLite(ctx, filepath.Join(t.TempDir(), "tracking.db"))
+	s, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "tracking.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

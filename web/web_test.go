@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/explain"
 )
 
 func newTestServer(t *testing.T, token string) *httptest.Server {
@@ -202,8 +203,8 @@ func TestMessageDetail(t *testing.T) {
 			ID   uint64
 			Lost bool
 		}
-		Timeline    []tracking.Entry
-		Explanation tracking.Explanation
+		Timeline    []explain.Entry
+		Explanation explain.Explanation
 	}
 	var d detail
 	get(t, srv, "/api/messages/esa1.example.com/1004", "", &d)

@@ -18,6 +18,7 @@ import (
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/sqlitestore"
 )
 
 // testOptions: ~20k lines, with the rare cases made common enough that
@@ -163,7 +164,7 @@ func TestTrackerAgrees(t *testing.T) {
 	}
 	log, truth := generate(t, o)
 	ctx := context.Background()
-	st, err := tracking.OpenSQLite(ctx, filepath.Join(t.TempDir(), "t.db"))
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/stores"
 )
 
 func main() {
@@ -45,7 +46,7 @@ func run(cfgPath, host, profile string, chunk int, files []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	store, err := tracking.Open(ctx, cfg.Tracking.Driver, cfg.Tracking.DSN)
+	store, err := stores.Open(ctx, cfg.Tracking.Driver, cfg.Tracking.DSN)
 	if err != nil {
 		return err
 	}

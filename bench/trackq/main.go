@@ -47,6 +47,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/stores"
 )
 
 const usage = `usage:
@@ -160,7 +161,7 @@ func fill(ctx context.Context, driver, dsn, host string, n, batch int, seed uint
 	if err := prepare(ctx, driver, dsn, reset); err != nil {
 		return err
 	}
-	st, err := tracking.Open(ctx, driver, dsn)
+	st, err := stores.Open(ctx, driver, dsn)
 	if err != nil {
 		return err
 	}
@@ -233,7 +234,7 @@ func fill(ctx context.Context, driver, dsn, host string, n, batch int, seed uint
 }
 
 func query(ctx context.Context, driver, dsn, host string, n, subjects int, seed uint64) error {
-	st, err := tracking.Open(ctx, driver, dsn)
+	st, err := stores.Open(ctx, driver, dsn)
 	if err != nil {
 		return err
 	}

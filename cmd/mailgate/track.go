@@ -19,6 +19,8 @@ import (
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/explain"
+	"github.com/mailgate/mailgate/tracking/stores"
 )
 
 // The tracking commands read the tracking store the configuration names
@@ -78,7 +80,7 @@ func (f *storeFlags) open(ctx context.Context) (tracking.Store, *config.Config, 
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := tracking.Open(ctx, cfg.Tracking.Driver, cfg.Tracking.DSN)
+	s, err := stores.Open(ctx, cfg.Tracking.Driver, cfg.Tracking.DSN)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -293,8 +295,8 @@ func trackCmd(args []string, stdout, stderr io.Writer) int {
 			if f.json {
 				if code := printJSONLine(stdout, struct {
 					Message  *tracking.Message `json:"message"`
-					Timeline []tracking.Entry  `json:"timeline"`
-				}{m, tracking.Timeline(m, conns)}); code != 0 {
+					Timeline []explain.Entry   `json:"timeline"`
+				}{m, explain.Timeline(m, conns)}); code != 0 {
 					return code
 				}
 				continue
@@ -303,7 +305,7 @@ func trackCmd(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintln(stdout)
 			}
 			printSummary(stdout, m)
-			printTimeline(stdout, tracking.Timeline(m, conns), true)
+			printTimeline(stdout, explain.Timeline(m, conns), true)
 		}
 	case f.json:
 		for _, m := range ms {
@@ -378,7 +380,7 @@ func printSummary(out io.Writer, m *tracking.Message) {
 
 // printTimeline prints the lines as the mail log has them (asctime in the
 // local zone, level, text), with the record each came from when source.
-func printTimeline(out io.Writer, tl []tracking.Entry, source bool) {
+func printTimeline(out io.Writer, tl []explain.Entry, source bool) {
 	for _, e := range tl {
 		lv := e.Level.String()
 		if e.Level == 0 {
@@ -448,7 +450,7 @@ func findeventCmd(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, err)
 		}
 		fmt.Fprintf(stdout, "The following lines are of MID %d on %s:\n", m.MID, m.Host)
-		printTimeline(stdout, tracking.Timeline(m, conns), false)
+		printTimeline(stdout, explain.Timeline(m, conns), false)
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
@@ -487,7 +489,7 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 			return code
 		}
 		defer s.Close()
-		r := tracking.SummarizeAborts(ms)
+		r := explain.Aborts(ms)
 		if f.json {
 			return printJSON(stdout, r)
 		}
@@ -531,7 +533,7 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		return fail(stderr, err)
 	}
-	x := tracking.Explain(m, conns)
+	x := explain.Message(m, conns)
 	if f.json {
 		return printJSON(stdout, x)
 	}
@@ -551,12 +553,12 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func printAborts(out io.Writer, r tracking.AbortReport, since string) {
+func printAborts(out io.Writer, r explain.AbortReport, since string) {
 	fmt.Fprintf(out, "%d aborted receptions in the last %s.\n", r.Total, since)
 	if r.Total == 0 {
 		return
 	}
-	section := func(title string, cs []tracking.Counted) {
+	section := func(title string, cs []explain.Counted) {
 		fmt.Fprintf(out, "\n%s:\n", title)
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		for i, c := range cs {

@@ -15,6 +15,7 @@ import (
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/syslog"
 	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/stores"
 	"github.com/mailgate/mailgate/web"
 )
 
@@ -150,7 +151,7 @@ func (t *trackingService) open(ctx context.Context) tracking.Store {
 	wait := time.Second
 	for {
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		s, err := tracking.Open(octx, t.cfg.Tracking.Driver, t.cfg.Tracking.DSN)
+		s, err := stores.Open(octx, t.cfg.Tracking.Driver, t.cfg.Tracking.DSN)
 		cancel()
 		if err == nil {
 			return s

@@ -1,9 +1,11 @@
-package tracking
+package explain
 
 import (
 	"cmp"
 	"fmt"
 	"slices"
+
+	"github.com/mailgate/mailgate/tracking"
 )
 
 // AbortReport summarises aborted messages: how many of each kind, from
@@ -23,15 +25,15 @@ type Counted struct {
 	Count int    `json:"count"`
 }
 
-// SummarizeAborts builds the report of the aborted messages in ms (other
+// Aborts builds the report of the aborted messages in ms (other
 // messages are ignored).
-func SummarizeAborts(ms []Message) AbortReport {
+func Aborts(ms []tracking.Message) AbortReport {
 	var r AbortReport
 	kinds, hosts, states := map[string]int{}, map[string]int{}, map[string]int{}
 	lostHosts, lostStates, lostBytes := map[string]int{}, map[string]int{}, map[int64]int{}
 	lost := 0
 	for _, m := range ms {
-		if m.Status != Aborted {
+		if m.Status != tracking.Aborted {
 			continue
 		}
 		r.Total++
@@ -43,7 +45,7 @@ func SummarizeAborts(ms []Message) AbortReport {
 		hosts[h]++
 		st := cmp.Or(m.AbortState, "unknown")
 		states[st]++
-		if m.Abort == AbortLost {
+		if m.Abort == tracking.AbortLost {
 			lost++
 			lostHosts[h]++
 			lostStates[st]++
@@ -71,10 +73,10 @@ func SummarizeAborts(ms []Message) AbortReport {
 			}
 		}
 	}
-	if n := kinds[string(AbortSenderQuit)]; n > 0 && n*2 > r.Total && r.Total >= 3 {
+	if n := kinds[string(tracking.AbortSenderQuit)]; n > 0 && n*2 > r.Total && r.Total >= 3 {
 		r.Patterns = append(r.Patterns, fmt.Sprintf("%d of the %d aborts were the senders quitting: the clients gave up; their logs say why.", n, r.Total))
 	}
-	if n := kinds[string(AbortTimeout)]; n > 0 && n*2 > r.Total && r.Total >= 3 {
+	if n := kinds[string(tracking.AbortTimeout)]; n > 0 && n*2 > r.Total && r.Total >= 3 {
 		r.Patterns = append(r.Patterns, fmt.Sprintf("%d of the %d aborts were timeouts: clients that stop sending without closing; look for slow links or stuck clients.", n, r.Total))
 	}
 	return r

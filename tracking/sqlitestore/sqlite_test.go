@@ -1,4 +1,4 @@
-package tracking_test
+package sqlitestore_test
 
 import (
 	"context"
@@ -6,11 +6,12 @@ import (
 	"testing"
 
 	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/sqlitestore"
 	"github.com/mailgate/mailgate/tracking/storetest"
 )
 
 func openSQLite(tb testing.TB) tracking.Store {
-	s, err := tracking.OpenSQLite(context.Background(), filepath.Join(tb.TempDir(), "tracking.db"))
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(tb.TempDir(), "tracking.db"))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package tracking
+// Package explain presents tracking records to people: the plain-words
+// explanation of a message, the report of aborts, and the merged timeline
+// of a message and its connections, which the CLI, the API and the web
+// page all take from here.
+package explain
 
 import (
 	"cmp"
@@ -8,6 +12,8 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/event"
+
+	"github.com/mailgate/mailgate/tracking"
 )
 
 // Explanation says in plain words what happened to a message and why.
@@ -17,11 +23,11 @@ type Explanation struct {
 	Next    []string `json:"next"`    // what to do about it
 }
 
-// Explain explains a message from its record and its connections. The
+// Message explains a message from its record and its connections. The
 // words follow Cisco's own guidance (TechNote 118295: "Receiving aborted"
 // against "Receiving aborted by sender"; 117801 on SMTP inspection).
-func Explain(m *Message, conns []*Conn) Explanation {
-	var in *Conn
+func Message(m *tracking.Message, conns []*tracking.Conn) Explanation {
+	var in *tracking.Conn
 	for _, c := range conns {
 		if c.Kind == event.InboundConn && c.ID == m.ICID {
 			in = c
@@ -30,9 +36,9 @@ func Explain(m *Message, conns []*Conn) Explanation {
 	from := remote(m, in)
 	var x Explanation
 	switch m.Status {
-	case Aborted:
+	case tracking.Aborted:
 		x = explainAbort(m, in, from)
-	case Rejected:
+	case tracking.Rejected:
 		x.Summary = "The message was refused while it was being received, so it never entered the queue."
 		if m.AbortReason != "" {
 			x.Why = append(x.Why, fmt.Sprintf("The gateway logged \"Receiving Failed: %s\".", m.AbortReason))
@@ -41,27 +47,27 @@ func Explain(m *Message, conns []*Conn) Explanation {
 			}
 		}
 		for _, r := range m.Recipients {
-			if r.Status == Rejected {
+			if r.Status == tracking.Rejected {
 				x.Why = append(x.Why, fmt.Sprintf("Recipient <%s>: %s.", r.Address, r.Response))
 			}
 		}
-		if m.accepted() == 0 {
+		if m.Accepted() == 0 {
 			x.Next = append(x.Next, "No recipient was accepted: check the Recipient Access Table (RAT) of the listener for these domains.")
 		}
-	case Dropped:
+	case tracking.Dropped:
 		x = explainDropped(m)
-	case Delivered:
-		x.Summary = fmt.Sprintf("Delivered: the next hop accepted %s.", plural(len(m.settled(Delivered)), "recipient"))
-		for _, r := range m.settled(Delivered) {
+	case tracking.Delivered:
+		x.Summary = fmt.Sprintf("Delivered: the next hop accepted %s.", plural(len(settled(m, tracking.Delivered)), "recipient"))
+		for _, r := range settled(m, tracking.Delivered) {
 			x.Why = append(x.Why, fmt.Sprintf("<%s>: accepted on DCID %d at %s%s.", r.Address, r.DCID, stamp(r.Time), reply(r.Response)))
 		}
 		x.Next = append(x.Next, "Nothing to do here. If the recipient says it never arrived, ask the next hop's administrator about the reply above (its queue ID is usually in it).")
-	case Bounced:
+	case tracking.Bounced:
 		x = explainBounce(m)
-	case Delayed:
+	case tracking.Delayed:
 		x.Summary = "Delayed: delivery failed for now and will be retried."
 		for _, r := range m.Recipients {
-			if r.Status != Delayed {
+			if r.Status != tracking.Delayed {
 				continue
 			}
 			s := fmt.Sprintf("<%s>: %s", r.Address, failure(r))
@@ -73,13 +79,13 @@ func Explain(m *Message, conns []*Conn) Explanation {
 		x.Next = append(x.Next,
 			"See the destination's state with \"mailgate workqueue\" and retry at once with \"mailgate queue deliver-now DOMAIN\" once the cause is fixed.",
 			"A 4xx reply is the next hop asking us to come back later (greylisting, rate limits, a full disk); \"Connection Error\" lines mean it could not be reached at all: check DNS, routing and its firewall.")
-	case Queued:
+	case tracking.Queued:
 		x.Summary = "Queued for delivery: accepted, and no delivery attempt has finished yet."
 		x.Next = append(x.Next, "If it stays queued, look at \"mailgate workqueue\": the destination may be down or delivery suspended.")
-	case Receiving:
+	case tracking.Receiving:
 		x.Summary = "The message is being received, or the log ends before its injection ended."
 	}
-	if len(from) > 0 && m.Status != Aborted {
+	if len(from) > 0 && m.Status != tracking.Aborted {
 		x.Why = append([]string{"It came from " + from + "."}, x.Why...)
 	}
 	if m.BounceOf != 0 {
@@ -88,7 +94,7 @@ func Explain(m *Message, conns []*Conn) Explanation {
 	return x
 }
 
-func explainAbort(m *Message, in *Conn, from string) Explanation {
+func explainAbort(m *tracking.Message, in *tracking.Conn, from string) Explanation {
 	var x Explanation
 	state := m.AbortState
 	where := ""
@@ -99,13 +105,13 @@ func explainAbort(m *Message, in *Conn, from string) Explanation {
 		where += fmt.Sprintf(", after %d bytes of DATA", m.AbortBytes)
 	}
 	switch m.Abort {
-	case AbortSenderQuit:
+	case tracking.AbortSenderQuit:
 		x.Summary = "Aborted by the sender: the sending client gave up. It sent QUIT before the message was complete" + where + "."
 		x.Why = append(x.Why,
 			"The log says \"Receiving aborted by sender\": the client closed the session at the SMTP level (QUIT, or a RSET or new EHLO that threw the message away). The gateway did not refuse anything.",
 			"Look at the client: its own log says why it stopped (a timeout on its side, a crash, a user cancelling, a message it decided not to send).")
 		x.Next = append(x.Next, "Ask the sender's administrator to check the client's log for this time; record the conversation with an injection debug log for "+hostRule(m, in)+".")
-	case AbortLost:
+	case tracking.AbortLost:
 		x.Summary = "Aborted: the connection was lost" + where + ". The client vanished without QUIT (a reset or a close below SMTP)."
 		x.Why = append(x.Why,
 			"\"ICID "+itoa(m.ICID)+" lost\" precedes \"Receiving aborted\": the TCP connection ended under the SMTP session.",
@@ -135,7 +141,7 @@ func explainAbort(m *Message, in *Conn, from string) Explanation {
 	return x
 }
 
-func explainDropped(m *Message) Explanation {
+func explainDropped(m *tracking.Message) Explanation {
 	var x Explanation
 	switch {
 	case strings.HasPrefix(m.AbortReason, "Dropped by"):
@@ -145,21 +151,21 @@ func explainDropped(m *Message) Explanation {
 		x.Summary = "Dropped: the gateway discarded the message."
 	}
 	for _, r := range m.Recipients {
-		if r.Status == Dropped && r.Response != "" && r.Response != m.AbortReason {
+		if r.Status == tracking.Dropped && r.Response != "" && r.Response != m.AbortReason {
 			x.Why = append(x.Why, fmt.Sprintf("<%s>: %s.", r.Address, r.Response))
 		}
 	}
 	return x
 }
 
-func explainBounce(m *Message) Explanation {
+func explainBounce(m *tracking.Message) Explanation {
 	var x Explanation
-	bounced := m.settled(Bounced)
+	bounced := settled(m, tracking.Bounced)
 	x.Summary = fmt.Sprintf("Bounced: delivery to %s failed for good.", plural(len(bounced), "recipient"))
 	for _, r := range bounced {
 		x.Why = append(x.Why, fmt.Sprintf("<%s>: %s (%s).", r.Address, failure(r), codeMeaning(r.Code)))
 	}
-	if n := len(m.settled(Delivered)); n > 0 {
+	if n := len(settled(m, tracking.Delivered)); n > 0 {
 		if n == 1 {
 			x.Why = append(x.Why, "The other recipient was delivered.")
 		} else {
@@ -186,8 +192,8 @@ func explainBounce(m *Message) Explanation {
 }
 
 // settled returns the recipients in status s.
-func (m *Message) settled(s Status) []Recipient {
-	var out []Recipient
+func settled(m *tracking.Message, s tracking.Status) []tracking.Recipient {
+	var out []tracking.Recipient
 	for _, r := range m.Recipients {
 		if r.Status == s && r.RID >= 0 {
 			out = append(out, r)
@@ -196,17 +202,7 @@ func (m *Message) settled(s Status) []Recipient {
 	return out
 }
 
-func (m *Message) accepted() int {
-	n := 0
-	for _, rc := range m.Recipients {
-		if rc.RID >= 0 {
-			n++
-		}
-	}
-	return n
-}
-
-func failure(r Recipient) string {
+func failure(r tracking.Recipient) string {
 	s := r.Response
 	if s == "" {
 		s = "no reason logged"
@@ -255,7 +251,7 @@ func describeCause(c string) string {
 	return ""
 }
 
-func remote(m *Message, in *Conn) string {
+func remote(m *tracking.Message, in *tracking.Conn) string {
 	ip, host := m.RemoteIP, m.RemoteHost
 	if in != nil {
 		ip, host = cmp.Or(ip, in.RemoteIP), cmp.Or(host, in.RemoteHost)
@@ -269,7 +265,7 @@ func remote(m *Message, in *Conn) string {
 	return fmt.Sprintf("%s (%s, ICID %d)", ip, host, m.ICID)
 }
 
-func hostRule(m *Message, in *Conn) string {
+func hostRule(m *tracking.Message, in *tracking.Conn) string {
 	if ip := m.RemoteIP; ip != "" {
 		return ip
 	}
@@ -279,7 +275,7 @@ func hostRule(m *Message, in *Conn) string {
 	return "the sending host"
 }
 
-func ipOr(m *Message, dflt string) string { return cmp.Or(m.RemoteIP, dflt) }
+func ipOr(m *tracking.Message, dflt string) string { return cmp.Or(m.RemoteIP, dflt) }
 
 func reply(s string) string {
 	if s == "" {
@@ -310,17 +306,17 @@ func domainOf(addr string) string {
 	return addr
 }
 
-func find(lines []Line, prefix string) Line {
+func find(lines []tracking.Line, prefix string) tracking.Line {
 	for _, l := range lines {
 		if strings.HasPrefix(l.Text, prefix) {
 			return l
 		}
 	}
-	return Line{}
+	return tracking.Line{}
 }
 
 // lastBefore returns the last line before the first one with prefix.
-func lastBefore(lines []Line, prefix string) Line {
+func lastBefore(lines []tracking.Line, prefix string) tracking.Line {
 	for i, l := range lines {
 		if strings.HasPrefix(l.Text, prefix) {
 			if i > 0 {
@@ -329,5 +325,5 @@ func lastBefore(lines []Line, prefix string) Line {
 			break
 		}
 	}
-	return Line{}
+	return tracking.Line{}
 }

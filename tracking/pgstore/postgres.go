@@ -1,4 +1,6 @@
-package tracking
+// Package pgstore is the tracking.Store in PostgreSQL, which many
+// gateways share.
+package pgstore
 
 import (
 	"context"
@@ -13,6 +15,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mailgate/mailgate/event"
+
+	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/internal/sqlrow"
 )
 
 // pgSchema holds the migrations, in order; mailgate_schema records how many
@@ -66,15 +71,15 @@ const pgSchemaLock = 0x6d61696c67617465
 
 // pgDialect folds case with lower(), as the indexes do, and searches the
 // subject with ILIKE, which the trigram index (when there is one) serves.
-var pgDialect = dialect{
-	recipients: "recipients",
-	arg:        func(n int) string { return "$" + strconv.Itoa(n) },
-	fold:       func(col string) string { return "lower(" + col + ")" },
-	ilike:      "ILIKE",
+var pgDialect = sqlrow.Dialect{
+	Recipients: "recipients",
+	Arg:        func(n int) string { return "$" + strconv.Itoa(n) },
+	Fold:       func(col string) string { return "lower(" + col + ")" },
+	Ilike:      "ILIKE",
 }
 
-// Postgres is the store shared by many gateways: a PostgreSQL database.
-type Postgres struct {
+// Store is the store shared by many gateways: a PostgreSQL database.
+type Store struct {
 	pool *pgxpool.Pool
 
 	// subjectWindow is how many of the newest messages matching a
@@ -87,10 +92,10 @@ type Postgres struct {
 // milliseconds, and finds 100 matches of any word in one subject of 500.
 const defaultSubjectWindow = 50000
 
-// OpenPostgres connects to the database dsn names (a connection string or
+// Open connects to the database dsn names (a connection string or
 // URL; a search_path parameter selects the schema) and brings its schema up
 // to date.
-func OpenPostgres(ctx context.Context, dsn string) (Store, error) {
+func Open(ctx context.Context, dsn string) (tracking.Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("tracking: postgres: %w", err)
@@ -99,7 +104,7 @@ func OpenPostgres(ctx context.Context, dsn string) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracking: postgres: %w", err)
 	}
-	p := &Postgres{pool: pool, subjectWindow: defaultSubjectWindow}
+	p := &Store{pool: pool, subjectWindow: defaultSubjectWindow}
 	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return migratePostgres(ctx, tx) }); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("tracking: postgres: migrate: %w", err)
@@ -170,7 +175,7 @@ func trigramIndex(ctx context.Context, tx pgx.Tx) error {
 }
 
 // Close closes the connections.
-func (p *Postgres) Close() error {
+func (p *Store) Close() error {
 	p.pool.Close()
 	return nil
 }
@@ -181,7 +186,7 @@ func (p *Postgres) Close() error {
 // gets to them: on 10 million messages just written, a subject search
 // planned on the statistics of an empty table took 13 s, and 13 ms after
 // ANALYZE.
-func (p *Postgres) BulkLoad(ctx context.Context, size int64) (done func(context.Context) error, err error) {
+func (p *Store) BulkLoad(ctx context.Context, size int64) (done func(context.Context) error, err error) {
 	return func(ctx context.Context) error {
 		if _, err := p.pool.Exec(ctx, "ANALYZE messages, recipients, deliveries, conns"); err != nil {
 			return fmt.Errorf("tracking: postgres: bulk load: analyze: %w", err)
@@ -196,8 +201,8 @@ func (p *Postgres) BulkLoad(ctx context.Context, size int64) (done func(context.
 // deliveries, short rows, travel as one array per column, unnested by the
 // server. (The messages too as arrays, measured, took longer: the client
 // built the whole statement before the server saw a byte of it.)
-func (p *Postgres) Write(ctx context.Context, b *Batch) error {
-	msgs, conns := b.latest()
+func (p *Store) Write(ctx context.Context, b *tracking.Batch) error {
+	msgs, conns := sqlrow.Latest(b)
 	if len(msgs) == 0 && len(conns) == 0 && len(b.Watermarks) == 0 {
 		return nil
 	}
@@ -223,7 +228,7 @@ func (p *Postgres) Write(ctx context.Context, b *Batch) error {
 			if err := copyConns(ctx, tx, conns); err != nil {
 				return fmt.Errorf("copy connections: %w", err)
 			}
-			batch.Queue(`INSERT INTO conns (` + connCols + `) SELECT ` + connCols + ` FROM mailgate_conns_in
+			batch.Queue(`INSERT INTO conns (` + sqlrow.ConnCols + `) SELECT ` + sqlrow.ConnCols + ` FROM mailgate_conns_in
 				ON CONFLICT (host, kind, id) DO UPDATE SET remote_ip = excluded.remote_ip,
 				remote_host = excluded.remote_host, sender_group = excluded.sender_group, started = excluded.started,
 				finished = excluded.finished, lost = excluded.lost, cause = excluded.cause, state = excluded.state,
@@ -234,7 +239,7 @@ func (p *Postgres) Write(ctx context.Context, b *Batch) error {
 			var hosts []string
 			var times []int64
 			for h, t := range b.Watermarks {
-				hosts, times = append(hosts, pgText(h)), append(times, unixNano(t))
+				hosts, times = append(hosts, pgText(h)), append(times, sqlrow.UnixNano(t))
 			}
 			batch.Queue(`INSERT INTO watermarks (host, time) SELECT * FROM unnest($1::text[], $2::bigint[])
 				ON CONFLICT (host) DO UPDATE SET time = greatest(watermarks.time, excluded.time)`, hosts, times)
@@ -254,35 +259,35 @@ func copyIn(ctx context.Context, tx pgx.Tx, temp string, cols []string, n int, r
 }
 
 var (
-	messageColNames = strings.Fields(strings.ReplaceAll(messageCols+", lines", ",", " "))
-	connColNames    = strings.Fields(strings.ReplaceAll(connCols, ",", " "))
+	messageColNames = strings.Fields(strings.ReplaceAll(sqlrow.MessageCols+", lines", ",", " "))
+	connColNames    = strings.Fields(strings.ReplaceAll(sqlrow.ConnCols, ",", " "))
 )
 
-func copyMessages(ctx context.Context, tx pgx.Tx, ms []*Message) error {
+func copyMessages(ctx context.Context, tx pgx.Tx, ms []*tracking.Message) error {
 	return copyIn(ctx, tx, "mailgate_messages_in", messageColNames, len(ms), func(i int) []any {
 		m := ms[i]
-		return []any{pgText(m.Host), int64(m.MID), int64(m.ICID), encodeIDs(m.DCIDs), pgText(m.RemoteIP),
-			pgText(m.RemoteHost), pgText(m.SenderGroup), pgText(m.Sender), pgText(encodeRecipients(m.Recipients)),
-			pgText(m.Subject), pgText(m.MessageID), m.Size, unixNano(m.Started), unixNano(m.Finished),
+		return []any{pgText(m.Host), int64(m.MID), int64(m.ICID), sqlrow.EncodeIDs(m.DCIDs), pgText(m.RemoteIP),
+			pgText(m.RemoteHost), pgText(m.SenderGroup), pgText(m.Sender), pgText(sqlrow.EncodeRecipients(m.Recipients)),
+			pgText(m.Subject), pgText(m.MessageID), m.Size, sqlrow.UnixNano(m.Started), sqlrow.UnixNano(m.Finished),
 			pgText(string(m.Status)), pgText(string(m.Abort)), pgText(m.AbortReason), pgText(m.AbortState),
-			m.AbortBytes, int64(m.BounceOf), unixNano(m.Updated), pgText(encodeLines(m.Lines))}
+			m.AbortBytes, int64(m.BounceOf), sqlrow.UnixNano(m.Updated), pgText(sqlrow.EncodeLines(m.Lines))}
 	})
 }
 
-func copyConns(ctx context.Context, tx pgx.Tx, cs []*Conn) error {
+func copyConns(ctx context.Context, tx pgx.Tx, cs []*tracking.Conn) error {
 	return copyIn(ctx, tx, "mailgate_conns_in", connColNames, len(cs), func(i int) []any {
 		c := cs[i]
 		return []any{pgText(c.Host), int16(c.Kind), int64(c.ID), pgText(c.RemoteIP), pgText(c.RemoteHost),
-			pgText(c.SenderGroup), unixNano(c.Started), unixNano(c.Finished), c.Lost, pgText(c.Cause),
-			pgText(c.State), pgText(c.LastCommand), c.DataBytes, encodeIDs(c.MIDs), pgText(encodeLines(c.Lines))}
+			pgText(c.SenderGroup), sqlrow.UnixNano(c.Started), sqlrow.UnixNano(c.Finished), c.Lost, pgText(c.Cause),
+			pgText(c.State), pgText(c.LastCommand), c.DataBytes, sqlrow.EncodeIDs(c.MIDs), pgText(sqlrow.EncodeLines(c.Lines))}
 	})
 }
 
 // queueMessages queues the upsert of the copied messages and the insert of
 // their recipients and deliveries. A message's recipients and deliveries
 // are only ever added to, so their rows are inserted, never deleted.
-func queueMessages(batch *pgx.Batch, ms []*Message) {
-	batch.Queue(`INSERT INTO messages (` + messageCols + `, lines) SELECT ` + messageCols + `, lines FROM mailgate_messages_in
+func queueMessages(batch *pgx.Batch, ms []*tracking.Message) {
+	batch.Queue(`INSERT INTO messages (` + sqlrow.MessageCols + `, lines) SELECT ` + sqlrow.MessageCols + `, lines FROM mailgate_messages_in
 		ON CONFLICT (host, mid) DO UPDATE SET icid = excluded.icid, dcids = excluded.dcids,
 		remote_ip = excluded.remote_ip, remote_host = excluded.remote_host, sender_group = excluded.sender_group,
 		sender = excluded.sender, recipients = excluded.recipients, subject = excluded.subject,
@@ -340,15 +345,15 @@ func pgText(s string) string {
 const pgChunk = 5000
 
 // Load returns the stored records of keys.
-func (p *Postgres) Load(ctx context.Context, keys Keys) (*Batch, error) {
-	b := &Batch{}
+func (p *Store) Load(ctx context.Context, keys tracking.Keys) (*tracking.Batch, error) {
+	b := &tracking.Batch{}
 	for i := 0; i < len(keys.Messages); i += pgChunk {
 		part := keys.Messages[i:min(i+pgChunk, len(keys.Messages))]
 		hosts, mids := make([]string, len(part)), make([]int64, len(part))
 		for j, k := range part {
 			hosts[j], mids[j] = pgText(k.Host), int64(k.MID)
 		}
-		ms, err := p.queryMessages(ctx, `SELECT `+messageCols+`, lines FROM messages
+		ms, err := p.queryMessages(ctx, `SELECT `+sqlrow.MessageCols+`, lines FROM messages
 			WHERE (host, mid) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))`, []any{hosts, mids}, true)
 		if err != nil {
 			return nil, fmt.Errorf("tracking: postgres: load: %w", err)
@@ -361,12 +366,12 @@ func (p *Postgres) Load(ctx context.Context, keys Keys) (*Batch, error) {
 		for j, k := range part {
 			hosts[j], kinds[j], ids[j] = pgText(k.Host), int16(k.Kind), int64(k.ID)
 		}
-		rows, err := p.pool.Query(ctx, `SELECT `+connCols+` FROM conns
+		rows, err := p.pool.Query(ctx, `SELECT `+sqlrow.ConnCols+` FROM conns
 			WHERE (host, kind, id) IN (SELECT * FROM unnest($1::text[], $2::smallint[], $3::bigint[]))`, hosts, kinds, ids)
 		if err != nil {
 			return nil, fmt.Errorf("tracking: postgres: load: %w", err)
 		}
-		cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Conn, error) { return scanConn(r) })
+		cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*tracking.Conn, error) { return sqlrow.ScanConn(r) })
 		if err != nil {
 			return nil, fmt.Errorf("tracking: postgres: load: %w", err)
 		}
@@ -380,12 +385,12 @@ func (p *Postgres) Load(ctx context.Context, keys Keys) (*Batch, error) {
 // server through the message's ICID and DCIDs. Two round trips (Load,
 // then Load) put a MID lookup's 99th percentile at the 5 ms line on 10
 // million messages.
-func (p *Postgres) Find(ctx context.Context, host string, mid uint64) (*Message, []*Conn, error) {
+func (p *Store) Find(ctx context.Context, host string, mid uint64) (*tracking.Message, []*tracking.Conn, error) {
 	b := &pgx.Batch{}
-	b.Queue(`SELECT `+messageCols+`, lines FROM messages WHERE host = $1 AND mid = $2`, pgText(host), int64(mid))
+	b.Queue(`SELECT `+sqlrow.MessageCols+`, lines FROM messages WHERE host = $1 AND mid = $2`, pgText(host), int64(mid))
 	// The DCIDs come from the message's own list: deliveries has no index
 	// by message.
-	b.Queue(`SELECT `+connCols+` FROM conns WHERE host = $1 AND (kind, id) IN (
+	b.Queue(`SELECT `+sqlrow.ConnCols+` FROM conns WHERE host = $1 AND (kind, id) IN (
 		SELECT $3::smallint, icid FROM messages WHERE host = $1 AND mid = $2
 		UNION ALL
 		SELECT $4::smallint, unnest(string_to_array(nullif(dcids, ''), ' ')::bigint[]) FROM messages WHERE host = $1 AND mid = $2)`,
@@ -396,19 +401,19 @@ func (p *Postgres) Find(ctx context.Context, host string, mid uint64) (*Message,
 	if err != nil {
 		return nil, nil, fmt.Errorf("tracking: postgres: find: %w", err)
 	}
-	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Message, error) { return scanMessage(r, true) })
+	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*tracking.Message, error) { return sqlrow.ScanMessage(r, true) })
 	if err != nil {
 		return nil, nil, fmt.Errorf("tracking: postgres: find: %w", err)
 	}
 	if rows, err = br.Query(); err != nil {
 		return nil, nil, fmt.Errorf("tracking: postgres: find: %w", err)
 	}
-	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Conn, error) { return scanConn(r) })
+	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*tracking.Conn, error) { return sqlrow.ScanConn(r) })
 	if err != nil {
 		return nil, nil, fmt.Errorf("tracking: postgres: find: %w", err)
 	}
 	if len(ms) == 0 {
-		return nil, nil, fmt.Errorf("%w: MID %d on %s", ErrNotFound, mid, host)
+		return nil, nil, fmt.Errorf("%w: MID %d on %s", tracking.ErrNotFound, mid, host)
 	}
 	return ms[0], cs, nil
 }
@@ -422,52 +427,52 @@ func (p *Postgres) Find(ctx context.Context, host string, mid uint64) (*Message,
 // reads and sorts every message that holds it: seconds on ten million
 // messages, where walking them newest first finds the 100 newest at once.
 // A word that is truly rare costs one wasted window.
-func (p *Postgres) Search(ctx context.Context, q Query) ([]Message, error) {
-	limit := q.limit()
+func (p *Store) Search(ctx context.Context, q tracking.Query) ([]tracking.Message, error) {
+	limit := sqlrow.Limit(q)
 	if q.Subject != "" && p.subjectWindow > 0 {
 		rest := q
 		rest.Subject = ""
-		where, args := whereClause(pgDialect, rest, nil)
-		args = append(args, substringPattern(q.Subject))
-		stmt := `SELECT ` + messageCols + ` FROM (SELECT ` + messageCols + ` FROM messages` + where +
-			newest(p.subjectWindow) + `) recent` +
-			fmt.Sprintf(` WHERE subject ILIKE $%d ESCAPE '\'`, len(args)) + newest(limit)
+		where, args := sqlrow.WhereClause(pgDialect, rest, nil)
+		args = append(args, sqlrow.SubstringPattern(q.Subject))
+		stmt := `SELECT ` + sqlrow.MessageCols + ` FROM (SELECT ` + sqlrow.MessageCols + ` FROM messages` + where +
+			sqlrow.Newest(p.subjectWindow) + `) recent` +
+			fmt.Sprintf(` WHERE subject ILIKE $%d ESCAPE '\'`, len(args)) + sqlrow.Newest(limit)
 		ms, err := p.queryMessages(ctx, stmt, args, false)
 		if err != nil {
 			return nil, fmt.Errorf("tracking: postgres: search: %w", err)
 		}
 		if len(ms) == limit {
-			return derefMessages(ms), nil
+			return sqlrow.DerefMessages(ms), nil
 		}
 	}
-	where, args := whereClause(pgDialect, q, nil)
-	ms, err := p.queryMessages(ctx, `SELECT `+messageCols+` FROM messages`+where+newest(limit), args, false)
+	where, args := sqlrow.WhereClause(pgDialect, q, nil)
+	ms, err := p.queryMessages(ctx, `SELECT `+sqlrow.MessageCols+` FROM messages`+where+sqlrow.Newest(limit), args, false)
 	if err != nil {
 		return nil, fmt.Errorf("tracking: postgres: search: %w", err)
 	}
-	return derefMessages(ms), nil
+	return sqlrow.DerefMessages(ms), nil
 }
 
 // Histogram counts the messages that match q by interval.
-func (p *Postgres) Histogram(ctx context.Context, q Query, step time.Duration) ([]Bucket, error) {
+func (p *Store) Histogram(ctx context.Context, q tracking.Query, step time.Duration) ([]tracking.Bucket, error) {
 	if step <= 0 {
 		return nil, fmt.Errorf("tracking: histogram step %v", step)
 	}
-	where, args := whereClause(pgDialect, q, []any{int64(step)})
+	where, args := sqlrow.WhereClause(pgDialect, q, []any{int64(step)})
 	rows, err := p.pool.Query(ctx, `SELECT started / $1 AS b, status, abort, count(*) FROM messages`+where+
 		` GROUP BY b, status, abort ORDER BY b`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("tracking: postgres: histogram: %w", err)
 	}
 	defer rows.Close()
-	var out []Bucket
+	var out []tracking.Bucket
 	for rows.Next() {
 		var b, n int64
 		var status, abort string
 		if err := rows.Scan(&b, &status, &abort, &n); err != nil {
 			return nil, fmt.Errorf("tracking: postgres: histogram: %w", err)
 		}
-		out = addBucket(out, fromUnixNano(b*int64(step)), Status(status), Abort(abort), int(n))
+		out = sqlrow.AddBucket(out, sqlrow.FromUnixNano(b*int64(step)), tracking.Status(status), tracking.Abort(abort), int(n))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("tracking: postgres: histogram: %w", err)
@@ -476,7 +481,7 @@ func (p *Postgres) Histogram(ctx context.Context, q Query, step time.Duration) (
 }
 
 // Watermark returns the time of the newest line stored for host.
-func (p *Postgres) Watermark(ctx context.Context, host string) (time.Time, error) {
+func (p *Store) Watermark(ctx context.Context, host string) (time.Time, error) {
 	var n int64
 	err := p.pool.QueryRow(ctx, `SELECT time FROM watermarks WHERE host = $1`, pgText(host)).Scan(&n)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -485,13 +490,13 @@ func (p *Postgres) Watermark(ctx context.Context, host string) (time.Time, error
 	if err != nil {
 		return time.Time{}, fmt.Errorf("tracking: postgres: watermark of %s: %w", host, err)
 	}
-	return fromUnixNano(n), nil
+	return sqlrow.FromUnixNano(n), nil
 }
 
-func (p *Postgres) queryMessages(ctx context.Context, q string, args []any, withLines bool) ([]*Message, error) {
+func (p *Store) queryMessages(ctx context.Context, q string, args []any, withLines bool) ([]*tracking.Message, error) {
 	rows, err := p.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Message, error) { return scanMessage(r, withLines) })
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*tracking.Message, error) { return sqlrow.ScanMessage(r, withLines) })
 }

@@ -1,4 +1,4 @@
-package tracking
+package sqlrow
 
 import (
 	"encoding/json"
@@ -10,22 +10,24 @@ import (
 	"github.com/klauspost/compress/s2"
 
 	"github.com/mailgate/mailgate/event"
+
+	"github.com/mailgate/mailgate/tracking"
 )
 
 // Both backends store a record's lines and recipients in these encodings,
 // in a column each, so that a record is read and written whole (SQLite
 // keeps a message's in a row of message_details, the lines compressed by
-// packLines).
+// PackLines).
 
-// encodeLines writes one line per timeline line: "unixnano level text".
+// EncodeLines writes one line per timeline line: "unixnano level text".
 // Text never holds a newline: the maillog escaping sees to that.
-func encodeLines(lines []Line) string {
+func EncodeLines(lines []tracking.Line) string {
 	return string(appendLines(nil, lines))
 }
 
-func appendLines(b []byte, lines []Line) []byte {
+func appendLines(b []byte, lines []tracking.Line) []byte {
 	for _, l := range lines {
-		b = strconv.AppendInt(b, unixNano(l.Time), 10)
+		b = strconv.AppendInt(b, UnixNano(l.Time), 10)
 		b = append(b, ' ', '0'+byte(l.Level), ' ')
 		b = append(b, l.Text...)
 		b = append(b, '\n')
@@ -33,11 +35,11 @@ func appendLines(b []byte, lines []Line) []byte {
 	return b
 }
 
-func decodeLines(s string) ([]Line, error) {
+func DecodeLines(s string) ([]tracking.Line, error) {
 	if s == "" {
 		return nil, nil
 	}
-	lines := make([]Line, 0, strings.Count(s, "\n"))
+	lines := make([]tracking.Line, 0, strings.Count(s, "\n"))
 	for s != "" {
 		var row string
 		row, s, _ = strings.Cut(s, "\n")
@@ -47,21 +49,21 @@ func decodeLines(s string) ([]Line, error) {
 		if !ok1 || !ok2 || err != nil || len(lv) != 1 {
 			return nil, fmt.Errorf("tracking: bad stored line %q", row)
 		}
-		lines = append(lines, Line{Time: fromUnixNano(n), Level: event.Level(lv[0] - '0'), Text: text})
+		lines = append(lines, tracking.Line{Time: FromUnixNano(n), Level: event.Level(lv[0] - '0'), Text: text})
 	}
 	return lines, nil
 }
 
-// unixNano is 0 for the zero time, so that "not yet" sorts first and reads
+// UnixNano is 0 for the zero time, so that "not yet" sorts first and reads
 // back as zero.
-func unixNano(t time.Time) int64 {
+func UnixNano(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
 	return t.UnixNano()
 }
 
-func fromUnixNano(n int64) time.Time {
+func FromUnixNano(n int64) time.Time {
 	if n == 0 {
 		return time.Time{}
 	}
@@ -70,9 +72,9 @@ func fromUnixNano(n int64) time.Time {
 
 // storedRecipient has Recipient's fields without its MarshalJSON, which
 // is for readers (nulls for zero times) and costs a second encoding pass.
-type storedRecipient Recipient
+type storedRecipient tracking.Recipient
 
-func encodeRecipients(rs []Recipient) string {
+func EncodeRecipients(rs []tracking.Recipient) string {
 	if len(rs) == 0 {
 		return "[]"
 	}
@@ -87,19 +89,19 @@ func encodeRecipients(rs []Recipient) string {
 	return string(b)
 }
 
-func decodeRecipients(s string) ([]Recipient, error) {
+func DecodeRecipients(s string) ([]tracking.Recipient, error) {
 	var rs []storedRecipient
 	if err := json.Unmarshal([]byte(s), &rs); err != nil {
 		return nil, fmt.Errorf("tracking: bad stored recipients: %w", err)
 	}
-	out := make([]Recipient, len(rs))
+	out := make([]tracking.Recipient, len(rs))
 	for i, r := range rs {
-		out[i] = Recipient(r)
+		out[i] = tracking.Recipient(r)
 	}
 	return out, nil
 }
 
-func encodeIDs(ids []uint64) string {
+func EncodeIDs(ids []uint64) string {
 	var b []byte
 	for i, id := range ids {
 		if i > 0 {
@@ -132,8 +134,8 @@ func likePattern(s string) (pattern string, ok bool) {
 	return r.Replace(s), true
 }
 
-// substringPattern is the LIKE pattern of a substring search.
-func substringPattern(s string) string {
+// SubstringPattern is the LIKE pattern of a substring search.
+func SubstringPattern(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 	return "%" + r.Replace(s) + "%"
 }
@@ -142,12 +144,12 @@ func substringPattern(s string) string {
 // with a NUL.
 const packedLines = 0
 
-// packLines is encodeLines compressed, for SQLite, which does not
+// PackLines is EncodeLines compressed, for SQLite, which does not
 // compress on its own (PostgreSQL does): a timeline is about 1 KB of
 // repetitive text, which s2 brings to 57 % at about 900 MB/s, so that an
 // import writes (twice: the WAL, then the database) fewer bytes. buf is
 // scratch space, returned for the next call.
-func packLines(buf []byte, lines []Line) (packed, scratch []byte) {
+func PackLines(buf []byte, lines []tracking.Line) (packed, scratch []byte) {
 	if len(lines) == 0 {
 		return []byte{}, buf
 	}
@@ -157,15 +159,15 @@ func packLines(buf []byte, lines []Line) (packed, scratch []byte) {
 	return out[:1+len(s2.Encode(out[1:], buf))], buf
 }
 
-// unpackLines decodes lines stored by packLines, or as text by
-// encodeLines (PostgreSQL; SQLite rows written before packing).
-func unpackLines(s string) ([]Line, error) {
+// UnpackLines decodes lines stored by PackLines, or as text by
+// EncodeLines (PostgreSQL; SQLite rows written before packing).
+func UnpackLines(s string) ([]tracking.Line, error) {
 	if s == "" || s[0] != packedLines {
-		return decodeLines(s)
+		return DecodeLines(s)
 	}
 	text, err := s2.Decode(nil, []byte(s[1:]))
 	if err != nil {
 		return nil, fmt.Errorf("tracking: stored lines: %w", err)
 	}
-	return decodeLines(string(text))
+	return DecodeLines(string(text))
 }

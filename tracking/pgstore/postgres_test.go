@@ -1,4 +1,4 @@
-package tracking_test
+package pgstore_test
 
 import (
 	"cmp"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/pgstore"
 	"github.com/mailgate/mailgate/tracking/storetest"
 )
 
@@ -76,7 +77,7 @@ func postgresSchema(tb testing.TB) string {
 }
 
 func openPostgres(tb testing.TB) tracking.Store {
-	s, err := tracking.OpenPostgres(context.Background(), postgresSchema(tb))
+	s, err := pgstore.Open(context.Background(), postgresSchema(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestPostgresMigrate(t *testing.T) {
 	errs := make(chan error, n)
 	for range n {
 		go func() {
-			s, err := tracking.OpenPostgres(ctx, dsn)
+			s, err := pgstore.Open(ctx, dsn)
 			if err == nil {
 				err = s.Close()
 			}
@@ -125,7 +126,7 @@ func TestPostgresMigrate(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	s, err := tracking.OpenPostgres(ctx, dsn)
+	s, err := pgstore.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +218,7 @@ func TestPostgresSubjectWindow(t *testing.T) {
 		{Subject: "#1", Limit: 20},
 	}
 	for _, window := range []int{0, 1, 7, 50, 100000} {
-		tracking.SetSubjectWindow(s, window)
+		pgstore.SetSubjectWindow(s, window)
 		for _, q := range queries {
 			got, err := s.Search(ctx, q)
 			if err != nil {

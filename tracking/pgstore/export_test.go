@@ -1,6 +1,8 @@
-package tracking
+package pgstore
+
+import "github.com/mailgate/mailgate/tracking"
 
 // SetSubjectWindow sets how many messages a PostgreSQL subject search reads
 // newest first before it searches them all, so that tests can take both
 // paths with a few messages.
-func SetSubjectWindow(s Store, n int) { s.(*Postgres).subjectWindow = n }
+func SetSubjectWindow(s tracking.Store, n int) { s.(*Store).subjectWindow = n }

@@ -1,4 +1,4 @@
-package tracking
+package sqlitestore
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/internal/sqlrow"
 )
 
 // A database made by the first schema (recipients and lines in the
@@ -20,10 +23,10 @@ func TestSQLiteMigratesDetails(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
-	want := &Message{Host: "esa1", MID: 7, ICID: 3, Sender: "a@example.com", Subject: "hello",
-		Recipients: []Recipient{{RID: 0, Address: "b@example.com", Status: Delivered, DCID: 9, Response: "250 ok", Time: start.Add(time.Second)}},
-		Status:     Delivered, Started: start, Finished: start.Add(time.Second), Updated: start.Add(time.Second),
-		Lines: []Line{{Time: start, Level: 3, Text: "Start MID 7 ICID 3"}, {Time: start.Add(time.Second), Level: 3, Text: "Message finished MID 7 done"}}}
+	want := &tracking.Message{Host: "esa1", MID: 7, ICID: 3, Sender: "a@example.com", Subject: "hello",
+		Recipients: []tracking.Recipient{{RID: 0, Address: "b@example.com", Status: tracking.Delivered, DCID: 9, Response: "250 ok", Time: start.Add(time.Second)}},
+		Status:     tracking.Delivered, Started: start, Finished: start.Add(time.Second), Updated: start.Add(time.Second),
+		Lines: []tracking.Line{{Time: start, Level: 3, Text: "Start MID 7 ICID 3"}, {Time: start.Add(time.Second), Level: 3, Text: "Message finished MID 7 done"}}}
 	for _, q := range []string{sqliteSchema[0], "PRAGMA user_version = 1"} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
@@ -33,8 +36,8 @@ func TestSQLiteMigratesDetails(t *testing.T) {
 		recipients, subject, message_id, size, started, finished, status, abort, abort_reason, abort_state, abort_bytes,
 		bounce_of, updated, lines) VALUES ('esa1', 7, 3, '', '', '', '', 'a@example.com', ?, 'hello', '', 0, ?, ?,
 		'delivered', '', '', '', 0, 0, ?, ?)`,
-		encodeRecipients(want.Recipients), unixNano(want.Started), unixNano(want.Finished), unixNano(want.Updated),
-		encodeLines(want.Lines)); err != nil {
+		sqlrow.EncodeRecipients(want.Recipients), sqlrow.UnixNano(want.Started), sqlrow.UnixNano(want.Finished), sqlrow.UnixNano(want.Updated),
+		sqlrow.EncodeLines(want.Lines)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.ExecContext(ctx, `INSERT INTO recipients (address, host, mid) VALUES ('b@example.com', 'esa1', 7)`); err != nil {
@@ -42,7 +45,7 @@ func TestSQLiteMigratesDetails(t *testing.T) {
 	}
 	db.Close()
 
-	s, err := OpenSQLite(ctx, path)
+	s, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,13 +58,13 @@ func TestSQLiteMigratesDetails(t *testing.T) {
 		len(got.Lines) != 2 || got.Lines[1].Text != want.Lines[1].Text || !got.Lines[0].Time.Equal(start) {
 		t.Fatalf("after migration: %+v", got)
 	}
-	ms, err := s.Search(ctx, Query{Recipient: "b@example.com"})
+	ms, err := s.Search(ctx, tracking.Query{Recipient: "b@example.com"})
 	if err != nil || len(ms) != 1 || len(ms[0].Recipients) != 1 {
 		t.Fatalf("search after migration: %v, %+v", err, ms)
 	}
 }
 
-func indexes(t *testing.T, s *SQLite) []string {
+func indexes(t *testing.T, s *Store) []string {
 	t.Helper()
 	rows, err := s.db.Query(`SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'messages_%' ORDER BY name`)
 	if err != nil {
@@ -85,7 +88,7 @@ func indexes(t *testing.T, s *SQLite) []string {
 func TestSQLiteBulkLoadIndexes(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tracking.db")
-	s, err := OpenSQLite(ctx, path)
+	s, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,10 +108,10 @@ func TestSQLiteBulkLoadIndexes(t *testing.T) {
 	if got := indexes(t, s); len(got) != 0 {
 		t.Fatalf("indexes during a bulk load into an empty store: %v", got)
 	}
-	b := &Batch{}
+	b := &tracking.Batch{}
 	for mid := uint64(1); mid <= 100; mid++ {
-		b.Messages = append(b.Messages, &Message{Host: "esa1", MID: mid, Sender: "s@example.com", Status: Delivered,
-			Started: time.Unix(int64(mid), 0), Recipients: []Recipient{{Address: "r@example.com"}}})
+		b.Messages = append(b.Messages, &tracking.Message{Host: "esa1", MID: mid, Sender: "s@example.com", Status: tracking.Delivered,
+			Started: time.Unix(int64(mid), 0), Recipients: []tracking.Recipient{{Address: "r@example.com"}}})
 	}
 	if err := s.Write(ctx, b); err != nil {
 		t.Fatal(err)
@@ -117,7 +120,7 @@ func TestSQLiteBulkLoadIndexes(t *testing.T) {
 	if err := s.Write(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	if ms, err := s.Search(ctx, Query{Sender: "s@example.com", Limit: 1000}); err != nil || len(ms) != 100 {
+	if ms, err := s.Search(ctx, tracking.Query{Sender: "s@example.com", Limit: 1000}); err != nil || len(ms) != 100 {
 		t.Fatalf("search during a bulk load: %d, %v", len(ms), err)
 	}
 	recipients := func(when string, stored, staged int) {
@@ -129,7 +132,7 @@ func TestSQLiteBulkLoadIndexes(t *testing.T) {
 		if n != stored || m != staged {
 			t.Errorf("%s: %d recipient rows and %d staged, want %d and %d", when, n, m, stored, staged)
 		}
-		if ms, err := s.Search(ctx, Query{Recipient: "R@example.com", Limit: 1000}); err != nil || len(ms) != 100 {
+		if ms, err := s.Search(ctx, tracking.Query{Recipient: "R@example.com", Limit: 1000}); err != nil || len(ms) != 100 {
 			t.Errorf("%s: recipient search found %d messages (%v), want 100", when, len(ms), err)
 		}
 	}
@@ -150,14 +153,14 @@ func TestSQLiteBulkLoadIndexes(t *testing.T) {
 		t.Fatalf("indexes during a bulk load larger than the store: %v", got)
 	}
 	for _, m := range b.Messages {
-		m.Recipients = append(m.Recipients, Recipient{RID: 1, Address: "r2@example.com"})
+		m.Recipients = append(m.Recipients, tracking.Recipient{RID: 1, Address: "r2@example.com"})
 	}
 	if err := s.Write(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	recipients("during a second bulk load", 100, 200)
 	s.Close()
-	if s, err = OpenSQLite(ctx, path); err != nil {
+	if s, err = Open(ctx, path); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
@@ -181,13 +184,13 @@ func TestSQLiteBulkLoadIndexes(t *testing.T) {
 
 func TestPackedLines(t *testing.T) {
 	at := time.Date(2026, 11, 1, 10, 0, 0, 123000, time.UTC)
-	for _, lines := range [][]Line{
+	for _, lines := range [][]tracking.Line{
 		nil,
 		{{Time: at, Level: 3, Text: "Start MID 1 ICID 2"}},
 		{{Time: at, Level: 3, Text: "a"}, {Time: at.Add(time.Hour), Level: 1, Text: "b 'quoted' \\x00"}},
 	} {
-		packed, _ := packLines(nil, lines)
-		got, err := unpackLines(string(packed))
+		packed, _ := sqlrow.PackLines(nil, lines)
+		got, err := sqlrow.UnpackLines(string(packed))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,11 +203,11 @@ func TestPackedLines(t *testing.T) {
 			}
 		}
 		// Text rows (PostgreSQL's, SQLite's before packing) read the same.
-		if back, err := unpackLines(encodeLines(lines)); err != nil || len(back) != len(lines) {
+		if back, err := sqlrow.UnpackLines(sqlrow.EncodeLines(lines)); err != nil || len(back) != len(lines) {
 			t.Fatalf("text %v: %v, %v", lines, back, err)
 		}
 	}
-	if _, err := unpackLines("\x00garbage"); err == nil {
+	if _, err := sqlrow.UnpackLines("\x00garbage"); err == nil {
 		t.Error("corrupt packed lines read without an error")
 	}
 }

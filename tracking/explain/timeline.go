@@ -1,19 +1,21 @@
-package tracking
+package explain
 
 import (
 	"slices"
+
+	"github.com/mailgate/mailgate/tracking"
 )
 
 // Entry is one line of a message's timeline and where it came from.
 type Entry struct {
-	Line
+	tracking.Line
 	Source string `json:"source"` // "MID 5", "ICID 3", "DCID 8"
 }
 
 // Timeline merges a message's lines with those of its connections in time
 // order. Lines read from a log with whole seconds were given microseconds
 // in the order they came (Tracker.Add), so the merge keeps the log's order.
-func Timeline(m *Message, conns []*Conn) []Entry {
+func Timeline(m *tracking.Message, conns []*tracking.Conn) []Entry {
 	n := len(m.Lines)
 	for _, c := range conns {
 		n += len(c.Lines)

@@ -1,4 +1,6 @@
-package tracking
+// Package sqlitestore is the tracking.Store in an SQLite database file,
+// for one gateway.
+package sqlitestore
 
 import (
 	"context"
@@ -13,8 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mailgate/mailgate/event"
 	_ "modernc.org/sqlite" // the pure-Go SQLite: no cgo, one static binary
+
+	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/internal/sqlrow"
 )
 
 // sqliteSchema holds the migrations, in order; the database records how
@@ -76,8 +80,8 @@ var sqliteIndexes = []struct{ name, def string }{
 	{"messages_status", "messages (status, started)"},
 }
 
-// SQLite is the embedded store: one database file.
-type SQLite struct {
+// Store is the embedded store: one database file.
+type Store struct {
 	db   *sql.DB
 	bulk atomic.Pointer[sqliteBulk] // during a bulk load
 }
@@ -85,9 +89,9 @@ type SQLite struct {
 // sqliteCacheKiB is each connection's page cache.
 const sqliteCacheKiB = 65536
 
-// OpenSQLite opens (creating it and its directory) the database file and
+// Open opens (creating it and its directory) the database file and
 // brings its schema up to date.
-func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+func Open(ctx context.Context, path string) (*Store, error) {
 	if p, ok := strings.CutPrefix(path, "file:"); ok {
 		path, _, _ = strings.Cut(p, "?") // our own pragmas follow
 	}
@@ -107,7 +111,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracking: open %s: %w", path, err)
 	}
-	s := &SQLite{db: db}
+	s := &Store{db: db}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("tracking: %s: %w", path, err)
@@ -127,7 +131,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 // its memory is small enough to fill more than once: 5 M lines, the
 // indexes took 1.5-2.0 s that way, 2.7-3.1 s in one thread with all the
 // cache.
-func (s *SQLite) completeBulk(ctx context.Context) (err error) {
+func (s *Store) completeBulk(ctx context.Context) (err error) {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
@@ -196,7 +200,7 @@ type sqliteBulk struct {
 // B-trees (+20 % on a million lines of log). Searches work meanwhile, the
 // indexed ones by scanning. done must be called; if the process dies
 // first, the next open does what done would have.
-func (s *SQLite) BulkLoad(ctx context.Context, size int64) (done func(context.Context) error, err error) {
+func (s *Store) BulkLoad(ctx context.Context, size int64) (done func(context.Context) error, err error) {
 	var rows sql.NullInt64
 	if err := s.db.QueryRowContext(ctx, `SELECT max(rowid) FROM messages`).Scan(&rows); err != nil {
 		return nil, fmt.Errorf("tracking: bulk load: %w", err)
@@ -226,7 +230,7 @@ func (s *SQLite) BulkLoad(ctx context.Context, size int64) (done func(context.Co
 	}, nil
 }
 
-func (s *SQLite) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
@@ -282,7 +286,7 @@ func (s *SQLite) migrate(ctx context.Context) error {
 }
 
 // Close closes the database.
-func (s *SQLite) Close() error {
+func (s *Store) Close() error {
 	var err error
 	if b := s.bulk.Swap(nil); b != nil { // a bulk load cut short
 		err = b.ckpt.close()
@@ -290,25 +294,19 @@ func (s *SQLite) Close() error {
 	return errors.Join(err, s.db.Close())
 }
 
-const messageCols = `host, mid, icid, dcids, remote_ip, remote_host, sender_group, sender, recipients,
-	subject, message_id, size, started, finished, status, abort, abort_reason, abort_state, abort_bytes, bounce_of, updated`
-
 // sqliteMessageCols are the columns of SQLite's messages table: the
 // recipients are in message_details.
-var sqliteMessageCols = strings.Replace(messageCols, " recipients,", "", 1)
+var sqliteMessageCols = strings.Replace(sqlrow.MessageCols, " recipients,", "", 1)
 
 // sqliteMessages is a message with its details. CROSS JOIN keeps SQLite
 // from driving a search from message_details, which has no index to
 // answer it with.
 const sqliteMessages = `messages CROSS JOIN message_details USING (host, mid)`
 
-const connCols = `host, kind, id, remote_ip, remote_host, sender_group, started, finished, lost,
-	cause, state, last_command, data_bytes, mids, lines`
-
 // Write stores the batch in one transaction. Rows go many to a statement:
 // a statement's fixed cost (bind, step, reset through database/sql) was
 // most of an import's time with one row each.
-func (s *SQLite) Write(ctx context.Context, b *Batch) error {
+func (s *Store) Write(ctx context.Context, b *tracking.Batch) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
@@ -336,15 +334,15 @@ func (s *SQLite) Write(ctx context.Context, b *Batch) error {
 	// messages' own rows: the writer is an import's critical path, and
 	// the fold leaves the other core idle at times (5 M lines: a median
 	// of 216,000 lines/s against 203,000 inline, six runs each).
-	messages, conns := b.latest()
+	messages, conns := sqlrow.Latest(b)
 	encoded := make(chan detailRows, 1)
 	go func() { encoded <- sqliteDetailRows(messages, conns) }()
 	var msgs, rcpts, dels [][]any
 	for _, m := range messages {
-		msgs = append(msgs, []any{m.Host, int64(m.MID), int64(m.ICID), encodeIDs(m.DCIDs),
+		msgs = append(msgs, []any{m.Host, int64(m.MID), int64(m.ICID), sqlrow.EncodeIDs(m.DCIDs),
 			m.RemoteIP, m.RemoteHost, m.SenderGroup, m.Sender,
-			m.Subject, m.MessageID, m.Size, unixNano(m.Started), unixNano(m.Finished), string(m.Status),
-			string(m.Abort), m.AbortReason, m.AbortState, m.AbortBytes, int64(m.BounceOf), unixNano(m.Updated)})
+			m.Subject, m.MessageID, m.Size, sqlrow.UnixNano(m.Started), sqlrow.UnixNano(m.Finished), string(m.Status),
+			string(m.Abort), m.AbortReason, m.AbortState, m.AbortBytes, int64(m.BounceOf), sqlrow.UnixNano(m.Updated)})
 		// A message's recipients and deliveries are only ever added to, so
 		// their rows are inserted, never deleted.
 		for _, r := range m.Recipients {
@@ -373,12 +371,12 @@ func (s *SQLite) Write(ctx context.Context, b *Batch) error {
 	if err := insertRows(ctx, tx, "message_details", "host, mid, recipients, lines", "host, mid", replaceRows, rows.details); err != nil {
 		return err
 	}
-	if err := insertRows(ctx, tx, "conns", connCols, "host, kind, id", replaceRows, rows.conns); err != nil {
+	if err := insertRows(ctx, tx, "conns", sqlrow.ConnCols, "host, kind, id", replaceRows, rows.conns); err != nil {
 		return err
 	}
 	for host, t := range b.Watermarks {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO watermarks (host, time) VALUES (?, ?)
-			ON CONFLICT (host) DO UPDATE SET time = max(time, excluded.time)`, host, unixNano(t)); err != nil {
+			ON CONFLICT (host) DO UPDATE SET time = max(time, excluded.time)`, host, sqlrow.UnixNano(t)); err != nil {
 			return err
 		}
 	}
@@ -395,21 +393,21 @@ func (s *SQLite) Write(ctx context.Context, b *Batch) error {
 // the bulk of its bytes, in JSON and compressed.
 type detailRows struct{ details, conns [][]any }
 
-func sqliteDetailRows(messages []*Message, conns []*Conn) detailRows {
+func sqliteDetailRows(messages []*tracking.Message, conns []*tracking.Conn) detailRows {
 	details := make([][]any, 0, len(messages))
 	var buf []byte
 	for _, m := range messages {
 		var lines []byte
-		lines, buf = packLines(buf, m.Lines)
-		details = append(details, []any{m.Host, int64(m.MID), encodeRecipients(m.Recipients), lines})
+		lines, buf = sqlrow.PackLines(buf, m.Lines)
+		details = append(details, []any{m.Host, int64(m.MID), sqlrow.EncodeRecipients(m.Recipients), lines})
 	}
 	connRows := make([][]any, 0, len(conns))
 	for _, c := range conns {
 		var lines []byte
-		lines, buf = packLines(buf, c.Lines)
+		lines, buf = sqlrow.PackLines(buf, c.Lines)
 		connRows = append(connRows, []any{c.Host, int(c.Kind), int64(c.ID), c.RemoteIP, c.RemoteHost,
-			c.SenderGroup, unixNano(c.Started), unixNano(c.Finished), c.Lost, c.Cause, c.State,
-			c.LastCommand, c.DataBytes, encodeIDs(c.MIDs), lines})
+			c.SenderGroup, sqlrow.UnixNano(c.Started), sqlrow.UnixNano(c.Finished), c.Lost, c.Cause, c.State,
+			c.LastCommand, c.DataBytes, sqlrow.EncodeIDs(c.MIDs), lines})
 	}
 	return detailRows{details, connRows}
 }
@@ -430,7 +428,7 @@ const (
 // to a statement journal first, which was a sixth of an import's writing.
 // A replacing insert that leaves rows out, because their keys are stored,
 // deletes the part's keys and inserts it again. Rows arrive in key order
-// (Batch.latest), so the records stored already, the older
+// (sqlrow.Latest), so the records stored already, the older
 // ones, gather in the first parts.
 func insertRows(ctx context.Context, tx *sql.Tx, table, cols, key string, replace bool, rows [][]any) error {
 	const most = 256
@@ -509,14 +507,14 @@ func valueLists(head string, n, cols int) string {
 }
 
 // Load returns the stored records of keys.
-func (s *SQLite) Load(ctx context.Context, keys Keys) (*Batch, error) {
-	b := &Batch{}
+func (s *Store) Load(ctx context.Context, keys tracking.Keys) (*tracking.Batch, error) {
+	b := &tracking.Batch{}
 	const chunk = 400 // bound variables per statement
 	for i := 0; i < len(keys.Messages); i += chunk {
 		part := keys.Messages[i:min(i+chunk, len(keys.Messages))]
 		var q strings.Builder
 		args := make([]any, 0, 2*len(part))
-		q.WriteString(`SELECT ` + messageCols + `, lines FROM ` + sqliteMessages + ` WHERE (host, mid) IN (VALUES `)
+		q.WriteString(`SELECT ` + sqlrow.MessageCols + `, lines FROM ` + sqliteMessages + ` WHERE (host, mid) IN (VALUES `)
 		for j, k := range part {
 			if j > 0 {
 				q.WriteByte(',')
@@ -535,7 +533,7 @@ func (s *SQLite) Load(ctx context.Context, keys Keys) (*Batch, error) {
 		part := keys.Conns[i:min(i+chunk, len(keys.Conns))]
 		var q strings.Builder
 		args := make([]any, 0, 3*len(part))
-		q.WriteString(`SELECT ` + connCols + ` FROM conns WHERE (host, kind, id) IN (VALUES `)
+		q.WriteString(`SELECT ` + sqlrow.ConnCols + ` FROM conns WHERE (host, kind, id) IN (VALUES `)
 		for j, k := range part {
 			if j > 0 {
 				q.WriteByte(',')
@@ -549,7 +547,7 @@ func (s *SQLite) Load(ctx context.Context, keys Keys) (*Batch, error) {
 			return nil, err
 		}
 		for rows.Next() {
-			c, err := scanConn(rows)
+			c, err := sqlrow.ScanConn(rows)
 			if err != nil {
 				rows.Close()
 				return nil, err
@@ -565,33 +563,33 @@ func (s *SQLite) Load(ctx context.Context, keys Keys) (*Batch, error) {
 
 // Find returns one message with its lines, and its connections: two
 // queries, which in-process cost no round trip.
-func (s *SQLite) Find(ctx context.Context, host string, mid uint64) (*Message, []*Conn, error) {
-	return findByLoad(ctx, s, host, mid)
+func (s *Store) Find(ctx context.Context, host string, mid uint64) (*tracking.Message, []*tracking.Conn, error) {
+	return sqlrow.FindByLoad(ctx, s, host, mid)
 }
 
 // Search returns the messages that match q, newest first.
-func (s *SQLite) Search(ctx context.Context, q Query) ([]Message, error) {
-	where, args := whereClause(sqliteDialect, q, nil)
-	ms, err := s.queryMessages(ctx, `SELECT `+messageCols+` FROM `+sqliteMessages+where+newest(q.limit()), args, false)
+func (s *Store) Search(ctx context.Context, q tracking.Query) ([]tracking.Message, error) {
+	where, args := sqlrow.WhereClause(sqliteDialect, q, nil)
+	ms, err := s.queryMessages(ctx, `SELECT `+sqlrow.MessageCols+` FROM `+sqliteMessages+where+sqlrow.Newest(sqlrow.Limit(q)), args, false)
 	if err != nil {
 		return nil, err
 	}
-	return derefMessages(ms), nil
+	return sqlrow.DerefMessages(ms), nil
 }
 
 // Histogram counts the messages that match q by interval.
-func (s *SQLite) Histogram(ctx context.Context, q Query, step time.Duration) ([]Bucket, error) {
+func (s *Store) Histogram(ctx context.Context, q tracking.Query, step time.Duration) ([]tracking.Bucket, error) {
 	if step <= 0 {
 		return nil, fmt.Errorf("tracking: histogram step %v", step)
 	}
-	where, args := whereClause(sqliteDialect, q, []any{int64(step)})
+	where, args := sqlrow.WhereClause(sqliteDialect, q, []any{int64(step)})
 	rows, err := s.db.QueryContext(ctx, `SELECT started / ? AS b, status, abort, count(*) FROM messages`+where+
 		` GROUP BY b, status, abort ORDER BY b`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("tracking: histogram: %w", err)
 	}
 	defer rows.Close()
-	var out []Bucket
+	var out []tracking.Bucket
 	for rows.Next() {
 		var b int64
 		var status, abort string
@@ -599,7 +597,7 @@ func (s *SQLite) Histogram(ctx context.Context, q Query, step time.Duration) ([]
 		if err := rows.Scan(&b, &status, &abort, &n); err != nil {
 			return nil, fmt.Errorf("tracking: histogram: %w", err)
 		}
-		out = addBucket(out, fromUnixNano(b*int64(step)), Status(status), Abort(abort), n)
+		out = sqlrow.AddBucket(out, sqlrow.FromUnixNano(b*int64(step)), tracking.Status(status), tracking.Abort(abort), n)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("tracking: histogram: %w", err)
@@ -607,89 +605,17 @@ func (s *SQLite) Histogram(ctx context.Context, q Query, step time.Duration) ([]
 	return out, nil
 }
 
-// A dialect is how a backend spells what differs in the filters of a
-// Query, so that both backends build them in one place (whereClause).
-type dialect struct {
-	recipients string             // the table, or view, of recipient rows
-	arg        func(n int) string // the nth placeholder, from 1
-	fold       func(col string) string
-	ilike      string // the case-insensitive LIKE, for the subject
-}
-
 // sqliteDialect: "?" placeholders; sender and address are COLLATE NOCASE
 // and SQLite's LIKE ignores (ASCII) case, so nothing needs folding.
-var sqliteDialect = dialect{
-	recipients: "recipients_all",
-	arg:        func(int) string { return "?" },
-	fold:       func(col string) string { return col },
-	ilike:      "LIKE",
-}
-
-// whereClause is the WHERE clause (with its leading space) of q's filters,
-// and args with their values appended; placeholders are numbered after
-// the args given.
-func whereClause(d dialect, q Query, args []any) (string, []any) {
-	var where []string
-	// cond has one '?' where its value goes.
-	add := func(cond string, a any) {
-		args = append(args, a)
-		where = append(where, strings.ReplaceAll(cond, "?", d.arg(len(args))))
-	}
-	if q.Host != "" {
-		add("host = ?", q.Host)
-	}
-	if q.MID != 0 {
-		add("mid = ?", int64(q.MID))
-	}
-	if q.ICID != 0 {
-		add("icid = ?", int64(q.ICID))
-	}
-	if q.DCID != 0 {
-		add("(host, mid) IN (SELECT host, mid FROM deliveries WHERE dcid = ?)", int64(q.DCID))
-	}
-	if q.Sender != "" {
-		if p, ok := likePattern(q.Sender); ok {
-			add(d.fold("sender")+` LIKE `+d.fold("?")+` ESCAPE '\'`, p)
-		} else {
-			add(d.fold("sender")+" = "+d.fold("?"), q.Sender)
-		}
-	}
-	if q.Recipient != "" {
-		if p, ok := likePattern(q.Recipient); ok {
-			add(`(host, mid) IN (SELECT host, mid FROM `+d.recipients+` WHERE `+d.fold("address")+` LIKE `+d.fold("?")+` ESCAPE '\')`, p)
-		} else {
-			add("(host, mid) IN (SELECT host, mid FROM "+d.recipients+" WHERE "+d.fold("address")+" = "+d.fold("?")+")", q.Recipient)
-		}
-	}
-	if q.Subject != "" {
-		add(`subject `+d.ilike+` ? ESCAPE '\'`, substringPattern(q.Subject))
-	}
-	if q.MessageID != "" {
-		add("message_id = ?", q.MessageID)
-	}
-	if q.RemoteIP != "" {
-		add("remote_ip = ?", q.RemoteIP)
-	}
-	if q.Status != "" {
-		add("status = ?", string(q.Status))
-	}
-	if q.Abort != "" {
-		add("abort = ?", string(q.Abort))
-	}
-	if !q.Since.IsZero() {
-		add("started >= ?", q.Since.UnixNano())
-	}
-	if !q.Until.IsZero() {
-		add("started < ?", q.Until.UnixNano())
-	}
-	if len(where) == 0 {
-		return "", args
-	}
-	return " WHERE " + strings.Join(where, " AND "), args
+var sqliteDialect = sqlrow.Dialect{
+	Recipients: "recipients_all",
+	Arg:        func(int) string { return "?" },
+	Fold:       func(col string) string { return col },
+	Ilike:      "LIKE",
 }
 
 // Watermark returns the time of the newest line stored for host.
-func (s *SQLite) Watermark(ctx context.Context, host string) (time.Time, error) {
+func (s *Store) Watermark(ctx context.Context, host string) (time.Time, error) {
 	var n int64
 	err := s.db.QueryRowContext(ctx, `SELECT time FROM watermarks WHERE host = ?`, host).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -698,18 +624,18 @@ func (s *SQLite) Watermark(ctx context.Context, host string) (time.Time, error) 
 	if err != nil {
 		return time.Time{}, fmt.Errorf("tracking: watermark of %s: %w", host, err)
 	}
-	return fromUnixNano(n), nil
+	return sqlrow.FromUnixNano(n), nil
 }
 
-func (s *SQLite) queryMessages(ctx context.Context, q string, args []any, withLines bool) ([]*Message, error) {
+func (s *Store) queryMessages(ctx context.Context, q string, args []any, withLines bool) ([]*tracking.Message, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("tracking: query: %w", err)
 	}
 	defer rows.Close()
-	var out []*Message
+	var out []*tracking.Message
 	for rows.Next() {
-		m, err := scanMessage(rows, withLines)
+		m, err := sqlrow.ScanMessage(rows, withLines)
 		if err != nil {
 			return nil, err
 		}
@@ -719,57 +645,4 @@ func (s *SQLite) queryMessages(ctx context.Context, q string, args []any, withLi
 		return nil, fmt.Errorf("tracking: query: %w", err)
 	}
 	return out, nil
-}
-
-// scanner is *sql.Rows or pgx.Rows.
-type scanner interface{ Scan(dest ...any) error }
-
-func scanMessage(row scanner, withLines bool) (*Message, error) {
-	var m Message
-	var mid, icid, bounceOf, started, finished, updated int64
-	var dcids, rcpts, status, abort, lines string
-	dest := []any{&m.Host, &mid, &icid, &dcids, &m.RemoteIP, &m.RemoteHost, &m.SenderGroup, &m.Sender, &rcpts,
-		&m.Subject, &m.MessageID, &m.Size, &started, &finished, &status, &abort, &m.AbortReason, &m.AbortState,
-		&m.AbortBytes, &bounceOf, &updated}
-	if withLines {
-		dest = append(dest, &lines)
-	}
-	if err := row.Scan(dest...); err != nil {
-		return nil, fmt.Errorf("tracking: read message: %w", err)
-	}
-	m.MID, m.ICID, m.BounceOf = uint64(mid), uint64(icid), uint64(bounceOf)
-	m.Started, m.Finished, m.Updated = fromUnixNano(started), fromUnixNano(finished), fromUnixNano(updated)
-	m.Status, m.Abort = Status(status), Abort(abort)
-	var err error
-	if m.DCIDs, err = decodeIDs(dcids); err != nil {
-		return nil, err
-	}
-	if m.Recipients, err = decodeRecipients(rcpts); err != nil {
-		return nil, err
-	}
-	if m.Lines, err = unpackLines(lines); err != nil {
-		return nil, err
-	}
-	return &m, nil
-}
-
-func scanConn(row scanner) (*Conn, error) {
-	var c Conn
-	var kind int
-	var id, started, finished int64
-	var mids, lines string
-	if err := row.Scan(&c.Host, &kind, &id, &c.RemoteIP, &c.RemoteHost, &c.SenderGroup, &started, &finished,
-		&c.Lost, &c.Cause, &c.State, &c.LastCommand, &c.DataBytes, &mids, &lines); err != nil {
-		return nil, fmt.Errorf("tracking: read connection: %w", err)
-	}
-	c.Kind, c.ID = event.ConnKind(kind), uint64(id)
-	c.Started, c.Finished = fromUnixNano(started), fromUnixNano(finished)
-	var err error
-	if c.MIDs, err = decodeIDs(mids); err != nil {
-		return nil, err
-	}
-	if c.Lines, err = unpackLines(lines); err != nil {
-		return nil, err
-	}
-	return &c, nil
 }
