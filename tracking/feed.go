@@ -30,6 +30,7 @@ type Feed struct {
 	tracker *Tracker // made by Run
 	host    string
 	logPath string
+	flush   func() error
 	loc     *time.Location
 	every   time.Duration
 	logger  *slog.Logger
@@ -56,6 +57,7 @@ type Feed struct {
 type FeedOptions struct {
 	Host     string         // this gateway's host name, the host of its records
 	LogPath  string         // the mail log's current file, to catch up from; "" disables catching up
+	Flush    func() error   // writes the mail log's buffered lines to LogPath (maillog.Writer.Flush); nil: none buffered
 	Location *time.Location // of the mail log's times, until its header says; nil: time.Local
 	Buffer   int            // entries held for the writer; 0: 65536
 	Interval time.Duration  // between writes; 0: one second
@@ -74,7 +76,7 @@ func NewFeed(o FeedOptions) *Feed {
 		o.Logger = slog.Default()
 	}
 	return &Feed{
-		host: o.Host, logPath: o.LogPath, loc: o.Location, every: o.Interval, logger: o.Logger,
+		host: o.Host, logPath: o.LogPath, flush: o.Flush, loc: o.Location, every: o.Interval, logger: o.Logger,
 		limit: o.Buffer, taken: make(chan struct{}), wake: make(chan struct{}, 1),
 	}
 }
@@ -258,7 +260,14 @@ func (f *Feed) catchUp(ctx context.Context, since time.Time) error {
 	if !since.IsZero() {
 		since = since.Add(-time.Second)
 	}
-	time.Sleep(150 * time.Millisecond) // let the log writer flush its buffer
+	if f.flush != nil {
+		// The lines the store misses may still be in the writer's buffer.
+		// A failed write is the log's to report; the catch-up reads what
+		// reached the file.
+		if err := f.flush(); err != nil {
+			f.logger.Warn("tracking: flush the mail log before catching up", "err", err)
+		}
+	}
 	rolled, err := maillog.RolledFiles(f.logPath)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err

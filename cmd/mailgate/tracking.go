@@ -36,10 +36,10 @@ type trackingService struct {
 
 // startTracking binds the page's and the syslog receiver's addresses (so
 // that a taken port fails the start) and starts the service.
-func startTracking(cfg *config.Config, logger *slog.Logger) (*trackingService, error) {
+func startTracking(cfg *config.Config, flushLog func() error, logger *slog.Logger) (*trackingService, error) {
 	t := &trackingService{cfg: cfg, log: logger}
 	if cfg.Tracking.Enabled {
-		t.feed = tracking.NewFeed(tracking.FeedOptions{Host: cfg.Hostname, LogPath: cfg.Logs.Mail.Path, Logger: logger})
+		t.feed = tracking.NewFeed(tracking.FeedOptions{Host: cfg.Hostname, LogPath: cfg.Logs.Mail.Path, Flush: flushLog, Logger: logger})
 	}
 	if cfg.HTTP.Address != "" {
 		ln, err := net.Listen("tcp", cfg.HTTP.Address)
