@@ -95,10 +95,10 @@ func WhereClause(d Dialect, q tracking.Query, args []any) (string, []any) {
 	return " WHERE " + strings.Join(where, " AND "), args
 }
 
-// scanner is *sql.Rows or pgx.Rows.
-type scanner interface{ Scan(dest ...any) error }
+// Scanner is *sql.Rows or pgx.Rows.
+type Scanner interface{ Scan(dest ...any) error }
 
-func ScanMessage(row scanner, withLines bool) (*tracking.Message, error) {
+func ScanMessage(row Scanner, withLines bool) (*tracking.Message, error) {
 	var m tracking.Message
 	var mid, icid, bounceOf, started, finished, updated int64
 	var dcids, rcpts, status, abort, lines string
@@ -127,7 +127,7 @@ func ScanMessage(row scanner, withLines bool) (*tracking.Message, error) {
 	return &m, nil
 }
 
-func ScanConn(row scanner) (*tracking.Conn, error) {
+func ScanConn(row Scanner) (*tracking.Conn, error) {
 	var c tracking.Conn
 	var kind int
 	var id, started, finished int64
