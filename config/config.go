@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,6 +33,7 @@ import (
 type Config struct {
 	File            string        // the name given to Parse
 	Hostname        string        // for banners and Received headers
+	Postmaster      string        // where "RCPT TO:<postmaster>" (no domain) goes; RFC 5321 4.5.1
 	DataDir         string        // absolute; spool/, logs/ and tracking.db live here
 	ShutdownTimeout time.Duration // sessions may finish this long on SIGTERM before 421 and close
 	Listeners       []Listener
@@ -225,7 +227,7 @@ func Parse(data []byte, name string) (*Config, error) {
 }
 
 func (d *decoder) config(root *yaml.Node) *Config {
-	f := d.fields(root, "", "hostname", "data_dir", "shutdown_timeout", "listeners", "routes",
+	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "listeners", "routes",
 		"delivery", "dns", "logs", "tracking", "http")
 	c := &Config{
 		DataDir:         DefaultDataDir,
@@ -243,6 +245,15 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		}
 	} else {
 		c.Hostname = systemHostname()
+	}
+	c.Postmaster = "postmaster@" + c.Hostname
+	if n := f["postmaster"]; present(n) {
+		if s, ok := d.str(n, "postmaster"); ok {
+			if err := checkPostmaster(s); err != nil {
+				d.errorf(n, "postmaster", "%v", err)
+			}
+			c.Postmaster = s
+		}
 	}
 	if n := f["data_dir"]; present(n) {
 		if s, ok := d.str(n, "data_dir"); ok {
@@ -302,6 +313,21 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		d.bind(nil, "http.address", c.HTTP.Address, binds)
 	}
 	return c
+}
+
+// checkPostmaster checks the postmaster address: a bare address with a
+// domain (it is an envelope recipient, so no display name), in ASCII.
+func checkPostmaster(s string) error {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s || !strings.Contains(s, "@") {
+		return fmt.Errorf("%q is not an address with a domain (postmaster@example.com)", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return errors.New("the address must be ASCII")
+		}
+	}
+	return nil
 }
 
 // systemHostname is the default hostname; "localhost" when the system's is
