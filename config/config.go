@@ -181,14 +181,30 @@ func Load(path string) (*Config, error) {
 var yamlErrorLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // syntaxProblem turns a yaml.v3 error, which has its line only in its text,
-// into a Problem.
-func syntaxProblem(name string, err error) Problem {
+// into a Problem. The parser's word for a tab in the indentation says
+// nothing of tabs, so a line that holds one gets a plain explanation.
+func syntaxProblem(name string, data []byte, err error) Problem {
 	p := Problem{File: name, Msg: err.Error()}
 	if m := yamlErrorLine.FindStringSubmatch(p.Msg); m != nil {
 		p.Line, _ = strconv.Atoi(m[1])
 		p.Msg = m[2]
+		if strings.Contains(p.Msg, "cannot start any token") && bytes.Contains(lineOf(data, p.Line), []byte("\t")) {
+			p.Msg = "a tab character indents this line; YAML indents with spaces only (" + p.Msg + ")"
+		}
 	}
 	return p
+}
+
+// lineOf returns line n (from 1) of data, nil when there is none.
+func lineOf(data []byte, n int) []byte {
+	for i := 1; len(data) > 0; i++ {
+		line, rest, _ := bytes.Cut(data, []byte("\n"))
+		if i == n {
+			return line
+		}
+		data = rest
+	}
+	return nil
 }
 
 // Parse parses and validates a configuration; name is the file name used in
@@ -201,7 +217,7 @@ func Parse(data []byte, name string) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	err := dec.Decode(&doc)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, Problems{syntaxProblem(name, err)}
+		return nil, Problems{syntaxProblem(name, data, err)}
 	}
 	d := &decoder{file: name}
 	root := &yaml.Node{Kind: yaml.MappingNode, Line: 1} // an empty file
@@ -214,7 +230,7 @@ func Parse(data []byte, name string) (*Config, error) {
 		case err == nil:
 			d.errorf(&extra, "", "a second YAML document (---); the configuration is one document")
 		case !errors.Is(err, io.EOF):
-			d.probs = append(d.probs, syntaxProblem(name, err))
+			d.probs = append(d.probs, syntaxProblem(name, data, err))
 		}
 	}
 	c := d.config(root)

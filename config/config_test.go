@@ -105,6 +105,7 @@ func TestDesignContract(t *testing.T) {
 	want := &Config{
 		File:            "testdata/design.yaml",
 		Hostname:        host,
+		Postmaster:      "postmaster@" + host,
 		DataDir:         data,
 		ShutdownTimeout: 30 * time.Second,
 		Listeners: []Listener{{
