@@ -345,7 +345,7 @@ func printMessage(out io.Writer, m outbound.QueuedMessage, now time.Time) {
 	fmt.Fprintf(tw, "Sender:\t<%s>\n", m.From)
 	fmt.Fprintf(tw, "Subject:\t%q\n", m.Subject)
 	fmt.Fprintf(tw, "Message-ID:\t%s\n", m.MessageID)
-	fmt.Fprintf(tw, "Size:\t%d bytes\n", m.Size)
+	fmt.Fprintf(tw, "Size:\t%d bytes (as queued: the message with the Received header added; the log's \"ready\" counts it as received)\n", m.Size)
 	tw.Flush()
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
