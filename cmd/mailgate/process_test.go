@@ -158,7 +158,7 @@ func (g *gw) wait() error {
 }
 
 func (g *gw) mailLog() string {
-	b, _ := os.ReadFile(filepath.Join(g.dir, "logs/mail_logs/mail.current"))
+	b, _ := os.ReadFile(filepath.Join(g.dir, "logs/mail_logs/mail_logs.current"))
 	return string(b)
 }
 
@@ -295,7 +295,7 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("exit: %v\n%s", err, stderr.String())
 	}
-	for _, p := range []string{"mailgate-data/logs/mail_logs/mail.current", "mailgate-data/spool", "mailgate-data/counters"} {
+	for _, p := range []string{"mailgate-data/logs/mail_logs/mail_logs.current", "mailgate-data/spool", "mailgate-data/counters"} {
 		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 			t.Errorf("default data layout: %v", err)
 		}
