@@ -391,9 +391,9 @@ func TestSIGHUPRollsLog(t *testing.T) {
 	var rolled []string
 	for i := 0; i < 100 && len(rolled) == 0; i++ {
 		time.Sleep(50 * time.Millisecond)
-		rolled, _ = filepath.Glob(filepath.Join(g.dir, "logs/mail_logs/mail.@*.s"))
+		rolled, _ = filepath.Glob(filepath.Join(g.dir, "logs/mail_logs/mail_logs.@*.s"))
 	}
-	if len(rolled) != 1 || !regexp.MustCompile(`mail\.@\d{8}T\d{6}\.s$`).MatchString(rolled[0]) {
+	if len(rolled) != 1 || !regexp.MustCompile(`mail_logs\.@\d{8}T\d{6}\.s$`).MatchString(rolled[0]) {
 		t.Fatalf("rolled files %v", rolled)
 	}
 	old, _ := os.ReadFile(rolled[0])
