@@ -2,7 +2,7 @@
 # peers the tests talk to, then runs every Go test with the race detector.
 GO ?= go
 
-.PHONY: test build vet fuzz bench
+.PHONY: test build run vet fuzz bench
 
 test:
 	./scripts/test-deps.sh
@@ -11,6 +11,13 @@ test:
 
 build:
 	$(GO) build -o bin/mailgate ./cmd/mailgate
+
+# The gateway on its embedded default, in the foreground: Ctrl-C stops it.
+# exec makes the shell the gateway itself, so no wrapper process is left
+# between make and mailgate (unlike "go run", whose child outlives a kill of
+# the go tool).
+run: build
+	exec ./bin/mailgate serve
 
 # Runs each fuzz target for FUZZTIME (default 60s); findings land in testdata/fuzz.
 FUZZTIME ?= 60s

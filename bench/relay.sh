@@ -188,7 +188,7 @@ fi
 
 # ---- mailgate's account ----------------------------------------------------------
 kill "$MG_PID"; wait "$MG_PID" 2>/dev/null; MG_PID=""
-logs=$(ls "$WORK"/data/logs/mail_logs/mail.* 2>/dev/null)
+logs=$(ls "$WORK"/data/logs/mail_logs/mail_logs.* 2>/dev/null)
 echo "# mailgate: $(grep -o 'spool closed.*' "$WORK/mailgate.err" | tail -1 | tr -d '"'); in its kept mail logs: $(cat $logs | grep -c 'Delayed: ') Delayed, $(cat $logs | grep -c 'Bounced: ') Bounced, $(cat $logs | grep -c 'Connection Error') Connection Error lines"
 [ -n "$PROFILE" ] && echo "# mailgate CPU profile: $WORK/$PROFILE (go tool pprof -top $WORK/mailgate $WORK/$PROFILE)"
 printf '%s\n' "${SUMMARY[@]}"

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,6 +33,7 @@ import (
 type Config struct {
 	File            string        // the name given to Parse
 	Hostname        string        // for banners and Received headers
+	Postmaster      string        // where "RCPT TO:<postmaster>" (no domain) goes; RFC 5321 4.5.1
 	DataDir         string        // absolute; spool/, logs/ and tracking.db live here
 	ShutdownTimeout time.Duration // sessions may finish this long on SIGTERM before 421 and close
 	Listeners       []Listener
@@ -179,14 +181,30 @@ func Load(path string) (*Config, error) {
 var yamlErrorLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // syntaxProblem turns a yaml.v3 error, which has its line only in its text,
-// into a Problem.
-func syntaxProblem(name string, err error) Problem {
+// into a Problem. The parser's word for a tab in the indentation says
+// nothing of tabs, so a line that holds one gets a plain explanation.
+func syntaxProblem(name string, data []byte, err error) Problem {
 	p := Problem{File: name, Msg: err.Error()}
 	if m := yamlErrorLine.FindStringSubmatch(p.Msg); m != nil {
 		p.Line, _ = strconv.Atoi(m[1])
 		p.Msg = m[2]
+		if strings.Contains(p.Msg, "cannot start any token") && bytes.Contains(lineOf(data, p.Line), []byte("\t")) {
+			p.Msg = "a tab character indents this line; YAML indents with spaces only (" + p.Msg + ")"
+		}
 	}
 	return p
+}
+
+// lineOf returns line n (from 1) of data, nil when there is none.
+func lineOf(data []byte, n int) []byte {
+	for i := 1; len(data) > 0; i++ {
+		line, rest, _ := bytes.Cut(data, []byte("\n"))
+		if i == n {
+			return line
+		}
+		data = rest
+	}
+	return nil
 }
 
 // Parse parses and validates a configuration; name is the file name used in
@@ -199,7 +217,7 @@ func Parse(data []byte, name string) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	err := dec.Decode(&doc)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, Problems{syntaxProblem(name, err)}
+		return nil, Problems{syntaxProblem(name, data, err)}
 	}
 	d := &decoder{file: name}
 	root := &yaml.Node{Kind: yaml.MappingNode, Line: 1} // an empty file
@@ -212,7 +230,7 @@ func Parse(data []byte, name string) (*Config, error) {
 		case err == nil:
 			d.errorf(&extra, "", "a second YAML document (---); the configuration is one document")
 		case !errors.Is(err, io.EOF):
-			d.probs = append(d.probs, syntaxProblem(name, err))
+			d.probs = append(d.probs, syntaxProblem(name, data, err))
 		}
 	}
 	c := d.config(root)
@@ -225,7 +243,7 @@ func Parse(data []byte, name string) (*Config, error) {
 }
 
 func (d *decoder) config(root *yaml.Node) *Config {
-	f := d.fields(root, "", "hostname", "data_dir", "shutdown_timeout", "listeners", "routes",
+	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "listeners", "routes",
 		"delivery", "dns", "logs", "tracking", "http")
 	c := &Config{
 		DataDir:         DefaultDataDir,
@@ -243,6 +261,15 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		}
 	} else {
 		c.Hostname = systemHostname()
+	}
+	c.Postmaster = "postmaster@" + c.Hostname
+	if n := f["postmaster"]; present(n) {
+		if s, ok := d.str(n, "postmaster"); ok {
+			if err := checkPostmaster(s); err != nil {
+				d.errorf(n, "postmaster", "%v", err)
+			}
+			c.Postmaster = s
+		}
 	}
 	if n := f["data_dir"]; present(n) {
 		if s, ok := d.str(n, "data_dir"); ok {
@@ -302,6 +329,21 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		d.bind(nil, "http.address", c.HTTP.Address, binds)
 	}
 	return c
+}
+
+// checkPostmaster checks the postmaster address: a bare address with a
+// domain (it is an envelope recipient, so no display name), in ASCII.
+func checkPostmaster(s string) error {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s || !strings.Contains(s, "@") {
+		return fmt.Errorf("%q is not an address with a domain (postmaster@example.com)", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return errors.New("the address must be ASCII")
+		}
+	}
+	return nil
 }
 
 // systemHostname is the default hostname; "localhost" when the system's is

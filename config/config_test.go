@@ -105,6 +105,7 @@ func TestDesignContract(t *testing.T) {
 	want := &Config{
 		File:            "testdata/design.yaml",
 		Hostname:        host,
+		Postmaster:      "postmaster@" + host,
 		DataDir:         data,
 		ShutdownTimeout: 30 * time.Second,
 		Listeners: []Listener{{
@@ -279,8 +280,8 @@ func TestDefault(t *testing.T) {
 		t.Errorf("listener = %+v", l)
 	}
 	for _, tt := range []struct{ ip, want string }{
-		{"127.0.0.1", "RELAY SG RELAY_SG match 127.0.0.0/8"},
-		{"127.3.4.5", "RELAY SG RELAY_SG match 127.0.0.0/8"},
+		{"127.0.0.1", "RELAY SG RELAY_SG match 127.0.0.1"},
+		{"127.3.4.5", "ACCEPT SG None match ALL"},
 		{"::1", "RELAY SG RELAY_SG match ::1"},
 		{"192.0.2.1", "ACCEPT SG None match ALL"},
 	} {
@@ -532,7 +533,8 @@ func TestPrivateListenerDefaults(t *testing.T) {
 		t.Errorf("private listener has a RAT: %+v", l.RAT)
 	}
 	for _, tt := range []struct{ ip, want string }{
-		{"127.0.0.1", "RELAY SG RELAYLIST match 127.0.0.0/8"},
+		{"127.0.0.1", "RELAY SG RELAYLIST match 127.0.0.1"},
+		{"127.0.0.2", "REJECT SG None match ALL"},
 		{"::1", "RELAY SG RELAYLIST match ::1"},
 		{"10.0.0.1", "REJECT SG None match ALL"},
 	} {

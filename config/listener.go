@@ -40,10 +40,12 @@ var predefined = []struct {
 	{"BLOCKED", policy.Reject},
 }
 
-// The HAT of a listener that has no "hat:": loopback clients relay, the rest
-// get the default policy (ACCEPTED on a public listener, BLOCKED on a
-// private one, as on the ESA).
-var defaultRelayRules = []string{"127.0.0.0/8", "::1"}
+// The HAT of a listener that has no "hat:": the machine itself relays
+// (127.0.0.1 and ::1), the rest get the default policy (ACCEPTED on a public
+// listener, BLOCKED on a private one, as on the ESA). The other loopback
+// addresses (127.0.0.2, ...) are outside clients, so that a first try on one
+// machine can see the RAT refuse a recipient.
+var defaultRelayRules = []string{"127.0.0.1", "::1"}
 
 func defaultGroup(typ string) string {
 	if typ == Private {

@@ -16,7 +16,7 @@ import (
 
 // Defaults of the log files, relative to data_dir.
 const (
-	DefaultMailLogPath        = "logs/mail_logs/mail.current"
+	DefaultMailLogPath        = "logs/mail_logs/mail_logs.current"
 	DefaultInjectionDebugPath = "logs/injection_debug/injection.current"
 	DefaultInjectionSessions  = 100
 )

@@ -499,3 +499,44 @@ func TestInjectionDebugLog(t *testing.T) {
 	// sessions: 1 — the second connection is not recorded.
 	eq(t, got, want)
 }
+
+// TestPostmasterWithoutDomain: "RCPT TO:<postmaster>" must be accepted
+// whatever the RAT says (RFC 5321 4.5.1); it goes to the configured
+// postmaster, while postmaster at a domain the RAT refuses is refused.
+func TestPostmasterWithoutDomain(t *testing.T) {
+	h := start(t, opts{})
+	c := h.dial("127.0.0.2")
+	c.Expect("220")
+	c.Cmd("EHLO mx1.partner.test", "250")
+	c.Cmd("MAIL FROM:<a@partner.test>", "250")
+	c.Cmd("RCPT TO:<postmaster@elsewhere.org>", "550 5.1.0 Address rejected.")
+	c.Cmd("RCPT TO:<PostMaster>", "250")
+	c.Cmd("DATA", "354")
+	c.Send("Subject: hi\r\n\r\nhello\r\n.\r\n")
+	c.Expect("250")
+	c.Cmd("QUIT", "221")
+	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	if !contains(esaLines(all), "MID N ICID N RID 0 To: <PostMaster>") {
+		t.Errorf("no RCPT line for <PostMaster>:\n%s", strings.Join(all, "\n"))
+	}
+	mids := h.spool.Messages()
+	if len(mids) != 1 {
+		t.Fatalf("spool holds %d messages, want 1", len(mids))
+	}
+	env, _, err := h.spool.Read(mids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(env.Rcpts) != 1 || env.Rcpts[0].Addr != "postmaster@mx.test" {
+		t.Errorf("envelope recipients %+v, want postmaster@mx.test", env.Rcpts)
+	}
+}
+
+func contains(lines []string, want string) bool {
+	for _, l := range lines {
+		if l == want {
+			return true
+		}
+	}
+	return false
+}

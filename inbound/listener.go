@@ -27,12 +27,15 @@ import (
 // Server holds what all listeners of a gateway share.
 type Server struct {
 	Hostname string
-	Spool    *queue.Spool
-	IDs      *queue.Counters
-	Events   event.Sink
-	DNS      *Resolver
-	Debug    []*DebugLog // injection debug subscriptions
-	Logger   *slog.Logger
+	// Postmaster is the address "RCPT TO:<postmaster>" (no domain) is
+	// delivered to; "" means postmaster@Hostname.
+	Postmaster string
+	Spool      *queue.Spool
+	IDs        *queue.Counters
+	Events     event.Sink
+	DNS        *Resolver
+	Debug      []*DebugLog // injection debug subscriptions
+	Logger     *slog.Logger
 
 	// Queued, if set, is told of each message committed to the spool, so
 	// that delivery can start without scanning.
@@ -218,4 +221,11 @@ func addrPort(a net.Addr) netip.AddrPort {
 	}
 	ap, _ := netip.ParseAddrPort(a.String())
 	return ap
+}
+
+func (s *Server) postmaster() string {
+	if s.Postmaster != "" {
+		return s.Postmaster
+	}
+	return "postmaster@" + s.Hostname
 }

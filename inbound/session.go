@@ -76,15 +76,22 @@ func (h *session) Rcpt(to smtp.Path) smtp.Reply {
 		h.emit(event.RcptRejected{MID: h.mid, ICID: h.icid, To: addr, By: "Injection Control"})
 		return smtp.Reply{Code: 452, Enhanced: "4.5.3", Text: "Too many recipients"}
 	}
-	// Relaying sender groups, and private listeners, skip the RAT.
-	if pol.Action == policy.Accept && h.l.cfg.Type == config.Public {
+	deliverTo := addr
+	switch {
+	case to.Domain == "":
+		// "RCPT TO:<postmaster>" without a domain must be accepted (RFC 5321
+		// 4.5.1), whatever the RAT says; it goes to the configured
+		// postmaster. The log shows what the client sent.
+		deliverTo = h.l.srv.postmaster()
+	case pol.Action == policy.Accept && h.l.cfg.Type == config.Public:
+		// Relaying sender groups, and private listeners, skip the RAT.
 		if e, ok := h.l.cfg.RAT.Decide(addr); !ok {
 			h.emit(event.RcptRejected{MID: h.mid, ICID: h.icid, To: addr, By: "RAT"})
 			return parseReply(e.Code, e.Text)
 		}
 	}
 	rid := len(h.rcpts)
-	h.rcpts = append(h.rcpts, queue.Recipient{RID: rid, Addr: addr})
+	h.rcpts = append(h.rcpts, queue.Recipient{RID: rid, Addr: deliverTo})
 	h.emit(event.RcptTo{MID: h.mid, ICID: h.icid, RID: rid, To: addr})
 	return smtp.Reply{}
 }

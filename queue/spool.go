@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -239,8 +241,14 @@ func Open(dir string, o Options) (*Spool, error) {
 		return nil, fmt.Errorf("queue: open: %w", err)
 	}
 	if err := unix.Flock(int(lockf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		holder := lockHolder(lockf)
 		lockf.Close()
-		return nil, fmt.Errorf("queue: open %s: spool in use by another process: %w", dir, err)
+		return nil, fmt.Errorf("queue: open %s: spool in use by another process%s: %w", dir, holder, err)
+	}
+	// The holder's PID, for the next one's error. Only the lock counts, so
+	// a failure to write it changes nothing but that message.
+	if err := lockf.Truncate(0); err == nil {
+		_, _ = lockf.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	s.lockf = lockf
 	if s.dirf, err = os.Open(dir); err != nil {
@@ -671,4 +679,17 @@ func (s *Spool) fail(err error) error {
 		s.log.Error("queue: spool failed, accepting nothing until reopened", "dir", s.dir, "err", err)
 	}
 	return s.failed
+}
+
+// lockHolder names the process that holds the spool's lock, from the PID it
+// wrote into the file: " (PID 1234; stop it first, e.g. kill 1234)", or ""
+// when the file does not say.
+func lockHolder(f *os.File) string {
+	b := make([]byte, 32)
+	n, _ := f.ReadAt(b, 0)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))
+	if err != nil || pid <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (PID %d; stop it first, e.g. kill %d)", pid, pid)
 }

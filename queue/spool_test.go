@@ -804,9 +804,14 @@ func TestCommitCanceled(t *testing.T) {
 func TestOpenLocked(t *testing.T) {
 	dir := t.TempDir()
 	s := openSpool(t, dir, Options{NoSync: true})
-	if s2, err := Open(dir, Options{NoSync: true, Logger: quiet}); err == nil {
+	s2, err := Open(dir, Options{NoSync: true, Logger: quiet})
+	if err == nil {
 		s2.Close()
 		t.Fatal("second Open of a spool in use succeeded")
+	}
+	// The error names the holder, so that an administrator can stop it.
+	if want := fmt.Sprintf("(PID %d; stop it first, e.g. kill %d)", os.Getpid(), os.Getpid()); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not name the holder %q", err, want)
 	}
 	closeSpool(t, s)
 	if err := s.Close(); !errors.Is(err, ErrClosed) {

@@ -158,7 +158,7 @@ func (g *gw) wait() error {
 }
 
 func (g *gw) mailLog() string {
-	b, _ := os.ReadFile(filepath.Join(g.dir, "logs/mail_logs/mail.current"))
+	b, _ := os.ReadFile(filepath.Join(g.dir, "logs/mail_logs/mail_logs.current"))
 	return string(b)
 }
 
@@ -295,7 +295,7 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("exit: %v\n%s", err, stderr.String())
 	}
-	for _, p := range []string{"mailgate-data/logs/mail_logs/mail.current", "mailgate-data/spool", "mailgate-data/counters"} {
+	for _, p := range []string{"mailgate-data/logs/mail_logs/mail_logs.current", "mailgate-data/spool", "mailgate-data/counters"} {
 		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 			t.Errorf("default data layout: %v", err)
 		}
@@ -391,9 +391,9 @@ func TestSIGHUPRollsLog(t *testing.T) {
 	var rolled []string
 	for i := 0; i < 100 && len(rolled) == 0; i++ {
 		time.Sleep(50 * time.Millisecond)
-		rolled, _ = filepath.Glob(filepath.Join(g.dir, "logs/mail_logs/mail.@*.s"))
+		rolled, _ = filepath.Glob(filepath.Join(g.dir, "logs/mail_logs/mail_logs.@*.s"))
 	}
-	if len(rolled) != 1 || !regexp.MustCompile(`mail\.@\d{8}T\d{6}\.s$`).MatchString(rolled[0]) {
+	if len(rolled) != 1 || !regexp.MustCompile(`mail_logs\.@\d{8}T\d{6}\.s$`).MatchString(rolled[0]) {
 		t.Fatalf("rolled files %v", rolled)
 	}
 	old, _ := os.ReadFile(rolled[0])

@@ -176,11 +176,11 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 	switch sub {
 	case "list":
 		if len(pos) > 0 {
-			return usageErr(stderr, "mailgate queue list [--domain D] [--limit N]")
+			return usageErr(stderr, "usage: mailgate queue list [--domain D] [--limit N]")
 		}
 	case "deliver-now":
 		if len(pos) > 1 {
-			return usageErr(stderr, "mailgate queue deliver-now [DOMAIN]")
+			return usageErr(stderr, "usage: mailgate queue deliver-now [DOMAIN]")
 		}
 		if len(pos) == 1 {
 			domain = pos[0]
@@ -188,9 +188,9 @@ func queueCmd(args []string, stdout, stderr io.Writer) int {
 	default:
 		if len(pos) == 0 || sub == "show" && len(pos) > 1 {
 			if sub == "show" {
-				return usageErr(stderr, "mailgate queue show MID")
+				return usageErr(stderr, "usage: mailgate queue show MID")
 			}
-			return usageErr(stderr, "mailgate queue "+sub+" MID...")
+			return usageErr(stderr, "usage: mailgate queue "+sub+" MID...")
 		}
 		for _, p := range pos {
 			mid, err := strconv.ParseUint(p, 10, 64)
@@ -345,7 +345,7 @@ func printMessage(out io.Writer, m outbound.QueuedMessage, now time.Time) {
 	fmt.Fprintf(tw, "Sender:\t<%s>\n", m.From)
 	fmt.Fprintf(tw, "Subject:\t%q\n", m.Subject)
 	fmt.Fprintf(tw, "Message-ID:\t%s\n", m.MessageID)
-	fmt.Fprintf(tw, "Size:\t%d bytes\n", m.Size)
+	fmt.Fprintf(tw, "Size:\t%d bytes (as queued: the message with the Received header added; the log's \"ready\" counts it as received)\n", m.Size)
 	tw.Flush()
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
@@ -377,7 +377,9 @@ func fail(stderr io.Writer, err error) int {
 	return 1
 }
 
+// usageErr prints a command's usage text, which begins with "usage:", and
+// returns the exit status of a misused command.
 func usageErr(stderr io.Writer, usage string) int {
-	fmt.Fprintln(stderr, "usage:", usage)
+	fmt.Fprint(stderr, strings.TrimSuffix(usage, "\n")+"\n")
 	return 2
 }

@@ -140,12 +140,13 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	}
 	dns := resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout)
 	srv := &inbound.Server{
-		Hostname: hostname,
-		Spool:    g.spool,
-		IDs:      g.ids,
-		Events:   event.Multi{g.mailLog, g.tracking.sink()},
-		DNS:      inbound.NewResolver(dns, cfg.DNS.Timeout),
-		Logger:   logger,
+		Hostname:   hostname,
+		Postmaster: cfg.Postmaster,
+		Spool:      g.spool,
+		IDs:        g.ids,
+		Events:     event.Multi{g.mailLog, g.tracking.sink()},
+		DNS:        inbound.NewResolver(dns, cfg.DNS.Timeout),
+		Logger:     logger,
 	}
 	debugByPath := map[string]*maillog.Writer{}
 	debugLog := func(path string, maxSize int64, maxFiles int) (*maillog.Writer, error) {

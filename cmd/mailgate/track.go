@@ -338,14 +338,34 @@ func printMessages(out io.Writer, ms []tracking.Message) {
 		if m.Abort != "" {
 			st += " (" + string(m.Abort) + ")"
 		}
-		var rc []string
-		for _, r := range m.Recipients {
-			rc = append(rc, r.Address)
-		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", localStamp(m.Started), m.Host, m.MID, m.ICID, st,
-			orDash(m.Sender), oneLine(orDash(strings.Join(rc, ", ")), 60), oneLine(orDash(m.Subject), 50))
+			orDash(m.Sender), oneLine(recipientColumn(m.Recipients), 60), oneLine(orDash(m.Subject), 50))
 	}
 	tw.Flush()
+}
+
+// recipientColumn lists the recipients the message has, accepted or not
+// final, and only counts those refused during injection, so that a status
+// such as "queued" is never shown beside an address that was refused. When
+// every recipient was refused, they are listed as such.
+func recipientColumn(rs []tracking.Recipient) string {
+	var kept, refused []string
+	for _, r := range rs {
+		if r.Status == tracking.Rejected {
+			refused = append(refused, r.Address)
+		} else {
+			kept = append(kept, r.Address)
+		}
+	}
+	switch {
+	case len(kept) == 0 && len(refused) == 0:
+		return "-"
+	case len(kept) == 0:
+		return strings.Join(refused, ", ") + " (rejected)"
+	case len(refused) > 0:
+		return fmt.Sprintf("%s (+%d rejected)", strings.Join(kept, ", "), len(refused))
+	}
+	return strings.Join(kept, ", ")
 }
 
 func printSummary(out io.Writer, m *tracking.Message) {
