@@ -42,3 +42,23 @@ func TestConnectionEndCauses(t *testing.T) {
 	}
 	compareGolden(t, "testdata/causes.golden", golden.Bytes())
 }
+
+// A cause this version does not know (a newer mailgate's log) leaves the
+// line an Unknown, which renders back byte for byte.
+func TestConnectionEndUnknownCause(t *testing.T) {
+	for _, line := range []string{
+		"Wed Sep  6 13:13:16 2023 Info: mailgate: ICID 5 ended cause=rate-limit state=helo last=EHLO data_bytes=0 duration=1.250s ehlo=1 commands=1 detail='x'",
+		"Wed Sep  6 13:13:16 2023 Info: mailgate: ICID 5 ended cause=Quit state=helo last=- data_bytes=0 duration=1.250s commands=0",
+	} {
+		e, err := ParseLine(line, cst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := e.Event.(event.Unknown); !ok {
+			t.Errorf("%q parsed as %#v", line, e.Event)
+		}
+		if got := string(AppendLine(nil, e, cst)); got != line {
+			t.Errorf("%q rendered back as %q", line, got)
+		}
+	}
+}

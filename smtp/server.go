@@ -115,7 +115,7 @@ type Config struct {
 
 // End says how and where a session ended.
 type End struct {
-	Cause     string // one of the event.Cause* constants
+	Cause     event.Cause
 	State     State  // where the dialogue was (before QUIT, for a QUIT)
 	LastVerb  string // the last command's verb, "" if none
 	DataBytes int64  // message bytes received in an unfinished DATA
@@ -852,7 +852,7 @@ func (s *Session) flush() error {
 }
 
 // closeWith sends a last reply and ends the session with cause.
-func (s *Session) closeWith(r Reply, cause, detail string) End {
+func (s *Session) closeWith(r Reply, cause event.Cause, detail string) End {
 	s.reply(r)
 	err := s.flush()
 	return End{Cause: cause, Detail: detail, Err: err}

@@ -406,7 +406,7 @@ func TestPeerEnds(t *testing.T) {
 		name      string
 		script    string // sent after EHLO
 		rst       bool
-		wantCause string
+		wantCause event.Cause
 		wantState State
 		wantBytes int64
 	}{
