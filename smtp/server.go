@@ -480,7 +480,7 @@ func printableVerb(v string) string {
 // command, and count towards the bad-command limit as the engine's own do,
 // from refusals of policy (RCPT rejected, message too big), which do not.
 func isBadReply(r Reply) bool {
-	return (r.Code >= 500 && r.Code <= 504) || r.Code == 555 || r == replyNeedUTF8
+	return (r.Code >= 500 && r.Code <= 504) || r.Code == 555
 }
 
 // badCommand refuses a bad command; past the limit the session ends. kind
