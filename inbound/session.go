@@ -199,18 +199,24 @@ func (h *session) TLS(cs tls.ConnectionState) {
 		Protocol: tlsVersion(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite)})
 }
 
-func (h *session) BadCommand(line string, r smtp.Reply) {
-	verb, _, _ := strings.Cut(line, " ")
-	switch {
-	case r.IsZero():
-		h.notes = append(h.notes, line)
-	case r.Code == 500 && r.Enhanced == "5.5.1":
+// BadCommand writes the ESA's line for the kinds it has one for: the
+// appliance logs unknown commands and malformed addresses, with the reply's
+// text as the reason, and nothing for the other refusals.
+func (h *session) BadCommand(kind smtp.BadKind, line string, r smtp.Reply) {
+	switch kind {
+	case smtp.BadUnknown:
 		h.emit(event.UnknownCommand{ICID: h.icid, Command: line})
-	case (r.Code == 501 || r.Code == 553) && strings.EqualFold(verb, "MAIL"):
+	case smtp.BadSender:
 		h.emit(event.InvalidAddress{ICID: h.icid, Detail: r.Text + ": '" + line + "'"})
-	case (r.Code == 501 || r.Code == 553) && strings.EqualFold(verb, "RCPT"):
+	case smtp.BadRecipient:
 		h.emit(event.InvalidAddress{ICID: h.icid, MID: h.mid, Recipient: true, Detail: r.Text + ": '" + line + "'"})
 	}
+}
+
+// PlaintextDiscarded has no ESA line: it goes in the detail of mailgate's
+// own line.
+func (h *session) PlaintextDiscarded(n int) {
+	h.notes = append(h.notes, fmt.Sprintf("(%d bytes pipelined after STARTTLS discarded)", n))
 }
 
 func (h *session) tlsString() string {

@@ -30,9 +30,11 @@
 //
 //	mailgate: ICID 10293 ended cause=peer-reset state=rcpt last=RCPT data_bytes=0 duration=36.012s ehlo=1 mail=1 rcpt=1 data=0/1 commands=3/4
 //
-// The fields come in this order, space-separated; cause=, state= and last=
-// hold one token each (a space or '=' inside is written \x20 or \x3d),
-// last=- when no command was seen; data_bytes= is an integer; duration= is
+// The fields come in this order, space-separated; cause= is the word of an
+// event.Cause (a line with a word this version does not know stays an
+// event.Unknown, so that it renders back unchanged); state= and last= hold
+// one token each (a space or '=' inside is written \x20 or \x3d), last=-
+// when no command was seen; data_bytes= is an integer; duration= is
 // in seconds with exactly three decimals (rounded to the millisecond). Then
 // one verb=count per CommandCount with Total > 0, in order, count being OK
 // when OK == Total and OK/Total otherwise, then commands= with the sums in

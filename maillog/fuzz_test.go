@@ -154,7 +154,7 @@ func fuzzEvent(kind uint8, a, b string, n uint64) event.Event {
 	case 33:
 		return event.InjectionDebug{ICID: n, Sent: n%2 == 0, Data: a}
 	case 34:
-		return event.ConnectionEnd{ICID: n, Cause: a, State: b, LastCommand: a, DataBytes: int64(n), Duration: time.Duration(n),
+		return event.ConnectionEnd{ICID: n, Cause: event.Cause(n % 16), State: b, LastCommand: a, DataBytes: int64(n), Duration: time.Duration(n),
 			Commands: []event.CommandCount{{Verb: a, OK: i, Total: i + int(n%2)}, {Verb: b, OK: 1, Total: 2}}, Detail: b}
 	case 35:
 		return event.Unknown{Text: a + b}

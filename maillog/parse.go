@@ -1064,9 +1064,12 @@ func parseConnectionEnd(s string) event.Event {
 	if len(fields) < 6 {
 		return nil
 	}
-	var last string
-	if e.Cause, ok = strings.CutPrefix(fields[0], "cause="); !ok {
+	var cause, last string
+	if cause, ok = strings.CutPrefix(fields[0], "cause="); !ok {
 		return nil
+	}
+	if e.Cause, ok = event.ParseCause(cause); !ok {
+		return nil // a newer mailgate's cause: the line stays as it was written
 	}
 	if e.State, ok = strings.CutPrefix(fields[1], "state="); !ok {
 		return nil
@@ -1078,7 +1081,7 @@ func parseConnectionEnd(s string) event.Event {
 		e.LastCommand = last
 	}
 	// The renderer escapes '=' in values; a value holding one is not ours.
-	if strings.Contains(e.Cause, "=") || strings.Contains(e.State, "=") || strings.Contains(last, "=") {
+	if strings.Contains(e.State, "=") || strings.Contains(last, "=") {
 		return nil
 	}
 	b, ok := strings.CutPrefix(fields[3], "data_bytes=")

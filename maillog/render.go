@@ -457,7 +457,7 @@ func appendConnError(dst []byte, e event.ConnectionError) []byte {
 // detail='...' comes last, only when Detail is not empty.
 func appendConnectionEnd(dst []byte, e event.ConnectionEnd) []byte {
 	dst = appendUint(dst, "mailgate: ICID ", e.ICID)
-	dst = appendToken(dst, " ended cause=", e.Cause)
+	dst = appendToken(dst, " ended cause=", e.Cause.String())
 	dst = appendToken(dst, " state=", e.State)
 	switch e.LastCommand {
 	case "":

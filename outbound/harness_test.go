@@ -274,10 +274,11 @@ func (s *hopSession) Data(msg []byte) smtp.Reply {
 	return smtp.Reply{Code: 250, Enhanced: "2.0.0", Text: fmt.Sprintf("Ok: queued as %d", n)}
 }
 
-func (s *hopSession) DataFailed(err error)                 {}
-func (s *hopSession) Reset()                               {}
-func (s *hopSession) TLS(cs tls.ConnectionState)           {}
-func (s *hopSession) BadCommand(line string, r smtp.Reply) {}
+func (s *hopSession) DataFailed(err error)                        {}
+func (s *hopSession) Reset()                                      {}
+func (s *hopSession) TLS(cs tls.ConnectionState)                  {}
+func (s *hopSession) BadCommand(smtp.BadKind, string, smtp.Reply) {}
+func (s *hopSession) PlaintextDiscarded(int)                      {}
 
 // gateway is a Manager on a spool of its own, with a DNS server on
 // loopback.

@@ -59,9 +59,10 @@ func (r *recorder) DataFailed(err error) {
 	r.mu.Unlock()
 	r.log("datafailed %v", err)
 }
-func (r *recorder) Reset()                          { r.log("reset") }
-func (r *recorder) TLS(cs tls.ConnectionState)      { r.log("tls %s", tls.VersionName(cs.Version)) }
-func (r *recorder) BadCommand(line string, _ Reply) { r.log("bad %s", line) }
+func (r *recorder) Reset()                                     { r.log("reset") }
+func (r *recorder) TLS(cs tls.ConnectionState)                 { r.log("tls %s", tls.VersionName(cs.Version)) }
+func (r *recorder) BadCommand(k BadKind, line string, _ Reply) { r.log("bad %s %s", k, line) }
+func (r *recorder) PlaintextDiscarded(n int)                   { r.log("discarded %d", n) }
 
 func (r *recorder) saw(s string) bool {
 	r.mu.Lock()
@@ -406,7 +407,7 @@ func TestPeerEnds(t *testing.T) {
 		name      string
 		script    string // sent after EHLO
 		rst       bool
-		wantCause string
+		wantCause event.Cause
 		wantState State
 		wantBytes int64
 	}{
@@ -597,7 +598,7 @@ func TestStartTLSDiscardsPipelinedPlaintext(t *testing.T) {
 	if h.saw("mail injected@evil.org size=0 body= utf8=false") {
 		t.Error("plaintext command pipelined after STARTTLS was executed")
 	}
-	if !h.saw("tls TLS 1.3") {
+	if !h.saw("tls TLS 1.3") || !h.saw("discarded 31") {
 		t.Errorf("calls %q", h.calls)
 	}
 }

@@ -71,7 +71,8 @@ func (r *mrec) fold(e event.Entry, c *crec, mid uint64) {
 				r.Abort = AbortTimeout
 			}
 			if c != nil && c.Cause != "" { // mailgate's own line came first (a reload)
-				r.abortFromCause(c)
+				cause, _ := event.ParseCause(c.Cause)
+				r.abortFromCause(c, cause)
 			}
 		} else {
 			// "Dropped by CASE", "Dropped by amp": a filter discarded it.
@@ -174,9 +175,9 @@ func (r *mrec) fromConn(c *crec) {
 }
 
 // abortFromCause refines an abort with mailgate's "ended" line, which says
-// exactly why the connection ended and in which SMTP state.
-func (r *mrec) abortFromCause(c *crec) {
-	switch c.Cause {
+// exactly why the connection ended (cause) and in which SMTP state.
+func (r *mrec) abortFromCause(c *crec, cause event.Cause) {
+	switch cause {
 	case event.CauseQuit:
 		r.Abort = AbortSenderQuit
 	case event.CausePeerClosed, event.CausePeerReset, event.CauseIOError, event.CauseTLSFailed:
@@ -346,12 +347,12 @@ func (c *crec) fold(e event.Entry, t *Tracker) {
 	case event.ICIDClose, event.DCIDClose:
 		c.Finished = e.Time
 	case event.ConnectionEnd:
-		c.Cause, c.State, c.LastCommand, c.DataBytes = ev.Cause, ev.State, ev.LastCommand, ev.DataBytes
+		c.Cause, c.State, c.LastCommand, c.DataBytes = ev.Cause.String(), ev.State, ev.LastCommand, ev.DataBytes
 		// The line comes after the abort it explains: correct the messages
 		// that ended with this connection.
 		if n := len(c.MIDs); n > 0 {
 			if r := t.msgs[MessageKey{c.Host, c.MIDs[n-1]}]; r != nil && r.ICID == c.ID && r.Status == Aborted {
-				r.abortFromCause(c)
+				r.abortFromCause(c, ev.Cause)
 			}
 		}
 	}

@@ -108,10 +108,11 @@ func (s *hopSession) Data(msg []byte) smtp.Reply {
 	s.h.messages = append(s.h.messages, hopMessage{s.from, s.to, append([]byte(nil), msg...)})
 	return smtp.Reply{Code: 250, Enhanced: "2.0.0", Text: "Ok: queued"}
 }
-func (s *hopSession) DataFailed(error)              {}
-func (s *hopSession) Reset()                        {}
-func (s *hopSession) TLS(tls.ConnectionState)       {}
-func (s *hopSession) BadCommand(string, smtp.Reply) {}
+func (s *hopSession) DataFailed(error)                            {}
+func (s *hopSession) Reset()                                      {}
+func (s *hopSession) TLS(tls.ConnectionState)                     {}
+func (s *hopSession) BadCommand(smtp.BadKind, string, smtp.Reply) {}
+func (s *hopSession) PlaintextDiscarded(int)                      {}
 
 var tokenRe = regexp.MustCompile(`(?m)^X-Token: (\S+)\r$`)
 

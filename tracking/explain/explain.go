@@ -237,8 +237,8 @@ func codeMeaning(code string) string {
 	return "no enhanced status code"
 }
 
-func describeCause(c string) string {
-	switch c {
+func describeCause(word string) string {
+	switch c, _ := event.ParseCause(word); c {
 	case event.CausePeerReset:
 		return " (the client's side sent a TCP reset)"
 	case event.CausePeerClosed:
