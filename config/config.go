@@ -124,6 +124,16 @@ type InjectionDebug struct {
 	MaxFiles int
 }
 
+// Match reports whether a client is one the log records.
+func (j *InjectionDebug) Match(c policy.Client) bool {
+	for _, r := range j.Hosts {
+		if r.Match(c) {
+			return true
+		}
+	}
+	return false
+}
+
 // Tracking configures the message-tracking store.
 type Tracking struct {
 	Enabled bool   // feed the store from this gateway and the syslog receiver (the ESA's Message Tracking: Enable)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/policy"
 )
 
 // defaultDelivery is the delivery configuration of a file without
@@ -258,6 +259,30 @@ logs:
 	second := c.Logs.DomainDebug[1]
 	if second.Sessions != 5 || !strings.HasSuffix(second.Path, "logs/domain_debug/domain-2.current") || !second.Match("solo.example") {
 		t.Errorf("second log = %+v", second)
+	}
+}
+
+// TestInjectionDebugMatch: an injection debug log records the clients any
+// of its hosts matches, as a sender group's rules would.
+func TestInjectionDebugMatch(t *testing.T) {
+	c := parseString(t, `
+logs:
+  injection_debug:
+    - {hosts: [10.1.0.0/16, .partner.example]}
+`)
+	j := &c.Logs.InjectionDebug[0]
+	for _, tt := range []struct {
+		c    policy.Client
+		want bool
+	}{
+		{policy.Client{IP: netip.MustParseAddr("10.1.200.3")}, true},
+		{policy.Client{IP: netip.MustParseAddr("192.0.2.9"), Host: "mx.partner.example", Verified: true}, true},
+		{policy.Client{IP: netip.MustParseAddr("192.0.2.9"), Host: "mx.partner.example"}, false}, // not verified
+		{policy.Client{IP: netip.MustParseAddr("10.2.0.1")}, false},
+	} {
+		if got := j.Match(tt.c); got != tt.want {
+			t.Errorf("Match(%+v) = %v, want %v", tt.c, got, tt.want)
+		}
 	}
 }
 

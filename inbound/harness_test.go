@@ -15,6 +15,7 @@ import (
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/inbound"
+	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/internal/smtptest"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/queue"
@@ -153,7 +154,7 @@ func start(t *testing.T, o opts) *harness {
 		if h.debug, err = maillog.Open(dl.Path, maillog.Options{}); err != nil {
 			t.Fatal(err)
 		}
-		h.srv.Debug = append(h.srv.Debug, inbound.NewDebugLog(dl.Hosts, dl.Sessions, h.debug))
+		h.srv.Debug = append(h.srv.Debug, debuglog.New(dl.Match, dl.Sessions, h.debug))
 	}
 	if h.ln, err = h.srv.Listen(cfg.Listeners[0]); err != nil {
 		t.Fatal(err)

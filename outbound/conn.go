@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/smtp"
 )
@@ -199,7 +200,7 @@ func (m *Manager) dial(domain string, h hop, mode smtp.TLSMode, verify bool) (*s
 		TLSMode:    mode,
 		TLS:        m.tlsConfig(h, verify),
 		Timeouts:   smtp.ClientTimeouts{Connect: to.Connect, Greeting: to.Greeting, Command: to.Command, DataInit: to.DataInit, DataBlock: to.DataBlock, DataDone: to.DataDone},
-		Transcript: transcript(m.o.Debug, domain, dcid),
+		Transcript: debuglog.Transcript(m.o.Debug, domain, dcid),
 	}
 	c, err := smtp.NewClient(m.cut, conn, cfg)
 	if err != nil {

@@ -9,8 +9,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/internal/smtptest"
-	"github.com/mailgate/mailgate/outbound"
 	"github.com/mailgate/mailgate/smtp"
 )
 
@@ -238,7 +239,7 @@ func TestDomainDebugLog(t *testing.T) {
 	newHop(t).serve(lns...)
 	debug := newLines()
 	g := newGateway(t, setup{zone: append(mxZone("d.test", "127.0.0.2"), mxZone("e.test", "127.0.0.2")...),
-		yaml: deliveryYAML(port, ""), debug: []*outbound.DebugLog{outbound.NewDebugLog([]string{"d.test"}, 1, debug)}})
+		yaml: deliveryYAML(port, ""), debug: []*debuglog.Log[string]{debuglog.New((&config.DomainDebug{Domains: []string{"d.test"}}).Match, 1, debug)}})
 	m1 := g.message("alice@gw.test", "bob@e.test")
 	g.finished(m1)
 	m2 := g.message("alice@gw.test", "bob@d.test")

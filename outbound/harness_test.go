@@ -18,6 +18,7 @@ import (
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/internal/smtptest"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/outbound"
@@ -290,7 +291,7 @@ type gateway struct {
 	ids    *queue.Counters
 	lines  *lines
 	m      *outbound.Manager
-	debug  []*outbound.DebugLog
+	debug  []*debuglog.Log[string]
 	dns    *smtptest.DNS
 }
 
@@ -299,7 +300,7 @@ type setup struct {
 	zone   []string               // DNS records
 	yaml   string                 // more configuration (routes:, delivery:, logs:)
 	tweak  func(*config.Delivery) // after parsing
-	debug  []*outbound.DebugLog
+	debug  []*debuglog.Log[string]
 	events event.Sink // instead of the lines (benchmarks)
 	defer_ bool       // do not Start
 }
