@@ -123,8 +123,8 @@ func TestFullDelivery(t *testing.T) {
 		t.Errorf("delivery =\n%+v\nwant\n%+v", c.Delivery, want)
 	}
 	wantDebug := []DomainDebug{{
-		Domains: []string{"partner.example", ".bulk.example"}, Sessions: 100,
-		Path: filepath.Join(data, "logs/domain_debug/domain.current"), MaxSize: 10 << 20, MaxFiles: 10,
+		Domains: []string{"partner.example", ".bulk.example"}, DebugLog: DebugLog{Sessions: 100,
+			Path: filepath.Join(data, "logs/domain_debug/domain.current"), MaxSize: 10 << 20, MaxFiles: 10},
 	}}
 	if !reflect.DeepEqual(c.Logs.DomainDebug, wantDebug) {
 		t.Errorf("domain debug logs = %+v, want %+v", c.Logs.DomainDebug, wantDebug)
@@ -242,7 +242,7 @@ func TestDomainDebugMatch(t *testing.T) {
 logs:
   domain_debug:
     - {domains: [Partner.Example, .bulk.example]}
-    - {domains: solo.example, sessions: 5}
+    - {domains: solo.example, sessions: 5, max_size: 1MB, max_files: 3}
 `)
 	if len(c.Logs.DomainDebug) != 2 {
 		t.Fatalf("%d domain debug logs", len(c.Logs.DomainDebug))
@@ -257,7 +257,8 @@ logs:
 		}
 	}
 	second := c.Logs.DomainDebug[1]
-	if second.Sessions != 5 || !strings.HasSuffix(second.Path, "logs/domain_debug/domain-2.current") || !second.Match("solo.example") {
+	if second.Sessions != 5 || !strings.HasSuffix(second.Path, "logs/domain_debug/domain-2.current") || !second.Match("solo.example") ||
+		second.MaxSize != 1<<20 || second.MaxFiles != 3 {
 		t.Errorf("second log = %+v", second)
 	}
 }
