@@ -14,7 +14,7 @@ func TestTLSVersion(t *testing.T) {
 		{tls.VersionTLS11, "TLSv1.1"},
 		{tls.VersionTLS12, "TLSv1.2"},
 		{tls.VersionTLS13, "TLSv1.3"},
-		{tls.VersionSSL30, "TLS(0x0300)"},
+		{0x0300, "TLS(0x0300)"}, // SSLv3
 		{0x0305, "TLS(0x0305)"},
 	} {
 		if got := TLSVersion(tt.v); got != tt.want {
