@@ -117,13 +117,28 @@ type MailLog struct {
 	MaxFiles int   // rolled files kept
 }
 
-// InjectionDebug records the SMTP conversations of chosen clients.
-type InjectionDebug struct {
-	Hosts    []policy.Rule // any match; sender-group syntax
-	Sessions int           // how many sessions to record, then stop
-	Path     string        // absolute
+// DebugLog is what the injection and domain debug logs have alike.
+type DebugLog struct {
+	Sessions int    // how many sessions to record, then stop
+	Path     string // absolute
 	MaxSize  int64
 	MaxFiles int
+}
+
+// InjectionDebug records the SMTP conversations of chosen clients.
+type InjectionDebug struct {
+	Hosts []policy.Rule // any match; sender-group syntax
+	DebugLog
+}
+
+// Match reports whether a client is one the log records.
+func (j *InjectionDebug) Match(c policy.Client) bool {
+	for _, r := range j.Hosts {
+		if r.Match(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // Tracking configures the message-tracking store.

@@ -139,8 +139,8 @@ func TestDesignContract(t *testing.T) {
 			Mail: MailLog{Path: filepath.Join(data, "logs/mail_logs/mail.current"), Level: event.Info,
 				MaxSize: 10 << 20, MaxFiles: 10},
 			InjectionDebug: []InjectionDebug{{
-				Hosts: mustRules(t, "192.168.0.200", ".partner.com"), Sessions: 100,
-				Path: filepath.Join(data, "logs/injection_debug/injection.current"), MaxSize: 10 << 20, MaxFiles: 10,
+				Hosts: mustRules(t, "192.168.0.200", ".partner.com"), DebugLog: DebugLog{Sessions: 100,
+					Path: filepath.Join(data, "logs/injection_debug/injection.current"), MaxSize: 10 << 20, MaxFiles: 10},
 			}},
 		},
 		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: filepath.Join(data, "tracking.db")},

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mailgate/mailgate/smtp/status"
 )
 
 // Actions of a recipient.
@@ -178,7 +180,7 @@ func (r *Report) check() error {
 		default:
 			return fmt.Errorf("dsn: recipient %d (%s): action %q is not %q or %q", i, rc.Original, rc.Action, Failed, Delayed)
 		}
-		if !validStatus(rc.Status) {
+		if !status.Valid(rc.Status) {
 			return fmt.Errorf("dsn: recipient %d (%s): status %q is not an enhanced status code (5.1.1)", i, rc.Original, rc.Status)
 		}
 		if rc.Status[0] != class {
@@ -186,29 +188,6 @@ func (r *Report) check() error {
 		}
 	}
 	return nil
-}
-
-// validStatus reports whether s is an RFC 3463 status code: class "." subject
-// "." detail, with class 2, 4 or 5 and up to three digits in the others.
-func validStatus(s string) bool {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 || len(parts[0]) != 1 || !strings.Contains("245", parts[0]) {
-		return false
-	}
-	for _, p := range parts[1:] {
-		if len(p) < 1 || len(p) > 3 {
-			return false
-		}
-		for i := 0; i < len(p); i++ {
-			if p[i] < '0' || p[i] > '9' {
-				return false
-			}
-		}
-		if len(p) > 1 && p[0] == '0' {
-			return false // RFC 3463 has no leading zeros
-		}
-	}
-	return true
 }
 
 func (r *Report) failed() bool {

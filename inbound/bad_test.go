@@ -52,7 +52,7 @@ func TestBadCommandLines(t *testing.T) {
 			c.Cmd(tt.cmd, tt.reply)
 			c.Cmd("QUIT", "221")
 			var got []string
-			for _, l := range esaLines(h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)) {
+			for _, l := range esaLines(h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)) {
 				if badLine.MatchString(l) {
 					got = append(got, l)
 				}
@@ -77,7 +77,7 @@ func TestRATReplyWithABadCommandsCode(t *testing.T) {
 	c.Cmd("MAIL FROM:<a@partner.test>", "250")
 	c.Cmd("RCPT TO:<b@elsewhere.test>", "501 No such domain here")
 	c.Cmd("QUIT", "221")
-	text := strings.Join(esaLines(h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)), "\n")
+	text := strings.Join(esaLines(h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)), "\n")
 	if !strings.Contains(text, "MID N ICID N To: <b@elsewhere.test> Rejected by RAT") || badLine.MatchString(text) {
 		t.Errorf("lines:\n%s", text)
 	}

@@ -3,12 +3,13 @@ package inbound
 import (
 	"bytes"
 	"crypto/tls"
-	"fmt"
 	"mime"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mailgate/mailgate/smtp"
 )
 
 // header is what the listener reads from a message's header: the two fields
@@ -108,7 +109,7 @@ func (r received) appendTo(b []byte) []byte {
 	b = append(b, "])\r\n"...)
 	if r.tls != nil {
 		b = append(b, "\t(using "...)
-		b = append(b, tlsVersion(r.tls.Version)...)
+		b = append(b, smtp.TLSVersion(r.tls.Version)...)
 		b = append(b, " with cipher "...)
 		b = append(b, tls.CipherSuiteName(r.tls.CipherSuite)...)
 		b = append(b, ")\r\n"...)
@@ -142,19 +143,4 @@ func appendHeaderSafe(b []byte, s string) []byte {
 		b = utf8.AppendRune(b, r)
 	}
 	return b
-}
-
-// tlsVersion names a TLS version the way the ESA's log lines do ("TLSv1.2").
-func tlsVersion(v uint16) string {
-	switch v {
-	case tls.VersionTLS10:
-		return "TLSv1"
-	case tls.VersionTLS11:
-		return "TLSv1.1"
-	case tls.VersionTLS12:
-		return "TLSv1.2"
-	case tls.VersionTLS13:
-		return "TLSv1.3"
-	}
-	return fmt.Sprintf("TLS(0x%04x)", v)
 }

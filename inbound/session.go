@@ -196,7 +196,7 @@ func (h *session) Reset() {
 func (h *session) TLS(cs tls.ConnectionState) {
 	h.tls = &cs
 	h.emit(event.TLS{Conn: event.ConnRef{Kind: event.InboundConn, ID: h.icid}, Success: true,
-		Protocol: tlsVersion(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite)})
+		Protocol: smtp.TLSVersion(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite)})
 }
 
 // BadCommand writes the ESA's line for the kinds it has one for: the
@@ -223,7 +223,7 @@ func (h *session) tlsString() string {
 	if h.tls == nil {
 		return ""
 	}
-	return tlsVersion(h.tls.Version) + " " + tls.CipherSuiteName(h.tls.CipherSuite)
+	return smtp.TLSVersion(h.tls.Version) + " " + tls.CipherSuiteName(h.tls.CipherSuite)
 }
 
 // ended writes the lines that close the ICID, in the ESA's order: "lost"

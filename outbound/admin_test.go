@@ -32,7 +32,7 @@ func tempFail(h *hop, down *atomic.Bool) *hop {
 
 // attempts counts the Delivery start lines of a MID.
 func attempts(g *gateway, mid uint64) int {
-	return len(g.lines.grep(fmt.Sprintf(`^Delivery start DCID \d+ MID %d `, mid)))
+	return len(g.lines.Grep(fmt.Sprintf(`^Delivery start DCID \d+ MID %d `, mid)))
 }
 
 // TestDeliverNow: recipients deferred for an hour go at once when the
@@ -53,11 +53,11 @@ func TestDeliverNow(t *testing.T) {
 
 	a := g.message("alice@gw.test", "bob@d.test")   // sleeps in the spool after its 451
 	b := g.message("alice@gw.test", "carol@e.test") // likewise, for another destination
-	g.lines.waitN(t, 2, `pending till`)
+	g.lines.WaitN(t, 2, `pending till`)
 	// c stays in memory: its slow.test job is in flight while its d.test
 	// job waits for its retry.
 	c := g.message("alice@gw.test", "dave@d.test", "erin@slow.test")
-	g.lines.waitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till`, c))
+	g.lines.WaitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till`, c))
 	// The line is logged before the manager takes the job back as
 	// deferred, which is what DeliverNow makes ready.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
@@ -82,7 +82,7 @@ func TestDeliverNow(t *testing.T) {
 		t.Errorf("DeliverNow: %d ready, %d woken; want 1 job of MID %d ready and MIDs %d, %d woken", ready, woken, c, a, b)
 	}
 	g.finished(a)
-	g.lines.waitFor(t, fmt.Sprintf(`^Message done DCID \d+ MID %d to RID \[0\]$`, c))
+	g.lines.WaitFor(t, fmt.Sprintf(`^Message done DCID \d+ MID %d to RID \[0\]$`, c))
 	time.Sleep(200 * time.Millisecond)
 	if n := attempts(g, b); n != 1 {
 		t.Errorf("MID %d (e.test) was tried %d times after a deliver-now for d.test, want 1", b, n)
@@ -120,7 +120,7 @@ func TestBounceAndDelete(t *testing.T) {
 
 	a := g.message("alice@s.test", "bob@d.test", "carol@d.test")
 	b := g.message("alice@s.test", "dave@d.test")
-	g.lines.waitN(t, 2, `pending till`)
+	g.lines.WaitN(t, 2, `pending till`)
 
 	list, total, err := g.m.Messages("d.test", 0)
 	if err != nil || total != 2 || len(list) != 2 || list[0].MID != a || list[1].MID != b {
@@ -143,10 +143,10 @@ func TestBounceAndDelete(t *testing.T) {
 	}
 	g.finished(a)
 	want := fmt.Sprintf("Bounced: DCID 0 MID %d From: <alice@s.test> To: <bob@d.test> RID 0 - 5.0.0 - Other undefined Status ('000', ['Bounced by the administrator'])", a)
-	if got := g.lines.grep(fmt.Sprintf(`^Bounced: .* MID %d `, a)); len(got) != 2 || got[0] != want {
+	if got := g.lines.Grep(fmt.Sprintf(`^Bounced: .* MID %d `, a)); len(got) != 2 || got[0] != want {
 		t.Errorf("Bounced lines %q, want two, the first %q", got, want)
 	}
-	g.lines.waitFor(t, fmt.Sprintf(`generated for bounce of MID %d$`, a))
+	g.lines.WaitFor(t, fmt.Sprintf(`generated for bounce of MID %d$`, a))
 	deadline := time.Now().Add(10 * time.Second)
 	for len(senders.messages()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -161,7 +161,7 @@ func TestBounceAndDelete(t *testing.T) {
 		t.Fatalf("Delete(%d) = %d, %v", b, n, err)
 	}
 	g.finished(b)
-	if got := g.lines.grep(fmt.Sprintf(`^Deleted: MID %d to \[0\]$`, b)); len(got) != 1 {
+	if got := g.lines.Grep(fmt.Sprintf(`^Deleted: MID %d to \[0\]$`, b)); len(got) != 1 {
 		t.Errorf("no Deleted line for MID %d", b)
 	}
 	if _, err := g.m.Delete(b); !errors.Is(err, outbound.ErrNoMessage) {
@@ -172,7 +172,7 @@ func TestBounceAndDelete(t *testing.T) {
 	}
 
 	c := g.message("alice@s.test", "erin@slow.test")
-	g.lines.waitFor(t, fmt.Sprintf(`^Delivery start DCID \d+ MID %d `, c))
+	g.lines.WaitFor(t, fmt.Sprintf(`^Delivery start DCID \d+ MID %d `, c))
 	q, err := g.m.Message(c)
 	if err != nil || q.Recipients[0].Status != "delivering" {
 		t.Errorf("Message(%d) during its delivery: %+v, %v", c, q, err)
@@ -186,8 +186,8 @@ func TestBounceAndDelete(t *testing.T) {
 	if w.Messages != 0 || w.Recipients != 0 || !w.Oldest.IsZero() {
 		t.Errorf("WorkQueue after all: %+v", w)
 	}
-	if strings.Count(strings.Join(g.lines.snapshot(), "\n"), "Message finished") != 4 {
-		t.Errorf("want 4 Message finished lines (a, its DSN, b, c):\n%s", strings.Join(g.lines.snapshot(), "\n"))
+	if strings.Count(strings.Join(g.lines.Snapshot(), "\n"), "Message finished") != 4 {
+		t.Errorf("want 4 Message finished lines (a, its DSN, b, c):\n%s", strings.Join(g.lines.Snapshot(), "\n"))
 	}
 }
 
@@ -248,8 +248,8 @@ func TestRottenBody(t *testing.T) {
 		t.Fatal("the message's body was not found in the spool's files")
 	}
 	g.start()
-	g.lines.waitFor(t, fmt.Sprintf(`^Delayed: DCID \d+ MID %d .*spool read error`, mid))
-	g.lines.waitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till `, mid))
+	g.lines.WaitFor(t, fmt.Sprintf(`^Delayed: DCID \d+ MID %d .*spool read error`, mid))
+	g.lines.WaitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till `, mid))
 	if got := h.messages(); len(got) != 0 {
 		t.Errorf("the next hop got %d messages", len(got))
 	}

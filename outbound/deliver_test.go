@@ -9,8 +9,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/internal/smtptest"
-	"github.com/mailgate/mailgate/outbound"
 	"github.com/mailgate/mailgate/smtp"
 )
 
@@ -43,7 +44,7 @@ func TestMXFallback(t *testing.T) {
 	mid := g.message("alice@gw.test", "bob@d.test")
 	g.finished(mid)
 	p := fmt.Sprint(port)
-	inOrder(t, g.lines.snapshot(),
+	inOrder(t, g.lines.Snapshot(),
 		`^Connection Error: DCID \d+ domain: d.test IP: 127.0.0.2 port: `+p+` details: \[Errno 111\] Connection refused interface: 127.0.0.1 reason: network error$`,
 		`^New SMTP DCID \d+ interface 127.0.0.1 address 127.0.0.3 port `+p+`$`,
 		`^Connection Error: DCID \d+ domain: d.test IP: 127.0.0.3 port: `+p+` details: #4.3.2 try again later interface: 127.0.0.1 reason: unexpected SMTP response$`,
@@ -154,7 +155,7 @@ func TestRoutes(t *testing.T) {
 			if got := h.messages(); len(got) != 1 || got[0].at != c.at {
 				t.Errorf("delivered %+v, want one message at %s", got, c.at)
 			}
-			if n := len(g.lines.grep(`^Connection Error: `)); n != c.errors {
+			if n := len(g.lines.Grep(`^Connection Error: `)); n != c.errors {
 				t.Errorf("%d Connection Error lines, want %d", n, c.errors)
 			}
 		})
@@ -215,14 +216,14 @@ func TestSTARTTLS(t *testing.T) {
 			if c.delivered {
 				g.finished(mid)
 			} else {
-				got := g.lines.waitFor(t, fmt.Sprintf(`^Delayed: DCID \d+ MID %d `, mid))
+				got := g.lines.WaitFor(t, fmt.Sprintf(`^Delayed: DCID \d+ MID %d `, mid))
 				if !strings.Contains(got, " - 4.7.0 - Other or undefined security status ('000', ['TLS failed: ") {
 					t.Errorf("Delayed line %q", got)
 				}
 			}
-			g.lines.waitFor(t, c.want)
-			if c.mode == "off" && len(g.lines.grep(`TLS`)) != 0 {
-				t.Errorf("TLS with tls: off: %q", g.lines.grep(`TLS`))
+			g.lines.WaitFor(t, c.want)
+			if c.mode == "off" && len(g.lines.Grep(`TLS`)) != 0 {
+				t.Errorf("TLS with tls: off: %q", g.lines.Grep(`TLS`))
 			}
 			if n := len(h.messages()); c.delivered != (n == 1) {
 				t.Errorf("%d messages delivered", n)
@@ -236,18 +237,18 @@ func TestSTARTTLS(t *testing.T) {
 func TestDomainDebugLog(t *testing.T) {
 	port, lns := smtptest.ListenSamePort(t, "127.0.0.2")
 	newHop(t).serve(lns...)
-	debug := newLines()
+	debug := smtptest.NewLines()
 	g := newGateway(t, setup{zone: append(mxZone("d.test", "127.0.0.2"), mxZone("e.test", "127.0.0.2")...),
-		yaml: deliveryYAML(port, ""), debug: []*outbound.DebugLog{outbound.NewDebugLog([]string{"d.test"}, 1, debug)}})
+		yaml: deliveryYAML(port, ""), debug: []*debuglog.Log[string]{debuglog.New((&config.DomainDebug{Domains: []string{"d.test"}}).Match, 1, debug)}})
 	m1 := g.message("alice@gw.test", "bob@e.test")
 	g.finished(m1)
 	m2 := g.message("alice@gw.test", "bob@d.test")
 	g.finished(m2)
-	g.lines.waitN(t, 2, `^DCID \d+ close$`)
+	g.lines.WaitN(t, 2, `^DCID \d+ close$`)
 	m3 := g.message("alice@gw.test", "carol@d.test")
 	g.finished(m3)
-	dcid := regexp.MustCompile(`Delivery start DCID (\d+) MID ` + fmt.Sprint(m2)).FindStringSubmatch(strings.Join(g.lines.snapshot(), "\n"))[1]
-	all := debug.snapshot()
+	dcid := regexp.MustCompile(`Delivery start DCID (\d+) MID ` + fmt.Sprint(m2)).FindStringSubmatch(strings.Join(g.lines.Snapshot(), "\n"))[1]
+	all := debug.Snapshot()
 	inOrder(t, all,
 		`^`+dcid+` Rcvd: '220 hop.test ESMTP'$`,
 		`^`+dcid+` Sent: 'EHLO gw.test'$`,
@@ -338,7 +339,7 @@ func TestPossibleDelivery(t *testing.T) {
 	g := newGateway(t, setup{zone: mxZone("d.test", "127.0.0.2"), yaml: deliveryYAML(port, "  bounce: {initial_retry: 20ms, max_retry: 20ms}\n")})
 	mid := g.message("alice@gw.test", "bob@d.test")
 	g.finished(mid)
-	inOrder(t, g.lines.snapshot(),
+	inOrder(t, g.lines.Snapshot(),
 		fmt.Sprintf(`^Possible Delivery: DCID: \d+ MID %d to \[0\]$`, mid),
 		fmt.Sprintf(`^Delayed: DCID \d+ MID %d From: <alice@gw.test> To: <bob@d.test> RID 0 - 4.4.0 - Other network problem \('000', \['\[Errno 104\] Connection reset by peer \(data-done\)'\]\)$`, mid),
 		fmt.Sprintf(`^Message done DCID \d+ MID %d to RID \[0\]$`, mid),

@@ -18,8 +18,8 @@ import (
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/internal/smtptest"
-	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/outbound"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
@@ -27,64 +27,6 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// lines is an event sink that keeps the ESA text of every event.
-type lines struct {
-	mu   sync.Mutex
-	all  []string
-	wake chan struct{}
-}
-
-func newLines() *lines { return &lines{wake: make(chan struct{}, 1)} }
-
-func (l *lines) Emit(e event.Entry) {
-	l.mu.Lock()
-	l.all = append(l.all, string(maillog.AppendMessage(nil, e.Event)))
-	l.mu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (l *lines) snapshot() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.all...)
-}
-
-// grep returns the lines matching re.
-func (l *lines) grep(re string) []string {
-	rx := regexp.MustCompile(re)
-	var out []string
-	for _, s := range l.snapshot() {
-		if rx.MatchString(s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// waitN waits until n lines match re and returns them.
-func (l *lines) waitN(t testing.TB, n int, re string) []string {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		if got := l.grep(re); len(got) >= n {
-			return got
-		}
-		select {
-		case <-l.wake:
-		case <-deadline:
-			t.Fatalf("fewer than %d lines match %q; lines:\n%s", n, re, strings.Join(l.snapshot(), "\n"))
-		}
-	}
-}
-
-func (l *lines) waitFor(t testing.TB, re string) string {
-	t.Helper()
-	return l.waitN(t, 1, re)[0]
-}
 
 var (
 	idRe = regexp.MustCompile(`\b(ICID|MID|DCID|DCID:|Message) [1-9]\d*`) // 0 means something
@@ -289,9 +231,9 @@ type gateway struct {
 	cfg    *config.Config
 	spool  *queue.Spool
 	ids    *queue.Counters
-	lines  *lines
+	lines  *smtptest.Lines
 	m      *outbound.Manager
-	debug  []*outbound.DebugLog
+	debug  []*debuglog.Log[string]
 	dns    *smtptest.DNS
 }
 
@@ -300,14 +242,14 @@ type setup struct {
 	zone   []string               // DNS records
 	yaml   string                 // more configuration (routes:, delivery:, logs:)
 	tweak  func(*config.Delivery) // after parsing
-	debug  []*outbound.DebugLog
+	debug  []*debuglog.Log[string]
 	events event.Sink // instead of the lines (benchmarks)
 	defer_ bool       // do not Start
 }
 
 func newGateway(t testing.TB, s setup) *gateway {
 	t.Helper()
-	g := &gateway{t: t, dir: t.TempDir(), lines: newLines(), debug: s.debug, events: s.events}
+	g := &gateway{t: t, dir: t.TempDir(), lines: smtptest.NewLines(), debug: s.debug, events: s.events}
 	if g.events == nil {
 		g.events = g.lines
 	}
@@ -396,13 +338,13 @@ func (g *gateway) message(from string, to ...string) uint64 {
 // finished waits for "Message finished MID n done".
 func (g *gateway) finished(mid uint64) {
 	g.t.Helper()
-	g.lines.waitFor(g.t, fmt.Sprintf(`^Message finished MID %d done$`, mid))
+	g.lines.WaitFor(g.t, fmt.Sprintf(`^Message finished MID %d done$`, mid))
 }
 
 // linesOf returns the lines about a MID (and the DCIDs that carried it),
 // normalized, in order.
 func (g *gateway) linesOf(mid uint64) []string {
-	all := g.lines.snapshot()
+	all := g.lines.Snapshot()
 	m := regexp.MustCompile(fmt.Sprintf(`\bMID %d\b|Message %d\b`, mid, mid))
 	dcids := map[string]bool{}
 	dre := regexp.MustCompile(`DCID:? (\d+)`)

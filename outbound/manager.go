@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
 )
@@ -28,7 +29,7 @@ type Options struct {
 	Resolver *resolver.Resolver
 	Routes   []config.Route
 	Delivery config.Delivery
-	Debug    []*DebugLog // domain debug logs
+	Debug    []*debuglog.Log[string] // domain debug logs, by recipient domain or route name
 	Logger   *slog.Logger
 }
 

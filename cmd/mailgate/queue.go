@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/control"
 	"github.com/mailgate/mailgate/outbound"
 )
@@ -36,30 +35,19 @@ commands:
 const cliTimeout = 5 * time.Minute
 
 // controlFlags are the flags every queue command takes.
-type controlFlags struct {
-	fs     *flag.FlagSet
-	config string
-	json   bool
-}
+type controlFlags struct{ *configFlags }
 
 func newControlFlags(name string, stderr io.Writer) *controlFlags {
-	f := &controlFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
-	f.fs.SetOutput(stderr)
-	f.fs.StringVar(&f.config, "config", "", "the gateway's configuration `file` (default: the embedded default's data directory)")
-	f.fs.StringVar(&f.config, "c", "", "short for --config")
+	f := &controlFlags{newConfigFlags(name, stderr)}
 	f.fs.BoolVar(&f.json, "json", false, "print JSON")
 	return f
 }
 
 // client finds the gateway's control socket through the configuration.
 func (f *controlFlags) client() (*control.Client, error) {
-	cfg := config.Default()
-	if f.config != "" {
-		c, err := config.Load(f.config)
-		if err != nil {
-			return nil, err
-		}
-		cfg = c
+	cfg, err := f.load()
+	if err != nil {
+		return nil, err
 	}
 	return control.NewClient(control.SocketPath(cfg.DataDir)), nil
 }

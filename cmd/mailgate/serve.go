@@ -19,6 +19,7 @@ import (
 	"github.com/mailgate/mailgate/control"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/inbound"
+	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/outbound"
 	"github.com/mailgate/mailgate/queue"
@@ -169,7 +170,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		}
 		// The transcript goes to the tracking store too: "track --events"
 		// shows it within the message's timeline.
-		srv.Debug = append(srv.Debug, inbound.NewDebugLog(d.Hosts, d.Sessions, event.Multi{w, g.tracking.sink()}))
+		srv.Debug = append(srv.Debug, debuglog.New(d.Match, d.Sessions, event.Multi{w, g.tracking.sink()}))
 	}
 	o := outbound.Options{Hostname: hostname, Spool: g.spool, IDs: g.ids, Events: srv.Events,
 		Resolver: dns, Routes: cfg.Routes, Delivery: cfg.Delivery, Logger: logger}
@@ -178,7 +179,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		if err != nil {
 			return nil, err
 		}
-		o.Debug = append(o.Debug, outbound.NewDebugLog(d.Domains, d.Sessions, w))
+		o.Debug = append(o.Debug, debuglog.New(d.Match, d.Sessions, w))
 	}
 	if g.delivery, err = outbound.New(o); err != nil {
 		return nil, err

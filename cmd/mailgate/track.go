@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -29,29 +28,14 @@ import (
 // gateways share.
 
 // storeFlags are the flags every tracking command takes.
-type storeFlags struct {
-	fs     *flag.FlagSet
-	config string
-	json   bool
-}
+type storeFlags struct{ *configFlags }
 
 func newStoreFlags(name string, stderr io.Writer) *storeFlags {
-	f := &storeFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
-	f.fs.SetOutput(stderr)
-	f.fs.StringVar(&f.config, "config", "", "the gateway's configuration `file` (default: the embedded default: ./mailgate-data)")
-	f.fs.StringVar(&f.config, "c", "", "short for --config")
-	return f
+	return &storeFlags{newConfigFlags(name, stderr)}
 }
 
 func (f *storeFlags) jsonFlag() {
 	f.fs.BoolVar(&f.json, "json", false, "print JSON, one object per line")
-}
-
-func (f *storeFlags) load() (*config.Config, error) {
-	if f.config == "" {
-		return config.Default(), nil
-	}
-	return config.Load(f.config)
 }
 
 // search parses the filters (empty values do not filter), opens the store
