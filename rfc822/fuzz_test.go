@@ -22,6 +22,7 @@ func addSeeds(f *testing.F) {
 	}
 	f.Add([]byte("Subject: a\r\n b\r\nMessage-ID: <1@x>\r\n\r\nbody"))
 	f.Add([]byte(" lead\r\nX :y\n\r\r\nbody"))
+	f.Add([]byte("X-A: 1\r\nX-B: 2\r\n\t2b\r\nsubject: s\r\nX-A: 3\r\n\r\nbody"))
 }
 
 // FuzzHeader reads arbitrary headers. The header is a prefix of the input
@@ -120,6 +121,9 @@ func checkTextproto(t *testing.T, msg []byte, h Header, fields []Field) {
 func FuzzWalk(f *testing.F) {
 	addSeeds(f)
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\n\r\nx\r\n--a--\r\n"))
+	// Past the limits below: 6 levels of nesting, 30 parts.
+	f.Add([]byte(strings.Repeat("Content-Type: message/rfc822\r\n\r\n", 6) + "x"))
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=a\r\n\r\n" + strings.Repeat("--a\r\n\r\nx\r\n", 30) + "--a--\r\n"))
 	lim := Limits{Depth: 4, Parts: 20, HeaderBytes: 200}
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		root := Parse(msg, lim)
