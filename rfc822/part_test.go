@@ -177,3 +177,18 @@ func TestLongFilename(t *testing.T) {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// BenchmarkParse walks testdata/nested.eml: 10 parts, 4 levels.
+func BenchmarkParse(b *testing.B) {
+	msg, err := os.ReadFile("testdata/nested.eml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if p := Parse(msg, DefaultLimits); len(p.Parts) != 4 {
+			b.Fatalf("%d parts", len(p.Parts))
+		}
+	}
+}
