@@ -29,7 +29,7 @@ import (
 // The header ends at the first blank line, or before the first line that
 // is neither a field ("Name: value", WSP allowed before the colon) nor the
 // continuation of one (it begins with a space or a tab): that line is the
-// first of the body, as Postfix's cleanup takes it, so that text a broken
+// first of the body, as Postfix and qmail take it, so that text a broken
 // mailer put straight after the fields is read as the body it is, not
 // hidden in the header. A line of nothing but CRs counts as blank: some
 // readers end a line at a bare CR and others do not, and either way no

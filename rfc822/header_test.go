@@ -155,3 +155,19 @@ func TestLongHeader(t *testing.T) {
 		t.Errorf("Subject of %d bytes", len(s))
 	}
 }
+
+// TestReadHeaderAllocs: reading a header allocates nothing and stops at its
+// end, whatever the body holds; only the values asked for are copied.
+func TestReadHeaderAllocs(t *testing.T) {
+	msg := []byte("Subject: plain\r\nMessage-ID: <1@x>\r\nX: folded\r\n value\r\n\r\n" + strings.Repeat("Body: not a field\r\n", 1000))
+	var h Header
+	if n := testing.AllocsPerRun(100, func() { h = ReadHeader(msg) }); n != 0 {
+		t.Errorf("ReadHeader: %v allocations", n)
+	}
+	if h.Lines != 4 || h.Len != 56 {
+		t.Errorf("Lines %d, Len %d", h.Lines, h.Len)
+	}
+	if n := testing.AllocsPerRun(100, func() { h.Subject() }); n != 1 {
+		t.Errorf("Subject: %v allocations, want 1 (the value)", n)
+	}
+}
