@@ -89,7 +89,9 @@ func (d Defect) String() string {
 }
 
 // Limits bound what Parse takes apart. Input beyond them is not lost: it
-// stays in a Body or an Epilogue, and the part says so in its Defects.
+// stays in a Body or an Epilogue, and the part says so in its Defects. A
+// zero field is no limit; what comes from the network is read with
+// DefaultLimits or tighter.
 type Limits struct {
 	Depth       int // nesting below the message (1: its own parts only); deeper multiparts are leaves
 	Parts       int // parts in all, the message included
