@@ -418,9 +418,14 @@ func TestOriginalHeader(t *testing.T) {
 		{"cut before a field", fits + "Subject: " + strings.Repeat("s", 100) + "\r\nX: y\r\n", fits},
 		{"cut before a folded field", fits + "Subject: s\r\n" + strings.Repeat(" more words\r\n", 20), fits},
 		{"one field too big", "X-Huge: " + strings.Repeat("h", MaxOriginalHeader) + "\r\nSubject: a\r\n", ""},
+		// 800 LF lines fit the cap, and do not once made CRLF.
+		{"cut after LF endings are made CRLF", strings.Repeat(strings.TrimSuffix(field, "\r\n")+"\n", 800), strings.Repeat(field, 799)},
+		// The header ends at a line that is not a field: the body a
+		// broken mailer wrote without the blank line is not attached.
+		{"no blank line before the body", "Subject: a\r\nDear Bob,\r\nX: y\r\n", "Subject: a\r\n"},
 	}
 	for _, tt := range tests {
-		if got := string(originalHeader([]byte(tt.in))); got != tt.want {
+		if got := string(originalHeader([]byte(tt.in))); got != tt.want || len(got) > MaxOriginalHeader {
 			t.Errorf("%s: got %d octets %.80q..., want %d octets %.80q...", tt.name, len(got), got, len(tt.want), tt.want)
 		}
 	}

@@ -2,11 +2,11 @@ package dsn
 
 import (
 	"fmt"
-	"mime"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/mailgate/mailgate/rfc822"
 	"github.com/mailgate/mailgate/smtp/status"
 )
 
@@ -71,7 +71,7 @@ const textWidth = 76
 
 // text returns the human-readable part: what happened to which recipient,
 // why, and what the remote server said.
-func (r *Report) text(header []byte) string {
+func (r *Report) text(header rfc822.Header) string {
 	host := mtaHost(r.ReportingMTA)
 	var failed, delayed []Recipient
 	for _, rc := range r.Recipients {
@@ -176,14 +176,8 @@ func wrap(b *strings.Builder, indent, s string) {
 
 // originalSubject returns the Subject of the original header, decoded and
 // cleaned, shortened to 120 characters.
-func originalSubject(h []byte) string {
-	s := headerField(h, "Subject")
-	if s == "" {
-		return ""
-	}
-	if dec, err := (&mime.WordDecoder{}).DecodeHeader(s); err == nil {
-		s = dec
-	}
+func originalSubject(h rfc822.Header) string {
+	s, _ := h.Subject()
 	s = clean(s, true)
 	if utf8.RuneCountInString(s) > 120 {
 		i := 0

@@ -540,3 +540,42 @@ func contains(lines []string, want string) bool {
 	}
 	return false
 }
+
+// TestHeaderLines: the listener's max_header_lines counts the lines of the
+// header, folded ones included. A message whose header lacks the blank
+// line ends its header at the first line that is not a field: its body
+// lines are not header lines (they were, before the header reader was
+// shared, and a long body then refused the message), and a Message-ID in
+// the body is not the message's.
+func TestHeaderLines(t *testing.T) {
+	h := start(t, opts{yaml: strings.Replace(baseConfig, "    timeouts:", "    max_header_lines: 5\n    timeouts:", 1)})
+	c := h.dial("")
+	c.Expect("220")
+	c.Cmd("EHLO client.example.com", "250")
+	body := strings.Repeat("a body line\r\n", 50)
+	for _, tt := range []struct{ msg, reply string }{
+		{"Subject: five\r\n lines\r\nA: 1\r\nB: 2\r\nMessage-ID: <5@x>\r\n\r\n" + body, "250 2.0.0 ok"},
+		{"Subject: six\r\n lines\r\nA: 1\r\nB: 2\r\nC: 3\r\nMessage-ID: <6@x>\r\n\r\n" + body, "552 5.3.4 message header size exceeds limit"},
+		{"Subject: no blank line\r\n" + body + "Message-ID: <in-the-body@x>\r\n", "250 2.0.0 ok"},
+	} {
+		c.Cmd("MAIL FROM:<a@example.org>", "250")
+		c.Cmd("RCPT TO:<b@example.com>", "250")
+		c.Cmd("DATA", "354")
+		c.Send(tt.msg + ".\r\n")
+		c.Expect(tt.reply)
+	}
+	c.Cmd("QUIT", "221")
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
+	var got []string
+	for _, l := range esaLines(all) {
+		if strings.Contains(l, "Subject") || strings.Contains(l, "Message-ID") || strings.Contains(l, "Receiving Failed") {
+			got = append(got, l)
+		}
+	}
+	eq(t, got, []string{
+		"MID N Message-ID '<5@x>'",
+		"MID N Subject 'five lines'",
+		"ICID N Receiving Failed: Message header size exceeds limit",
+		"MID N Subject 'no blank line'",
+	})
+}

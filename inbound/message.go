@@ -1,80 +1,13 @@
 package inbound
 
 import (
-	"bytes"
 	"crypto/tls"
-	"mime"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/mailgate/mailgate/smtp"
 )
-
-// header is what the listener reads from a message's header: the two fields
-// the mail log shows and the number of lines, which the ESA limits.
-type header struct {
-	lines     int
-	messageID string
-	subject   string
-	hasSubj   bool
-}
-
-// scanHeader reads the header block of msg (lines ending in CRLF, as the
-// SMTP engine delivers them) up to the empty line. Folded fields are
-// unfolded; every physical line counts towards the limit.
-func scanHeader(msg []byte) header {
-	var h header
-	var field []byte // the current field, unfolded
-	flush := func() {
-		name, value, ok := bytes.Cut(field, []byte{':'})
-		if !ok {
-			return
-		}
-		switch {
-		case bytes.EqualFold(bytes.TrimSpace(name), []byte("Message-ID")) && h.messageID == "":
-			h.messageID = string(bytes.TrimSpace(value))
-		case bytes.EqualFold(bytes.TrimSpace(name), []byte("Subject")) && !h.hasSubj:
-			h.subject, h.hasSubj = decodeSubject(string(bytes.TrimSpace(value))), true
-		}
-	}
-	for len(msg) > 0 {
-		i := bytes.Index(msg, []byte("\r\n"))
-		if i < 0 {
-			i = len(msg)
-		}
-		line := msg[:i]
-		msg = msg[min(i+2, len(msg)):]
-		if len(line) == 0 {
-			break
-		}
-		h.lines++
-		if line[0] == ' ' || line[0] == '\t' {
-			field = append(field, line...)
-			continue
-		}
-		flush()
-		field = append(field[:0], line...)
-	}
-	flush()
-	return h
-}
-
-var wordDecoder = mime.WordDecoder{}
-
-// decodeSubject decodes RFC 2047 encoded words so the log shows what the
-// recipient will read; text it cannot decode is logged as it came.
-func decodeSubject(s string) string {
-	if !strings.Contains(s, "=?") {
-		return s
-	}
-	d, err := wordDecoder.DecodeHeader(s)
-	if err != nil {
-		return s
-	}
-	return d
-}
 
 // received builds the Received: field of RFC 5321 4.4 that the gateway
 // prepends to every message it accepts.

@@ -16,6 +16,7 @@ import (
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/policy"
 	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/rfc822"
 	"github.com/mailgate/mailgate/smtp"
 )
 
@@ -100,8 +101,8 @@ var bufPool = sync.Pool{New: func() any { return new([]byte) }}
 
 func (h *session) Data(msg []byte) smtp.Reply {
 	mid := h.mid
-	hdr := scanHeader(msg)
-	if max := h.l.cfg.MaxHeaderLines; max > 0 && hdr.lines > max {
+	hdr := rfc822.ReadHeader(msg)
+	if max := h.l.cfg.MaxHeaderLines; max > 0 && hdr.Lines > max {
 		h.failed("Message header size exceeds limit")
 		return smtp.Reply{Code: 552, Enhanced: "5.3.4", Text: "message header size exceeds limit"}
 	}
@@ -138,11 +139,11 @@ func (h *session) Data(msg []byte) smtp.Reply {
 		h.failed("Queue write error")
 		return smtp.Reply{Code: 451, Enhanced: "4.3.0", Text: "Server error, try again later"}
 	}
-	if hdr.messageID != "" {
-		h.emit(event.MessageIDHeader{MID: mid, MessageID: hdr.messageID})
+	if id := hdr.MessageID(); id != "" {
+		h.emit(event.MessageIDHeader{MID: mid, MessageID: id})
 	}
-	if hdr.hasSubj {
-		h.emit(event.Subject{MID: mid, Subject: hdr.subject, Quote: maillog.QuoteFor(hdr.subject)})
+	if subject, ok := hdr.Subject(); ok {
+		h.emit(event.Subject{MID: mid, Subject: subject, Quote: maillog.QuoteFor(subject)})
 	}
 	h.emit(event.Ready{MID: mid, Bytes: int64(len(msg)), From: h.from})
 	// Mail from relaying sender groups is outgoing: the ESA applies its

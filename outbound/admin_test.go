@@ -192,9 +192,10 @@ func TestBounceAndDelete(t *testing.T) {
 }
 
 // TestMessageSummary lists queued messages whose header ends early, late
-// (past the first read) and never, and one with no header at all: the
-// Subject and Message-ID are found wherever the header ends, and the size
-// is the whole body's.
+// (past the first read, even when that read ends inside a field's name)
+// and never, one with no header at all, and headers net/mail refused: the
+// Subject and Message-ID are found wherever the header ends, read as the
+// mail log reads them (rfc822), and the size is the whole body's.
 func TestMessageSummary(t *testing.T) {
 	// The messages go to the spool only: the manager is not told of them.
 	g := newGateway(t, setup{})
@@ -206,6 +207,15 @@ func TestMessageSummary(t *testing.T) {
 		{long + "Subject: after 20 KB\r\nMessage-ID: <2@x>\r\n\r\n" + strings.Repeat("b", 100<<10), "after 20 KB", "<2@x>"},
 		{"Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\n" + long, "Grüße", ""}, // never ends: the body is all header
 		{"\r\nno header\r\n", "", ""},
+		// The first read ends 3 bytes into a field's name.
+		{"X-Pad: " + strings.Repeat("p", 80) + "\r\n" + strings.Repeat("X-Filler: "+strings.Repeat("z", 88)+"\r\n", 82) +
+			"Subject: after the cut\r\nMessage-ID: <3@x>\r\n\r\n" + strings.Repeat("b", 10<<10), "after the cut", "<3@x>"},
+		// What net/mail refused whole: a continuation before the first
+		// field, WSP before a colon; and what it collapsed: the whitespace
+		// of a folded Subject, which the mail log keeps.
+		{" junk\r\nSubject :\ta\r\n\t b\r\nMessage-ID: <4@x>\r\n\r\n", "a\t b", "<4@x>"},
+		// A line that is not a field ends the header: what follows is body.
+		{"Subject: s\r\nnot a field\r\nMessage-ID: <5@x>\r\n", "s", ""},
 	}
 	for i, tt := range tests {
 		mid := uint64(100 + i)
