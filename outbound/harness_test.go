@@ -113,6 +113,7 @@ type hop struct {
 	cfg smtp.Config // Greeting, TLS
 
 	// Scripted replies; a nil function or a zero Reply accepts.
+	hello func(verb string) smtp.Reply // verb "ehlo" or "helo"
 	rcpt  func(to string) smtp.Reply
 	data  func(msg []byte) smtp.Reply
 	delay time.Duration // before the reply to the message: a slow host
@@ -237,7 +238,12 @@ type hopSession struct {
 	to   []string
 }
 
-func (s *hopSession) Hello(verb, domain string) smtp.Reply { return smtp.Reply{} }
+func (s *hopSession) Hello(verb, domain string) smtp.Reply {
+	if s.h.hello != nil {
+		return s.h.hello(verb)
+	}
+	return smtp.Reply{}
+}
 
 func (s *hopSession) Mail(from smtp.Path, p smtp.MailParams) smtp.Reply {
 	s.from, s.to = from.String(), nil
