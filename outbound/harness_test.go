@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -295,6 +296,7 @@ type gateway struct {
 	spool  *queue.Spool
 	ids    *queue.Counters
 	lines  *lines
+	log    *smtptest.Log // the Manager's log (warnings and errors)
 	m      *outbound.Manager
 	debug  []*outbound.DebugLog
 	dns    *smtptest.DNS
@@ -312,7 +314,7 @@ type setup struct {
 
 func newGateway(t testing.TB, s setup) *gateway {
 	t.Helper()
-	g := &gateway{t: t, dir: t.TempDir(), lines: newLines(), debug: s.debug, events: s.events}
+	g := &gateway{t: t, dir: t.TempDir(), lines: newLines(), log: smtptest.NewLog(), debug: s.debug, events: s.events}
 	if g.events == nil {
 		g.events = g.lines
 	}
@@ -328,9 +330,7 @@ func newGateway(t testing.TB, s setup) *gateway {
 	if g.ids, err = queue.OpenCounters(filepath.Join(g.dir, "counters")); err != nil {
 		t.Fatal(err)
 	}
-	if g.spool, err = queue.Open(filepath.Join(g.dir, "spool"), queue.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	g.openSpool()
 	t.Cleanup(func() {
 		g.stop()
 		g.spool.Close()
@@ -340,6 +340,15 @@ func newGateway(t testing.TB, s setup) *gateway {
 		g.start()
 	}
 	return g
+}
+
+// openSpool opens the gateway's spool, as a start of the process does.
+func (g *gateway) openSpool() {
+	g.t.Helper()
+	var err error
+	if g.spool, err = queue.Open(filepath.Join(g.dir, "spool"), queue.Options{}); err != nil {
+		g.t.Fatal(err)
+	}
 }
 
 func (g *gateway) start() {
@@ -354,7 +363,7 @@ func (g *gateway) start() {
 		Routes:   g.cfg.Routes,
 		Delivery: g.cfg.Delivery,
 		Debug:    g.debug,
-		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:   slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, g.log), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		g.t.Fatal(err)
