@@ -2,8 +2,12 @@ package smtptest
 
 import (
 	"bytes"
+	"encoding/binary"
+	"fmt"
 	"net"
+	"os"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -101,4 +105,62 @@ func (l *Log) Wait(t testing.TB, re string) string {
 			t.Fatalf("after %v, no line matches %q; written:\n%s", WaitTimeout, re, l.String())
 		}
 	}
+}
+
+// WaitPeerRead waits until the peer of the loopback TCP connection c has
+// read all that was written to c: nothing unacknowledged in c's send
+// queue, nothing unread in the peer's receive queue (from /proc/net/tcp;
+// Linux, IPv4). A test that resets a connection after sending calls it
+// first: a reset throws away what the peer had not read yet.
+func WaitPeerRead(t testing.TB, c net.Conn) {
+	t.Helper()
+	Eventually(t, fmt.Sprintf("the peer %v reads what %v sent", c.RemoteAddr(), c.LocalAddr()), func() bool {
+		done, err := peerRead(c)
+		if err != nil {
+			t.Fatalf("WaitPeerRead: %v", err)
+		}
+		return done
+	})
+}
+
+// peerRead reports whether the peer of c has read all that c sent.
+func peerRead(c net.Conn) (bool, error) {
+	local, ok1 := c.LocalAddr().(*net.TCPAddr)
+	remote, ok2 := c.RemoteAddr().(*net.TCPAddr)
+	if !ok1 || !ok2 || local.IP.To4() == nil || remote.IP.To4() == nil {
+		return false, fmt.Errorf("%v -> %v is not TCP over IPv4", c.LocalAddr(), c.RemoteAddr())
+	}
+	ours, theirs := procAddr(local), procAddr(remote)
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return false, err
+	}
+	found, done := 0, true
+	for _, l := range strings.Split(string(b), "\n")[1:] {
+		// sl local rem st tx_queue:rx_queue ...
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			continue
+		}
+		tx, rx, _ := strings.Cut(f[4], ":")
+		switch {
+		case f[1] == ours && f[2] == theirs:
+			done = done && strings.Trim(tx, "0") == ""
+			found++
+		case f[1] == theirs && f[2] == ours:
+			done = done && strings.Trim(rx, "0") == ""
+			found++
+		}
+	}
+	if found != 2 {
+		return false, fmt.Errorf("%v <-> %v: %d of its 2 ends in /proc/net/tcp", local, remote, found)
+	}
+	return done, nil
+}
+
+// procAddr writes a TCP address as /proc/net/tcp does: the IPv4 address
+// as a 32-bit number in host byte order, then the port, in hex.
+func procAddr(a *net.TCPAddr) string {
+	ip := a.IP.To4()
+	return fmt.Sprintf("%08X:%04X", binary.NativeEndian.Uint32(ip), a.Port)
 }
