@@ -18,6 +18,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/smtptest"
 )
 
 // The tests run one after the other (none is parallel) and each waits for
@@ -144,13 +146,7 @@ func (s *Server) activeConns() int {
 
 func waitConns(t *testing.T, s *Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for s.activeConns() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections served, want %d", s.activeConns(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	smtptest.Eventually(t, fmt.Sprintf("%d connections served", n), func() bool { return s.activeConns() == n })
 }
 
 func TestUDP(t *testing.T) {
@@ -341,13 +337,13 @@ func TestTCP(t *testing.T) {
 	for _, tt := range frameTests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialTCP(t, s)
-			for i, w := range tt.writes {
-				if i > 0 {
-					time.Sleep(5 * time.Millisecond) // so that it arrives in parts
-				}
+			for _, w := range tt.writes {
 				if _, err := c.Write([]byte(w)); err != nil {
 					t.Fatal(err)
 				}
+				// Read by the server before the next part is sent: it
+				// arrives in parts.
+				smtptest.WaitPeerRead(t, c)
 			}
 			if err := c.CloseWrite(); err != nil {
 				t.Fatal(err)
@@ -395,7 +391,7 @@ func TestTCPReset(t *testing.T) {
 		t.Fatalf("got %q, want %q", m.Line, withHost)
 	}
 	waitConns(t, s, 2)
-	time.Sleep(10 * time.Millisecond) // let the server read the partial frame
+	smtptest.WaitPeerRead(t, bad) // the server holds the partial frame
 	if err := bad.SetLinger(0); err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +459,7 @@ func TestIdleTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 		recv(t, msgs)
-		time.Sleep(idle / 5)
+		time.Sleep(idle / 5) // a gap in the talk: the test's subject
 	}
 	talked := time.Since(start)
 	waitEOF(t, c)
@@ -543,13 +539,7 @@ func TestServeShutdown(t *testing.T) {
 	defer cancel()
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ctx) }()
-	deadline := time.Now().Add(wait)
-	for !s.LocalAddr().IsValid() {
-		if time.Now().After(deadline) {
-			t.Fatal("Serve did not listen")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	smtptest.Eventually(t, "Serve listens", func() bool { return s.LocalAddr().IsValid() })
 
 	idle := dialTCP(t, s)
 	midFrame := dialTCP(t, s)
