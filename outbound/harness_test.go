@@ -268,7 +268,7 @@ func (s *hopSession) Data(msg []byte) smtp.Reply {
 		delay = 0
 	}
 	s.h.mu.Unlock()
-	time.Sleep(delay)
+	time.Sleep(delay) // a slow host is the test's subject
 	if s.h.data != nil {
 		if r := s.h.data(msg); !r.IsZero() && !r.Positive() {
 			return r

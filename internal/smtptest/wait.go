@@ -24,12 +24,19 @@ const WaitTimeout = 20 * time.Second
 // where there is one, wait on it instead.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(WaitTimeout)
+	EventuallyWithin(t, WaitTimeout, what, cond)
+}
+
+// EventuallyWithin is Eventually with a bound of its own, for work that
+// takes seconds even when all is well.
+func EventuallyWithin(t testing.TB, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("after %v: never happened: %s", WaitTimeout, what)
+			t.Fatalf("after %v: never happened: %s", bound, what)
 		}
 		<-tick.C
 	}
