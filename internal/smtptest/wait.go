@@ -18,10 +18,12 @@ import (
 // asserts that something happens, never how fast.
 const WaitTimeout = 20 * time.Second
 
-// Eventually waits until cond holds, checking it every few milliseconds,
-// and fails the test after WaitTimeout. It is for states that announce
-// themselves by no event or line (a counter, a file, a listening port);
-// where there is one, wait on it instead.
+// Eventually waits until cond holds and fails the test after
+// WaitTimeout. It checks at once, then after 1 ms, and at doubling
+// intervals up to 100 ms, so that a condition that costs something (a
+// process to run, a file to read) is not checked in a busy loop. It is for
+// states that announce themselves by no event or line (a counter, a file,
+// a listening port); where there is one, wait on it instead.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	EventuallyWithin(t, WaitTimeout, what, cond)
@@ -32,13 +34,13 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 func EventuallyWithin(t testing.TB, bound time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(bound)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
+	pause := time.Millisecond
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("after %v: never happened: %s", bound, what)
 		}
-		<-tick.C
+		<-time.After(pause)
+		pause = min(2*pause, 100*time.Millisecond)
 	}
 }
 
