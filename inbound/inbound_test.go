@@ -104,14 +104,14 @@ func TestConnectionEnds(t *testing.T) {
 		{"RST in DATA", func(c *smtptest.Conn) {
 			c.Cmd("DATA", "354")
 			c.Send("Subject: half a message\r\n\r\nand then")
-			time.Sleep(100 * time.Millisecond)
+			smtptest.WaitPeerRead(c.T, c.C) // a reset discards what is unread
 			c.Reset()
 		}, append(append(append([]string{}, open...), "ICID N lost"), aborted...),
 			"cause=peer-reset state=data last=DATA data_bytes=35"},
 		{"QUIT in DATA is message text", func(c *smtptest.Conn) {
 			c.Cmd("DATA", "354")
 			c.Send("QUIT\r\n")
-			time.Sleep(100 * time.Millisecond)
+			smtptest.WaitPeerRead(c.T, c.C) // read as message text before the FIN
 			c.C.Close()
 		}, append(append(append([]string{}, open...), "ICID N lost"), aborted...),
 			"cause=peer-closed state=data last=DATA data_bytes=6"},

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/outbound"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/smtp"
@@ -60,18 +61,13 @@ func TestDeliverNow(t *testing.T) {
 	g.lines.WaitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till`, c))
 	// The line is logged before the manager takes the job back as
 	// deferred, which is what DeliverNow makes ready.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	wait.Until(t, fmt.Sprintf("MID %d's d.test recipient is pending", c), func() bool {
 		q, err := g.m.Message(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if q.Recipients[0].Status == "pending" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("MID %d's d.test recipient is still %q", c, q.Recipients[0].Status)
-		}
-	}
+		return q.Recipients[0].Status == "pending"
+	})
 
 	dDown.Store(false)
 	ready, woken, err := g.m.DeliverNow("D.test")
@@ -83,7 +79,18 @@ func TestDeliverNow(t *testing.T) {
 	}
 	g.finished(a)
 	g.lines.WaitFor(t, fmt.Sprintf(`^Message done DCID \d+ MID %d to RID \[0\]$`, c))
-	time.Sleep(200 * time.Millisecond)
+	// Both woken messages taken in: b's e.test job has been put back on
+	// its timer, or made ready. From then on, a job made ready shows as
+	// ready, in flight (a connection) or tried.
+	wait.Until(t, "the woken messages taken in", func() bool {
+		st := g.m.Status()
+		return st.Waiting == 0 && st.Loading == 0
+	})
+	for _, d := range g.m.Status().Destinations {
+		if d.Name == "e.test" && (d.Ready != 0 || d.Connections != 0) {
+			t.Errorf("e.test after a deliver-now for d.test: %+v", d)
+		}
+	}
 	if n := attempts(g, b); n != 1 {
 		t.Errorf("MID %d (e.test) was tried %d times after a deliver-now for d.test, want 1", b, n)
 	}
@@ -147,10 +154,7 @@ func TestBounceAndDelete(t *testing.T) {
 		t.Errorf("Bounced lines %q, want two, the first %q", got, want)
 	}
 	g.lines.WaitFor(t, fmt.Sprintf(`generated for bounce of MID %d$`, a))
-	deadline := time.Now().Add(10 * time.Second)
-	for len(senders.messages()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.Until(t, "the sender gets the DSN", func() bool { return len(senders.messages()) > 0 })
 	dsns := senders.messages()
 	if len(dsns) != 1 {
 		t.Fatalf("the sender got %d DSNs, want 1", len(dsns))

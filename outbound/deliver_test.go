@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,6 +56,85 @@ func TestMXFallback(t *testing.T) {
 	)
 	if got := good.messages(); len(got) != 1 {
 		t.Errorf("the third MX got %d messages", len(got))
+	}
+}
+
+// TestRefusedOpeningDefers: a host that refuses the session with a 5xx
+// greeting, EHLO, or EHLO and then HELO refuses a connection, not the
+// recipients: the next address is tried, and when none takes the message
+// its recipient waits for a retry (a 4.x.x "Delayed:"), never bounced.
+func TestRefusedOpeningDefers(t *testing.T) {
+	refuse := smtp.Reply{Code: 554, Enhanced: "5.7.1", Text: "go away"}
+	cases := []struct {
+		name     string
+		greeting smtp.Reply
+		hello    func(verb string) smtp.Reply
+		details  string   // of the Connection Error
+		status   string   // of the Delayed line
+		verbs    []string // the hellos each host was sent
+	}{
+		{"554 greeting", smtp.Reply{Code: 554, Text: "no SMTP service here"}, nil,
+			`no SMTP service here`, `4\.3\.2`, nil},
+		{"EHLO and HELO refused", smtp.Reply{}, func(string) smtp.Reply { return refuse },
+			`#5\.7\.1 go away`, `4\.7\.1`, []string{"ehlo", "helo"}},
+		{"EHLO unknown, HELO refused", smtp.Reply{}, func(verb string) smtp.Reply {
+			if verb == "ehlo" {
+				return smtp.Reply{Code: 502, Enhanced: "5.5.1", Text: "command not implemented"}
+			}
+			return refuse
+		}, `#5\.7\.1 go away`, `4\.7\.1`, []string{"ehlo", "helo"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			port, lns := smtptest.ListenSamePort(t, "127.0.0.2", "127.0.0.3")
+			var hops []*hop
+			verbs := make([][]string, len(lns))
+			for i, ln := range lns {
+				h := newHop(t)
+				h.cfg.Greeting = tc.greeting
+				h.cfg.BadCommandLimit = 10 // a refused EHLO is not the end
+				if tc.hello != nil {
+					h.hello = func(verb string) smtp.Reply {
+						h.mu.Lock()
+						verbs[i] = append(verbs[i], verb)
+						h.mu.Unlock()
+						return tc.hello(verb)
+					}
+				}
+				hops = append(hops, h.serve(ln))
+			}
+			g := newGateway(t, setup{zone: mxZone("d.test", "127.0.0.2", "127.0.0.3"), yaml: deliveryYAML(port, "  bounce: {initial_retry: 1h}\n")})
+			mid := g.message("alice@gw.test", "bob@d.test")
+			// The attempt's outcome: one Delayed or Bounced line.
+			if o := g.lines.WaitFor(t, fmt.Sprintf(`^(Delayed|Bounced): DCID \d+ MID %d `, mid)); strings.HasPrefix(o, "Bounced") {
+				t.Fatalf("bounced: %s", o)
+			}
+			g.lines.WaitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till `, mid))
+			p := fmt.Sprint(port)
+			inOrder(t, g.lines.Snapshot(),
+				`^Connection Error: DCID \d+ domain: d.test IP: 127.0.0.2 port: `+p+` details: `+tc.details+` interface: 127.0.0.1 reason: unexpected SMTP response$`,
+				`^Connection Error: DCID \d+ domain: d.test IP: 127.0.0.3 port: `+p+` details: `+tc.details+` interface: 127.0.0.1 reason: unexpected SMTP response$`,
+				fmt.Sprintf(`^Delayed: DCID \d+ MID %d From: <alice@gw.test> To: <bob@d.test> RID 0 - %s - `, mid, tc.status),
+				fmt.Sprintf(`^MID %d to RID \[0\] pending till `, mid),
+			)
+			for i, h := range hops {
+				if conns, _ := h.stats(); conns != 1 {
+					t.Errorf("host %d got %d connections, want 1", i+1, conns)
+				}
+				h.mu.Lock()
+				if !slices.Equal(verbs[i], tc.verbs) {
+					t.Errorf("host %d was sent %q, want %q", i+1, verbs[i], tc.verbs)
+				}
+				h.mu.Unlock()
+			}
+			q, err := g.m.Message(mid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := q.Recipients[0]; r.Status != "pending" || r.Attempts != 1 {
+				t.Errorf("recipient %+v, want pending after 1 attempt", r)
+			}
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -55,6 +56,7 @@ type hop struct {
 	cfg smtp.Config // Greeting, TLS
 
 	// Scripted replies; a nil function or a zero Reply accepts.
+	hello func(verb string) smtp.Reply // verb "ehlo" or "helo"
 	rcpt  func(to string) smtp.Reply
 	data  func(msg []byte) smtp.Reply
 	delay time.Duration // before the reply to the message: a slow host
@@ -179,7 +181,12 @@ type hopSession struct {
 	to   []string
 }
 
-func (s *hopSession) Hello(verb, domain string) smtp.Reply { return smtp.Reply{} }
+func (s *hopSession) Hello(verb, domain string) smtp.Reply {
+	if s.h.hello != nil {
+		return s.h.hello(verb)
+	}
+	return smtp.Reply{}
+}
 
 func (s *hopSession) Mail(from smtp.Path, p smtp.MailParams) smtp.Reply {
 	s.from, s.to = from.String(), nil
@@ -203,7 +210,7 @@ func (s *hopSession) Data(msg []byte) smtp.Reply {
 		delay = 0
 	}
 	s.h.mu.Unlock()
-	time.Sleep(delay)
+	time.Sleep(delay) // a slow host is the test's subject
 	if s.h.data != nil {
 		if r := s.h.data(msg); !r.IsZero() && !r.Positive() {
 			return r
@@ -232,6 +239,7 @@ type gateway struct {
 	spool  *queue.Spool
 	ids    *queue.Counters
 	lines  *smtptest.Lines
+	log    *smtptest.Log // the Manager's log (warnings and errors)
 	m      *outbound.Manager
 	debug  []*debuglog.Log[string]
 	dns    *smtptest.DNS
@@ -249,7 +257,7 @@ type setup struct {
 
 func newGateway(t testing.TB, s setup) *gateway {
 	t.Helper()
-	g := &gateway{t: t, dir: t.TempDir(), lines: smtptest.NewLines(), debug: s.debug, events: s.events}
+	g := &gateway{t: t, dir: t.TempDir(), lines: smtptest.NewLines(), log: smtptest.NewLog(), debug: s.debug, events: s.events}
 	if g.events == nil {
 		g.events = g.lines
 	}
@@ -265,9 +273,7 @@ func newGateway(t testing.TB, s setup) *gateway {
 	if g.ids, err = queue.OpenCounters(filepath.Join(g.dir, "counters")); err != nil {
 		t.Fatal(err)
 	}
-	if g.spool, err = queue.Open(filepath.Join(g.dir, "spool"), queue.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	g.openSpool()
 	t.Cleanup(func() {
 		g.stop()
 		g.spool.Close()
@@ -277,6 +283,15 @@ func newGateway(t testing.TB, s setup) *gateway {
 		g.start()
 	}
 	return g
+}
+
+// openSpool opens the gateway's spool, as a start of the process does.
+func (g *gateway) openSpool() {
+	g.t.Helper()
+	var err error
+	if g.spool, err = queue.Open(filepath.Join(g.dir, "spool"), queue.Options{}); err != nil {
+		g.t.Fatal(err)
+	}
 }
 
 func (g *gateway) start() {
@@ -291,7 +306,7 @@ func (g *gateway) start() {
 		Routes:   g.cfg.Routes,
 		Delivery: g.cfg.Delivery,
 		Debug:    g.debug,
-		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:   slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, g.log), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		g.t.Fatal(err)

@@ -18,13 +18,16 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/internal/wait"
 )
 
 // The tests run one after the other (none is parallel) and each waits for
 // its Server to stop, so that TestServeShutdown can tell from the stacks
 // that no goroutine of any Server is left.
 
-const wait = 5 * time.Second // for what should take milliseconds
+const patience = 5 * time.Second // for what should take milliseconds
 
 // Messages as an ESA sends them, with and without a host.
 const (
@@ -94,7 +97,7 @@ func startServer(t *testing.T, s *Server) <-chan Message {
 			if err != nil {
 				t.Errorf("Serve: %v", err)
 			}
-		case <-time.After(wait):
+		case <-time.After(patience):
 			t.Errorf("Serve did not return after cancel")
 		}
 	})
@@ -106,7 +109,7 @@ func recv(t *testing.T, msgs <-chan Message) Message {
 	select {
 	case m := <-msgs:
 		return m
-	case <-time.After(wait):
+	case <-time.After(patience):
 		t.Fatal("no message received")
 		return Message{}
 	}
@@ -144,13 +147,7 @@ func (s *Server) activeConns() int {
 
 func waitConns(t *testing.T, s *Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for s.activeConns() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections served, want %d", s.activeConns(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	wait.Until(t, fmt.Sprintf("%d connections served", n), func() bool { return s.activeConns() == n })
 }
 
 func TestUDP(t *testing.T) {
@@ -327,7 +324,7 @@ func dialTCP(t *testing.T, s *Server) *net.TCPConn {
 // waitEOF reads c until the server closes it.
 func waitEOF(t *testing.T, c net.Conn) {
 	t.Helper()
-	if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
+	if err := c.SetReadDeadline(time.Now().Add(patience)); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := io.Copy(io.Discard, c); err != nil || n != 0 {
@@ -341,13 +338,13 @@ func TestTCP(t *testing.T) {
 	for _, tt := range frameTests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialTCP(t, s)
-			for i, w := range tt.writes {
-				if i > 0 {
-					time.Sleep(5 * time.Millisecond) // so that it arrives in parts
-				}
+			for _, w := range tt.writes {
 				if _, err := c.Write([]byte(w)); err != nil {
 					t.Fatal(err)
 				}
+				// Read by the server before the next part is sent: it
+				// arrives in parts.
+				smtptest.WaitPeerRead(t, c)
 			}
 			if err := c.CloseWrite(); err != nil {
 				t.Fatal(err)
@@ -395,7 +392,7 @@ func TestTCPReset(t *testing.T) {
 		t.Fatalf("got %q, want %q", m.Line, withHost)
 	}
 	waitConns(t, s, 2)
-	time.Sleep(10 * time.Millisecond) // let the server read the partial frame
+	smtptest.WaitPeerRead(t, bad) // the server holds the partial frame
 	if err := bad.SetLinger(0); err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +460,7 @@ func TestIdleTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 		recv(t, msgs)
-		time.Sleep(idle / 5)
+		time.Sleep(idle / 5) // a gap in the talk: the test's subject
 	}
 	talked := time.Since(start)
 	waitEOF(t, c)
@@ -487,7 +484,7 @@ func TestLogger(t *testing.T) {
 	for _, proto := range []string{"--udp", "--tcp"} {
 		for _, format := range []string{"--rfc3164", "--rfc5424"} {
 			t.Run(proto+format, func(t *testing.T) {
-				ctx, cancel := context.WithTimeout(context.Background(), wait)
+				ctx, cancel := context.WithTimeout(context.Background(), patience)
 				defer cancel()
 				cmd := exec.CommandContext(ctx, path, "--server", "127.0.0.1", "--port", strconv.Itoa(int(s.LocalAddr().Port())),
 					proto, format, "-t", "mail_logs", text)
@@ -528,7 +525,7 @@ func serverGoroutines() string {
 		if len(found) == 0 || time.Now().After(deadline) {
 			return strings.Join(found, "\n\n")
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // a poll: nothing marks a goroutine's exit
 	}
 }
 
@@ -543,13 +540,7 @@ func TestServeShutdown(t *testing.T) {
 	defer cancel()
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ctx) }()
-	deadline := time.Now().Add(wait)
-	for !s.LocalAddr().IsValid() {
-		if time.Now().After(deadline) {
-			t.Fatal("Serve did not listen")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	wait.Until(t, "Serve listens", func() bool { return s.LocalAddr().IsValid() })
 
 	idle := dialTCP(t, s)
 	midFrame := dialTCP(t, s)
@@ -569,7 +560,7 @@ func TestServeShutdown(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Serve: %v", err)
 		}
-	case <-time.After(wait):
+	case <-time.After(patience):
 		t.Fatal("Serve did not return after cancel")
 	}
 	if g := serverGoroutines(); g != "" {
@@ -578,7 +569,7 @@ func TestServeShutdown(t *testing.T) {
 	// A connection with data the server had not read yet is reset
 	// rather than closed: either will do.
 	for _, c := range []net.Conn{idle, midFrame, talking} {
-		if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		if err := c.SetReadDeadline(time.Now().Add(patience)); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := c.Read(make([]byte, 1)); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/tracking"
 )
 
@@ -108,7 +110,7 @@ func TestTrackingEndToEnd(t *testing.T) {
 		t.Fatalf("DATA: %q", l)
 	}
 	fmt.Fprint(c, "Subject: cut\r\n\r\nhalf a message\r\n")
-	time.Sleep(100 * time.Millisecond)
+	smtptest.WaitPeerRead(t, c) // a reset discards what is unread
 	c.(*net.TCPConn).SetLinger(0)
 	c.Close()
 	// QUIT before DATA.
@@ -123,16 +125,10 @@ func TestTrackingEndToEnd(t *testing.T) {
 
 	// The store catches up within the feed's second.
 	var ms []tracking.Message
-	for i := 0; ; i++ {
+	wait.Until(t, "6 messages settled in the tracking store", func() bool {
 		ms = trackJSON(t, g, "--limit", "50")
-		if len(ms) >= 6 && allSettled(ms) {
-			break
-		}
-		if i == 100 {
-			t.Fatalf("tracking store has %d messages: %+v", len(ms), ms)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(ms) >= 6 && allSettled(ms)
+	})
 	byToken := map[string]tracking.Message{}
 	for _, m := range ms {
 		switch {
@@ -289,20 +285,15 @@ func TestTrackingCatchesUpFromTheLog(t *testing.T) {
 	if _, err := sendToken(g.addr, "alice@example.org", "bob@example.net", "after"); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; ; i++ {
-		ms := trackJSON(t, g)
-		if len(ms) == 6 && allSettled(ms) {
-			for _, m := range ms {
-				if m.Status != tracking.Delivered || m.Subject == "" {
-					t.Errorf("MID %d: %s %q", m.MID, m.Status, m.Subject)
-				}
-			}
-			break
+	var ms []tracking.Message
+	wait.Until(t, "after restart, 6 messages settled in the store", func() bool {
+		ms = trackJSON(t, g)
+		return len(ms) == 6 && allSettled(ms)
+	})
+	for _, m := range ms {
+		if m.Status != tracking.Delivered || m.Subject == "" {
+			t.Errorf("MID %d: %s %q", m.MID, m.Status, m.Subject)
 		}
-		if i == 100 {
-			t.Fatalf("after restart the store has %d messages: %+v", len(ms), ms)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -344,18 +335,13 @@ http: {address: ""}
 		msg := fmt.Sprintf("<166>%s esa1.example.org mail_logs: Info: %s", stamp, l)
 		fmt.Fprintf(c, "%d %s", len(msg), msg) // RFC 6587 octet counting
 	}
-	for i := 0; ; i++ {
-		ms := trackJSON(t, g, "--host", "esa1.example.org")
-		if len(ms) == 1 && ms[0].Status == tracking.Delivered {
-			if ms[0].MID != 8 || ms[0].Subject != "pushed by syslog" || ms[0].RemoteIP != "198.51.100.20" {
-				t.Errorf("tracked %+v", ms[0])
-			}
-			break
-		}
-		if i == 100 {
-			t.Fatalf("syslog lines not tracked: %+v\n%s", ms, g.stderr)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var ms []tracking.Message
+	wait.Until(t, "the syslog lines tracked", func() bool {
+		ms = trackJSON(t, g, "--host", "esa1.example.org")
+		return len(ms) == 1 && ms[0].Status == tracking.Delivered
+	})
+	if ms[0].MID != 8 || ms[0].Subject != "pushed by syslog" || ms[0].RemoteIP != "198.51.100.20" {
+		t.Errorf("tracked %+v", ms[0])
 	}
 }
 
