@@ -311,6 +311,8 @@ func parseKnown(s string, loc *time.Location) event.Event {
 		return event.TimeOffset{Seconds: int(n)}
 	case strings.HasPrefix(s, "mailgate: ICID "):
 		return parseConnectionEnd(s)
+	case strings.HasPrefix(s, "ISQ: "), strings.HasPrefix(s, "EUQ: "):
+		return parseSpamQuarantine(s)
 	case s != "" && s[0] >= '0' && s[0] <= '9':
 		return parseInjectionDebug(s)
 	}
@@ -431,7 +433,7 @@ func parseMID(s string, loc *time.Location) event.Event {
 	case strings.HasPrefix(rest, " to "):
 		return parsePending(mid, rest, PendingMIDRID, PendingMIDBare, loc)
 	}
-	return nil
+	return parsePipelineMID(mid, rest)
 }
 
 // parsePending parses " to [RID ][0] pending till <asctime>[ [profile]]".
@@ -779,6 +781,9 @@ func parseDeliveryStart(s string) event.Event {
 
 // parseOutcome parses what follows "Bounced: " or "Delayed: ".
 func parseOutcome(s string, hard bool) event.Event {
+	if s != "" && s[0] >= '0' && s[0] <= '9' {
+		return parseBounceLog(s, hard)
+	}
 	o := event.Outcome{Hard: hard}
 	var ok bool
 	var rest string
@@ -805,14 +810,24 @@ func parseOutcome(s string, hard bool) event.Event {
 			rest = r
 			o.Form = OutcomeToRID
 		} else {
+			// " From: <a> To: <b>", or without the spaces after the colons.
+			o.Form = OutcomeFromTo
 			r, ok := strings.CutPrefix(rest, " From: ")
 			if !ok {
-				return nil
+				if r, ok = strings.CutPrefix(rest, " From:<"); !ok {
+					return nil
+				}
+				r = rest[len(" From:"):]
+				o.Form = OutcomeFromToTight
 			}
 			if o.From, r, ok = cutAddr(r); !ok {
 				return nil
 			}
-			if r, ok = strings.CutPrefix(r, " To: "); !ok {
+			to := " To: "
+			if o.Form == OutcomeFromToTight {
+				to = " To:"
+			}
+			if r, ok = strings.CutPrefix(r, to); !ok {
 				return nil
 			}
 			if o.To, r, ok = cutAddr(r); !ok {
@@ -821,7 +836,6 @@ func parseOutcome(s string, hard bool) event.Event {
 			if rest, ok = strings.CutPrefix(r, " RID "); !ok {
 				return nil
 			}
-			o.Form = OutcomeFromTo
 		}
 	}
 	if o.RID, rest, ok = cutNat(rest); !ok {

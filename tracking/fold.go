@@ -485,7 +485,7 @@ func refs(ev event.Event) (mids []uint64, conns []event.ConnRef) {
 	case event.Unknown:
 		return unknownRefs(e.Text)
 	}
-	return nil, nil
+	return pipelineRefs(ev), nil
 }
 
 // unknownRefs finds the record a line we have no type for is about, from
