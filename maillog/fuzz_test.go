@@ -46,13 +46,13 @@ func FuzzParseLine(f *testing.F) {
 	f.Add(`Info: MID 7 released (a) from quarantine "Q" (b) (c)`)
 	f.Add("Jun 26 10:42:23 esa1.example.edu mail_logs: Info: MID 5 quarantined to \"Policy\" (DLP violation)")
 	f.Fuzz(func(t *testing.T, line string) {
-		e1, err := parseLine(line, cst, fuzzNow)
+		e1, err := parseLine(line, cst, &years{now: fuzzNow})
 		if err != nil {
 			return
 		}
 		out1 := AppendLine(nil, e1, cst)
 		checkLine(t, out1)
-		e2, err := parseLine(string(out1), cst, fuzzNow)
+		e2, err := parseLine(string(out1), cst, &years{now: fuzzNow})
 		if err != nil {
 			t.Fatalf("line %q rendered as %q, which does not parse: %v", line, out1, err)
 		}

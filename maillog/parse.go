@@ -41,16 +41,18 @@ func ParseMessage(msg string) event.Event {
 //
 // Local-file times are read in loc (nil: time.Local). A BSD syslog
 // timestamp has no year: the current year is assumed, or the one before
-// when that would put the line more than a day in the future. After a
-// syslog or collector timestamp the first " Info: " (or another level
-// word) starts the message; what came between (host, tag) is dropped, so
-// such a line renders back as a local-file line.
+// when that would put the line more than a day in the future (a Reader
+// takes it from SetYear or SetNow instead). After a syslog or collector
+// timestamp the first " Info: " (or another level word) starts the
+// message; what came between (host, tag) is not part of the event, so such
+// a line renders back as a local-file line, but the entry's Prefix keeps
+// it: Prefix+Text is the line as logged, a syslog <PRI> aside.
 //
 // A line with no level word keeps Level 0 so that AppendLine writes it back
 // without one. The error is ErrNotLogLine for an empty line; the returned
 // entry then still holds the line as an event.Unknown.
 func ParseLine(line string, loc *time.Location) (event.Entry, error) {
-	return parseLine(line, loc, time.Now())
+	return parseLine(line, loc, &years{now: time.Now()})
 }
 
 var levels = [...]event.Level{event.Info, event.Warning, event.Critical, event.Debug, event.Trace}
@@ -85,7 +87,7 @@ func findLevel(s string) (event.Level, string, bool) {
 	return 0, s, false
 }
 
-func parseLine(line string, loc *time.Location, now time.Time) (event.Entry, error) {
+func parseLine(line string, loc *time.Location, y *years) (event.Entry, error) {
 	if loc == nil {
 		loc = time.Local
 	}
@@ -93,7 +95,7 @@ func parseLine(line string, loc *time.Location, now time.Time) (event.Entry, err
 	if s == "" {
 		return event.Entry{Event: event.Unknown{Text: escapeString(line)}}, ErrNotLogLine
 	}
-	t, rest, kind := cutStamp(s, loc, now)
+	t, rest, kind := cutStamp(s, loc, y)
 	e := event.Entry{Time: t}
 	if kind == stampNone {
 		rest = s
@@ -111,8 +113,30 @@ func parseLine(line string, loc *time.Location, now time.Time) (event.Entry, err
 	}
 	e.Level = l
 	e.Text = escapeString(msg)
+	e.Prefix = escapeString(cutPRI(s[:len(s)-len(msg)]))
 	e.Event = parseEscaped(e.Text, loc)
 	return e, nil
+}
+
+// cutPRI drops a syslog "<PRI>" (and an RFC 5424 version after it) from the
+// start of a line: framing of the transport, which a syslog server does
+// not write to its files.
+func cutPRI(s string) string {
+	if len(s) < 3 || s[0] != '<' {
+		return s
+	}
+	i := strings.IndexByte(s, '>')
+	if i < 2 || i > 4 {
+		return s
+	}
+	if n, rest, ok := cutUint(s[1:i]); !ok || rest != "" || n > 191 {
+		return s
+	}
+	s = s[i+1:]
+	if r, ok := strings.CutPrefix(s, "1 "); ok && r != "" && r[0] >= '0' && r[0] <= '9' {
+		return r
+	}
+	return s
 }
 
 func parseEscaped(msg string, loc *time.Location) event.Event {
