@@ -516,7 +516,7 @@ func (t *Tracker) apply(host string, e event.Entry) {
 		t.stats.Untracked++
 		return
 	}
-	line := Line{Time: e.Time, Level: e.Level, Text: e.Text}
+	line := Line{Time: e.Time, Level: e.Level, Text: e.Text, Prefix: e.Prefix}
 	if line.Text == "" {
 		t.buf = maillog.AppendMessage(t.buf[:0], e.Event)
 		line.Text = string(t.buf)
