@@ -838,7 +838,7 @@ func parseOutcome(s string, hard bool) event.Event {
 			o.Form = OutcomeFromTo
 			r, ok := strings.CutPrefix(rest, " From: ")
 			if !ok {
-				if r, ok = strings.CutPrefix(rest, " From:<"); !ok {
+				if !strings.HasPrefix(rest, " From:<") {
 					return nil
 				}
 				r = rest[len(" From:"):]
