@@ -20,6 +20,13 @@ type SpamQuarantineTag struct {
 	Prefix string // "ISQ" or "EUQ"
 }
 
+// ExternalQuarantine reports whether a MessageDone is the hand-over to the
+// off-box spam quarantine ("Message done DCID 6565554 MID 24611424 to RID
+// [0] (external quarantine)"), not a delivery to the recipient.
+func (m MessageDone) ExternalQuarantine() bool {
+	return strings.HasSuffix(m.Extra, "(external quarantine)")
+}
+
 // SpamQuarantined: "EUQ: Quarantined MID 4433": the message is in the
 // end-user (spam) quarantine.
 type SpamQuarantined struct {

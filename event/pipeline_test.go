@@ -25,3 +25,16 @@ func TestAbortCause(t *testing.T) {
 		}
 	}
 }
+
+func TestExternalQuarantine(t *testing.T) {
+	for extra, want := range map[string]bool{
+		"(external quarantine)":                      true,
+		"[('X-SBRS', 'None')] (external quarantine)": true,
+		"":                     false,
+		"[('X-SBRS', 'None')]": false,
+	} {
+		if got := (MessageDone{Extra: extra}).ExternalQuarantine(); got != want {
+			t.Errorf("ExternalQuarantine() with Extra %q = %v, want %v", extra, got, want)
+		}
+	}
+}
