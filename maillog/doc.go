@@ -42,6 +42,18 @@
 // Detail is not empty, detail='...' up to the end of the line. The parser
 // accepts exactly this form.
 //
+// Lines of a Cisco ESA that mailgate does not write are parsed too: the
+// work queue's (quarantines, rewrites, splits, generated copies, engine
+// verdicts; pipeline.go, whose Forms are Rewritten* and Generated*) and the
+// bounce log's ("Bounced: 45346670:0 From:<a> To:<b> Reason: ..."; the
+// Outcome form OutcomeBounceLog). testdata/unknown-kinds.golden lists the
+// kinds of sample lines that stay Unknown.
+//
+// A parsed Entry's Prefix keeps what came before the message, as written
+// (the timestamp, a syslog host and tag, the level word), so that
+// Prefix+Text is the line as logged; a Reader dates the lines of a syslog
+// file, which have no year, from SetYear or SetNow.
+//
 // # Escaping
 //
 // Text from the network is escaped so that no client can end a line, forge

@@ -60,7 +60,7 @@ func TestParseLineLayouts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := parseLine(tt.line, cst, now)
+			e, err := parseLine(tt.line, cst, &years{now: now})
 			if err != nil {
 				t.Fatalf("parseLine(%q): %v", tt.line, err)
 			}
@@ -104,7 +104,7 @@ func TestSyslogYear(t *testing.T) {
 		{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), "<166>Feb 29 10:00:00 mail_logs: Info: x", time.Date(2024, 2, 29, 10, 0, 0, 0, time.UTC)},
 	}
 	for _, tt := range tests {
-		e, err := parseLine(tt.line, time.UTC, tt.now)
+		e, err := parseLine(tt.line, time.UTC, &years{now: tt.now})
 		if err != nil || !e.Time.Equal(tt.want) {
 			t.Errorf("parseLine(%q) at %v = %v, %v; want %v", tt.line, tt.now, e.Time, err, tt.want)
 		}

@@ -43,7 +43,7 @@ func (r *mrec) fold(e event.Entry, c *crec, mid uint64) {
 	case event.MessageIDHeader:
 		r.MessageID = ev.MessageID
 	case event.Subject:
-		r.Subject = ev.Subject
+		r.Subject = subjectText(ev.Subject) // the line keeps the text as logged
 	case event.Ready:
 		r.Size = ev.Bytes
 		if r.Sender == "" {

@@ -121,10 +121,23 @@ type Conn struct {
 
 // Line is one log line of a timeline: its time, level and the message text
 // as the ESA writes it after the level word ("MID 5 queued for delivery").
+// A line read from a log (an import, a syslog receiver) keeps what came
+// before the message too, as it was written: its timestamp with the
+// writer's offset, a syslog server's host and tag, the level word.
 type Line struct {
-	Time  time.Time   `json:"time"`
-	Level event.Level `json:"-"`
-	Text  string      `json:"text"`
+	Time   time.Time   `json:"time"`
+	Level  event.Level `json:"-"`
+	Text   string      `json:"text"`
+	Prefix string      `json:"prefix,omitempty"` // "Jun 26 10:42:23 esa1.example.edu mail_logs: Info: "
+}
+
+// Logged returns the line as it was logged, or "" when it was not read
+// from a log (the gateway's own events, which are rendered).
+func (l Line) Logged() string {
+	if l.Prefix == "" {
+		return ""
+	}
+	return l.Prefix + l.Text
 }
 
 // Query selects messages; zero fields do not filter. Address filters match

@@ -77,18 +77,23 @@ func interrupted() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
 }
 
-const importUsage = `usage: mailgate import [--config FILE] [--host NAME] [--tz ZONE] FILE... ("-" for standard input)
+const importUsage = `usage: mailgate import [--config FILE] [--host NAME] [--tz ZONE] [--year YYYY] FILE... ("-" for standard input)
 
 Reads ESA text mail logs (mailgate's own or a Cisco appliance's, local files
 or syslog-pushed, plain or gzipped) into the tracking store. Rotated files are
 read oldest first whatever order they are given in; importing the same lines
-twice changes nothing.
+twice changes nothing. A line whose syslog header names a host is filed under
+that host; --host names the gateway of the others. Syslog timestamps have no
+year: it is --year's (for the first line; a year on at each December-January
+rollover), or else the one that puts each line before the file's modification
+time.
 `
 
 func importCmd(args []string, stdout, stderr io.Writer) int {
 	f := newStoreFlags("import", stderr)
 	host := f.fs.String("host", "", "the gateway the logs are of (default: this gateway's hostname; a syslog line's own host name wins)")
 	tz := f.fs.String("tz", "Local", "time `zone` of local-file times until a \"Time offset from UTC\" header (e.g. UTC, Europe/Paris)")
+	year := f.fs.Int("year", 0, "the `year` of the first line whose timestamp has none (syslog files; default: from each file's modification time)")
 	f.fs.Usage = func() { fmt.Fprint(stderr, importUsage); f.fs.PrintDefaults() }
 	files, err := parseInterspersed(f.fs, args)
 	if err != nil {
@@ -118,7 +123,8 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	tr := tracking.NewTracker(s, tracking.Options{})
-	im := &tracking.Importer{Tracker: tr, Host: *host, Location: loc}
+	im := &tracking.Importer{Tracker: tr, Host: *host, Location: loc, Year: *year,
+		Warn: func(msg string) { fmt.Fprintln(stderr, "mailgate import:", msg) }}
 	err = importFiles(ctx, im, files, stderr)
 	// The bulk load ends whether the import succeeded, failed or was
 	// interrupted: it makes the indexes it dropped.
@@ -382,16 +388,23 @@ func printSummary(out io.Writer, m *tracking.Message) {
 	fmt.Fprintln(out)
 }
 
-// printTimeline prints the lines as the mail log has them (asctime in the
-// local zone, level, text), with the record each came from when source.
+// printTimeline prints the lines as they were logged, with the record each
+// came from when source. A line read from a log (an import, the syslog
+// receiver) is printed as it was written: its own timestamp and offset, a
+// syslog server's host and tag. The gateway's own events are rendered as
+// its mail log has them (asctime in the local zone, level, text).
 func printTimeline(out io.Writer, tl []explain.Entry, source bool) {
 	for _, e := range tl {
+		if source {
+			fmt.Fprintf(out, "%-10s ", e.Source)
+		}
+		if l := e.Logged(); l != "" {
+			fmt.Fprintln(out, l)
+			continue
+		}
 		lv := e.Level.String()
 		if e.Level == 0 {
 			lv = "Info"
-		}
-		if source {
-			fmt.Fprintf(out, "%-10s ", e.Source)
 		}
 		fmt.Fprintf(out, "%s %s: %s\n", e.Time.Local().Format("Mon Jan _2 15:04:05 2006"), lv, e.Text)
 	}

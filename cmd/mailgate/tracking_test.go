@@ -385,3 +385,58 @@ func TestImportCommand(t *testing.T) {
 		t.Errorf("%d delivered messages tracked from the sample", len(ms))
 	}
 }
+
+// mailgate import of a syslog server's file (no <PRI>, no year) files each
+// line under its own host; findevent prints the lines as they were logged,
+// whatever the viewer's time zone; RFC 2047 subjects are found by their
+// words and by their raw text; a pipe without --year is dated from the
+// clock with a warning.
+func TestImportSyslogFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mailgate.yaml")
+	if err := os.WriteFile(cfg, []byte("hostname: mx.test\ndata_dir: "+dir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := "../../tracking/testdata/import/syslog-hosts.log"
+	mg(t, "import", "--config", cfg, "--host", "gw1", "--year", "2026", file, "../../tracking/testdata/import/subject-2047.log")
+	for host, sender := range map[string]string{"esa1.example.edu": "alice@example.net", "esa2.example.edu": "bob@example.org"} {
+		if ms := trackJSON(t, &gw{config: cfg}, "--host", host, "--mid", "100"); len(ms) != 1 || ms[0].Sender != sender {
+			t.Errorf("%s MID 100: %+v, want one message from %s", host, ms, sender)
+		}
+	}
+
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "findevent", "--config", cfg, "--host", "esa2.example.edu", "-m", "100")
+	cmd.Env = append(os.Environ(), "TZ=Asia/Tokyo")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("findevent: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 6 || !strings.HasPrefix(lines[0], "The following lines are of MID 100 on esa2.example.edu") {
+		t.Fatalf("findevent printed:\n%s", out)
+	}
+	for _, l := range lines[1:] {
+		if !strings.Contains(string(raw), l+"\n") || !strings.Contains(l, " esa2.example.edu mail_logs: Info: ") {
+			t.Errorf("findevent printed %q, which is not a line esa2 logged", l)
+		}
+	}
+
+	if ms := trackJSON(t, &gw{config: cfg}, "--subject", "Été à Paris"); len(ms) != 1 || ms[0].MID != 300 {
+		t.Errorf("track --subject 'Été à Paris': %+v", ms)
+	}
+	if out := mg(t, "findevent", "--config", cfg, "-s", "=?UTF-8?B?w4l0w6kgw6AgUGFyaXM=?="); !strings.Contains(out, "MID 300 Subject '=?UTF-8?B?w4l0w6kgw6AgUGFyaXM=?='") {
+		t.Errorf("findevent -s with the raw subject printed:\n%s", out)
+	}
+
+	cmd = exec.Command(binary, "import", "--config", cfg, "--host", "gw2", "-")
+	cmd.Stdin = strings.NewReader("Jun 26 10:42:21 Start MID 500 ICID 50\nJun 26 10:42:21 mail_logs: Info: Start MID 500 ICID 50\n")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil || !strings.Contains(stderr.String(), "dated from the clock (give --year)") {
+		t.Errorf("import from a pipe without --year: %v, stderr %q", err, stderr.String())
+	}
+}
