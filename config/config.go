@@ -41,6 +41,10 @@ type Config struct {
 	Logs            Logs
 	Tracking        Tracking
 	HTTP            HTTP
+
+	// Warnings are what check-config reports (and fails for) but does
+	// not stop the gateway: serve logs them at start.
+	Warnings Problems
 }
 
 // Listener types.
@@ -220,7 +224,8 @@ func Parse(data []byte, name string) (*Config, error) {
 		d.probs.sort()
 		return nil, d.probs
 	}
-	c.File = name
+	d.warns.sort()
+	c.File, c.Warnings = name, d.warns
 	return c, nil
 }
 
