@@ -26,6 +26,7 @@ import (
 
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/policy"
+	"github.com/mailgate/mailgate/syslog"
 )
 
 // Config is a validated configuration.
@@ -134,6 +135,10 @@ type Tracking struct {
 	Driver  string // "sqlite" or "postgres"
 	DSN     string // sqlite: absolute path of the database file; postgres: the connection string
 	Syslog  string // host:port to receive ESA mail logs by syslog (UDP and TCP); "" disables
+
+	// SyslogAllow, when not nil, are the only senders heard, each with the
+	// host name its lines are filed under; required beyond loopback.
+	SyslogAllow []syslog.Sender
 }
 
 // HTTP configures the API and tracking page.
