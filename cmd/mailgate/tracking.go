@@ -50,7 +50,8 @@ func startTracking(cfg *config.Config, logger *slog.Logger) (*trackingService, e
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if cfg.Tracking.Syslog != "" && cfg.Tracking.Enabled {
-		t.syslog = &syslog.Server{Addr: cfg.Tracking.Syslog, Logger: logger, Handler: func(m syslog.Message) { t.received(ctx, m) }}
+		t.syslog = &syslog.Server{Addr: cfg.Tracking.Syslog, Senders: cfg.Tracking.SyslogAllow, Logger: logger,
+			Handler: func(m syslog.Message) { t.received(ctx, m) }}
 		if err := t.syslog.Listen(); err != nil {
 			cancel()
 			if t.httpLn != nil {
@@ -132,7 +133,8 @@ func (t *trackingService) sink() event.Sink {
 }
 
 // received takes one line of another gateway's mail log, tracked under the
-// host name its syslog header gives, or its address.
+// host name configured for its sender, else the one its syslog header
+// gives, else its address.
 func (t *trackingService) received(ctx context.Context, m syslog.Message) {
 	e, err := maillog.ParseLine(m.Line, time.Local)
 	if err != nil {
