@@ -143,8 +143,10 @@ type Tracking struct {
 
 // HTTP configures the API and tracking page.
 type HTTP struct {
-	Address string // host:port; "" disables
-	Token   string // when set, the API wants "Authorization: Bearer <token>"
+	Address string    // host:port; "" disables
+	Token   string    // when set, the API wants "Authorization: Bearer <token>"; required beyond loopback
+	Hosts   []string  // names (lower case) and addresses answered in the Host header besides loopback's and Address's
+	TLS     *TLSFiles // HTTPS with this certificate; nil: plain HTTP
 }
 
 // Defaults of the keys that are not a listener's or a policy's.
@@ -293,24 +295,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	if c.Tracking.Driver == "sqlite" && !strings.HasPrefix(c.Tracking.DSN, "file:") {
 		c.Tracking.DSN = dataPath(c.DataDir, c.Tracking.DSN)
 	}
-	if n := f["http"]; present(n) {
-		hf := d.fields(n, "http", "address", "token")
-		if n := hf["address"]; present(n) {
-			if s, ok := d.str(n, "http.address"); ok {
-				c.HTTP.Address = s
-			}
-		}
-		if n := hf["token"]; present(n) {
-			if s, ok := d.str(n, "http.token"); ok {
-				c.HTTP.Token = s
-			}
-		}
-		if c.HTTP.Address != "" {
-			d.bind(hf["address"], "http.address", c.HTTP.Address, binds)
-		}
-	} else {
-		d.bind(nil, "http.address", c.HTTP.Address, binds)
-	}
+	d.http(f["http"], c, binds)
 	return c
 }
 
