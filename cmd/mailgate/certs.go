@@ -81,5 +81,8 @@ func servedCertificates(cfg *config.Config) []config.TLSFiles {
 	for _, l := range cfg.Listeners {
 		fs = append(fs, l.TLS)
 	}
+	if cfg.HTTP.Address != "" && cfg.HTTP.TLS != nil {
+		fs = append(fs, *cfg.HTTP.TLS)
+	}
 	return fs
 }
