@@ -10,9 +10,9 @@ import (
 )
 
 // ExpiryWarning is how long before a certificate expires check-config and
-// the gateway warn of it: long enough to renew by hand, and longer than
-// the 30 days before which ACME clients renew, so that a working renewal
-// never warns.
+// the gateway warn of it: long enough to renew by hand, and shorter than
+// the 30 days before expiry at which ACME clients renew, so that a
+// working renewal never warns.
 const ExpiryWarning = 21 * 24 * time.Hour
 
 // LoadCertificate reads a PEM certificate (with its chain) and key,
