@@ -65,7 +65,7 @@ func TestDeliveryDefaults(t *testing.T) {
 
 // loadFull parses testdata/full.yaml in a temporary working directory
 // whose data_dir holds the files it names: a CA certificate (the CA is
-// returned) and placeholders for the listener's certificate and key.
+// returned) and the listener's certificate and key.
 func loadFull(t *testing.T) (c *Config, dataDir string, ca *smtptest.CA) {
 	t.Helper()
 	file, err := filepath.Abs("testdata/full.yaml")
@@ -80,8 +80,10 @@ func loadFull(t *testing.T) (c *Config, dataDir string, ca *smtptest.CA) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	placeholder := []byte("-----BEGIN PLACEHOLDER-----\n")
-	for f, content := range map[string][]byte{"tls/cert.pem": placeholder, "tls/key.pem": placeholder, "tls/ca.pem": pem} {
+	cert, key := writeCertificate(t, t.TempDir(), "full", time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0))
+	certPEM, _ := os.ReadFile(cert)
+	keyPEM, _ := os.ReadFile(key)
+	for f, content := range map[string][]byte{"tls/cert.pem": certPEM, "tls/key.pem": keyPEM, "tls/ca.pem": pem} {
 		p := filepath.Join(dataDir, f)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)

@@ -294,17 +294,16 @@ func (d *decoder) logFile(f map[string]*yaml.Node, path string, file *string, ma
 	}
 }
 
-// tracking decodes the tracking section; it returns the syslog key's node
-// for the check of its address.
+// tracking decodes the tracking section; it returns the syslog address's
+// node for the check of its bind.
 func (d *decoder) tracking(n *yaml.Node, path string, t *Tracking) *yaml.Node {
 	f := d.fields(n, path, "enabled", "driver", "dsn", "syslog")
 	if v := f["enabled"]; present(v) {
 		t.Enabled, _ = d.boolean(v, join(path, "enabled"))
 	}
+	var syslog *yaml.Node
 	if v := f["syslog"]; present(v) {
-		if s, ok := d.str(v, join(path, "syslog")); ok {
-			t.Syslog = s
-		}
+		syslog = d.syslog(v, join(path, "syslog"), t)
 	}
 	if v := f["driver"]; present(v) {
 		if s, ok := d.oneOf(v, join(path, "driver"), "sqlite", "postgres"); ok {
@@ -321,5 +320,5 @@ func (d *decoder) tracking(n *yaml.Node, path string, t *Tracking) *yaml.Node {
 	case t.Driver == "postgres":
 		d.errorf(n, join(path, "dsn"), "required with driver postgres (postgres://user@host/db or key=value form)")
 	}
-	return f["syslog"]
+	return syslog
 }

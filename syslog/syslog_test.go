@@ -88,7 +88,9 @@ func startServer(t *testing.T, s *Server) <-chan Message {
 	msgs := make(chan Message, 1024)
 	s.Addr = "127.0.0.1:0"
 	s.Handler = func(m Message) { msgs <- m }
-	s.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/control"
+	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/outbound"
 )
 
@@ -115,7 +116,7 @@ func printWorkQueue(out io.Writer, w outbound.WorkQueue, now time.Time) {
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "Destination\tActive Recip.\tReady\tConn. Out\tDeliv. Recip.\tSoft Bounced\tHard Bounced\t")
 	for _, d := range w.Destinations {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", d.Name, d.Recipients, d.Ready, d.Connections, d.Delivered, d.Delayed, d.Bounced)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", maillog.Escape(d.Name), d.Recipients, d.Ready, d.Connections, d.Delivered, d.Delayed, d.Bounced)
 	}
 	tw.Flush()
 }
@@ -284,11 +285,11 @@ func printList(out io.Writer, l control.MessageList, now time.Time) {
 			}
 			mid, received, size, from := "", "", "", ""
 			if first {
-				mid, received, size, from = strconv.FormatUint(m.MID, 10), m.Received.Format("Jan _2 15:04:05"), strconv.Itoa(m.Size), "<"+m.From+">"
+				mid, received, size, from = strconv.FormatUint(m.MID, 10), m.Received.Format("Jan _2 15:04:05"), strconv.Itoa(m.Size), "<"+maillog.Escape(m.From)+">"
 				first = false
 			}
-			fmt.Fprintf(tw, "%s\t[%d]\t%s\t%s\t%s\t<%s>\t%s\t%d\t%s\t%s\n", mid, r.RID, received, size, from, r.Addr,
-				r.Status, r.Attempts, nextTry(r, now), oneLine(r.Reason, 60))
+			fmt.Fprintf(tw, "%s\t[%d]\t%s\t%s\t%s\t<%s>\t%s\t%d\t%s\t%s\n", mid, r.RID, received, size, from, maillog.Escape(r.Addr),
+				r.Status, r.Attempts, nextTry(r, now), maillog.Escape(oneLine(r.Reason, 60)))
 		}
 	}
 	tw.Flush()
@@ -328,11 +329,11 @@ func printMessage(out io.Writer, m outbound.QueuedMessage, now time.Time) {
 		if host == "" {
 			host = "unknown"
 		}
-		fmt.Fprintf(tw, "From host:\t%s (%s) on listener %s\n", m.ClientIP, host, m.Listener)
+		fmt.Fprintf(tw, "From host:\t%s (%s) on listener %s\n", m.ClientIP, maillog.Escape(host), m.Listener)
 	}
-	fmt.Fprintf(tw, "Sender:\t<%s>\n", m.From)
-	fmt.Fprintf(tw, "Subject:\t%q\n", m.Subject)
-	fmt.Fprintf(tw, "Message-ID:\t%s\n", m.MessageID)
+	fmt.Fprintf(tw, "Sender:\t<%s>\n", maillog.Escape(m.From))
+	fmt.Fprintf(tw, "Subject:\t\"%s\"\n", maillog.Escape(m.Subject))
+	fmt.Fprintf(tw, "Message-ID:\t%s\n", maillog.Escape(m.MessageID))
 	fmt.Fprintf(tw, "Size:\t%d bytes (as queued: the message with the Received header added; the log's \"ready\" counts it as received)\n", m.Size)
 	tw.Flush()
 	fmt.Fprintln(out)
@@ -346,7 +347,7 @@ func printMessage(out io.Writer, m outbound.QueuedMessage, now time.Time) {
 		if r.Status == "pending" || r.Status == "delivering" {
 			next = nextTry(r, now)
 		}
-		fmt.Fprintf(tw, "[%d]\t<%s>\t%s\t%s\t%d\t%s\t%s\t%s\n", r.RID, r.Addr, r.Destination, r.Status, r.Attempts, last, next, oneLine(r.Reason, 200))
+		fmt.Fprintf(tw, "[%d]\t<%s>\t%s\t%s\t%d\t%s\t%s\t%s\n", r.RID, maillog.Escape(r.Addr), maillog.Escape(r.Destination), r.Status, r.Attempts, last, next, maillog.Escape(oneLine(r.Reason, 200)))
 	}
 	tw.Flush()
 }

@@ -61,6 +61,9 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		cfg = c
 	}
+	for _, w := range cfg.Warnings {
+		logger.Warn("mailgate: configuration", "warning", w.Error())
+	}
 	g, err := start(cfg, logger)
 	if err != nil {
 		logger.Error("mailgate: start", "err", err)
@@ -95,6 +98,7 @@ type gateway struct {
 	delivery  *outbound.Manager
 	control   *control.Server
 	listeners []*inbound.Listener
+	certs     *certWatch
 	serving   sync.WaitGroup
 	tracking  *trackingService
 }
@@ -205,6 +209,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		g.listeners = append(g.listeners, l)
 		logger.Info("mailgate: listening", "listener", lc.Name, "address", l.Addr().String(), "type", lc.Type)
 	}
+	g.certs = watchCertificates(servedCertificates(cfg), logger, certCheckInterval)
 	for _, l := range g.listeners {
 		g.serving.Add(1)
 		go func() {
@@ -265,6 +270,9 @@ func (g *gateway) stopDelivery(ctx context.Context) {
 }
 
 func (g *gateway) close() error {
+	if g.certs != nil {
+		g.certs.close()
+	}
 	if g.tracking != nil {
 		g.tracking.stop()
 	}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/tracking"
 	"github.com/mailgate/mailgate/tracking/explain"
 	"github.com/mailgate/mailgate/tracking/stores"
@@ -328,8 +329,8 @@ func printMessages(out io.Writer, ms []tracking.Message) {
 		if m.Abort != "" {
 			st += " (" + string(m.Abort) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", localStamp(m.Started), m.Host, m.MID, m.ICID, st,
-			orDash(m.Sender), oneLine(recipientColumn(m.Recipients), 60), oneLine(orDash(m.Subject), 50))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", localStamp(m.Started), maillog.Escape(m.Host), m.MID, m.ICID, st,
+			maillog.Escape(orDash(m.Sender)), maillog.Escape(oneLine(recipientColumn(m.Recipients), 60)), maillog.Escape(oneLine(orDash(m.Subject), 50)))
 	}
 	tw.Flush()
 }
@@ -364,11 +365,11 @@ func printSummary(out io.Writer, m *tracking.Message) {
 	if m.Abort != "" {
 		st += " (" + string(m.Abort) + ")"
 	}
-	fmt.Fprintf(tw, "MID\t%d on %s\n", m.MID, m.Host)
+	fmt.Fprintf(tw, "MID\t%d on %s\n", m.MID, maillog.Escape(m.Host))
 	fmt.Fprintf(tw, "Status\t%s\n", st)
 	fmt.Fprintf(tw, "Received\t%s\n", localStamp(m.Started))
-	fmt.Fprintf(tw, "From host\t%s %s (ICID %d, sender group %s)\n", orDash(m.RemoteIP), m.RemoteHost, m.ICID, orDash(m.SenderGroup))
-	fmt.Fprintf(tw, "Sender\t<%s>\n", m.Sender)
+	fmt.Fprintf(tw, "From host\t%s %s (ICID %d, sender group %s)\n", orDash(m.RemoteIP), maillog.Escape(m.RemoteHost), m.ICID, orDash(m.SenderGroup))
+	fmt.Fprintf(tw, "Sender\t<%s>\n", maillog.Escape(m.Sender))
 	for _, r := range m.Recipients {
 		line := fmt.Sprintf("<%s> %s", r.Address, r.Status)
 		if r.Code != "" {
@@ -377,10 +378,10 @@ func printSummary(out io.Writer, m *tracking.Message) {
 		if r.Response != "" {
 			line += ": " + r.Response
 		}
-		fmt.Fprintf(tw, "Recipient\t%s\n", line)
+		fmt.Fprintf(tw, "Recipient\t%s\n", maillog.Escape(line))
 	}
-	fmt.Fprintf(tw, "Subject\t%s\n", orDash(m.Subject))
-	fmt.Fprintf(tw, "Message-ID\t%s\n", orDash(m.MessageID))
+	fmt.Fprintf(tw, "Subject\t%s\n", maillog.Escape(orDash(m.Subject)))
+	fmt.Fprintf(tw, "Message-ID\t%s\n", maillog.Escape(orDash(m.MessageID)))
 	if m.Size > 0 {
 		fmt.Fprintf(tw, "Size\t%d bytes\n", m.Size)
 	}
@@ -399,14 +400,14 @@ func printTimeline(out io.Writer, tl []explain.Entry, source bool) {
 			fmt.Fprintf(out, "%-10s ", e.Source)
 		}
 		if l := e.Logged(); l != "" {
-			fmt.Fprintln(out, l)
+			fmt.Fprintln(out, maillog.Escape(l))
 			continue
 		}
 		lv := e.Level.String()
 		if e.Level == 0 {
 			lv = "Info"
 		}
-		fmt.Fprintf(out, "%s %s: %s\n", e.Time.Local().Format("Mon Jan _2 15:04:05 2006"), lv, e.Text)
+		fmt.Fprintf(out, "%s %s: %s\n", e.Time.Local().Format("Mon Jan _2 15:04:05 2006"), lv, maillog.Escape(e.Text))
 	}
 }
 
@@ -466,7 +467,7 @@ func findeventCmd(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, err)
 		}
-		fmt.Fprintf(stdout, "The following lines are of MID %d on %s:\n", m.MID, m.Host)
+		fmt.Fprintf(stdout, "The following lines are of MID %d on %s:\n", m.MID, maillog.Escape(m.Host))
 		printTimeline(stdout, explain.Timeline(m, conns), false)
 		if i > 0 {
 			fmt.Fprintln(stdout)
@@ -554,17 +555,17 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 	if f.json {
 		return printJSON(stdout, x)
 	}
-	fmt.Fprintf(stdout, "MID %d on %s: %s\n", m.MID, m.Host, x.Summary)
+	fmt.Fprintf(stdout, "MID %d on %s: %s\n", m.MID, maillog.Escape(m.Host), maillog.Escape(x.Summary))
 	if len(x.Why) > 0 {
 		fmt.Fprintln(stdout, "\nWhat the log shows:")
 		for _, s := range x.Why {
-			fmt.Fprintln(stdout, "  - "+s)
+			fmt.Fprintln(stdout, "  - "+maillog.Escape(s))
 		}
 	}
 	if len(x.Next) > 0 {
 		fmt.Fprintln(stdout, "\nWhat to do:")
 		for _, s := range x.Next {
-			fmt.Fprintln(stdout, "  - "+s)
+			fmt.Fprintln(stdout, "  - "+maillog.Escape(s))
 		}
 	}
 	return 0
@@ -583,7 +584,7 @@ func printAborts(out io.Writer, r explain.AbortReport, since string) {
 				fmt.Fprintf(tw, "  ...\t%d more\n", len(cs)-10)
 				break
 			}
-			fmt.Fprintf(tw, "  %s\t%d\n", c.Value, c.Count)
+			fmt.Fprintf(tw, "  %s\t%d\n", maillog.Escape(c.Value), c.Count)
 		}
 		tw.Flush()
 	}
@@ -593,7 +594,7 @@ func printAborts(out io.Writer, r explain.AbortReport, since string) {
 	if len(r.Patterns) > 0 {
 		fmt.Fprintln(out, "\nPatterns:")
 		for _, p := range r.Patterns {
-			fmt.Fprintln(out, "  - "+p)
+			fmt.Fprintln(out, "  - "+maillog.Escape(p))
 		}
 	}
 }
