@@ -34,8 +34,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "mailgate")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+	if err := buildBinary(binary); err != nil {
+		fmt.Fprintln(os.Stderr, "build:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
