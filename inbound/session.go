@@ -29,6 +29,7 @@ type session struct {
 	l        *Listener
 	icid     uint64
 	client   policy.Client
+	key      netip.Prefix // the client for per-client limits
 	decision policy.Decision
 	refused  string // why the greeting refused the connection, if it did
 
@@ -89,6 +90,10 @@ func (h *session) Rcpt(to smtp.Path) smtp.Reply {
 			h.emit(event.RcptRejected{MID: h.mid, ICID: h.icid, To: addr, By: "RAT"})
 			return parseReply(e.Code, e.Text)
 		}
+	}
+	if !h.l.srv.rates.Take(policy.RateRecipients, h.key, pol.MaxRecipientsPerHour, policy.RecipientRateWindow, time.Now(), false) {
+		h.emit(event.RcptRejected{MID: h.mid, ICID: h.icid, To: addr, By: "Injection Control"})
+		return smtp.Reply{Code: 452, Enhanced: "4.5.3", Text: policy.RecipientRate}
 	}
 	rid := len(h.rcpts)
 	h.rcpts = append(h.rcpts, queue.Recipient{RID: rid, Addr: deliverTo})

@@ -1,0 +1,133 @@
+package inbound_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// abuseConfig is baseConfig's shape (the same verbs) with the sender groups
+// the abuse tests need: 127.0.0.5 is rate-limited, 127.0.0.6 gets the
+// predefined THROTTLED policy, any other address but 127.0.0.1 is an outside
+// client with the default limits.
+const abuseConfig = `
+hostname: mx.test
+data_dir: %s
+listeners:
+  - name: InboundMail
+    address: 127.0.0.1:0
+    timeouts: {unsuccessful: %s, total: %s}
+    hat:
+      sender_groups:
+        - {name: RELAY_SG, match: [127.0.0.1], policy: RELAYED}
+        - {name: RATED, match: [127.0.0.5], policy: RATED}
+        - {name: SUSPECTLIST, match: [127.0.0.6], policy: THROTTLED}
+      policies:
+        RATED: {action: accept, max_connections_per_minute: 2, max_recipients_per_hour: 3}
+    rat:
+      - {domain: example.com, action: accept}
+      - {domain: ALL, action: reject}
+dns: {servers: ["%s"], timeout: 2s}
+`
+
+// One address cannot take every slot of a listener with the default
+// limits: its 51st connection is refused while another client still gets
+// in (issue 13: 999 of 1,000 went to one address).
+func TestDefaultConcurrencyPerClient(t *testing.T) {
+	h := start(t, opts{yaml: abuseConfig})
+	const perClient = 50 // policy.DefaultMaxConcurrencyPerIP, restated so that a change is seen
+	for i := range perClient {
+		c := h.dial("127.0.0.2")
+		if r := c.Reply(); !strings.HasPrefix(r, "220 ") {
+			t.Fatalf("connection %d from 127.0.0.2: %q", i+1, r)
+		}
+	}
+	h.dial("127.0.0.2").Expect("421 #4.4.5 Too many connections from your host")
+	h.dial("127.0.0.3").Expect("220 mx.test ESMTP")
+	h.lines.WaitFor(t, `ended cause=policy .*detail='Too many connections from your host'`)
+	if n := len(h.lines.Grep(`Receiving Failed: Connection limit exceeded`)); n != 1 {
+		t.Errorf("%d connections refused, want 1", n)
+	}
+}
+
+// A client over its policy's connection rate is refused at the greeting,
+// with its refused attempts counted; other clients are not.
+func TestConnectionRate(t *testing.T) {
+	h := start(t, opts{yaml: abuseConfig})
+	for range 2 {
+		c := h.dial("127.0.0.5")
+		c.Expect("220")
+		c.Cmd("QUIT", "221")
+	}
+	for range 2 {
+		h.dial("127.0.0.5").Expect("421 #4.4.5 Too many connections from your host, slow down")
+	}
+	h.dial("127.0.0.3").Expect("220")
+	h.lines.WaitN(t, 2, `ended cause=policy .*detail='Too many connections from your host, slow down'`)
+}
+
+// Max. Recipients Per Hour counts the client's accepted recipients across
+// its connections; a duplicate is no new recipient, and the limit's
+// refusal is logged as the ESA's injection control.
+func TestRecipientRate(t *testing.T) {
+	h := start(t, opts{yaml: abuseConfig})
+	c := h.dial("127.0.0.5")
+	c.Expect("220")
+	c.Cmd("EHLO client.example", "250")
+	c.Cmd("MAIL FROM:<s@example.org>", "250")
+	c.Cmd("RCPT TO:<a@example.com>", "250")
+	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Cmd("QUIT", "221")
+	c = h.dial("127.0.0.5")
+	c.Expect("220")
+	c.Cmd("EHLO client.example", "250")
+	c.Cmd("MAIL FROM:<s@example.org>", "250")
+	c.Cmd("RCPT TO:<c@example.com>", "250")
+	c.Cmd("RCPT TO:<d@example.com>", "452 4.5.3 Too many recipients received this hour")
+	c.Cmd("RCPT TO:<e@example.com>", "452 4.5.3 Too many recipients received this hour")
+	o := h.dial("127.0.0.3") // another client has its own count
+	o.Expect("220")
+	o.Cmd("EHLO other.example", "250")
+	o.Cmd("MAIL FROM:<s@example.org>", "250")
+	o.Cmd("RCPT TO:<f@example.com>", "250")
+	h.lines.WaitFor(t, `To: <e@example.com> Rejected by Injection Control`)
+	if got := h.lines.Grep(`Rejected by`); len(got) != 2 || !strings.HasSuffix(got[0], "To: <d@example.com> Rejected by Injection Control") {
+		t.Errorf("refusals:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// The predefined THROTTLED policy has the ESA's suggested limits.
+func TestThrottledPolicy(t *testing.T) {
+	h := start(t, opts{yaml: abuseConfig})
+	c := h.dial("127.0.0.6")
+	c.Expect("220")
+	if r := c.Cmd("EHLO client.example", "250"); !strings.Contains(r, "SIZE 1048576") {
+		t.Errorf("EHLO of a THROTTLED client: %q", r)
+	}
+	c.Cmd("MAIL FROM:<s@example.org>", "250")
+	for i := range 19 {
+		c.Cmd(fmt.Sprintf("RCPT TO:<r%d@example.com>", i), "250")
+	}
+	c.Cmd("RCPT TO:<r19@example.com>", "250")
+	c.Cmd("RCPT TO:<r20@example.com>", "452 4.5.3 Too many recipients")
+	h.lines.WaitFor(t, `SG SUSPECTLIST match 127\.0\.0\.6`)
+}
+
+// An IPv6 client goes through the same per-client limits, keyed by its
+// network (policy.ClientKey; the /64 grouping is tested there, as this
+// machine has no second IPv6 address to connect from).
+func TestIPv6ClientLimit(t *testing.T) {
+	yaml := strings.NewReplacer(
+		"address: 127.0.0.1:0", `address: "[::1]:0"`,
+		"match: [127.0.0.1]", `match: ["::1"]`,
+		"policy: RELAYED}", "policy: ONE}",
+		"policies:\n", "policies:\n        ONE: {action: relay, max_concurrency_per_ip: 1}\n",
+	).Replace(abuseConfig)
+	h := start(t, opts{yaml: yaml})
+	c := h.dial("::1")
+	c.Expect("220")
+	h.dial("::1").Expect("421 #4.4.5 Too many connections from your host")
+	c.Cmd("QUIT", "221")
+	h.lines.WaitFor(t, `ended cause=quit`)
+	h.dial("::1").Expect("220") // the slot was released
+}
