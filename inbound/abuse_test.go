@@ -113,6 +113,51 @@ func TestThrottledPolicy(t *testing.T) {
 	h.lines.WaitFor(t, `SG SUSPECTLIST match 127\.0\.0\.6`)
 }
 
+// Sender-specified routing (the percent hack, bang paths, a quoted @, a
+// source route) is refused from a client that may not relay, as the RAT
+// refuses a recipient, and accepted from one that may.
+func TestSenderRoutingRefused(t *testing.T) {
+	h := start(t, opts{yaml: abuseConfig})
+	routed := []struct{ rcpt, logged string }{
+		{"user%other.example@example.com", "user%other.example@example.com"},
+		{"other.example!user@example.com", "other.example!user@example.com"},
+		{`"user@other.example"@example.com`, `"user@other.example"@example.com`},
+		{"@relay.example:user@example.com", "user@example.com"},
+		{"@relay.example,@other.example:user@example.com", "user@example.com"},
+	}
+	c := h.dial("127.0.0.3")
+	c.Expect("220")
+	c.Cmd("EHLO client.example", "250")
+	c.Cmd("MAIL FROM:<s@example.org>", "250")
+	for _, r := range routed {
+		c.Cmd("RCPT TO:<"+r.rcpt+">", "550 5.1.0 Address rejected.")
+	}
+	c.Cmd("RCPT TO:<user@example.com>", "250")
+	c.Cmd("QUIT", "221")
+	own := h.lines.WaitFor(t, `^mailgate: ICID \d+ ended`)
+	if !strings.Contains(own, "detail='(sender-specified routing refused)'") {
+		t.Errorf("own line %q does not say why", own)
+	}
+	got := h.lines.Grep(`Rejected by RAT$`)
+	if len(got) != len(routed) {
+		t.Fatalf("%d RAT lines, want %d:\n%s", len(got), len(routed), strings.Join(got, "\n"))
+	}
+	for i, r := range routed {
+		if want := "To: <" + r.logged + "> Rejected by RAT"; !strings.HasSuffix(got[i], want) {
+			t.Errorf("line %q, want it to end %q", got[i], want)
+		}
+	}
+
+	// The relay group may route.
+	rc := h.dial("127.0.0.1")
+	rc.Expect("220")
+	rc.Cmd("EHLO client.example", "250")
+	rc.Cmd("MAIL FROM:<s@example.org>", "250")
+	for _, r := range routed {
+		rc.Cmd("RCPT TO:<"+r.rcpt+">", "250")
+	}
+}
+
 // An IPv6 client goes through the same per-client limits, keyed by its
 // network (policy.ClientKey; the /64 grouping is tested there, as this
 // machine has no second IPv6 address to connect from).

@@ -38,6 +38,7 @@ type session struct {
 	tls      *tls.ConnectionState
 	injected int
 	notes    []string // protocol violations that did not end the session
+	routed   bool     // a note says sender-specified routing was refused
 
 	// The open transaction; mid is 0 when there is none.
 	mid    uint64
@@ -89,6 +90,17 @@ func (h *session) Rcpt(to smtp.Path) smtp.Reply {
 		if e, ok := h.l.cfg.RAT.Decide(addr); !ok {
 			h.emit(event.RcptRejected{MID: h.mid, ICID: h.icid, To: addr, By: "RAT"})
 			return parseReply(e.Code, e.Text)
+		}
+		// A client that may not relay may not route either: the reply
+		// and the line are those of a recipient the RAT refuses, and the
+		// connection's own line says why.
+		if policy.SenderRouted(to.Local, to.SourceRoute) {
+			if !h.routed {
+				h.routed = true
+				h.notes = append(h.notes, "(sender-specified routing refused)")
+			}
+			h.emit(event.RcptRejected{MID: h.mid, ICID: h.icid, To: addr, By: "RAT"})
+			return parseReply(policy.RATRejectCode, policy.RATRejectText)
 		}
 	}
 	if !h.l.srv.rates.Take(policy.RateRecipients, h.key, pol.MaxRecipientsPerHour, policy.RecipientRateWindow, time.Now(), false) {
