@@ -64,10 +64,13 @@ type Listener struct {
 	// IPv6ClientBits is the prefix length of an IPv6 client for every
 	// per-client limit (policy.ClientKey).
 	IPv6ClientBits int
-	TLS            TLSFiles
-	Timeouts       Timeouts
-	HAT            *policy.HAT
-	RAT            policy.RAT // nil on a private listener
+	// DuplicatesIgnoreLocalCase makes USER@example.com and user@example.com
+	// one recipient of a message; domains always compare without case.
+	DuplicatesIgnoreLocalCase bool
+	TLS                       TLSFiles
+	Timeouts                  Timeouts
+	HAT                       *policy.HAT
+	RAT                       policy.RAT // nil on a private listener
 }
 
 // TLSFiles are the certificate and key of a listener's STARTTLS, absolute

@@ -657,14 +657,15 @@ listeners:
   - name: L
     address: 127.0.0.1:0
     ipv6_client_prefix: 48
+    duplicates_ignore_local_case: true
     hat:
       policy_defaults: {max_connections_per_minute: 30, max_recipients_per_hour: 0}
       policies:
         ACCEPTED: {max_recipients_per_hour: 500}
 `)
 	l := c.Listeners[0]
-	if l.IPv6ClientBits != 48 {
-		t.Errorf("ipv6_client_prefix = %d", l.IPv6ClientBits)
+	if l.IPv6ClientBits != 48 || !l.DuplicatesIgnoreLocalCase {
+		t.Errorf("ipv6_client_prefix = %d, duplicates_ignore_local_case = %v", l.IPv6ClientBits, l.DuplicatesIgnoreLocalCase)
 	}
 	for name, want := range map[string][2]int{"ACCEPTED": {30, 500}, "RELAYED": {30, 0}, "THROTTLED": {10, 20}} {
 		p := l.HAT.Policies[name]

@@ -104,7 +104,7 @@ func (d *decoder) listeners(n *yaml.Node, path string, c *Config, b *binds) []Li
 }
 
 var listenerKeys = []string{"name", "type", "interface", "address", "max_connections", "bad_command_limit",
-	"max_header_lines", "received_header", "ipv6_client_prefix", "tls", "timeouts", "hat", "rat"}
+	"max_header_lines", "received_header", "ipv6_client_prefix", "duplicates_ignore_local_case", "tls", "timeouts", "hat", "rat"}
 
 func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Listener {
 	f := d.fields(n, path, listenerKeys...)
@@ -178,6 +178,9 @@ func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Liste
 				l.IPv6ClientBits = n
 			}
 		}
+	}
+	if v := f["duplicates_ignore_local_case"]; present(v) {
+		l.DuplicatesIgnoreLocalCase, _ = d.boolean(v, join(path, "duplicates_ignore_local_case"))
 	}
 	l.TLS = d.tlsFiles(f["tls"], join(path, "tls"), c.DataDir)
 	if v := f["timeouts"]; present(v) {

@@ -2,6 +2,8 @@ package inbound_test
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -77,6 +79,7 @@ func TestRecipientRate(t *testing.T) {
 	c.Cmd("MAIL FROM:<s@example.org>", "250")
 	c.Cmd("RCPT TO:<a@example.com>", "250")
 	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Cmd("RCPT TO:<a@example.com>", "250") // a duplicate: not counted
 	c.Cmd("QUIT", "221")
 	c = h.dial("127.0.0.5")
 	c.Expect("220")
@@ -96,7 +99,10 @@ func TestRecipientRate(t *testing.T) {
 	}
 }
 
-// The predefined THROTTLED policy has the ESA's suggested limits.
+// The predefined THROTTLED policy has the ESA's suggested limits. A
+// duplicate recipient counts toward the recipients of a message, as every
+// accepted RCPT does (Postfix's smtpd_recipient_limit), so that a client
+// cannot write RID lines without end.
 func TestThrottledPolicy(t *testing.T) {
 	h := start(t, opts{yaml: abuseConfig})
 	c := h.dial("127.0.0.6")
@@ -108,7 +114,7 @@ func TestThrottledPolicy(t *testing.T) {
 	for i := range 19 {
 		c.Cmd(fmt.Sprintf("RCPT TO:<r%d@example.com>", i), "250")
 	}
-	c.Cmd("RCPT TO:<r19@example.com>", "250")
+	c.Cmd("RCPT TO:<r0@example.com>", "250") // the 20th RCPT, a duplicate
 	c.Cmd("RCPT TO:<r20@example.com>", "452 4.5.3 Too many recipients")
 	h.lines.WaitFor(t, `SG SUSPECTLIST match 127\.0\.0\.6`)
 }
@@ -155,6 +161,72 @@ func TestSenderRoutingRefused(t *testing.T) {
 	rc.Cmd("MAIL FROM:<s@example.org>", "250")
 	for _, r := range routed {
 		rc.Cmd("RCPT TO:<"+r.rcpt+">", "250")
+	}
+}
+
+var acceptedRe = regexp.MustCompile(`Message (\d+) accepted`)
+
+// Duplicate recipients of one message are one delivery: every accepted
+// RCPT gets its RID line, a duplicate the RID it merged into, and the
+// spooled envelope holds each mailbox once. Domains compare without case,
+// local parts exactly unless duplicates_ignore_local_case.
+func TestDuplicateRecipientsMerged(t *testing.T) {
+	rcpts := []string{"a@example.com", "a@EXAMPLE.com", "A@example.com", "a@example.com", "<postmaster>", "postmaster@mx.test"}
+	for _, tc := range []struct {
+		name      string
+		extra     string
+		wantRIDs  []int // of each RCPT's line
+		wantRcpts []string
+	}{
+		{"exact local part", "", []int{0, 0, 1, 0, 2, 2}, []string{"a@example.com", "A@example.com", "postmaster@mx.test"}},
+		{"any case", "    duplicates_ignore_local_case: true\n", []int{0, 0, 0, 0, 1, 1}, []string{"a@example.com", "postmaster@mx.test"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			yaml := strings.Replace(abuseConfig, "    timeouts:", tc.extra+"    timeouts:", 1)
+			h := start(t, opts{yaml: yaml})
+			c := h.dial("127.0.0.1")
+			c.Expect("220")
+			c.Cmd("EHLO client.example", "250")
+			c.Cmd("MAIL FROM:<s@example.org>", "250")
+			for _, r := range rcpts {
+				if !strings.HasPrefix(r, "<") {
+					r = "<" + r + ">"
+				}
+				c.Cmd("RCPT TO:"+r, "250")
+			}
+			c.Cmd("DATA", "354")
+			c.Send("Subject: dup\r\n\r\nx\r\n.\r\n")
+			m := acceptedRe.FindStringSubmatch(c.Expect("250"))
+			if m == nil {
+				t.Fatal("no MID in the reply")
+			}
+			h.lines.WaitFor(t, `queued for delivery`)
+			lines := h.lines.Grep(` RID \d+ To: `)
+			if len(lines) != len(rcpts) {
+				t.Fatalf("%d RID lines for %d RCPTs:\n%s", len(lines), len(rcpts), strings.Join(lines, "\n"))
+			}
+			for i, l := range lines {
+				addr := strings.Trim(rcpts[i], "<>")
+				if want := fmt.Sprintf(" RID %d To: <%s>", tc.wantRIDs[i], addr); !strings.HasSuffix(l, want) {
+					t.Errorf("line %q, want it to end %q", l, want)
+				}
+			}
+			mid, _ := strconv.ParseUint(m[1], 10, 64)
+			env, _, err := h.spool.Read(mid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for i, r := range env.Rcpts {
+				if r.RID != i {
+					t.Errorf("recipient %d has RID %d", i, r.RID)
+				}
+				got = append(got, r.Addr)
+			}
+			if strings.Join(got, " ") != strings.Join(tc.wantRcpts, " ") {
+				t.Errorf("spooled recipients %q, want %q", got, tc.wantRcpts)
+			}
+		})
 	}
 }
 
