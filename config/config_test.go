@@ -661,16 +661,16 @@ listeners:
     hat:
       policy_defaults: {max_connections_per_minute: 30, max_recipients_per_hour: 0}
       policies:
-        ACCEPTED: {max_recipients_per_hour: 500}
+        ACCEPTED: {max_recipients_per_hour: 500, group_max_connections_per_minute: 600, group_max_recipients_per_hour: 5000}
 `)
 	l := c.Listeners[0]
 	if l.IPv6ClientBits != 48 || !l.DuplicatesIgnoreLocalCase {
 		t.Errorf("ipv6_client_prefix = %d, duplicates_ignore_local_case = %v", l.IPv6ClientBits, l.DuplicatesIgnoreLocalCase)
 	}
-	for name, want := range map[string][2]int{"ACCEPTED": {30, 500}, "RELAYED": {30, 0}, "THROTTLED": {10, 20}} {
+	for name, want := range map[string][4]int{"ACCEPTED": {30, 500, 600, 5000}, "RELAYED": {30, 0, 0, 0}, "THROTTLED": {10, 20, 0, 0}} {
 		p := l.HAT.Policies[name]
-		if got := [2]int{p.MaxConnectionsPerMinute, p.MaxRecipientsPerHour}; got != want {
-			t.Errorf("%s: connections per minute, recipients per hour = %v, want %v", name, got, want)
+		if got := [4]int{p.MaxConnectionsPerMinute, p.MaxRecipientsPerHour, p.GroupMaxConnectionsPerMinute, p.GroupMaxRecipientsPerHour}; got != want {
+			t.Errorf("%s: connections per minute, recipients per hour, the same per group = %v, want %v", name, got, want)
 		}
 	}
 	for _, tc := range []struct{ value, want string }{

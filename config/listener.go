@@ -260,7 +260,8 @@ func (d *decoder) tlsFiles(n *yaml.Node, path, dataDir string) TLSFiles {
 }
 
 var policyParams = []string{"max_message_size", "max_recipients_per_message", "max_messages_per_connection",
-	"max_concurrency_per_ip", "max_connections_per_minute", "max_recipients_per_hour", "banner_code", "banner_text", "reject_code", "reject_text", "tls"}
+	"max_concurrency_per_ip", "max_connections_per_minute", "max_recipients_per_hour",
+	"group_max_connections_per_minute", "group_max_recipients_per_hour", "banner_code", "banner_text", "reject_code", "reject_text", "tls"}
 
 func (d *decoder) hat(n *yaml.Node, path, typ, hostname string) *policy.HAT {
 	nprobs := len(d.probs)
@@ -385,6 +386,8 @@ func (d *decoder) params(f map[string]*yaml.Node, path string, p *policy.Policy)
 	}{
 		{"max_connections_per_minute", &p.MaxConnectionsPerMinute},
 		{"max_recipients_per_hour", &p.MaxRecipientsPerHour},
+		{"group_max_connections_per_minute", &p.GroupMaxConnectionsPerMinute},
+		{"group_max_recipients_per_hour", &p.GroupMaxRecipientsPerHour},
 	} {
 		if v := f[it.key]; present(v) {
 			if n, ok := d.integer(v, join(path, it.key), 0); ok {

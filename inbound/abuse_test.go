@@ -6,12 +6,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mailgate/mailgate/internal/smtptest"
 )
 
 // abuseConfig is baseConfig's shape (the same verbs) with the sender groups
 // the abuse tests need: 127.0.0.5 is rate-limited, 127.0.0.6 gets the
-// predefined THROTTLED policy, any other address but 127.0.0.1 is an outside
-// client with the default limits.
+// predefined THROTTLED policy, 127.0.0.7-9 are a sender group with rates for
+// the group as a whole, any other address but 127.0.0.1 is an outside client
+// with the default limits.
 const abuseConfig = `
 hostname: mx.test
 data_dir: %s
@@ -24,8 +27,10 @@ listeners:
         - {name: RELAY_SG, match: [127.0.0.1], policy: RELAYED}
         - {name: RATED, match: [127.0.0.5], policy: RATED}
         - {name: SUSPECTLIST, match: [127.0.0.6], policy: THROTTLED}
+        - {name: BOTS, match: [127.0.0.7-9], policy: GROUPED}
       policies:
         RATED: {action: accept, max_connections_per_minute: 2, max_recipients_per_hour: 3}
+        GROUPED: {action: accept, group_max_connections_per_minute: 3, group_max_recipients_per_hour: 2}
     rat:
       - {domain: example.com, action: accept}
       - {domain: ALL, action: reject}
@@ -97,6 +102,33 @@ func TestRecipientRate(t *testing.T) {
 	if got := h.lines.Grep(`Rejected by`); len(got) != 2 || !strings.HasSuffix(got[0], "To: <d@example.com> Rejected by Injection Control") {
 		t.Errorf("refusals:\n%s", strings.Join(got, "\n"))
 	}
+}
+
+// The group rates count all the clients of a sender group together, each
+// client being under any limit of its own; clients of other groups are not
+// counted with them.
+func TestGroupRates(t *testing.T) {
+	h := start(t, opts{yaml: abuseConfig})
+	c7 := h.dial("127.0.0.7")
+	c7.Expect("220")
+	c8 := h.dial("127.0.0.8")
+	c8.Expect("220")
+	for _, c := range []*smtptest.Conn{c7, c8} {
+		c.Cmd("EHLO bot.example", "250")
+		c.Cmd("MAIL FROM:<s@example.org>", "250")
+	}
+	c7.Cmd("RCPT TO:<a@example.com>", "250")
+	c8.Cmd("RCPT TO:<b@example.com>", "250")
+	c8.Cmd("RCPT TO:<c@example.com>", "452 4.5.3 Too many recipients received this hour")
+	h.dial("127.0.0.9").Expect("220") // the group's third connection this minute
+	h.dial("127.0.0.9").Expect("421 #4.4.5 Too many connections from your host's sender group, slow down")
+	o := h.dial("127.0.0.3")
+	o.Expect("220")
+	o.Cmd("EHLO other.example", "250")
+	o.Cmd("MAIL FROM:<s@example.org>", "250")
+	o.Cmd("RCPT TO:<d@example.com>", "250")
+	h.lines.WaitFor(t, `ended cause=policy .*detail='Too many connections from your host's sender group, slow down'`)
+	h.lines.WaitFor(t, `To: <c@example.com> Rejected by Injection Control`)
 }
 
 // The predefined THROTTLED policy has the ESA's suggested limits. A

@@ -198,15 +198,20 @@ func (l *Listener) handle(c net.Conn, accepted time.Time) {
 	// Every per-client limit counts an IPv6 client by its network, or one
 	// host with a /64 could take every slot.
 	key := policy.ClientKey(ip, l.cfg.IPv6ClientBits)
-	h.key = key
-	// Refused connections count toward the rate too: a client that keeps
+	h.key, h.group = key, l.cfg.Name+"/"+d.Group
+	// Refused connections count toward the rates too: a client that keeps
 	// hammering stays refused.
-	rateOK := l.srv.rates.Take(policy.RateConnections, key, d.Policy.MaxConnectionsPerMinute, policy.ConnectionRateWindow, accepted, true)
+	rateOK, over := l.srv.rates.Take(policy.ConnectionRateWindow, accepted, true,
+		policy.RateLimit{Key: policy.RateKey{Kind: policy.RateConnections, Client: key}, Max: d.Policy.MaxConnectionsPerMinute},
+		policy.RateLimit{Key: policy.RateKey{Kind: policy.RateConnections, Group: h.group}, Max: d.Policy.GroupMaxConnectionsPerMinute})
 	release, ok, why := l.limit.Acquire(key, d.Policy.MaxConcurrencyPerIP, l.cfg.MaxConnections)
 	defer release()
 	if ok && !rateOK {
 		release()
 		ok, why = false, policy.ConnectionRate
+		if over.Key.Group != "" {
+			why = policy.GroupRate
+		}
 	}
 	switch {
 	case !ok:

@@ -30,6 +30,7 @@ type session struct {
 	icid     uint64
 	client   policy.Client
 	key      netip.Prefix // the client for per-client limits
+	group    string       // "listener/group" for per-group limits
 	decision policy.Decision
 	refused  string // why the greeting refused the connection, if it did
 
@@ -115,7 +116,9 @@ func (h *session) Rcpt(to smtp.Path) smtp.Reply {
 		h.emit(event.RcptTo{MID: h.mid, ICID: h.icid, RID: rid, To: addr})
 		return smtp.Reply{}
 	}
-	if !h.l.srv.rates.Take(policy.RateRecipients, h.key, pol.MaxRecipientsPerHour, policy.RecipientRateWindow, time.Now(), false) {
+	if ok, _ := h.l.srv.rates.Take(policy.RecipientRateWindow, time.Now(), false,
+		policy.RateLimit{Key: policy.RateKey{Kind: policy.RateRecipients, Client: h.key}, Max: pol.MaxRecipientsPerHour},
+		policy.RateLimit{Key: policy.RateKey{Kind: policy.RateRecipients, Group: h.group}, Max: pol.GroupMaxRecipientsPerHour}); !ok {
 		h.emit(event.RcptRejected{MID: h.mid, ICID: h.icid, To: addr, By: "Injection Control"})
 		return smtp.Reply{Code: 452, Enhanced: "4.5.3", Text: policy.RecipientRate}
 	}

@@ -94,14 +94,18 @@ type Policy struct {
 	MaxMessageSize           int64 // bytes, advertised in EHLO SIZE
 	MaxRecipientsPerMessage  int
 	MaxMessagesPerConnection int
-	MaxConcurrencyPerIP      int    // per client (see ClientKey)
-	MaxConnectionsPerMinute  int    // per client; 0: no limit
-	MaxRecipientsPerHour     int    // per client, on all listeners; 0: no limit
-	BannerCode               int    // the greeting
-	BannerText               string // may hold HAT variables; see Expand
-	RejectCode               int    // the banner of a reject action
-	RejectText               string
-	TLS                      string // TLSOff, TLSPreferred or TLSRequired
+	MaxConcurrencyPerIP      int // per client (see ClientKey)
+	MaxConnectionsPerMinute  int // per client; 0: no limit
+	MaxRecipientsPerHour     int // per client, on all listeners; 0: no limit
+	// The same rates for all the clients of one sender group together;
+	// 0: no limit.
+	GroupMaxConnectionsPerMinute int
+	GroupMaxRecipientsPerHour    int
+	BannerCode                   int    // the greeting
+	BannerText                   string // may hold HAT variables; see Expand
+	RejectCode                   int    // the banner of a reject action
+	RejectText                   string
+	TLS                          string // TLSOff, TLSPreferred or TLSRequired
 }
 
 // Throttled sets the limits of the ESA's suggested $THROTTLED policy (an

@@ -13,6 +13,7 @@ const (
 	TooManyFromHost   = "Too many connections from your host"
 	TooManyToListener = "Too many connections to this listener"
 	ConnectionRate    = "Too many connections from your host, slow down"
+	GroupRate         = "Too many connections from your host's sender group, slow down"
 )
 
 // RecipientRate is the text after "452 #4.5.3 " for a recipient over its
@@ -111,18 +112,29 @@ const (
 	RecipientRateWindow  = time.Hour
 )
 
-// Rates counts events per client in fixed windows, as the ESA's injection
-// counters do: a client's count starts with its first event and is reset a
-// window later. The zero Rates is ready to use and safe for concurrent use.
+// Rates counts events per client, or per sender group, in fixed windows, as
+// the ESA's injection counters do: a count starts with its first event and
+// is reset a window later. The zero Rates is ready to use and safe for
+// concurrent use.
 type Rates struct {
 	mu     sync.Mutex
-	counts map[rateKey]*rateCount
+	counts map[RateKey]*rateCount
 	swept  time.Time
 }
 
-type rateKey struct {
-	kind   RateKind
-	client netip.Prefix
+// RateKey names one count: of a kind, for one client (see ClientKey) or,
+// when Group is set, for all the clients of a sender group together.
+type RateKey struct {
+	Kind   RateKind
+	Client netip.Prefix
+	Group  string // "listener/group": group names are a listener's own
+}
+
+// RateLimit is a key and its limit; a limit of 0 or less is no limit (and
+// counts nothing).
+type RateLimit struct {
+	Key RateKey
+	Max int
 }
 
 type rateCount struct {
@@ -130,34 +142,42 @@ type rateCount struct {
 	n   int
 }
 
-// Take counts one event of kind from client at now, in a window of the
-// given length, unless limit events were already counted in the client's
-// window (limit ≤ 0: no limit, and nothing is counted). It reports whether
-// the event is within the limit. With count false a refused event is not
-// counted (a refused recipient is no recipient); with count true it is (a
-// refused connection was still a connection, so a client that keeps
-// hammering stays refused).
-func (r *Rates) Take(kind RateKind, client netip.Prefix, limit int, window time.Duration, now time.Time, count bool) bool {
-	if limit <= 0 {
-		return true
-	}
+// Take counts one event at now, in windows of the given length, against
+// every limit, unless one of them was already reached in its window; then
+// ok is false and refused is the first limit reached. With count false a
+// refused event is counted nowhere (a refused recipient is no recipient);
+// with count true it is counted everywhere (a refused connection was still
+// a connection, so a client that keeps hammering stays refused).
+func (r *Rates) Take(window time.Duration, now time.Time, count bool, limits ...RateLimit) (ok bool, refused RateLimit) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.counts == nil {
-		r.counts = make(map[rateKey]*rateCount)
+		r.counts = make(map[RateKey]*rateCount)
 	}
 	r.sweep(now, window)
-	k := rateKey{kind, client}
-	c := r.counts[k]
-	if c == nil || !now.Before(c.end) {
-		c = &rateCount{end: now.Add(window)}
-		r.counts[k] = c
+	ok = true
+	var cs [2]*rateCount // a client and its group: no allocation
+	live := cs[:0]
+	for _, l := range limits {
+		if l.Max <= 0 {
+			continue
+		}
+		c := r.counts[l.Key]
+		if c == nil || !now.Before(c.end) {
+			c = &rateCount{end: now.Add(window)}
+			r.counts[l.Key] = c
+		}
+		if ok && c.n >= l.Max {
+			ok, refused = false, l
+		}
+		live = append(live, c)
 	}
-	ok := c.n < limit
 	if ok || count {
-		c.n++
+		for _, c := range live {
+			c.n++
+		}
 	}
-	return ok
+	return ok, refused
 }
 
 // sweep forgets the windows that ended, at most once a window, so that the

@@ -184,49 +184,68 @@ func TestLimiterIPv6Grouping(t *testing.T) {
 func TestRates(t *testing.T) {
 	var r Rates
 	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
-	a := ClientKey(netip.MustParseAddr("192.0.2.1"), 64)
-	b := ClientKey(netip.MustParseAddr("2001:db8::1"), 64)
-	b2 := ClientKey(netip.MustParseAddr("2001:db8::2"), 64) // b's /64
-	type step struct {
-		kind   RateKind
-		client netip.Prefix
-		limit  int
-		at     time.Duration // after t0
-		count  bool
-		ok     bool
-	}
 	m := time.Minute
+	client := func(kind RateKind, ip string, max int) RateLimit {
+		return RateLimit{RateKey{Kind: kind, Client: ClientKey(netip.MustParseAddr(ip), 64)}, max}
+	}
+	group := func(kind RateKind, name string, max int) RateLimit {
+		return RateLimit{RateKey{Kind: kind, Group: name}, max}
+	}
+	a := func(max int) RateLimit { return client(RateConnections, "192.0.2.1", max) }
+	b := func(max int) RateLimit { return client(RateConnections, "2001:db8::1", max) }
+	b2 := func(max int) RateLimit { return client(RateConnections, "2001:db8::2", max) } // b's /64
+	g := func(max int) RateLimit { return group(RateConnections, "L/SUSPECT", max) }
+	type step struct {
+		at      time.Duration // after t0
+		count   bool
+		limits  []RateLimit
+		ok      bool
+		refused RateLimit // when not ok
+	}
 	for i, s := range []step{
-		{RateConnections, a, 2, 0, true, true},
-		{RateConnections, a, 2, 10 * time.Second, true, true},
-		{RateConnections, a, 2, 20 * time.Second, true, false}, // third in the minute
-		{RateConnections, b, 2, 20 * time.Second, true, true},  // another client
-		{RateRecipients, a, 2, 20 * time.Second, false, true},  // another kind
-		{RateConnections, a, 2, 59 * time.Second, true, false},
-		{RateConnections, a, 2, m, true, true}, // the window began at t0 and ended
-		{RateConnections, a, 0, m, true, true}, // 0: no limit
-		{RateConnections, b2, 2, m, true, true},
-		{RateConnections, b, 2, m, true, false}, // b and b2 are one /64
-		{RateRecipients, b, 1, m, false, true},
-		{RateRecipients, b, 1, m, false, false},
-		{RateRecipients, b, 2, m, false, true}, // the refusal was not counted
+		{0, true, []RateLimit{a(2)}, true, RateLimit{}},
+		{10 * time.Second, true, []RateLimit{a(2)}, true, RateLimit{}},
+		{20 * time.Second, true, []RateLimit{a(2)}, false, a(2)}, // third in the minute
+		{20 * time.Second, true, []RateLimit{b(2)}, true, RateLimit{}},
+		{20 * time.Second, false, []RateLimit{client(RateRecipients, "192.0.2.1", 2)}, true, RateLimit{}}, // another kind
+		{59 * time.Second, true, []RateLimit{a(2)}, false, a(2)},
+		{m, true, []RateLimit{a(2)}, true, RateLimit{}}, // the window began at t0 and ended
+		{m, true, []RateLimit{a(0)}, true, RateLimit{}}, // 0: no limit
+		{m, true, []RateLimit{b2(2)}, true, RateLimit{}},
+		{m, true, []RateLimit{b(2)}, false, b(2)}, // b and b2 are one /64
+		// A group counts its clients together, and a refusal by either
+		// limit is counted in both (count true) or in neither (false).
+		{2 * m, true, []RateLimit{a(5), g(2)}, true, RateLimit{}},
+		{2 * m, true, []RateLimit{b(5), g(2)}, true, RateLimit{}},
+		{2 * m, true, []RateLimit{b(5), g(2)}, false, g(2)},
+		{2 * m, true, []RateLimit{b(2), g(0)}, false, b(2)}, // b's count holds the group's refusal
+		{2 * m, true, []RateLimit{b(2), g(2)}, false, b(2)}, // both reached: the first is named, both count it
+		{2 * m, true, []RateLimit{g(4)}, false, g(4)},
+		{2 * m, false, []RateLimit{client(RateRecipients, "2001:db8::1", 1), group(RateRecipients, "L/SUSPECT", 1)}, true, RateLimit{}},
+		{2 * m, false, []RateLimit{client(RateRecipients, "192.0.2.1", 3), group(RateRecipients, "L/SUSPECT", 1)}, false, group(RateRecipients, "L/SUSPECT", 1)},
+		{2 * m, false, []RateLimit{client(RateRecipients, "192.0.2.1", 2)}, true, RateLimit{}}, // the refusal was not counted for a
+		{2 * m, false, []RateLimit{client(RateRecipients, "192.0.2.1", 2)}, false, client(RateRecipients, "192.0.2.1", 2)},
 	} {
 		window := ConnectionRateWindow
-		if s.kind == RateRecipients {
+		if s.limits[0].Key.Kind == RateRecipients {
 			window = RecipientRateWindow
 		}
-		if ok := r.Take(s.kind, s.client, s.limit, window, t0.Add(s.at), s.count); ok != s.ok {
-			t.Errorf("step %d: Take = %v, want %v", i, ok, s.ok)
+		ok, refused := r.Take(window, t0.Add(s.at), s.count, s.limits...)
+		if ok != s.ok || refused != s.refused {
+			t.Errorf("step %d: Take = %v, %+v; want %v, %+v", i, ok, refused, s.ok, s.refused)
 		}
 	}
 	// A sweep a minute later drops the connection windows and keeps the
 	// recipient windows, which last an hour.
-	r.Take(RateConnections, a, 1, ConnectionRateWindow, t0.Add(3*m), true)
-	if n := r.Len(); n != 3 { // a's new connection window, a's and b's recipients
-		t.Errorf("after the sweep %d windows are held, want 3", n)
+	r.Take(ConnectionRateWindow, t0.Add(4*m), true, a(1))
+	if n := r.Len(); n != 4 { // a's new connection window; a's, b's and the group's recipients
+		t.Errorf("after the sweep %d windows are held, want 4", n)
 	}
-	if !r.Take(RateRecipients, b, 3, RecipientRateWindow, t0.Add(3*m), false) ||
-		r.Take(RateRecipients, b, 3, RecipientRateWindow, t0.Add(3*m), false) {
+	bRcpt := client(RateRecipients, "2001:db8::1", 2)
+	if ok, _ := r.Take(RecipientRateWindow, t0.Add(4*m), false, bRcpt); !ok {
+		t.Error("b's second recipient refused")
+	}
+	if ok, _ := r.Take(RecipientRateWindow, t0.Add(4*m), false, bRcpt); ok {
 		t.Error("the sweep lost b's recipient count")
 	}
 }
