@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -149,6 +150,9 @@ type rateCount struct {
 // with count true it is counted everywhere (a refused connection was still
 // a connection, so a client that keeps hammering stays refused).
 func (r *Rates) Take(window time.Duration, now time.Time, count bool, limits ...RateLimit) (ok bool, refused RateLimit) {
+	if !slices.ContainsFunc(limits, func(l RateLimit) bool { return l.Max > 0 }) {
+		return true, RateLimit{} // the default: no lock taken on every connection and RCPT
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.counts == nil {
