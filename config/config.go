@@ -66,10 +66,16 @@ type Listener struct {
 	BadCommandLimit int    // bad commands tolerated; the next one gets 421 and the close
 	MaxHeaderLines  int    // 0: no limit (552 #5.3.4 beyond)
 	ReceivedHeader  bool
-	TLS             TLSFiles
-	Timeouts        Timeouts
-	HAT             *policy.HAT
-	RAT             policy.RAT // nil on a private listener
+	// IPv6ClientBits is the prefix length of an IPv6 client for every
+	// per-client limit (policy.ClientKey).
+	IPv6ClientBits int
+	// DuplicatesIgnoreLocalCase makes USER@example.com and user@example.com
+	// one recipient of a message; domains always compare without case.
+	DuplicatesIgnoreLocalCase bool
+	TLS                       TLSFiles
+	Timeouts                  Timeouts
+	HAT                       *policy.HAT
+	RAT                       policy.RAT // nil on a private listener
 }
 
 // TLSFiles are the certificate and key of a listener's STARTTLS, absolute

@@ -38,6 +38,7 @@ var predefined = []struct {
 	{"ACCEPTED", policy.Accept},
 	{"RELAYED", policy.Relay},
 	{"BLOCKED", policy.Reject},
+	{"THROTTLED", policy.Accept}, // with the limits of policy.Throttled
 }
 
 // The HAT of a listener that has no "hat:": the machine itself relays
@@ -103,7 +104,7 @@ func (d *decoder) listeners(n *yaml.Node, path string, c *Config, b *binds) []Li
 }
 
 var listenerKeys = []string{"name", "type", "interface", "address", "max_connections", "bad_command_limit",
-	"max_header_lines", "received_header", "tls", "timeouts", "hat", "rat"}
+	"max_header_lines", "received_header", "ipv6_client_prefix", "duplicates_ignore_local_case", "tls", "timeouts", "hat", "rat"}
 
 func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Listener {
 	f := d.fields(n, path, listenerKeys...)
@@ -113,6 +114,7 @@ func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Liste
 		BadCommandLimit: DefaultBadCommandLimit,
 		MaxHeaderLines:  DefaultMaxHeaderLines,
 		ReceivedHeader:  true,
+		IPv6ClientBits:  policy.DefaultIPv6ClientBits,
 		Timeouts:        Timeouts{Unsuccessful: DefaultTimeoutUnsuccessful, Total: DefaultTimeoutTotal},
 	}
 	if v := f["name"]; present(v) {
@@ -167,6 +169,18 @@ func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Liste
 	}
 	if v := f["received_header"]; present(v) {
 		l.ReceivedHeader, _ = d.boolean(v, join(path, "received_header"))
+	}
+	if v := f["ipv6_client_prefix"]; present(v) {
+		if n, ok := d.integer(v, join(path, "ipv6_client_prefix"), 16); ok {
+			if n > 128 {
+				d.errorf(v, join(path, "ipv6_client_prefix"), "%d is above the maximum 128", n)
+			} else {
+				l.IPv6ClientBits = n
+			}
+		}
+	}
+	if v := f["duplicates_ignore_local_case"]; present(v) {
+		l.DuplicatesIgnoreLocalCase, _ = d.boolean(v, join(path, "duplicates_ignore_local_case"))
 	}
 	l.TLS = d.tlsFiles(f["tls"], join(path, "tls"), c.DataDir)
 	if v := f["timeouts"]; present(v) {
@@ -250,7 +264,8 @@ func (d *decoder) tlsFiles(n *yaml.Node, path, dataDir string) TLSFiles {
 }
 
 var policyParams = []string{"max_message_size", "max_recipients_per_message", "max_messages_per_connection",
-	"max_concurrency_per_ip", "banner_code", "banner_text", "reject_code", "reject_text", "tls"}
+	"max_concurrency_per_ip", "max_connections_per_minute", "max_recipients_per_hour",
+	"group_max_connections_per_minute", "group_max_recipients_per_hour", "banner_code", "banner_text", "reject_code", "reject_text", "tls"}
 
 func (d *decoder) hat(n *yaml.Node, path, typ, hostname string) *policy.HAT {
 	nprobs := len(d.probs)
@@ -263,6 +278,8 @@ func (d *decoder) hat(n *yaml.Node, path, typ, hostname string) *policy.HAT {
 		MaxRecipientsPerMessage:  policy.DefaultMaxRecipientsPerMessage,
 		MaxMessagesPerConnection: policy.DefaultMaxMessagesPerConnection,
 		MaxConcurrencyPerIP:      policy.DefaultMaxConcurrencyPerIP,
+		MaxConnectionsPerMinute:  policy.DefaultMaxConnectionsPerMinute,
+		MaxRecipientsPerHour:     policy.DefaultMaxRecipientsPerHour,
 		BannerCode:               policy.DefaultBannerCode,
 		BannerText:               policy.DefaultBannerText(hostname),
 		RejectCode:               policy.DefaultRejectCode,
@@ -277,6 +294,9 @@ func (d *decoder) hat(n *yaml.Node, path, typ, hostname string) *policy.HAT {
 	for _, pd := range predefined {
 		p := base
 		p.Name, p.Action = pd.name, pd.action
+		if pd.name == "THROTTLED" {
+			p = policy.Throttled(p)
+		}
 		h.Policies[pd.name] = &p
 	}
 	if v := f["policies"]; present(v) {
@@ -359,6 +379,22 @@ func (d *decoder) params(f map[string]*yaml.Node, path string, p *policy.Policy)
 	for _, it := range ints {
 		if v := f[it.key]; present(v) {
 			if n, ok := d.integer(v, join(path, it.key), 1); ok {
+				*it.dst = n
+			}
+		}
+	}
+	// The rate limits may be 0: no limit.
+	for _, it := range []struct {
+		key string
+		dst *int
+	}{
+		{"max_connections_per_minute", &p.MaxConnectionsPerMinute},
+		{"max_recipients_per_hour", &p.MaxRecipientsPerHour},
+		{"group_max_connections_per_minute", &p.GroupMaxConnectionsPerMinute},
+		{"group_max_recipients_per_hour", &p.GroupMaxRecipientsPerHour},
+	} {
+		if v := f[it.key]; present(v) {
+			if n, ok := d.integer(v, join(path, it.key), 0); ok {
 				*it.dst = n
 			}
 		}
