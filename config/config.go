@@ -76,6 +76,12 @@ type Listener struct {
 	Timeouts                  Timeouts
 	HAT                       *policy.HAT
 	RAT                       policy.RAT // nil on a private listener
+
+	// Abuse limits (Postfix's smtpd_junk_command_limit and error limits); 0: none.
+	JunkCommandLimit int           // NOOP, RSET, VRFY, HELP and transactions without a recipient tolerated
+	SoftErrorLimit   int           // refused commands after which each reply waits ErrorDelay
+	HardErrorLimit   int           // refused commands that end the session
+	ErrorDelay       time.Duration // the tarpit's wait
 }
 
 // TLSFiles are the certificate and key of a listener's STARTTLS, absolute
@@ -91,6 +97,7 @@ type TLSFiles struct {
 type Timeouts struct {
 	Unsuccessful time.Duration // until a connection has injected a message
 	Total        time.Duration // for the whole connection
+	Idle         time.Duration // waiting for each command, for the whole connection
 }
 
 // Route sends mail for a domain to given hosts instead of its MX.

@@ -117,12 +117,13 @@ func TestDesignContract(t *testing.T) {
 		Listeners: []Listener{{
 			Name: "InboundMail", Type: Public, Interface: "Management", Address: "127.0.0.1:2525",
 			MaxConnections: 1000, BadCommandLimit: 4, MaxHeaderLines: 1000, ReceivedHeader: true, IPv6ClientBits: 64,
+			JunkCommandLimit: 100, SoftErrorLimit: 10, HardErrorLimit: 20, ErrorDelay: time.Second,
 			TLS: TLSFiles{
 				Cert:       filepath.Join(data, "tls/self-signed-cert.pem"),
 				Key:        filepath.Join(data, "tls/self-signed-key.pem"),
 				SelfSigned: true,
 			},
-			Timeouts: Timeouts{Unsuccessful: 5 * time.Minute, Total: 15 * time.Minute},
+			Timeouts: Timeouts{Unsuccessful: 5 * time.Minute, Total: 15 * time.Minute, Idle: 5 * time.Minute},
 			HAT: &policy.HAT{
 				Groups: []policy.SenderGroup{{
 					Name:   "RELAY_SG",
@@ -215,8 +216,9 @@ func TestFullExample(t *testing.T) {
 	wantOut := Listener{
 		Name: "OutboundRelay", Type: Private, Interface: "OutboundRelay", Address: "[::1]:2587",
 		MaxConnections: 1000, BadCommandLimit: 4, MaxHeaderLines: 0, ReceivedHeader: false, IPv6ClientBits: 64,
+		JunkCommandLimit: 100, SoftErrorLimit: 10, HardErrorLimit: 20, ErrorDelay: time.Second,
 		TLS:      TLSFiles{Cert: filepath.Join(data, "tls/self-signed-cert.pem"), Key: filepath.Join(data, "tls/self-signed-key.pem"), SelfSigned: true},
-		Timeouts: Timeouts{Unsuccessful: 90 * time.Second, Total: time.Hour},
+		Timeouts: Timeouts{Unsuccessful: 90 * time.Second, Total: time.Hour, Idle: 5 * time.Minute},
 		HAT: &policy.HAT{
 			Groups: []policy.SenderGroup{{Name: "RELAYLIST", Rules: mustRules(t, "10.0.0.0/8", "::1"), Policy: "RELAYED"}},
 			Policies: map[string]*policy.Policy{

@@ -26,6 +26,13 @@ const (
 	DefaultMaxHeaderLines      = 1000
 	DefaultTimeoutUnsuccessful = 5 * time.Minute
 	DefaultTimeoutTotal        = 15 * time.Minute
+	DefaultTimeoutIdle         = 5 * time.Minute // Postfix's smtpd_timeout
+
+	// Postfix's defaults, which the README justifies.
+	DefaultJunkCommandLimit = 100
+	DefaultSoftErrorLimit   = 10
+	DefaultHardErrorLimit   = 20
+	DefaultErrorDelay       = time.Second
 )
 
 // The predefined mail flow policies of every listener. A policy of the same
@@ -104,6 +111,7 @@ func (d *decoder) listeners(n *yaml.Node, path string, c *Config, b *binds) []Li
 }
 
 var listenerKeys = []string{"name", "type", "interface", "address", "max_connections", "bad_command_limit",
+	"junk_command_limit", "soft_error_limit", "hard_error_limit", "error_delay",
 	"max_header_lines", "received_header", "ipv6_client_prefix", "duplicates_ignore_local_case", "tls", "timeouts", "hat", "rat"}
 
 func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Listener {
@@ -115,7 +123,12 @@ func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Liste
 		MaxHeaderLines:  DefaultMaxHeaderLines,
 		ReceivedHeader:  true,
 		IPv6ClientBits:  policy.DefaultIPv6ClientBits,
-		Timeouts:        Timeouts{Unsuccessful: DefaultTimeoutUnsuccessful, Total: DefaultTimeoutTotal},
+		Timeouts:        Timeouts{Unsuccessful: DefaultTimeoutUnsuccessful, Total: DefaultTimeoutTotal, Idle: DefaultTimeoutIdle},
+
+		JunkCommandLimit: DefaultJunkCommandLimit,
+		SoftErrorLimit:   DefaultSoftErrorLimit,
+		HardErrorLimit:   DefaultHardErrorLimit,
+		ErrorDelay:       DefaultErrorDelay,
 	}
 	if v := f["name"]; present(v) {
 		if s, ok := d.str(v, join(path, "name")); ok {
@@ -164,6 +177,7 @@ func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Liste
 	if v := f["bad_command_limit"]; present(v) {
 		l.BadCommandLimit, _ = d.integer(v, join(path, "bad_command_limit"), 0)
 	}
+	d.abuseLimits(f, path, &l)
 	if v := f["max_header_lines"]; present(v) {
 		l.MaxHeaderLines, _ = d.integer(v, join(path, "max_header_lines"), 0)
 	}
@@ -185,12 +199,15 @@ func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Liste
 	l.TLS = d.tlsFiles(f["tls"], join(path, "tls"), c.DataDir)
 	if v := f["timeouts"]; present(v) {
 		tp := join(path, "timeouts")
-		tf := d.fields(v, tp, "unsuccessful", "total")
+		tf := d.fields(v, tp, "unsuccessful", "total", "idle")
 		if v := tf["unsuccessful"]; present(v) {
 			l.Timeouts.Unsuccessful, _ = d.duration(v, join(tp, "unsuccessful"), time.Second)
 		}
 		if v := tf["total"]; present(v) {
 			l.Timeouts.Total, _ = d.duration(v, join(tp, "total"), time.Second)
+		}
+		if v := tf["idle"]; present(v) {
+			l.Timeouts.Idle, _ = d.duration(v, join(tp, "idle"), time.Second)
 		}
 	}
 	l.HAT = d.hat(f["hat"], join(path, "hat"), l.Type, c.Hostname)
@@ -206,6 +223,28 @@ func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Liste
 		l.RAT = policy.RAT{all}
 	}
 	return l
+}
+
+// abuseLimits decodes the junk and error limits; 0 turns one off.
+func (d *decoder) abuseLimits(f map[string]*yaml.Node, path string, l *Listener) {
+	for _, k := range []struct {
+		key string
+		dst *int
+	}{{"junk_command_limit", &l.JunkCommandLimit}, {"soft_error_limit", &l.SoftErrorLimit}, {"hard_error_limit", &l.HardErrorLimit}} {
+		if v := f[k.key]; present(v) {
+			*k.dst, _ = d.integer(v, join(path, k.key), 0)
+		}
+	}
+	if v := f["error_delay"]; present(v) {
+		l.ErrorDelay, _ = d.duration(v, join(path, "error_delay"), 0)
+	}
+	if soft, hard := l.SoftErrorLimit, l.HardErrorLimit; soft > 0 && hard > 0 && soft >= hard {
+		n := f["soft_error_limit"]
+		if n == nil {
+			n = f["hard_error_limit"]
+		}
+		d.errorf(n, join(path, "soft_error_limit"), "%d is not below hard_error_limit %d: the tarpit would never start", soft, hard)
+	}
 }
 
 // checkName checks the name of a listener, sender group or policy: names

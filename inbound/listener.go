@@ -190,6 +190,11 @@ func (l *Listener) handle(c net.Conn, accepted time.Time) {
 		Start:               accepted,
 		UnsuccessfulTimeout: l.cfg.Timeouts.Unsuccessful,
 		TotalTimeout:        l.cfg.Timeouts.Total,
+		IdleTimeout:         l.cfg.Timeouts.Idle,
+		JunkCommandLimit:    l.cfg.JunkCommandLimit,
+		SoftErrorLimit:      l.cfg.SoftErrorLimit,
+		HardErrorLimit:      l.cfg.HardErrorLimit,
+		ErrorDelay:          l.cfg.ErrorDelay,
 	}
 	if d.Policy.TLS != policy.TLSOff {
 		cfg.TLS = l.tls

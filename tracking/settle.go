@@ -182,7 +182,7 @@ func (r *mrec) abortFromCause(c *crec, cause event.Cause) {
 		r.Abort = AbortSenderQuit
 	case event.CausePeerClosed, event.CausePeerReset, event.CauseIOError, event.CauseTLSFailed:
 		r.Abort = AbortLost
-	case event.CauseTimeoutUnsuccessful, event.CauseTimeoutTotal:
+	case event.CauseTimeoutUnsuccessful, event.CauseTimeoutTotal, event.CauseTimeoutIdle:
 		r.Abort = AbortTimeout
 	}
 	if c.State != "" {

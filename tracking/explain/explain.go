@@ -247,6 +247,14 @@ func describeCause(word string) string {
 		return " (the TLS handshake failed)"
 	case event.CauseIOError:
 		return " (a read or write error)"
+	case event.CauseTimeoutIdle:
+		return " (the client sent no command for the listener's timeouts.idle)"
+	case event.CauseJunkCommands:
+		return " (more NOOP, RSET, VRFY, HELP and transactions without a recipient than the listener's junk_command_limit)"
+	case event.CauseErrors:
+		return " (more refused commands than the listener's hard_error_limit)"
+	case event.CausePipelining:
+		return " (the client sent a command or the message before the reply it had to wait for)"
 	}
 	return ""
 }
