@@ -314,3 +314,25 @@ func TestPipeliningAllowed(t *testing.T) {
 		t.Errorf("end %+v, %d messages", e, len(h.messages))
 	}
 }
+
+// A delivered message resets the junk count, as in Postfix: an MTA that
+// sends RSET before each of many messages on one connection is not junk.
+func TestJunkCountResetByMessage(t *testing.T) {
+	conn, ends := serve(t, &recorder{}, Config{JunkCommandLimit: 3})
+	c := newClient(t, conn)
+	c.Expect("220")
+	c.Cmd("EHLO c.test", "250")
+	for range 10 {
+		c.Cmd("RSET", "250")
+		c.Cmd("NOOP", "250")
+		c.Cmd("MAIL FROM:<a@example.org>", "250")
+		c.Cmd("RCPT TO:<b@example.com>", "250")
+		c.Cmd("DATA", "354")
+		c.Send("Subject: x\r\n\r\nhi\r\n.\r\n")
+		c.Expect("250")
+	}
+	c.Cmd("QUIT", "221")
+	if e := waitEnd(t, ends); e.Cause != event.CauseQuit {
+		t.Errorf("end %+v", e)
+	}
+}

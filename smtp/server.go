@@ -795,7 +795,11 @@ func (s *Session) data(arg string) (End, bool) {
 	s.inTxn.Store(false)
 	if r.Positive() {
 		s.injected++
-		s.errors = 0 // Postfix's error limits count errors "without delivering mail"
+		// Postfix's error limits count errors "without delivering mail",
+		// and its junk count "is reset after mail is delivered": an MTA
+		// that sends RSET before each of many messages on one connection
+		// is not junk.
+		s.errors, s.junk = 0, 0
 	}
 	return s.respond("data", r)
 }
