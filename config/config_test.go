@@ -108,6 +108,7 @@ func TestDesignContract(t *testing.T) {
 		Postmaster:      "postmaster@" + host,
 		DataDir:         data,
 		ShutdownTimeout: 30 * time.Second,
+		MinFreeSpace:    MinFreeAuto,
 		Listeners: []Listener{{
 			Name: "InboundMail", Type: Public, Interface: "Management", Address: "127.0.0.1:2525",
 			MaxConnections: 1000, BadCommandLimit: 4, MaxHeaderLines: 1000, ReceivedHeader: true,
@@ -639,5 +640,32 @@ func TestDNSServers(t *testing.T) {
 	want := DNS{Servers: []string{"127.0.0.1:53", "[::1]:5353", "[::1]:53", "10.0.0.53:53"}, Timeout: 250 * time.Millisecond}
 	if !reflect.DeepEqual(c.DNS, want) {
 		t.Errorf("dns = %+v, want %+v", c.DNS, want)
+	}
+}
+
+func TestMinFreeSpace(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int64
+		err  string
+	}{
+		{"", MinFreeAuto, ""},
+		{"auto", MinFreeAuto, ""},
+		{"0", 0, ""},
+		{"1G", 1 << 30, ""},
+		{"100 MiB", 100 << 20, ""},
+		{"-1", 0, `size "-1" is negative`},
+		{"lots", 0, `size "lots" does not start with a number`},
+	} {
+		yaml := "min_free_space: " + tt.in + "\n"
+		if tt.err == "" {
+			if c := parseString(t, yaml); c.MinFreeSpace != tt.want {
+				t.Errorf("min_free_space %q = %d, want %d", tt.in, c.MinFreeSpace, tt.want)
+			}
+			continue
+		}
+		if ps := problemsOf(t, yaml); !strings.Contains(ps.Error(), "test.yaml:1: min_free_space: "+tt.err) {
+			t.Errorf("min_free_space %q: %v, want %s", tt.in, ps, tt.err)
+		}
 	}
 }
