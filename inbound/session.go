@@ -58,6 +58,12 @@ func (h *session) Mail(from smtp.Path, p smtp.MailParams) smtp.Reply {
 	if max := pol.MaxMessagesPerConnection; max > 0 && h.injected >= max {
 		return smtp.Reply{Code: 421, Enhanced: "4.7.0", Text: "Too many messages for this session"}
 	}
+	// Checked before a MID is spent: a client retrying against a full
+	// disk gets 452 at once, as from Postfix, and the MIDs are not used up.
+	if err := h.l.srv.Spool.Room(); err != nil {
+		h.emit(event.ReceivingFailed{ICID: h.icid, Reason: event.FailedQueueFull})
+		return noStorage
+	}
 	mid, err := h.l.srv.IDs.Next(queue.MID)
 	if err != nil {
 		h.l.srv.Logger.Error("inbound: no MID", "icid", h.icid, "err", err)
@@ -97,6 +103,10 @@ func (h *session) Rcpt(to smtp.Path) smtp.Reply {
 	return smtp.Reply{}
 }
 
+// noStorage is the reply while the spool has no room (RFC 5321 4.2.2, 452;
+// RFC 3463 4.3.1; Postfix's words).
+var noStorage = smtp.Reply{Code: 452, Enhanced: "4.3.1", Text: "Insufficient system storage"}
+
 var bufPool = sync.Pool{New: func() any { return new([]byte) }}
 
 func (h *session) Data(msg []byte) smtp.Reply {
@@ -133,6 +143,13 @@ func (h *session) Data(msg []byte) smtp.Reply {
 	if cap(b) <= 1<<20 {
 		*bp = b
 		bufPool.Put(bp)
+	}
+	if errors.Is(err, queue.ErrNoSpace) {
+		// Definite: the message is not in the spool and will not be
+		// delivered, so the client's retry makes no duplicate. The spool
+		// logs the floor's transitions; a session need not.
+		h.failed(event.FailedQueueFull)
+		return noStorage
 	}
 	if err != nil {
 		h.l.srv.Logger.Error("inbound: spool commit failed", "icid", h.icid, "mid", mid, "err", err)
