@@ -216,3 +216,56 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// TestCompactionAfterNoSpace: a compaction batch that runs out of space is
+// cut off like any other; compaction starts that segment over after a
+// pause, and its space still comes back.
+func TestCompactionAfterNoSpace(t *testing.T) {
+	dir := tmpfs.Mount(t, 8<<20)
+	tmpfs.Fill(t, dir, "filler", 3<<20) // below tightMin
+	s := openSpool(t, dir+"/spool", Options{})
+	defer closeSpool(t, s)
+	var mu sync.Mutex
+	syncs := map[string]int{}
+	s.syncFile = func(f *os.File) error {
+		mu.Lock()
+		syncs[filepath.Base(f.Name())]++
+		n := syncs[filepath.Base(f.Name())]
+		mu.Unlock()
+		// The second segment's first sync is its header's; its second is
+		// the first batch written to it: the compaction copies.
+		if filepath.Base(f.Name()) == segName(2) && n == 2 {
+			return syscall.ENOSPC
+		}
+		return fdatasync(f)
+	}
+	ctx := context.Background()
+	const n = 24
+	for mid := uint64(1); mid <= n; mid++ {
+		commit(t, s, testEnvelope(mid, 1), testBody(mid, 64<<10))
+	}
+	for mid := uint64(3); mid <= n; mid++ { // MIDs 1 and 2 stay, to be copied
+		// The failed batch may be a finish's too; the delivery side
+		// tries again, as here.
+		err := s.Finish(ctx, mid)
+		if errors.Is(err, ErrNoSpace) {
+			err = s.Finish(ctx, mid)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the first segment compacted and deleted", func() bool {
+		st := s.Stats()
+		return st.Rolled > 0 && st.Deleted > 0 && st.Segments == 1
+	})
+	mu.Lock()
+	failed := syncs[segName(2)] >= 2
+	mu.Unlock()
+	if !failed {
+		t.Fatal("the compaction batch's sync was never failed: the test does not test")
+	}
+	for mid := uint64(1); mid <= 2; mid++ {
+		checkMessage(t, s, testEnvelope(mid, 1), testBody(mid, 64<<10))
+	}
+}
