@@ -2,6 +2,7 @@ package outbound
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -174,9 +175,37 @@ func (m *Manager) finishJob(j *job, outs []outcome, dcid uint64, body []byte) {
 // persist makes the new states durable: a finish record when no recipient
 // is left pending (it says all there is to say), else a state record per
 // distinct state.
+//
+// A spool whose disk is full refuses the record (queue.ErrNoSpace) and
+// takes records again as soon as there is room, so persist tries again
+// every noSpaceRetry until spoolTimeout or Stop: dropping the message
+// would keep its space until a restart and deliver it again then.
 func (m *Manager) persist(msg *message, j *job, states []queue.RecipientState, pending int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), spoolTimeout)
 	defer cancel()
+	for {
+		err := m.record(ctx, msg, j, states, pending)
+		if !errors.Is(err, queue.ErrNoSpace) {
+			return err
+		}
+		t := time.NewTimer(noSpaceRetry)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-m.quit:
+			t.Stop()
+			return err
+		}
+	}
+}
+
+// noSpaceRetry is how often persist tries again on a full disk.
+const noSpaceRetry = time.Second
+
+// record writes the records of persist once.
+func (m *Manager) record(ctx context.Context, msg *message, j *job, states []queue.RecipientState, pending int) error {
 	mid := msg.env.MID
 	if pending == 0 {
 		return m.o.Spool.Finish(ctx, mid)
