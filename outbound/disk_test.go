@@ -2,6 +2,7 @@ package outbound_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -10,17 +11,27 @@ import (
 	"github.com/mailgate/mailgate/internal/smtptest"
 	"github.com/mailgate/mailgate/internal/tmpfs"
 	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/smtp"
 )
 
 // TestFinishOnFullDisk: messages delivered while the spool's disk is full
-// cannot be finished; once space returns they are, without a restart, and
-// each was delivered once. Dropping them instead would keep their space
-// until a restart and deliver them again then.
+// cannot be finished, nor the DSN of one refused be committed; once space
+// returns they are, without a restart, and each was delivered once.
+// Dropping them instead would keep their space until a restart and
+// deliver them again then.
 func TestFinishOnFullDisk(t *testing.T) {
 	mnt := tmpfs.Mount(t, 2<<20)
 	port, lns := smtptest.ListenSamePort(t, "127.0.0.2")
-	h := newHop(t).serve(lns...)
+	h := newHop(t)
+	h.rcpt = func(to string) smtp.Reply {
+		if to == "nobody@d.test" {
+			return smtp.Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user"}
+		}
+		return smtp.Reply{}
+	}
+	h.serve(lns...)
 	g := newGateway(t, setup{zone: mxZone("d.test", "127.0.0.2"), yaml: deliveryYAML(port, ""), dir: mnt, defer_: true})
+	refused := g.message("alice@gw.test", "nobody@d.test")
 	mids := []uint64{g.message("alice@gw.test", "bob@d.test")}
 
 	// With space this short the spool writes no zeros ahead: its file ends
@@ -72,15 +83,16 @@ func TestFinishOnFullDisk(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := g.spool.Stats().Messages; got != len(mids) {
-		t.Fatalf("%d messages in the spool with the disk full, want %d: the finishes were not refused, the test does not test", got, len(mids))
+	if got := g.spool.Stats().Messages; got != len(mids)+1 {
+		t.Fatalf("%d messages in the spool with the disk full, want %d: the finishes were not refused, the test does not test", got, len(mids)+1)
 	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	for _, mid := range mids {
+	for _, mid := range append(mids, refused) {
 		g.finished(mid)
 	}
+	g.lines.WaitFor(t, fmt.Sprintf(`^MID \d+ generated for bounce of MID %d$`, refused))
 	if got := len(h.messages()); got != len(mids) {
 		t.Errorf("the hop got %d messages, want %d", got, len(mids))
 	}
