@@ -59,8 +59,9 @@ func (h *session) Mail(from smtp.Path, p smtp.MailParams) smtp.Reply {
 		return smtp.Reply{Code: 421, Enhanced: "4.7.0", Text: "Too many messages for this session"}
 	}
 	// Checked before a MID is spent: a client retrying against a full
-	// disk gets 452 at once, as from Postfix, and the MIDs are not used up.
-	if err := h.l.srv.Spool.Room(); err != nil {
+	// disk gets 452 at once, as from Postfix, and the MIDs are not used up;
+	// so does one whose SIZE= would not fit.
+	if err := h.l.srv.Spool.Room(p.Size); err != nil {
 		h.emit(event.ReceivingFailed{ICID: h.icid, Reason: event.FailedQueueFull})
 		return noStorage
 	}

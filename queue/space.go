@@ -93,12 +93,19 @@ func (s *Spool) recheckSpace() {
 	s.space.mu.Unlock()
 }
 
-// Room reports whether the spool takes new messages: nil, or an error
-// wrapping ErrNoSpace while the free space of its file system is below the
-// floor. It is cheap (a statfs at most every 100 ms), for the receiving
-// side to ask before a transaction starts. Records that free space (states,
-// finishes) are never refused by the floor.
-func (s *Spool) Room() error { return s.roomFor(0) }
+// Room reports whether the spool takes a new message of size bytes (0 when
+// not known): nil, or an error wrapping ErrNoSpace while the free space of
+// its file system is below the floor, or when the message would leave less
+// than half of it (as Commit would find). It is cheap (a statfs at most
+// every 100 ms), for the receiving side to ask before a transaction
+// starts, with the size the client declared. Records that free space
+// (states, finishes) are never refused by the floor.
+func (s *Spool) Room(size int64) error {
+	if err := s.roomFor(0); err != nil || size <= 0 {
+		return err
+	}
+	return s.roomFor(size)
+}
 
 // roomFor is Room for a message record of n bytes: it is refused when it
 // would leave less than half the floor, the half that stays for the

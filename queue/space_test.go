@@ -140,11 +140,17 @@ func TestFloor(t *testing.T) {
 	defer closeSpool(t, s)
 	ctx := context.Background()
 	commit(t, s, testEnvelope(1, 1), testBody(1, 1000))
-	if err := s.Room(); err != nil {
+	if err := s.Room(0); err != nil {
 		t.Fatalf("Room with 8 MiB free: %v", err)
 	}
+	if err := s.Room(4 << 20); err != nil {
+		t.Errorf("Room for a message of 4 MiB with 8 MiB free: %v", err)
+	}
+	if err := s.Room(7 << 20); !errors.Is(err, ErrNoSpace) {
+		t.Errorf("Room for a message of 7 MiB with 8 MiB free and a floor of 2 MiB: %v, want ErrNoSpace", err)
+	}
 	filler := tmpfs.Fill(t, dir, "filler", 1<<20)
-	eventually(t, "Room refuses below the floor", func() bool { return errors.Is(s.Room(), ErrNoSpace) })
+	eventually(t, "Room refuses below the floor", func() bool { return errors.Is(s.Room(0), ErrNoSpace) })
 	if err := s.Commit(ctx, testEnvelope(2, 1), testBody(2, 1000)); !errors.Is(err, ErrNoSpace) {
 		t.Errorf("Commit below the floor: %v, want ErrNoSpace", err)
 	}
@@ -157,7 +163,7 @@ func TestFloor(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "Room accepts again", func() bool { return s.Room() == nil })
+	eventually(t, "Room accepts again", func() bool { return s.Room(0) == nil })
 	commit(t, s, testEnvelope(3, 1), testBody(3, 1000))
 	log := logBuf.String()
 	if n := strings.Count(log, "free space below the floor"); n != 1 {

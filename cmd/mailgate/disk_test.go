@@ -37,7 +37,8 @@ http: {address: ""}
 `
 
 // TestDiskFull runs the gateway with its data_dir on a 24 MiB tmpfs and
-// fills it: below the free-space floor MAIL gets 452 4.3.1 and the
+// fills it: below the free-space floor MAIL gets 452 4.3.1 (above it too,
+// when its SIZE= would not fit), and the
 // gateway takes mail again by itself when space returns; with no floor,
 // a message that does not fit gets 452 4.3.1 at the end of DATA. After a
 // SIGKILL in the full phase, every acknowledged message is delivered
@@ -76,20 +77,31 @@ func TestDiskFull(t *testing.T) {
 			t.Fatalf("with space: %s", r)
 		}
 	}
-	filler := tmpfs.Fill(t, mnt, "filler", 3<<20)
-	mailReply := func() string {
+	mailReply := func(params string) string {
 		c := dialSMTP(t, g.addr)
 		defer c.C.Close()
 		c.Cmd("EHLO client.test", "250")
-		c.Send("MAIL FROM:<a@example.org>\r\n")
+		c.Send("MAIL FROM:<a@example.org>" + params + "\r\n")
 		return c.Reply()
 	}
-	waitFor(t, "MAIL refused below the floor", func() bool { return mailReply() == "452 4.3.1 Insufficient system storage" })
+	// Above the floor, but not by the SIZE= declared: refused at MAIL.
+	filler := tmpfs.Fill(t, mnt, "filler", 9<<20)
+	waitFor(t, "MAIL SIZE=8000000 refused", func() bool {
+		return mailReply(" SIZE=8000000") == "452 4.3.1 Insufficient system storage"
+	})
+	if r := mailReply(" SIZE=1000"); !strings.HasPrefix(r, "250") {
+		t.Errorf("MAIL SIZE=1000 above the floor: %s", r)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	filler = tmpfs.Fill(t, mnt, "filler", 3<<20)
+	waitFor(t, "MAIL refused below the floor", func() bool { return mailReply("") == "452 4.3.1 Insufficient system storage" })
 	g.waitLog(`ICID \d+ Receiving Failed: Queue full`)
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "MAIL accepted again", func() bool { return strings.HasPrefix(mailReply(), "250") })
+	waitFor(t, "MAIL accepted again", func() bool { return strings.HasPrefix(mailReply(""), "250") })
 	if r := send("after-floor", 1000); r != "250" {
 		t.Fatalf("space back, no restart: %s", r)
 	}
