@@ -1,5 +1,3 @@
-// Package tmpfs gives tests a small file system of their own to fill up:
-// a tmpfs mounted for the test and unmounted after it.
 package tmpfs
 
 import (
