@@ -37,6 +37,7 @@ type Config struct {
 	Postmaster      string        // where "RCPT TO:<postmaster>" (no domain) goes; RFC 5321 4.5.1
 	DataDir         string        // absolute; spool/, logs/ and tracking.db live here
 	ShutdownTimeout time.Duration // sessions may finish this long on SIGTERM before 421 and close
+	MinFreeSpace    int64         // bytes free in data_dir below which MAIL gets 452 4.3.1; 0: none; MinFreeAuto
 	Listeners       []Listener
 	Routes          []Route
 	Delivery        Delivery
@@ -187,6 +188,10 @@ const (
 	DefaultLogMaxSize      = 10 << 20
 	DefaultLogMaxFiles     = 10
 	DefaultHTTPAddress     = "127.0.0.1:8025"
+
+	// MinFreeAuto, as MinFreeSpace (min_free_space: auto, the default):
+	// 5 % of the file system, at most 512 MiB. It is queue.AutoMinFree.
+	MinFreeAuto = -1
 )
 
 //go:embed default.yaml
@@ -283,11 +288,12 @@ func Parse(data []byte, name string) (*Config, error) {
 }
 
 func (d *decoder) config(root *yaml.Node) *Config {
-	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "listeners", "routes",
+	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
 		"delivery", "dns", "logs", "tracking", "http")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
+		MinFreeSpace:    MinFreeAuto,
 		DNS:             DNS{Timeout: DefaultDNSTimeout},
 		Tracking:        Tracking{Enabled: true, Driver: "sqlite", DSN: "tracking.db"},
 		HTTP:            HTTP{Address: DefaultHTTPAddress},
@@ -326,6 +332,15 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	}
 	if n := f["shutdown_timeout"]; present(n) {
 		c.ShutdownTimeout, _ = d.duration(n, "shutdown_timeout", 0)
+	}
+	if n := f["min_free_space"]; present(n) {
+		switch n.Value {
+		case "auto":
+		case "0":
+			c.MinFreeSpace = 0
+		default:
+			c.MinFreeSpace, _ = d.size(n, "min_free_space")
+		}
 	}
 
 	binds := &binds{}

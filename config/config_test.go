@@ -114,6 +114,7 @@ func TestDesignContract(t *testing.T) {
 		Postmaster:      "postmaster@" + host,
 		DataDir:         data,
 		ShutdownTimeout: 30 * time.Second,
+		MinFreeSpace:    MinFreeAuto,
 		Listeners: []Listener{{
 			Name: "InboundMail", Type: Public, Interface: "Management", Address: "127.0.0.1:2525",
 			MaxConnections: 1000, BadCommandLimit: 4, MaxHeaderLines: 1000, ReceivedHeader: true, IPv6ClientBits: 64,
@@ -683,6 +684,33 @@ listeners:
 		ps := problemsOf(t, "listeners:\n  - {name: L, address: '127.0.0.1:0', ipv6_client_prefix: "+tc.value+"}\n")
 		if len(ps) != 1 || !strings.Contains(ps[0].Error(), "listeners[0].ipv6_client_prefix: "+tc.want) {
 			t.Errorf("ipv6_client_prefix %s: %v, want %q", tc.value, ps, tc.want)
+		}
+	}
+}
+
+func TestMinFreeSpace(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int64
+		err  string
+	}{
+		{"", MinFreeAuto, ""},
+		{"auto", MinFreeAuto, ""},
+		{"0", 0, ""},
+		{"1G", 1 << 30, ""},
+		{"100 MiB", 100 << 20, ""},
+		{"-1", 0, `size "-1" is negative`},
+		{"lots", 0, `size "lots" does not start with a number`},
+	} {
+		yaml := "min_free_space: " + tt.in + "\n"
+		if tt.err == "" {
+			if c := parseString(t, yaml); c.MinFreeSpace != tt.want {
+				t.Errorf("min_free_space %q = %d, want %d", tt.in, c.MinFreeSpace, tt.want)
+			}
+			continue
+		}
+		if ps := problemsOf(t, yaml); !strings.Contains(ps.Error(), "test.yaml:1: min_free_space: "+tt.err) {
+			t.Errorf("min_free_space %q: %v, want %s", tt.in, ps, tt.err)
 		}
 	}
 }

@@ -122,6 +122,9 @@ type ReceivingFailed struct {
 const (
 	FailedSizeLimit       = "Message size exceeds limit"
 	FailedConnectionLimit = "Connection limit exceeded"
+	// FailedQueueFull: the spool's disk is below its free-space floor, or
+	// the message did not fit (the ESA's wording of 452 #4.3.1).
+	FailedQueueFull = "Queue full"
 )
 
 // UnknownCommand: "ICID 5 Unknown command: XYZZY".

@@ -63,6 +63,13 @@ func (h *session) Mail(from smtp.Path, p smtp.MailParams) smtp.Reply {
 	if max := pol.MaxMessagesPerConnection; max > 0 && h.injected >= max {
 		return smtp.Reply{Code: 421, Enhanced: "4.7.0", Text: "Too many messages for this session"}
 	}
+	// Checked before a MID is spent: a client retrying against a full
+	// disk gets 452 at once, as from Postfix, and the MIDs are not used up;
+	// so does one whose SIZE= would not fit.
+	if err := h.l.srv.Spool.Room(p.Size); err != nil {
+		h.emit(event.ReceivingFailed{ICID: h.icid, Reason: event.FailedQueueFull})
+		return noStorage
+	}
 	mid, err := h.l.srv.IDs.Next(queue.MID)
 	if err != nil {
 		h.l.srv.Logger.Error("inbound: no MID", "icid", h.icid, "err", err)
@@ -148,6 +155,10 @@ func mailbox(addr string, foldLocal bool) string {
 	return addr[:i+1] + strings.ToLower(addr[i+1:])
 }
 
+// noStorage is the reply while the spool has no room (RFC 5321 4.2.2, 452;
+// RFC 3463 4.3.1; Postfix's words).
+var noStorage = smtp.Reply{Code: 452, Enhanced: "4.3.1", Text: "Insufficient system storage"}
+
 var bufPool = sync.Pool{New: func() any { return new([]byte) }}
 
 func (h *session) Data(msg []byte) smtp.Reply {
@@ -184,6 +195,13 @@ func (h *session) Data(msg []byte) smtp.Reply {
 	if cap(b) <= 1<<20 {
 		*bp = b
 		bufPool.Put(bp)
+	}
+	if errors.Is(err, queue.ErrNoSpace) {
+		// Definite: the message is not in the spool and will not be
+		// delivered, so the client's retry makes no duplicate. The spool
+		// logs the floor's transitions; a session need not.
+		h.failed(event.FailedQueueFull)
+		return noStorage
 	}
 	if err != nil {
 		h.l.srv.Logger.Error("inbound: spool commit failed", "icid", h.icid, "mid", mid, "err", err)

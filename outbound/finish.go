@@ -2,6 +2,7 @@ package outbound
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -175,8 +176,41 @@ func (m *Manager) finishJob(j *job, outs []outcome, dcid uint64, body []byte) {
 // is left pending (it says all there is to say), else a state record per
 // distinct state.
 func (m *Manager) persist(msg *message, j *job, states []queue.RecipientState, pending int) error {
+	return m.spoolWrite(func(ctx context.Context) error { return m.record(ctx, msg, j, states, pending) })
+}
+
+// spoolWrite runs write, a write to the spool, within spoolTimeout. A
+// spool whose disk is full refuses a record (queue.ErrNoSpace) and takes
+// records again as soon as there is room, so write is tried again every
+// noSpaceRetry until then (or spoolTimeout, or Stop): giving up would
+// leave a delivered message in the spool, its space kept until a restart,
+// which delivers it again.
+func (m *Manager) spoolWrite(write func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), spoolTimeout)
 	defer cancel()
+	for {
+		err := write(ctx)
+		if !errors.Is(err, queue.ErrNoSpace) {
+			return err
+		}
+		t := time.NewTimer(noSpaceRetry)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-m.quit:
+			t.Stop()
+			return err
+		}
+	}
+}
+
+// noSpaceRetry is how often spoolWrite tries again on a full disk.
+const noSpaceRetry = time.Second
+
+// record writes the records of persist once.
+func (m *Manager) record(ctx context.Context, msg *message, j *job, states []queue.RecipientState, pending int) error {
 	mid := msg.env.MID
 	if pending == 0 {
 		return m.o.Spool.Finish(ctx, mid)
@@ -291,9 +325,7 @@ func (m *Manager) bounce(msg *message, j *job, hard []int, outs []outcome, body 
 	if env.SMTPUTF8 {
 		benv.BodyType = "8BITMIME"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), spoolTimeout)
-	defer cancel()
-	if err := m.o.Spool.Commit(ctx, benv, b); err != nil {
+	if err := m.spoolWrite(func(ctx context.Context) error { return m.o.Spool.Commit(ctx, benv, b) }); err != nil {
 		return nil, 0, fmt.Errorf("outbound: DSN for MID %d: %w", env.MID, err)
 	}
 	return benv, len(b), nil

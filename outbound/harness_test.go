@@ -253,11 +253,15 @@ type setup struct {
 	debug  []*debuglog.Log[string]
 	events event.Sink // instead of the lines (benchmarks)
 	defer_ bool       // do not Start
+	dir    string     // data_dir; "": a new temporary directory
 }
 
 func newGateway(t testing.TB, s setup) *gateway {
 	t.Helper()
-	g := &gateway{t: t, dir: t.TempDir(), lines: smtptest.NewLines(), log: smtptest.NewLog(), debug: s.debug, events: s.events}
+	g := &gateway{t: t, dir: s.dir, lines: smtptest.NewLines(), log: smtptest.NewLog(), debug: s.debug, events: s.events}
+	if g.dir == "" {
+		g.dir = t.TempDir()
+	}
 	if g.events == nil {
 		g.events = g.lines
 	}

@@ -59,10 +59,30 @@
 // snapshot of their states, into the current segment (a bounded amount per
 // group commit, sharing its fsync), after which the old segment is deleted.
 //
+// When free space is tight (below twice the floor, or 4 MiB), the writer
+// writes no zeros ahead, and rolls the current segment as soon as half of
+// it is dead, so that compaction returns a finished message's space within
+// a few batches instead of when the segment reaches its 64 MiB.
+//
+// # Disk full
+//
+// Options.MinFree is a free-space floor, checked with a statfs cached for
+// 100 ms: below it Room and Commit refuse new messages with ErrNoSpace
+// (Commit while the message would leave less than half the floor), while
+// state and finish records, which let space be returned, are still written.
+//
+// A write or fsync that fails with ENOSPC or EDQUOT does not fail the
+// spool: the batch is cut off (the segment truncated back to its last
+// acknowledged record and the truncation synced), its callers get
+// ErrNoSpace, and the next batch is written in its place. A record whose
+// Commit failed is thus never recovered, so the sender's retry cannot make
+// a duplicate.
+//
 // # Failure
 //
-// If a write or sync fails, every record of that batch gets the error and
-// the spool goes read-only for good (ErrFailed): after a failed fsync the
+// If a write or sync fails for another reason, or the cut itself fails,
+// every record of that batch gets the error and the spool goes read-only
+// for good (ErrFailed): after a failed fsync the
 // kernel may have dropped the pages, and a later fsync could succeed without
 // them. Reopening recovers whatever did reach the disk.
 package queue

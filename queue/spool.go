@@ -85,6 +85,12 @@ type Options struct {
 	// any acknowledged message.
 	NoSync bool
 
+	// MinFree is the free-space floor of the spool's file system, in
+	// bytes: below it Room and Commit refuse new messages (ErrNoSpace),
+	// while the records that free space are still written. 0 means no
+	// floor; AutoMinFree means 5 % of the file system, at most 512 MiB.
+	MinFree int64
+
 	// Logger receives what the spool cannot return to a caller (a record
 	// compaction could not copy, a segment it could not delete). Nil means
 	// slog.Default().
@@ -105,6 +111,7 @@ type Stats struct {
 	Syncs     uint64 // fsyncs of segment data
 	Copied    uint64 // message records moved by compaction
 	Deleted   uint64 // segment files removed
+	Rolled    uint64 // segments ended early, space being tight, for compaction to return their dead space
 	Corrupted int    // corrupt regions found by recovery
 }
 
@@ -177,15 +184,18 @@ type Spool struct {
 	done        chan struct{} // closed when the writer has exited
 
 	recovery Recovery
+	space    space
 
-	nBatches, nRecords, nSyncs, nCopied, nDeleted atomic.Uint64
-	liveBytes                                     atomic.Int64
+	nBatches, nRecords, nSyncs, nCopied, nDeleted, nEarlyRolls atomic.Uint64
+	liveBytes                                                  atomic.Int64
 
 	// owned by the writer goroutine
 	iov       [][]byte
 	batch     []*request
 	syncTime  time.Duration // moving average of one sync of an ordinary batch
 	lastBatch int           // records in the last batch: how many a delay waits for
+	// compactPause: no compaction before it, after a batch ran out of space.
+	compactPause time.Time
 }
 
 const (
@@ -262,6 +272,7 @@ func Open(dir string, o Options) (*Spool, error) {
 		return nil, err
 	}
 	s.seq.Store(s.x.maxSeq)
+	s.initSpace()
 	go s.run()
 	return s, nil
 }
@@ -273,10 +284,12 @@ func Open(dir string, o Options) (*Spool, error) {
 // msg is not retained after Commit returns and must not change before.
 // When ctx ends while the record is still queued, Commit returns ctx's error
 // and nothing is written. Once the writer has taken the record, Commit waits
-// for the outcome of that one write and fsync. Any other error (ErrFailed)
-// leaves it unknown whether the record reached the disk: a recovered spool
-// may still deliver the message, so the sender's retry can cause a
-// duplicate (at-least-once).
+// for the outcome of that one write and fsync. An error wrapping ErrNoSpace
+// is definite: the message is not in the spool and never will be (below
+// the floor it was not written; a write that ran out of space was cut off
+// and the cut made durable). Any other error (ErrFailed) leaves it unknown
+// whether the record reached the disk: a recovered spool may still deliver
+// the message, so the sender's retry can cause a duplicate (at-least-once).
 func (s *Spool) Commit(ctx context.Context, env *Envelope, msg []byte) error {
 	if err := checkEnvelope(env); err != nil {
 		return fmt.Errorf("queue: commit MID %d: %w", env.MID, err)
@@ -290,6 +303,9 @@ func (s *Spool) Commit(ctx context.Context, env *Envelope, msg []byte) error {
 	}
 	if n > maxPayload {
 		return fmt.Errorf("queue: commit MID %d: message of %d bytes too large", env.MID, len(msg))
+	}
+	if err := s.roomFor(int64(recHeaderSize + n)); err != nil {
+		return fmt.Errorf("queue: commit MID %d: %w", env.MID, err)
 	}
 	c := crc(crc(s.salt, rec[recHeaderSize:]), msg)
 	putRecHeader(rec, s.salt, recMessage, n, c)
@@ -615,6 +631,7 @@ func (s *Spool) Stats() Stats {
 	st.Syncs = s.nSyncs.Load()
 	st.Copied = s.nCopied.Load()
 	st.Deleted = s.nDeleted.Load()
+	st.Rolled = s.nEarlyRolls.Load()
 	st.Corrupted = len(s.recovery.Corrupt)
 	return st
 }

@@ -34,6 +34,10 @@ const (
 	// Bounds of the commit delay: what it adds to a commit's latency.
 	minCommitDelay = 100 * time.Microsecond
 	maxCommitDelay = time.Millisecond
+
+	// compactPauseTime is how long compaction waits after a batch ran out
+	// of space.
+	compactPauseTime = time.Second
 )
 
 func (s *Spool) run() {
@@ -42,19 +46,37 @@ func (s *Spool) run() {
 		s.delayCommit()
 		reqs, closed := s.take()
 		var copies []copyRec
-		if !closed && s.failure() == nil {
+		if !closed && s.failure() == nil && !time.Now().Before(s.compactPause) {
+			s.compactPause = time.Time{}
 			copies = s.planCompaction()
 		}
 		if len(reqs) == 0 && len(copies) == 0 {
 			if closed {
 				return
 			}
-			<-s.wake
+			s.idle()
 			continue
 		}
 		s.commitBatch(copies, reqs)
 		clear(reqs) // the slice is reused: do not keep bodies alive
+		if s.failure() == nil {
+			s.rollEarly()
+		}
 		s.deleteDead()
+	}
+}
+
+// idle waits for a record, or for the end of a pause of compaction.
+func (s *Spool) idle() {
+	if s.compactPause.IsZero() {
+		<-s.wake
+		return
+	}
+	t := time.NewTimer(time.Until(s.compactPause))
+	defer t.Stop()
+	select {
+	case <-s.wake:
+	case <-t.C:
 	}
 }
 
@@ -137,14 +159,20 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 	}
 	cur := s.x.current()
 	if cur.size >= s.opts.SegmentSize {
-		s.trim(cur)
-		g, err := s.createSegment(cur.seq + 1)
-		if err != nil {
+		switch g, err := s.createSegment(cur.seq + 1); {
+		case err == nil:
+			s.trim(cur)
+			cur = g
+		case isNoSpace(err):
+			// The full segment takes the batch: a finish record written
+			// now is what lets space be returned.
+		default:
 			s.finishBatch(reqs, s.fail(err))
 			return
 		}
-		cur = g
 	}
+	tight := s.tight()
+	oldLen := max(cur.size, cur.zeroEnd)
 
 	iov := s.iov[:0]
 	off := cur.size
@@ -166,7 +194,7 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 		}
 		off += int64(r.size())
 	}
-	extended := off > cur.zeroEnd && !s.opts.NoSync
+	extended := off > cur.zeroEnd && !s.opts.NoSync && !tight
 	if extended {
 		end := (off/zeroAhead + 1) * zeroAhead
 		iov = append(iov, zeros[:end-off])
@@ -176,13 +204,13 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 	clear(iov) // do not keep message bodies alive until the next batch
 	s.iov = iov[:0]
 	if err != nil {
-		s.finishBatch(reqs, s.fail(fmt.Errorf("write %s: %w", cur.path, err)))
+		s.finishBatch(reqs, s.failWrite(cur, fmt.Errorf("write %s: %w", cur.path, err)))
 		return
 	}
 	if !s.opts.NoSync {
 		t0 := time.Now()
 		if err := s.syncFile(cur.f); err != nil {
-			s.finishBatch(reqs, s.fail(fmt.Errorf("fsync %s: %w", cur.path, err)))
+			s.finishBatch(reqs, s.failWrite(cur, fmt.Errorf("fsync %s: %w", cur.path, err)))
 			return
 		}
 		if !extended { // a mebibyte of zeros is not what the next batch will cost
@@ -196,8 +224,10 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 
 	errs := make([]error, len(reqs))
 	var live int64
+	s.wrote(max(off, cur.zeroEnd) - oldLen) // what the file grew by
 	s.mu.Lock()
 	cur.size = off
+	cur.zeroEnd = max(cur.zeroEnd, off)
 	for _, c := range copies {
 		if c.env == nil {
 			s.x.applyFinish(cur, c.mid)
@@ -250,6 +280,61 @@ func (s *Spool) finishBatch(reqs []*request, err error) {
 	}
 }
 
+// failWrite handles a write or sync of the batch at the end of g that
+// failed. When the file system is full the batch is cut off again: g is
+// truncated to its last acknowledged record and the truncation synced, so
+// that no byte of a record whose caller hears of the failure can be
+// recovered later (it would be a message delivered after its sender was
+// told 4xx, and again after the retry). The spool then goes on: the next
+// batch is written where this one was. Any other error, or a failure of
+// the cut itself, fails the spool for good.
+//
+// Cutting off after a failed fsync is safe, fsyncgate notwithstanding:
+// everything before g.size was synced by an earlier fsync that succeeded,
+// and the page that holds both old and new bytes is rewritten by the
+// truncation and synced again.
+func (s *Spool) failWrite(g *segment, err error) error {
+	if !isNoSpace(err) {
+		return s.fail(err)
+	}
+	cut := g.f.Truncate(g.size)
+	if cut == nil && !s.opts.NoSync {
+		cut = s.syncFile(g.f)
+	}
+	if cut != nil {
+		return s.fail(fmt.Errorf("%w; cutting the batch off: %w", err, cut))
+	}
+	g.zeroEnd = g.size
+	s.recheckSpace()
+	// The copies of the batch were not made: compaction starts over, after
+	// a pause, so that a spool too full to compact does not spin.
+	for _, h := range s.x.segs {
+		h.cursor = 0
+	}
+	s.compactPause = time.Now().Add(compactPauseTime)
+	return fmt.Errorf("%w: %w", ErrNoSpace, err)
+}
+
+// rollEarly starts a new segment when space is tight and most of the
+// current one is dead (finished messages): compaction then moves its few
+// live records and deletes it, instead of its space coming back only when
+// it fills up to SegmentSize.
+func (s *Spool) rollEarly() {
+	cur := s.x.current()
+	dead := cur.size - segHeaderSize - cur.copyCost
+	if dead < minRollDead || dead*2 < cur.size || !s.tight() {
+		return
+	}
+	if _, err := s.createSegment(cur.seq + 1); err != nil {
+		if !isNoSpace(err) {
+			s.fail(err)
+		}
+		return
+	}
+	s.trim(cur)
+	s.nEarlyRolls.Add(1)
+}
+
 var zeros = make([]byte, zeroAhead)
 
 // trim cuts the zeros written ahead off a segment that will take no more
@@ -275,21 +360,15 @@ func (s *Spool) createSegment(seq uint64) (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: new segment: %w", err)
 	}
-	hdr := make([]byte, segHeaderSize)
-	putSegHeader(hdr, seq, s.salt)
-	if _, err := f.WriteAt(hdr, 0); err != nil {
+	if err := s.initSegment(f, seq); err != nil {
 		f.Close()
+		// Not in the index, nothing in it acknowledged: gone, so that the
+		// next try can create it again. If the removal is lost in a crash,
+		// recovery reads the file as a segment created at the crash.
+		if rerr := os.Remove(path); rerr != nil {
+			return nil, s.fail(fmt.Errorf("queue: new segment %s: %w; removing it: %w", path, err, rerr))
+		}
 		return nil, fmt.Errorf("queue: new segment %s: %w", path, err)
-	}
-	if !s.opts.NoSync {
-		if err := s.syncFile(f); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("queue: new segment: fsync %s: %w", path, err)
-		}
-		if err := s.syncDir(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("queue: new segment %s: %w", path, err)
-		}
 	}
 	g := &segment{seq: seq, path: path, f: f, salt: s.salt, size: segHeaderSize, zeroEnd: segHeaderSize}
 	g.refs.Store(1)
@@ -297,6 +376,23 @@ func (s *Spool) createSegment(seq uint64) (*segment, error) {
 	s.x.segs = append(s.x.segs, g)
 	s.mu.Unlock()
 	return g, nil
+}
+
+// initSegment writes a new segment's header and makes it and its
+// directory entry durable.
+func (s *Spool) initSegment(f *os.File, seq uint64) error {
+	hdr := make([]byte, segHeaderSize)
+	putSegHeader(hdr, seq, s.salt)
+	if _, err := f.WriteAt(hdr, 0); err != nil {
+		return err
+	}
+	if s.opts.NoSync {
+		return nil
+	}
+	if err := s.syncFile(f); err != nil {
+		return fmt.Errorf("fsync: %w", err)
+	}
+	return s.syncDir()
 }
 
 func (s *Spool) syncDir() error {

@@ -123,7 +123,11 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	if g.ids, err = queue.OpenCounters(filepath.Join(cfg.DataDir, "counters")); err != nil {
 		return nil, err
 	}
-	if g.spool, err = queue.Open(spoolDir, queue.Options{Logger: logger}); err != nil {
+	minFree := cfg.MinFreeSpace
+	if minFree == config.MinFreeAuto {
+		minFree = queue.AutoMinFree
+	}
+	if g.spool, err = queue.Open(spoolDir, queue.Options{MinFree: minFree, Logger: logger}); err != nil {
 		return nil, err
 	}
 	// A MID in the spool above the counters' file (a lost file, a restore)
