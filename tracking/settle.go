@@ -49,34 +49,47 @@ func (r *mrec) fold(e event.Entry, c *crec, mid uint64) {
 		if r.Sender == "" {
 			r.Sender = ev.From
 		}
+		// "ready" is written once the message is received and kept: it is
+		// accepted, whatever the work queue's lines after it (or the lack
+		// of them: a log that ends there) say.
+		r.accept(e)
 	case event.Queued:
-		r.queued = true
-		for i := range r.Recipients {
-			if r.Recipients[i].Status == Receiving {
-				r.Recipients[i].Status, r.Recipients[i].Time = Queued, e.Time
-			}
+		r.accept(e)
+	case event.InvalidAddress:
+		if ev.Recipient {
+			// The RCPT was refused for its syntax (501, 553): a refused
+			// recipient as much as one the RAT refused.
+			r.Recipients = append(r.Recipients, Recipient{RID: -1, Address: commandAddress(ev.Detail), Status: Rejected,
+				Response: "Invalid recipient address: " + ev.Detail, Time: e.Time})
 		}
 	case event.MessageAborted:
 		r.AbortReason = ev.Reason
-		if ev.Reason == event.AbortReceiving || ev.BySender() {
-			r.Status = Aborted
-			r.AbortState = r.phase
-			r.settleOpen(Aborted, "", ev.Reason, e)
-			switch {
-			case ev.BySender():
-				r.Abort = AbortSenderQuit
-			case c != nil && c.Lost:
-				r.Abort = AbortLost
-			default:
-				r.Abort = AbortTimeout
+		switch {
+		case ev.BySender():
+			r.abort(AbortSender, e)
+		case ev.Reason == event.AbortReceiving:
+			// The ESA's line alone does not say why: "ICID n lost" before
+			// it proves the connection broke; the timeout's "disconnected"
+			// line after it (ICIDDisconnected) proves a timeout.
+			kind := AbortUnknown
+			if c != nil && c.Lost {
+				kind = AbortLost
 			}
-			if c != nil && c.Cause != "" { // mailgate's own line came first (a reload)
-				r.abortFromCause(c)
-			}
-		} else {
+			r.abort(kind, e)
+		case ev.Reason == injectionAborted:
+			r.abort(AbortInjection, e)
+		case strings.HasPrefix(ev.Reason, "Bounced by "):
+			// A filter refused the message after it was accepted: the
+			// sender gets a bounce, as for a recipient the next hop refused.
+			r.queued = true
+			r.settleOpen(Bounced, "", ev.Reason, e)
+		default:
 			// "Dropped by CASE", "Dropped by amp": a filter discarded it.
 			r.Status = Dropped
 			r.settleOpen(Dropped, "", ev.Reason, e)
+		}
+		if r.Status == Aborted && c != nil && c.Cause != "" { // mailgate's own line came first (a reload)
+			r.abortFromCause(c)
 		}
 	case event.MessageFinished:
 		r.Finished = e.Time
@@ -85,12 +98,11 @@ func (r *mrec) fold(e event.Entry, c *crec, mid uint64) {
 				r.Status, r.AbortReason, r.AbortState = Rejected, c.failed, "data"
 				r.settleOpen(Rejected, "", c.failed, e)
 			} else {
-				r.Status, r.AbortState = Aborted, r.phase
-				r.settleOpen(Aborted, "", "", e)
-				r.Abort = AbortTimeout
+				kind := AbortUnknown
 				if c != nil && c.Lost {
-					r.Abort = AbortLost
+					kind = AbortLost
 				}
+				r.abort(kind, e)
 			}
 		}
 	case event.DeliveryStart:
@@ -173,22 +185,78 @@ func (r *mrec) fromConn(c *crec) {
 	r.dirty = true
 }
 
+// injectionAborted is the ESA's reason when the appliance itself ended an
+// injection (a message loop, a resource limit); mailgate does not write it.
+const injectionAborted = "Injection aborted"
+
+// abort ends the injection with kind k, in the state the message's lines
+// show it reached.
+func (r *mrec) abort(k Abort, e event.Entry) {
+	r.Status, r.Abort, r.AbortState = Aborted, k, r.phase
+	r.settleOpen(Aborted, "", r.AbortReason, e)
+}
+
+// accept marks the message accepted: its recipients wait for delivery.
+func (r *mrec) accept(e event.Entry) {
+	r.queued = true
+	for i := range r.Recipients {
+		if r.Recipients[i].Status == Receiving {
+			r.Recipients[i].Status, r.Recipients[i].Time = Queued, e.Time
+		}
+	}
+}
+
 // abortFromCause refines an abort with mailgate's "ended" line, which says
-// exactly why the connection ended and in which SMTP state.
+// exactly why the connection ended and in which SMTP state. c is the
+// connection the message was the last of.
 func (r *mrec) abortFromCause(c *crec) {
-	switch c.Cause {
-	case event.CauseQuit:
-		r.Abort = AbortSenderQuit
-	case event.CausePeerClosed, event.CausePeerReset, event.CauseIOError, event.CauseTLSFailed:
-		r.Abort = AbortLost
-	case event.CauseTimeoutUnsuccessful, event.CauseTimeoutTotal:
-		r.Abort = AbortTimeout
+	if r.Status != Aborted {
+		return
+	}
+	r.dirty = true
+	switch r.Abort {
+	case AbortSender, AbortSenderQuit, AbortSenderReset:
+		// The sender aborted it. A QUIT with a transaction open ends in
+		// its state; otherwise the transaction was over when the session
+		// ended (RSET or a new HELO/EHLO threw the message away, and the
+		// session went on): its state is the one the message reached.
+		if c.Cause == event.CauseQuit && openState(c.State) {
+			r.Abort, r.AbortState, r.AbortBytes = AbortSenderQuit, c.State, c.DataBytes
+		} else {
+			r.Abort = AbortSenderReset
+		}
+		return
+	}
+	if k := AbortOf(c.Cause); k != "" {
+		r.Abort = k
 	}
 	if c.State != "" {
 		r.AbortState = c.State
 	}
 	r.AbortBytes = c.DataBytes
-	r.dirty = true
+}
+
+// openState reports whether a transaction is open in an SMTP state of the
+// "ended" line.
+func openState(s string) bool { return s == "mail" || s == "rcpt" || s == "data" }
+
+// commandAddress is the address in the command an InvalidAddress line
+// quotes ("Bad recipient address syntax: 'RCPT TO:<bob>'" gives "bob").
+func commandAddress(detail string) string {
+	i := strings.LastIndex(detail, ": '")
+	if i < 0 {
+		return ""
+	}
+	cmd := detail[i+3:]
+	if j := strings.IndexByte(cmd, ':'); j >= 0 {
+		cmd = cmd[j+1:]
+	}
+	cmd = strings.TrimSuffix(cmd, "'")
+	if a, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(cmd), "<"), ">"); ok {
+		return a
+	}
+	addr, _, _ := strings.Cut(strings.TrimSpace(cmd), " ")
+	return addr
 }
 
 var zeroTime = Recipient{}.Time
@@ -345,14 +413,48 @@ func (c *crec) fold(e event.Entry, t *Tracker) {
 		c.failed = ev.Reason
 	case event.ICIDClose, event.DCIDClose:
 		c.Finished = e.Time
+	case event.ICIDDisconnected:
+		// The ESA writes it after the abort of the open message: that
+		// message was ended by the listener's timeout.
+		if r := t.lastMessage(c); r != nil && r.Status == Aborted && (r.Abort == AbortUnknown || r.Abort == AbortLost) {
+			switch ev.Reason {
+			case event.DisconnectNoMessages:
+				r.Abort, r.dirty = AbortTimeout, true
+			case event.DisconnectTotalTime:
+				r.Abort, r.dirty = AbortTimeLimit, true
+			}
+		}
 	case event.ConnectionEnd:
 		c.Cause, c.State, c.LastCommand, c.DataBytes = ev.Cause, ev.State, ev.LastCommand, ev.DataBytes
 		// The line comes after the abort it explains: correct the messages
 		// that ended with this connection.
-		if n := len(c.MIDs); n > 0 {
-			if r := t.msgs[MessageKey{c.Host, c.MIDs[n-1]}]; r != nil && r.ICID == c.ID && r.Status == Aborted {
-				r.abortFromCause(c)
-			}
+		if r := t.lastMessage(c); r != nil {
+			r.abortFromCause(c)
 		}
+	}
+}
+
+// lastMessage is the last message begun on inbound connection c, when it
+// is in memory (loadLast loads it for the lines that need it).
+func (t *Tracker) lastMessage(c *crec) *mrec {
+	n := len(c.MIDs)
+	if n == 0 {
+		return nil
+	}
+	if r := t.msgs[MessageKey{c.Host, c.MIDs[n-1]}]; r != nil && r.ICID == c.ID {
+		return r
+	}
+	return nil
+}
+
+// senderAbortBefore: a new message on connection c proves that the one
+// before it, which the sender aborted, was thrown away by RSET or a new
+// HELO/EHLO, not by QUIT: the session went on.
+func (t *Tracker) senderAbortBefore(c *crec, mid uint64) {
+	if c == nil || c.Kind != event.InboundConn {
+		return
+	}
+	if r := t.lastMessage(c); r != nil && r.MID != mid && r.Status == Aborted && r.Abort == AbortSender {
+		r.Abort, r.dirty = AbortSenderReset, true
 	}
 }

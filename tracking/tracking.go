@@ -35,10 +35,14 @@ const (
 	Aborted   Status = "aborted"   // injection did not complete: see Abort
 	Rejected  Status = "rejected"  // refused during injection: no recipient accepted, or too large
 	Dropped   Status = "dropped"   // discarded by the gateway (a filter, a double bounce, a deletion)
+	// Quarantined: held in a quarantine of the gateway (a policy, virus or
+	// outbreak quarantine, the spam quarantine); a release goes on to
+	// delivery, a deletion drops it.
+	Quarantined Status = "quarantined"
 )
 
 // Statuses lists every Status, in the order a message goes through them.
-var Statuses = []Status{Receiving, Queued, Delayed, Delivered, Bounced, Aborted, Rejected, Dropped}
+var Statuses = []Status{Receiving, Queued, Quarantined, Delayed, Delivered, Bounced, Aborted, Rejected, Dropped}
 
 // Final reports whether nothing more is expected for a recipient in s.
 func (s Status) Final() bool {
@@ -49,17 +53,66 @@ func (s Status) Final() bool {
 	return false
 }
 
-// Abort is why an injection did not complete.
+// Abort is why an injection did not complete. mailgate's own "ended"
+// line names the cause exactly, and each cause has its kind; an ESA's log
+// has only its own lines, which prove less, and those kinds say so
+// (AbortLost, AbortSender, AbortUnknown).
 type Abort string
 
 const (
-	AbortLost       Abort = "lost"        // the connection broke below SMTP (FIN, RST, a firewall)
-	AbortTimeout    Abort = "timeout"     // the client sent nothing for the listener's timeout
-	AbortSenderQuit Abort = "sender_quit" // the client sent QUIT before the end of DATA
+	AbortSenderQuit  Abort = "sender_quit"  // the client sent QUIT with the message open
+	AbortSenderReset Abort = "sender_reset" // the client sent RSET or a new HELO/EHLO and went on
+	AbortSender      Abort = "sender"       // "Receiving aborted by sender" alone: QUIT, RSET or a new HELO/EHLO
+	AbortPeerClosed  Abort = "peer_closed"  // the client closed the connection (FIN) without QUIT
+	AbortPeerReset   Abort = "peer_reset"   // the connection was reset (RST)
+	AbortIOError     Abort = "io_error"     // another read or write error (a write timeout)
+	AbortTLSFailed   Abort = "tls_failed"   // the STARTTLS handshake failed
+	AbortLost        Abort = "lost"         // "ICID n lost" alone: FIN, RST or another I/O error
+	AbortTimeout     Abort = "timeout"      // the listener's unsuccessful-connection timeout
+	AbortTimeLimit   Abort = "time_limit"   // the listener's total connection time limit
+	AbortBadCommands Abort = "bad_commands" // the bad-command limit
+	AbortPolicy      Abort = "policy"       // a mail flow policy's limit (messages per connection, ...)
+	AbortProtocol    Abort = "protocol"     // a protocol violation that ends the session
+	AbortShutdown    Abort = "shutdown"     // the gateway was stopping
+	AbortInjection   Abort = "injection"    // the ESA's "Injection aborted": the appliance ended the injection
+	AbortUnknown     Abort = "unknown"      // "Receiving aborted" alone: lost, timed out or limited; the log does not say
 )
 
 // Aborts lists every Abort kind.
-var Aborts = []Abort{AbortLost, AbortTimeout, AbortSenderQuit}
+var Aborts = []Abort{AbortSenderQuit, AbortSenderReset, AbortSender, AbortPeerClosed, AbortPeerReset,
+	AbortIOError, AbortTLSFailed, AbortLost, AbortTimeout, AbortTimeLimit, AbortBadCommands, AbortPolicy,
+	AbortProtocol, AbortShutdown, AbortInjection, AbortUnknown}
+
+// AbortOf is the kind of abort a cause of mailgate's "ended" line makes of
+// the message that was open when the connection ended; "" for a cause it
+// does not know.
+func AbortOf(cause string) Abort {
+	switch cause {
+	case event.CauseQuit:
+		return AbortSenderQuit
+	case event.CausePeerClosed:
+		return AbortPeerClosed
+	case event.CausePeerReset:
+		return AbortPeerReset
+	case event.CauseIOError:
+		return AbortIOError
+	case event.CauseTLSFailed:
+		return AbortTLSFailed
+	case event.CauseTimeoutUnsuccessful:
+		return AbortTimeout
+	case event.CauseTimeoutTotal:
+		return AbortTimeLimit
+	case event.CauseBadCommands:
+		return AbortBadCommands
+	case event.CausePolicy:
+		return AbortPolicy
+	case event.CauseProtocol:
+		return AbortProtocol
+	case event.CauseShutdown:
+		return AbortShutdown
+	}
+	return ""
+}
 
 // Message is one message (MID) of one gateway.
 type Message struct {

@@ -70,7 +70,7 @@ func (a *api) message(w http.ResponseWriter, r *http.Request) {
 		Message:     m,
 		Connections: conns,
 		Timeline:    explain.Timeline(m, conns),
-		Explanation: explain.Message(m, conns),
+		Explanation: explain.Message(m, conns, explain.Gateway{}),
 	}
 	if d.Connections == nil {
 		d.Connections = []*tracking.Conn{}

@@ -553,7 +553,7 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		return fail(stderr, err)
 	}
-	x := explain.Message(m, conns)
+	x := explain.Message(m, conns, explain.Gateway{})
 	if f.json {
 		return printJSON(stdout, x)
 	}
