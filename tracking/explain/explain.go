@@ -87,7 +87,7 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 			"A 4xx reply is the next hop asking us to come back later (greylisting, rate limits, a full disk); Connection Error lines mean it could not be reached at all: check DNS, routing and its firewall.")
 	case tracking.Queued:
 		x.Summary = "Queued for delivery: accepted, and no delivery attempt has finished yet."
-		if l := e.line("MID "+itoa(m.MID)+" ready "); l != "" {
+		if l := e.line("MID " + itoa(m.MID) + " ready "); l != "" {
 			x.Why = append(x.Why, "The gateway took the message in: "+l+".")
 		}
 		x.Next = append(x.Next, "If it stays queued, look at 'mailgate workqueue': the destination may be down or delivery suspended.")
@@ -206,7 +206,8 @@ func (e *ex) abort() Explanation {
 	if !ok {
 		t = abortText[tracking.AbortUnknown]
 	}
-	x.Summary = t.summary + where + "."
+	head, rest, _ := strings.Cut(t.summary, ":")
+	x.Summary = head + where + ":" + rest + "."
 	if l := e.line("Message aborted MID " + itoa(m.MID) + " "); l != "" {
 		x.Why = append(x.Why, "The log says "+l+".")
 	}
@@ -369,7 +370,7 @@ func (e *ex) rejected() Explanation {
 	if m.Accepted() == 0 && hasRejected(m) {
 		x.Summary = "Rejected: the gateway refused every recipient, so the message never entered the queue."
 	}
-	if l := e.lineWith("ICID "+itoa(m.ICID)+" Receiving Failed: "); l != "" {
+	if l := e.lineWith("ICID " + itoa(m.ICID) + " Receiving Failed: "); l != "" {
 		x.Why = append(x.Why, "The gateway refused it at the end of DATA: "+l+".")
 		if m.AbortReason == event.FailedSizeLimit {
 			x.Next = append(x.Next, "The message was larger than the mail flow policy's max_message_size; raise it for this sender group if the mail is wanted.")
@@ -387,7 +388,7 @@ func (e *ex) rejected() Explanation {
 			l = e.lineWith("Invalid recipient address: ", r.Address)
 		default:
 			rat = rat || strings.Contains(r.Response, "RAT")
-			l = e.lineWith("To: <"+r.Address+"> Rejected by ")
+			l = e.lineWith("To: <" + r.Address + "> Rejected by ")
 		}
 		if l != "" {
 			x.Why = append(x.Why, fmt.Sprintf("Recipient <%s> was refused: %s.", r.Address, l))
@@ -554,4 +555,3 @@ func domainOf(addr string) string {
 	}
 	return addr
 }
-
