@@ -133,3 +133,32 @@ func TestExplainSamples(t *testing.T) {
 		t.Errorf("%d messages explained", n)
 	}
 }
+
+// TestCapturePort: the capture names the port only for this gateway's own
+// records, and only when one listener has the connection's interface.
+func TestCapturePort(t *testing.T) {
+	s := load(t, "../testdata/fold/rst.log")
+	m, conns, err := s.Find(context.Background(), "gw1", 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := []explain.Listener{
+		{Interface: "Management", Addr: netip.MustParseAddrPort("127.0.0.1:2525")},
+		{Interface: "Management", Addr: netip.MustParseAddrPort("[::]:2587")},
+	}
+	for _, tc := range []struct {
+		name string
+		gw   explain.Gateway
+		want string
+	}{
+		{"this gateway", gateway, "and port 2525)"},
+		{"another gateway's record", explain.Gateway{Host: "gw2", Listeners: gateway.Listeners}, "port PORT, PORT being the port of the listener on interface Management (127.0.0.1)"},
+		{"two listeners fit", explain.Gateway{Host: "gw1", Listeners: two}, "port PORT"},
+		{"no configuration", explain.Gateway{}, "port PORT"},
+	} {
+		x := explain.Message(m, conns, tc.gw)
+		if all := strings.Join(x.Next, "\n"); !strings.Contains(all, tc.want) {
+			t.Errorf("%s: the next steps lack %q:\n%s", tc.name, tc.want, all)
+		}
+	}
+}
