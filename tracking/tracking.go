@@ -200,6 +200,11 @@ type Query struct {
 	Limit     int       // 0: DefaultLimit
 }
 
+// NullSender in Query.Sender finds the messages with the null
+// reverse-path, MAIL FROM:<> (bounces and other notifications), which the
+// records hold as an empty Sender.
+const NullSender = "<>"
+
 // DefaultLimit is the number of messages a Query returns when it sets none.
 const DefaultLimit = 100
 
