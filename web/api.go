@@ -28,6 +28,7 @@ type api struct {
 	store tracking.Store
 	log   *slog.Logger
 	now   func() time.Time
+	gw    explain.Gateway
 }
 
 // messages answers GET /api/messages: the messages that match the filters,
@@ -70,7 +71,7 @@ func (a *api) message(w http.ResponseWriter, r *http.Request) {
 		Message:     m,
 		Connections: conns,
 		Timeline:    explain.Timeline(m, conns),
-		Explanation: explain.Message(m, conns, explain.Gateway{}),
+		Explanation: explain.Message(m, conns, a.gw),
 	}
 	if d.Connections == nil {
 		d.Connections = []*tracking.Conn{}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/explain"
 )
 
 //go:embed static
@@ -34,6 +35,10 @@ type Options struct {
 	// it: it holds no data, and asks for the token when the API refuses.
 	Token string
 
+	// Gateway is the gateway the page runs on, so that an explanation
+	// names its listeners' real ports.
+	Gateway explain.Gateway
+
 	Logger *slog.Logger     // nil: slog.Default()
 	Now    func() time.Time // nil: time.Now; relative filters ("24h") count back from it
 }
@@ -46,7 +51,7 @@ func Handler(o Options) http.Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	a := &api{store: o.Store, log: o.Logger, now: o.Now}
+	a := &api{store: o.Store, log: o.Logger, now: o.Now, gw: o.Gateway}
 
 	apiMux := http.NewServeMux()
 	apiMux.HandleFunc("GET /api/messages", a.messages)

@@ -88,7 +88,7 @@ func (t *trackingService) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	if t.httpLn != nil {
 		srv := &http.Server{
-			Handler:           web.Handler(web.Options{Store: s, Token: t.cfg.HTTP.Token, Logger: t.log}),
+			Handler:           web.Handler(web.Options{Store: s, Token: t.cfg.HTTP.Token, Logger: t.log, Gateway: gatewayOf(t.cfg)}),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 		}
