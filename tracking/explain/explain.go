@@ -143,7 +143,7 @@ func q(s string) string { return "\"" + s + "\"" }
 // next steps. Where lines are quoted, abort() finds them in the record.
 var abortText = map[tracking.Abort]struct{ summary, why, next string }{
 	tracking.AbortSenderQuit: {"Aborted by the sender: the client sent QUIT before the message was complete",
-		"The client ended the session at the SMTP level; mailgate's own line says QUIT (cause=quit).",
+		"The sending client gave up at the SMTP level with the message open; nothing broke below it.",
 		"Ask the sender's administrator to check the client's log for this time: it says why it stopped (a timeout on its side, a crash, a user cancelling, a message it decided not to send)."},
 	tracking.AbortSenderReset: {"Aborted by the sender: the client threw the open message away with RSET or a new HELO/EHLO, and the session went on",
 		"The client gave up this transaction but not the connection. Clients that check an address and then reset (sender verification callouts, address probes) look exactly like this.",
@@ -226,16 +226,10 @@ func (e *ex) abort() Explanation {
 			x.Why = append(x.Why, "The listener's timeout ended it: "+l+".")
 		}
 	case tracking.AbortBadCommands:
-		n, first := 0, ""
-		for _, l := range e.tl {
-			if strings.HasPrefix(l.Text, "ICID "+icid+" Unknown command: ") {
-				if n++; n == 1 {
-					first = q(l.Text)
-				}
-			}
-		}
-		if n > 0 {
-			x.Why = append(x.Why, fmt.Sprintf("%s of bad commands were logged, the first %s.", plural(n, "line"), first))
+		// No count: the record keeps one of the same line in the same
+		// second (that is what makes an import idempotent).
+		if l := e.line("ICID " + icid + " Unknown command: "); l != "" {
+			x.Why = append(x.Why, "The bad commands logged begin with "+l+".")
 		}
 	case tracking.AbortSenderReset:
 		if next := e.nextMID(); next != 0 {

@@ -88,7 +88,7 @@ func TestExplainFold(t *testing.T) {
 		{71, []string{"refused every recipient", `"MID 71 ICID 70 To: <postmaster@elsewhere.example> Rejected by RAT"`, "Recipient Access Table"},
 			[]string{"Receiving Failed"}},
 		{72, []string{`"ICID 73 Receiving Failed: Message size exceeds limit"`, "max_message_size"}, nil},
-		{201, []string{"Aborted during the RCPT stage: the client sent more bad commands than the listener allows", `5 lines of bad commands were logged, the first "ICID 200 Unknown command: FOO"`},
+		{201, []string{"Aborted during the RCPT stage: the client sent more bad commands than the listener allows", `The bad commands logged begin with "ICID 200 Unknown command: FOO"`},
 			[]string{"timeout"}},
 		{211, []string{"Aborted during the RCPT stage: the gateway was stopping"}, []string{"timeout"}},
 		{216, []string{"Aborted during the DATA stage, after 4096 bytes of DATA: the connection reached the listener's total connection time limit", "exceeded allowable connection time"}, nil},
