@@ -22,6 +22,7 @@ type Detail struct {
 	Connections []*tracking.Conn    `json:"connections"`
 	Timeline    []explain.Entry     `json:"timeline"`
 	Explanation explain.Explanation `json:"explanation"`
+	Links       []explain.Link      `json:"links"` // the messages it was made from or made
 }
 
 type api struct {
@@ -72,12 +73,16 @@ func (a *api) message(w http.ResponseWriter, r *http.Request) {
 		Connections: conns,
 		Timeline:    explain.Timeline(m, conns),
 		Explanation: explain.Message(m, conns, a.gw),
+		Links:       explain.Links(m),
 	}
 	if d.Connections == nil {
 		d.Connections = []*tracking.Conn{}
 	}
 	if d.Timeline == nil {
 		d.Timeline = []explain.Entry{}
+	}
+	if d.Links == nil {
+		d.Links = []explain.Link{}
 	}
 	writeJSON(w, http.StatusOK, d)
 }

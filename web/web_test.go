@@ -191,7 +191,7 @@ func TestMessageDetail(t *testing.T) {
 	if res := get(t, srv, "/api/messages/esa1.example.com/1004", "", &raw); res.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", res.StatusCode)
 	}
-	for _, k := range []string{"message", "connections", "timeline", "explanation"} {
+	for _, k := range []string{"message", "connections", "timeline", "explanation", "links"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("key %q missing", k)
 		}

@@ -396,6 +396,9 @@ func printSummary(out io.Writer, m *tracking.Message) {
 	fmt.Fprintf(tw, "Received\t%s\n", localStamp(m.Started))
 	fmt.Fprintf(tw, "From host\t%s %s (ICID %d, sender group %s)\n", orDash(m.RemoteIP), m.RemoteHost, m.ICID, orDash(m.SenderGroup))
 	fmt.Fprintf(tw, "Sender\t<%s>\n", m.Sender)
+	for _, l := range explain.Links(m) {
+		fmt.Fprintf(tw, "Related\tMID %d (%s)\n", l.MID, l.Relation)
+	}
 	for _, r := range m.Recipients {
 		line := fmt.Sprintf("<%s> %s", r.Address, r.Status)
 		if r.Code != "" {

@@ -100,6 +100,9 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 	if m.BounceOf != 0 {
 		x.Why = append(x.Why, fmt.Sprintf("This message is the delivery status notification (bounce) the gateway generated for MID %d.", m.BounceOf))
 	}
+	if s := linksText(Links(m)); s != "" {
+		x.Why = append(x.Why, s)
+	}
 	return x
 }
 

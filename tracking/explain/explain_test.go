@@ -2,6 +2,7 @@ package explain_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strconv"
@@ -159,6 +160,31 @@ func TestCapturePort(t *testing.T) {
 		x := explain.Message(m, conns, tc.gw)
 		if all := strings.Join(x.Next, "\n"); !strings.Contains(all, tc.want) {
 			t.Errorf("%s: the next steps lack %q:\n%s", tc.name, tc.want, all)
+		}
+	}
+}
+
+// TestLinks: a bounce and the message it is of point at each other, from
+// the one line that links them, and the explanation names the other.
+func TestLinks(t *testing.T) {
+	s := load(t, "../testdata/fold/bounce.log")
+	for _, w := range []struct {
+		mid  uint64
+		want explain.Link
+	}{
+		{51, explain.Link{MID: 53, Relation: explain.RelBounce, Line: "MID 53 generated for bounce of MID 51"}},
+		{53, explain.Link{MID: 51, Relation: explain.RelBounceOf, Line: "MID 53 generated for bounce of MID 51"}},
+	} {
+		m, conns, err := s.Find(context.Background(), "gw1", w.mid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := explain.Links(m); len(got) != 1 || got[0] != w.want {
+			t.Errorf("MID %d: links %+v, want %+v", w.mid, got, w.want)
+		}
+		x := explain.Message(m, conns, gateway)
+		if want := fmt.Sprintf("MID %d (%s)", w.want.MID, w.want.Relation); !strings.Contains(strings.Join(x.Why, "\n"), want) {
+			t.Errorf("MID %d: the explanation lacks %q: %q", w.mid, want, x.Why)
 		}
 	}
 }
