@@ -404,10 +404,12 @@ func (t *Tracker) evict() {
 	}
 }
 
-// done reports whether the message expects no more lines: finished with
-// every recipient settled. (A bounce it causes later loads it again.)
+// done reports whether the message expects no more lines: "Message
+// finished" closes it, whether or not the log showed each recipient's end
+// (an ESA's log that lacks the delivery lines, a message split or
+// rewritten into others). A bounce it causes later loads it again.
 func (r *mrec) done() bool {
-	return !r.Finished.IsZero() && r.Status != Queued && r.Status != Delayed && r.Status != Receiving
+	return !r.Finished.IsZero()
 }
 
 // refs returns the messages and connections an event is about.

@@ -90,6 +90,14 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 		if l := e.line("MID " + itoa(m.MID) + " ready "); l != "" {
 			x.Why = append(x.Why, "The gateway took the message in: "+l+".")
 		}
+		if done := e.line("Message finished MID " + itoa(m.MID) + " done"); done != "" {
+			// The gateway is done with it, but the log does not say how
+			// each recipient ended.
+			x.Summary = "Accepted, and the gateway finished with it; this log does not show how each recipient ended."
+			x.Why = append(x.Why, "The log says "+done+", with no delivery, bounce or drop line for "+plural(len(settled(m, tracking.Queued)), "recipient")+".")
+			x.Next = append(x.Next, "If the message went on as another MID (see the related messages), follow that one; otherwise the delivery lines are in another log file of the gateway: import it too.")
+			break
+		}
 		x.Next = append(x.Next, "If it stays queued, look at 'mailgate workqueue': the destination may be down or delivery suspended.")
 	case tracking.Receiving:
 		x.Summary = "The message is being received, or the log ends before its injection ended."

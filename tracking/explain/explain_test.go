@@ -104,6 +104,9 @@ func TestExplainFold(t *testing.T) {
 		{261, []string{"Bounced", "content filter 'block_exe'"}, []string{"Dropped", "nobody was told"}},
 		{262, []string{"Injection aborted"}, []string{"Dropped"}},
 		{263, []string{"Queued", `"MID 263 ready 1200 bytes from <user15@fjvco.example>"`}, nil},
+		// "Message finished ... done" closes the record even when the log
+		// shows no recipient's end.
+		{24611507, []string{"Accepted, and the gateway finished with it", `"Message finished MID 24611507 done", with no delivery, bounce or drop line for 1 recipient`}, nil},
 	} {
 		x, ok := got[w.mid]
 		if !ok {
