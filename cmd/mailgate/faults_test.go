@@ -196,4 +196,7 @@ func TestFaultMatrix(t *testing.T) {
 	if ms := trackJSON(t, g, "--sender", "<>"); len(ms) != 0 {
 		t.Errorf("track --sender '<>' found %d messages, none of them a bounce", len(ms))
 	}
+	if out, errOut, code := mailgate(t, "findevent", "--config", g.config, "-f", "<>"); code != 1 || !strings.Contains(out+errOut, "No matching message IDs") {
+		t.Errorf("findevent -f '<>' (exit %d) found messages, none of them a bounce:\n%s%s", code, out, errOut)
+	}
 }
