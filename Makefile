@@ -31,6 +31,8 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzFrames -fuzztime $(FUZZTIME) ./syslog
 	$(GO) test -run XXX -fuzz FuzzImport -fuzzminimizetime 5s -fuzztime $(FUZZTIME) ./tracking
 	$(GO) test -run XXX -fuzz FuzzParseQuery -fuzztime $(FUZZTIME) ./tracking
+	$(GO) test -run XXX -fuzz FuzzHeader -fuzzminimizetime 5s -fuzztime $(FUZZTIME) ./rfc822
+	$(GO) test -run XXX -fuzz FuzzWalk -fuzzminimizetime 5s -fuzztime $(FUZZTIME) ./rfc822
 
 bench:
 	./bench/receive.sh

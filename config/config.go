@@ -27,6 +27,7 @@ import (
 
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/policy"
+	"github.com/mailgate/mailgate/syslog"
 )
 
 // Config is a validated configuration.
@@ -43,6 +44,10 @@ type Config struct {
 	Logs            Logs
 	Tracking        Tracking
 	HTTP            HTTP
+
+	// Warnings are what check-config reports (and fails for) but does
+	// not stop the gateway: serve logs them at start.
+	Warnings Problems
 }
 
 // Listener types.
@@ -117,13 +122,28 @@ type MailLog struct {
 	MaxFiles int   // rolled files kept
 }
 
-// InjectionDebug records the SMTP conversations of chosen clients.
-type InjectionDebug struct {
-	Hosts    []policy.Rule // any match; sender-group syntax
-	Sessions int           // how many sessions to record, then stop
-	Path     string        // absolute
+// DebugLog is what the injection and domain debug logs have alike.
+type DebugLog struct {
+	Sessions int    // how many sessions to record, then stop
+	Path     string // absolute
 	MaxSize  int64
 	MaxFiles int
+}
+
+// InjectionDebug records the SMTP conversations of chosen clients.
+type InjectionDebug struct {
+	Hosts []policy.Rule // any match; sender-group syntax
+	DebugLog
+}
+
+// Match reports whether a client is one the log records.
+func (j *InjectionDebug) Match(c policy.Client) bool {
+	for _, r := range j.Hosts {
+		if r.Match(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // Tracking configures the message-tracking store.
@@ -132,12 +152,18 @@ type Tracking struct {
 	Driver  string // "sqlite" or "postgres"
 	DSN     string // sqlite: absolute path of the database file; postgres: the connection string
 	Syslog  string // host:port to receive ESA mail logs by syslog (UDP and TCP); "" disables
+
+	// SyslogAllow, when not nil, are the only senders heard, each with the
+	// host name its lines are filed under; required beyond loopback.
+	SyslogAllow []syslog.Sender
 }
 
 // HTTP configures the API and tracking page.
 type HTTP struct {
-	Address string // host:port; "" disables
-	Token   string // when set, the API wants "Authorization: Bearer <token>"
+	Address string    // host:port; "" disables
+	Token   string    // when set, the API wants "Authorization: Bearer <token>"; required beyond loopback
+	Hosts   []string  // names (lower case) and addresses answered in the Host header besides loopback's and Address's
+	TLS     *TLSFiles // HTTPS with this certificate; nil: plain HTTP
 }
 
 // Defaults of the keys that are not a listener's or a policy's.
@@ -238,7 +264,8 @@ func Parse(data []byte, name string) (*Config, error) {
 		d.probs.sort()
 		return nil, d.probs
 	}
-	c.File = name
+	d.warns.sort()
+	c.File, c.Warnings = name, d.warns
 	return c, nil
 }
 
@@ -310,24 +337,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	if c.Tracking.Driver == "sqlite" && !strings.HasPrefix(c.Tracking.DSN, "file:") {
 		c.Tracking.DSN = dataPath(c.DataDir, c.Tracking.DSN)
 	}
-	if n := f["http"]; present(n) {
-		hf := d.fields(n, "http", "address", "token")
-		if n := hf["address"]; present(n) {
-			if s, ok := d.str(n, "http.address"); ok {
-				c.HTTP.Address = s
-			}
-		}
-		if n := hf["token"]; present(n) {
-			if s, ok := d.str(n, "http.token"); ok {
-				c.HTTP.Token = s
-			}
-		}
-		if c.HTTP.Address != "" {
-			d.bind(hf["address"], "http.address", c.HTTP.Address, binds)
-		}
-	} else {
-		d.bind(nil, "http.address", c.HTTP.Address, binds)
-	}
+	d.http(f["http"], c, binds)
 	return c
 }
 

@@ -139,8 +139,8 @@ func TestDesignContract(t *testing.T) {
 			Mail: MailLog{Path: filepath.Join(data, "logs/mail_logs/mail.current"), Level: event.Info,
 				MaxSize: 10 << 20, MaxFiles: 10},
 			InjectionDebug: []InjectionDebug{{
-				Hosts: mustRules(t, "192.168.0.200", ".partner.com"), Sessions: 100,
-				Path: filepath.Join(data, "logs/injection_debug/injection.current"), MaxSize: 10 << 20, MaxFiles: 10,
+				Hosts: mustRules(t, "192.168.0.200", ".partner.com"), DebugLog: DebugLog{Sessions: 100,
+					Path: filepath.Join(data, "logs/injection_debug/injection.current"), MaxSize: 10 << 20, MaxFiles: 10},
 			}},
 		},
 		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: filepath.Join(data, "tracking.db")},
@@ -237,7 +237,7 @@ func TestFullExample(t *testing.T) {
 	if !reflect.DeepEqual(c.DNS, DNS{Servers: []string{"127.0.0.1:5353"}, Timeout: 5 * time.Second}) {
 		t.Errorf("dns = %+v", c.DNS)
 	}
-	if c.Tracking != (Tracking{Enabled: true, Driver: "sqlite", DSN: filepath.Join(data, "tracking.db")}) {
+	if !reflect.DeepEqual(c.Tracking, Tracking{Enabled: true, Driver: "sqlite", DSN: filepath.Join(data, "tracking.db")}) {
 		t.Errorf(`tracking with dsn "" = %+v, want the default database file`, c.Tracking)
 	}
 }
@@ -609,7 +609,7 @@ tracking: {dsn: "file:track.db?mode=rwc"}
 		t.Errorf("sqlite URI DSN changed to %q", c.Tracking.DSN)
 	}
 	pg := parseString(t, "tracking: {driver: postgres, dsn: 'postgres://mg@db.example/mailgate'}\n")
-	if pg.Tracking != (Tracking{Enabled: true, Driver: "postgres", DSN: "postgres://mg@db.example/mailgate"}) {
+	if !reflect.DeepEqual(pg.Tracking, Tracking{Enabled: true, Driver: "postgres", DSN: "postgres://mg@db.example/mailgate"}) {
 		t.Errorf("postgres tracking = %+v", pg.Tracking)
 	}
 }

@@ -59,6 +59,7 @@ func (ps Problems) sort() {
 type decoder struct {
 	file  string
 	probs Problems
+	warns Problems                  // what does not stop the gateway; Config.Warnings
 	keys  map[*yaml.Node]*yaml.Node // value -> its key, for the line of a problem
 }
 
@@ -74,6 +75,15 @@ func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 		}
 	}
 	d.probs = append(d.probs, Problem{File: d.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warnf records a warning at n: what check-config reports but does not
+// stop the gateway (a certificate near its expiry).
+func (d *decoder) warnf(n *yaml.Node, path, format string, args ...any) {
+	probs := d.probs
+	d.errorf(n, path, format, args...)
+	d.warns = append(d.warns, d.probs[len(d.probs)-1])
+	d.probs = probs
 }
 
 func join(path, key string) string {

@@ -81,11 +81,8 @@ type DeliveryTimeouts struct {
 // DomainDebug records the SMTP conversations of deliveries to chosen
 // domains (the ESA's domain debug log).
 type DomainDebug struct {
-	Domains  []string // "example.com" (that domain) or ".example.com" (the domains under it); lower case
-	Sessions int      // how many sessions to record, then stop
-	Path     string   // absolute
-	MaxSize  int64
-	MaxFiles int
+	Domains []string // "example.com" (that domain) or ".example.com" (the domains under it); lower case
+	DebugLog
 }
 
 // Delivery defaults. The ESA's bounce profile defaults are its "Default"
@@ -441,30 +438,6 @@ func checkBounceFrom(s string) error {
 		}
 	}
 	return nil
-}
-
-func (d *decoder) domainDebug(n *yaml.Node, path string, c *Config, use func(v *yaml.Node, key, p string) string) {
-	for i, it := range d.list(n, path) {
-		p := index(path, i)
-		f := d.fields(it, p, "domains", "sessions", "path", "max_size", "max_files")
-		dd := DomainDebug{Sessions: DefaultDomainDebugSessions, Path: DefaultDomainDebugPath,
-			MaxSize: DefaultLogMaxSize, MaxFiles: DefaultLogMaxFiles}
-		if i > 0 {
-			// Each subscription is its own file, as on the ESA.
-			dd.Path = fmt.Sprintf("logs/domain_debug/domain-%d.current", i+1)
-		}
-		if v := f["domains"]; present(v) {
-			dd.Domains = d.debugDomains(v, join(p, "domains"))
-		} else {
-			d.errorf(it, join(p, "domains"), "required (recipient domains: example.com or .example.com)")
-		}
-		if v := f["sessions"]; present(v) {
-			dd.Sessions, _ = d.integer(v, join(p, "sessions"), 1)
-		}
-		d.logFile(f, p, &dd.Path, &dd.MaxSize, &dd.MaxFiles)
-		dd.Path = use(f["path"], join(p, "path"), dd.Path)
-		c.Logs.DomainDebug = append(c.Logs.DomainDebug, dd)
-	}
 }
 
 // debugDomains decodes the domains of a domain debug log; one may be

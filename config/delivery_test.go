@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/policy"
 )
 
 // defaultDelivery is the delivery configuration of a file without
@@ -64,7 +65,7 @@ func TestDeliveryDefaults(t *testing.T) {
 
 // loadFull parses testdata/full.yaml in a temporary working directory
 // whose data_dir holds the files it names: a CA certificate (the CA is
-// returned) and placeholders for the listener's certificate and key.
+// returned) and the listener's certificate and key.
 func loadFull(t *testing.T) (c *Config, dataDir string, ca *smtptest.CA) {
 	t.Helper()
 	file, err := filepath.Abs("testdata/full.yaml")
@@ -79,8 +80,10 @@ func loadFull(t *testing.T) (c *Config, dataDir string, ca *smtptest.CA) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	placeholder := []byte("-----BEGIN PLACEHOLDER-----\n")
-	for f, content := range map[string][]byte{"tls/cert.pem": placeholder, "tls/key.pem": placeholder, "tls/ca.pem": pem} {
+	cert, key := writeCertificate(t, t.TempDir(), "full", time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0))
+	certPEM, _ := os.ReadFile(cert)
+	keyPEM, _ := os.ReadFile(key)
+	for f, content := range map[string][]byte{"tls/cert.pem": certPEM, "tls/key.pem": keyPEM, "tls/ca.pem": pem} {
 		p := filepath.Join(dataDir, f)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
@@ -122,8 +125,8 @@ func TestFullDelivery(t *testing.T) {
 		t.Errorf("delivery =\n%+v\nwant\n%+v", c.Delivery, want)
 	}
 	wantDebug := []DomainDebug{{
-		Domains: []string{"partner.example", ".bulk.example"}, Sessions: 100,
-		Path: filepath.Join(data, "logs/domain_debug/domain.current"), MaxSize: 10 << 20, MaxFiles: 10,
+		Domains: []string{"partner.example", ".bulk.example"}, DebugLog: DebugLog{Sessions: 100,
+			Path: filepath.Join(data, "logs/domain_debug/domain.current"), MaxSize: 10 << 20, MaxFiles: 10},
 	}}
 	if !reflect.DeepEqual(c.Logs.DomainDebug, wantDebug) {
 		t.Errorf("domain debug logs = %+v, want %+v", c.Logs.DomainDebug, wantDebug)
@@ -241,7 +244,7 @@ func TestDomainDebugMatch(t *testing.T) {
 logs:
   domain_debug:
     - {domains: [Partner.Example, .bulk.example]}
-    - {domains: solo.example, sessions: 5}
+    - {domains: solo.example, sessions: 5, max_size: 1MB, max_files: 3}
 `)
 	if len(c.Logs.DomainDebug) != 2 {
 		t.Fatalf("%d domain debug logs", len(c.Logs.DomainDebug))
@@ -256,8 +259,33 @@ logs:
 		}
 	}
 	second := c.Logs.DomainDebug[1]
-	if second.Sessions != 5 || !strings.HasSuffix(second.Path, "logs/domain_debug/domain-2.current") || !second.Match("solo.example") {
+	if second.Sessions != 5 || !strings.HasSuffix(second.Path, "logs/domain_debug/domain-2.current") || !second.Match("solo.example") ||
+		second.MaxSize != 1<<20 || second.MaxFiles != 3 {
 		t.Errorf("second log = %+v", second)
+	}
+}
+
+// TestInjectionDebugMatch: an injection debug log records the clients any
+// of its hosts matches, as a sender group's rules would.
+func TestInjectionDebugMatch(t *testing.T) {
+	c := parseString(t, `
+logs:
+  injection_debug:
+    - {hosts: [10.1.0.0/16, .partner.example]}
+`)
+	j := &c.Logs.InjectionDebug[0]
+	for _, tt := range []struct {
+		c    policy.Client
+		want bool
+	}{
+		{policy.Client{IP: netip.MustParseAddr("10.1.200.3")}, true},
+		{policy.Client{IP: netip.MustParseAddr("192.0.2.9"), Host: "mx.partner.example", Verified: true}, true},
+		{policy.Client{IP: netip.MustParseAddr("192.0.2.9"), Host: "mx.partner.example"}, false}, // not verified
+		{policy.Client{IP: netip.MustParseAddr("10.2.0.1")}, false},
+	} {
+		if got := j.Match(tt.c); got != tt.want {
+			t.Errorf("Match(%+v) = %v, want %v", tt.c, got, tt.want)
+		}
 	}
 }
 

@@ -219,6 +219,7 @@ func (d *decoder) tlsFiles(n *yaml.Node, path, dataDir string) TLSFiles {
 			SelfSigned: true,
 		}
 	}
+	nprobs := len(d.probs)
 	f := d.fields(n, path, "cert", "key")
 	var t TLSFiles
 	for _, k := range []struct {
@@ -241,6 +242,9 @@ func (d *decoder) tlsFiles(n *yaml.Node, path, dataDir string) TLSFiles {
 		case !fi.Mode().IsRegular():
 			d.errorf(v, join(path, k.key), "%s is not a regular file", *k.dst)
 		}
+	}
+	if len(d.probs) == nprobs {
+		d.checkCertificate(f["cert"], join(path, "cert"), t)
 	}
 	return t
 }

@@ -228,31 +228,46 @@ func (d *decoder) logs(n *yaml.Node, path string, c *Config) {
 	m.Path = use(mf["path"], join(mp, "path"), m.Path)
 
 	if v := f["injection_debug"]; present(v) {
-		ip := join(path, "injection_debug")
-		for i, it := range d.list(v, ip) {
-			p := index(ip, i)
-			jf := d.fields(it, p, "hosts", "sessions", "path", "max_size", "max_files")
-			j := InjectionDebug{Sessions: DefaultInjectionSessions, Path: DefaultInjectionDebugPath,
-				MaxSize: DefaultLogMaxSize, MaxFiles: DefaultLogMaxFiles}
-			if i > 0 {
-				// Each subscription is its own file, as on the ESA.
-				j.Path = fmt.Sprintf("logs/injection_debug/injection-%d.current", i+1)
-			}
-			if v := jf["hosts"]; present(v) {
-				j.Hosts = d.rules(v, join(p, "hosts"))
-			} else {
-				d.errorf(it, join(p, "hosts"), "required (addresses, networks or host names, as in a sender group)")
-			}
-			if v := jf["sessions"]; present(v) {
-				j.Sessions, _ = d.integer(v, join(p, "sessions"), 1)
-			}
-			d.logFile(jf, p, &j.Path, &j.MaxSize, &j.MaxFiles)
-			j.Path = use(jf["path"], join(p, "path"), j.Path)
-			c.Logs.InjectionDebug = append(c.Logs.InjectionDebug, j)
-		}
+		d.debugLogs(v, join(path, "injection_debug"), "hosts", "addresses, networks or host names, as in a sender group",
+			DefaultInjectionDebugPath, DefaultInjectionSessions, use, func(v *yaml.Node, p string) *DebugLog {
+				c.Logs.InjectionDebug = append(c.Logs.InjectionDebug, InjectionDebug{Hosts: d.rules(v, p)})
+				return &c.Logs.InjectionDebug[len(c.Logs.InjectionDebug)-1].DebugLog
+			})
 	}
 	if v := f["domain_debug"]; present(v) {
-		d.domainDebug(v, join(path, "domain_debug"), c, use)
+		d.debugLogs(v, join(path, "domain_debug"), "domains", "recipient domains: example.com or .example.com",
+			DefaultDomainDebugPath, DefaultDomainDebugSessions, use, func(v *yaml.Node, p string) *DebugLog {
+				c.Logs.DomainDebug = append(c.Logs.DomainDebug, DomainDebug{Domains: d.debugDomains(v, p)})
+				return &c.Logs.DomainDebug[len(c.Logs.DomainDebug)-1].DebugLog
+			})
+	}
+}
+
+// debugLogs decodes a list of injection or domain debug logs. In each
+// entry, key (hosts, domains) is required and chooses the sessions the log
+// records; add decodes it, adds the log and returns its DebugLog to fill
+// in. Each log is a file of its own, as on the ESA: the first's is file,
+// the Nth's name-N.current beside it.
+func (d *decoder) debugLogs(n *yaml.Node, path, key, what, file string, sessions int,
+	use func(v *yaml.Node, key, p string) string, add func(v *yaml.Node, p string) *DebugLog) {
+	for i, it := range d.list(n, path) {
+		p := index(path, i)
+		f := d.fields(it, p, key, "sessions", "path", "max_size", "max_files")
+		l := new(DebugLog) // a log without its key is a problem, not a log
+		if v := f[key]; present(v) {
+			l = add(v, join(p, key))
+		} else {
+			d.errorf(it, join(p, key), "required (%s)", what)
+		}
+		*l = DebugLog{Sessions: sessions, Path: file, MaxSize: DefaultLogMaxSize, MaxFiles: DefaultLogMaxFiles}
+		if i > 0 {
+			l.Path = fmt.Sprintf("%s-%d.current", strings.TrimSuffix(file, ".current"), i+1)
+		}
+		if v := f["sessions"]; present(v) {
+			l.Sessions, _ = d.integer(v, join(p, "sessions"), 1)
+		}
+		d.logFile(f, p, &l.Path, &l.MaxSize, &l.MaxFiles)
+		l.Path = use(f["path"], join(p, "path"), l.Path)
 	}
 }
 
@@ -279,17 +294,16 @@ func (d *decoder) logFile(f map[string]*yaml.Node, path string, file *string, ma
 	}
 }
 
-// tracking decodes the tracking section; it returns the syslog key's node
-// for the check of its address.
+// tracking decodes the tracking section; it returns the syslog address's
+// node for the check of its bind.
 func (d *decoder) tracking(n *yaml.Node, path string, t *Tracking) *yaml.Node {
 	f := d.fields(n, path, "enabled", "driver", "dsn", "syslog")
 	if v := f["enabled"]; present(v) {
 		t.Enabled, _ = d.boolean(v, join(path, "enabled"))
 	}
+	var syslog *yaml.Node
 	if v := f["syslog"]; present(v) {
-		if s, ok := d.str(v, join(path, "syslog")); ok {
-			t.Syslog = s
-		}
+		syslog = d.syslog(v, join(path, "syslog"), t)
 	}
 	if v := f["driver"]; present(v) {
 		if s, ok := d.oneOf(v, join(path, "driver"), "sqlite", "postgres"); ok {
@@ -306,5 +320,5 @@ func (d *decoder) tracking(n *yaml.Node, path string, t *Tracking) *yaml.Node {
 	case t.Driver == "postgres":
 		d.errorf(n, join(path, "dsn"), "required with driver postgres (postgres://user@host/db or key=value form)")
 	}
-	return f["syslog"]
+	return syslog
 }

@@ -26,11 +26,23 @@ import (
 // SocketPath is where the control socket of a data directory is.
 func SocketPath(dataDir string) string { return filepath.Join(dataDir, "control.sock") }
 
+// Queue is what the API asks of the queue manager: *outbound.Manager in
+// the gateway. Its errors are told apart with outbound.ErrNoMessage,
+// ErrBusy and ErrSuspended.
+type Queue interface {
+	WorkQueue() outbound.WorkQueue
+	Messages(domain string, limit int) ([]outbound.QueuedMessage, int, error)
+	Message(mid uint64) (outbound.QueuedMessage, error)
+	DeliverNow(domain string) (ready, woken int, err error)
+	Bounce(mid uint64) (int, error)
+	Delete(mid uint64) (int, error)
+}
+
 // Server serves the control API for a queue manager.
 type Server struct {
 	path string
 	log  *slog.Logger
-	q    *outbound.Manager
+	q    Queue
 	hs   *http.Server
 	done chan struct{}
 }
@@ -39,7 +51,7 @@ type Server struct {
 // socket left at path by a gateway that did not stop cleanly is replaced:
 // the caller holds the data directory (the spool's lock), so no live
 // gateway can be using it.
-func Listen(path string, q *outbound.Manager, logger *slog.Logger) (*Server, error) {
+func Listen(path string, q Queue, logger *slog.Logger) (*Server, error) {
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		if err := os.Remove(path); err != nil {
 			return nil, fmt.Errorf("control: remove stale socket: %w", err)

@@ -24,6 +24,9 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mailgate/mailgate/rfc822"
+	"github.com/mailgate/mailgate/smtp/status"
 )
 
 // Actions of a recipient.
@@ -100,7 +103,8 @@ func Build(r Report) ([]byte, error) {
 	}
 
 	header := originalHeader(r.Original)
-	text := r.text(header)
+	hdr := rfc822.ReadHeader(header)
+	text := r.text(hdr)
 	status := r.deliveryStatus()
 	headersPart, headersCTE := r.encodeHeader(header)
 	textPart, textCharset, textCTE := r.encodeText(text)
@@ -127,7 +131,7 @@ func Build(r Report) ([]byte, error) {
 	writeField(&b, "Subject", r.subject())
 	writeField(&b, "Date", r.Date.Format(time.RFC1123Z))
 	writeField(&b, "Message-ID", "<"+messageID(digest)+"."+fmt.Sprint(r.MID)+"@"+host+">")
-	if id := originalMessageID(header, r.SMTPUTF8); id != "" {
+	if id := originalMessageID(hdr, r.SMTPUTF8); id != "" {
 		writeField(&b, "In-Reply-To", id)
 		writeField(&b, "References", id)
 	}
@@ -178,7 +182,7 @@ func (r *Report) check() error {
 		default:
 			return fmt.Errorf("dsn: recipient %d (%s): action %q is not %q or %q", i, rc.Original, rc.Action, Failed, Delayed)
 		}
-		if !validStatus(rc.Status) {
+		if !status.Valid(rc.Status) {
 			return fmt.Errorf("dsn: recipient %d (%s): status %q is not an enhanced status code (5.1.1)", i, rc.Original, rc.Status)
 		}
 		if rc.Status[0] != class {
@@ -186,29 +190,6 @@ func (r *Report) check() error {
 		}
 	}
 	return nil
-}
-
-// validStatus reports whether s is an RFC 3463 status code: class "." subject
-// "." detail, with class 2, 4 or 5 and up to three digits in the others.
-func validStatus(s string) bool {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 || len(parts[0]) != 1 || !strings.Contains("245", parts[0]) {
-		return false
-	}
-	for _, p := range parts[1:] {
-		if len(p) < 1 || len(p) > 3 {
-			return false
-		}
-		for i := 0; i < len(p); i++ {
-			if p[i] < '0' || p[i] > '9' {
-				return false
-			}
-		}
-		if len(p) > 1 && p[0] == '0' {
-			return false // RFC 3463 has no leading zeros
-		}
-	}
-	return true
 }
 
 func (r *Report) failed() bool {
@@ -398,63 +379,32 @@ func chooseBoundary(digest []byte, parts ...[]byte) (string, error) {
 	return "", errors.New("dsn: no boundary found that the content does not contain")
 }
 
-// originalHeader returns the header section of msg with CRLF line endings:
-// everything before the first empty line (all of msg when it has none), cut
-// at MaxOriginalHeader before the first field that does not fit whole. Bare
-// CRs are dropped: some readers end a line at one and others do not.
+// originalHeader returns the header section of msg (as rfc822 reads it)
+// with CRLF line endings, cut at MaxOriginalHeader before the first field
+// that does not fit whole. Bare CRs are dropped: some readers end a line at
+// one and others do not.
 func originalHeader(msg []byte) []byte {
+	raw := rfc822.ReadHeader(msg).Limit(MaxOriginalHeader).Raw()
 	var b bytes.Buffer
-	field := 0 // where the field being copied starts in b
-	for len(msg) > 0 {
-		line, rest, _ := bytes.Cut(msg, []byte("\n"))
-		msg = rest
+	b.Grow(len(raw) + len(raw)/32)
+	for len(raw) > 0 {
+		line, rest, _ := bytes.Cut(raw, []byte("\n"))
+		raw = rest
 		if bytes.IndexByte(line, '\r') >= 0 {
 			line = bytes.ReplaceAll(line, []byte("\r"), nil)
-		}
-		if len(line) == 0 {
-			break // the blank line that ends the header ("\r\r\n" is one too)
-		}
-		continued := line[0] == ' ' || line[0] == '\t'
-		if !continued {
-			field = b.Len()
-		}
-		if b.Len()+len(line)+2 > MaxOriginalHeader {
-			b.Truncate(field)
-			break
 		}
 		b.Write(line)
 		b.WriteString("\r\n")
 	}
-	return b.Bytes()
-}
-
-// headerField returns the unfolded value of the first field called name in
-// a header section with CRLF line endings, or "".
-func headerField(h []byte, name string) string {
-	var val []byte
-	found := false
-	for line := range bytes.SplitSeq(h, []byte("\r\n")) {
-		if found {
-			if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
-				val = append(val, line...)
-				continue
-			}
-			break
-		}
-		k, v, ok := bytes.Cut(line, []byte(":"))
-		if ok && strings.EqualFold(strings.TrimRight(string(k), " \t"), name) {
-			val = append(val, v...)
-			found = true
-		}
-	}
-	return strings.TrimSpace(string(val))
+	// LF endings made CRLF can take the copy past the cap.
+	return rfc822.ReadHeader(b.Bytes()).Limit(MaxOriginalHeader).Raw()
 }
 
 // originalMessageID returns the Message-ID of the original header when it
 // is one well-formed msg-id, for In-Reply-To and References; otherwise "".
 // UTF-8 is allowed in a global report (RFC 6532).
-func originalMessageID(h []byte, global bool) string {
-	id := headerField(h, "Message-ID")
+func originalMessageID(h rfc822.Header, global bool) string {
+	id := h.MessageID()
 	if len(id) < 5 || len(id) > 250 || id[0] != '<' || id[len(id)-1] != '>' {
 		return ""
 	}

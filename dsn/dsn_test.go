@@ -418,9 +418,14 @@ func TestOriginalHeader(t *testing.T) {
 		{"cut before a field", fits + "Subject: " + strings.Repeat("s", 100) + "\r\nX: y\r\n", fits},
 		{"cut before a folded field", fits + "Subject: s\r\n" + strings.Repeat(" more words\r\n", 20), fits},
 		{"one field too big", "X-Huge: " + strings.Repeat("h", MaxOriginalHeader) + "\r\nSubject: a\r\n", ""},
+		// 800 LF lines fit the cap, and do not once made CRLF.
+		{"cut after LF endings are made CRLF", strings.Repeat(strings.TrimSuffix(field, "\r\n")+"\n", 800), strings.Repeat(field, 799)},
+		// The header ends at a line that is not a field: the body a
+		// broken mailer wrote without the blank line is not attached.
+		{"no blank line before the body", "Subject: a\r\nDear Bob,\r\nX: y\r\n", "Subject: a\r\n"},
 	}
 	for _, tt := range tests {
-		if got := string(originalHeader([]byte(tt.in))); got != tt.want {
+		if got := string(originalHeader([]byte(tt.in))); got != tt.want || len(got) > MaxOriginalHeader {
 			t.Errorf("%s: got %d octets %.80q..., want %d octets %.80q...", tt.name, len(got), got, len(tt.want), tt.want)
 		}
 	}
@@ -496,24 +501,35 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-func TestReason(t *testing.T) {
+// TestReasonText: the bounce words each recipient's status as the mail
+// log's Bounced and Delayed lines do, on the codes where the two once
+// differed too.
+func TestReasonText(t *testing.T) {
 	for _, tt := range []struct{ status, want string }{
-		{"5.1.1", "Bad destination email address"},
-		{"5.1.0", "Unknown address error"},
-		{"5.1.2", "Bad destination host"},
-		{"5.4.7", "Delivery expired (message too old)"},
-		{"4.3.2", "Not accepting messages at this time"},
-		{"4.4.0", "Other network problem"},
-		{"4.3.1", "Mail system full"},
-		{"5.2.2", "Mailbox full"},
-		{"5.7.1", "Delivery not authorized, message refused"},
-		{"5.7.99", "Other or undefined security status"},
-		{"5.9.9", "Other undefined status"},
-		{"2.0.0", "Other undefined status"},
-		{"550", "Unknown error"},
+		{"5.0.0", "Other undefined Status"},
+		{"5.1.6", "Destination mailbox has moved, No forwarding address"},
+		{"5.1.10", "Recipient address has null MX"},
+		{"5.1.99", "Unknown address error"},
+		{"5.3.2", "Not accepting messages at this time"},
+		{"5.4.9", "Other network problem"},
+		{"5.6.5", "Conversion Failed"},
+		{"4.4.1", "No answer from host"},
 	} {
-		if got := Reason(tt.status); got != tt.want {
-			t.Errorf("Reason(%s) = %q, want %q", tt.status, got, tt.want)
+		r := failure()
+		r.Recipients[0].Status = tt.status
+		if tt.status[0] == '4' {
+			r.Recipients[0].Action = Delayed
+		}
+		msg, err := Build(r)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.status, err)
+		}
+		rep, err := readReport(msg)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.status, err)
+		}
+		if text, want := unwrapText(string(rep.parts[0].body)), tt.want+" ("+tt.status+")."; !strings.Contains(text, want) {
+			t.Errorf("text lacks %q:\n%s", want, rep.parts[0].body)
 		}
 	}
 }

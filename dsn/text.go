@@ -2,106 +2,13 @@ package dsn
 
 import (
 	"fmt"
-	"mime"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mailgate/mailgate/rfc822"
+	"github.com/mailgate/mailgate/smtp/status"
 )
-
-// Reason returns the short text of an enhanced status code as the ESA
-// writes it after the code in its Bounced and Delayed lines ("5.1.1 - Bad
-// destination email address"). The ESA's own wording is used where its logs
-// show it; other codes get their RFC 3463 title, and unknown details the
-// title of their subject.
-func Reason(status string) string {
-	if !validStatus(status) {
-		return "Unknown error"
-	}
-	code := status[2:] // subject.detail
-	if s, ok := esaReasons[status]; ok {
-		return s
-	}
-	if s, ok := reasons[code]; ok {
-		return s
-	}
-	subject, _, _ := strings.Cut(code, ".")
-	if s, ok := reasons[subject+".0"]; ok {
-		return s
-	}
-	return reasons["0.0"]
-}
-
-// esaReasons are the ESA's texts, as its logs show them, where they differ
-// from RFC 3463's titles.
-var esaReasons = map[string]string{
-	"4.1.0": "Unknown address error",
-	"5.1.0": "Unknown address error",
-	"4.1.1": "Bad destination email address",
-	"5.1.1": "Bad destination email address",
-	"4.1.2": "Bad destination host",
-	"5.1.2": "Bad destination host",
-	"4.3.1": "Mail system full",
-	"5.3.1": "Mail system full",
-	"4.3.2": "Not accepting messages at this time",
-	"4.4.0": "Other network problem",
-	"5.4.0": "Other network problem",
-	"4.4.7": "Delivery expired (message too old)",
-	"5.4.7": "Delivery expired (message too old)",
-}
-
-// reasons are RFC 3463's titles, by subject.detail.
-var reasons = map[string]string{
-	"0.0": "Other undefined status",
-	"1.0": "Other address status",
-	"1.1": "Bad destination mailbox address",
-	"1.2": "Bad destination system address",
-	"1.3": "Bad destination mailbox address syntax",
-	"1.4": "Destination mailbox address ambiguous",
-	"1.5": "Destination address valid",
-	"1.6": "Destination mailbox has moved",
-	"1.7": "Bad sender's mailbox address syntax",
-	"1.8": "Bad sender's system address",
-	"2.0": "Other or undefined mailbox status",
-	"2.1": "Mailbox disabled, not accepting messages",
-	"2.2": "Mailbox full",
-	"2.3": "Message length exceeds administrative limit",
-	"2.4": "Mailing list expansion problem",
-	"3.0": "Other or undefined mail system status",
-	"3.1": "Mail system full",
-	"3.2": "System not accepting network messages",
-	"3.3": "System not capable of selected features",
-	"3.4": "Message too big for system",
-	"3.5": "System incorrectly configured",
-	"4.0": "Other or undefined network or routing status",
-	"4.1": "No answer from host",
-	"4.2": "Bad connection",
-	"4.3": "Directory server failure",
-	"4.4": "Unable to route",
-	"4.5": "Mail system congestion",
-	"4.6": "Routing loop detected",
-	"4.7": "Delivery time expired",
-	"5.0": "Other or undefined protocol status",
-	"5.1": "Invalid command",
-	"5.2": "Syntax error",
-	"5.3": "Too many recipients",
-	"5.4": "Invalid command arguments",
-	"5.5": "Wrong protocol version",
-	"6.0": "Other or undefined media error",
-	"6.1": "Media not supported",
-	"6.2": "Conversion required and prohibited",
-	"6.3": "Conversion required but not supported",
-	"6.4": "Conversion with loss performed",
-	"6.5": "Conversion failed",
-	"6.7": "Non-ASCII addresses not permitted for that sender/recipient",
-	"7.0": "Other or undefined security status",
-	"7.1": "Delivery not authorized, message refused",
-	"7.2": "Mailing list expansion prohibited",
-	"7.3": "Security conversion required but not possible",
-	"7.4": "Security features not supported",
-	"7.5": "Cryptographic failure",
-	"7.6": "Cryptographic algorithm not supported",
-	"7.7": "Message integrity failure",
-}
 
 // explain says in plain words, for a sender who is not a mail
 // administrator, what a status means and what to do about it.
@@ -164,7 +71,7 @@ const textWidth = 76
 
 // text returns the human-readable part: what happened to which recipient,
 // why, and what the remote server said.
-func (r *Report) text(header []byte) string {
+func (r *Report) text(header rfc822.Header) string {
 	host := mtaHost(r.ReportingMTA)
 	var failed, delayed []Recipient
 	for _, rc := range r.Recipients {
@@ -213,7 +120,7 @@ func (r *Report) recipients(b *strings.Builder, list []Recipient) {
 	for _, rc := range list {
 		b.WriteString("\r\n")
 		wrap(b, "  ", "<"+clean(rc.Original, true)+">")
-		wrap(b, "    ", Reason(rc.Status)+" ("+rc.Status+"). "+explain(rc.Status))
+		wrap(b, "    ", status.Reason(rc.Status)+" ("+rc.Status+"). "+explain(rc.Status))
 		diag := clean(rc.Diagnostic, true)
 		switch remote := clean(rc.RemoteMTA, true); {
 		case diag != "" && remote != "":
@@ -269,14 +176,8 @@ func wrap(b *strings.Builder, indent, s string) {
 
 // originalSubject returns the Subject of the original header, decoded and
 // cleaned, shortened to 120 characters.
-func originalSubject(h []byte) string {
-	s := headerField(h, "Subject")
-	if s == "" {
-		return ""
-	}
-	if dec, err := (&mime.WordDecoder{}).DecodeHeader(s); err == nil {
-		s = dec
-	}
+func originalSubject(h rfc822.Header) string {
+	s, _ := h.Subject()
 	s = clean(s, true)
 	if utf8.RuneCountInString(s) > 120 {
 		i := 0

@@ -62,6 +62,11 @@ type Entry struct {
 	// keeps it as the line's text rather than rendering Event again: that
 	// costs nothing, and shows a foreign line as its writer wrote it.
 	Text string
+	// Prefix is what came before Text in such a line (escaped too): its
+	// timestamp as written, a syslog server's host and tag, the level
+	// word ("Jun 26 10:42:23 esa1.example.edu mail_logs: Info: "), without
+	// a syslog <PRI>. Prefix+Text is the line as it was logged.
+	Prefix string
 }
 
 // Event is any of the types in this package. The method is unexported so

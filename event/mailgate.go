@@ -1,6 +1,9 @@
 package event
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Lines that are not about one connection or message, and lines of our own.
 
@@ -34,21 +37,62 @@ type InjectionDebug struct {
 	Data string
 }
 
-// Causes of ConnectionEnd: why an inbound connection ended. Every connection
-// has exactly one.
+// Cause is why an inbound connection ended; every connection has exactly
+// one. It is a number, as NATS's ClosedState is, so that the gateway and
+// tracking switch on it and a misspelt cause does not compile; String gives
+// the word of mailgate's "ended" line. The zero Cause is no cause: a
+// session that has not ended.
+type Cause uint8
+
 const (
-	CauseQuit                = "quit"                 // the client sent QUIT
-	CausePeerClosed          = "peer-closed"          // FIN without QUIT
-	CausePeerReset           = "peer-reset"           // RST
-	CauseIOError             = "io-error"             // any other read or write error
-	CauseTLSFailed           = "tls-failed"           // STARTTLS handshake failed
-	CauseTimeoutUnsuccessful = "timeout-unsuccessful" // no message injected in time
-	CauseTimeoutTotal        = "timeout-total"        // total connection time limit
-	CauseBadCommands         = "bad-commands"         // too many bad SMTP commands
-	CausePolicy              = "policy"               // HAT reject, connection and message limits
-	CauseProtocol            = "protocol"             // a protocol violation that ends the session (data before the greeting)
-	CauseShutdown            = "shutdown"             // the gateway is stopping
+	CauseQuit                Cause = iota + 1 // the client sent QUIT
+	CausePeerClosed                           // FIN without QUIT
+	CausePeerReset                            // RST
+	CauseIOError                              // any other read or write error
+	CauseTLSFailed                            // STARTTLS handshake failed
+	CauseTimeoutUnsuccessful                  // no message injected in time
+	CauseTimeoutTotal                         // total connection time limit
+	CauseBadCommands                          // too many bad SMTP commands
+	CausePolicy                               // HAT reject, connection and message limits
+	CauseProtocol                             // a protocol violation that ends the session (data before the greeting)
+	CauseShutdown                             // the gateway is stopping
 )
+
+// causeWords are the words of the log; they never change, because logs
+// written by one version are read by the next.
+var causeWords = [...]string{
+	CauseQuit:                "quit",
+	CausePeerClosed:          "peer-closed",
+	CausePeerReset:           "peer-reset",
+	CauseIOError:             "io-error",
+	CauseTLSFailed:           "tls-failed",
+	CauseTimeoutUnsuccessful: "timeout-unsuccessful",
+	CauseTimeoutTotal:        "timeout-total",
+	CauseBadCommands:         "bad-commands",
+	CausePolicy:              "policy",
+	CauseProtocol:            "protocol",
+	CauseShutdown:            "shutdown",
+}
+
+func (c Cause) String() string {
+	if c >= CauseQuit && int(c) < len(causeWords) {
+		return causeWords[c]
+	}
+	return fmt.Sprintf("Cause(%d)", uint8(c))
+}
+
+// ParseCause returns the Cause whose String is word. A word it does not
+// know (from a newer mailgate's log) is no Cause: the log parser then keeps
+// the whole line as an Unknown, which renders back byte for byte, rather
+// than a ConnectionEnd that would write another word.
+func ParseCause(word string) (Cause, bool) {
+	for c := CauseQuit; int(c) < len(causeWords); c++ {
+		if causeWords[c] == word {
+			return c, true
+		}
+	}
+	return 0, false
+}
 
 // CommandCount counts one SMTP verb in a session: how many were sent and how
 // many of those were accepted (2xx or 3xx), like Postfix's "rcpt=1/2".
@@ -67,7 +111,7 @@ type CommandCount struct {
 // appliance's lines.
 type ConnectionEnd struct {
 	ICID        uint64
-	Cause       string
+	Cause       Cause
 	State       string // SMTP state when it ended: connect, helo, mail, rcpt, data, quit
 	LastCommand string // verb of the last command, "" if none
 	DataBytes   int64  // bytes of DATA received for the open transaction

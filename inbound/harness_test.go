@@ -8,64 +8,17 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailgate/mailgate/config"
-	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/inbound"
+	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/internal/smtptest"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
 )
-
-// lines is an event sink that keeps the ESA text of every event.
-type lines struct {
-	mu   sync.Mutex
-	all  []string
-	wake chan struct{}
-}
-
-func newLines() *lines { return &lines{wake: make(chan struct{}, 1)} }
-
-func (l *lines) Emit(e event.Entry) {
-	l.mu.Lock()
-	l.all = append(l.all, string(maillog.AppendMessage(nil, e.Event)))
-	l.mu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (l *lines) snapshot() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.all...)
-}
-
-// waitFor waits until a line matching re has been emitted and returns all
-// lines so far.
-func (l *lines) waitFor(t *testing.T, re string) []string {
-	t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.After(10 * time.Second)
-	for {
-		all := l.snapshot()
-		for _, s := range all {
-			if rx.MatchString(s) {
-				return all
-			}
-		}
-		select {
-		case <-l.wake:
-		case <-deadline:
-			t.Fatalf("no line matches %q; lines:\n%s", re, strings.Join(all, "\n"))
-		}
-	}
-}
 
 // standardZone: 127.0.0.1 has a PTR whose name has no A record (verified
 // no, as in the seed); 127.0.0.2 is a verified partner host.
@@ -112,7 +65,7 @@ type harness struct {
 	ln     *inbound.Listener
 	spool  *queue.Spool
 	ids    *queue.Counters
-	lines  *lines
+	lines  *smtptest.Lines
 	debug  *maillog.Writer
 	addr   string
 	served chan error
@@ -140,7 +93,7 @@ func start(t *testing.T, o opts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, cfg: cfg, lines: newLines(), served: make(chan error, 1)}
+	h := &harness{t: t, cfg: cfg, lines: smtptest.NewLines(), served: make(chan error, 1)}
 	if h.ids, err = queue.OpenCounters(filepath.Join(dir, "counters")); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +106,7 @@ func start(t *testing.T, o opts) *harness {
 		if h.debug, err = maillog.Open(dl.Path, maillog.Options{}); err != nil {
 			t.Fatal(err)
 		}
-		h.srv.Debug = append(h.srv.Debug, inbound.NewDebugLog(dl.Hosts, dl.Sessions, h.debug))
+		h.srv.Debug = append(h.srv.Debug, debuglog.New(dl.Match, dl.Sessions, h.debug))
 	}
 	if h.ln, err = h.srv.Listen(cfg.Listeners[0]); err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ func TestSeedLostConnection(t *testing.T) {
 	c.Cmd("MAIL FROM:<user@domain.com>", "250")
 	c.Cmd("RCPT TO:<end_user@example.com>", "250")
 	c.Reset()
-	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
 	eq(t, esaLines(all), readSeed(t, "seed-lost.log"))
 	if own := ownLine(t, all); !regexp.MustCompile(`^mailgate: ICID \d+ ended cause=peer-reset state=rcpt last=RCPT data_bytes=0 duration=\S+ helo=1 mail=1 rcpt=1 commands=3`).MatchString(own) {
 		t.Errorf("own line %q", own)
@@ -47,7 +47,7 @@ func TestSeedUnsuccessfulTimeout(t *testing.T) {
 	c.Cmd("MAIL FROM:<sndr@xyz.com>", "250")
 	c.Cmd("RCPT TO:<rcpt@example.com>", "250")
 	c.Expect("421 Timed out waiting for successful message injection, disconnecting.")
-	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
 	got := esaLines(all)
 	// The TechNote shows only the MID lines (and its To: line lost its
 	// address on the page); they must appear in this order, with the ICID
@@ -75,7 +75,7 @@ func TestSeedQuitBeforeData(t *testing.T) {
 	c.Cmd("MAIL FROM:<user@domain.com>", "250")
 	c.Cmd("RCPT TO:<end_user@example.com>", "250")
 	c.Cmd("QUIT", "221")
-	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
 	eq(t, esaLines(all), readSeed(t, "seed-quit.log"))
 	if own := ownLine(t, all); !strings.Contains(own, "cause=quit state=rcpt last=QUIT") || !strings.Contains(own, "quit=1") {
 		t.Errorf("own line %q", own)
@@ -104,14 +104,14 @@ func TestConnectionEnds(t *testing.T) {
 		{"RST in DATA", func(c *smtptest.Conn) {
 			c.Cmd("DATA", "354")
 			c.Send("Subject: half a message\r\n\r\nand then")
-			time.Sleep(100 * time.Millisecond)
+			smtptest.WaitPeerRead(c.T, c.C) // a reset discards what is unread
 			c.Reset()
 		}, append(append(append([]string{}, open...), "ICID N lost"), aborted...),
 			"cause=peer-reset state=data last=DATA data_bytes=35"},
 		{"QUIT in DATA is message text", func(c *smtptest.Conn) {
 			c.Cmd("DATA", "354")
 			c.Send("QUIT\r\n")
-			time.Sleep(100 * time.Millisecond)
+			smtptest.WaitPeerRead(c.T, c.C) // read as message text before the FIN
 			c.C.Close()
 		}, append(append(append([]string{}, open...), "ICID N lost"), aborted...),
 			"cause=peer-closed state=data last=DATA data_bytes=6"},
@@ -125,7 +125,7 @@ func TestConnectionEnds(t *testing.T) {
 			c.Cmd("MAIL FROM:<a@example.org>", "250")
 			c.Cmd("RCPT TO:<b@example.com>", "250")
 			tc.run(c)
-			all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+			all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
 			eq(t, esaLines(all), tc.want)
 			if own := ownLine(t, all); !strings.Contains(own, tc.cause) {
 				t.Errorf("own line %q, want %q", own, tc.cause)
@@ -153,7 +153,7 @@ func TestSuccessAndSecondTransactionQuit(t *testing.T) {
 	c.Cmd("MAIL FROM:<a@example.org>", "250")
 	c.Cmd("RCPT TO:<b@example.com>", "250")
 	c.Cmd("QUIT", "221")
-	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
 	eq(t, esaLines(all), []string{
 		"New SMTP ICID N interface Management (IP) address IP reverse dns host ns.example.com verified no",
 		"ICID N RELAY SG RELAY_SG match IP SBRS not enabled",
@@ -201,7 +201,7 @@ func TestQuitWithoutMail(t *testing.T) {
 	c.Expect("220")
 	c.Cmd("EHLO client.example.com", "250")
 	c.Cmd("QUIT", "221")
-	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
 	eq(t, esaLines(all), []string{
 		"New SMTP ICID N interface Management (IP) address IP reverse dns host ns.example.com verified no",
 		"ICID N RELAY SG RELAY_SG match IP SBRS not enabled",
@@ -218,7 +218,7 @@ func TestHATRejectAndTCPRefuse(t *testing.T) {
 	c.Expect("554 mx.test Access denied")
 	c.Cmd("EHLO x", "503")
 	c.Cmd("QUIT", "221")
-	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
 	eq(t, esaLines(all), []string{
 		"New SMTP ICID N interface Management (IP) address IP reverse dns host unknown verified no",
 		"ICID N REJECT SG BLOCKLIST match IP SBRS not enabled",
@@ -234,7 +234,7 @@ func TestHATRejectAndTCPRefuse(t *testing.T) {
 	if n, err := c.R.ReadByte(); err == nil {
 		t.Errorf("TCPREFUSE sent a byte %q", n)
 	}
-	all = h2.lines.waitFor(t, `TCPREFUSE`)
+	all = h2.lines.WaitLines(t, `TCPREFUSE`)
 	eq(t, esaLines(all), []string{"ICID N TCPREFUSE SG REFUSED match IP SBRS not enabled"})
 	if !strings.HasPrefix(all[0], "ICID 0 ") {
 		t.Errorf("TCPREFUSE line %q: want ICID 0", all[0])
@@ -258,7 +258,7 @@ func TestPartnerRATAndSize(t *testing.T) {
 	c.Send(strings.Repeat("0123456789012345678901234567890123456789\r\n", 60) + ".\r\n")
 	c.Expect("552 5.3.4 Message size exceeds limit")
 	c.Cmd("QUIT", "221")
-	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
 	eq(t, esaLines(all), []string{
 		"New SMTP ICID N interface Management (IP) address IP reverse dns host mx1.partner.test verified yes",
 		"ICID N ACCEPT SG PARTNERS match .partner.test SBRS not enabled",
@@ -298,7 +298,7 @@ func TestOverlongLinesAndSmuggling(t *testing.T) {
 	c.Send(strings.Repeat("y", 1001) + "\r\n.\r\n")
 	c.Expect("550 5.6.0 Message contains a line longer than 1000 octets")
 	c.Cmd("QUIT", "221")
-	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
 	text := strings.Join(all, "\n")
 	if strings.Contains(text, "smuggled") {
 		t.Errorf("a smuggled command reached the log:\n%s", text)
@@ -326,7 +326,7 @@ func TestInvalidAddresses(t *testing.T) {
 	c.Cmd("RCPT TO:<>", "501 5.1.3")
 	c.Cmd("RCPT TO:<jö@example.com>", "553 5.6.7")
 	c.Cmd("QUIT", "221")
-	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
 	got := esaLines(all)
 	eq(t, got[2:6], []string{
 		"ICID N Invalid sender address: Bad sender address syntax: 'MAIL FROM:<a@@example.org>'",
@@ -347,7 +347,7 @@ func TestBadCommandLimit(t *testing.T) {
 		c.Cmd("FOO", "500 #5.5.1 command not recognized")
 	}
 	c.Cmd("FOO", "421 Exceeded bad SMTP command limit, disconnecting.")
-	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
 	if n := strings.Count(strings.Join(all, "\n"), "Unknown command: FOO"); n != 4 {
 		t.Errorf("%d Unknown command lines:\n%s", n, strings.Join(all, "\n"))
 	}
@@ -362,7 +362,7 @@ func TestTotalTimeLimit(t *testing.T) {
 	c.Expect("220")
 	c.Cmd("EHLO client.example.com", "250")
 	c.Expect("421 Exceeded allowable connection time, disconnecting.")
-	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
 	got := esaLines(all)
 	want := []string{"ICID N disconnected address IP, exceeded allowable connection time", "ICID N close"}
 	eq(t, got[len(got)-2:], want)
@@ -395,7 +395,7 @@ func testStartTLSPipelined(t *testing.T, rcpts int) {
 	c.Send("Subject: secret\r\n\r\nx\r\n.\r\n")
 	c.Expect("250")
 	c.Cmd("QUIT", "221")
-	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
 	text := strings.Join(all, "\n")
 	if strings.Contains(text, "injected@evil.example") {
 		t.Errorf("pipelined plaintext was executed:\n%s", text)
@@ -432,7 +432,7 @@ func TestPolicyLimits(t *testing.T) {
 	c1.Send("x\r\n.\r\n")
 	c1.Expect("250")
 	c1.Cmd("MAIL FROM:<a@example.org>", "421 4.7.0 Too many messages for this session")
-	all := h.lines.waitFor(t, `ended cause=policy state=helo`)
+	all := h.lines.WaitLines(t, `ended cause=policy state=helo`)
 	text := strings.Join(all, "\n")
 	for _, want := range []string{"Receiving Failed: Connection limit exceeded", "To: <r3@example.com> Rejected by Injection Control",
 		"detail='Too many connections from your host'", "detail='Too many messages for this session'"} {
@@ -456,7 +456,7 @@ func TestInjectionDebugLog(t *testing.T) {
 		c.Send("Subject: hello\r\n\r\nline with \x1b escape\r\n.\r\n")
 		c.Expect("250")
 		c.Cmd("QUIT", "221")
-		h.lines.waitFor(t, `ended cause=quit`)
+		h.lines.WaitLines(t, `ended cause=quit`)
 	}
 	if err := h.debug.Flush(); err != nil {
 		t.Fatal(err)
@@ -515,7 +515,7 @@ func TestPostmasterWithoutDomain(t *testing.T) {
 	c.Send("Subject: hi\r\n\r\nhello\r\n.\r\n")
 	c.Expect("250")
 	c.Cmd("QUIT", "221")
-	all := h.lines.waitFor(t, `^mailgate: ICID \d+ ended`)
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
 	if !contains(esaLines(all), "MID N ICID N RID 0 To: <PostMaster>") {
 		t.Errorf("no RCPT line for <PostMaster>:\n%s", strings.Join(all, "\n"))
 	}
@@ -539,4 +539,43 @@ func contains(lines []string, want string) bool {
 		}
 	}
 	return false
+}
+
+// TestHeaderLines: the listener's max_header_lines counts the lines of the
+// header, folded ones included. A message whose header lacks the blank
+// line ends its header at the first line that is not a field: its body
+// lines are not header lines (they were, before the header reader was
+// shared, and a long body then refused the message), and a Message-ID in
+// the body is not the message's.
+func TestHeaderLines(t *testing.T) {
+	h := start(t, opts{yaml: strings.Replace(baseConfig, "    timeouts:", "    max_header_lines: 5\n    timeouts:", 1)})
+	c := h.dial("")
+	c.Expect("220")
+	c.Cmd("EHLO client.example.com", "250")
+	body := strings.Repeat("a body line\r\n", 50)
+	for _, tt := range []struct{ msg, reply string }{
+		{"Subject: five\r\n lines\r\nA: 1\r\nB: 2\r\nMessage-ID: <5@x>\r\n\r\n" + body, "250 2.0.0 ok"},
+		{"Subject: six\r\n lines\r\nA: 1\r\nB: 2\r\nC: 3\r\nMessage-ID: <6@x>\r\n\r\n" + body, "552 5.3.4 message header size exceeds limit"},
+		{"Subject: no blank line\r\n" + body + "Message-ID: <in-the-body@x>\r\n", "250 2.0.0 ok"},
+	} {
+		c.Cmd("MAIL FROM:<a@example.org>", "250")
+		c.Cmd("RCPT TO:<b@example.com>", "250")
+		c.Cmd("DATA", "354")
+		c.Send(tt.msg + ".\r\n")
+		c.Expect(tt.reply)
+	}
+	c.Cmd("QUIT", "221")
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
+	var got []string
+	for _, l := range esaLines(all) {
+		if strings.Contains(l, "Subject") || strings.Contains(l, "Message-ID") || strings.Contains(l, "Receiving Failed") {
+			got = append(got, l)
+		}
+	}
+	eq(t, got, []string{
+		"MID N Message-ID '<5@x>'",
+		"MID N Subject 'five lines'",
+		"ICID N Receiving Failed: Message header size exceeds limit",
+		"MID N Subject 'no blank line'",
+	})
 }

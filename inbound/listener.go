@@ -19,6 +19,7 @@ import (
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/policy"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/smtp"
@@ -34,7 +35,7 @@ type Server struct {
 	IDs        *queue.Counters
 	Events     event.Sink
 	DNS        *Resolver
-	Debug      []*DebugLog // injection debug subscriptions
+	Debug      []*debuglog.Log[policy.Client] // injection debug subscriptions
 	Logger     *slog.Logger
 
 	// Queued, if set, is told of each message committed to the spool, so
@@ -202,7 +203,7 @@ func (l *Listener) handle(c net.Conn, accepted time.Time) {
 	default:
 		cfg.Greeting = parseReply(d.Policy.BannerCode, policy.Expand(d.Policy.BannerText, d, client))
 	}
-	cfg.Transcript = l.srv.transcript(client, icid)
+	cfg.Transcript = debuglog.Transcript(l.srv.Debug, client, icid)
 
 	s := smtp.NewSession(c, h, cfg)
 	l.mu.Lock()

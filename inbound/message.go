@@ -1,79 +1,13 @@
 package inbound
 
 import (
-	"bytes"
 	"crypto/tls"
-	"fmt"
-	"mime"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mailgate/mailgate/smtp"
 )
-
-// header is what the listener reads from a message's header: the two fields
-// the mail log shows and the number of lines, which the ESA limits.
-type header struct {
-	lines     int
-	messageID string
-	subject   string
-	hasSubj   bool
-}
-
-// scanHeader reads the header block of msg (lines ending in CRLF, as the
-// SMTP engine delivers them) up to the empty line. Folded fields are
-// unfolded; every physical line counts towards the limit.
-func scanHeader(msg []byte) header {
-	var h header
-	var field []byte // the current field, unfolded
-	flush := func() {
-		name, value, ok := bytes.Cut(field, []byte{':'})
-		if !ok {
-			return
-		}
-		switch {
-		case bytes.EqualFold(bytes.TrimSpace(name), []byte("Message-ID")) && h.messageID == "":
-			h.messageID = string(bytes.TrimSpace(value))
-		case bytes.EqualFold(bytes.TrimSpace(name), []byte("Subject")) && !h.hasSubj:
-			h.subject, h.hasSubj = decodeSubject(string(bytes.TrimSpace(value))), true
-		}
-	}
-	for len(msg) > 0 {
-		i := bytes.Index(msg, []byte("\r\n"))
-		if i < 0 {
-			i = len(msg)
-		}
-		line := msg[:i]
-		msg = msg[min(i+2, len(msg)):]
-		if len(line) == 0 {
-			break
-		}
-		h.lines++
-		if line[0] == ' ' || line[0] == '\t' {
-			field = append(field, line...)
-			continue
-		}
-		flush()
-		field = append(field[:0], line...)
-	}
-	flush()
-	return h
-}
-
-var wordDecoder = mime.WordDecoder{}
-
-// decodeSubject decodes RFC 2047 encoded words so the log shows what the
-// recipient will read; text it cannot decode is logged as it came.
-func decodeSubject(s string) string {
-	if !strings.Contains(s, "=?") {
-		return s
-	}
-	d, err := wordDecoder.DecodeHeader(s)
-	if err != nil {
-		return s
-	}
-	return d
-}
 
 // received builds the Received: field of RFC 5321 4.4 that the gateway
 // prepends to every message it accepts.
@@ -108,7 +42,7 @@ func (r received) appendTo(b []byte) []byte {
 	b = append(b, "])\r\n"...)
 	if r.tls != nil {
 		b = append(b, "\t(using "...)
-		b = append(b, tlsVersion(r.tls.Version)...)
+		b = append(b, smtp.TLSVersion(r.tls.Version)...)
 		b = append(b, " with cipher "...)
 		b = append(b, tls.CipherSuiteName(r.tls.CipherSuite)...)
 		b = append(b, ")\r\n"...)
@@ -142,19 +76,4 @@ func appendHeaderSafe(b []byte, s string) []byte {
 		b = utf8.AppendRune(b, r)
 	}
 	return b
-}
-
-// tlsVersion names a TLS version the way the ESA's log lines do ("TLSv1.2").
-func tlsVersion(v uint16) string {
-	switch v {
-	case tls.VersionTLS10:
-		return "TLSv1"
-	case tls.VersionTLS11:
-		return "TLSv1.1"
-	case tls.VersionTLS12:
-		return "TLSv1.2"
-	case tls.VersionTLS13:
-		return "TLSv1.3"
-	}
-	return fmt.Sprintf("TLS(0x%04x)", v)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/policy"
 	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/rfc822"
 	"github.com/mailgate/mailgate/smtp"
 )
 
@@ -100,8 +101,8 @@ var bufPool = sync.Pool{New: func() any { return new([]byte) }}
 
 func (h *session) Data(msg []byte) smtp.Reply {
 	mid := h.mid
-	hdr := scanHeader(msg)
-	if max := h.l.cfg.MaxHeaderLines; max > 0 && hdr.lines > max {
+	hdr := rfc822.ReadHeader(msg)
+	if max := h.l.cfg.MaxHeaderLines; max > 0 && hdr.Lines > max {
 		h.failed("Message header size exceeds limit")
 		return smtp.Reply{Code: 552, Enhanced: "5.3.4", Text: "message header size exceeds limit"}
 	}
@@ -138,11 +139,11 @@ func (h *session) Data(msg []byte) smtp.Reply {
 		h.failed("Queue write error")
 		return smtp.Reply{Code: 451, Enhanced: "4.3.0", Text: "Server error, try again later"}
 	}
-	if hdr.messageID != "" {
-		h.emit(event.MessageIDHeader{MID: mid, MessageID: hdr.messageID})
+	if id := hdr.MessageID(); id != "" {
+		h.emit(event.MessageIDHeader{MID: mid, MessageID: id})
 	}
-	if hdr.hasSubj {
-		h.emit(event.Subject{MID: mid, Subject: hdr.subject, Quote: maillog.QuoteFor(hdr.subject)})
+	if subject, ok := hdr.Subject(); ok {
+		h.emit(event.Subject{MID: mid, Subject: subject, Quote: maillog.QuoteFor(subject)})
 	}
 	h.emit(event.Ready{MID: mid, Bytes: int64(len(msg)), From: h.from})
 	// Mail from relaying sender groups is outgoing: the ESA applies its
@@ -196,28 +197,34 @@ func (h *session) Reset() {
 func (h *session) TLS(cs tls.ConnectionState) {
 	h.tls = &cs
 	h.emit(event.TLS{Conn: event.ConnRef{Kind: event.InboundConn, ID: h.icid}, Success: true,
-		Protocol: tlsVersion(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite)})
+		Protocol: smtp.TLSVersion(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite)})
 }
 
-func (h *session) BadCommand(line string, r smtp.Reply) {
-	verb, _, _ := strings.Cut(line, " ")
-	switch {
-	case r.IsZero():
-		h.notes = append(h.notes, line)
-	case r.Code == 500 && r.Enhanced == "5.5.1":
+// BadCommand writes the ESA's line for the kinds it has one for: the
+// appliance logs unknown commands and malformed addresses, with the reply's
+// text as the reason, and nothing for the other refusals.
+func (h *session) BadCommand(kind smtp.BadKind, line string, r smtp.Reply) {
+	switch kind {
+	case smtp.BadUnknown:
 		h.emit(event.UnknownCommand{ICID: h.icid, Command: line})
-	case (r.Code == 501 || r.Code == 553) && strings.EqualFold(verb, "MAIL"):
+	case smtp.BadSender:
 		h.emit(event.InvalidAddress{ICID: h.icid, Detail: r.Text + ": '" + line + "'"})
-	case (r.Code == 501 || r.Code == 553) && strings.EqualFold(verb, "RCPT"):
+	case smtp.BadRecipient:
 		h.emit(event.InvalidAddress{ICID: h.icid, MID: h.mid, Recipient: true, Detail: r.Text + ": '" + line + "'"})
 	}
+}
+
+// PlaintextDiscarded has no ESA line: it goes in the detail of mailgate's
+// own line.
+func (h *session) PlaintextDiscarded(n int) {
+	h.notes = append(h.notes, fmt.Sprintf("(%d bytes pipelined after STARTTLS discarded)", n))
 }
 
 func (h *session) tlsString() string {
 	if h.tls == nil {
 		return ""
 	}
-	return tlsVersion(h.tls.Version) + " " + tls.CipherSuiteName(h.tls.CipherSuite)
+	return smtp.TLSVersion(h.tls.Version) + " " + tls.CipherSuiteName(h.tls.CipherSuite)
 }
 
 // ended writes the lines that close the ICID, in the ESA's order: "lost"

@@ -30,15 +30,29 @@
 //
 //	mailgate: ICID 10293 ended cause=peer-reset state=rcpt last=RCPT data_bytes=0 duration=36.012s ehlo=1 mail=1 rcpt=1 data=0/1 commands=3/4
 //
-// The fields come in this order, space-separated; cause=, state= and last=
-// hold one token each (a space or '=' inside is written \x20 or \x3d),
-// last=- when no command was seen; data_bytes= is an integer; duration= is
+// The fields come in this order, space-separated; cause= is the word of an
+// event.Cause (a line with a word this version does not know stays an
+// event.Unknown, so that it renders back unchanged); state= and last= hold
+// one token each (a space or '=' inside is written \x20 or \x3d), last=-
+// when no command was seen; data_bytes= is an integer; duration= is
 // in seconds with exactly three decimals (rounded to the millisecond). Then
 // one verb=count per CommandCount with Total > 0, in order, count being OK
 // when OK == Total and OK/Total otherwise, then commands= with the sums in
 // the same form (commands=0 when there were none), and last, only when
 // Detail is not empty, detail='...' up to the end of the line. The parser
 // accepts exactly this form.
+//
+// Lines of a Cisco ESA that mailgate does not write are parsed too: the
+// work queue's (quarantines, rewrites, splits, generated copies, engine
+// verdicts; pipeline.go, whose Forms are Rewritten* and Generated*) and the
+// bounce log's ("Bounced: 45346670:0 From:<a> To:<b> Reason: ..."; the
+// Outcome form OutcomeBounceLog). testdata/unknown-kinds.golden lists the
+// kinds of sample lines that stay Unknown.
+//
+// A parsed Entry's Prefix keeps what came before the message, as written
+// (the timestamp, a syslog host and tag, the level word), so that
+// Prefix+Text is the line as logged; a Reader dates the lines of a syslog
+// file, which have no year, from SetYear or SetNow.
 //
 // # Escaping
 //

@@ -67,6 +67,13 @@ func needsEscape(s string) bool {
 	return false
 }
 
+// Escape returns s as the mail log writes text from the network: controls,
+// invalid UTF-8, line separators and bidi controls as \xNN or \uNNNN, so
+// that the text can neither end the line nor hide or reorder what follows.
+// Printers of such text to a terminal use it for the same reason: a Subject
+// holding ESC [2J must not clear the administrator's screen.
+func Escape(s string) string { return escapeString(s) }
+
 // escapeString returns s escaped; s itself (no allocation) when it is clean.
 func escapeString(s string) string {
 	if !needsEscape(s) {

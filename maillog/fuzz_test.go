@@ -42,14 +42,17 @@ func FuzzParseLine(f *testing.F) {
 	}
 	f.Add("<166>Mar 17 18:24:37 mail_logs: Info: MID 6 ready 100 bytes from <example.com>")
 	f.Add("Info: MID 6 Subject 'a\r\nb'")
+	f.Add(`Info: Bounced: 45346670:0 From:<a@x> To:<b@y> Reason: "5.1.0 - x" Response: "('550', ['a" Response: "(b'])"`)
+	f.Add(`Info: MID 7 released (a) from quarantine "Q" (b) (c)`)
+	f.Add("Jun 26 10:42:23 esa1.example.edu mail_logs: Info: MID 5 quarantined to \"Policy\" (DLP violation)")
 	f.Fuzz(func(t *testing.T, line string) {
-		e1, err := parseLine(line, cst, fuzzNow)
+		e1, err := parseLine(line, cst, &years{now: fuzzNow})
 		if err != nil {
 			return
 		}
 		out1 := AppendLine(nil, e1, cst)
 		checkLine(t, out1)
-		e2, err := parseLine(string(out1), cst, fuzzNow)
+		e2, err := parseLine(string(out1), cst, &years{now: fuzzNow})
 		if err != nil {
 			t.Fatalf("line %q rendered as %q, which does not parse: %v", line, out1, err)
 		}
@@ -69,6 +72,8 @@ func FuzzAppendMessage(f *testing.F) {
 	f.Add(uint8(0), "a@b\r\nInfo: x", "x>y", uint64(1))
 	f.Add(uint8(17), "it's", `"q"`, uint64(0))
 	f.Add(uint8(30), "\xff\u2028", "\\", uint64(7))
+	f.Add(uint8(41), "Q\" (x) y", "a) b", uint64(7))
+	f.Add(uint8(24), "a\" Response: \"(", "'\"", uint64(11))
 	f.Fuzz(func(t *testing.T, kind uint8, a, b string, n uint64) {
 		ev := fuzzEvent(kind, a, b, n)
 		out := AppendMessage(nil, ev)
@@ -84,7 +89,7 @@ func FuzzAppendMessage(f *testing.F) {
 func fuzzEvent(kind uint8, a, b string, n uint64) event.Event {
 	i := int(n % 1000)
 	rids := []int{i, i + 1}
-	switch kind % 37 {
+	switch kind % 58 {
 	case 0:
 		return event.NewICID{ICID: n, Interface: a, InterfaceIP: b, RemoteIP: a, ReverseHost: b, Verified: n%2 == 0}
 	case 1:
@@ -154,10 +159,52 @@ func fuzzEvent(kind uint8, a, b string, n uint64) event.Event {
 	case 33:
 		return event.InjectionDebug{ICID: n, Sent: n%2 == 0, Data: a}
 	case 34:
-		return event.ConnectionEnd{ICID: n, Cause: a, State: b, LastCommand: a, DataBytes: int64(n), Duration: time.Duration(n),
+		return event.ConnectionEnd{ICID: n, Cause: event.Cause(n % 16), State: b, LastCommand: a, DataBytes: int64(n), Duration: time.Duration(n),
 			Commands: []event.CommandCount{{Verb: a, OK: i, Total: i + int(n%2)}, {Verb: b, OK: 1, Total: 2}}, Detail: b}
 	case 35:
 		return event.Unknown{Text: a + b}
+	case 36:
+		return event.SpamQuarantineTag{MID: n, Prefix: a}
+	case 37:
+		return event.SpamQuarantined{MID: n}
+	case 38:
+		return event.SpamReinjected{MID: n, NewMID: n / 2}
+	case 39:
+		return event.Quarantined{MID: n, Quarantine: a, Reason: b}
+	case 40:
+		return event.QuarantineReason{MID: n, Quarantine: a, Reason: b}
+	case 41:
+		return event.QuarantineReleased{MID: n, Quarantine: a, Reason: b, Note: b, Extra: a}
+	case 42:
+		return event.QuarantineDeleted{MID: n, Quarantine: a, Reason: b}
+	case 43:
+		return event.Rewritten{MID: n, NewMID: n + 1, By: a, Form: uint8(n % 3)}
+	case 44:
+		return event.Split{MID: n, NewMID: n + 1, Reason: a}
+	case 45:
+		return event.Generated{MID: n, OrigMID: n / 2, By: a, Form: uint8(n % 3)}
+	case 46:
+		return event.PolicyDisposal{MID: n, Bounced: n%2 == 0, By: a, Table: b}
+	case 47:
+		return event.EngineVerdict{MID: n, Interim: n%2 == 0, Engine: a, Verdict: b}
+	case 48:
+		return event.AVVerdict{MID: n, Interim: n%2 == 0, Engine: a, Verdict: b, Detail: a}
+	case 49:
+		return event.OutbreakVerdict{MID: n, Verdict: a}
+	case 50:
+		return event.AMPVerdict{MID: n, Verdict: a}
+	case 51:
+		return event.TooBig{MID: n, Size: int64(i), Limit: int64(n % (1 << 62)), Engine: a}
+	case 52:
+		return event.SPFVerdict{MID: n, Identity: a, Address: b, Result: a, Detail: b}
+	case 53:
+		return event.DKIMVerdict{MID: n, Result: a, Detail: b}
+	case 54:
+		return event.Signing{MID: n, Method: a, Text: b}
+	case 55:
+		return event.Attachment{MID: n, Name: a}
+	case 56:
+		return event.CustomLog{MID: n, Text: a}
 	}
 	return event.Unknown{Text: strings.Repeat(a, 2)}
 }

@@ -41,16 +41,18 @@ func ParseMessage(msg string) event.Event {
 //
 // Local-file times are read in loc (nil: time.Local). A BSD syslog
 // timestamp has no year: the current year is assumed, or the one before
-// when that would put the line more than a day in the future. After a
-// syslog or collector timestamp the first " Info: " (or another level
-// word) starts the message; what came between (host, tag) is dropped, so
-// such a line renders back as a local-file line.
+// when that would put the line more than a day in the future (a Reader
+// takes it from SetYear or SetNow instead). After a syslog or collector
+// timestamp the first " Info: " (or another level word) starts the
+// message; what came between (host, tag) is not part of the event, so such
+// a line renders back as a local-file line, but the entry's Prefix keeps
+// it: Prefix+Text is the line as logged, a syslog <PRI> aside.
 //
 // A line with no level word keeps Level 0 so that AppendLine writes it back
 // without one. The error is ErrNotLogLine for an empty line; the returned
 // entry then still holds the line as an event.Unknown.
 func ParseLine(line string, loc *time.Location) (event.Entry, error) {
-	return parseLine(line, loc, time.Now())
+	return parseLine(line, loc, &years{now: time.Now()})
 }
 
 var levels = [...]event.Level{event.Info, event.Warning, event.Critical, event.Debug, event.Trace}
@@ -85,7 +87,7 @@ func findLevel(s string) (event.Level, string, bool) {
 	return 0, s, false
 }
 
-func parseLine(line string, loc *time.Location, now time.Time) (event.Entry, error) {
+func parseLine(line string, loc *time.Location, y *years) (event.Entry, error) {
 	if loc == nil {
 		loc = time.Local
 	}
@@ -93,7 +95,7 @@ func parseLine(line string, loc *time.Location, now time.Time) (event.Entry, err
 	if s == "" {
 		return event.Entry{Event: event.Unknown{Text: escapeString(line)}}, ErrNotLogLine
 	}
-	t, rest, kind := cutStamp(s, loc, now)
+	t, rest, kind := cutStamp(s, loc, y)
 	e := event.Entry{Time: t}
 	if kind == stampNone {
 		rest = s
@@ -111,8 +113,30 @@ func parseLine(line string, loc *time.Location, now time.Time) (event.Entry, err
 	}
 	e.Level = l
 	e.Text = escapeString(msg)
+	e.Prefix = escapeString(cutPRI(s[:len(s)-len(msg)]))
 	e.Event = parseEscaped(e.Text, loc)
 	return e, nil
+}
+
+// cutPRI drops a syslog "<PRI>" (and an RFC 5424 version after it) from the
+// start of a line: framing of the transport, which a syslog server does
+// not write to its files.
+func cutPRI(s string) string {
+	if len(s) < 3 || s[0] != '<' {
+		return s
+	}
+	i := strings.IndexByte(s, '>')
+	if i < 2 || i > 4 {
+		return s
+	}
+	if n, rest, ok := cutUint(s[1:i]); !ok || rest != "" || n > 191 {
+		return s
+	}
+	s = s[i+1:]
+	if r, ok := strings.CutPrefix(s, "1 "); ok && r != "" && r[0] >= '0' && r[0] <= '9' {
+		return r
+	}
+	return s
 }
 
 func parseEscaped(msg string, loc *time.Location) event.Event {
@@ -311,6 +335,8 @@ func parseKnown(s string, loc *time.Location) event.Event {
 		return event.TimeOffset{Seconds: int(n)}
 	case strings.HasPrefix(s, "mailgate: ICID "):
 		return parseConnectionEnd(s)
+	case strings.HasPrefix(s, "ISQ: "), strings.HasPrefix(s, "EUQ: "):
+		return parseSpamQuarantine(s)
 	case s != "" && s[0] >= '0' && s[0] <= '9':
 		return parseInjectionDebug(s)
 	}
@@ -431,7 +457,7 @@ func parseMID(s string, loc *time.Location) event.Event {
 	case strings.HasPrefix(rest, " to "):
 		return parsePending(mid, rest, PendingMIDRID, PendingMIDBare, loc)
 	}
-	return nil
+	return parsePipelineMID(mid, rest)
 }
 
 // parsePending parses " to [RID ][0] pending till <asctime>[ [profile]]".
@@ -779,6 +805,9 @@ func parseDeliveryStart(s string) event.Event {
 
 // parseOutcome parses what follows "Bounced: " or "Delayed: ".
 func parseOutcome(s string, hard bool) event.Event {
+	if s != "" && s[0] >= '0' && s[0] <= '9' {
+		return parseBounceLog(s, hard)
+	}
 	o := event.Outcome{Hard: hard}
 	var ok bool
 	var rest string
@@ -805,14 +834,24 @@ func parseOutcome(s string, hard bool) event.Event {
 			rest = r
 			o.Form = OutcomeToRID
 		} else {
+			// " From: <a> To: <b>", or without the spaces after the colons.
+			o.Form = OutcomeFromTo
 			r, ok := strings.CutPrefix(rest, " From: ")
 			if !ok {
-				return nil
+				if !strings.HasPrefix(rest, " From:<") {
+					return nil
+				}
+				r = rest[len(" From:"):]
+				o.Form = OutcomeFromToTight
 			}
 			if o.From, r, ok = cutAddr(r); !ok {
 				return nil
 			}
-			if r, ok = strings.CutPrefix(r, " To: "); !ok {
+			to := " To: "
+			if o.Form == OutcomeFromToTight {
+				to = " To:"
+			}
+			if r, ok = strings.CutPrefix(r, to); !ok {
 				return nil
 			}
 			if o.To, r, ok = cutAddr(r); !ok {
@@ -821,7 +860,6 @@ func parseOutcome(s string, hard bool) event.Event {
 			if rest, ok = strings.CutPrefix(r, " RID "); !ok {
 				return nil
 			}
-			o.Form = OutcomeFromTo
 		}
 	}
 	if o.RID, rest, ok = cutNat(rest); !ok {
@@ -1064,9 +1102,12 @@ func parseConnectionEnd(s string) event.Event {
 	if len(fields) < 6 {
 		return nil
 	}
-	var last string
-	if e.Cause, ok = strings.CutPrefix(fields[0], "cause="); !ok {
+	var cause, last string
+	if cause, ok = strings.CutPrefix(fields[0], "cause="); !ok {
 		return nil
+	}
+	if e.Cause, ok = event.ParseCause(cause); !ok {
+		return nil // a newer mailgate's cause: the line stays as it was written
 	}
 	if e.State, ok = strings.CutPrefix(fields[1], "state="); !ok {
 		return nil
@@ -1078,7 +1119,7 @@ func parseConnectionEnd(s string) event.Event {
 		e.LastCommand = last
 	}
 	// The renderer escapes '=' in values; a value holding one is not ours.
-	if strings.Contains(e.Cause, "=") || strings.Contains(e.State, "=") || strings.Contains(last, "=") {
+	if strings.Contains(e.State, "=") || strings.Contains(last, "=") {
 		return nil
 	}
 	b, ok := strings.CutPrefix(fields[3], "data_bytes=")

@@ -60,7 +60,7 @@ func TestParseLineLayouts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := parseLine(tt.line, cst, now)
+			e, err := parseLine(tt.line, cst, &years{now: now})
 			if err != nil {
 				t.Fatalf("parseLine(%q): %v", tt.line, err)
 			}
@@ -104,7 +104,7 @@ func TestSyslogYear(t *testing.T) {
 		{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), "<166>Feb 29 10:00:00 mail_logs: Info: x", time.Date(2024, 2, 29, 10, 0, 0, 0, time.UTC)},
 	}
 	for _, tt := range tests {
-		e, err := parseLine(tt.line, time.UTC, tt.now)
+		e, err := parseLine(tt.line, time.UTC, &years{now: tt.now})
 		if err != nil || !e.Time.Equal(tt.want) {
 			t.Errorf("parseLine(%q) at %v = %v, %v; want %v", tt.line, tt.now, e.Time, err, tt.want)
 		}
@@ -156,10 +156,13 @@ func TestParseMessageVariants(t *testing.T) {
 		{"Time offset from UTC: +3600 seconds", nil},
 		{"mailgate: ICID 1 ended cause=quit state=quit last=QUIT data_bytes=10 duration=1.000s helo=1 quit=1 commands=1", nil}, // sum wrong
 		{"mailgate: ICID 1 ended cause=quit state=quit last=QUIT data_bytes=10 duration=1.000s helo=1 quit=1 commands=2",
-			event.ConnectionEnd{ICID: 1, Cause: "quit", State: "quit", LastCommand: "QUIT", DataBytes: 10, Duration: time.Second,
+			event.ConnectionEnd{ICID: 1, Cause: event.CauseQuit, State: "quit", LastCommand: "QUIT", DataBytes: 10, Duration: time.Second,
 				Commands: []event.CommandCount{{Verb: "helo", OK: 1, Total: 1}, {Verb: "quit", OK: 1, Total: 1}}}},
 		{"mailgate: ICID 1 ended cause=quit state=quit last=- data_bytes=0 duration=1.000s x=0 commands=0", nil}, // total 0 is never written
 		{"mailgate: ICID 1 ended cause=quit state=quit last=- data_bytes=0 duration=1s commands=0", nil},
+		{"mailgate: ICID 1 ended cause=rate-limit state=helo last=- data_bytes=0 duration=1.000s commands=0", nil}, // a newer mailgate's cause
+		{"mailgate: ICID 1 ended cause= state=helo last=- data_bytes=0 duration=1.000s commands=0", nil},
+		{"mailgate: ICID 1 ended cause=Cause(0) state=helo last=- data_bytes=0 duration=1.000s commands=0", nil},
 	}
 	for _, tt := range tests {
 		want := tt.ev
@@ -186,8 +189,8 @@ func TestRenderEscapes(t *testing.T) {
 		{event.UnknownCommand{ICID: 1, Command: nasty}, "ICID 1 Unknown command: " + want},
 		{event.InjectionDebug{ICID: 1, Data: "RCPT TO:<a>\r\n"}, `1 Rcvd: 'RCPT TO:<a>\r\n'`},
 		{event.Unknown{Text: "x\ny"}, `x\ny`},
-		{event.ConnectionEnd{ICID: 1, Cause: "a b=c", State: "s", LastCommand: "-", Commands: []event.CommandCount{{Verb: "x=1 y", OK: 1, Total: 1}}},
-			`mailgate: ICID 1 ended cause=a\x20b\x3dc state=s last=\x2d data_bytes=0 duration=0.000s x\x3d1\x20y=1 commands=1`},
+		{event.ConnectionEnd{ICID: 1, Cause: event.CauseQuit, State: "a b=c", LastCommand: "-", Commands: []event.CommandCount{{Verb: "x=1 y", OK: 1, Total: 1}}},
+			`mailgate: ICID 1 ended cause=quit state=a\x20b\x3dc last=\x2d data_bytes=0 duration=0.000s x\x3d1\x20y=1 commands=1`},
 		{event.Outcome{Hard: true, MID: 1, Code: "5'5", Response: []string{"a\nb", `c\d`, "e\u2028"}},
 			`Bounced: DCID 0 MID 1 From: <> To: <> RID 0 -  -  ("5'5", ['a\nb', 'c\\d', 'e\u2028'])`},
 	}

@@ -29,6 +29,7 @@ const maxLine = 16 << 20
 type Reader struct {
 	sc    *bufio.Scanner
 	loc   *time.Location
+	years years
 	ahead []string // lines read ahead to find the header's time offset
 	entry event.Entry
 	text  string
@@ -44,8 +45,23 @@ func NewReader(r io.Reader, loc *time.Location) *Reader {
 	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
-	return &Reader{sc: sc, loc: loc}
+	return &Reader{sc: sc, loc: loc, years: years{now: time.Now()}}
 }
+
+// SetYear says that the first line whose timestamp has no year (BSD
+// syslog: "Jun 26 10:42:23 esa1 mail_logs: Info: ...") is of year y; the
+// lines after it follow it, a year on at each December-to-January
+// rollover. Call it before Scan.
+func (r *Reader) SetYear(y int) { r.years = years{year: y} }
+
+// SetNow says that the log was written no later than t (its file's
+// modification time): a line whose timestamp has no year gets the latest
+// year that puts it no more than a day after t. Without SetYear or SetNow,
+// t is the time of NewReader. Call it before Scan.
+func (r *Reader) SetNow(t time.Time) { r.years = years{now: t} }
+
+// Yearless counts the lines read so far whose timestamp had no year.
+func (r *Reader) Yearless() int64 { return r.years.n }
 
 // Scan advances to the next entry; it returns false at the end of the input
 // or on a read error (see Err).
@@ -84,7 +100,7 @@ func (r *Reader) Line() int { return r.line - len(r.ahead) }
 func (r *Reader) Err() error { return r.err }
 
 func (r *Reader) parse(text string) (event.Entry, error) {
-	return ParseLine(text, r.loc)
+	return parseLine(text, r.loc, &r.years)
 }
 
 func (r *Reader) next() (string, bool) {

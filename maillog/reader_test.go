@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,64 @@ func TestReaderReadsWriter(t *testing.T) {
 	for i := range info {
 		if !sameEntry(got[i], info[i]) {
 			t.Errorf("entry %d: read %v %#v, wrote %v %#v", i, got[i].Time, got[i].Event, info[i].Time, info[i].Event)
+		}
+	}
+}
+
+// TestReaderYears: lines without a year (a syslog server's file) take it
+// from SetYear, going on a year at the December-to-January rollover, or
+// from SetNow, the file's modification time; never from the clock when
+// either is given.
+func TestReaderYears(t *testing.T) {
+	in := strings.Join([]string{
+		"Dec 31 23:59:58 esa1 mail_logs: Info: MID 1 queued for delivery",
+		"Jan  1 00:00:01 esa1 mail_logs: Info: MID 2 queued for delivery",
+		"Dec 31 23:59:59 esa1 mail_logs: Info: MID 3 queued for delivery", // late, after the rollover
+		"Jan  2 10:00:00 esa1 mail_logs: Info: MID 4 queued for delivery",
+		"Wed Jan  2 10:00:01 2030 Info: MID 5 queued for delivery", // a year of its own
+	}, "\n")
+	read := func(set func(*Reader)) []int {
+		r := NewReader(strings.NewReader(in), time.UTC)
+		set(r)
+		var got []int
+		for r.Scan() {
+			got = append(got, r.Entry().Time.Year())
+		}
+		if r.Yearless() != 4 {
+			t.Errorf("Yearless() = %d, want 4", r.Yearless())
+		}
+		return got
+	}
+	for _, c := range []struct {
+		name string
+		set  func(*Reader)
+		want []int
+	}{
+		{"SetYear", func(r *Reader) { r.SetYear(2019) }, []int{2019, 2020, 2019, 2020, 2030}},
+		{"SetNow in January", func(r *Reader) { r.SetNow(time.Date(2021, 1, 3, 0, 0, 0, 0, time.UTC)) }, []int{2020, 2021, 2020, 2021, 2030}},
+		{"SetNow in June", func(r *Reader) { r.SetNow(time.Date(2021, 6, 3, 0, 0, 0, 0, time.UTC)) }, []int{2020, 2021, 2020, 2021, 2030}},
+	} {
+		if got := read(c.set); !slices.Equal(got, c.want) {
+			t.Errorf("%s: years %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestPrefix: an entry read from a line keeps what came before its
+// message, as it was written (a syslog PRI aside), so that Prefix+Text is
+// the line as logged.
+func TestPrefix(t *testing.T) {
+	for _, c := range []struct{ line, prefix string }{
+		{"Wed Sep  6 13:13:16 2023 Info: MID 14 queued for delivery", "Wed Sep  6 13:13:16 2023 Info: "},
+		{"Jun 26 10:42:23 esa1.example.edu mail_logs: Info: MID 100 queued for delivery", "Jun 26 10:42:23 esa1.example.edu mail_logs: Info: "},
+		{"<166>Mar 17 18:24:37 mail_logs: Info: MID 6 queued for delivery", "Mar 17 18:24:37 mail_logs: Info: "},
+		{"<165>1 2026-12-07T09:00:00+01:00 esa7 mail_logs - - - Info: MID 6 queued for delivery", "2026-12-07T09:00:00+01:00 esa7 mail_logs - - - Info: "},
+		{"2019 Sep 28 16:13:51 ironport_server mail [info] splunk_maillogs:nopid Info: MID 6509657 DLP violation", "2019 Sep 28 16:13:51 ironport_server mail [info] splunk_maillogs:nopid Info: "},
+		{"Info: MID 6 queued for delivery", "Info: "},
+	} {
+		e, err := ParseLine(c.line, time.UTC)
+		if err != nil || e.Prefix != c.prefix || !strings.HasSuffix(c.line, e.Prefix+e.Text) {
+			t.Errorf("ParseLine(%q): Prefix %q, Text %q, %v; want Prefix %q", c.line, e.Prefix, e.Text, err, c.prefix)
 		}
 	}
 }

@@ -25,6 +25,8 @@ const (
 	OutcomeToRIDHeaders          // Bounced: DCID 3 MID 4 to RID 0 - 5.1.0 - Unknown address error ('550', ['...']) []
 	OutcomeMessage               // Delayed: DCID: 4370 Message 10800 to 0 - 4.4.0 - Other network problem ('000', ['...'])
 	OutcomeMessageHeaders        // Bounced: DCID: 1911 Message 3993 to 0 - 5.1.0 - Unknown address error ('554', ['Too long line.']) []
+	OutcomeFromToTight           // Bounced: DCID 2 MID 15232 From:<a@x> To:<b@y> RID 0 - 5.1.0 - Unknown address error ('550', ['...'])
+	OutcomeBounceLog             // Bounced: 45346670:0 From:<a@x> To:<b@y> Reason: "5.1.0 - Unknown address error" Response: "('550', ['...'])"   (the bounce log; no DCID)
 )
 
 // Forms of event.ConnectionError.
@@ -378,6 +380,8 @@ func appendMessage(dst []byte, ev event.Event, loc *time.Location) []byte {
 		dst = appendConnectionEnd(dst, e)
 	case event.Unknown:
 		dst = appendEscaped(dst, e.Text)
+	default:
+		dst, _ = appendPipeline(dst, ev)
 	}
 	return dst
 }
@@ -389,6 +393,14 @@ func appendOutcome(dst []byte, e event.Outcome) []byte {
 		dst = append(dst, "Delayed: "...)
 	}
 	switch e.Form {
+	case OutcomeBounceLog:
+		return appendBounceLog(dst, e)
+	case OutcomeFromToTight:
+		dst = appendUint(dst, "DCID ", e.DCID)
+		dst = appendUint(dst, " MID ", e.MID)
+		dst = appendAddr(dst, " From:", e.From)
+		dst = appendAddr(dst, " To:", e.To)
+		dst = appendInt(dst, " RID ", int64(e.RID))
 	case OutcomeMessage, OutcomeMessageHeaders:
 		dst = appendUint(dst, "DCID: ", e.DCID)
 		dst = appendUint(dst, " Message ", e.MID)
@@ -406,7 +418,17 @@ func appendOutcome(dst []byte, e event.Outcome) []byte {
 	}
 	dst = appendText(dst, " - ", e.Status)
 	dst = appendText(dst, " - ", e.Reason)
-	dst = append(dst, " ("...)
+	dst = append(dst, ' ')
+	dst = appendReply(dst, e)
+	if e.Form == OutcomeToRIDHeaders || e.Form == OutcomeMessageHeaders {
+		dst = append(dst, " []"...)
+	}
+	return dst
+}
+
+// appendReply appends "('550', ['line', ...])".
+func appendReply(dst []byte, e event.Outcome) []byte {
+	dst = append(dst, '(')
 	dst = appendPyStr(dst, e.Code)
 	dst = append(dst, ", ["...)
 	for i, l := range e.Response {
@@ -415,11 +437,20 @@ func appendOutcome(dst []byte, e event.Outcome) []byte {
 		}
 		dst = appendPyStr(dst, l)
 	}
-	dst = append(dst, "])"...)
-	if e.Form == OutcomeToRIDHeaders || e.Form == OutcomeMessageHeaders {
-		dst = append(dst, " []"...)
-	}
-	return dst
+	return append(dst, "])"...)
+}
+
+// appendBounceLog appends a line of the ESA's bounce log, after "Bounced: ".
+func appendBounceLog(dst []byte, e event.Outcome) []byte {
+	dst = strconv.AppendUint(dst, e.MID, 10)
+	dst = appendInt(dst, ":", int64(e.RID))
+	dst = appendAddr(dst, " From:", e.From)
+	dst = appendAddr(dst, " To:", e.To)
+	dst = appendText(dst, ` Reason: "`, e.Status)
+	dst = appendText(dst, " - ", e.Reason)
+	dst = append(dst, `" Response: "`...)
+	dst = appendReply(dst, e)
+	return append(dst, '"')
 }
 
 func appendConnError(dst []byte, e event.ConnectionError) []byte {
@@ -457,7 +488,7 @@ func appendConnError(dst []byte, e event.ConnectionError) []byte {
 // detail='...' comes last, only when Detail is not empty.
 func appendConnectionEnd(dst []byte, e event.ConnectionEnd) []byte {
 	dst = appendUint(dst, "mailgate: ICID ", e.ICID)
-	dst = appendToken(dst, " ended cause=", e.Cause)
+	dst = appendToken(dst, " ended cause=", e.Cause.String())
 	dst = appendToken(dst, " state=", e.State)
 	switch e.LastCommand {
 	case "":

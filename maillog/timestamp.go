@@ -164,7 +164,7 @@ const (
 // the PRI; RFC 5424 syslog "<PRI>1 2006-01-02T15:04:05Z"; the collector
 // form "2019 Sep 28 16:13:51"; and a bare RFC 3339 time. The timestamp
 // must be followed by a space or end the line.
-func cutStamp(s string, loc *time.Location, now time.Time) (time.Time, string, stampKind) {
+func cutStamp(s string, loc *time.Location, y *years) (time.Time, string, stampKind) {
 	if t, rest, ok := cutAsctime(s, loc); ok && (rest == "" || rest[0] == ' ') {
 		return t, rest, stampAsctime
 	}
@@ -183,7 +183,7 @@ func cutStamp(s string, loc *time.Location, now time.Time) (time.Time, string, s
 		}
 	}
 	if month, day, hh, mm, ss, rest, ok := cutMonthDayClock(r); ok && (rest == "" || rest[0] == ' ') {
-		if t, ok := syslogTime(month, day, hh, mm, ss, loc, now); ok {
+		if t, ok := y.date(month, day, hh, mm, ss, loc); ok {
 			return t, rest, stampForeign
 		}
 		return time.Time{}, s, stampNone
@@ -211,11 +211,49 @@ func cutStamp(s string, loc *time.Location, now time.Time) (time.Time, string, s
 	return time.Time{}, s, stampNone
 }
 
+// years supplies the year a BSD syslog timestamp lacks, in one of two
+// ways. With year set, from the year of the first such line: the year goes
+// on by one when a line's month is more than six before the last one's (a
+// December line, then a January one), and a line more than six months
+// after the last one (a late December line after the rollover) is put in
+// the year before. Otherwise from now, the latest time the log can hold (a
+// file's modification time): the latest year that puts the line no more
+// than a day after now.
+type years struct {
+	now   time.Time
+	year  int
+	month time.Month // of the last yearless line, with year
+	n     int64      // yearless lines read
+}
+
+func (y *years) date(month time.Month, day, hh, mm, ss int, loc *time.Location) (time.Time, bool) {
+	y.n++
+	if y.year == 0 {
+		return syslogTime(month, day, hh, mm, ss, loc, y.now)
+	}
+	year := y.year
+	switch {
+	case y.month == 0:
+		y.month = month
+	case month+6 < y.month:
+		y.year++
+		year, y.month = y.year, month
+	case month > y.month+6:
+		year--
+	default:
+		y.month = month
+	}
+	return date(year, month, day, hh, mm, ss, loc)
+}
+
 // syslogTime supplies the year a BSD syslog timestamp lacks: the year of
 // now (in loc), or an earlier one when that would put the line more than a
 // day in the future (a December line read in January), or when the date
 // does not exist in that year (Feb 29).
 func syslogTime(month time.Month, day, hh, mm, ss int, loc *time.Location, now time.Time) (time.Time, bool) {
+	if now.IsZero() {
+		now = time.Now()
+	}
 	year := now.In(loc).Year()
 	limit := now.Add(24 * time.Hour)
 	for y := year; y > year-8; y-- {

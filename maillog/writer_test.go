@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/internal/wait"
 )
 
 // readLines returns the lines of a file.
@@ -388,20 +389,14 @@ func TestWriterFlushInterval(t *testing.T) {
 	w, path := openTest(t, Options{FlushInterval: 10 * time.Millisecond})
 	defer w.Close()
 	w.Emit(event.Entry{Time: when, Level: event.Info, Event: event.Queued{MID: 42}})
-	deadline := time.Now().Add(10 * time.Second) // liveness, not speed
-	for {
+	// Liveness, not speed: nothing but the interval writes the file.
+	wait.Until(t, "the line reaches the file", func() bool {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if bytes.Contains(b, []byte("MID 42 queued for delivery\n")) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("line not in the file after 10s; file: %q", b)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return bytes.Contains(b, []byte("MID 42 queued for delivery\n"))
+	})
 }
 
 func TestWriterAppendsToExisting(t *testing.T) {

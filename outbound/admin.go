@@ -6,14 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"mime"
-	"net/mail"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/rfc822"
 )
 
 // The operations of this file are the administrator's: the queue as the
@@ -120,15 +119,20 @@ func (m *Manager) Messages(domain string, limit int) ([]QueuedMessage, int, erro
 // Message describes one queued message.
 func (m *Manager) Message(mid uint64) (QueuedMessage, error) {
 	env, head, size, states, err := m.head(mid, summaryFirst)
-	if err == nil && size > int64(len(head)) && !bytes.Contains(head, []byte("\r\n\r\n")) {
+	h := rfc822.ReadHeader(head)
+	// The header went on past the bytes read when it runs into their last
+	// line, which the cut may have left too short to read as a field.
+	if err == nil && size > int64(len(head)) && !h.Blank && bytes.IndexByte(head[h.Len:], '\n') < 0 {
 		env, head, size, states, err = m.head(mid, summaryMax) // a long header
+		h = rfc822.ReadHeader(head)
 	}
 	if err != nil {
 		return QueuedMessage{}, fmt.Errorf("outbound: MID %d: %w", mid, err)
 	}
 	q := QueuedMessage{MID: mid, ICID: env.ICID, Received: env.Received, Size: int(size), From: env.From,
 		ClientIP: env.ClientIP, ClientHost: env.ClientHost, Listener: env.Listener}
-	q.Subject, q.MessageID = headerSummary(head)
+	q.Subject, _ = h.Subject()
+	q.MessageID = h.MessageID()
 
 	m.mu.Lock()
 	delivering := map[int]bool{}
@@ -187,7 +191,7 @@ func (m *Manager) states(mid uint64, err error) (map[int]queue.RecipientState, e
 }
 
 // A listing reads the first summaryFirst bytes of a body for its Subject
-// and Message-ID, and summaryMax when the header does not end there. A
+// and Message-ID, and summaryMax when the header runs to the end of those. A
 // header is rarely longer; of one that is, the fields past the cut are not
 // shown.
 const (
@@ -202,20 +206,6 @@ func (m *Manager) destName(domain string) string {
 		return r.Domain
 	}
 	return domain
-}
-
-// headerSummary returns a message's Subject (MIME words decoded) and
-// Message-ID, "" for what it lacks or cannot be read.
-func headerSummary(body []byte) (subject, messageID string) {
-	msg, err := mail.ReadMessage(bytes.NewReader(body))
-	if err != nil {
-		return "", ""
-	}
-	subject = msg.Header.Get("Subject")
-	if s, err := new(mime.WordDecoder).DecodeHeader(subject); err == nil {
-		subject = s
-	}
-	return subject, strings.TrimSpace(msg.Header.Get("Message-ID"))
 }
 
 // DeliverNow makes every recipient waiting for a retry due at once, or

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/outbound"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/smtp"
@@ -32,7 +33,7 @@ func tempFail(h *hop, down *atomic.Bool) *hop {
 
 // attempts counts the Delivery start lines of a MID.
 func attempts(g *gateway, mid uint64) int {
-	return len(g.lines.grep(fmt.Sprintf(`^Delivery start DCID \d+ MID %d `, mid)))
+	return len(g.lines.Grep(fmt.Sprintf(`^Delivery start DCID \d+ MID %d `, mid)))
 }
 
 // TestDeliverNow: recipients deferred for an hour go at once when the
@@ -53,25 +54,20 @@ func TestDeliverNow(t *testing.T) {
 
 	a := g.message("alice@gw.test", "bob@d.test")   // sleeps in the spool after its 451
 	b := g.message("alice@gw.test", "carol@e.test") // likewise, for another destination
-	g.lines.waitN(t, 2, `pending till`)
+	g.lines.WaitN(t, 2, `pending till`)
 	// c stays in memory: its slow.test job is in flight while its d.test
 	// job waits for its retry.
 	c := g.message("alice@gw.test", "dave@d.test", "erin@slow.test")
-	g.lines.waitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till`, c))
+	g.lines.WaitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till`, c))
 	// The line is logged before the manager takes the job back as
 	// deferred, which is what DeliverNow makes ready.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	wait.Until(t, fmt.Sprintf("MID %d's d.test recipient is pending", c), func() bool {
 		q, err := g.m.Message(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if q.Recipients[0].Status == "pending" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("MID %d's d.test recipient is still %q", c, q.Recipients[0].Status)
-		}
-	}
+		return q.Recipients[0].Status == "pending"
+	})
 
 	dDown.Store(false)
 	ready, woken, err := g.m.DeliverNow("D.test")
@@ -82,8 +78,19 @@ func TestDeliverNow(t *testing.T) {
 		t.Errorf("DeliverNow: %d ready, %d woken; want 1 job of MID %d ready and MIDs %d, %d woken", ready, woken, c, a, b)
 	}
 	g.finished(a)
-	g.lines.waitFor(t, fmt.Sprintf(`^Message done DCID \d+ MID %d to RID \[0\]$`, c))
-	time.Sleep(200 * time.Millisecond)
+	g.lines.WaitFor(t, fmt.Sprintf(`^Message done DCID \d+ MID %d to RID \[0\]$`, c))
+	// Both woken messages taken in: b's e.test job has been put back on
+	// its timer, or made ready. From then on, a job made ready shows as
+	// ready, in flight (a connection) or tried.
+	wait.Until(t, "the woken messages taken in", func() bool {
+		st := g.m.Status()
+		return st.Waiting == 0 && st.Loading == 0
+	})
+	for _, d := range g.m.Status().Destinations {
+		if d.Name == "e.test" && (d.Ready != 0 || d.Connections != 0) {
+			t.Errorf("e.test after a deliver-now for d.test: %+v", d)
+		}
+	}
 	if n := attempts(g, b); n != 1 {
 		t.Errorf("MID %d (e.test) was tried %d times after a deliver-now for d.test, want 1", b, n)
 	}
@@ -120,7 +127,7 @@ func TestBounceAndDelete(t *testing.T) {
 
 	a := g.message("alice@s.test", "bob@d.test", "carol@d.test")
 	b := g.message("alice@s.test", "dave@d.test")
-	g.lines.waitN(t, 2, `pending till`)
+	g.lines.WaitN(t, 2, `pending till`)
 
 	list, total, err := g.m.Messages("d.test", 0)
 	if err != nil || total != 2 || len(list) != 2 || list[0].MID != a || list[1].MID != b {
@@ -143,14 +150,11 @@ func TestBounceAndDelete(t *testing.T) {
 	}
 	g.finished(a)
 	want := fmt.Sprintf("Bounced: DCID 0 MID %d From: <alice@s.test> To: <bob@d.test> RID 0 - 5.0.0 - Other undefined Status ('000', ['Bounced by the administrator'])", a)
-	if got := g.lines.grep(fmt.Sprintf(`^Bounced: .* MID %d `, a)); len(got) != 2 || got[0] != want {
+	if got := g.lines.Grep(fmt.Sprintf(`^Bounced: .* MID %d `, a)); len(got) != 2 || got[0] != want {
 		t.Errorf("Bounced lines %q, want two, the first %q", got, want)
 	}
-	g.lines.waitFor(t, fmt.Sprintf(`generated for bounce of MID %d$`, a))
-	deadline := time.Now().Add(10 * time.Second)
-	for len(senders.messages()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	g.lines.WaitFor(t, fmt.Sprintf(`generated for bounce of MID %d$`, a))
+	wait.Until(t, "the sender gets the DSN", func() bool { return len(senders.messages()) > 0 })
 	dsns := senders.messages()
 	if len(dsns) != 1 {
 		t.Fatalf("the sender got %d DSNs, want 1", len(dsns))
@@ -161,7 +165,7 @@ func TestBounceAndDelete(t *testing.T) {
 		t.Fatalf("Delete(%d) = %d, %v", b, n, err)
 	}
 	g.finished(b)
-	if got := g.lines.grep(fmt.Sprintf(`^Deleted: MID %d to \[0\]$`, b)); len(got) != 1 {
+	if got := g.lines.Grep(fmt.Sprintf(`^Deleted: MID %d to \[0\]$`, b)); len(got) != 1 {
 		t.Errorf("no Deleted line for MID %d", b)
 	}
 	if _, err := g.m.Delete(b); !errors.Is(err, outbound.ErrNoMessage) {
@@ -172,7 +176,7 @@ func TestBounceAndDelete(t *testing.T) {
 	}
 
 	c := g.message("alice@s.test", "erin@slow.test")
-	g.lines.waitFor(t, fmt.Sprintf(`^Delivery start DCID \d+ MID %d `, c))
+	g.lines.WaitFor(t, fmt.Sprintf(`^Delivery start DCID \d+ MID %d `, c))
 	q, err := g.m.Message(c)
 	if err != nil || q.Recipients[0].Status != "delivering" {
 		t.Errorf("Message(%d) during its delivery: %+v, %v", c, q, err)
@@ -186,15 +190,16 @@ func TestBounceAndDelete(t *testing.T) {
 	if w.Messages != 0 || w.Recipients != 0 || !w.Oldest.IsZero() {
 		t.Errorf("WorkQueue after all: %+v", w)
 	}
-	if strings.Count(strings.Join(g.lines.snapshot(), "\n"), "Message finished") != 4 {
-		t.Errorf("want 4 Message finished lines (a, its DSN, b, c):\n%s", strings.Join(g.lines.snapshot(), "\n"))
+	if strings.Count(strings.Join(g.lines.Snapshot(), "\n"), "Message finished") != 4 {
+		t.Errorf("want 4 Message finished lines (a, its DSN, b, c):\n%s", strings.Join(g.lines.Snapshot(), "\n"))
 	}
 }
 
 // TestMessageSummary lists queued messages whose header ends early, late
-// (past the first read) and never, and one with no header at all: the
-// Subject and Message-ID are found wherever the header ends, and the size
-// is the whole body's.
+// (past the first read, even when that read ends inside a field's name)
+// and never, one with no header at all, and headers net/mail refused: the
+// Subject and Message-ID are found wherever the header ends, read as the
+// mail log reads them (rfc822), and the size is the whole body's.
 func TestMessageSummary(t *testing.T) {
 	// The messages go to the spool only: the manager is not told of them.
 	g := newGateway(t, setup{})
@@ -206,6 +211,15 @@ func TestMessageSummary(t *testing.T) {
 		{long + "Subject: after 20 KB\r\nMessage-ID: <2@x>\r\n\r\n" + strings.Repeat("b", 100<<10), "after 20 KB", "<2@x>"},
 		{"Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\n" + long, "Grüße", ""}, // never ends: the body is all header
 		{"\r\nno header\r\n", "", ""},
+		// The first read ends 3 bytes into a field's name.
+		{"X-Pad: " + strings.Repeat("p", 80) + "\r\n" + strings.Repeat("X-Filler: "+strings.Repeat("z", 88)+"\r\n", 82) +
+			"Subject: after the cut\r\nMessage-ID: <3@x>\r\n\r\n" + strings.Repeat("b", 10<<10), "after the cut", "<3@x>"},
+		// What net/mail refused whole: a continuation before the first
+		// field, WSP before a colon; and what it collapsed: the whitespace
+		// of a folded Subject, which the mail log keeps.
+		{" junk\r\nSubject :\ta\r\n\t b\r\nMessage-ID: <4@x>\r\n\r\n", "a\t b", "<4@x>"},
+		// A line that is not a field ends the header: what follows is body.
+		{"Subject: s\r\nnot a field\r\nMessage-ID: <5@x>\r\n", "s", ""},
 	}
 	for i, tt := range tests {
 		mid := uint64(100 + i)
@@ -248,8 +262,8 @@ func TestRottenBody(t *testing.T) {
 		t.Fatal("the message's body was not found in the spool's files")
 	}
 	g.start()
-	g.lines.waitFor(t, fmt.Sprintf(`^Delayed: DCID \d+ MID %d .*spool read error`, mid))
-	g.lines.waitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till `, mid))
+	g.lines.WaitFor(t, fmt.Sprintf(`^Delayed: DCID \d+ MID %d .*spool read error`, mid))
+	g.lines.WaitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till `, mid))
 	if got := h.messages(); len(got) != 0 {
 		t.Errorf("the next hop got %d messages", len(got))
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/smtp"
 )
@@ -199,7 +200,7 @@ func (m *Manager) dial(domain string, h hop, mode smtp.TLSMode, verify bool) (*s
 		TLSMode:    mode,
 		TLS:        m.tlsConfig(h, verify),
 		Timeouts:   smtp.ClientTimeouts{Connect: to.Connect, Greeting: to.Greeting, Command: to.Command, DataInit: to.DataInit, DataBlock: to.DataBlock, DataDone: to.DataDone},
-		Transcript: transcript(m.o.Debug, domain, dcid),
+		Transcript: debuglog.Transcript(m.o.Debug, domain, dcid),
 	}
 	c, err := smtp.NewClient(m.cut, conn, cfg)
 	if err != nil {
@@ -209,7 +210,7 @@ func (m *Manager) dial(domain string, h hop, mode smtp.TLSMode, verify bool) (*s
 	}
 	if cs, ok := c.TLSState(); ok {
 		m.emit(event.TLS{Conn: event.ConnRef{Kind: event.OutboundConn, ID: dcid}, Success: true,
-			Protocol: tlsVersion(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite)})
+			Protocol: smtp.TLSVersion(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite)})
 	}
 	return &session{c: c, dcid: dcid, hop: h}, dcid, outcome{}, nil
 }
@@ -456,19 +457,4 @@ func errDetail(err error) string {
 		return se.Kind.String() + " (" + se.Step.String() + ")"
 	}
 	return netDetail(err)
-}
-
-// tlsVersion names a TLS version as the ESA's log lines do ("TLSv1.2").
-func tlsVersion(v uint16) string {
-	switch v {
-	case tls.VersionTLS10:
-		return "TLSv1"
-	case tls.VersionTLS11:
-		return "TLSv1.1"
-	case tls.VersionTLS12:
-		return "TLSv1.2"
-	case tls.VersionTLS13:
-		return "TLSv1.3"
-	}
-	return fmt.Sprintf("TLS(0x%04x)", v)
 }

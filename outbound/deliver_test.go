@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/internal/smtptest"
-	"github.com/mailgate/mailgate/outbound"
 	"github.com/mailgate/mailgate/smtp"
 )
 
@@ -43,7 +45,7 @@ func TestMXFallback(t *testing.T) {
 	mid := g.message("alice@gw.test", "bob@d.test")
 	g.finished(mid)
 	p := fmt.Sprint(port)
-	inOrder(t, g.lines.snapshot(),
+	inOrder(t, g.lines.Snapshot(),
 		`^Connection Error: DCID \d+ domain: d.test IP: 127.0.0.2 port: `+p+` details: \[Errno 111\] Connection refused interface: 127.0.0.1 reason: network error$`,
 		`^New SMTP DCID \d+ interface 127.0.0.1 address 127.0.0.3 port `+p+`$`,
 		`^Connection Error: DCID \d+ domain: d.test IP: 127.0.0.3 port: `+p+` details: #4.3.2 try again later interface: 127.0.0.1 reason: unexpected SMTP response$`,
@@ -54,6 +56,85 @@ func TestMXFallback(t *testing.T) {
 	)
 	if got := good.messages(); len(got) != 1 {
 		t.Errorf("the third MX got %d messages", len(got))
+	}
+}
+
+// TestRefusedOpeningDefers: a host that refuses the session with a 5xx
+// greeting, EHLO, or EHLO and then HELO refuses a connection, not the
+// recipients: the next address is tried, and when none takes the message
+// its recipient waits for a retry (a 4.x.x "Delayed:"), never bounced.
+func TestRefusedOpeningDefers(t *testing.T) {
+	refuse := smtp.Reply{Code: 554, Enhanced: "5.7.1", Text: "go away"}
+	cases := []struct {
+		name     string
+		greeting smtp.Reply
+		hello    func(verb string) smtp.Reply
+		details  string   // of the Connection Error
+		status   string   // of the Delayed line
+		verbs    []string // the hellos each host was sent
+	}{
+		{"554 greeting", smtp.Reply{Code: 554, Text: "no SMTP service here"}, nil,
+			`no SMTP service here`, `4\.3\.2`, nil},
+		{"EHLO and HELO refused", smtp.Reply{}, func(string) smtp.Reply { return refuse },
+			`#5\.7\.1 go away`, `4\.7\.1`, []string{"ehlo", "helo"}},
+		{"EHLO unknown, HELO refused", smtp.Reply{}, func(verb string) smtp.Reply {
+			if verb == "ehlo" {
+				return smtp.Reply{Code: 502, Enhanced: "5.5.1", Text: "command not implemented"}
+			}
+			return refuse
+		}, `#5\.7\.1 go away`, `4\.7\.1`, []string{"ehlo", "helo"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			port, lns := smtptest.ListenSamePort(t, "127.0.0.2", "127.0.0.3")
+			var hops []*hop
+			verbs := make([][]string, len(lns))
+			for i, ln := range lns {
+				h := newHop(t)
+				h.cfg.Greeting = tc.greeting
+				h.cfg.BadCommandLimit = 10 // a refused EHLO is not the end
+				if tc.hello != nil {
+					h.hello = func(verb string) smtp.Reply {
+						h.mu.Lock()
+						verbs[i] = append(verbs[i], verb)
+						h.mu.Unlock()
+						return tc.hello(verb)
+					}
+				}
+				hops = append(hops, h.serve(ln))
+			}
+			g := newGateway(t, setup{zone: mxZone("d.test", "127.0.0.2", "127.0.0.3"), yaml: deliveryYAML(port, "  bounce: {initial_retry: 1h}\n")})
+			mid := g.message("alice@gw.test", "bob@d.test")
+			// The attempt's outcome: one Delayed or Bounced line.
+			if o := g.lines.WaitFor(t, fmt.Sprintf(`^(Delayed|Bounced): DCID \d+ MID %d `, mid)); strings.HasPrefix(o, "Bounced") {
+				t.Fatalf("bounced: %s", o)
+			}
+			g.lines.WaitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till `, mid))
+			p := fmt.Sprint(port)
+			inOrder(t, g.lines.Snapshot(),
+				`^Connection Error: DCID \d+ domain: d.test IP: 127.0.0.2 port: `+p+` details: `+tc.details+` interface: 127.0.0.1 reason: unexpected SMTP response$`,
+				`^Connection Error: DCID \d+ domain: d.test IP: 127.0.0.3 port: `+p+` details: `+tc.details+` interface: 127.0.0.1 reason: unexpected SMTP response$`,
+				fmt.Sprintf(`^Delayed: DCID \d+ MID %d From: <alice@gw.test> To: <bob@d.test> RID 0 - %s - `, mid, tc.status),
+				fmt.Sprintf(`^MID %d to RID \[0\] pending till `, mid),
+			)
+			for i, h := range hops {
+				if conns, _ := h.stats(); conns != 1 {
+					t.Errorf("host %d got %d connections, want 1", i+1, conns)
+				}
+				h.mu.Lock()
+				if !slices.Equal(verbs[i], tc.verbs) {
+					t.Errorf("host %d was sent %q, want %q", i+1, verbs[i], tc.verbs)
+				}
+				h.mu.Unlock()
+			}
+			q, err := g.m.Message(mid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := q.Recipients[0]; r.Status != "pending" || r.Attempts != 1 {
+				t.Errorf("recipient %+v, want pending after 1 attempt", r)
+			}
+		})
 	}
 }
 
@@ -154,7 +235,7 @@ func TestRoutes(t *testing.T) {
 			if got := h.messages(); len(got) != 1 || got[0].at != c.at {
 				t.Errorf("delivered %+v, want one message at %s", got, c.at)
 			}
-			if n := len(g.lines.grep(`^Connection Error: `)); n != c.errors {
+			if n := len(g.lines.Grep(`^Connection Error: `)); n != c.errors {
 				t.Errorf("%d Connection Error lines, want %d", n, c.errors)
 			}
 		})
@@ -215,14 +296,14 @@ func TestSTARTTLS(t *testing.T) {
 			if c.delivered {
 				g.finished(mid)
 			} else {
-				got := g.lines.waitFor(t, fmt.Sprintf(`^Delayed: DCID \d+ MID %d `, mid))
+				got := g.lines.WaitFor(t, fmt.Sprintf(`^Delayed: DCID \d+ MID %d `, mid))
 				if !strings.Contains(got, " - 4.7.0 - Other or undefined security status ('000', ['TLS failed: ") {
 					t.Errorf("Delayed line %q", got)
 				}
 			}
-			g.lines.waitFor(t, c.want)
-			if c.mode == "off" && len(g.lines.grep(`TLS`)) != 0 {
-				t.Errorf("TLS with tls: off: %q", g.lines.grep(`TLS`))
+			g.lines.WaitFor(t, c.want)
+			if c.mode == "off" && len(g.lines.Grep(`TLS`)) != 0 {
+				t.Errorf("TLS with tls: off: %q", g.lines.Grep(`TLS`))
 			}
 			if n := len(h.messages()); c.delivered != (n == 1) {
 				t.Errorf("%d messages delivered", n)
@@ -236,18 +317,18 @@ func TestSTARTTLS(t *testing.T) {
 func TestDomainDebugLog(t *testing.T) {
 	port, lns := smtptest.ListenSamePort(t, "127.0.0.2")
 	newHop(t).serve(lns...)
-	debug := newLines()
+	debug := smtptest.NewLines()
 	g := newGateway(t, setup{zone: append(mxZone("d.test", "127.0.0.2"), mxZone("e.test", "127.0.0.2")...),
-		yaml: deliveryYAML(port, ""), debug: []*outbound.DebugLog{outbound.NewDebugLog([]string{"d.test"}, 1, debug)}})
+		yaml: deliveryYAML(port, ""), debug: []*debuglog.Log[string]{debuglog.New((&config.DomainDebug{Domains: []string{"d.test"}}).Match, 1, debug)}})
 	m1 := g.message("alice@gw.test", "bob@e.test")
 	g.finished(m1)
 	m2 := g.message("alice@gw.test", "bob@d.test")
 	g.finished(m2)
-	g.lines.waitN(t, 2, `^DCID \d+ close$`)
+	g.lines.WaitN(t, 2, `^DCID \d+ close$`)
 	m3 := g.message("alice@gw.test", "carol@d.test")
 	g.finished(m3)
-	dcid := regexp.MustCompile(`Delivery start DCID (\d+) MID ` + fmt.Sprint(m2)).FindStringSubmatch(strings.Join(g.lines.snapshot(), "\n"))[1]
-	all := debug.snapshot()
+	dcid := regexp.MustCompile(`Delivery start DCID (\d+) MID ` + fmt.Sprint(m2)).FindStringSubmatch(strings.Join(g.lines.Snapshot(), "\n"))[1]
+	all := debug.Snapshot()
 	inOrder(t, all,
 		`^`+dcid+` Rcvd: '220 hop.test ESMTP'$`,
 		`^`+dcid+` Sent: 'EHLO gw.test'$`,
@@ -338,7 +419,7 @@ func TestPossibleDelivery(t *testing.T) {
 	g := newGateway(t, setup{zone: mxZone("d.test", "127.0.0.2"), yaml: deliveryYAML(port, "  bounce: {initial_retry: 20ms, max_retry: 20ms}\n")})
 	mid := g.message("alice@gw.test", "bob@d.test")
 	g.finished(mid)
-	inOrder(t, g.lines.snapshot(),
+	inOrder(t, g.lines.Snapshot(),
 		fmt.Sprintf(`^Possible Delivery: DCID: \d+ MID %d to \[0\]$`, mid),
 		fmt.Sprintf(`^Delayed: DCID \d+ MID %d From: <alice@gw.test> To: <bob@d.test> RID 0 - 4.4.0 - Other network problem \('000', \['\[Errno 104\] Connection reset by peer \(data-done\)'\]\)$`, mid),
 		fmt.Sprintf(`^Message done DCID \d+ MID %d to RID \[0\]$`, mid),

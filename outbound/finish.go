@@ -11,6 +11,7 @@ import (
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/smtp/status"
 )
 
 // retryAt is when a recipient that failed softly for the attempts-th time
@@ -241,9 +242,9 @@ func (m *Manager) logOutcomes(j *job, outs []outcome, states []queue.RecipientSt
 		o := outs[k]
 		r := env.Rcpts[j.rcpts[k]]
 		m.emit(event.Outcome{Hard: st.Status == queue.Bounced, DCID: dcid, MID: env.MID, From: env.From, To: r.Addr,
-			RID: r.RID, Status: o.status, Reason: reason(o.status), Code: o.code, Response: o.lines})
+			RID: r.RID, Status: o.status, Reason: status.Reason(o.status), Code: o.code, Response: o.lines})
 		if st.Status == queue.Bounced && env.From == "" {
-			m.emit(event.DoubleBounce{MID: env.MID, RID: r.RID, Status: o.status, Reason: reason(o.status)})
+			m.emit(event.DoubleBounce{MID: env.MID, RID: r.RID, Status: o.status, Reason: status.Reason(o.status)})
 		}
 		if st.Status == queue.Pending {
 			i := slices.IndexFunc(waits, func(w wait) bool { return w.until.Equal(st.Next) })

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -18,8 +19,8 @@ import (
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/internal/smtptest"
-	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/outbound"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
@@ -27,64 +28,6 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// lines is an event sink that keeps the ESA text of every event.
-type lines struct {
-	mu   sync.Mutex
-	all  []string
-	wake chan struct{}
-}
-
-func newLines() *lines { return &lines{wake: make(chan struct{}, 1)} }
-
-func (l *lines) Emit(e event.Entry) {
-	l.mu.Lock()
-	l.all = append(l.all, string(maillog.AppendMessage(nil, e.Event)))
-	l.mu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (l *lines) snapshot() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.all...)
-}
-
-// grep returns the lines matching re.
-func (l *lines) grep(re string) []string {
-	rx := regexp.MustCompile(re)
-	var out []string
-	for _, s := range l.snapshot() {
-		if rx.MatchString(s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// waitN waits until n lines match re and returns them.
-func (l *lines) waitN(t testing.TB, n int, re string) []string {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		if got := l.grep(re); len(got) >= n {
-			return got
-		}
-		select {
-		case <-l.wake:
-		case <-deadline:
-			t.Fatalf("fewer than %d lines match %q; lines:\n%s", n, re, strings.Join(l.snapshot(), "\n"))
-		}
-	}
-}
-
-func (l *lines) waitFor(t testing.TB, re string) string {
-	t.Helper()
-	return l.waitN(t, 1, re)[0]
-}
 
 var (
 	idRe = regexp.MustCompile(`\b(ICID|MID|DCID|DCID:|Message) [1-9]\d*`) // 0 means something
@@ -113,6 +56,7 @@ type hop struct {
 	cfg smtp.Config // Greeting, TLS
 
 	// Scripted replies; a nil function or a zero Reply accepts.
+	hello func(verb string) smtp.Reply // verb "ehlo" or "helo"
 	rcpt  func(to string) smtp.Reply
 	data  func(msg []byte) smtp.Reply
 	delay time.Duration // before the reply to the message: a slow host
@@ -237,7 +181,12 @@ type hopSession struct {
 	to   []string
 }
 
-func (s *hopSession) Hello(verb, domain string) smtp.Reply { return smtp.Reply{} }
+func (s *hopSession) Hello(verb, domain string) smtp.Reply {
+	if s.h.hello != nil {
+		return s.h.hello(verb)
+	}
+	return smtp.Reply{}
+}
 
 func (s *hopSession) Mail(from smtp.Path, p smtp.MailParams) smtp.Reply {
 	s.from, s.to = from.String(), nil
@@ -261,7 +210,7 @@ func (s *hopSession) Data(msg []byte) smtp.Reply {
 		delay = 0
 	}
 	s.h.mu.Unlock()
-	time.Sleep(delay)
+	time.Sleep(delay) // a slow host is the test's subject
 	if s.h.data != nil {
 		if r := s.h.data(msg); !r.IsZero() && !r.Positive() {
 			return r
@@ -274,10 +223,11 @@ func (s *hopSession) Data(msg []byte) smtp.Reply {
 	return smtp.Reply{Code: 250, Enhanced: "2.0.0", Text: fmt.Sprintf("Ok: queued as %d", n)}
 }
 
-func (s *hopSession) DataFailed(err error)                 {}
-func (s *hopSession) Reset()                               {}
-func (s *hopSession) TLS(cs tls.ConnectionState)           {}
-func (s *hopSession) BadCommand(line string, r smtp.Reply) {}
+func (s *hopSession) DataFailed(err error)                        {}
+func (s *hopSession) Reset()                                      {}
+func (s *hopSession) TLS(cs tls.ConnectionState)                  {}
+func (s *hopSession) BadCommand(smtp.BadKind, string, smtp.Reply) {}
+func (s *hopSession) PlaintextDiscarded(int)                      {}
 
 // gateway is a Manager on a spool of its own, with a DNS server on
 // loopback.
@@ -288,9 +238,10 @@ type gateway struct {
 	cfg    *config.Config
 	spool  *queue.Spool
 	ids    *queue.Counters
-	lines  *lines
+	lines  *smtptest.Lines
+	log    *smtptest.Log // the Manager's log (warnings and errors)
 	m      *outbound.Manager
-	debug  []*outbound.DebugLog
+	debug  []*debuglog.Log[string]
 	dns    *smtptest.DNS
 }
 
@@ -299,14 +250,14 @@ type setup struct {
 	zone   []string               // DNS records
 	yaml   string                 // more configuration (routes:, delivery:, logs:)
 	tweak  func(*config.Delivery) // after parsing
-	debug  []*outbound.DebugLog
+	debug  []*debuglog.Log[string]
 	events event.Sink // instead of the lines (benchmarks)
 	defer_ bool       // do not Start
 }
 
 func newGateway(t testing.TB, s setup) *gateway {
 	t.Helper()
-	g := &gateway{t: t, dir: t.TempDir(), lines: newLines(), debug: s.debug, events: s.events}
+	g := &gateway{t: t, dir: t.TempDir(), lines: smtptest.NewLines(), log: smtptest.NewLog(), debug: s.debug, events: s.events}
 	if g.events == nil {
 		g.events = g.lines
 	}
@@ -322,9 +273,7 @@ func newGateway(t testing.TB, s setup) *gateway {
 	if g.ids, err = queue.OpenCounters(filepath.Join(g.dir, "counters")); err != nil {
 		t.Fatal(err)
 	}
-	if g.spool, err = queue.Open(filepath.Join(g.dir, "spool"), queue.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	g.openSpool()
 	t.Cleanup(func() {
 		g.stop()
 		g.spool.Close()
@@ -334,6 +283,15 @@ func newGateway(t testing.TB, s setup) *gateway {
 		g.start()
 	}
 	return g
+}
+
+// openSpool opens the gateway's spool, as a start of the process does.
+func (g *gateway) openSpool() {
+	g.t.Helper()
+	var err error
+	if g.spool, err = queue.Open(filepath.Join(g.dir, "spool"), queue.Options{}); err != nil {
+		g.t.Fatal(err)
+	}
 }
 
 func (g *gateway) start() {
@@ -348,7 +306,7 @@ func (g *gateway) start() {
 		Routes:   g.cfg.Routes,
 		Delivery: g.cfg.Delivery,
 		Debug:    g.debug,
-		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:   slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, g.log), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		g.t.Fatal(err)
@@ -395,13 +353,13 @@ func (g *gateway) message(from string, to ...string) uint64 {
 // finished waits for "Message finished MID n done".
 func (g *gateway) finished(mid uint64) {
 	g.t.Helper()
-	g.lines.waitFor(g.t, fmt.Sprintf(`^Message finished MID %d done$`, mid))
+	g.lines.WaitFor(g.t, fmt.Sprintf(`^Message finished MID %d done$`, mid))
 }
 
 // linesOf returns the lines about a MID (and the DCIDs that carried it),
 // normalized, in order.
 func (g *gateway) linesOf(mid uint64) []string {
-	all := g.lines.snapshot()
+	all := g.lines.Snapshot()
 	m := regexp.MustCompile(fmt.Sprintf(`\bMID %d\b|Message %d\b`, mid, mid))
 	dcids := map[string]bool{}
 	dre := regexp.MustCompile(`DCID:? (\d+)`)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
 )
@@ -28,7 +29,7 @@ type Options struct {
 	Resolver *resolver.Resolver
 	Routes   []config.Route
 	Delivery config.Delivery
-	Debug    []*DebugLog // domain debug logs
+	Debug    []*debuglog.Log[string] // domain debug logs, by recipient domain or route name
 	Logger   *slog.Logger
 }
 
@@ -674,6 +675,7 @@ type Status struct {
 	Active       int                 `json:"active"`      // messages in memory
 	PeakActive   int                 `json:"peak_active"` // the most messages in memory at once, ever
 	Waiting      int                 `json:"waiting"`     // messages due now that wait in the spool for room in memory
+	Loading      int                 `json:"loading"`     // messages being read from the spool into memory
 	Connections  int                 `json:"connections"` // open or opening
 	Delivered    uint64              `json:"delivered"`   // recipients, since start
 	Delayed      uint64              `json:"delayed"`     // soft bounces (recipients)
@@ -696,7 +698,7 @@ type DestinationStatus struct {
 func (m *Manager) Status() Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := Status{Active: len(m.active), PeakActive: m.peak, Waiting: m.waiting.len(), Connections: m.conns,
+	s := Status{Active: len(m.active), PeakActive: m.peak, Waiting: m.waiting.len(), Loading: m.loading, Connections: m.conns,
 		Delivered: m.total.delivered, Delayed: m.total.delayed, Bounced: m.total.bounced}
 	for _, d := range m.dests {
 		s.Destinations = append(s.Destinations, DestinationStatus{Name: d.name, Recipients: d.rcpts, Ready: len(d.ready),

@@ -38,7 +38,7 @@ func TestDeliveredLogSequence(t *testing.T) {
 	g := newGateway(t, setup{zone: mxZone("d.test", "127.0.0.2"), yaml: deliveryYAML(port, "")})
 	mid := g.message("alice@gw.test", "x@d.test", "y@d.test")
 	g.finished(mid)
-	g.lines.waitFor(t, `^DCID \d+ close$`)
+	g.lines.WaitFor(t, `^DCID \d+ close$`)
 	compareGolden(t, "testdata/delivered.golden", g.linesOf(mid))
 	got := h.messages()
 	if len(got) != 1 || got[0].from != "alice@gw.test" || strings.Join(got[0].to, ",") != "x@d.test,y@d.test" {
@@ -73,8 +73,8 @@ func TestMixedRecipients(t *testing.T) {
 	g := newGateway(t, setup{zone: zone, yaml: deliveryYAML(port, "  bounce: {initial_retry: 1h, max_retry: 2h}\n")})
 	mid := g.message("alice@s.test", "ok@d.test", "later@d.test", "nobody@d.test")
 
-	g.lines.waitFor(t, fmt.Sprintf(`^MID %d to RID \[1\] pending till`, mid))
-	g.lines.waitFor(t, `^Message finished MID \d+ done$`) // the DSN
+	g.lines.WaitFor(t, fmt.Sprintf(`^MID %d to RID \[1\] pending till`, mid))
+	g.lines.WaitFor(t, `^Message finished MID \d+ done$`) // the DSN
 	for _, want := range []string{
 		fmt.Sprintf(`^Delivery start DCID \d+ MID %d to RID \[0, 1, 2\]$`, mid),
 		fmt.Sprintf(`^Message done DCID \d+ MID %d to RID \[0\]$`, mid),
@@ -83,11 +83,11 @@ func TestMixedRecipients(t *testing.T) {
 		fmt.Sprintf(`^Bounced: DCID \d+ MID %d From: <alice@s.test> To: <nobody@d.test> RID 2 - 5.1.1 - Bad destination email address \('550', \['5.1.1 <nobody@d.test>: Recipient address rejected: User unknown'\]\)$`, mid),
 		fmt.Sprintf(`^MID \d+ generated for bounce of MID %d$`, mid),
 	} {
-		if len(g.lines.grep(want)) != 1 {
+		if len(g.lines.Grep(want)) != 1 {
 			t.Errorf("no line matches %s", want)
 		}
 	}
-	if n := len(g.lines.grep(fmt.Sprintf(`^Message finished MID %d`, mid))); n != 0 {
+	if n := len(g.lines.Grep(fmt.Sprintf(`^Message finished MID %d`, mid))); n != 0 {
 		t.Errorf("MID %d finished with a recipient pending", mid)
 	}
 	dsns := senders.messages()

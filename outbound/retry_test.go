@@ -31,10 +31,10 @@ func TestRetryThenSuccess(t *testing.T) {
 	mid := g.message("alice@gw.test", "bob@d.test")
 	g.finished(mid)
 
-	delayed := g.lines.grep(fmt.Sprintf(`^Delayed: DCID \d+ MID %d `, mid))
-	pending := g.lines.grep(fmt.Sprintf(`^MID %d to RID \[0\] pending till .* \[Default\]$`, mid))
+	delayed := g.lines.Grep(fmt.Sprintf(`^Delayed: DCID \d+ MID %d `, mid))
+	pending := g.lines.Grep(fmt.Sprintf(`^MID %d to RID \[0\] pending till .* \[Default\]$`, mid))
 	if len(delayed) != 2 || len(pending) != 2 {
-		t.Fatalf("want 2 Delayed and 2 pending lines, got\n%s", strings.Join(g.lines.snapshot(), "\n"))
+		t.Fatalf("want 2 Delayed and 2 pending lines, got\n%s", strings.Join(g.lines.Snapshot(), "\n"))
 	}
 	// No enhanced code in the reply: one derived for a RCPT, as the ESA does.
 	want := "Delayed: DCID N MID N From: <alice@gw.test> To: <bob@d.test> RID 0 - 4.1.0 - Unknown address error ('451', ['Temporary local problem, try later'])"
@@ -44,7 +44,7 @@ func TestRetryThenSuccess(t *testing.T) {
 	if n := len(h.messages()); n != 1 {
 		t.Errorf("the host got %d messages, want 1", n)
 	}
-	if n := len(g.lines.grep(`^Delivery start `)); n != 3 {
+	if n := len(g.lines.Grep(`^Delivery start `)); n != 3 {
 		t.Errorf("%d attempts, want 3", n)
 	}
 }
@@ -81,12 +81,12 @@ func TestHardFailures(t *testing.T) {
 			g := newGateway(t, setup{zone: append(mxZone("d.test", "127.0.0.2"), mxZone("s.test", "127.0.0.3")...), yaml: deliveryYAML(port, "")})
 			mid := g.message("alice@s.test", "bob@d.test")
 			g.finished(mid)
-			bounced := g.lines.grep(fmt.Sprintf(`^Bounced: DCID \d+ MID %d `, mid))
+			bounced := g.lines.Grep(fmt.Sprintf(`^Bounced: DCID \d+ MID %d `, mid))
 			want := "Bounced: DCID N MID N From: <alice@s.test> To: <bob@d.test> RID 0 - " + c.logReply
 			if len(bounced) != 1 || normalize(bounced[0]) != want {
 				t.Fatalf("Bounced lines %q\nwant %q", bounced, want)
 			}
-			g.lines.waitN(t, 2, `^Message finished MID \d+ done$`)
+			g.lines.WaitN(t, 2, `^Message finished MID \d+ done$`)
 			dsns := senders.messages()
 			if len(dsns) != 1 {
 				t.Fatalf("sender got %d DSNs", len(dsns))
@@ -107,10 +107,10 @@ func TestDoubleBounce(t *testing.T) {
 	mid := g.message("", "bob@d.test")
 	g.finished(mid)
 	want := fmt.Sprintf("Double bounce: Message %d to 0 - 5.1.1 - Bad destination email address", mid)
-	if got := g.lines.grep(`^Double bounce: `); len(got) != 1 || got[0] != want {
+	if got := g.lines.Grep(`^Double bounce: `); len(got) != 1 || got[0] != want {
 		t.Errorf("Double bounce lines %q, want %q", got, want)
 	}
-	if got := g.lines.grep(`generated for bounce|ICID 0`); len(got) != 0 {
+	if got := g.lines.Grep(`generated for bounce|ICID 0`); len(got) != 0 {
 		t.Errorf("a DSN for a bounce: %q", got)
 	}
 }
@@ -124,10 +124,10 @@ func TestNoBounces(t *testing.T) {
 	g := newGateway(t, setup{zone: mxZone("d.test", "127.0.0.2"), yaml: deliveryYAML(port, "  bounce: {send_bounces: false}\n")})
 	mid := g.message("alice@gw.test", "bob@d.test")
 	g.finished(mid)
-	if got := g.lines.grep(`^Bounced: `); len(got) != 1 {
+	if got := g.lines.Grep(`^Bounced: `); len(got) != 1 {
 		t.Errorf("Bounced lines %q", got)
 	}
-	if got := g.lines.grep(`generated for bounce|ICID 0|Double bounce`); len(got) != 0 {
+	if got := g.lines.Grep(`generated for bounce|ICID 0|Double bounce`); len(got) != 0 {
 		t.Errorf("a DSN with send_bounces false: %q", got)
 	}
 }
@@ -156,16 +156,16 @@ func TestExpiry(t *testing.T) {
 			mid := g.message("alice@s.test", "bob@d.test")
 			g.finished(mid)
 			want := "Bounced: DCID N MID N From: <alice@s.test> To: <bob@d.test> RID 0 - 5.4.7 - Delivery expired (message too old) ('000', ['timeout'])"
-			got := g.lines.grep(fmt.Sprintf(`^Bounced: DCID \d+ MID %d `, mid))
+			got := g.lines.Grep(fmt.Sprintf(`^Bounced: DCID \d+ MID %d `, mid))
 			if len(got) != 1 || normalize(got[0]) != want {
 				t.Fatalf("Bounced lines %q, want %q", got, want)
 			}
 			if c.tries > 0 {
-				if n := len(g.lines.grep(fmt.Sprintf(`^Delivery start DCID \d+ MID %d `, mid))); n != c.tries {
+				if n := len(g.lines.Grep(fmt.Sprintf(`^Delivery start DCID \d+ MID %d `, mid))); n != c.tries {
 					t.Errorf("%d attempts, want %d", n, c.tries)
 				}
 			}
-			g.lines.waitN(t, 2, `^Message finished MID \d+ done$`)
+			g.lines.WaitN(t, 2, `^Message finished MID \d+ done$`)
 			dsns := senders.messages()
 			if len(dsns) != 1 {
 				t.Fatalf("sender got %d DSNs", len(dsns))
@@ -187,16 +187,16 @@ func TestNXDomain(t *testing.T) {
 	mid := g.message("alice@s.test", "bob@nx.test")
 	g.finished(mid)
 	want := fmt.Sprintf("Bounced: DCID 0 MID %d From: <alice@s.test> To: <bob@nx.test> RID 0 - 5.1.2 - Bad destination host ('000', ['DNS Hard Error looking up nx.test (MX): NXDomain'])", mid)
-	if got := g.lines.grep(`^Bounced: `); len(got) != 1 || got[0] != want {
+	if got := g.lines.Grep(`^Bounced: `); len(got) != 1 || got[0] != want {
 		t.Errorf("Bounced lines %q\nwant %q", got, want)
 	}
-	if got := g.lines.grep(`DCID [1-9]\d* .*MID ` + fmt.Sprint(mid) + `\b`); len(got) != 0 {
+	if got := g.lines.Grep(`DCID [1-9]\d* .*MID ` + fmt.Sprint(mid) + `\b`); len(got) != 0 {
 		t.Errorf("a connection for a domain that does not exist: %q", got)
 	}
-	g.lines.waitN(t, 2, `^Message finished MID \d+ done$`)
-	g.lines.waitFor(t, `^DCID \d+ close$`)
+	g.lines.WaitN(t, 2, `^Message finished MID \d+ done$`)
+	g.lines.WaitFor(t, `^DCID \d+ close$`)
 	var all []string
-	for _, l := range g.lines.snapshot() {
+	for _, l := range g.lines.Snapshot() {
 		all = append(all, normalize(l))
 	}
 	compareGolden(t, "testdata/bounced.golden", all)
@@ -214,7 +214,7 @@ func TestNullMX(t *testing.T) {
 	mid := g.message("alice@gw.test", "bob@d.test")
 	g.finished(mid)
 	want := fmt.Sprintf("Bounced: DCID 0 MID %d From: <alice@gw.test> To: <bob@d.test> RID 0 - 5.1.10 - Recipient address has null MX ('000', ['Domain d.test has a null MX (RFC 7505)'])", mid)
-	if got := g.lines.grep(`^Bounced: `); len(got) != 1 || got[0] != want {
+	if got := g.lines.Grep(`^Bounced: `); len(got) != 1 || got[0] != want {
 		t.Errorf("Bounced lines %q\nwant %q", got, want)
 	}
 }
@@ -228,9 +228,9 @@ func TestDNSTemporaryFailure(t *testing.T) {
 	g.cfg.DNS.Timeout = 100 * time.Millisecond
 	g.start()
 	mid := g.message("alice@gw.test", "bob@d.test")
-	got := g.lines.waitFor(t, fmt.Sprintf(`^Delayed: DCID 0 MID %d `, mid))
+	got := g.lines.WaitFor(t, fmt.Sprintf(`^Delayed: DCID 0 MID %d `, mid))
 	if !strings.Contains(got, "RID 0 - 4.4.3 - Directory server failure ('000', ['DNS Temporary Failure looking up d.test (MX): ") {
 		t.Errorf("Delayed line %q", got)
 	}
-	g.lines.waitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till `, mid))
+	g.lines.WaitFor(t, fmt.Sprintf(`^MID %d to RID \[0\] pending till `, mid))
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/smtp"
 )
@@ -54,9 +55,9 @@ func TestConnectionReuse(t *testing.T) {
 			for _, mid := range mids {
 				g.finished(mid)
 			}
-			g.lines.waitN(t, len(c.want), `^DCID \d+ close$`)
+			g.lines.WaitN(t, len(c.want), `^DCID \d+ close$`)
 			var got []int
-			for _, n := range dcidsOf(g.lines.snapshot()) {
+			for _, n := range dcidsOf(g.lines.Snapshot()) {
 				got = append(got, n)
 			}
 			// Map order is random; the counts as a multiset.
@@ -171,8 +172,8 @@ func TestRestart(t *testing.T) {
 	if strings.Join(slices.Sorted(slices.Values(to)), ",") != "later@d.test,y@d.test,z@d.test" {
 		t.Errorf("delivered to %v, want y, z and later", to)
 	}
-	if got := g.lines.grep(fmt.Sprintf(`^Delivery start DCID \d+ MID %d to RID \[1\]$`, a)); len(got) != 1 {
-		t.Errorf("MID %d: want one delivery of RID 1 only; lines:\n%s", a, strings.Join(g.lines.snapshot(), "\n"))
+	if got := g.lines.Grep(fmt.Sprintf(`^Delivery start DCID \d+ MID %d to RID \[1\]$`, a)); len(got) != 1 {
+		t.Errorf("MID %d: want one delivery of RID 1 only; lines:\n%s", a, strings.Join(g.lines.Snapshot(), "\n"))
 	}
 	if n := g.spool.Stats().Messages; n != 0 {
 		t.Errorf("%d messages left in the spool", n)
@@ -188,7 +189,7 @@ func TestStopCutsOff(t *testing.T) {
 	h.serve(lns...)
 	g := newGateway(t, setup{zone: mxZone("d.test", "127.0.0.2"), yaml: deliveryYAML(port, "")})
 	mid := g.message("alice@gw.test", "bob@d.test")
-	g.lines.waitFor(t, `^Delivery start `)
+	g.lines.WaitFor(t, `^Delivery start `)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := g.m.Stop(ctx); err == nil {
@@ -198,7 +199,7 @@ func TestStopCutsOff(t *testing.T) {
 	if states, err := g.spool.RecipientStates(mid); err != nil || states[0].Status != queue.Pending {
 		t.Fatalf("after the cut: %v %v, want the recipient pending", states, err)
 	}
-	if got := g.lines.grep(`^(Delayed|Bounced|Message done)`); len(got) != 0 {
+	if got := g.lines.Grep(`^(Delayed|Bounced|Message done)`); len(got) != 0 {
 		t.Errorf("a cut-off delivery logged an outcome: %q", got)
 	}
 	h.setDelay(0)
@@ -214,7 +215,7 @@ func TestStopGraceful(t *testing.T) {
 	h.serve(lns...)
 	g := newGateway(t, setup{zone: mxZone("d.test", "127.0.0.2"), yaml: deliveryYAML(port, "")})
 	mid := g.message("alice@gw.test", "bob@d.test")
-	g.lines.waitFor(t, `^Delivery start `)
+	g.lines.WaitFor(t, `^Delivery start `)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := g.m.Stop(ctx); err != nil {
@@ -222,7 +223,7 @@ func TestStopGraceful(t *testing.T) {
 	}
 	g.m = nil
 	g.finished(mid)
-	g.lines.waitFor(t, `^DCID \d+ close$`)
+	g.lines.WaitFor(t, `^DCID \d+ close$`)
 }
 
 // TestBoundedMemory: 2,000 queued messages, at most 50 in memory at once,
@@ -239,25 +240,14 @@ func TestBoundedMemory(t *testing.T) {
 	for i := 0; i < 200; i++ { // while it runs, through Enqueue
 		g.message("alice@gw.test", fmt.Sprintf("v%d@d.test", i))
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		st := g.m.Status()
-		if st.Active > 50 {
-			t.Fatalf("%d messages in memory, max_active_messages 50", st.Active)
-		}
-		if st.Delivered == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 60s: %+v", st)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.UntilWithin(t, time.Minute, fmt.Sprintf("%d messages delivered", n), func() bool { return g.m.Status().Delivered == n })
+	// The peak holds the most messages ever in memory at once, which
+	// sampling the count could miss.
 	st := g.m.Status()
 	if st.PeakActive > 50 || st.PeakActive < 10 {
 		t.Errorf("peak of %d messages in memory, want at most 50 (and more than a few)", st.PeakActive)
 	}
-	g.lines.waitN(t, n, `^Message finished MID \d+ done$`)
+	g.lines.WaitN(t, n, `^Message finished MID \d+ done$`)
 	if m := g.spool.Stats().Messages; m != 0 {
 		t.Errorf("%d messages left in the spool", m)
 	}
@@ -296,23 +286,17 @@ func TestDeadDestination(t *testing.T) {
 		g.message("alice@gw.test", fmt.Sprintf("u%d@d.test", i))
 	}
 	g.start()
-	g.lines.waitN(t, n, `^MID \d+ to RID \[0\] pending till `)
-	errs := g.lines.grep(`^Connection Error: `)
+	g.lines.WaitN(t, n, `^MID \d+ to RID \[0\] pending till `)
+	errs := g.lines.Grep(`^Connection Error: `)
 	if len(errs) != 1 {
 		t.Errorf("%d connection attempts, want 1:\n%s", len(errs), strings.Join(errs, "\n"))
 	} else if !strings.Contains(errs[0], "details: timeout (greeting) ") {
 		t.Errorf("Connection Error %q, want a greeting timeout", errs[0])
 	}
-	if got := g.lines.grep(`^Delayed: DCID [1-9]\d* MID \d+ .* - 4.4.0 - Other network problem \('000', \['timeout \(greeting\)'\]\)$`); len(got) != n {
+	if got := g.lines.Grep(`^Delayed: DCID [1-9]\d* MID \d+ .* - 4.4.0 - Other network problem \('000', \['timeout \(greeting\)'\]\)$`); len(got) != n {
 		t.Errorf("%d Delayed lines, want %d", len(got), n)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for g.m.Status().Active != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("deferred messages stay in memory: %+v", g.m.Status())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.Until(t, "deferred messages leave memory", func() bool { return g.m.Status().Active == 0 })
 }
 
 // TestFailedConnectionKeepsTheNextJob: a 421 after the first message ends

@@ -3,6 +3,8 @@ package outbound
 import (
 	"strconv"
 	"strings"
+
+	"github.com/mailgate/mailgate/smtp/status"
 )
 
 // Outcomes of a recipient's delivery attempt.
@@ -52,80 +54,6 @@ func expiry(last outcome) outcome {
 	return outcome{result: bounced, status: "5.4.7", code: "000", lines: []string{"timeout"}, remote: last.remote, last: last.text()}
 }
 
-// reason is the mail log's wording of an enhanced status code.
-func reason(status string) string {
-	_, sub, ok := strings.Cut(status, ".")
-	if !ok {
-		return reasons["0.0"]
-	}
-	if r, ok := reasons[sub]; ok {
-		return r
-	}
-	subject, _, _ := strings.Cut(sub, ".")
-	if r, ok := reasons[subject+".0"]; ok {
-		return r
-	}
-	return reasons["0.0"]
-}
-
-// reasons maps the subject and detail of an RFC 3463 code to the text of
-// Bounced/Delayed lines. Where ESA logs show the appliance's own wording
-// (marked ESA) it is used, so that existing log searches keep working; the
-// rest is RFC 3463's (and RFC 7505's for 1.10).
-var reasons = map[string]string{
-	"0.0":  "Other undefined Status",
-	"1.0":  "Unknown address error",         // ESA
-	"1.1":  "Bad destination email address", // ESA
-	"1.2":  "Bad destination host",          // ESA
-	"1.3":  "Bad destination mailbox address syntax",
-	"1.4":  "Destination mailbox address ambiguous",
-	"1.5":  "Destination address valid",
-	"1.6":  "Destination mailbox has moved, No forwarding address",
-	"1.7":  "Bad sender's mailbox address syntax",
-	"1.8":  "Bad sender's system address",
-	"1.10": "Recipient address has null MX",
-	"2.0":  "Other or undefined mailbox status",
-	"2.1":  "Mailbox disabled, not accepting messages",
-	"2.2":  "Mailbox full",
-	"2.3":  "Message length exceeds administrative limit",
-	"2.4":  "Mailing list expansion problem",
-	"3.0":  "Other or undefined mail system status",
-	"3.1":  "Mail system full",                    // ESA
-	"3.2":  "Not accepting messages at this time", // ESA
-	"3.3":  "System not capable of selected features",
-	"3.4":  "Message too big for system",
-	"3.5":  "System incorrectly configured",
-	"4.0":  "Other network problem", // ESA
-	"4.1":  "No answer from host",
-	"4.2":  "Bad connection",
-	"4.3":  "Directory server failure",
-	"4.4":  "Unable to route",
-	"4.5":  "Mail system congestion",
-	"4.6":  "Routing loop detected",
-	"4.7":  "Delivery expired (message too old)", // ESA
-	"5.0":  "Other or undefined protocol status",
-	"5.1":  "Invalid command",
-	"5.2":  "Syntax error",
-	"5.3":  "Too many recipients",
-	"5.4":  "Invalid command arguments",
-	"5.5":  "Wrong protocol version",
-	"6.0":  "Other or undefined media error",
-	"6.1":  "Media not supported",
-	"6.2":  "Conversion required and prohibited",
-	"6.3":  "Conversion required but not supported",
-	"6.4":  "Conversion with loss performed",
-	"6.5":  "Conversion Failed",
-	"6.7":  "Non-ASCII addresses not permitted for that sender/recipient",
-	"7.0":  "Other or undefined security status",
-	"7.1":  "Delivery not authorized, message refused",
-	"7.2":  "Mailing list expansion prohibited",
-	"7.3":  "Security conversion required but not possible",
-	"7.4":  "Security features not supported",
-	"7.5":  "Cryptographic failure",
-	"7.6":  "Cryptographic algorithm not supported",
-	"7.7":  "Message integrity failure",
-}
-
 // step is where in the dialogue a reply came, which decides the enhanced
 // code of a reply that has none.
 type step uint8
@@ -147,7 +75,7 @@ func replyStatus(code int, enhanced, text string, st step) string {
 	if class != 4 && class != 5 {
 		class = 4 // a reply that is no failure at a failure's place: retry
 	}
-	if !validStatus(enhanced) {
+	if !status.Valid(enhanced) {
 		enhanced = leadingStatus(text)
 	}
 	if enhanced != "" {
@@ -182,32 +110,8 @@ func leadingStatus(text string) string {
 	if end < 0 {
 		end = len(s)
 	}
-	if validStatus(s[:end]) {
+	if status.Valid(s[:end]) {
 		return s[:end]
 	}
 	return ""
-}
-
-// validStatus reports whether s is class.subject.detail with class 2, 4 or
-// 5, subject and detail of 1 to 3 digits without leading zeros (RFC 3463
-// 2; a DSN must carry a valid one).
-func validStatus(s string) bool {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 || len(parts[0]) != 1 || strings.IndexByte("245", parts[0][0]) < 0 {
-		return false
-	}
-	for _, p := range parts[1:] {
-		if len(p) < 1 || len(p) > 3 {
-			return false
-		}
-		for i := 0; i < len(p); i++ {
-			if p[i] < '0' || p[i] > '9' {
-				return false
-			}
-		}
-		if len(p) > 1 && p[0] == '0' {
-			return false
-		}
-	}
-	return true
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/smtp/status"
 )
 
 func TestReplyStatus(t *testing.T) {
@@ -46,27 +47,6 @@ func TestReplyStatus(t *testing.T) {
 	}
 }
 
-func TestReason(t *testing.T) {
-	cases := map[string]string{
-		"5.1.0":  "Unknown address error",
-		"5.1.1":  "Bad destination email address",
-		"5.1.2":  "Bad destination host",
-		"5.4.7":  "Delivery expired (message too old)",
-		"4.3.2":  "Not accepting messages at this time",
-		"4.4.0":  "Other network problem",
-		"4.3.1":  "Mail system full",
-		"5.1.10": "Recipient address has null MX",
-		"5.1.99": "Unknown address error",  // unknown detail: its subject's
-		"5.9.9":  "Other undefined Status", // unknown subject
-		"junk":   "Other undefined Status",
-	}
-	for status, want := range cases {
-		if got := reason(status); got != want {
-			t.Errorf("reason(%s) = %q, want %q", status, got, want)
-		}
-	}
-}
-
 // FuzzReplyStatus: whatever a server replies, the status is a valid RFC
 // 3463 code of the reply's class (a DSN needs one), and its reason text.
 func FuzzReplyStatus(f *testing.F) {
@@ -76,7 +56,7 @@ func FuzzReplyStatus(f *testing.F) {
 	f.Add(0, "x", "", uint8(9))
 	f.Fuzz(func(t *testing.T, code int, enhanced, text string, st uint8) {
 		s := replyStatus(code, enhanced, text, step(st))
-		if !validStatus(s) {
+		if !status.Valid(s) {
 			t.Fatalf("replyStatus(%d, %q, %q) = %q: not a status code", code, enhanced, text, s)
 		}
 		want := byte('4')
@@ -86,7 +66,7 @@ func FuzzReplyStatus(f *testing.F) {
 		if s[0] != want {
 			t.Fatalf("replyStatus(%d, ...) = %s: class differs from the code's", code, s)
 		}
-		if reason(s) == "" {
+		if status.Reason(s) == "" {
 			t.Fatalf("no reason for %s", s)
 		}
 	})

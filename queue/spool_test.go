@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/wait"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -500,19 +502,6 @@ func segFiles(t *testing.T, dir string) []string {
 	return m
 }
 
-// eventually waits for the writer's background work (deletion, compaction)
-// to reach a state. It is bounded and asserts nothing about speed.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 500 {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("never happened: %s", what)
-}
-
 func TestFinishDeletesSegments(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -531,7 +520,7 @@ func TestFinishDeletesSegments(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "spent segments deleted", func() bool {
+	wait.Until(t, "spent segments deleted", func() bool {
 		_, err := os.Stat(first)
 		return errors.Is(err, os.ErrNotExist)
 	})
@@ -606,7 +595,7 @@ func TestFinishOutlivesOlderCopy(t *testing.T) {
 	finish(inC...)
 	// B and C hold nothing live: both go, C once compaction has re-emitted
 	// the finish record that hides MID 1 in A into the current segment.
-	eventually(t, "segments B and C deleted", func() bool {
+	wait.Until(t, "segments B and C deleted", func() bool {
 		_, errB := os.Stat(b.path)
 		_, errC := os.Stat(c.path)
 		return errors.Is(errB, os.ErrNotExist) && errors.Is(errC, os.ErrNotExist)
@@ -622,7 +611,7 @@ func TestFinishOutlivesOlderCopy(t *testing.T) {
 	}
 	// Once 2 and 3 finish, A goes, and everything else but the last.
 	finish(2, 3)
-	eventually(t, "segment A deleted", func() bool {
+	wait.Until(t, "segment A deleted", func() bool {
 		_, err := os.Stat(a.path)
 		return errors.Is(err, os.ErrNotExist)
 	})
@@ -662,7 +651,7 @@ func TestCompaction(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, "old segments compacted away", func() bool {
+	wait.Until(t, "old segments compacted away", func() bool {
 		files := segFiles(t, dir)
 		return !slices.ContainsFunc(old[:len(old)-1], func(f string) bool { return slices.Contains(files, f) })
 	})
@@ -725,7 +714,7 @@ func TestFsyncFailure(t *testing.T) {
 	for mid := uint64(3); mid < 2+n; mid++ {
 		go func() { errs <- s.Commit(context.Background(), testEnvelope(mid, 1), testBody(mid, 100)) }()
 	}
-	eventually(t, "commits queued", func() bool {
+	wait.Until(t, "commits queued", func() bool {
 		s.qmu.Lock()
 		defer s.qmu.Unlock()
 		return len(s.queue) == n-1
@@ -774,7 +763,7 @@ func TestCommitCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	second := make(chan error, 1)
 	go func() { second <- s.Commit(ctx, testEnvelope(2, 1), testBody(2, 100)) }()
-	eventually(t, "second commit queued", func() bool {
+	wait.Until(t, "second commit queued", func() bool {
 		s.qmu.Lock()
 		defer s.qmu.Unlock()
 		return len(s.queue) == 1
@@ -882,7 +871,7 @@ func TestSpaceBounded(t *testing.T) {
 		}
 	}
 	// Let the writer finish the compaction it has planned.
-	eventually(t, "compaction settled", func() bool {
+	wait.Until(t, "compaction settled", func() bool {
 		s.mu.RLock()
 		defer s.mu.RUnlock()
 		return !slices.ContainsFunc(s.x.segs, s.x.compactable)

@@ -1398,14 +1398,15 @@ func BenchmarkClientSendParallel(b *testing.B) {
 // discardHandler accepts everything and keeps nothing.
 type discardHandler struct{}
 
-func (discardHandler) Hello(string, string) Reply  { return Reply{} }
-func (discardHandler) Mail(Path, MailParams) Reply { return Reply{} }
-func (discardHandler) Rcpt(Path) Reply             { return Reply{} }
-func (discardHandler) Data([]byte) Reply           { return Reply{} }
-func (discardHandler) DataFailed(error)            {}
-func (discardHandler) Reset()                      {}
-func (discardHandler) TLS(tls.ConnectionState)     {}
-func (discardHandler) BadCommand(string, Reply)    {}
+func (discardHandler) Hello(string, string) Reply        { return Reply{} }
+func (discardHandler) Mail(Path, MailParams) Reply       { return Reply{} }
+func (discardHandler) Rcpt(Path) Reply                   { return Reply{} }
+func (discardHandler) Data([]byte) Reply                 { return Reply{} }
+func (discardHandler) DataFailed(error)                  {}
+func (discardHandler) Reset()                            {}
+func (discardHandler) TLS(tls.ConnectionState)           {}
+func (discardHandler) BadCommand(BadKind, string, Reply) {}
+func (discardHandler) PlaintextDiscarded(int)            {}
 
 func BenchmarkReadReply(b *testing.B) {
 	in := []byte("250 2.0.0 Ok: queued as 3jjSKc6HnKz4GTHJ\r\n")

@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -77,9 +76,15 @@ type Handler interface {
 	Reset()
 	// TLS is called when STARTTLS completed.
 	TLS(cs tls.ConnectionState)
-	// BadCommand is called for each command the engine refused as bad
-	// (unknown, malformed, out of sequence), with the reply it sent.
-	BadCommand(line string, r Reply)
+	// BadCommand is called for each command the engine itself refused as
+	// bad, with why and the reply it sent, while the session goes on. The
+	// command past Config.BadCommandLimit is not: it ends the session
+	// (End.Cause event.CauseBadCommands, End.Detail the line).
+	BadCommand(kind BadKind, line string, r Reply)
+	// PlaintextDiscarded is called when STARTTLS threw away n bytes that
+	// the client sent after the command, in clear text, before the
+	// handshake (CVE-2011-0411).
+	PlaintextDiscarded(n int)
 }
 
 // Errors given to Handler.DataFailed.
@@ -115,7 +120,7 @@ type Config struct {
 
 // End says how and where a session ended.
 type End struct {
-	Cause     string // one of the event.Cause* constants
+	Cause     event.Cause
 	State     State  // where the dialogue was (before QUIT, for a QUIT)
 	LastVerb  string // the last command's verb, "" if none
 	DataBytes int64  // message bytes received in an unfinished DATA
@@ -391,28 +396,29 @@ func trimEOL(b []byte) []byte {
 func (s *Session) command(line []byte, tooLong bool) (End, bool) {
 	if tooLong {
 		s.lastVerb = ""
-		return s.badCommand("", "(line too long)", replyLineTooLong)
+		return s.badCommand("", BadLineTooLong, "(line too long)", replyLineTooLong)
 	}
 	cmd := ParseCommand(line)
 	verb := strings.ToLower(cmd.Verb)
 	if !knownVerb(verb) || bytes.IndexByte(line, 0) >= 0 {
 		s.lastVerb = printableVerb(cmd.Verb)
-		return s.badCommand("unknown", string(line), replyUnrecognized)
+		return s.badCommand("unknown", BadUnknown, string(line), replyUnrecognized)
 	}
 	s.lastVerb = cmd.Verb
 	if s.rejected && verb != "quit" {
-		return s.badCommand(verb, string(line), replyRejectedSession)
+		return s.badCommand(verb, BadSequence, string(line), replyRejectedSession)
 	}
 	var r Reply
+	var bad BadKind
 	switch verb {
 	case "helo", "ehlo":
-		r = s.hello(verb, cmd.Arg)
+		r, bad = s.hello(verb, cmd.Arg)
 	case "starttls":
 		return s.startTLS(cmd.Arg)
 	case "mail":
-		r = s.mail(cmd.Arg)
+		r, bad = s.mail(cmd.Arg)
 	case "rcpt":
-		r = s.rcpt(cmd.Arg)
+		r, bad = s.rcpt(cmd.Arg)
 	case "data":
 		return s.data(cmd.Arg)
 	case "rset":
@@ -426,10 +432,10 @@ func (s *Session) command(line []byte, tooLong bool) (End, bool) {
 	case "vrfy":
 		r = replyVRFY
 		if cmd.Arg == "" {
-			r = replyBadSyntax
+			r, bad = replyBadSyntax, BadSyntax
 		}
 	case "expn":
-		r = replyNotImplemented
+		r, bad = replyNotImplemented, BadNotImplemented
 	case "help":
 		r = Reply{214, "2.0.0", "The following commands are recognized\n data ehlo helo help\n mail noop quit rcpt\n rset starttls vrfy"}
 	case "quit":
@@ -441,8 +447,8 @@ func (s *Session) command(line []byte, tooLong bool) (End, bool) {
 		}
 		return End{Cause: event.CauseQuit}, true
 	}
-	if isBadReply(r) {
-		return s.badCommand(verb, string(line), r)
+	if bad != 0 || isBadReply(r) {
+		return s.badCommand(verb, bad, string(line), r)
 	}
 	return s.respond(verb, r)
 }
@@ -470,47 +476,52 @@ func printableVerb(v string) string {
 	return v
 }
 
-// isBadReply tells the engine's refusals of malformed or out-of-sequence
-// commands, which count towards the bad-command limit, from refusals of
-// policy (RCPT rejected, message too big), which do not.
+// isBadReply tells a Handler's refusals that have the code of a bad
+// command, and count towards the bad-command limit as the engine's own do,
+// from refusals of policy (RCPT rejected, message too big), which do not.
 func isBadReply(r Reply) bool {
-	return (r.Code >= 500 && r.Code <= 504) || r.Code == 555 || r == replyNeedUTF8
+	return (r.Code >= 500 && r.Code <= 504) || r.Code == 555
 }
 
-// badCommand refuses a bad command; past the limit the session ends.
-func (s *Session) badCommand(verb, line string, r Reply) (End, bool) {
+// badCommand refuses a bad command; past the limit the session ends. kind
+// is why the engine refused it, 0 when the Handler did, which needs no
+// telling.
+func (s *Session) badCommand(verb string, kind BadKind, line string, r Reply) (End, bool) {
 	if verb == "" {
 		verb = "unknown"
 	}
 	if s.bad >= s.cfg.BadCommandLimit {
 		s.count(verb, false)
-		s.h.BadCommand(line, replyTooManyBad)
 		return s.closeWith(replyTooManyBad, event.CauseBadCommands, line), true
 	}
 	s.bad++
 	s.count(verb, false)
-	s.h.BadCommand(line, r)
+	if kind != 0 {
+		s.h.BadCommand(kind, line, r)
+	}
 	s.reply(r)
 	return End{}, false
 }
 
-func (s *Session) hello(verb, arg string) Reply {
+// hello, mail and rcpt return the reply to their command and, when the
+// engine refused it as bad, why.
+func (s *Session) hello(verb, arg string) (Reply, BadKind) {
 	if arg == "" {
-		return Reply{501, "5.5.4", "Syntax: " + strings.ToUpper(verb) + " hostname"}
+		return Reply{501, "5.5.4", "Syntax: " + strings.ToUpper(verb) + " hostname"}, BadSyntax
 	}
 	s.resetTxn()
 	r := s.h.Hello(verb, arg)
 	if !r.IsZero() && !r.Positive() {
-		return r
+		return r, 0
 	}
 	s.state = StateHelo
 	s.ehlo = verb == "ehlo"
 	s.pipelining = s.ehlo
 	if !r.IsZero() {
-		return r
+		return r, 0
 	}
 	if verb == "helo" {
-		return Reply{250, "", s.cfg.Hostname}
+		return Reply{250, "", s.cfg.Hostname}, 0
 	}
 	ext := s.cfg.Hostname + "\nPIPELINING"
 	if s.cfg.MaxMessageSize > 0 {
@@ -522,32 +533,32 @@ func (s *Session) hello(verb, arg string) Reply {
 	if s.cfg.TLS != nil && !s.tlsOn {
 		ext += "\nSTARTTLS"
 	}
-	return Reply{250, "", ext}
+	return Reply{250, "", ext}, 0
 }
 
-func (s *Session) mail(arg string) Reply {
+func (s *Session) mail(arg string) (Reply, BadKind) {
 	switch {
 	case s.state == StateConnect:
-		return replyNeedHelo
+		return replyNeedHelo, BadSequence
 	case s.state.InTransaction():
-		return replyNestedMail
+		return replyNestedMail, BadSequence
 	case s.cfg.RequireTLS && !s.tlsOn:
-		return replyNeedTLS
+		return replyNeedTLS, 0
 	}
 	raw, params, err := parsePathArg(arg, "FROM:")
 	if err != nil {
-		return replyBadSyntax
+		return replyBadSyntax, BadSender
 	}
 	p, err := parseMailParams(params)
 	if err != nil || (!s.ehlo && params != "") {
-		return replyBadParam
+		return replyBadParam, BadParameter
 	}
 	from, err := ParsePath(raw, p.SMTPUTF8)
-	if r, bad := pathError(err, replyBadSender); bad {
-		return r
+	if err != nil {
+		return pathReply(err, replyBadSender), BadSender
 	}
 	if s.cfg.MaxMessageSize > 0 && p.Size > s.cfg.MaxMessageSize {
-		return replySizeTooBig
+		return replySizeTooBig, 0
 	}
 	r := s.h.Mail(from, p)
 	if r.IsZero() {
@@ -558,41 +569,41 @@ func (s *Session) mail(arg string) Reply {
 		s.utf8 = p.SMTPUTF8
 		s.inTxn.Store(true)
 	}
-	return r
+	return r, 0
 }
 
-func pathError(err error, syntax Reply) (Reply, bool) {
+// pathReply is the reply to a path ParsePath refused; syntax is the
+// command's own for bad syntax.
+func pathReply(err error, syntax Reply) Reply {
 	switch {
-	case err == nil:
-		return Reply{}, false
 	case errors.Is(err, errNeedSMTPUTF8):
-		return replyNeedUTF8, true
+		return replyNeedUTF8
 	case errors.Is(err, errPathTooLong):
-		return replyPathTooLong, true
+		return replyPathTooLong
 	}
-	return syntax, true
+	return syntax
 }
 
-func (s *Session) rcpt(arg string) Reply {
+func (s *Session) rcpt(arg string) (Reply, BadKind) {
 	if !s.state.InTransaction() {
 		if s.state == StateConnect {
-			return replyNeedHelo
+			return replyNeedHelo, BadSequence
 		}
-		return replyNeedMail
+		return replyNeedMail, BadSequence
 	}
 	raw, params, err := parsePathArg(arg, "TO:")
 	if err != nil {
-		return replyBadSyntax
+		return replyBadSyntax, BadRecipient
 	}
 	if params != "" {
-		return replyBadParam
+		return replyBadParam, BadParameter
 	}
 	if raw == "" {
-		return replyBadRecipient
+		return replyBadRecipient, BadRecipient
 	}
 	to, err := ParsePath(raw, s.utf8)
-	if r, bad := pathError(err, replyBadRecipient); bad {
-		return r
+	if err != nil {
+		return pathReply(err, replyBadRecipient), BadRecipient
 	}
 	r := s.h.Rcpt(to)
 	if r.IsZero() {
@@ -601,7 +612,7 @@ func (s *Session) rcpt(arg string) Reply {
 	if r.Positive() {
 		s.state = StateRcpt
 	}
-	return r
+	return r, 0
 }
 
 // resetTxn drops the open transaction, telling the handler.
@@ -614,11 +625,11 @@ func (s *Session) resetTxn() {
 func (s *Session) data(arg string) (End, bool) {
 	switch {
 	case arg != "":
-		return s.badCommand("data", "DATA "+arg, replyBadSyntax)
+		return s.badCommand("data", BadSyntax, "DATA "+arg, replyBadSyntax)
 	case s.state == StateConnect:
-		return s.badCommand("data", "DATA", replyNeedHelo)
+		return s.badCommand("data", BadSequence, "DATA", replyNeedHelo)
 	case s.state == StateHelo:
-		return s.badCommand("data", "DATA", replyNeedMail)
+		return s.badCommand("data", BadSequence, "DATA", replyNeedMail)
 	case s.state == StateMail:
 		// MAIL accepted but no recipient: RFC 2920 wants 554 here, so that
 		// a pipelining client does not send the message.
@@ -751,20 +762,20 @@ func firstErr(have, err error) error {
 func (s *Session) startTLS(arg string) (End, bool) {
 	switch {
 	case s.cfg.TLS == nil:
-		return s.badCommand("starttls", "STARTTLS", replyNotImplemented)
+		return s.badCommand("starttls", BadNotImplemented, "STARTTLS", replyNotImplemented)
 	case s.tlsOn:
-		return s.badCommand("starttls", "STARTTLS", replyTLSActive)
+		return s.badCommand("starttls", BadSequence, "STARTTLS", replyTLSActive)
 	case arg != "":
-		return s.badCommand("starttls", "STARTTLS "+arg, replyBadSyntax)
+		return s.badCommand("starttls", BadSyntax, "STARTTLS "+arg, replyBadSyntax)
 	case s.state.InTransaction():
-		return s.badCommand("starttls", "STARTTLS", replyBadSequence)
+		return s.badCommand("starttls", BadSequence, "STARTTLS", replyBadSequence)
 	}
 	// Anything the client sent after STARTTLS before the handshake was
 	// sent in clear text and could have been injected by a man in the
 	// middle (CVE-2011-0411): throw it away.
 	n, _ := s.r.Discard(s.r.Buffered())
 	if n += discardPending(s.conn, 64<<10); n > 0 {
-		s.h.BadCommand(fmt.Sprintf("(%d bytes pipelined after STARTTLS discarded)", n), Reply{})
+		s.h.PlaintextDiscarded(n)
 	}
 	s.count("starttls", true)
 	s.reply(replyTLSGoAhead)
@@ -852,7 +863,7 @@ func (s *Session) flush() error {
 }
 
 // closeWith sends a last reply and ends the session with cause.
-func (s *Session) closeWith(r Reply, cause, detail string) End {
+func (s *Session) closeWith(r Reply, cause event.Cause, detail string) End {
 	s.reply(r)
 	err := s.flush()
 	return End{Cause: cause, Detail: detail, Err: err}

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/internal/wait"
 )
 
 // recorder is a Handler that accepts everything and remembers what it saw.
@@ -59,9 +61,10 @@ func (r *recorder) DataFailed(err error) {
 	r.mu.Unlock()
 	r.log("datafailed %v", err)
 }
-func (r *recorder) Reset()                          { r.log("reset") }
-func (r *recorder) TLS(cs tls.ConnectionState)      { r.log("tls %s", tls.VersionName(cs.Version)) }
-func (r *recorder) BadCommand(line string, _ Reply) { r.log("bad %s", line) }
+func (r *recorder) Reset()                                     { r.log("reset") }
+func (r *recorder) TLS(cs tls.ConnectionState)                 { r.log("tls %s", tls.VersionName(cs.Version)) }
+func (r *recorder) BadCommand(k BadKind, line string, _ Reply) { r.log("bad %s %s", k, line) }
+func (r *recorder) PlaintextDiscarded(n int)                   { r.log("discarded %d", n) }
 
 func (r *recorder) saw(s string) bool {
 	r.mu.Lock()
@@ -333,6 +336,21 @@ func TestDataSmuggling(t *testing.T) {
 
 // A CRLF split by the read buffer must still count as CRLF, so that the
 // end-of-data line after a long line is found.
+// dataReaderSize is the size of the buffer the DATA phase reads through:
+// a line longer than it arrives in chunks.
+func dataReaderSize() int {
+	r := dataReaderPool.Get().(*bufio.Reader)
+	defer dataReaderPool.Put(r)
+	return r.Size()
+}
+
+// TestDataCRLFAcrossBuffer: a line that fills the DATA buffer up to its
+// CR has its LF in the next chunk. The line still ends with CRLF, so the
+// "." line after it ends the message (refused for the long line); were
+// the CR forgotten, the "." line would follow a bare LF, and the session
+// would wait for more message text. A bufio.Reader moves a partial line
+// to the front of its buffer before reading more, so only a line longer
+// than the buffer is ever cut in two: no legal line can reach this.
 func TestDataCRLFAcrossBuffer(t *testing.T) {
 	h := &recorder{}
 	conn, ends := serve(t, h, Config{})
@@ -342,7 +360,9 @@ func TestDataCRLFAcrossBuffer(t *testing.T) {
 	c.Cmd("MAIL FROM:<a@example.org>", "250")
 	c.Cmd("RCPT TO:<b@example.com>", "250")
 	c.Cmd("DATA", "354")
-	c.Send(strings.Repeat("z", 4095) + "\r\n.\r\n") // 4095 + CR fills the 4096-byte buffer
+	// size-1 bytes and the CR fill the buffer; the LF starts the next chunk.
+	c.Send(strings.Repeat("z", dataReaderSize()-1) + "\r\n.\r\n")
+	c.C.SetReadDeadline(time.Now().Add(10 * time.Second))
 	c.Expect("550 5.6.0 Message contains a line longer")
 	c.Cmd("QUIT", "221")
 	waitEnd(t, ends)
@@ -355,7 +375,7 @@ func TestEarlyTalker(t *testing.T) {
 	defer conn.Close()
 	conn.Write([]byte("EHLO eager.test\r\n"))
 	s, _ := ln.Accept()
-	time.Sleep(50 * time.Millisecond) // let the bytes arrive before the greeting
+	smtptest.WaitReadable(t, s) // the EHLO has arrived before the greeting
 	ends := make(chan End, 1)
 	go func() { ends <- NewSession(s, &recorder{}, Config{Hostname: "mx.test"}).Serve(context.Background()) }()
 	c := newClient(t, conn)
@@ -406,7 +426,7 @@ func TestPeerEnds(t *testing.T) {
 		name      string
 		script    string // sent after EHLO
 		rst       bool
-		wantCause string
+		wantCause event.Cause
 		wantState State
 		wantBytes int64
 	}{
@@ -418,7 +438,13 @@ func TestPeerEnds(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			conn, ends := serve(t, &recorder{}, Config{})
+			read := make(chan struct{}) // the session has read the DATA line
+			cfg := Config{Transcript: func(sent bool, line []byte) {
+				if !sent && string(line) == "Subject: x" {
+					close(read)
+				}
+			}}
+			conn, ends := serve(t, &recorder{}, cfg)
 			c := newClient(t, conn)
 			c.Expect("220")
 			c.Cmd("EHLO c.test", "250")
@@ -428,7 +454,12 @@ func TestPeerEnds(t *testing.T) {
 			}
 			if tc.wantState == StateData {
 				c.Send("Subject: x\r\n") // 12 bytes of DATA, then gone
-				time.Sleep(50 * time.Millisecond)
+				// Read before the RST, which would discard them unread.
+				select {
+				case <-read:
+				case <-time.After(smtptest.WaitTimeout):
+					t.Fatal("the session did not read the DATA line")
+				}
 			}
 			if tc.rst {
 				conn.(*net.TCPConn).SetLinger(0)
@@ -526,13 +557,16 @@ func TestDrainAndKill(t *testing.T) {
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
 	h := &recorder{}
-	conn, ends = serveCtx(t, ctx, h, Config{}, nil)
+	sessions := make(chan *Session, 1)
+	conn, ends = serveCtx(t, ctx, h, Config{}, sessions)
+	s := <-sessions
 	c = newClient(t, conn)
 	c.Expect("220")
 	c.Cmd("EHLO c.test", "250")
 	c.Cmd("MAIL FROM:<a@example.org>", "250")
 	cancel()
-	time.Sleep(50 * time.Millisecond)
+	// The session, waiting for RCPT, has seen the cancel.
+	wait.Until(t, "the session drains", s.draining.Load)
 	c.Cmd("RCPT TO:<b@example.com>", "250")
 	c.Cmd("DATA", "354")
 	c.Send("x\r\n.\r\n")
@@ -543,7 +577,6 @@ func TestDrainAndKill(t *testing.T) {
 	}
 
 	// Kill stops even a transaction.
-	sessions := make(chan *Session, 1)
 	conn, ends = serveCtx(t, context.Background(), &recorder{}, Config{}, sessions)
 	c = newClient(t, conn)
 	c.Expect("220")
@@ -597,7 +630,7 @@ func TestStartTLSDiscardsPipelinedPlaintext(t *testing.T) {
 	if h.saw("mail injected@evil.org size=0 body= utf8=false") {
 		t.Error("plaintext command pipelined after STARTTLS was executed")
 	}
-	if !h.saw("tls TLS 1.3") {
+	if !h.saw("tls TLS 1.3") || !h.saw("discarded 31") {
 		t.Errorf("calls %q", h.calls)
 	}
 }

@@ -20,7 +20,14 @@ import "strings"
 // does not end with ':' and is followed by more text; "mail_logs:" or
 // "sshd[42]:" is a TAG and gives "".
 //
-// The PRI is optional: a line without one is read the same way.
+// The PRI is optional: a line without one is read the same way, which is
+// how rsyslog and syslog-ng write their files by default:
+//
+//	Jun 26 10:42:23 esa1.example.edu mail_logs: Info: ...
+//
+// A collector that rewraps lines with the year before the month (Splunk's
+// "2019 Sep 28 16:13:51 ironport_server mail [info] ...") names the host
+// the same way, after the timestamp.
 func HostOf(line string) string {
 	s := skipPRI(line)
 	if rest, ok := cutVersion(s); ok {
@@ -76,6 +83,9 @@ func host5424(s string) (string, bool) {
 // host3164 reads "TIMESTAMP HOSTNAME TAG...".
 func host3164(s string) string {
 	var rest string
+	if len(s) > 5 && allDigits(s[:4]) && s[4] == ' ' {
+		s = s[5:] // the collector form: the year first
+	}
 	if ts, r, ok := strings.Cut(s, " "); ok && isRFC3339(ts) {
 		rest = r
 	} else if n := bsdTimestamp(s); n > 0 && n < len(s) && s[n] == ' ' {

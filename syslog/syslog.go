@@ -14,6 +14,11 @@
 // Malformed input is logged at debug level and skipped (an over-long
 // message is truncated): one bad sender must not cost the others their
 // logs.
+//
+// Syslog has no authentication, and a message names its host itself. A
+// Server given Senders takes messages only from those addresses, and
+// files each under the host name configured for its sender rather than
+// the one it claims.
 package syslog
 
 import (
@@ -27,6 +32,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -34,7 +40,7 @@ import (
 // Message is one syslog message as received, framing removed.
 type Message struct {
 	Peer netip.AddrPort // who sent it
-	Host string         // the HOSTNAME of the syslog header (HostOf), "" when the message has none: then callers use Peer's address
+	Host string         // the sender's host name in Server.Senders, else the HOSTNAME of the syslog header (HostOf); "" when neither gives one: then callers use Peer's address
 	Line string         // the whole message text as received, e.g. "<166>Mar 17 18:24:37 esa1.example.com mail_logs: Info: MID 5 queued for delivery"; no trailing CR/LF/NUL
 }
 
@@ -44,6 +50,17 @@ const (
 	DefaultMaxConns    = 256
 	DefaultIdleTimeout = 10 * time.Minute
 )
+
+// Sender is an address allowed to send, and the host name its messages
+// are filed under.
+type Sender struct {
+	Addr netip.Addr
+	Host string // "": the HOSTNAME its messages give (trusted to name itself)
+}
+
+// dropLogEvery is how often at most the messages dropped from senders not
+// allowed are logged: a flood of them must not flood the log too.
+const dropLogEvery = time.Minute
 
 // maxDatagram is more than the largest UDP payload (65507 bytes over IPv4,
 // 65527 over IPv6), so that a read never silently drops the end of one.
@@ -64,6 +81,17 @@ type Server struct {
 	MaxMessage  int           // longest message accepted; 0 or less: DefaultMaxMessage. Longer ones are truncated (the rest skipped), not fatal
 	MaxConns    int           // concurrent TCP connections; 0 or less: DefaultMaxConns. Beyond it new connections are closed at once
 	IdleTimeout time.Duration // a TCP connection silent this long is closed; 0 or less: DefaultIdleTimeout
+
+	// Senders, when not nil, are the only peers taken: a datagram from
+	// another address is dropped, a TCP connection closed at once, each
+	// counted (Dropped) and logged at most once per dropLogEvery. Nil
+	// takes every peer, which only a listener on loopback should do.
+	Senders []Sender
+
+	dropped  atomic.Uint64
+	dropMu   sync.Mutex
+	dropLast time.Time // when a drop was last logged
+	dropSeen uint64    // Dropped() then
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -214,9 +242,57 @@ func (s *Server) serveUDP(ctx context.Context, pc *net.UDPConn) error {
 		if len(msg) == 0 {
 			continue
 		}
+		if !s.allowed(peer.Addr()) {
+			s.drop(log, peer)
+			continue
+		}
 		line := string(msg)
-		s.Handler(Message{Peer: peer, Host: HostOf(line), Line: line})
+		s.Handler(Message{Peer: peer, Host: s.hostOf(peer.Addr(), line), Line: line})
 	}
+}
+
+// allowed reports whether a peer may send at all.
+func (s *Server) allowed(a netip.Addr) bool {
+	if s.Senders == nil {
+		return true
+	}
+	for _, snd := range s.Senders {
+		if snd.Addr == a {
+			return true
+		}
+	}
+	return false
+}
+
+// hostOf returns the host name a line of an allowed peer is filed under:
+// the one configured for it, else the one the line gives.
+func (s *Server) hostOf(a netip.Addr, line string) string {
+	for _, snd := range s.Senders {
+		if snd.Addr == a && snd.Host != "" {
+			return snd.Host
+		}
+	}
+	return HostOf(line)
+}
+
+// Dropped returns how many datagrams and TCP connections from senders not
+// allowed were dropped.
+func (s *Server) Dropped() uint64 { return s.dropped.Load() }
+
+// drop counts what a sender not allowed sent, and logs it unless it did
+// within dropLogEvery.
+func (s *Server) drop(log *slog.Logger, peer netip.AddrPort) {
+	n := s.dropped.Add(1)
+	now := time.Now()
+	s.dropMu.Lock()
+	if !s.dropLast.IsZero() && now.Sub(s.dropLast) < dropLogEvery {
+		s.dropMu.Unlock()
+		return
+	}
+	since := n - s.dropSeen
+	s.dropLast, s.dropSeen = now, n
+	s.dropMu.Unlock()
+	log.Warn("syslog: dropped what a sender not allowed sent", "peer", peer, "dropped", since, "dropped_total", n)
 }
 
 func (s *Server) serveTCP(ctx context.Context, ln net.Listener) error {
@@ -244,6 +320,11 @@ func (s *Server) serveTCP(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		retry.reset()
+		if peer := unmap(c.RemoteAddr().(*net.TCPAddr).AddrPort()); !s.allowed(peer.Addr()) {
+			s.drop(log, peer)
+			c.Close()
+			continue
+		}
 		s.mu.Lock()
 		if s.done {
 			s.mu.Unlock()
@@ -293,7 +374,7 @@ func (s *Server) serveConn(c net.Conn, log *slog.Logger) {
 			log.Debug("syslog: bad octet count, frame read as ended by LF")
 		}
 		line := string(msg)
-		s.Handler(Message{Peer: peer, Host: HostOf(line), Line: line})
+		s.Handler(Message{Peer: peer, Host: s.hostOf(peer.Addr(), line), Line: line})
 	}
 }
 

@@ -18,13 +18,16 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/internal/wait"
 )
 
 // The tests run one after the other (none is parallel) and each waits for
 // its Server to stop, so that TestServeShutdown can tell from the stacks
 // that no goroutine of any Server is left.
 
-const wait = 5 * time.Second // for what should take milliseconds
+const patience = 5 * time.Second // for what should take milliseconds
 
 // Messages as an ESA sends them, with and without a host.
 const (
@@ -50,6 +53,11 @@ func TestHostOf(t *testing.T) {
 		{"3164 nothing after the token", "<13>Mar 17 18:24:37 hello", ""},
 		{"3164 no PRI", "Mar 17 18:24:37 esa5 mail_logs: Info: x", "esa5"},
 		{"3164 no PRI without host", "Mar 17 18:24:37 mail_logs: Info: x", ""},
+		{"syslog-ng file", "Jun 26 10:42:23 esa1.example.edu mail_logs: Info: MID 100 queued for delivery", "esa1.example.edu"},
+		{"collector rewrap", "2019 Sep 28 16:13:51 ironport_server mail [info] splunk_maillogs:nopid Info: MID 6509657 DLP violation", "ironport_server"},
+		{"collector rewrap without host", "2019 Sep 28 16:13:51 mail_logs: Info: x", ""},
+		{"year without a timestamp", "2019 apples and pears", ""},
+		{"local file line", "Wed Sep  6 13:13:16 2023 Info: MID 14 queued for delivery", ""},
 		{"3164 bad month", "<13>Foo 17 18:24:37 esa6 app: x", ""},
 		{"3164 bad time", "<13>Mar 17 18:24 esa6 app: x", ""},
 		{"5424 host", "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut=\"3\"] BOMAn application event", "mymachine.example.com"},
@@ -80,7 +88,9 @@ func startServer(t *testing.T, s *Server) <-chan Message {
 	msgs := make(chan Message, 1024)
 	s.Addr = "127.0.0.1:0"
 	s.Handler = func(m Message) { msgs <- m }
-	s.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +104,7 @@ func startServer(t *testing.T, s *Server) <-chan Message {
 			if err != nil {
 				t.Errorf("Serve: %v", err)
 			}
-		case <-time.After(wait):
+		case <-time.After(patience):
 			t.Errorf("Serve did not return after cancel")
 		}
 	})
@@ -106,7 +116,7 @@ func recv(t *testing.T, msgs <-chan Message) Message {
 	select {
 	case m := <-msgs:
 		return m
-	case <-time.After(wait):
+	case <-time.After(patience):
 		t.Fatal("no message received")
 		return Message{}
 	}
@@ -144,13 +154,7 @@ func (s *Server) activeConns() int {
 
 func waitConns(t *testing.T, s *Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for s.activeConns() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections served, want %d", s.activeConns(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	wait.Until(t, fmt.Sprintf("%d connections served", n), func() bool { return s.activeConns() == n })
 }
 
 func TestUDP(t *testing.T) {
@@ -327,7 +331,7 @@ func dialTCP(t *testing.T, s *Server) *net.TCPConn {
 // waitEOF reads c until the server closes it.
 func waitEOF(t *testing.T, c net.Conn) {
 	t.Helper()
-	if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
+	if err := c.SetReadDeadline(time.Now().Add(patience)); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := io.Copy(io.Discard, c); err != nil || n != 0 {
@@ -341,13 +345,13 @@ func TestTCP(t *testing.T) {
 	for _, tt := range frameTests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialTCP(t, s)
-			for i, w := range tt.writes {
-				if i > 0 {
-					time.Sleep(5 * time.Millisecond) // so that it arrives in parts
-				}
+			for _, w := range tt.writes {
 				if _, err := c.Write([]byte(w)); err != nil {
 					t.Fatal(err)
 				}
+				// Read by the server before the next part is sent: it
+				// arrives in parts.
+				smtptest.WaitPeerRead(t, c)
 			}
 			if err := c.CloseWrite(); err != nil {
 				t.Fatal(err)
@@ -395,7 +399,7 @@ func TestTCPReset(t *testing.T) {
 		t.Fatalf("got %q, want %q", m.Line, withHost)
 	}
 	waitConns(t, s, 2)
-	time.Sleep(10 * time.Millisecond) // let the server read the partial frame
+	smtptest.WaitPeerRead(t, bad) // the server holds the partial frame
 	if err := bad.SetLinger(0); err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +467,7 @@ func TestIdleTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 		recv(t, msgs)
-		time.Sleep(idle / 5)
+		time.Sleep(idle / 5) // a gap in the talk: the test's subject
 	}
 	talked := time.Since(start)
 	waitEOF(t, c)
@@ -487,7 +491,7 @@ func TestLogger(t *testing.T) {
 	for _, proto := range []string{"--udp", "--tcp"} {
 		for _, format := range []string{"--rfc3164", "--rfc5424"} {
 			t.Run(proto+format, func(t *testing.T) {
-				ctx, cancel := context.WithTimeout(context.Background(), wait)
+				ctx, cancel := context.WithTimeout(context.Background(), patience)
 				defer cancel()
 				cmd := exec.CommandContext(ctx, path, "--server", "127.0.0.1", "--port", strconv.Itoa(int(s.LocalAddr().Port())),
 					proto, format, "-t", "mail_logs", text)
@@ -528,7 +532,7 @@ func serverGoroutines() string {
 		if len(found) == 0 || time.Now().After(deadline) {
 			return strings.Join(found, "\n\n")
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // a poll: nothing marks a goroutine's exit
 	}
 }
 
@@ -543,13 +547,7 @@ func TestServeShutdown(t *testing.T) {
 	defer cancel()
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ctx) }()
-	deadline := time.Now().Add(wait)
-	for !s.LocalAddr().IsValid() {
-		if time.Now().After(deadline) {
-			t.Fatal("Serve did not listen")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	wait.Until(t, "Serve listens", func() bool { return s.LocalAddr().IsValid() })
 
 	idle := dialTCP(t, s)
 	midFrame := dialTCP(t, s)
@@ -569,7 +567,7 @@ func TestServeShutdown(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Serve: %v", err)
 		}
-	case <-time.After(wait):
+	case <-time.After(patience):
 		t.Fatal("Serve did not return after cancel")
 	}
 	if g := serverGoroutines(); g != "" {
@@ -578,7 +576,7 @@ func TestServeShutdown(t *testing.T) {
 	// A connection with data the server had not read yet is reset
 	// rather than closed: either will do.
 	for _, c := range []net.Conn{idle, midFrame, talking} {
-		if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		if err := c.SetReadDeadline(time.Now().Add(patience)); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := c.Read(make([]byte, 1)); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {

@@ -3,27 +3,32 @@ package tracking_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/maillog"
 
 	"github.com/mailgate/mailgate/tracking"
 )
 
-// flakyStore fails every call while down is set.
+// flakyStore fails every call while down is set, and counts the calls
+// it failed.
 type flakyStore struct {
 	tracking.Store
-	down atomic.Bool
+	down   atomic.Bool
+	failed atomic.Int64
 }
 
 var errDown = errors.New("store down")
 
 func (f *flakyStore) Write(ctx context.Context, b *tracking.Batch) error {
 	if f.down.Load() {
+		f.failed.Add(1)
 		return errDown
 	}
 	return f.Store.Write(ctx, b)
@@ -31,6 +36,7 @@ func (f *flakyStore) Write(ctx context.Context, b *tracking.Batch) error {
 
 func (f *flakyStore) Load(ctx context.Context, k tracking.Keys) (*tracking.Batch, error) {
 	if f.down.Load() {
+		f.failed.Add(1)
 		return nil, errDown
 	}
 	return f.Store.Load(ctx, k)
@@ -61,19 +67,13 @@ func emitMessage(sink event.Sink, mid uint64) {
 
 func waitDelivered(t *testing.T, s tracking.Store, n int) {
 	t.Helper()
-	for i := 0; ; i++ {
+	wait.Until(t, fmt.Sprintf("%d messages delivered in the store", n), func() bool {
 		ms, err := s.Search(context.Background(), tracking.Query{Status: tracking.Delivered, Limit: 10000})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ms) == n {
-			return
-		}
-		if i == 200 {
-			t.Fatalf("%d messages delivered in the store, want %d", len(ms), n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(ms) == n
+	})
 }
 
 // TestFeedCatchesUp: entries that did not fit in the feed's buffer, and
@@ -111,9 +111,10 @@ func TestFeedCatchesUp(t *testing.T) {
 	store.down.Store(true)
 	for mid := uint64(61); mid <= 80; mid++ {
 		emitMessage(sink, mid)
-		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Down until the feed has met the outage: a call failed, and the one
+	// tried after it.
+	wait.Until(t, "two calls of the feed fail", func() bool { return store.failed.Load() >= 2 })
 	store.down.Store(false)
 	emitMessage(sink, 81)
 	waitDelivered(t, store, 81)

@@ -496,7 +496,7 @@ func refs(ev event.Event) (mids []uint64, conns []event.ConnRef) {
 	case event.Unknown:
 		return unknownRefs(e.Text)
 	}
-	return nil, nil
+	return pipelineRefs(ev), nil
 }
 
 // unknownRefs finds the record a line we have no type for is about, from
@@ -527,7 +527,7 @@ func (t *Tracker) apply(host string, e event.Entry) {
 		t.stats.Untracked++
 		return
 	}
-	line := Line{Time: e.Time, Level: e.Level, Text: e.Text}
+	line := Line{Time: e.Time, Level: e.Level, Text: e.Text, Prefix: e.Prefix}
 	if line.Text == "" {
 		t.buf = maillog.AppendMessage(t.buf[:0], e.Event)
 		line.Text = string(t.buf)

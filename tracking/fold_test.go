@@ -45,6 +45,10 @@ var foldCases = []struct {
 	// mailgate's own "ended" line, after the abort, says the state.
 	{"quit-data.log", []want{{mid: 91, status: tracking.Aborted, abort: tracking.AbortSenderQuit, abortState: "data", rcpts: "bob@example.com=aborted",
 		sender: "app@client.example", remoteIP: "192.0.2.9", icid: 90, abortReason: "Receiving aborted by sender"}}},
+	// Without its "lost" line the ESA's lines read as unknown; mailgate's
+	// own line says the client reset the connection.
+	{"ended-cause.log", []want{{mid: 101, status: tracking.Aborted, abort: tracking.AbortPeerReset, abortState: "rcpt", rcpts: "bob@example.com=aborted",
+		sender: "app@client.example", remoteIP: "192.0.2.10", icid: 100, abortReason: "Receiving aborted"}}},
 	// A lone "Receiving aborted" proves no timeout: the ESA writes it for a
 	// lost connection, a timeout and a limit alike.
 	{"timeout-esa.log", []want{{mid: 31, status: tracking.Aborted, abort: tracking.AbortUnknown, abortState: "rcpt", rcpts: "user@example.com=aborted",

@@ -19,12 +19,22 @@ import (
 )
 
 // Importer feeds mail log files to a Tracker.
+//
+// A line is filed under the host its own syslog header names, in every
+// form (with or without a <PRI>, RFC 3164 or 5424, a collector's rewrap),
+// and under Host when it names none (a local file). A syslog timestamp has
+// no year: it is Year's, for the first such line (then a year on at each
+// December-to-January rollover), or else the one that puts the line at or
+// before the file's modification time; only input that is no file (a pipe)
+// is dated from the clock, and Warn is told.
 type Importer struct {
 	Tracker  *Tracker
 	Host     string         // the gateway the log is of, unless a syslog line names its own
 	Location *time.Location // of local-file times until a "Time offset" header; nil: time.Local
 	Progress func(n int64)  // bytes read so far from the current input, when not nil
 	Since    time.Time      // when not zero, lines before it are skipped
+	Year     int            // the year of the first line whose timestamp has none; 0: from the file's time
+	Warn     func(string)   // told what an import had to guess; nil: nobody
 }
 
 // ImportFile imports one file ("-": standard input), gzipped or not.
@@ -39,15 +49,26 @@ func (im *Importer) ImportFile(ctx context.Context, name string) error {
 		}
 		defer f.Close()
 	}
-	if err := im.Import(ctx, f); err != nil {
+	// The file's time dates syslog lines; standard input redirected from
+	// a file has one too, a pipe has none.
+	var mtime time.Time
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		mtime = fi.ModTime()
+	}
+	if err := im.read(ctx, f, name, mtime); err != nil {
 		return fmt.Errorf("import %s: %w", name, err)
 	}
 	return nil
 }
 
 // Import reads one log, plain or gzipped, to its end and syncs the
-// Tracker: everything read is stored when it returns.
+// Tracker: everything read is stored when it returns. Syslog lines are
+// dated from Year, or else from the clock (see Importer).
 func (im *Importer) Import(ctx context.Context, r io.Reader) error {
+	return im.read(ctx, r, "", time.Time{})
+}
+
+func (im *Importer) read(ctx context.Context, r io.Reader, name string, mtime time.Time) error {
 	cr := &countingReader{r: r, progress: im.Progress}
 	br := bufio.NewReaderSize(cr, 256<<10)
 	var in io.Reader = br
@@ -60,6 +81,12 @@ func (im *Importer) Import(ctx context.Context, r io.Reader) error {
 		in = zr
 	}
 	mr := maillog.NewReader(in, im.Location)
+	switch {
+	case im.Year != 0:
+		mr.SetYear(im.Year)
+	case !mtime.IsZero():
+		mr.SetNow(mtime)
+	}
 	for mr.Scan() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -75,8 +102,8 @@ func (im *Importer) Import(ctx context.Context, r io.Reader) error {
 			continue
 		}
 		host := im.Host
-		if text := mr.Text(); len(text) > 0 && text[0] == '<' {
-			if h := syslog.HostOf(text); h != "" {
+		if e.Prefix != "" && !e.Time.IsZero() {
+			if h := syslog.HostOf(mr.Text()); h != "" {
 				host = h
 			}
 		}
@@ -86,6 +113,12 @@ func (im *Importer) Import(ctx context.Context, r io.Reader) error {
 	}
 	if err := mr.Err(); err != nil {
 		return err
+	}
+	if n := mr.Yearless(); n > 0 && im.Year == 0 && mtime.IsZero() && im.Warn != nil {
+		if name == "" {
+			name = "the input"
+		}
+		im.Warn(fmt.Sprintf("%s: %d lines had no year and were dated from the clock (give --year)", name, n))
 	}
 	return im.Tracker.Sync(ctx)
 }

@@ -73,7 +73,9 @@ func (q *Query) set(key, s string, now time.Time) error {
 	case "recipient":
 		q.Recipient = trimAngles(s)
 	case "subject":
-		q.Subject = s
+		// Stored subjects are decoded (RFC 2047): a filter copied from
+		// a raw log line finds them too.
+		q.Subject = subjectText(s)
 	case "message_id":
 		q.MessageID = s
 	case "remote_ip":

@@ -43,7 +43,7 @@ func (r *mrec) fold(e event.Entry, c *crec, mid uint64) {
 	case event.MessageIDHeader:
 		r.MessageID = ev.MessageID
 	case event.Subject:
-		r.Subject = ev.Subject
+		r.Subject = subjectText(ev.Subject) // the line keeps the text as logged
 	case event.Ready:
 		r.Size = ev.Bytes
 		if r.Sender == "" {
@@ -220,15 +220,15 @@ func (r *mrec) abortFromCause(c *crec) {
 		// its state; otherwise the transaction was over when the session
 		// ended (RSET or a new HELO/EHLO threw the message away, and the
 		// session went on): its state is the one the message reached.
-		if c.Cause == event.CauseQuit && openState(c.State) {
+		if cause, _ := event.ParseCause(c.Cause); cause == event.CauseQuit && openState(c.State) {
 			r.Abort, r.AbortState, r.AbortBytes = AbortSenderQuit, c.State, c.DataBytes
 		} else {
 			r.Abort = AbortSenderReset
 		}
 		return
 	}
-	if k := AbortOf(c.Cause); k != "" {
-		r.Abort = k
+	if cause, ok := event.ParseCause(c.Cause); ok {
+		r.Abort = AbortOf(cause)
 	}
 	if c.State != "" {
 		r.AbortState = c.State
@@ -425,7 +425,7 @@ func (c *crec) fold(e event.Entry, t *Tracker) {
 			}
 		}
 	case event.ConnectionEnd:
-		c.Cause, c.State, c.LastCommand, c.DataBytes = ev.Cause, ev.State, ev.LastCommand, ev.DataBytes
+		c.Cause, c.State, c.LastCommand, c.DataBytes = ev.Cause.String(), ev.State, ev.LastCommand, ev.DataBytes
 		// The line comes after the abort it explains: correct the messages
 		// that ended with this connection.
 		if r := t.lastMessage(c); r != nil {

@@ -84,9 +84,8 @@ var Aborts = []Abort{AbortSenderQuit, AbortSenderReset, AbortSender, AbortPeerCl
 	AbortProtocol, AbortShutdown, AbortInjection, AbortUnknown}
 
 // AbortOf is the kind of abort a cause of mailgate's "ended" line makes of
-// the message that was open when the connection ended; "" for a cause it
-// does not know.
-func AbortOf(cause string) Abort {
+// the message that was open when the connection ended.
+func AbortOf(cause event.Cause) Abort {
 	switch cause {
 	case event.CauseQuit:
 		return AbortSenderQuit
@@ -111,7 +110,7 @@ func AbortOf(cause string) Abort {
 	case event.CauseShutdown:
 		return AbortShutdown
 	}
-	return ""
+	return AbortUnknown
 }
 
 // Message is one message (MID) of one gateway.
@@ -174,10 +173,23 @@ type Conn struct {
 
 // Line is one log line of a timeline: its time, level and the message text
 // as the ESA writes it after the level word ("MID 5 queued for delivery").
+// A line read from a log (an import, a syslog receiver) keeps what came
+// before the message too, as it was written: its timestamp with the
+// writer's offset, a syslog server's host and tag, the level word.
 type Line struct {
-	Time  time.Time   `json:"time"`
-	Level event.Level `json:"-"`
-	Text  string      `json:"text"`
+	Time   time.Time   `json:"time"`
+	Level  event.Level `json:"-"`
+	Text   string      `json:"text"`
+	Prefix string      `json:"prefix,omitempty"` // "Jun 26 10:42:23 esa1.example.edu mail_logs: Info: "
+}
+
+// Logged returns the line as it was logged, or "" when it was not read
+// from a log (the gateway's own events, which are rendered).
+func (l Line) Logged() string {
+	if l.Prefix == "" {
+		return ""
+	}
+	return l.Prefix + l.Text
 }
 
 // Query selects messages; zero fields do not filter. Address filters match

@@ -7,6 +7,11 @@
 // remote replies), so the page only ever puts it in the document as text,
 // and the Content-Security-Policy forbids inline script in case it one day
 // does not.
+//
+// The API holds every address and subject the gateway has seen, so it is
+// guarded before anything else runs: the Host header must be one of the
+// gateway's names (a DNS-rebound name is refused), a token is required
+// beyond loopback, and query strings are bounded.
 package web
 
 import (
@@ -39,6 +44,18 @@ type Options struct {
 	// names its listeners' real ports.
 	Gateway explain.Gateway
 
+	// RequireToken makes the API refuse every request while Token is
+	// empty: set when the page is reachable beyond loopback, where
+	// whoever reaches the port would otherwise read every address and
+	// subject.
+	RequireToken bool
+
+	// Hosts are the names (or addresses) the page and API answer to in
+	// the Host header, besides localhost and loopback addresses, which
+	// always do. Any other name gets 421: a browser led to the page by a
+	// DNS name rebound to it sends that name, and must not read the API.
+	Hosts []string
+
 	Logger *slog.Logger     // nil: slog.Default()
 	Now    func() time.Time // nil: time.Now; relative filters ("24h") count back from it
 }
@@ -66,9 +83,9 @@ func Handler(o Options) http.Handler {
 		panic(err) // the embedded tree is part of the binary: cannot happen
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", noStore(requireToken(o.Token, apiMux)))
+	mux.Handle("/api/", noStore(requireToken(o.Token, o.RequireToken, boundQuery(apiMux))))
 	mux.Handle("/", page(http.FileServerFS(sub)))
-	return securityHeaders(mux)
+	return securityHeaders(checkHost(o.Hosts, mux))
 }
 
 // csp allows the page's own files and nothing else: no inline script or
@@ -112,10 +129,17 @@ func page(h http.Handler) http.Handler {
 	})
 }
 
-// requireToken refuses API requests without the bearer token. Both sides
-// are hashed before the constant-time compare so that not even the
-// token's length leaks through timing.
-func requireToken(token string, h http.Handler) http.Handler {
+// requireToken refuses API requests without the bearer token, and every
+// request when there is no token but one is required. Both sides are
+// hashed before the constant-time compare so that not even the token's
+// length leaks through timing.
+func requireToken(token string, required bool, h http.Handler) http.Handler {
+	if token == "" && required {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusForbidden, "this API is reachable beyond loopback and the gateway has no access token "+
+				"(http.token): it answers nothing until one is set")
+		})
+	}
 	if token == "" {
 		return h
 	}

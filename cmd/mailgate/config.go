@@ -26,6 +26,15 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mailgate:", err)
 		return 1
 	}
+	// A warning does not stop the gateway, but a check is for finding
+	// what needs doing: it fails the check.
+	if len(c.Warnings) > 0 {
+		for _, w := range c.Warnings {
+			fmt.Fprintln(stdout, "warning:", w.Error())
+		}
+		fmt.Fprintf(stdout, "%s: %d warning(s); the gateway would start\n", args[0], len(c.Warnings))
+		return 1
+	}
 	fmt.Fprintf(stdout, "%s: ok (%d listener(s), data in %s)\n", args[0], len(c.Listeners), c.DataDir)
 	return 0
 }

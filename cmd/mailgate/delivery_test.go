@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/smtp"
 )
@@ -99,7 +100,7 @@ func (s *hopSession) Rcpt(to smtp.Path) smtp.Reply {
 	return smtp.Reply{}
 }
 func (s *hopSession) Data(msg []byte) smtp.Reply {
-	time.Sleep(s.h.delay)
+	time.Sleep(s.h.delay) // a slow host is the test's subject
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
 	if m := tokenRe.FindSubmatch(msg); m != nil {
@@ -108,10 +109,11 @@ func (s *hopSession) Data(msg []byte) smtp.Reply {
 	s.h.messages = append(s.h.messages, hopMessage{s.from, s.to, append([]byte(nil), msg...)})
 	return smtp.Reply{Code: 250, Enhanced: "2.0.0", Text: "Ok: queued"}
 }
-func (s *hopSession) DataFailed(error)              {}
-func (s *hopSession) Reset()                        {}
-func (s *hopSession) TLS(tls.ConnectionState)       {}
-func (s *hopSession) BadCommand(string, smtp.Reply) {}
+func (s *hopSession) DataFailed(error)                            {}
+func (s *hopSession) Reset()                                      {}
+func (s *hopSession) TLS(tls.ConnectionState)                     {}
+func (s *hopSession) BadCommand(smtp.BadKind, string, smtp.Reply) {}
+func (s *hopSession) PlaintextDiscarded(int)                      {}
 
 var tokenRe = regexp.MustCompile(`(?m)^X-Token: (\S+)\r$`)
 
@@ -238,38 +240,27 @@ func TestSIGKILLDuringDelivery(t *testing.T) {
 		}()
 	}
 	// Kill once deliveries are well under way.
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if tokens, _ := hop.delivered(); len(tokens) >= 60 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.Until(t, "60 messages delivered", func() bool {
+		tokens, _ := hop.delivered()
+		return len(tokens) >= 60
+	})
 	g.cmd.Process.Signal(syscall.SIGKILL)
 	g.wait()
 	wg.Wait()
 	before, _ := hop.delivered()
 
 	g.start()
-	deadline = time.Now().Add(60 * time.Second)
-	for {
+	wait.UntilWithin(t, time.Minute, "every acknowledged message reaches the next hop", func() bool {
 		tokens, _ := hop.delivered()
-		missing := 0
 		mu.Lock()
+		defer mu.Unlock()
 		for tok := range acked {
 			if tokens[tok] == 0 {
-				missing++
+				return false
 			}
 		}
-		mu.Unlock()
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d acknowledged messages never reached the next hop", missing)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return true
+	})
 	g.signal(syscall.SIGTERM)
 	g.wait()
 

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/queue"
 )
 
@@ -49,26 +50,8 @@ type gw struct {
 	config string
 	addr   string
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *smtptest.Log // read while it is written
 	exited chan error
-}
-
-// syncBuffer is the process's stderr, read while it is written.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // freePort finds a free loopback port for a listener.
@@ -115,7 +98,7 @@ func (g *gw) start() {
 	g.t.Helper()
 	g.cmd = exec.Command(binary, "serve", "--config", g.config)
 	if g.stderr == nil {
-		g.stderr = new(syncBuffer)
+		g.stderr = smtptest.NewLog()
 	}
 	g.cmd.Stderr = g.stderr
 	starts := strings.Count(g.stderr.String(), "mailgate: listening")
@@ -166,14 +149,12 @@ func (g *gw) mailLog() string {
 func (g *gw) waitLog(re string) string {
 	g.t.Helper()
 	rx := regexp.MustCompile(re)
-	for i := 0; i < 100; i++ {
-		if l := g.mailLog(); rx.MatchString(l) {
-			return l
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	g.t.Fatalf("mail log does not match %q:\n%s", re, g.mailLog())
-	return ""
+	var l string
+	wait.Until(g.t, fmt.Sprintf("the mail log matches %q", re), func() bool {
+		l = g.mailLog()
+		return rx.MatchString(l)
+	})
+	return l
 }
 
 func need(t *testing.T, tool string) string {
@@ -267,20 +248,14 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(binary, "serve")
 	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := smtptest.NewLog()
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	var c net.Conn
-	var err error
-	for i := 0; i < 100; i++ {
-		if c, err = net.Dial("tcp", "127.0.0.1:2525"); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	stderr.Wait(t, `mailgate: listening`)
+	c, err := net.Dial("tcp", "127.0.0.1:2525")
 	if err != nil {
 		t.Fatalf("default does not listen: %v\n%s", err, stderr.String())
 	}
@@ -337,8 +312,9 @@ func TestSIGTERMDrains(t *testing.T) {
 	busy.Cmd("DATA", "354")
 	busy.Send("Subject: in flight\r\n\r\n")
 	g.signal(syscall.SIGTERM)
+	// The 421 says the drain has begun; the busy session's message,
+	// finished after it, is still taken.
 	idle.Expect("421 4.3.2 mx.test Service not available")
-	time.Sleep(200 * time.Millisecond)
 	busy.Send("end of the message\r\n.\r\n")
 	busy.Expect("250 2.0.0 ok:  Message")
 	busy.Expect("421 4.3.2")
@@ -389,10 +365,10 @@ func TestSIGHUPRollsLog(t *testing.T) {
 	g.waitLog(`ICID 1 close`)
 	g.signal(syscall.SIGHUP)
 	var rolled []string
-	for i := 0; i < 100 && len(rolled) == 0; i++ {
-		time.Sleep(50 * time.Millisecond)
+	wait.Until(t, "the mail log rolled over", func() bool {
 		rolled, _ = filepath.Glob(filepath.Join(g.dir, "logs/mail_logs/mail_logs.@*.s"))
-	}
+		return len(rolled) > 0
+	})
 	if len(rolled) != 1 || !regexp.MustCompile(`mail_logs\.@\d{8}T\d{6}\.s$`).MatchString(rolled[0]) {
 		t.Fatalf("rolled files %v", rolled)
 	}
@@ -482,7 +458,14 @@ func TestSIGKILLUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(2 * time.Second)
+	// Killed under load: once a thousand messages are in, some of them
+	// our clients'.
+	wait.Until(t, "1000 messages queued, 10 of them acknowledged to our clients", func() bool {
+		mu.Lock()
+		n := len(acks)
+		mu.Unlock()
+		return n >= 10 && strings.Count(g.mailLog(), " queued for delivery\n") >= 1000
+	})
 	g.cmd.Process.Signal(syscall.SIGKILL)
 	g.wait()
 	close(stop)
@@ -526,10 +509,7 @@ func TestSIGKILLUnderLoad(t *testing.T) {
 
 	// Restarted, the gateway recovers them all for delivery.
 	g.start()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(g.stderr.String(), "spool recovered") && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	g.stderr.Wait(t, `spool recovered`)
 	if !strings.Contains(g.stderr.String(), fmt.Sprintf("messages=%d ", inSpool)) {
 		t.Errorf("restart did not recover %d messages:\n%s", inSpool, g.stderr)
 	}

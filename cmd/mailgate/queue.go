@@ -12,8 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/control"
+	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/outbound"
 )
 
@@ -36,30 +36,19 @@ commands:
 const cliTimeout = 5 * time.Minute
 
 // controlFlags are the flags every queue command takes.
-type controlFlags struct {
-	fs     *flag.FlagSet
-	config string
-	json   bool
-}
+type controlFlags struct{ *configFlags }
 
 func newControlFlags(name string, stderr io.Writer) *controlFlags {
-	f := &controlFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
-	f.fs.SetOutput(stderr)
-	f.fs.StringVar(&f.config, "config", "", "the gateway's configuration `file` (default: the embedded default's data directory)")
-	f.fs.StringVar(&f.config, "c", "", "short for --config")
+	f := &controlFlags{newConfigFlags(name, stderr)}
 	f.fs.BoolVar(&f.json, "json", false, "print JSON")
 	return f
 }
 
 // client finds the gateway's control socket through the configuration.
 func (f *controlFlags) client() (*control.Client, error) {
-	cfg := config.Default()
-	if f.config != "" {
-		c, err := config.Load(f.config)
-		if err != nil {
-			return nil, err
-		}
-		cfg = c
+	cfg, err := f.load()
+	if err != nil {
+		return nil, err
 	}
 	return control.NewClient(control.SocketPath(cfg.DataDir)), nil
 }
@@ -127,7 +116,7 @@ func printWorkQueue(out io.Writer, w outbound.WorkQueue, now time.Time) {
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "Destination\tActive Recip.\tReady\tConn. Out\tDeliv. Recip.\tSoft Bounced\tHard Bounced\t")
 	for _, d := range w.Destinations {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", d.Name, d.Recipients, d.Ready, d.Connections, d.Delivered, d.Delayed, d.Bounced)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", maillog.Escape(d.Name), d.Recipients, d.Ready, d.Connections, d.Delivered, d.Delayed, d.Bounced)
 	}
 	tw.Flush()
 }
@@ -296,11 +285,11 @@ func printList(out io.Writer, l control.MessageList, now time.Time) {
 			}
 			mid, received, size, from := "", "", "", ""
 			if first {
-				mid, received, size, from = strconv.FormatUint(m.MID, 10), m.Received.Format("Jan _2 15:04:05"), strconv.Itoa(m.Size), "<"+m.From+">"
+				mid, received, size, from = strconv.FormatUint(m.MID, 10), m.Received.Format("Jan _2 15:04:05"), strconv.Itoa(m.Size), "<"+maillog.Escape(m.From)+">"
 				first = false
 			}
-			fmt.Fprintf(tw, "%s\t[%d]\t%s\t%s\t%s\t<%s>\t%s\t%d\t%s\t%s\n", mid, r.RID, received, size, from, r.Addr,
-				r.Status, r.Attempts, nextTry(r, now), oneLine(r.Reason, 60))
+			fmt.Fprintf(tw, "%s\t[%d]\t%s\t%s\t%s\t<%s>\t%s\t%d\t%s\t%s\n", mid, r.RID, received, size, from, maillog.Escape(r.Addr),
+				r.Status, r.Attempts, nextTry(r, now), maillog.Escape(oneLine(r.Reason, 60)))
 		}
 	}
 	tw.Flush()
@@ -340,11 +329,11 @@ func printMessage(out io.Writer, m outbound.QueuedMessage, now time.Time) {
 		if host == "" {
 			host = "unknown"
 		}
-		fmt.Fprintf(tw, "From host:\t%s (%s) on listener %s\n", m.ClientIP, host, m.Listener)
+		fmt.Fprintf(tw, "From host:\t%s (%s) on listener %s\n", m.ClientIP, maillog.Escape(host), m.Listener)
 	}
-	fmt.Fprintf(tw, "Sender:\t<%s>\n", m.From)
-	fmt.Fprintf(tw, "Subject:\t%q\n", m.Subject)
-	fmt.Fprintf(tw, "Message-ID:\t%s\n", m.MessageID)
+	fmt.Fprintf(tw, "Sender:\t<%s>\n", maillog.Escape(m.From))
+	fmt.Fprintf(tw, "Subject:\t\"%s\"\n", maillog.Escape(m.Subject))
+	fmt.Fprintf(tw, "Message-ID:\t%s\n", maillog.Escape(m.MessageID))
 	fmt.Fprintf(tw, "Size:\t%d bytes (as queued: the message with the Received header added; the log's \"ready\" counts it as received)\n", m.Size)
 	tw.Flush()
 	fmt.Fprintln(out)
@@ -358,7 +347,7 @@ func printMessage(out io.Writer, m outbound.QueuedMessage, now time.Time) {
 		if r.Status == "pending" || r.Status == "delivering" {
 			next = nextTry(r, now)
 		}
-		fmt.Fprintf(tw, "[%d]\t<%s>\t%s\t%s\t%d\t%s\t%s\t%s\n", r.RID, r.Addr, r.Destination, r.Status, r.Attempts, last, next, oneLine(r.Reason, 200))
+		fmt.Fprintf(tw, "[%d]\t<%s>\t%s\t%s\t%d\t%s\t%s\t%s\n", r.RID, maillog.Escape(r.Addr), maillog.Escape(r.Destination), r.Status, r.Attempts, last, next, maillog.Escape(oneLine(r.Reason, 200)))
 	}
 	tw.Flush()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/mailgate/mailgate/control"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/inbound"
+	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/outbound"
 	"github.com/mailgate/mailgate/queue"
@@ -60,6 +61,9 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		cfg = c
 	}
+	for _, w := range cfg.Warnings {
+		logger.Warn("mailgate: configuration", "warning", w.Error())
+	}
 	g, err := start(cfg, logger)
 	if err != nil {
 		logger.Error("mailgate: start", "err", err)
@@ -94,6 +98,7 @@ type gateway struct {
 	delivery  *outbound.Manager
 	control   *control.Server
 	listeners []*inbound.Listener
+	certs     *certWatch
 	serving   sync.WaitGroup
 	tracking  *trackingService
 }
@@ -169,7 +174,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		}
 		// The transcript goes to the tracking store too: "track --events"
 		// shows it within the message's timeline.
-		srv.Debug = append(srv.Debug, inbound.NewDebugLog(d.Hosts, d.Sessions, event.Multi{w, g.tracking.sink()}))
+		srv.Debug = append(srv.Debug, debuglog.New(d.Match, d.Sessions, event.Multi{w, g.tracking.sink()}))
 	}
 	o := outbound.Options{Hostname: hostname, Spool: g.spool, IDs: g.ids, Events: srv.Events,
 		Resolver: dns, Routes: cfg.Routes, Delivery: cfg.Delivery, Logger: logger}
@@ -178,7 +183,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		if err != nil {
 			return nil, err
 		}
-		o.Debug = append(o.Debug, outbound.NewDebugLog(d.Domains, d.Sessions, w))
+		o.Debug = append(o.Debug, debuglog.New(d.Match, d.Sessions, w))
 	}
 	if g.delivery, err = outbound.New(o); err != nil {
 		return nil, err
@@ -204,6 +209,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		g.listeners = append(g.listeners, l)
 		logger.Info("mailgate: listening", "listener", lc.Name, "address", l.Addr().String(), "type", lc.Type)
 	}
+	g.certs = watchCertificates(servedCertificates(cfg), logger, certCheckInterval)
 	for _, l := range g.listeners {
 		g.serving.Add(1)
 		go func() {
@@ -264,6 +270,9 @@ func (g *gateway) stopDelivery(ctx context.Context) {
 }
 
 func (g *gateway) close() error {
+	if g.certs != nil {
+		g.certs.close()
+	}
 	if g.tracking != nil {
 		g.tracking.stop()
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/tracking"
 	"github.com/mailgate/mailgate/tracking/explain"
 	"github.com/mailgate/mailgate/tracking/stores"
@@ -32,29 +32,14 @@ import (
 // gateways share.
 
 // storeFlags are the flags every tracking command takes.
-type storeFlags struct {
-	fs     *flag.FlagSet
-	config string
-	json   bool
-}
+type storeFlags struct{ *configFlags }
 
 func newStoreFlags(name string, stderr io.Writer) *storeFlags {
-	f := &storeFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
-	f.fs.SetOutput(stderr)
-	f.fs.StringVar(&f.config, "config", "", "the gateway's configuration `file` (default: the embedded default: ./mailgate-data)")
-	f.fs.StringVar(&f.config, "c", "", "short for --config")
-	return f
+	return &storeFlags{newConfigFlags(name, stderr)}
 }
 
 func (f *storeFlags) jsonFlag() {
 	f.fs.BoolVar(&f.json, "json", false, "print JSON, one object per line")
-}
-
-func (f *storeFlags) load() (*config.Config, error) {
-	if f.config == "" {
-		return config.Default(), nil
-	}
-	return config.Load(f.config)
 }
 
 // search parses the filters (empty values do not filter), opens the store
@@ -96,18 +81,23 @@ func interrupted() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
 }
 
-const importUsage = `usage: mailgate import [--config FILE] [--host NAME] [--tz ZONE] FILE... ("-" for standard input)
+const importUsage = `usage: mailgate import [--config FILE] [--host NAME] [--tz ZONE] [--year YYYY] FILE... ("-" for standard input)
 
 Reads ESA text mail logs (mailgate's own or a Cisco appliance's, local files
 or syslog-pushed, plain or gzipped) into the tracking store. Rotated files are
 read oldest first whatever order they are given in; importing the same lines
-twice changes nothing.
+twice changes nothing. A line whose syslog header names a host is filed under
+that host; --host names the gateway of the others. Syslog timestamps have no
+year: it is --year's (for the first line; a year on at each December-January
+rollover), or else the one that puts each line before the file's modification
+time.
 `
 
 func importCmd(args []string, stdout, stderr io.Writer) int {
 	f := newStoreFlags("import", stderr)
 	host := f.fs.String("host", "", "the gateway the logs are of (default: this gateway's hostname; a syslog line's own host name wins)")
 	tz := f.fs.String("tz", "Local", "time `zone` of local-file times until a \"Time offset from UTC\" header (e.g. UTC, Europe/Paris)")
+	year := f.fs.Int("year", 0, "the `year` of the first line whose timestamp has none (syslog files; default: from each file's modification time)")
 	f.fs.Usage = func() { fmt.Fprint(stderr, importUsage); f.fs.PrintDefaults() }
 	files, err := parseInterspersed(f.fs, args)
 	if err != nil {
@@ -137,7 +127,8 @@ func importCmd(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	tr := tracking.NewTracker(s, tracking.Options{})
-	im := &tracking.Importer{Tracker: tr, Host: *host, Location: loc}
+	im := &tracking.Importer{Tracker: tr, Host: *host, Location: loc, Year: *year,
+		Warn: func(msg string) { fmt.Fprintln(stderr, "mailgate import:", msg) }}
 	err = importFiles(ctx, im, files, stderr)
 	// The bulk load ends whether the import succeeded, failed or was
 	// interrupted: it makes the indexes it dropped.
@@ -355,8 +346,8 @@ func printMessages(out io.Writer, ms []tracking.Message) {
 		if m.Abort != "" {
 			st += " (" + string(m.Abort) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", localStamp(m.Started), m.Host, m.MID, m.ICID, st,
-			orDash(m.Sender), oneLine(recipientColumn(m.Recipients), 60), oneLine(orDash(m.Subject), 50))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", localStamp(m.Started), maillog.Escape(m.Host), m.MID, m.ICID, st,
+			maillog.Escape(orDash(m.Sender)), maillog.Escape(oneLine(recipientColumn(m.Recipients), 60)), maillog.Escape(oneLine(orDash(m.Subject), 50)))
 	}
 	tw.Flush()
 }
@@ -391,11 +382,11 @@ func printSummary(out io.Writer, m *tracking.Message) {
 	if m.Abort != "" {
 		st += " (" + string(m.Abort) + ")"
 	}
-	fmt.Fprintf(tw, "MID\t%d on %s\n", m.MID, m.Host)
+	fmt.Fprintf(tw, "MID\t%d on %s\n", m.MID, maillog.Escape(m.Host))
 	fmt.Fprintf(tw, "Status\t%s\n", st)
 	fmt.Fprintf(tw, "Received\t%s\n", localStamp(m.Started))
-	fmt.Fprintf(tw, "From host\t%s %s (ICID %d, sender group %s)\n", orDash(m.RemoteIP), m.RemoteHost, m.ICID, orDash(m.SenderGroup))
-	fmt.Fprintf(tw, "Sender\t<%s>\n", m.Sender)
+	fmt.Fprintf(tw, "From host\t%s %s (ICID %d, sender group %s)\n", orDash(m.RemoteIP), maillog.Escape(m.RemoteHost), m.ICID, orDash(m.SenderGroup))
+	fmt.Fprintf(tw, "Sender\t<%s>\n", maillog.Escape(m.Sender))
 	for _, l := range explain.Links(m) {
 		fmt.Fprintf(tw, "Related\tMID %d (%s)\n", l.MID, l.Relation)
 	}
@@ -407,10 +398,10 @@ func printSummary(out io.Writer, m *tracking.Message) {
 		if r.Response != "" {
 			line += ": " + r.Response
 		}
-		fmt.Fprintf(tw, "Recipient\t%s\n", line)
+		fmt.Fprintf(tw, "Recipient\t%s\n", maillog.Escape(line))
 	}
-	fmt.Fprintf(tw, "Subject\t%s\n", orDash(m.Subject))
-	fmt.Fprintf(tw, "Message-ID\t%s\n", orDash(m.MessageID))
+	fmt.Fprintf(tw, "Subject\t%s\n", maillog.Escape(orDash(m.Subject)))
+	fmt.Fprintf(tw, "Message-ID\t%s\n", maillog.Escape(orDash(m.MessageID)))
 	if m.Size > 0 {
 		fmt.Fprintf(tw, "Size\t%d bytes\n", m.Size)
 	}
@@ -418,18 +409,25 @@ func printSummary(out io.Writer, m *tracking.Message) {
 	fmt.Fprintln(out)
 }
 
-// printTimeline prints the lines as the mail log has them (asctime in the
-// local zone, level, text), with the record each came from when source.
+// printTimeline prints the lines as they were logged, with the record each
+// came from when source. A line read from a log (an import, the syslog
+// receiver) is printed as it was written: its own timestamp and offset, a
+// syslog server's host and tag. The gateway's own events are rendered as
+// its mail log has them (asctime in the local zone, level, text).
 func printTimeline(out io.Writer, tl []explain.Entry, source bool) {
 	for _, e := range tl {
+		if source {
+			fmt.Fprintf(out, "%-10s ", e.Source)
+		}
+		if l := e.Logged(); l != "" {
+			fmt.Fprintln(out, maillog.Escape(l))
+			continue
+		}
 		lv := e.Level.String()
 		if e.Level == 0 {
 			lv = "Info"
 		}
-		if source {
-			fmt.Fprintf(out, "%-10s ", e.Source)
-		}
-		fmt.Fprintf(out, "%s %s: %s\n", e.Time.Local().Format("Mon Jan _2 15:04:05 2006"), lv, e.Text)
+		fmt.Fprintf(out, "%s %s: %s\n", e.Time.Local().Format("Mon Jan _2 15:04:05 2006"), lv, maillog.Escape(e.Text))
 	}
 }
 
@@ -489,7 +487,7 @@ func findeventCmd(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, err)
 		}
-		fmt.Fprintf(stdout, "The following lines are of MID %d on %s:\n", m.MID, m.Host)
+		fmt.Fprintf(stdout, "The following lines are of MID %d on %s:\n", m.MID, maillog.Escape(m.Host))
 		printTimeline(stdout, explain.Timeline(m, conns), false)
 		if i > 0 {
 			fmt.Fprintln(stdout)
@@ -577,17 +575,17 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 	if f.json {
 		return printJSON(stdout, x)
 	}
-	fmt.Fprintf(stdout, "MID %d on %s: %s\n", m.MID, m.Host, x.Summary)
+	fmt.Fprintf(stdout, "MID %d on %s: %s\n", m.MID, maillog.Escape(m.Host), maillog.Escape(x.Summary))
 	if len(x.Why) > 0 {
 		fmt.Fprintln(stdout, "\nWhat the log shows:")
 		for _, s := range x.Why {
-			fmt.Fprintln(stdout, "  - "+s)
+			fmt.Fprintln(stdout, "  - "+maillog.Escape(s))
 		}
 	}
 	if len(x.Next) > 0 {
 		fmt.Fprintln(stdout, "\nWhat to do:")
 		for _, s := range x.Next {
-			fmt.Fprintln(stdout, "  - "+s)
+			fmt.Fprintln(stdout, "  - "+maillog.Escape(s))
 		}
 	}
 	return 0
@@ -629,7 +627,7 @@ func printAborts(out io.Writer, r explain.AbortReport, since string) {
 				fmt.Fprintf(tw, "  ...\t%d more\n", len(cs)-10)
 				break
 			}
-			fmt.Fprintf(tw, "  %s\t%d\n", c.Value, c.Count)
+			fmt.Fprintf(tw, "  %s\t%d\n", maillog.Escape(c.Value), c.Count)
 		}
 		tw.Flush()
 	}
@@ -639,7 +637,7 @@ func printAborts(out io.Writer, r explain.AbortReport, since string) {
 	if len(r.Patterns) > 0 {
 		fmt.Fprintln(out, "\nPatterns:")
 		for _, p := range r.Patterns {
-			fmt.Fprintln(out, "  - "+p)
+			fmt.Fprintln(out, "  - "+maillog.Escape(p))
 		}
 	}
 }

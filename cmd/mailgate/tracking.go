@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/syslog"
 	"github.com/mailgate/mailgate/tracking"
@@ -42,16 +46,21 @@ func startTracking(cfg *config.Config, flushLog func() error, logger *slog.Logge
 		t.feed = tracking.NewFeed(tracking.FeedOptions{Host: cfg.Hostname, LogPath: cfg.Logs.Mail.Path, Flush: flushLog, Logger: logger})
 	}
 	if cfg.HTTP.Address != "" {
-		ln, err := net.Listen("tcp", cfg.HTTP.Address)
+		ln, err := listenHTTP(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("http: %w", err)
+			return nil, err
 		}
 		t.httpLn = ln
-		logger.Info("mailgate: tracking page", "url", "http://"+ln.Addr().String()+"/")
+		scheme := "http"
+		if cfg.HTTP.TLS != nil {
+			scheme = "https"
+		}
+		logger.Info("mailgate: tracking page", "url", scheme+"://"+ln.Addr().String()+"/")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if cfg.Tracking.Syslog != "" && cfg.Tracking.Enabled {
-		t.syslog = &syslog.Server{Addr: cfg.Tracking.Syslog, Logger: logger, Handler: func(m syslog.Message) { t.received(ctx, m) }}
+		t.syslog = &syslog.Server{Addr: cfg.Tracking.Syslog, Senders: cfg.Tracking.SyslogAllow, Logger: logger,
+			Handler: func(m syslog.Message) { t.received(ctx, m) }}
 		if err := t.syslog.Listen(); err != nil {
 			cancel()
 			if t.httpLn != nil {
@@ -88,7 +97,8 @@ func (t *trackingService) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	if t.httpLn != nil {
 		srv := &http.Server{
-			Handler:           web.Handler(web.Options{Store: s, Token: t.cfg.HTTP.Token, Logger: t.log, Gateway: gatewayOf(t.cfg)}),
+			Handler: web.Handler(web.Options{Store: s, Token: t.cfg.HTTP.Token, Logger: t.log,
+				RequireToken: !config.Loopback(t.cfg.HTTP.Address), Hosts: httpHosts(t.cfg.HTTP), Gateway: gatewayOf(t.cfg)}),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 		}
@@ -124,6 +134,39 @@ func (t *trackingService) run(ctx context.Context) {
 	wg.Wait()
 }
 
+// listenHTTP binds the page's address, with TLS when http.tls says so.
+func listenHTTP(cfg *config.Config) (net.Listener, error) {
+	var tc *tls.Config
+	if cfg.HTTP.TLS != nil {
+		var err error
+		// LoadTLS makes a listener's self-signed pair on first start, as
+		// the listener itself would.
+		if tc, err = inbound.LoadTLS(*cfg.HTTP.TLS, cfg.Hostname); err != nil {
+			return nil, fmt.Errorf("http.tls: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP.Address)
+	if err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
+	return ln, nil
+}
+
+// httpHosts are the names the page answers to: the configured ones and
+// the address it is bound to (loopback's always).
+func httpHosts(h config.HTTP) []string {
+	hosts := h.Hosts
+	if host, _, err := net.SplitHostPort(h.Address); err == nil {
+		if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() {
+			hosts = append(slices.Clip(hosts), a.Unmap().String())
+		}
+	}
+	return hosts
+}
+
 // sink is where the gateway's events go for tracking.
 func (t *trackingService) sink() event.Sink {
 	if t.feed == nil {
@@ -133,7 +176,8 @@ func (t *trackingService) sink() event.Sink {
 }
 
 // received takes one line of another gateway's mail log, tracked under the
-// host name its syslog header gives, or its address.
+// host name configured for its sender, else the one its syslog header
+// gives, else its address.
 func (t *trackingService) received(ctx context.Context, m syslog.Message) {
 	e, err := maillog.ParseLine(m.Line, time.Local)
 	if err != nil {

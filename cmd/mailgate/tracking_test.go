@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/tracking"
 )
 
@@ -108,7 +110,7 @@ func TestTrackingEndToEnd(t *testing.T) {
 		t.Fatalf("DATA: %q", l)
 	}
 	fmt.Fprint(c, "Subject: cut\r\n\r\nhalf a message\r\n")
-	time.Sleep(100 * time.Millisecond)
+	smtptest.WaitPeerRead(t, c) // a reset discards what is unread
 	c.(*net.TCPConn).SetLinger(0)
 	c.Close()
 	// QUIT before DATA.
@@ -123,16 +125,10 @@ func TestTrackingEndToEnd(t *testing.T) {
 
 	// The store catches up within the feed's second.
 	var ms []tracking.Message
-	for i := 0; ; i++ {
+	wait.Until(t, "6 messages settled in the tracking store", func() bool {
 		ms = trackJSON(t, g, "--limit", "50")
-		if len(ms) >= 6 && allSettled(ms) {
-			break
-		}
-		if i == 100 {
-			t.Fatalf("tracking store has %d messages: %+v", len(ms), ms)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(ms) >= 6 && allSettled(ms)
+	})
 	byToken := map[string]tracking.Message{}
 	for _, m := range ms {
 		switch {
@@ -289,20 +285,15 @@ func TestTrackingCatchesUpFromTheLog(t *testing.T) {
 	if _, err := sendToken(g.addr, "alice@example.org", "bob@example.net", "after"); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; ; i++ {
-		ms := trackJSON(t, g)
-		if len(ms) == 6 && allSettled(ms) {
-			for _, m := range ms {
-				if m.Status != tracking.Delivered || m.Subject == "" {
-					t.Errorf("MID %d: %s %q", m.MID, m.Status, m.Subject)
-				}
-			}
-			break
+	var ms []tracking.Message
+	wait.Until(t, "after restart, 6 messages settled in the store", func() bool {
+		ms = trackJSON(t, g)
+		return len(ms) == 6 && allSettled(ms)
+	})
+	for _, m := range ms {
+		if m.Status != tracking.Delivered || m.Subject == "" {
+			t.Errorf("MID %d: %s %q", m.MID, m.Status, m.Subject)
 		}
-		if i == 100 {
-			t.Fatalf("after restart the store has %d messages: %+v", len(ms), ms)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -344,18 +335,13 @@ http: {address: ""}
 		msg := fmt.Sprintf("<166>%s esa1.example.org mail_logs: Info: %s", stamp, l)
 		fmt.Fprintf(c, "%d %s", len(msg), msg) // RFC 6587 octet counting
 	}
-	for i := 0; ; i++ {
-		ms := trackJSON(t, g, "--host", "esa1.example.org")
-		if len(ms) == 1 && ms[0].Status == tracking.Delivered {
-			if ms[0].MID != 8 || ms[0].Subject != "pushed by syslog" || ms[0].RemoteIP != "198.51.100.20" {
-				t.Errorf("tracked %+v", ms[0])
-			}
-			break
-		}
-		if i == 100 {
-			t.Fatalf("syslog lines not tracked: %+v\n%s", ms, g.stderr)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var ms []tracking.Message
+	wait.Until(t, "the syslog lines tracked", func() bool {
+		ms = trackJSON(t, g, "--host", "esa1.example.org")
+		return len(ms) == 1 && ms[0].Status == tracking.Delivered
+	})
+	if ms[0].MID != 8 || ms[0].Subject != "pushed by syslog" || ms[0].RemoteIP != "198.51.100.20" {
+		t.Errorf("tracked %+v", ms[0])
 	}
 }
 
@@ -397,5 +383,60 @@ func TestImportCommand(t *testing.T) {
 	}
 	if ms := trackJSON(t, &gw{config: cfg}, "--host", "esa1.example.com", "--status", "delivered", "--limit", "1000"); len(ms) < 20 {
 		t.Errorf("%d delivered messages tracked from the sample", len(ms))
+	}
+}
+
+// mailgate import of a syslog server's file (no <PRI>, no year) files each
+// line under its own host; findevent prints the lines as they were logged,
+// whatever the viewer's time zone; RFC 2047 subjects are found by their
+// words and by their raw text; a pipe without --year is dated from the
+// clock with a warning.
+func TestImportSyslogFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mailgate.yaml")
+	if err := os.WriteFile(cfg, []byte("hostname: mx.test\ndata_dir: "+dir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := "../../tracking/testdata/import/syslog-hosts.log"
+	mg(t, "import", "--config", cfg, "--host", "gw1", "--year", "2026", file, "../../tracking/testdata/import/subject-2047.log")
+	for host, sender := range map[string]string{"esa1.example.edu": "alice@example.net", "esa2.example.edu": "bob@example.org"} {
+		if ms := trackJSON(t, &gw{config: cfg}, "--host", host, "--mid", "100"); len(ms) != 1 || ms[0].Sender != sender {
+			t.Errorf("%s MID 100: %+v, want one message from %s", host, ms, sender)
+		}
+	}
+
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "findevent", "--config", cfg, "--host", "esa2.example.edu", "-m", "100")
+	cmd.Env = append(os.Environ(), "TZ=Asia/Tokyo")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("findevent: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 6 || !strings.HasPrefix(lines[0], "The following lines are of MID 100 on esa2.example.edu") {
+		t.Fatalf("findevent printed:\n%s", out)
+	}
+	for _, l := range lines[1:] {
+		if !strings.Contains(string(raw), l+"\n") || !strings.Contains(l, " esa2.example.edu mail_logs: Info: ") {
+			t.Errorf("findevent printed %q, which is not a line esa2 logged", l)
+		}
+	}
+
+	if ms := trackJSON(t, &gw{config: cfg}, "--subject", "Été à Paris"); len(ms) != 1 || ms[0].MID != 300 {
+		t.Errorf("track --subject 'Été à Paris': %+v", ms)
+	}
+	if out := mg(t, "findevent", "--config", cfg, "-s", "=?UTF-8?B?w4l0w6kgw6AgUGFyaXM=?="); !strings.Contains(out, "MID 300 Subject '=?UTF-8?B?w4l0w6kgw6AgUGFyaXM=?='") {
+		t.Errorf("findevent -s with the raw subject printed:\n%s", out)
+	}
+
+	cmd = exec.Command(binary, "import", "--config", cfg, "--host", "gw2", "-")
+	cmd.Stdin = strings.NewReader("Jun 26 10:42:21 Start MID 500 ICID 50\nJun 26 10:42:21 mail_logs: Info: Start MID 500 ICID 50\n")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil || !strings.Contains(stderr.String(), "dated from the clock (give --year)") {
+		t.Errorf("import from a pipe without --year: %v, stderr %q", err, stderr.String())
 	}
 }

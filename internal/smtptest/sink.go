@@ -1,12 +1,12 @@
 package smtptest
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"os/exec"
 	"testing"
-	"time"
+
+	"github.com/mailgate/mailgate/internal/wait"
 )
 
 // SinkPath is Postfix's smtp-sink, installed by scripts/test-deps.sh.
@@ -37,19 +37,24 @@ func Sink(t testing.TB, addr string, args ...string) string {
 		args = append(args, "-u", "nobody")
 	}
 	cmd := exec.Command(SinkPath, append(args, addr, "1000")...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := NewLog()
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; i < 250; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() && stderr.String() != "" {
+			t.Logf("smtp-sink: %s", stderr)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("smtp-sink does not listen on %s: %s", addr, stderr.String())
-	return ""
+	})
+	wait.Until(t, "smtp-sink listens on "+addr, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return addr
 }

@@ -1,7 +1,8 @@
 // Package smtptest holds what mailgate's tests use to talk to real things
 // on loopback: a raw line-level SMTP client that can misbehave on purpose
 // (reset, half-close, pipeline anything), a DNS server answering from a
-// zone, and a certificate authority for TLS.
+// zone, a certificate authority for TLS, and an event sink to wait on for
+// the mail log's lines.
 package smtptest
 
 import (

@@ -19,8 +19,9 @@ import (
 // keeps a message's in a row of message_details, the lines compressed by
 // PackLines).
 
-// EncodeLines writes one line per timeline line: "unixnano level text".
-// Text never holds a newline: the maillog escaping sees to that.
+// EncodeLines writes one line per timeline line: "unixnano level text",
+// or "unixnano level+n prefix+text" when the line has a Prefix of n bytes.
+// Neither holds a newline: the maillog escaping sees to that.
 func EncodeLines(lines []tracking.Line) string {
 	return string(appendLines(nil, lines))
 }
@@ -28,7 +29,15 @@ func EncodeLines(lines []tracking.Line) string {
 func appendLines(b []byte, lines []tracking.Line) []byte {
 	for _, l := range lines {
 		b = strconv.AppendInt(b, UnixNano(l.Time), 10)
-		b = append(b, ' ', '0'+byte(l.Level), ' ')
+		b = append(b, ' ', '0'+byte(l.Level))
+		if l.Prefix != "" {
+			b = append(b, '+')
+			b = strconv.AppendInt(b, int64(len(l.Prefix)), 10)
+			b = append(b, ' ')
+			b = append(b, l.Prefix...)
+		} else {
+			b = append(b, ' ')
+		}
 		b = append(b, l.Text...)
 		b = append(b, '\n')
 	}
@@ -46,10 +55,18 @@ func DecodeLines(s string) ([]tracking.Line, error) {
 		ns, rest, ok1 := strings.Cut(row, " ")
 		lv, text, ok2 := strings.Cut(rest, " ")
 		n, err := strconv.ParseInt(ns, 10, 64)
+		var prefix string
+		if ok2 && len(lv) > 2 && lv[1] == '+' {
+			p, perr := strconv.Atoi(lv[2:])
+			if perr != nil || p < 0 || p > len(text) {
+				return nil, fmt.Errorf("tracking: bad stored line %q", row)
+			}
+			prefix, text, lv = text[:p], text[p:], lv[:1]
+		}
 		if !ok1 || !ok2 || err != nil || len(lv) != 1 {
 			return nil, fmt.Errorf("tracking: bad stored line %q", row)
 		}
-		lines = append(lines, tracking.Line{Time: FromUnixNano(n), Level: event.Level(lv[0] - '0'), Text: text})
+		lines = append(lines, tracking.Line{Time: FromUnixNano(n), Level: event.Level(lv[0] - '0'), Text: text, Prefix: prefix})
 	}
 	return lines, nil
 }

@@ -1,0 +1,104 @@
+package outbound_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/internal/wait"
+	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/smtp"
+)
+
+// TestStartFinishesFinalMessages: a crash between the last recipient's
+// state and the finish record leaves a message whose recipients are all
+// final. Start finishes it ("Message finished"), without delivering it
+// again, and the spool lets it go; the pending message beside it is
+// delivered.
+func TestStartFinishesFinalMessages(t *testing.T) {
+	port, lns := smtptest.ListenSamePort(t, "127.0.0.2")
+	h := newHop(t).serve(lns...)
+	g := newGateway(t, setup{defer_: true, zone: mxZone("d.test", "127.0.0.2"), yaml: deliveryYAML(port, "")})
+	final := g.message("alice@gw.test", "bob@d.test", "carol@d.test")
+	pending := g.message("alice@gw.test", "dave@d.test")
+	ctx := context.Background()
+	now := time.Now()
+	if err := g.spool.SetRecipientState(ctx, final, []int{0}, queue.RecipientState{Status: queue.Delivered, Attempts: 1, Last: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.spool.SetRecipientState(ctx, final, []int{1}, queue.RecipientState{Status: queue.Bounced, Attempts: 1, Last: now}); err != nil {
+		t.Fatal(err)
+	}
+	g.start()
+	g.finished(final)
+	g.finished(pending)
+	if slices.Contains(g.spool.Messages(), final) {
+		t.Errorf("MID %d is still in the spool", final)
+	}
+	// Only the pending message was sent.
+	got := h.messages()
+	if len(got) != 1 || !slices.Equal(got[0].to, []string{"dave@d.test"}) {
+		t.Errorf("the next hop got %+v, want only MID %d's message", got, pending)
+	}
+	if l := g.lines.Grep(fmt.Sprintf(`\bMID %d\b`, final)); len(l) != 1 {
+		t.Errorf("lines of MID %d: %q, want only its finish", final, l)
+	}
+}
+
+// TestSpoolWriteFailure: when the outcome of an attempt cannot be
+// recorded in the spool (here closed under the Manager's feet), the
+// Manager logs the error, logs no outcome and forgets the message, which
+// stays in the spool as it was: the next start delivers it again. The
+// outcome is recorded by a finish record (delivered), or first by a DSN
+// (refused).
+func TestSpoolWriteFailure(t *testing.T) {
+	cases := []struct {
+		name  string
+		reply smtp.Reply // to the message
+		log   string     // the Manager's error
+	}{
+		{"delivered", smtp.Reply{}, `recipient states not recorded; the message is retried after a restart`},
+		{"refused", smtp.Reply{Code: 554, Enhanced: "5.6.0", Text: "content refused"}, `no DSN; the message stays in the spool as it was`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			port, lns := smtptest.ListenSamePort(t, "127.0.0.2")
+			h := newHop(t)
+			g := newGateway(t, setup{defer_: true, zone: mxZone("d.test", "127.0.0.2"), yaml: deliveryYAML(port, "")})
+			var mu sync.Mutex
+			tries := 0
+			h.data = func([]byte) smtp.Reply {
+				mu.Lock()
+				defer mu.Unlock()
+				if tries++; tries == 1 {
+					g.spool.Close() // before the reply: its outcome cannot be written
+				}
+				return tc.reply
+			}
+			h.serve(lns...)
+			mid := g.message("alice@gw.test", "bob@d.test")
+			g.start()
+			g.log.Wait(t, tc.log)
+			// Forgotten: nothing of it left in memory, which is the moment
+			// after which an outcome line would have been logged.
+			wait.Until(t, "the Manager forgets the message", func() bool { return g.m.Status().Active == 0 })
+			if l := g.lines.Grep(fmt.Sprintf(`^(Message done|Bounced:|Delayed:|Message finished) .*MID %d\b`, mid)); len(l) != 0 {
+				t.Errorf("outcome logged though not recorded: %q", l)
+			}
+
+			g.stop()
+			g.openSpool()
+			g.start()
+			g.finished(mid)
+			mu.Lock()
+			defer mu.Unlock()
+			if tries != 2 {
+				t.Errorf("the next hop was sent the message %d times, want 2 (once after the restart)", tries)
+			}
+		})
+	}
+}
