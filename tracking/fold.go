@@ -555,7 +555,7 @@ func (t *Tracker) apply(host string, e event.Entry) {
 			if r.ICID != 0 && (c == nil || c.Kind != event.InboundConn) {
 				c = t.conns[ConnKey{host, event.InboundConn, r.ICID}]
 			}
-			r.fold(e, c, mid)
+			r.fold(e, line.Text, c, mid)
 		}
 		t.count(added)
 		return

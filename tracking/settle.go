@@ -7,9 +7,9 @@ import (
 	"github.com/mailgate/mailgate/event"
 )
 
-// fold applies an entry about message mid (the line is already added). c
+// fold applies an entry about message mid (the line, text, is already added). c
 // is the message's inbound connection when it is known.
-func (r *mrec) fold(e event.Entry, c *crec, mid uint64) {
+func (r *mrec) fold(e event.Entry, text string, c *crec, mid uint64) {
 	if r.Started.IsZero() || (!e.Time.IsZero() && e.Time.Before(r.Started)) {
 		r.Started = e.Time
 	}
@@ -64,10 +64,10 @@ func (r *mrec) fold(e event.Entry, c *crec, mid uint64) {
 		}
 	case event.MessageAborted:
 		r.AbortReason = ev.Reason
-		switch {
-		case ev.BySender():
+		switch ev.Cause().Kind {
+		case event.AbortSender:
 			r.abort(AbortSender, e)
-		case ev.Reason == event.AbortReceiving:
+		case event.AbortConn:
 			// The ESA's line alone does not say why: "ICID n lost" before
 			// it proves the connection broke; the timeout's "disconnected"
 			// line after it (ICIDDisconnected) proves a timeout.
@@ -76,9 +76,9 @@ func (r *mrec) fold(e event.Entry, c *crec, mid uint64) {
 				kind = AbortLost
 			}
 			r.abort(kind, e)
-		case ev.Reason == injectionAborted:
+		case event.AbortInjection:
 			r.abort(AbortInjection, e)
-		case strings.HasPrefix(ev.Reason, "Bounced by "):
+		case event.AbortBounced:
 			// A filter refused the message after it was accepted: the
 			// sender gets a bounce, as for a recipient the next hop refused.
 			r.queued = true
@@ -115,9 +115,18 @@ func (r *mrec) fold(e event.Entry, c *crec, mid uint64) {
 	case event.MessageDone:
 		r.queued = true
 		r.addDCID(ev.DCID)
+		st := Delivered
+		if ev.ExternalQuarantine() {
+			// Handed to the off-box spam quarantine, not to the recipient.
+			st = Quarantined
+			r.AbortReason = "delivered to the external spam quarantine"
+		}
 		for _, rid := range ev.RIDs {
 			rc := r.rcpt(rid, "")
-			rc.Status, rc.DCID, rc.Time, rc.Code, rc.NextRetry = Delivered, ev.DCID, e.Time, "", zeroTime
+			rc.Status, rc.DCID, rc.Time, rc.Code, rc.NextRetry = st, ev.DCID, e.Time, "", zeroTime
+			if st == Quarantined {
+				rc.Response = "held in the external spam quarantine"
+			}
 		}
 	case event.Response:
 		for _, rid := range ev.RIDs {
@@ -162,6 +171,8 @@ func (r *mrec) fold(e event.Entry, c *crec, mid uint64) {
 			rc.Status, rc.Time, rc.NextRetry = Dropped, e.Time, zeroTime
 			rc.Response = "deleted from the queue by the administrator"
 		}
+	default:
+		r.foldPipeline(e, mid, text)
 	}
 }
 
@@ -184,10 +195,6 @@ func (r *mrec) fromConn(c *crec) {
 	}
 	r.dirty = true
 }
-
-// injectionAborted is the ESA's reason when the appliance itself ended an
-// injection (a message loop, a resource limit); mailgate does not write it.
-const injectionAborted = "Injection aborted"
 
 // abort ends the injection with kind k, in the state the message's lines
 // show it reached.
@@ -312,7 +319,7 @@ func (r *mrec) settle() {
 		r.Status = Receiving
 		return
 	}
-	final, delayed, bounced, dropped, n := true, false, false, 0, 0
+	final, delayed, bounced, quarantined, dropped, n := true, false, false, false, 0, 0
 	for _, rc := range r.Recipients {
 		if rc.RID < 0 {
 			continue
@@ -323,6 +330,8 @@ func (r *mrec) settle() {
 			delayed = true
 		case Bounced:
 			bounced = true
+		case Quarantined:
+			quarantined = true
 		case Dropped:
 			dropped++
 		}
@@ -333,6 +342,8 @@ func (r *mrec) settle() {
 	switch {
 	case n == 0 && r.rejected() > 0:
 		r.Status = Rejected
+	case !final && quarantined:
+		r.Status = Quarantined
 	case !final && delayed:
 		r.Status = Delayed
 	case !final || n == 0:

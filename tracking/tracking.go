@@ -131,7 +131,7 @@ type Message struct {
 	Finished    time.Time   `json:"finished"` // zero while the message is in the gateway
 	Status      Status      `json:"status"`
 	Abort       Abort       `json:"abort"`        // when Status is Aborted
-	AbortReason string      `json:"abort_reason"` // the ESA's words: "Receiving aborted", "Dropped by CASE"
+	AbortReason string      `json:"abort_reason"` // the ESA's words: "Receiving aborted", "Dropped by CASE"; a quarantine's line
 	AbortState  string      `json:"abort_state"`  // SMTP state when the injection ended: "rcpt", "data", ...
 	AbortBytes  int64       `json:"abort_bytes"`  // bytes of DATA received before the abort (mailgate's logs only)
 	BounceOf    uint64      `json:"bounce_of"`    // for a DSN the gateway generated: the MID that bounced

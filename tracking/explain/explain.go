@@ -61,7 +61,7 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 	case tracking.Rejected:
 		x = e.rejected()
 	case tracking.Dropped:
-		x = explainDropped(m)
+		x = e.dropped()
 	case tracking.Delivered:
 		x.Summary = fmt.Sprintf("Delivered: the next hop accepted %s.", plural(len(settled(m, tracking.Delivered)), "recipient"))
 		for _, r := range settled(m, tracking.Delivered) {
@@ -85,6 +85,8 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 		x.Next = append(x.Next,
 			"See the destination's state with 'mailgate workqueue' and retry at once with 'mailgate queue deliver-now DOMAIN' once the cause is fixed.",
 			"A 4xx reply is the next hop asking us to come back later (greylisting, rate limits, a full disk); Connection Error lines mean it could not be reached at all: check DNS, routing and its firewall.")
+	case tracking.Quarantined:
+		x = e.quarantined()
 	case tracking.Queued:
 		x.Summary = "Queued for delivery: accepted, and no delivery attempt has finished yet."
 		if l := e.line("MID " + itoa(m.MID) + " ready "); l != "" {
@@ -273,6 +275,50 @@ func (e *ex) abort() Explanation {
 	return x
 }
 
+// quarantined explains a message held in a quarantine of the gateway.
+func (e *ex) quarantined() Explanation {
+	m := e.m
+	var x Explanation
+	where := "a quarantine"
+	for _, l := range m.Lines { // the last quarantine the lines name
+		switch ev := maillog.ParseMessage(l.Text).(type) {
+		case event.Quarantined:
+			where = fmt.Sprintf("the %q quarantine", ev.Quarantine)
+		case event.SpamQuarantineTag, event.SpamQuarantined:
+			where = "the spam quarantine"
+		case event.MessageDone:
+			if ev.ExternalQuarantine() {
+				where = "the spam quarantine"
+			}
+		}
+	}
+	x.Summary = "Quarantined: the gateway accepted the message and holds it in " + where + "; it was not delivered."
+	mid := itoa(m.MID)
+	for _, prefix := range []string{"MID " + mid + " quarantined to ", "ISQ: Tagging MID " + mid + " ", "EUQ: Tagging MID " + mid + " ", "EUQ: Quarantined MID " + mid} {
+		if l := e.line(prefix); l != "" {
+			x.Why = append(x.Why, "The log says "+l+".")
+		}
+	}
+	if l := e.lineWith("MID "+mid+" ", "(external quarantine)"); l != "" {
+		x.Why = append(x.Why, "It was handed to the off-box spam quarantine, not to the recipient: "+l+".")
+	}
+	for _, r := range m.Recipients {
+		if r.Status == tracking.Quarantined {
+			s := fmt.Sprintf("<%s> is held there", r.Address)
+			if r.DCID != 0 && r.Response != "" && !strings.HasPrefix(r.Response, "held in ") {
+				s += ", the quarantine's reply " + q(r.Response)
+			}
+			x.Why = append(x.Why, s+".")
+		}
+	}
+	if where == "the spam quarantine" {
+		x.Next = append(x.Next, "The spam quarantine (on the appliance or the SMA) holds it: the recipient or an administrator can release it there; it then goes on as a new MID.")
+	} else {
+		x.Next = append(x.Next, "An administrator can release it from "+where+" (it then goes on to delivery) or delete it; the quarantine's own settings say when it expires.")
+	}
+	return x
+}
+
 // nextMID is the message begun on the same connection after this one.
 func (e *ex) nextMID() uint64 {
 	if e.in == nil {
@@ -410,12 +456,26 @@ func (e *ex) rejected() Explanation {
 	return x
 }
 
-func explainDropped(m *tracking.Message) Explanation {
+func (e *ex) dropped() Explanation {
+	m := e.m
 	var x Explanation
+	mid := itoa(m.MID)
 	switch {
 	case strings.HasPrefix(m.AbortReason, "Dropped by"):
 		x.Summary = "Dropped: " + m.AbortReason + ". A filter on the gateway discarded the message; nobody was told."
 		x.Next = append(x.Next, "Check the verdict lines in the timeline to see which scanner or filter decided, and its policy.")
+	case strings.Contains(m.AbortReason, " was dropped by "):
+		x.Summary = "Dropped: a filter on the gateway discarded the message; nobody was told."
+		if l := e.line("MID " + mid + " was dropped by "); l != "" {
+			x.Why = append(x.Why, "The log says "+l+".")
+		}
+		x.Next = append(x.Next, "Check that filter's conditions and the verdict lines in the timeline.")
+	case strings.Contains(m.AbortReason, " deleted from "):
+		x.Summary = "Dropped: the message was deleted from a quarantine, so it was not delivered."
+		if l := e.line("MID " + mid + " deleted from "); l != "" {
+			x.Why = append(x.Why, "The log says "+l+".")
+		}
+		x.Next = append(x.Next, "A deletion marked (expired) is the quarantine's retention ending; (manual) is an administrator's.")
 	default:
 		x.Summary = "Dropped: the gateway discarded the message."
 	}

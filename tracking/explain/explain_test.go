@@ -106,6 +106,17 @@ func TestExplainFold(t *testing.T) {
 		{263, []string{"Queued", `"MID 263 ready 1200 bytes from <user15@fjvco.example>"`}, nil},
 		// "Message finished ... done" closes the record even when the log
 		// shows no recipient's end.
+		{301, []string{`Quarantined: the gateway accepted the message and holds it in the "Policy" quarantine`, `"MID 301 quarantined to "Policy" (DLP violation)"`, "release it"}, []string{"Delivered"}},
+		{303, []string{"Dropped"}, nil},
+		{304, []string{"holds it in the spam quarantine", `"Message done DCID 391 MID 304 to RID [0] (external quarantine)"`, "ok:  Message 30631622 accepted"}, []string{"Delivered", "next hop"}},
+		{305, []string{"MID 306 (reinjected as)"}, nil},
+		{306, []string{"Delivered", "MID 305 (reinjected from)"}, nil},
+		{307, []string{"MID 308 (split off)", "MID 309 (generated copy)", "Message finished MID 307 done"}, nil},
+		{308, []string{"MID 307 (split from)"}, nil},
+		{309, []string{"MID 307 (generated from)"}, nil},
+		{311, []string{"Dropped", "dontsend"}, nil},
+		{312, []string{"MID 313 (rewritten as)"}, nil},
+		{313, []string{"MID 312 (rewritten from)"}, nil},
 		{24611507, []string{"Accepted, and the gateway finished with it", `"Message finished MID 24611507 done", with no delivery, bounce or drop line for 1 recipient`}, nil},
 	} {
 		x, ok := got[w.mid]

@@ -20,8 +20,16 @@ type Link struct {
 
 // Relations, as the other message is to this one.
 const (
-	RelBounce   = "bounce"    // the DSN the gateway generated for this message
-	RelBounceOf = "bounce of" // this message is the DSN of that one
+	RelBounce        = "bounce"          // the DSN the gateway generated for this message
+	RelBounceOf      = "bounce of"       // this message is the DSN of that one
+	RelSplitInto     = "split off"       // some recipients went on as that message
+	RelSplitFrom     = "split from"      // this message holds recipients split off that one
+	RelRewrittenAs   = "rewritten as"    // this message went on as that one
+	RelRewrittenFrom = "rewritten from"  // this message is that one, rewritten
+	RelGenerated     = "generated copy"  // a copy made from this message (bcc, notification)
+	RelGeneratedFrom = "generated from"  // this message was made from that one
+	RelReinjectedAs  = "reinjected as"   // released from the spam quarantine as that message
+	RelReinjectedOf  = "reinjected from" // this message is that one, released from the spam quarantine
 )
 
 // Links returns the messages m is linked to by its own lines, in the
@@ -58,9 +66,28 @@ func Links(m *tracking.Message) []Link {
 	return out
 }
 
-// pipelineLink reads the links of the ESA's work-queue lines (splits,
-// rewrites, generated copies, reinjections).
-func pipelineLink(uint64, event.Event) (uint64, string, bool) { return 0, "", false }
+// pipelineLink reads the link an ESA work-queue line makes between this
+// message (self) and another: a split, a rewrite, a generated copy, a
+// reinjection from the spam quarantine.
+func pipelineLink(self uint64, ev event.Event) (uint64, string, bool) {
+	pick := func(from, to uint64, fromRel, toRel string) (uint64, string, bool) {
+		if self == from {
+			return to, fromRel, true
+		}
+		return from, toRel, true
+	}
+	switch e := ev.(type) {
+	case event.Split:
+		return pick(e.MID, e.NewMID, RelSplitInto, RelSplitFrom)
+	case event.Rewritten:
+		return pick(e.MID, e.NewMID, RelRewrittenAs, RelRewrittenFrom)
+	case event.Generated:
+		return pick(e.OrigMID, e.MID, RelGenerated, RelGeneratedFrom)
+	case event.SpamReinjected:
+		return pick(e.MID, e.NewMID, RelReinjectedAs, RelReinjectedOf)
+	}
+	return 0, "", false
+}
 
 // linksText is the Why line that names the linked messages.
 func linksText(ls []Link) string {
