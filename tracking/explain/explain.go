@@ -491,6 +491,10 @@ func explainBounce(m *tracking.Message) Explanation {
 	var x Explanation
 	bounced := settled(m, tracking.Bounced)
 	x.Summary = fmt.Sprintf("Bounced: delivery to %s failed for good.", plural(len(bounced), "recipient"))
+	if by, ok := strings.CutPrefix(m.AbortReason, "Bounced by "); ok {
+		// The gateway's own filter, not a next hop, refused it.
+		x.Summary = "Bounced by the gateway: " + by + " refused the message after it was accepted; the sender gets a bounce."
+	}
 	for _, r := range bounced {
 		x.Why = append(x.Why, fmt.Sprintf("<%s>: %s (%s).", r.Address, failure(r), codeMeaning(r.Code)))
 	}

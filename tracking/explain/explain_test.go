@@ -102,7 +102,7 @@ func TestExplainFold(t *testing.T) {
 		{241, []string{"RSET or a new HELO/EHLO", "A later message on the same connection (MID 242)"}, nil},
 		{242, []string{"QUIT, RSET or a new HELO/EHLO before the message was complete; the ESA's log does not say which"}, nil},
 		{251, []string{"unsuccessful-connection timeout", `"ICID 250 disconnected address 198.51.100.25, no messages injected within timeout period"`}, nil},
-		{261, []string{"Bounced", "content filter 'block_exe'"}, []string{"Dropped", "nobody was told"}},
+		{261, []string{"Bounced by the gateway: content filter 'block_exe' in the inbound table refused the message after it was accepted; the sender gets a bounce."}, []string{"Dropped", "nobody was told"}},
 		{262, []string{"Injection aborted"}, []string{"Dropped"}},
 		{263, []string{"Queued", `"MID 263 ready 1200 bytes from <user15@fjvco.example>"`}, nil},
 		// "Message finished ... done" closes the record even when the log
