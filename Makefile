@@ -1,13 +1,22 @@
 # `make test` is the project's test command (README, CI): it installs the
-# peers the tests talk to, then runs every Go test with the race detector.
+# peers the tests talk to, checks that the tree builds and vets for FreeBSD
+# and macOS too, runs every Go test with the race detector and prints the
+# coverage of the unit tests and of the binary's runs, merged (the mailgate
+# binary that cmd/mailgate's tests start is built with -cover when they are
+# run with it, and writes to the same directory: scripts/coverage.sh).
 GO ?= go
+COVERDIR ?= $(CURDIR)/bin/cover
 
 .PHONY: test build run vet fuzz bench
 
 test:
 	./scripts/test-deps.sh
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 30m ./...
+	GOOS=freebsd $(GO) build ./... && GOOS=freebsd $(GO) vet ./...
+	GOOS=darwin $(GO) build ./... && GOOS=darwin $(GO) vet ./...
+	rm -rf $(COVERDIR) && mkdir -p $(COVERDIR)
+	$(GO) test -race -count=1 -timeout 30m -cover ./... -args -test.gocoverdir=$(COVERDIR)
+	GO=$(GO) ./scripts/coverage.sh $(COVERDIR)
 
 build:
 	$(GO) build -o bin/mailgate ./cmd/mailgate

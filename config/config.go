@@ -23,7 +23,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/policy"
@@ -66,10 +66,22 @@ type Listener struct {
 	BadCommandLimit int    // bad commands tolerated; the next one gets 421 and the close
 	MaxHeaderLines  int    // 0: no limit (552 #5.3.4 beyond)
 	ReceivedHeader  bool
-	TLS             TLSFiles
-	Timeouts        Timeouts
-	HAT             *policy.HAT
-	RAT             policy.RAT // nil on a private listener
+	// IPv6ClientBits is the prefix length of an IPv6 client for every
+	// per-client limit (policy.ClientKey).
+	IPv6ClientBits int
+	// DuplicatesIgnoreLocalCase makes USER@example.com and user@example.com
+	// one recipient of a message; domains always compare without case.
+	DuplicatesIgnoreLocalCase bool
+	TLS                       TLSFiles
+	Timeouts                  Timeouts
+	HAT                       *policy.HAT
+	RAT                       policy.RAT // nil on a private listener
+
+	// Abuse limits (Postfix's smtpd_junk_command_limit and error limits); 0: none.
+	JunkCommandLimit int           // NOOP, RSET, VRFY, HELP and transactions without a recipient tolerated
+	SoftErrorLimit   int           // refused commands after which each reply waits ErrorDelay
+	HardErrorLimit   int           // refused commands that end the session
+	ErrorDelay       time.Duration // the tarpit's wait
 }
 
 // TLSFiles are the certificate and key of a listener's STARTTLS, absolute
@@ -85,6 +97,7 @@ type TLSFiles struct {
 type Timeouts struct {
 	Unsuccessful time.Duration // until a connection has injected a message
 	Total        time.Duration // for the whole connection
+	Idle         time.Duration // waiting for each command, for the whole connection
 }
 
 // Route sends mail for a domain to given hosts instead of its MX.

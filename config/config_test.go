@@ -52,11 +52,17 @@ func stdPolicy(name string, a policy.Action, hostname string) *policy.Policy {
 		MaxMessageSize:           10 << 20,
 		MaxRecipientsPerMessage:  1000,
 		MaxMessagesPerConnection: 1000,
-		MaxConcurrencyPerIP:      1000,
+		MaxConcurrencyPerIP:      50,
 		BannerCode:               220, BannerText: hostname + " ESMTP",
 		RejectCode: 554, RejectText: hostname + " Access denied",
 		TLS: "preferred",
 	}
+}
+
+func throttled(p *policy.Policy) *policy.Policy {
+	p.MaxMessagesPerConnection, p.MaxRecipientsPerMessage, p.MaxMessageSize = 10, 20, 1<<20
+	p.MaxConcurrencyPerIP, p.MaxConnectionsPerMinute, p.MaxRecipientsPerHour = 10, 10, 20
+	return p
 }
 
 func parseFile(t *testing.T, path string) *Config {
@@ -110,13 +116,14 @@ func TestDesignContract(t *testing.T) {
 		ShutdownTimeout: 30 * time.Second,
 		Listeners: []Listener{{
 			Name: "InboundMail", Type: Public, Interface: "Management", Address: "127.0.0.1:2525",
-			MaxConnections: 1000, BadCommandLimit: 4, MaxHeaderLines: 1000, ReceivedHeader: true,
+			MaxConnections: 1000, BadCommandLimit: 4, MaxHeaderLines: 1000, ReceivedHeader: true, IPv6ClientBits: 64,
+			JunkCommandLimit: 100, SoftErrorLimit: 10, HardErrorLimit: 20, ErrorDelay: time.Second,
 			TLS: TLSFiles{
 				Cert:       filepath.Join(data, "tls/self-signed-cert.pem"),
 				Key:        filepath.Join(data, "tls/self-signed-key.pem"),
 				SelfSigned: true,
 			},
-			Timeouts: Timeouts{Unsuccessful: 5 * time.Minute, Total: 15 * time.Minute},
+			Timeouts: Timeouts{Unsuccessful: 5 * time.Minute, Total: 15 * time.Minute, Idle: 5 * time.Minute},
 			HAT: &policy.HAT{
 				Groups: []policy.SenderGroup{{
 					Name:   "RELAY_SG",
@@ -124,9 +131,10 @@ func TestDesignContract(t *testing.T) {
 					Policy: "RELAYED",
 				}},
 				Policies: map[string]*policy.Policy{
-					"ACCEPTED": accepted,
-					"RELAYED":  stdPolicy("RELAYED", policy.Relay, host),
-					"BLOCKED":  stdPolicy("BLOCKED", policy.Reject, host),
+					"ACCEPTED":  accepted,
+					"RELAYED":   stdPolicy("RELAYED", policy.Relay, host),
+					"BLOCKED":   stdPolicy("BLOCKED", policy.Reject, host),
+					"THROTTLED": throttled(stdPolicy("THROTTLED", policy.Accept, host)),
 				},
 				Default: "ACCEPTED",
 			},
@@ -207,15 +215,17 @@ func TestFullExample(t *testing.T) {
 
 	wantOut := Listener{
 		Name: "OutboundRelay", Type: Private, Interface: "OutboundRelay", Address: "[::1]:2587",
-		MaxConnections: 1000, BadCommandLimit: 4, MaxHeaderLines: 0, ReceivedHeader: false,
+		MaxConnections: 1000, BadCommandLimit: 4, MaxHeaderLines: 0, ReceivedHeader: false, IPv6ClientBits: 64,
+		JunkCommandLimit: 100, SoftErrorLimit: 10, HardErrorLimit: 20, ErrorDelay: time.Second,
 		TLS:      TLSFiles{Cert: filepath.Join(data, "tls/self-signed-cert.pem"), Key: filepath.Join(data, "tls/self-signed-key.pem"), SelfSigned: true},
-		Timeouts: Timeouts{Unsuccessful: 90 * time.Second, Total: time.Hour},
+		Timeouts: Timeouts{Unsuccessful: 90 * time.Second, Total: time.Hour, Idle: 5 * time.Minute},
 		HAT: &policy.HAT{
 			Groups: []policy.SenderGroup{{Name: "RELAYLIST", Rules: mustRules(t, "10.0.0.0/8", "::1"), Policy: "RELAYED"}},
 			Policies: map[string]*policy.Policy{
-				"ACCEPTED": stdPolicy("ACCEPTED", policy.Accept, "mail.example.com"),
-				"RELAYED":  stdPolicy("RELAYED", policy.Relay, "mail.example.com"),
-				"BLOCKED":  stdPolicy("BLOCKED", policy.Reject, "mail.example.com"),
+				"ACCEPTED":  stdPolicy("ACCEPTED", policy.Accept, "mail.example.com"),
+				"RELAYED":   stdPolicy("RELAYED", policy.Relay, "mail.example.com"),
+				"BLOCKED":   stdPolicy("BLOCKED", policy.Reject, "mail.example.com"),
+				"THROTTLED": throttled(stdPolicy("THROTTLED", policy.Accept, "mail.example.com")),
 			},
 			Default: "BLOCKED",
 		},
@@ -639,5 +649,40 @@ func TestDNSServers(t *testing.T) {
 	want := DNS{Servers: []string{"127.0.0.1:53", "[::1]:5353", "[::1]:53", "10.0.0.53:53"}, Timeout: 250 * time.Millisecond}
 	if !reflect.DeepEqual(c.DNS, want) {
 		t.Errorf("dns = %+v, want %+v", c.DNS, want)
+	}
+}
+
+// The per-client keys of a listener and the rate limits of a policy.
+func TestClientLimits(t *testing.T) {
+	c := parseString(t, `
+listeners:
+  - name: L
+    address: 127.0.0.1:0
+    ipv6_client_prefix: 48
+    duplicates_ignore_local_case: true
+    hat:
+      policy_defaults: {max_connections_per_minute: 30, max_recipients_per_hour: 0}
+      policies:
+        ACCEPTED: {max_recipients_per_hour: 500, group_max_connections_per_minute: 600, group_max_recipients_per_hour: 5000}
+`)
+	l := c.Listeners[0]
+	if l.IPv6ClientBits != 48 || !l.DuplicatesIgnoreLocalCase {
+		t.Errorf("ipv6_client_prefix = %d, duplicates_ignore_local_case = %v", l.IPv6ClientBits, l.DuplicatesIgnoreLocalCase)
+	}
+	for name, want := range map[string][4]int{"ACCEPTED": {30, 500, 600, 5000}, "RELAYED": {30, 0, 0, 0}, "THROTTLED": {10, 20, 0, 0}} {
+		p := l.HAT.Policies[name]
+		if got := [4]int{p.MaxConnectionsPerMinute, p.MaxRecipientsPerHour, p.GroupMaxConnectionsPerMinute, p.GroupMaxRecipientsPerHour}; got != want {
+			t.Errorf("%s: connections per minute, recipients per hour, the same per group = %v, want %v", name, got, want)
+		}
+	}
+	for _, tc := range []struct{ value, want string }{
+		{"8", "8 is below the minimum 16"},
+		{"129", "129 is above the maximum 128"},
+		{"sixty-four", "want a whole number"},
+	} {
+		ps := problemsOf(t, "listeners:\n  - {name: L, address: '127.0.0.1:0', ipv6_client_prefix: "+tc.value+"}\n")
+		if len(ps) != 1 || !strings.Contains(ps[0].Error(), "listeners[0].ipv6_client_prefix: "+tc.want) {
+			t.Errorf("ipv6_client_prefix %s: %v, want %q", tc.value, ps, tc.want)
+		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/mailgate/mailgate/policy"
 )
@@ -26,6 +26,13 @@ const (
 	DefaultMaxHeaderLines      = 1000
 	DefaultTimeoutUnsuccessful = 5 * time.Minute
 	DefaultTimeoutTotal        = 15 * time.Minute
+	DefaultTimeoutIdle         = 5 * time.Minute // Postfix's smtpd_timeout
+
+	// Postfix's defaults, which the README justifies.
+	DefaultJunkCommandLimit = 100
+	DefaultSoftErrorLimit   = 10
+	DefaultHardErrorLimit   = 20
+	DefaultErrorDelay       = time.Second
 )
 
 // The predefined mail flow policies of every listener. A policy of the same
@@ -38,6 +45,7 @@ var predefined = []struct {
 	{"ACCEPTED", policy.Accept},
 	{"RELAYED", policy.Relay},
 	{"BLOCKED", policy.Reject},
+	{"THROTTLED", policy.Accept}, // with the limits of policy.Throttled
 }
 
 // The HAT of a listener that has no "hat:": the machine itself relays
@@ -103,7 +111,8 @@ func (d *decoder) listeners(n *yaml.Node, path string, c *Config, b *binds) []Li
 }
 
 var listenerKeys = []string{"name", "type", "interface", "address", "max_connections", "bad_command_limit",
-	"max_header_lines", "received_header", "tls", "timeouts", "hat", "rat"}
+	"junk_command_limit", "soft_error_limit", "hard_error_limit", "error_delay",
+	"max_header_lines", "received_header", "ipv6_client_prefix", "duplicates_ignore_local_case", "tls", "timeouts", "hat", "rat"}
 
 func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Listener {
 	f := d.fields(n, path, listenerKeys...)
@@ -113,7 +122,13 @@ func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Liste
 		BadCommandLimit: DefaultBadCommandLimit,
 		MaxHeaderLines:  DefaultMaxHeaderLines,
 		ReceivedHeader:  true,
-		Timeouts:        Timeouts{Unsuccessful: DefaultTimeoutUnsuccessful, Total: DefaultTimeoutTotal},
+		IPv6ClientBits:  policy.DefaultIPv6ClientBits,
+		Timeouts:        Timeouts{Unsuccessful: DefaultTimeoutUnsuccessful, Total: DefaultTimeoutTotal, Idle: DefaultTimeoutIdle},
+
+		JunkCommandLimit: DefaultJunkCommandLimit,
+		SoftErrorLimit:   DefaultSoftErrorLimit,
+		HardErrorLimit:   DefaultHardErrorLimit,
+		ErrorDelay:       DefaultErrorDelay,
 	}
 	if v := f["name"]; present(v) {
 		if s, ok := d.str(v, join(path, "name")); ok {
@@ -162,21 +177,37 @@ func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Liste
 	if v := f["bad_command_limit"]; present(v) {
 		l.BadCommandLimit, _ = d.integer(v, join(path, "bad_command_limit"), 0)
 	}
+	d.abuseLimits(f, path, &l)
 	if v := f["max_header_lines"]; present(v) {
 		l.MaxHeaderLines, _ = d.integer(v, join(path, "max_header_lines"), 0)
 	}
 	if v := f["received_header"]; present(v) {
 		l.ReceivedHeader, _ = d.boolean(v, join(path, "received_header"))
 	}
+	if v := f["ipv6_client_prefix"]; present(v) {
+		if n, ok := d.integer(v, join(path, "ipv6_client_prefix"), 16); ok {
+			if n > 128 {
+				d.errorf(v, join(path, "ipv6_client_prefix"), "%d is above the maximum 128", n)
+			} else {
+				l.IPv6ClientBits = n
+			}
+		}
+	}
+	if v := f["duplicates_ignore_local_case"]; present(v) {
+		l.DuplicatesIgnoreLocalCase, _ = d.boolean(v, join(path, "duplicates_ignore_local_case"))
+	}
 	l.TLS = d.tlsFiles(f["tls"], join(path, "tls"), c.DataDir)
 	if v := f["timeouts"]; present(v) {
 		tp := join(path, "timeouts")
-		tf := d.fields(v, tp, "unsuccessful", "total")
+		tf := d.fields(v, tp, "unsuccessful", "total", "idle")
 		if v := tf["unsuccessful"]; present(v) {
 			l.Timeouts.Unsuccessful, _ = d.duration(v, join(tp, "unsuccessful"), time.Second)
 		}
 		if v := tf["total"]; present(v) {
 			l.Timeouts.Total, _ = d.duration(v, join(tp, "total"), time.Second)
+		}
+		if v := tf["idle"]; present(v) {
+			l.Timeouts.Idle, _ = d.duration(v, join(tp, "idle"), time.Second)
 		}
 	}
 	l.HAT = d.hat(f["hat"], join(path, "hat"), l.Type, c.Hostname)
@@ -192,6 +223,28 @@ func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Liste
 		l.RAT = policy.RAT{all}
 	}
 	return l
+}
+
+// abuseLimits decodes the junk and error limits; 0 turns one off.
+func (d *decoder) abuseLimits(f map[string]*yaml.Node, path string, l *Listener) {
+	for _, k := range []struct {
+		key string
+		dst *int
+	}{{"junk_command_limit", &l.JunkCommandLimit}, {"soft_error_limit", &l.SoftErrorLimit}, {"hard_error_limit", &l.HardErrorLimit}} {
+		if v := f[k.key]; present(v) {
+			*k.dst, _ = d.integer(v, join(path, k.key), 0)
+		}
+	}
+	if v := f["error_delay"]; present(v) {
+		l.ErrorDelay, _ = d.duration(v, join(path, "error_delay"), 0)
+	}
+	if soft, hard := l.SoftErrorLimit, l.HardErrorLimit; soft > 0 && hard > 0 && soft >= hard {
+		n := f["soft_error_limit"]
+		if n == nil {
+			n = f["hard_error_limit"]
+		}
+		d.errorf(n, join(path, "soft_error_limit"), "%d is not below hard_error_limit %d: the tarpit would never start", soft, hard)
+	}
 }
 
 // checkName checks the name of a listener, sender group or policy: names
@@ -250,7 +303,8 @@ func (d *decoder) tlsFiles(n *yaml.Node, path, dataDir string) TLSFiles {
 }
 
 var policyParams = []string{"max_message_size", "max_recipients_per_message", "max_messages_per_connection",
-	"max_concurrency_per_ip", "banner_code", "banner_text", "reject_code", "reject_text", "tls"}
+	"max_concurrency_per_ip", "max_connections_per_minute", "max_recipients_per_hour",
+	"group_max_connections_per_minute", "group_max_recipients_per_hour", "banner_code", "banner_text", "reject_code", "reject_text", "tls"}
 
 func (d *decoder) hat(n *yaml.Node, path, typ, hostname string) *policy.HAT {
 	nprobs := len(d.probs)
@@ -263,6 +317,8 @@ func (d *decoder) hat(n *yaml.Node, path, typ, hostname string) *policy.HAT {
 		MaxRecipientsPerMessage:  policy.DefaultMaxRecipientsPerMessage,
 		MaxMessagesPerConnection: policy.DefaultMaxMessagesPerConnection,
 		MaxConcurrencyPerIP:      policy.DefaultMaxConcurrencyPerIP,
+		MaxConnectionsPerMinute:  policy.DefaultMaxConnectionsPerMinute,
+		MaxRecipientsPerHour:     policy.DefaultMaxRecipientsPerHour,
 		BannerCode:               policy.DefaultBannerCode,
 		BannerText:               policy.DefaultBannerText(hostname),
 		RejectCode:               policy.DefaultRejectCode,
@@ -277,6 +333,9 @@ func (d *decoder) hat(n *yaml.Node, path, typ, hostname string) *policy.HAT {
 	for _, pd := range predefined {
 		p := base
 		p.Name, p.Action = pd.name, pd.action
+		if pd.name == "THROTTLED" {
+			p = policy.Throttled(p)
+		}
 		h.Policies[pd.name] = &p
 	}
 	if v := f["policies"]; present(v) {
@@ -359,6 +418,22 @@ func (d *decoder) params(f map[string]*yaml.Node, path string, p *policy.Policy)
 	for _, it := range ints {
 		if v := f[it.key]; present(v) {
 			if n, ok := d.integer(v, join(path, it.key), 1); ok {
+				*it.dst = n
+			}
+		}
+	}
+	// The rate limits may be 0: no limit.
+	for _, it := range []struct {
+		key string
+		dst *int
+	}{
+		{"max_connections_per_minute", &p.MaxConnectionsPerMinute},
+		{"max_recipients_per_hour", &p.MaxRecipientsPerHour},
+		{"group_max_connections_per_minute", &p.GroupMaxConnectionsPerMinute},
+		{"group_max_recipients_per_hour", &p.GroupMaxRecipientsPerHour},
+	} {
+		if v := f[it.key]; present(v) {
+			if n, ok := d.integer(v, join(path, it.key), 0); ok {
 				*it.dst = n
 			}
 		}

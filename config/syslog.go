@@ -4,7 +4,7 @@ import (
 	"net"
 	"net/netip"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/mailgate/mailgate/syslog"
 )

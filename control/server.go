@@ -18,8 +18,6 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/mailgate/mailgate/outbound"
 )
 
@@ -109,24 +107,6 @@ func (l ownerOnly) Accept() (net.Conn, error) {
 		l.log.Warn("control: connection refused", "uid", uid, "err", err)
 		c.Close()
 	}
-}
-
-func peerUID(c *net.UnixConn) (int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := rc.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return -1, err
-	}
-	if cerr != nil {
-		return -1, cerr
-	}
-	return int(cred.Uid), nil
 }
 
 // MessageList is the answer to GET /v1/messages.

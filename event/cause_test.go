@@ -19,6 +19,10 @@ func TestCauseWords(t *testing.T) {
 		{CausePolicy, "policy"},
 		{CauseProtocol, "protocol"},
 		{CauseShutdown, "shutdown"},
+		{CauseTimeoutIdle, "timeout-idle"},
+		{CauseJunkCommands, "junk-commands"},
+		{CauseErrors, "errors"},
+		{CausePipelining, "pipelining"},
 	}
 	if len(tests) != len(causeWords)-1 {
 		t.Errorf("%d causes tested, %d defined", len(tests), len(causeWords)-1)
@@ -41,7 +45,7 @@ func TestCauseUnknown(t *testing.T) {
 			t.Errorf("ParseCause(%q) = %v, true", w, c)
 		}
 	}
-	for _, c := range []Cause{0, CauseShutdown + 1, 255} {
+	for _, c := range []Cause{0, Cause(len(causeWords)), 255} {
 		s := c.String()
 		if _, ok := ParseCause(s); ok {
 			t.Errorf("Cause(%d).String() = %q parses as a cause", uint8(c), s)

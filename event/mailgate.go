@@ -56,6 +56,10 @@ const (
 	CausePolicy                               // HAT reject, connection and message limits
 	CauseProtocol                             // a protocol violation that ends the session (data before the greeting)
 	CauseShutdown                             // the gateway is stopping
+	CauseTimeoutIdle                          // no command within the idle timeout
+	CauseJunkCommands                         // too many junk commands (NOOP, RSET, VRFY, HELP) and empty transactions
+	CauseErrors                               // too many commands refused (the hard error limit)
+	CausePipelining                           // a command or the message sent before the reply it must wait for
 )
 
 // causeWords are the words of the log; they never change, because logs
@@ -72,6 +76,10 @@ var causeWords = [...]string{
 	CausePolicy:              "policy",
 	CauseProtocol:            "protocol",
 	CauseShutdown:            "shutdown",
+	CauseTimeoutIdle:         "timeout-idle",
+	CauseJunkCommands:        "junk-commands",
+	CauseErrors:              "errors",
+	CausePipelining:          "pipelining",
 }
 
 func (c Cause) String() string {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/internal/smtptest"
@@ -67,13 +68,15 @@ type harness struct {
 	ids    *queue.Counters
 	lines  *smtptest.Lines
 	debug  *maillog.Writer
+	log    *maillog.Writer // the mail log, when opts.mailLog asks for one
 	addr   string
 	served chan error
 }
 
 type opts struct {
 	unsuccessful, total string
-	yaml                string // replaces baseConfig
+	yaml                string           // replaces baseConfig
+	mailLog             *maillog.Options // also write the mail log, to data_dir/mail_logs.current
 }
 
 func start(t *testing.T, o opts) *harness {
@@ -94,13 +97,20 @@ func start(t *testing.T, o opts) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, cfg: cfg, lines: smtptest.NewLines(), served: make(chan error, 1)}
+	var events event.Sink = h.lines
+	if o.mailLog != nil {
+		if h.log, err = maillog.Open(filepath.Join(dir, "mail_logs.current"), *o.mailLog); err != nil {
+			t.Fatal(err)
+		}
+		events = event.Multi{h.lines, h.log}
+	}
 	if h.ids, err = queue.OpenCounters(filepath.Join(dir, "counters")); err != nil {
 		t.Fatal(err)
 	}
 	if h.spool, err = queue.Open(filepath.Join(dir, "spool"), queue.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	h.srv = &inbound.Server{Hostname: cfg.Hostname, Spool: h.spool, IDs: h.ids, Events: h.lines,
+	h.srv = &inbound.Server{Hostname: cfg.Hostname, Spool: h.spool, IDs: h.ids, Events: events,
 		DNS: inbound.NewResolver(resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout), cfg.DNS.Timeout), Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	for _, dl := range cfg.Logs.InjectionDebug {
 		if h.debug, err = maillog.Open(dl.Path, maillog.Options{}); err != nil {
@@ -128,6 +138,9 @@ func (h *harness) stop() {
 	h.ids.Close()
 	if h.debug != nil {
 		h.debug.Close()
+	}
+	if h.log != nil {
+		h.log.Close()
 	}
 }
 

@@ -41,6 +41,11 @@ type Server struct {
 	// Queued, if set, is told of each message committed to the spool, so
 	// that delivery can start without scanning.
 	Queued func(env *queue.Envelope)
+
+	// rates counts connections and recipients per client for the rate
+	// limits of mail flow policies, on all listeners together as the ESA
+	// does.
+	rates policy.Rates
 }
 
 // Listener is one configured listener.
@@ -185,13 +190,34 @@ func (l *Listener) handle(c net.Conn, accepted time.Time) {
 		Start:               accepted,
 		UnsuccessfulTimeout: l.cfg.Timeouts.Unsuccessful,
 		TotalTimeout:        l.cfg.Timeouts.Total,
+		IdleTimeout:         l.cfg.Timeouts.Idle,
+		JunkCommandLimit:    l.cfg.JunkCommandLimit,
+		SoftErrorLimit:      l.cfg.SoftErrorLimit,
+		HardErrorLimit:      l.cfg.HardErrorLimit,
+		ErrorDelay:          l.cfg.ErrorDelay,
 	}
 	if d.Policy.TLS != policy.TLSOff {
 		cfg.TLS = l.tls
 		cfg.RequireTLS = d.Policy.TLS == policy.TLSRequired
 	}
-	release, ok, why := l.limit.Acquire(ip, d.Policy.MaxConcurrencyPerIP, l.cfg.MaxConnections)
+	// Every per-client limit counts an IPv6 client by its network, or one
+	// host with a /64 could take every slot.
+	key := policy.ClientKey(ip, l.cfg.IPv6ClientBits)
+	h.key, h.group = key, l.cfg.Name+"/"+d.Group
+	// Refused connections count toward the rates too: a client that keeps
+	// hammering stays refused.
+	rateOK, over := l.srv.rates.Take(policy.ConnectionRateWindow, accepted, true,
+		policy.RateLimit{Key: policy.RateKey{Kind: policy.RateConnections, Client: key}, Max: d.Policy.MaxConnectionsPerMinute},
+		policy.RateLimit{Key: policy.RateKey{Kind: policy.RateConnections, Group: h.group}, Max: d.Policy.GroupMaxConnectionsPerMinute})
+	release, ok, why := l.limit.Acquire(key, d.Policy.MaxConcurrencyPerIP, l.cfg.MaxConnections)
 	defer release()
+	if ok && !rateOK {
+		release()
+		ok, why = false, policy.ConnectionRate
+		if over.Key.Group != "" {
+			why = policy.GroupRate
+		}
+	}
 	switch {
 	case !ok:
 		cfg.Greeting = smtp.Reply{Code: 421, Enhanced: "4.4.5", Text: why}

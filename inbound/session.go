@@ -30,6 +30,8 @@ type session struct {
 	l        *Listener
 	icid     uint64
 	client   policy.Client
+	key      netip.Prefix // the client for per-client limits
+	group    string       // "listener/group" for per-group limits
 	decision policy.Decision
 	refused  string // why the greeting refused the connection, if it did
 
@@ -38,12 +40,15 @@ type session struct {
 	tls      *tls.ConnectionState
 	injected int
 	notes    []string // protocol violations that did not end the session
+	routed   bool     // a note says sender-specified routing was refused
 
 	// The open transaction; mid is 0 when there is none.
 	mid    uint64
 	from   string
 	params smtp.MailParams
-	rcpts  []queue.Recipient
+	rcpts  []queue.Recipient // distinct mailboxes, in RID order
+	nrcpt  int               // RCPTs accepted, duplicates included
+	rids   map[string]int    // mailbox (see mailbox) -> RID
 }
 
 func (h *session) emit(ev event.Event) { h.l.emit(ev) }
@@ -64,7 +69,8 @@ func (h *session) Mail(from smtp.Path, p smtp.MailParams) smtp.Reply {
 		return smtp.Reply{Code: 451, Enhanced: "4.3.0", Text: "Server error, try again later"}
 	}
 	h.mid = mid
-	h.from, h.params, h.rcpts = from.String(), p, h.rcpts[:0]
+	h.from, h.params, h.rcpts, h.nrcpt = from.String(), p, h.rcpts[:0], 0
+	clear(h.rids)
 	h.emit(event.StartMID{MID: h.mid, ICID: h.icid})
 	h.emit(event.MailFrom{MID: h.mid, ICID: h.icid, From: h.from})
 	return smtp.Reply{}
@@ -73,7 +79,7 @@ func (h *session) Mail(from smtp.Path, p smtp.MailParams) smtp.Reply {
 func (h *session) Rcpt(to smtp.Path) smtp.Reply {
 	addr := to.String()
 	pol := h.decision.Policy
-	if max := pol.MaxRecipientsPerMessage; max > 0 && len(h.rcpts) >= max {
+	if max := pol.MaxRecipientsPerMessage; max > 0 && h.nrcpt >= max {
 		h.emit(event.RcptRejected{MID: h.mid, ICID: h.icid, To: addr, By: "Injection Control"})
 		return smtp.Reply{Code: 452, Enhanced: "4.5.3", Text: "Too many recipients"}
 	}
@@ -90,11 +96,56 @@ func (h *session) Rcpt(to smtp.Path) smtp.Reply {
 			h.emit(event.RcptRejected{MID: h.mid, ICID: h.icid, To: addr, By: "RAT"})
 			return parseReply(e.Code, e.Text)
 		}
+		// A client that may not relay may not route either: the reply
+		// and the line are those of a recipient the RAT refuses, and the
+		// connection's own line says why.
+		if policy.SenderRouted(to.Local, to.SourceRoute) {
+			if !h.routed {
+				h.routed = true
+				h.notes = append(h.notes, "(sender-specified routing refused)")
+			}
+			h.emit(event.RcptRejected{MID: h.mid, ICID: h.icid, To: addr, By: "RAT"})
+			return parseReply(policy.RATRejectCode, policy.RATRejectText)
+		}
+	}
+	// A mailbox named twice is one recipient: the RCPT is accepted, and its
+	// line carries the RID it merged into, so that every accepted RCPT
+	// has its line and delivery sends one copy.
+	mbox := mailbox(deliverTo, h.l.cfg.DuplicatesIgnoreLocalCase)
+	if rid, dup := h.rids[mbox]; dup {
+		h.nrcpt++
+		h.emit(event.RcptTo{MID: h.mid, ICID: h.icid, RID: rid, To: addr})
+		return smtp.Reply{}
+	}
+	if ok, _ := h.l.srv.rates.Take(policy.RecipientRateWindow, time.Now(), false,
+		policy.RateLimit{Key: policy.RateKey{Kind: policy.RateRecipients, Client: h.key}, Max: pol.MaxRecipientsPerHour},
+		policy.RateLimit{Key: policy.RateKey{Kind: policy.RateRecipients, Group: h.group}, Max: pol.GroupMaxRecipientsPerHour}); !ok {
+		h.emit(event.RcptRejected{MID: h.mid, ICID: h.icid, To: addr, By: "Injection Control"})
+		return smtp.Reply{Code: 452, Enhanced: "4.5.3", Text: policy.RecipientRate}
 	}
 	rid := len(h.rcpts)
 	h.rcpts = append(h.rcpts, queue.Recipient{RID: rid, Addr: deliverTo})
+	h.nrcpt++
+	if h.rids == nil {
+		h.rids = make(map[string]int)
+	}
+	h.rids[mbox] = rid
 	h.emit(event.RcptTo{MID: h.mid, ICID: h.icid, RID: rid, To: addr})
 	return smtp.Reply{}
+}
+
+// mailbox is what makes two recipients of one message the same: the domain
+// compared without case, the local part exactly (RFC 5321 2.4: only the
+// receiving host may interpret it) unless foldLocal.
+func mailbox(addr string, foldLocal bool) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return addr
+	}
+	if foldLocal {
+		return strings.ToLower(addr)
+	}
+	return addr[:i+1] + strings.ToLower(addr[i+1:])
 }
 
 var bufPool = sync.Pool{New: func() any { return new([]byte) }}

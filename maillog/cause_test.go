@@ -25,6 +25,10 @@ func TestConnectionEndCauses(t *testing.T) {
 		{Cause: event.CausePolicy, State: "connect", Detail: "HAT REJECT SG BLOCKLIST match 127.0.0.66"},
 		{Cause: event.CauseProtocol, State: "connect", Detail: "data sent before the greeting"},
 		{Cause: event.CauseShutdown, State: "helo", LastCommand: "NOOP"},
+		{Cause: event.CauseTimeoutIdle, State: "helo", LastCommand: "DATA"},
+		{Cause: event.CauseJunkCommands, State: "helo", LastCommand: "RSET", Detail: "RSET"},
+		{Cause: event.CauseErrors, State: "mail", LastCommand: "RCPT", Detail: "RCPT TO:<x@elsewhere.example>"},
+		{Cause: event.CausePipelining, State: "helo", LastCommand: "EHLO", Detail: "after EHLO: MAIL FROM:<a@example.org>"},
 	}
 	var golden bytes.Buffer
 	for i, ev := range causes {

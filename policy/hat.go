@@ -57,13 +57,21 @@ const (
 )
 
 // The listener-wide policy parameters ("Use Default" in the ESA) that
-// mailgate ships. The size is what a 14.x ESA advertised in EHLO; the counts
-// are those of the ESA's suggested $ACCEPTED policy.
+// mailgate ships. The size is what a 14.x ESA advertised in EHLO; the
+// message and recipient counts are those of the ESA's suggested $ACCEPTED
+// policy. Its 1,000 connections per IP equals the listener's 1,000, so one
+// address could take every slot; 50 is Postfix's per-client share
+// (smtpd_client_connection_count_limit), 2.5 times the 20 connections an
+// MTA opens to one destination by default (Postfix, and mailgate's own
+// delivery), and leaves a full listener to 20 clients at least. The rate
+// limits are off, as on the ESA's $ACCEPTED and in Postfix.
 const (
 	DefaultMaxMessageSize           = 10 << 20
 	DefaultMaxRecipientsPerMessage  = 1000
 	DefaultMaxMessagesPerConnection = 1000
-	DefaultMaxConcurrencyPerIP      = 1000
+	DefaultMaxConcurrencyPerIP      = 50
+	DefaultMaxConnectionsPerMinute  = 0 // no limit
+	DefaultMaxRecipientsPerHour     = 0 // no limit
 	DefaultBannerCode               = 220
 	DefaultRejectCode               = 554
 	DefaultTLS                      = TLSPreferred
@@ -86,12 +94,33 @@ type Policy struct {
 	MaxMessageSize           int64 // bytes, advertised in EHLO SIZE
 	MaxRecipientsPerMessage  int
 	MaxMessagesPerConnection int
-	MaxConcurrencyPerIP      int
-	BannerCode               int    // the greeting
-	BannerText               string // may hold HAT variables; see Expand
-	RejectCode               int    // the banner of a reject action
-	RejectText               string
-	TLS                      string // TLSOff, TLSPreferred or TLSRequired
+	MaxConcurrencyPerIP      int // per client (see ClientKey)
+	MaxConnectionsPerMinute  int // per client; 0: no limit
+	MaxRecipientsPerHour     int // per client, on all listeners; 0: no limit
+	// The same rates for all the clients of one sender group together;
+	// 0: no limit.
+	GroupMaxConnectionsPerMinute int
+	GroupMaxRecipientsPerHour    int
+	BannerCode                   int    // the greeting
+	BannerText                   string // may hold HAT variables; see Expand
+	RejectCode                   int    // the banner of a reject action
+	RejectText                   string
+	TLS                          string // TLSOff, TLSPreferred or TLSRequired
+}
+
+// Throttled sets the limits of the ESA's suggested $THROTTLED policy (an
+// accept policy for suspect senders, the ESA's SUSPECTLIST) on p: 10
+// messages per connection, 20 recipients per message, 1 MB, 10 connections
+// per client and 20 recipients per hour. The ESA has no connection rate;
+// this one allows one connection every 6 seconds on average.
+func Throttled(p Policy) Policy {
+	p.MaxMessagesPerConnection = 10
+	p.MaxRecipientsPerMessage = 20
+	p.MaxMessageSize = 1 << 20
+	p.MaxConcurrencyPerIP = 10
+	p.MaxConnectionsPerMinute = 10
+	p.MaxRecipientsPerHour = 20
+	return p
 }
 
 // SenderGroup is a named list of rules bound to a policy.

@@ -1,14 +1,11 @@
 package queue
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // The writer goroutine is the only one that writes segments or changes the
@@ -267,65 +264,6 @@ func (s *Spool) trim(g *segment) {
 		return
 	}
 	g.zeroEnd = g.size
-}
-
-// fdatasync makes a file's data durable, with the metadata needed to read
-// it (its length) but not the rest (its modification time).
-func fdatasync(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			if serr = unix.Fdatasync(int(fd)); serr != unix.EINTR {
-				return
-			}
-		}
-	}); err != nil {
-		return err
-	}
-	return serr
-}
-
-func pwritevAll(f *os.File, iov [][]byte, off int64) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	for len(iov) > 0 {
-		chunk := iov[:min(len(iov), iovMax)]
-		var n int
-		var werr error
-		if err := rc.Write(func(fd uintptr) bool {
-			n, werr = unix.Pwritev(int(fd), chunk, off)
-			return true
-		}); err != nil {
-			return err
-		}
-		if werr == unix.EINTR {
-			continue
-		}
-		if werr != nil {
-			return werr
-		}
-		if n == 0 {
-			return errors.New("pwritev wrote nothing")
-		}
-		off += int64(n)
-		// Drop what was written; a short write leaves a partial buffer.
-		for n > 0 {
-			if n >= len(iov[0]) {
-				n -= len(iov[0])
-				iov = iov[1:]
-				continue
-			}
-			iov[0] = iov[0][n:]
-			n = 0
-		}
-	}
-	return nil
 }
 
 // createSegment creates segment seq and makes it the current one. No record

@@ -59,6 +59,10 @@ func equalFoldASCII(b []byte, v string) bool {
 type Path struct {
 	Local  string // as written, quotes included when the local part is quoted
 	Domain string // a domain name or an address literal "[192.0.2.1]"; "" only for <> and <postmaster>
+	// SourceRoute is whether the path began with an RFC 5321 source route
+	// ("@a,@b:user@c"), which is dropped: a receiver may ignore it (RFC
+	// 5321 C), but one that relays for nobody must refuse it.
+	SourceRoute bool
 }
 
 // IsNull reports whether p is the null reverse-path.
@@ -135,7 +139,8 @@ func ParsePath(s string, utf8ok bool) (Path, error) {
 	if len(s) > maxPath {
 		return Path{}, errPathTooLong
 	}
-	if s[0] == '@' { // source route
+	routed := s[0] == '@'
+	if routed { // source route
 		i := strings.IndexByte(s, ':')
 		if i < 0 {
 			return Path{}, errPathSyntax
@@ -165,7 +170,7 @@ func ParsePath(s string, utf8ok bool) (Path, error) {
 		if !strings.EqualFold(local, "postmaster") {
 			return Path{}, errPathSyntax
 		}
-		return Path{Local: local}, nil
+		return Path{Local: local, SourceRoute: routed}, nil
 	}
 	if len(local) > maxLocalPart || len(domain) > maxDomain {
 		return Path{}, errPathTooLong
@@ -180,7 +185,7 @@ func ParsePath(s string, utf8ok bool) (Path, error) {
 	} else if !validDomain(domain, utf8ok) {
 		return Path{}, errPathSyntax
 	}
-	return Path{Local: local, Domain: domain}, nil
+	return Path{Local: local, Domain: domain, SourceRoute: routed}, nil
 }
 
 // splitMailbox splits at the '@' that is not inside the quoted local part.

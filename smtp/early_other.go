@@ -1,12 +1,14 @@
-//go:build !linux
+//go:build !linux && !darwin && !dragonfly && !freebsd && !netbsd && !openbsd
 
 package smtp
 
 import "net"
 
-// early is implemented on Linux only; elsewhere no client is an early talker.
+// early is implemented on Linux, the BSDs and macOS only; elsewhere no
+// client is an early talker.
 func early(net.Conn) bool { return false }
 
-// discardPending is implemented on Linux only; elsewhere what awaitInput
-// did not read of a pipelined STARTTLS tail fails the handshake instead.
+// discardPending is implemented on Linux, the BSDs and macOS only;
+// elsewhere what awaitInput did not read of a pipelined STARTTLS tail fails
+// the handshake instead.
 func discardPending(net.Conn, int) int { return 0 }

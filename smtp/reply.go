@@ -95,6 +95,11 @@ var (
 	replyTimeoutUnsuccessful = Reply{421, "", "Timed out waiting for successful message injection, disconnecting."}
 	replyTimeoutTotal        = Reply{421, "", "Exceeded allowable connection time, disconnecting."}
 	replyTooManyBad          = Reply{421, "", "Exceeded bad SMTP command limit, disconnecting."}
+
+	// Limits the ESA does not have, worded as its disconnects are.
+	replyTimeoutIdle   = Reply{421, "4.4.2", "Timed out waiting for a command, disconnecting."}
+	replyTooManyJunk   = Reply{421, "4.7.0", "Exceeded junk SMTP command limit, disconnecting."}
+	replyTooManyErrors = Reply{421, "4.7.0", "Exceeded SMTP error limit, disconnecting."}
 )
 
 // ShutdownReply is sent to sessions closed because the gateway stops.

@@ -110,8 +110,21 @@ type Config struct {
 	Start               time.Time     // when the connection was accepted; zero: now
 	UnsuccessfulTimeout time.Duration // until the first message is injected; 0: none
 	TotalTimeout        time.Duration // whole connection; 421 at 80% between commands; 0: none
+	IdleTimeout         time.Duration // waiting for each command, for the whole session; 0: none
 	WriteTimeout        time.Duration // each write; 0: one minute
 	HandshakeTimeout    time.Duration // TLS handshake; 0: one minute
+
+	// Limits on abuse, Postfix's; 0: none. Junk commands (NOOP, RSET, VRFY,
+	// HELP) and transactions that end without an accepted recipient count
+	// together, so that a MAIL/RSET loop ends after a bounded number of
+	// transactions. Every refused command counts as an error (a 452, "not
+	// now", does not): from SoftErrorLimit errors on, each command waits
+	// ErrorDelay before it is answered; at HardErrorLimit the session ends.
+	// An accepted message clears the errors.
+	JunkCommandLimit int // tolerated; past it 421 and the close
+	SoftErrorLimit   int
+	HardErrorLimit   int
+	ErrorDelay       time.Duration
 
 	// Transcript, if set, sees every line received (commands and message
 	// lines) and every reply line sent, without the line ending.
@@ -154,6 +167,13 @@ type Session struct {
 	unsucc     time.Time // deadline until the first message is injected
 	softTotal  time.Time // at 80% of the total limit, between commands
 	hardTotal  time.Time
+	idle       time.Time // deadline of the command being waited for; zero when none is
+	junk       int       // junk commands and transactions without a recipient
+	errors     int       // refused commands since the last accepted message
+	errLine    string    // the last refused command, while errors are counted
+	ctx        context.Context
+	stop       chan struct{} // closed by Kill: wakes a tarpit
+	stopOnce   sync.Once
 	inTxn      atomic.Bool
 	draining   atomic.Bool
 	killed     atomic.Bool
@@ -172,7 +192,7 @@ func NewSession(conn net.Conn, h Handler, cfg Config) *Session {
 		cfg.HandshakeTimeout = time.Minute
 	}
 	s := &Session{raw: conn, conn: conn, h: h, cfg: cfg, r: readerPool.Get().(*bufio.Reader),
-		counts: make([]event.CommandCount, 0, 8)}
+		counts: make([]event.CommandCount, 0, 8), ctx: context.Background(), stop: make(chan struct{})}
 	s.r.Reset(conn)
 	if cfg.UnsuccessfulTimeout > 0 {
 		s.unsucc = cfg.Start.Add(cfg.UnsuccessfulTimeout)
@@ -227,6 +247,7 @@ var longAgo = time.Unix(1, 0)
 // whatever it is doing. Safe to call from another goroutine.
 func (s *Session) Kill() {
 	s.killed.Store(true)
+	s.stopOnce.Do(func() { close(s.stop) })
 	s.raw.SetDeadline(longAgo)
 }
 
@@ -235,6 +256,7 @@ func (s *Session) Kill() {
 // next command boundary outside a transaction; an open transaction may
 // finish first (use Kill to stop it).
 func (s *Session) Serve(ctx context.Context) End {
+	s.ctx = ctx
 	stop := context.AfterFunc(ctx, func() {
 		s.draining.Store(true)
 		if !s.inTxn.Load() {
@@ -284,6 +306,9 @@ func (s *Session) serve() End {
 		}
 		// Kill and drain set a deadline from another goroutine; checking
 		// their flags after arming ours means neither can be overwritten.
+		if s.cfg.IdleTimeout > 0 {
+			s.idle = time.Now().Add(s.cfg.IdleTimeout)
+		}
 		s.conn.SetReadDeadline(s.readDeadline(false))
 		if s.killed.Load() || (s.draining.Load() && !s.inTxn.Load()) {
 			return s.closeWith(ShutdownReply(s.cfg.Hostname), event.CauseShutdown, "")
@@ -292,10 +317,60 @@ func (s *Session) serve() End {
 		if err != nil {
 			return s.ioEnd(err)
 		}
+		s.idle = time.Time{}
+		if s.tarpitting() && !bytes.EqualFold(line, []byte("QUIT")) && !s.tarpit() {
+			return s.closeWith(ShutdownReply(s.cfg.Hostname), event.CauseShutdown, "")
+		}
+		errs := s.errors
 		if end, over := s.command(line, tooLong); over {
 			return end
 		}
+		if end, over := s.checkLimits(line, errs); over {
+			return end
+		}
 	}
+}
+
+// tarpitting reports whether the client has made enough errors that each
+// of its commands waits ErrorDelay.
+func (s *Session) tarpitting() bool {
+	return s.cfg.SoftErrorLimit > 0 && s.cfg.ErrorDelay > 0 && s.errors >= s.cfg.SoftErrorLimit
+}
+
+// tarpit waits ErrorDelay before the command is answered, as Postfix's
+// smtpd_error_sleep_time: a dictionary attack or a broken client is slowed
+// down. The session's goroutine waits on a timer, which holds no other
+// session up. It returns false when the session is to end at once: it was
+// killed, or the gateway is draining and no transaction is open.
+func (s *Session) tarpit() bool {
+	t := time.NewTimer(s.cfg.ErrorDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.stop:
+	case <-s.ctx.Done():
+	}
+	return !s.killed.Load() && (s.ctx.Err() == nil || s.inTxn.Load())
+}
+
+// checkLimits ends the session after a command that took the client past
+// the junk or the hard error limit; the command has had its reply, and the
+// 421 follows it. errs is the error count before the command.
+func (s *Session) checkLimits(line []byte, errs int) (End, bool) {
+	if s.errors > errs {
+		s.errLine = string(line)
+		if strings.EqualFold(s.lastVerb, "data") {
+			s.errLine = "DATA" // a message was read since: line's buffer may be another session's
+		}
+	}
+	if max := s.cfg.HardErrorLimit; max > 0 && s.errors >= max {
+		return s.closeWith(replyTooManyErrors, event.CauseErrors, s.errLine), true
+	}
+	if max := s.cfg.JunkCommandLimit; max > 0 && s.junk > max {
+		detail := strconv.Itoa(s.junk) + " junk commands and transactions without a recipient, limit " + strconv.Itoa(max)
+		return s.closeWith(replyTooManyJunk, event.CauseJunkCommands, detail), true
+	}
+	return End{}, false
 }
 
 // checkBoundary applies the timeouts that act between commands.
@@ -320,6 +395,9 @@ func (s *Session) readDeadline(inData bool) time.Time {
 	}
 	if s.injected == 0 && !s.unsucc.IsZero() && (d.IsZero() || s.unsucc.Before(d)) {
 		d = s.unsucc
+	}
+	if !inData && !s.idle.IsZero() && (d.IsZero() || s.idle.Before(d)) {
+		d = s.idle
 	}
 	return d
 }
@@ -412,6 +490,9 @@ func (s *Session) command(line []byte, tooLong bool) (End, bool) {
 	var bad BadKind
 	switch verb {
 	case "helo", "ehlo":
+		if s.pendingInput() {
+			return s.pipelined(verb, "commands sent before the reply to "+strings.ToUpper(verb))
+		}
 		r, bad = s.hello(verb, cmd.Arg)
 	case "starttls":
 		return s.startTLS(cmd.Arg)
@@ -427,17 +508,21 @@ func (s *Session) command(line []byte, tooLong bool) (End, bool) {
 			s.state = StateHelo
 		}
 		r = replyOK
+		s.junk++
 	case "noop":
 		r = replyOK
+		s.junk++
 	case "vrfy":
 		r = replyVRFY
 		if cmd.Arg == "" {
 			r, bad = replyBadSyntax, BadSyntax
 		}
+		s.junk++
 	case "expn":
 		r, bad = replyNotImplemented, BadNotImplemented
 	case "help":
 		r = Reply{214, "2.0.0", "The following commands are recognized\n data ehlo helo help\n mail noop quit rcpt\n rset starttls vrfy"}
+		s.junk++
 	case "quit":
 		s.count(verb, true)
 		s.reply(Reply{221, "2.0.0", s.cfg.Hostname + " closing connection"})
@@ -456,6 +541,11 @@ func (s *Session) command(line []byte, tooLong bool) (End, bool) {
 // respond sends a reply to a command and counts it; a 421 ends the session.
 func (s *Session) respond(verb string, r Reply) (End, bool) {
 	s.count(verb, r.Positive())
+	if !r.Positive() && r.Code != 452 {
+		// 452 is "not now" (too many recipients, no space), the
+		// gateway's limit rather than the client's error.
+		s.errors++
+	}
 	if r.Code == 421 {
 		return s.closeWith(r, event.CausePolicy, r.Text), true
 	}
@@ -495,12 +585,35 @@ func (s *Session) badCommand(verb string, kind BadKind, line string, r Reply) (E
 		return s.closeWith(replyTooManyBad, event.CauseBadCommands, line), true
 	}
 	s.bad++
+	s.errors++
 	s.count(verb, false)
 	if kind != 0 {
 		s.h.BadCommand(kind, line, r)
 	}
 	s.reply(r)
 	return End{}, false
+}
+
+// pendingInput reports whether the client has sent more than the command
+// just read: in the read buffer, or still in the socket.
+func (s *Session) pendingInput() bool { return s.r.Buffered() > 0 || early(s.raw) }
+
+// pipelined ends the session of a client that did not wait for a reply it
+// must wait for: EHLO and DATA end a pipelined group (RFC 2920 3.1), and
+// the message may only follow the 354. Such a client is a spam engine that
+// does not read replies, or is smuggling; Postfix disconnects it too
+// (smtpd_forbid_unauth_pipelining). The detail shows what came too early.
+func (s *Session) pipelined(verb, what string) (End, bool) {
+	s.count(verb, false)
+	detail := what
+	if n := s.r.Buffered(); n > 0 {
+		b, _ := s.r.Peek(min(n, 80))
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[:i+1]
+		}
+		detail += ": " + string(trimEOL(b))
+	}
+	return s.closeWith(Reply{554, "5.5.0", "SMTP synchronization error: " + what}, event.CausePipelining, detail), true
 }
 
 // hello, mail and rcpt return the reply to their command and, when the
@@ -615,8 +728,13 @@ func (s *Session) rcpt(arg string) (Reply, BadKind) {
 	return r, 0
 }
 
-// resetTxn drops the open transaction, telling the handler.
+// resetTxn drops the open transaction, telling the handler. One that ends
+// without an accepted recipient counts as a junk command: a MAIL/RSET loop
+// costs a MID and log lines each time round, and must end.
 func (s *Session) resetTxn() {
+	if s.state == StateMail {
+		s.junk++
+	}
 	s.h.Reset()
 	s.utf8 = false
 	s.inTxn.Store(false)
@@ -624,6 +742,8 @@ func (s *Session) resetTxn() {
 
 func (s *Session) data(arg string) (End, bool) {
 	switch {
+	case s.pendingInput():
+		return s.pipelined("data", "message sent before the 354 reply")
 	case arg != "":
 		return s.badCommand("data", BadSyntax, "DATA "+arg, replyBadSyntax)
 	case s.state == StateConnect:
@@ -675,6 +795,11 @@ func (s *Session) data(arg string) (End, bool) {
 	s.inTxn.Store(false)
 	if r.Positive() {
 		s.injected++
+		// Postfix's error limits count errors "without delivering mail",
+		// and its junk count "is reset after mail is delivered": an MTA
+		// that sends RSET before each of many messages on one connection
+		// is not junk.
+		s.errors, s.junk = 0, 0
 	}
 	return s.respond("data", r)
 }
@@ -883,6 +1008,9 @@ func (s *Session) ioEnd(err error) End {
 		case !s.softTotal.IsZero() && !time.Now().Before(s.softTotal):
 			s.conn.SetDeadline(time.Time{})
 			return s.closeWith(replyTimeoutTotal, event.CauseTimeoutTotal, "")
+		case !s.idle.IsZero() && !time.Now().Before(s.idle):
+			s.conn.SetDeadline(time.Time{})
+			return s.closeWith(replyTimeoutIdle, event.CauseTimeoutIdle, "")
 		}
 		return End{Cause: event.CauseIOError, Detail: "write timeout", Err: err}
 	}

@@ -73,6 +73,12 @@ var foldCases = []struct {
 		sender: "app@client.example", remoteIP: "192.0.2.20", icid: 200, abortReason: "Receiving aborted"}}},
 	{"io-error.log", []want{{mid: 271, status: tracking.Aborted, abort: tracking.AbortIOError, abortState: "rcpt", rcpts: "bob@example.com=aborted",
 		sender: "app@client.example", remoteIP: "192.0.2.27", icid: 270, abortReason: "Receiving aborted"}}},
+	{"limits.log", []want{
+		{mid: 281, status: tracking.Aborted, abort: tracking.AbortIdle, abortState: "rcpt", rcpts: "bob@example.com=aborted",
+			sender: "app@client.example", remoteIP: "192.0.2.28", icid: 280, abortReason: "Receiving aborted"},
+		{mid: 286, status: tracking.Aborted, abort: tracking.AbortPipelining, abortState: "rcpt", rcpts: "bob@example.com=aborted",
+			sender: "app@client.example", remoteIP: "192.0.2.29", icid: 285, abortReason: "Receiving aborted"},
+	}},
 	{"shutdown.log", []want{{mid: 211, status: tracking.Aborted, abort: tracking.AbortShutdown, abortState: "rcpt", rcpts: "bob@example.com=aborted",
 		sender: "app@client.example", remoteIP: "192.0.2.21", icid: 210, abortReason: "Receiving aborted"}}},
 	{"time-limit.log", []want{{mid: 216, status: tracking.Aborted, abort: tracking.AbortTimeLimit, abortState: "data", rcpts: "bob@example.com=aborted",

@@ -60,28 +60,32 @@ func (s Status) Final() bool {
 type Abort string
 
 const (
-	AbortSenderQuit  Abort = "sender_quit"  // the client sent QUIT with the message open
-	AbortSenderReset Abort = "sender_reset" // the client sent RSET or a new HELO/EHLO and went on
-	AbortSender      Abort = "sender"       // "Receiving aborted by sender" alone: QUIT, RSET or a new HELO/EHLO
-	AbortPeerClosed  Abort = "peer_closed"  // the client closed the connection (FIN) without QUIT
-	AbortPeerReset   Abort = "peer_reset"   // the connection was reset (RST)
-	AbortIOError     Abort = "io_error"     // another read or write error (a write timeout)
-	AbortTLSFailed   Abort = "tls_failed"   // the STARTTLS handshake failed
-	AbortLost        Abort = "lost"         // "ICID n lost" alone: FIN, RST or another I/O error
-	AbortTimeout     Abort = "timeout"      // the listener's unsuccessful-connection timeout
-	AbortTimeLimit   Abort = "time_limit"   // the listener's total connection time limit
-	AbortBadCommands Abort = "bad_commands" // the bad-command limit
-	AbortPolicy      Abort = "policy"       // a mail flow policy's limit (messages per connection, ...)
-	AbortProtocol    Abort = "protocol"     // a protocol violation that ends the session
-	AbortShutdown    Abort = "shutdown"     // the gateway was stopping
-	AbortInjection   Abort = "injection"    // the ESA's "Injection aborted": the appliance ended the injection
-	AbortUnknown     Abort = "unknown"      // "Receiving aborted" alone: lost, timed out or limited; the log does not say
+	AbortSenderQuit  Abort = "sender_quit"   // the client sent QUIT with the message open
+	AbortSenderReset Abort = "sender_reset"  // the client sent RSET or a new HELO/EHLO and went on
+	AbortSender      Abort = "sender"        // "Receiving aborted by sender" alone: QUIT, RSET or a new HELO/EHLO
+	AbortPeerClosed  Abort = "peer_closed"   // the client closed the connection (FIN) without QUIT
+	AbortPeerReset   Abort = "peer_reset"    // the connection was reset (RST)
+	AbortIOError     Abort = "io_error"      // another read or write error (a write timeout)
+	AbortTLSFailed   Abort = "tls_failed"    // the STARTTLS handshake failed
+	AbortLost        Abort = "lost"          // "ICID n lost" alone: FIN, RST or another I/O error
+	AbortTimeout     Abort = "timeout"       // the listener's unsuccessful-connection timeout
+	AbortTimeLimit   Abort = "time_limit"    // the listener's total connection time limit
+	AbortBadCommands Abort = "bad_commands"  // the bad-command limit
+	AbortPolicy      Abort = "policy"        // a mail flow policy's limit (messages per connection, ...)
+	AbortProtocol    Abort = "protocol"      // a protocol violation that ends the session
+	AbortShutdown    Abort = "shutdown"      // the gateway was stopping
+	AbortIdle        Abort = "idle_timeout"  // no command within the listener's idle timeout
+	AbortJunk        Abort = "junk_commands" // the junk-command limit (NOOP, RSET, VRFY, HELP, empty transactions)
+	AbortErrors      Abort = "error_limit"   // the hard error limit (too many refused commands)
+	AbortPipelining  Abort = "pipelining"    // a command or the message sent before the reply it had to wait for
+	AbortInjection   Abort = "injection"     // the ESA's "Injection aborted": the appliance ended the injection
+	AbortUnknown     Abort = "unknown"       // "Receiving aborted" alone: lost, timed out or limited; the log does not say
 )
 
 // Aborts lists every Abort kind.
 var Aborts = []Abort{AbortSenderQuit, AbortSenderReset, AbortSender, AbortPeerClosed, AbortPeerReset,
-	AbortIOError, AbortTLSFailed, AbortLost, AbortTimeout, AbortTimeLimit, AbortBadCommands, AbortPolicy,
-	AbortProtocol, AbortShutdown, AbortInjection, AbortUnknown}
+	AbortIOError, AbortTLSFailed, AbortLost, AbortTimeout, AbortTimeLimit, AbortIdle, AbortBadCommands, AbortJunk,
+	AbortErrors, AbortPipelining, AbortPolicy, AbortProtocol, AbortShutdown, AbortInjection, AbortUnknown}
 
 // AbortOf is the kind of abort a cause of mailgate's "ended" line makes of
 // the message that was open when the connection ended.
@@ -109,6 +113,14 @@ func AbortOf(cause event.Cause) Abort {
 		return AbortProtocol
 	case event.CauseShutdown:
 		return AbortShutdown
+	case event.CauseTimeoutIdle:
+		return AbortIdle
+	case event.CauseJunkCommands:
+		return AbortJunk
+	case event.CauseErrors:
+		return AbortErrors
+	case event.CausePipelining:
+		return AbortPipelining
 	}
 	return AbortUnknown
 }

@@ -76,7 +76,7 @@ func Aborts(ms []tracking.Message) AbortReport {
 	if n := kinds[string(tracking.AbortSenderQuit)] + kinds[string(tracking.AbortSenderReset)] + kinds[string(tracking.AbortSender)]; n > 0 && n*2 > r.Total && r.Total >= 3 {
 		r.Patterns = append(r.Patterns, fmt.Sprintf("%d of the %d aborts were the senders giving up (QUIT, RSET or a new EHLO): their logs say why; address probes (MAIL, RCPT, RSET) look like this.", n, r.Total))
 	}
-	if n := kinds[string(tracking.AbortTimeout)] + kinds[string(tracking.AbortTimeLimit)]; n > 0 && n*2 > r.Total && r.Total >= 3 {
+	if n := kinds[string(tracking.AbortTimeout)] + kinds[string(tracking.AbortTimeLimit)] + kinds[string(tracking.AbortIdle)]; n > 0 && n*2 > r.Total && r.Total >= 3 {
 		r.Patterns = append(r.Patterns, fmt.Sprintf("%d of the %d aborts were timeouts: clients that stop sending without closing; look for slow links or stuck clients.", n, r.Total))
 	}
 	return r

@@ -185,6 +185,18 @@ var abortText = map[tracking.Abort]struct{ summary, why, next string }{
 	tracking.AbortTimeLimit: {"Aborted: the connection reached the listener's total connection time limit, so the gateway disconnected it",
 		"The session lasted longer than timeouts.total of the listener (15 minutes by default): a very slow link for the message's size, or a client that keeps one session open too long.",
 		"If the mail is wanted, raise timeouts.total for the listener, or ask the sender to send smaller messages or fewer in one session."},
+	tracking.AbortIdle: {"Aborted: the client sent no command within the listener's idle timeout, so the gateway disconnected it",
+		"The connection was up, but the client stopped talking in the middle of the session (timeouts.idle of the listener, 5 minutes by default): a stuck client, a slow link, or a device holding the connection open.",
+		"Look at the client and the path: its own log, anything between that holds connections."},
+	tracking.AbortJunk: {"Aborted: the client sent more junk commands than the listener allows (NOOP, RSET, VRFY, HELP, transactions without a recipient), so the gateway disconnected it",
+		"Past junk_command_limit the gateway replied 421 and closed the session: address harvesting and probing look like this; an accepted message resets the count.",
+		"If it is a real mail client, see what it sends (an injection debug log) or raise the listener's junk_command_limit."},
+	tracking.AbortErrors: {"Aborted: the client had more commands refused than the listener allows, so the gateway disconnected it",
+		"Past hard_error_limit refused commands (refused recipients count) the gateway replied 421 and closed the session: dictionary attacks and clients with bad address lists look like this.",
+		"The refusals in the timeline show what was refused; if the client is wanted, fix its addresses or raise the listener's hard_error_limit."},
+	tracking.AbortPipelining: {"Aborted: the client sent commands or the message before the reply it had to wait for, so the gateway ended the session",
+		"The gateway refused the unsynchronised talk (554 SMTP synchronization error): spam software that does not wait for replies does this; a real client pipelining only where PIPELINING allows does not.",
+		"The injection debug log shows what came too early; a real mail client that does this needs fixing."},
 	tracking.AbortBadCommands: {"Aborted: the client sent more bad commands than the listener allows, so the gateway disconnected it",
 		"Each bad command got a 500 reply; past bad_command_limit the gateway replied 421 and closed the session. Clients that speak another protocol, scanners, and broken scripts do this.",
 		"The Unknown command lines show what it sent; if it is a real mail client, fix its commands or raise the listener's bad_command_limit."},
@@ -269,7 +281,8 @@ func (e *ex) abort() Explanation {
 		if m.Abort != tracking.AbortUnknown {
 			x.Next = append(x.Next, "If a firewall inspects SMTP (ASA 'inspect esmtp'), disable ESMTP inspection for the gateway's address.")
 		}
-	case tracking.AbortSender, tracking.AbortSenderQuit, tracking.AbortTimeout, tracking.AbortBadCommands, tracking.AbortProtocol, tracking.AbortSenderReset:
+	case tracking.AbortSender, tracking.AbortSenderQuit, tracking.AbortTimeout, tracking.AbortIdle, tracking.AbortBadCommands,
+		tracking.AbortJunk, tracking.AbortErrors, tracking.AbortPipelining, tracking.AbortProtocol, tracking.AbortSenderReset:
 		x.Next = append(x.Next, "Record the conversation with an injection debug log for "+hostRule(m, in)+" (logs.injection_debug).")
 	}
 	return x
@@ -335,7 +348,7 @@ func (e *ex) nextMID() uint64 {
 // silence says how long the client was silent before an abort the log
 // does not explain, when that is long enough to point at a timeout.
 func (e *ex) silence() string {
-	if e.m.Abort != tracking.AbortUnknown && e.m.Abort != tracking.AbortTimeout {
+	if e.m.Abort != tracking.AbortUnknown && e.m.Abort != tracking.AbortTimeout && e.m.Abort != tracking.AbortIdle {
 		return ""
 	}
 	prefix := "Message aborted MID " + itoa(e.m.MID) + " "

@@ -92,6 +92,8 @@ func TestExplainFold(t *testing.T) {
 		{201, []string{"Aborted during the RCPT stage: the client sent more bad commands than the listener allows", `The bad commands logged begin with "ICID 200 Unknown command: FOO"`},
 			[]string{"timeout"}},
 		{271, []string{"Aborted during the RCPT stage: a read or write on the connection failed", "detail='write: i/o timeout'", "and port 2525)"}, nil},
+		{281, []string{"Aborted during the RCPT stage: the client sent no command within the listener's idle timeout"}, []string{"unsuccessful"}},
+		{286, []string{"before the reply it had to wait for"}, nil},
 		{211, []string{"Aborted during the RCPT stage: the gateway was stopping"}, []string{"timeout"}},
 		{216, []string{"Aborted during the DATA stage, after 4096 bytes of DATA: the connection reached the listener's total connection time limit", "exceeded allowable connection time"}, nil},
 		// swaks --to bob.

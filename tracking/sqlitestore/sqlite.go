@@ -84,6 +84,11 @@ var sqliteIndexes = []struct{ name, def string }{
 type Store struct {
 	db   *sql.DB
 	bulk atomic.Pointer[sqliteBulk] // during a bulk load
+	// writing holds one token: the process's writers (the feed, the syslog
+	// receiver, an import) take turns here instead of in SQLite's busy
+	// handler, whose timeout a long batch on a loaded machine outlasts
+	// (SQLITE_BUSY). Other processes still meet the busy timeout.
+	writing chan struct{}
 }
 
 // sqliteCacheKiB is each connection's page cache.
@@ -111,7 +116,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracking: open %s: %w", path, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, writing: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("tracking: %s: %w", path, err)
@@ -307,6 +312,12 @@ const sqliteMessages = `messages CROSS JOIN message_details USING (host, mid)`
 // a statement's fixed cost (bind, step, reset through database/sql) was
 // most of an import's time with one row each.
 func (s *Store) Write(ctx context.Context, b *tracking.Batch) error {
+	select {
+	case s.writing <- struct{}{}:
+		defer func() { <-s.writing }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err

@@ -11,7 +11,8 @@ export const STATUS_ORDER = ['delivered', 'queued', 'receiving', 'quarantined', 
 // TestPageLists holds them equal): the broken connections first, then the
 // timeouts and limits, the sender's own, and the ESA's undecided ones.
 export const ABORT_ORDER = ['peer_reset', 'peer_closed', 'io_error', 'lost', 'tls_failed', 'timeout', 'time_limit',
-  'bad_commands', 'policy', 'protocol', 'shutdown', 'sender_quit', 'sender_reset', 'sender', 'injection', 'unknown'];
+  'idle_timeout', 'bad_commands', 'junk_commands', 'error_limit', 'pipelining', 'policy', 'protocol', 'shutdown',
+  'sender_quit', 'sender_reset', 'sender', 'injection', 'unknown'];
 
 const MARGIN = { left: 40, right: 8, top: 10, bottom: 22 };
 const MIN_LABEL_SPACING = 56; // px between time labels

@@ -1,3 +1,5 @@
+//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd
+
 package smtp
 
 import (
@@ -5,9 +7,10 @@ import (
 	"syscall"
 )
 
-// early reports whether the client has sent anything before the greeting,
-// which RFC 5321 3.1 forbids and spam engines do to save time. It peeks at
-// the socket without blocking and without consuming the bytes.
+// early reports whether the client has sent anything the session has not
+// read: before the greeting, which RFC 5321 3.1 forbids and spam engines do
+// to save time, or after a command it had to wait for the reply to. It
+// peeks at the socket without blocking and without consuming the bytes.
 func early(c net.Conn) bool {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
