@@ -92,6 +92,15 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 		if l := e.line("MID " + itoa(m.MID) + " ready "); l != "" {
 			x.Why = append(x.Why, "The gateway took the message in: "+l+".")
 		}
+		if on := wentOn(m); on.MID != 0 {
+			// Its recipients went on in another message, which holds
+			// their ends.
+			x.Summary = fmt.Sprintf("Accepted, and it went on as MID %d (%s): follow that message.", on.MID, on.Relation)
+			if on.Line != "" {
+				x.Why = append(x.Why, "The log says "+q(on.Line)+".")
+			}
+			break
+		}
 		if done := e.line("Message finished MID " + itoa(m.MID) + " done"); done != "" {
 			// The gateway is done with it, but the log does not say how
 			// each recipient ended.

@@ -112,7 +112,7 @@ func TestExplainFold(t *testing.T) {
 		{301, []string{`Quarantined: the gateway accepted the message and holds it in the "Policy" quarantine`, `"MID 301 quarantined to "Policy" (DLP violation)"`, "release it"}, []string{"Delivered"}},
 		{303, []string{"Dropped"}, nil},
 		{304, []string{"holds it in the spam quarantine", `"Message done DCID 391 MID 304 to RID [0] (external quarantine)"`, "ok:  Message 30631622 accepted"}, []string{"Delivered", "next hop"}},
-		{305, []string{"MID 306 (reinjected as)"}, nil},
+		{305, []string{"Accepted, and it went on as MID 306 (reinjected as): follow that message.", `"EUQ: Reinjected MID 305 as MID 306"`}, []string{"no delivery attempt"}},
 		{306, []string{"Delivered", "MID 305 (reinjected from)"}, nil},
 		{307, []string{"MID 308 (split off)", "MID 309 (generated copy)", "Message finished MID 307 done"}, nil},
 		{308, []string{"MID 307 (split from)"}, nil},

@@ -100,3 +100,14 @@ func linksText(ls []Link) string {
 	}
 	return "Related messages (mailgate track --mid N): " + strings.Join(parts, ", ") + "."
 }
+
+// wentOn is the message m went on as, whole (a rewrite, a reinjection
+// from the spam quarantine), or no Link.
+func wentOn(m *tracking.Message) Link {
+	for _, l := range Links(m) {
+		if l.Relation == RelRewrittenAs || l.Relation == RelReinjectedAs {
+			return l
+		}
+	}
+	return Link{}
+}
