@@ -191,17 +191,26 @@ func (t *Tracker) load(ctx context.Context) error {
 	return t.loadLast(ctx)
 }
 
-// loadLast loads, for each connection the chunk ends, its last message:
-// mailgate's "ended" line comes after that message's abort, which it
-// explains, and the message may have been let go since.
+// loadLast loads, for each connection the chunk ends or begins a message
+// on, its last message: mailgate's "ended" line and the timeout's
+// "disconnected" line come after that message's abort, which they explain,
+// a new message shows how the one before was aborted, and the message may
+// have been let go since.
 func (t *Tracker) loadLast(ctx context.Context) error {
 	var keys Keys
 	for _, it := range t.chunk {
-		ce, ok := it.e.Event.(event.ConnectionEnd)
-		if !ok {
+		var icid uint64
+		switch ev := it.e.Event.(type) {
+		case event.ConnectionEnd:
+			icid = ev.ICID
+		case event.ICIDDisconnected:
+			icid = ev.ICID
+		case event.StartMID:
+			icid = ev.ICID
+		default:
 			continue
 		}
-		c := t.conns[ConnKey{it.host, event.InboundConn, ce.ICID}]
+		c := t.conns[ConnKey{it.host, event.InboundConn, icid}]
 		if c == nil || len(c.MIDs) == 0 {
 			continue
 		}
@@ -395,10 +404,12 @@ func (t *Tracker) evict() {
 	}
 }
 
-// done reports whether the message expects no more lines: finished with
-// every recipient settled. (A bounce it causes later loads it again.)
+// done reports whether the message expects no more lines: "Message
+// finished" closes it, whether or not the log showed each recipient's end
+// (an ESA's log that lacks the delivery lines, a message split or
+// rewritten into others). A bounce it causes later loads it again.
 func (r *mrec) done() bool {
-	return !r.Finished.IsZero() && r.Status != Queued && r.Status != Delayed && r.Status != Receiving
+	return !r.Finished.IsZero()
 }
 
 // refs returns the messages and connections an event is about.
@@ -534,6 +545,9 @@ func (t *Tracker) apply(host string, e event.Entry) {
 				continue
 			}
 			added = true
+			if _, ok := e.Event.(event.StartMID); ok && len(conns) > 0 {
+				t.senderAbortBefore(t.conns[ConnKey{host, conns[0].Kind, conns[0].ID}], mid)
+			}
 			var c *crec
 			if len(conns) > 0 {
 				c = t.conns[ConnKey{host, conns[0].Kind, conns[0].ID}]
@@ -541,7 +555,7 @@ func (t *Tracker) apply(host string, e event.Entry) {
 			if r.ICID != 0 && (c == nil || c.Kind != event.InboundConn) {
 				c = t.conns[ConnKey{host, event.InboundConn, r.ICID}]
 			}
-			r.fold(e, c, mid)
+			r.fold(e, line.Text, c, mid)
 		}
 		t.count(added)
 		return

@@ -38,18 +38,20 @@ var foldCases = []struct {
 }{
 	{"delivered.log", []want{{mid: 6, status: tracking.Delivered, rcpts: "bob@example.net=delivered carol@example.net=delivered",
 		sender: "alice@example.com", subject: "Quarterly report", remoteIP: "127.0.0.1", icid: 5, dcids: []uint64{8}}}},
-	{"rst.log", []want{{mid: 11, status: tracking.Aborted, abort: tracking.AbortLost, abortState: "data", rcpts: "bob@example.com=aborted",
+	{"rst.log", []want{{mid: 11, status: tracking.Aborted, abort: tracking.AbortPeerReset, abortState: "data", rcpts: "bob@example.com=aborted",
 		sender: "news@partner.example", subject: "Newsletter", remoteIP: "192.0.2.7", icid: 10, abortReason: "Receiving aborted"}}},
 	{"quit.log", []want{{mid: 21, status: tracking.Aborted, abort: tracking.AbortSenderQuit, abortState: "rcpt", rcpts: "bob@example.com=aborted",
 		sender: "app@client.example", remoteIP: "192.0.2.8", icid: 20, abortReason: "Receiving aborted by sender"}}},
 	// mailgate's own "ended" line, after the abort, says the state.
 	{"quit-data.log", []want{{mid: 91, status: tracking.Aborted, abort: tracking.AbortSenderQuit, abortState: "data", rcpts: "bob@example.com=aborted",
 		sender: "app@client.example", remoteIP: "192.0.2.9", icid: 90, abortReason: "Receiving aborted by sender"}}},
-	// Without its "lost" line the ESA's lines read as a timeout; mailgate's
+	// Without its "lost" line the ESA's lines read as unknown; mailgate's
 	// own line says the client reset the connection.
-	{"ended-cause.log", []want{{mid: 101, status: tracking.Aborted, abort: tracking.AbortLost, abortState: "rcpt", rcpts: "bob@example.com=aborted",
+	{"ended-cause.log", []want{{mid: 101, status: tracking.Aborted, abort: tracking.AbortPeerReset, abortState: "rcpt", rcpts: "bob@example.com=aborted",
 		sender: "app@client.example", remoteIP: "192.0.2.10", icid: 100, abortReason: "Receiving aborted"}}},
-	{"timeout-esa.log", []want{{mid: 31, status: tracking.Aborted, abort: tracking.AbortTimeout, abortState: "rcpt", rcpts: "user@example.com=aborted",
+	// A lone "Receiving aborted" proves no timeout: the ESA writes it for a
+	// lost connection, a timeout and a limit alike.
+	{"timeout-esa.log", []want{{mid: 31, status: tracking.Aborted, abort: tracking.AbortUnknown, abortState: "rcpt", rcpts: "user@example.com=aborted",
 		sender: "sender@example.org", remoteIP: "198.51.100.9", icid: 30, abortReason: "Receiving aborted"}}},
 	{"lost-esa.log", []want{{mid: 41, status: tracking.Aborted, abort: tracking.AbortLost, abortState: "data", rcpts: "user@example.com=aborted",
 		sender: "sender@example.org", subject: "Invoice", remoteIP: "198.51.100.10", icid: 40, abortReason: "Receiving aborted"}}},
@@ -64,6 +66,69 @@ var foldCases = []struct {
 			remoteIP: "203.0.113.5", icid: 70, abortReason: "Receiving aborted by sender"},
 		{mid: 72, status: tracking.Rejected, abortState: "data", rcpts: "bob@example.com=rejected", sender: "big@example.org", icid: 73,
 			abortReason: "Message size exceeds limit"},
+	}},
+	// Each cause of mailgate's "ended" line keeps its kind (bad commands
+	// and shutdown read as a timeout before).
+	{"bad-commands.log", []want{{mid: 201, status: tracking.Aborted, abort: tracking.AbortBadCommands, abortState: "rcpt", rcpts: "bob@example.com=aborted",
+		sender: "app@client.example", remoteIP: "192.0.2.20", icid: 200, abortReason: "Receiving aborted"}}},
+	{"io-error.log", []want{{mid: 271, status: tracking.Aborted, abort: tracking.AbortIOError, abortState: "rcpt", rcpts: "bob@example.com=aborted",
+		sender: "app@client.example", remoteIP: "192.0.2.27", icid: 270, abortReason: "Receiving aborted"}}},
+	{"limits.log", []want{
+		{mid: 281, status: tracking.Aborted, abort: tracking.AbortIdle, abortState: "rcpt", rcpts: "bob@example.com=aborted",
+			sender: "app@client.example", remoteIP: "192.0.2.28", icid: 280, abortReason: "Receiving aborted"},
+		{mid: 286, status: tracking.Aborted, abort: tracking.AbortPipelining, abortState: "rcpt", rcpts: "bob@example.com=aborted",
+			sender: "app@client.example", remoteIP: "192.0.2.29", icid: 285, abortReason: "Receiving aborted"},
+	}},
+	{"shutdown.log", []want{{mid: 211, status: tracking.Aborted, abort: tracking.AbortShutdown, abortState: "rcpt", rcpts: "bob@example.com=aborted",
+		sender: "app@client.example", remoteIP: "192.0.2.21", icid: 210, abortReason: "Receiving aborted"}}},
+	{"time-limit.log", []want{{mid: 216, status: tracking.Aborted, abort: tracking.AbortTimeLimit, abortState: "data", rcpts: "bob@example.com=aborted",
+		sender: "app@client.example", remoteIP: "192.0.2.25", icid: 215, abortReason: "Receiving aborted"}}},
+	// swaks --to bob: the only recipient refused for its syntax (501)
+	// makes the message rejected, not aborted by the sender.
+	{"invalid-rcpt.log", []want{{mid: 221, status: tracking.Rejected, abortState: "mail", rcpts: "bob=rejected",
+		sender: "alice@example.org", remoteIP: "127.0.0.1", icid: 220, abortReason: "Receiving aborted by sender"}}},
+	// MAIL, RCPT, RSET, QUIT: a reset in the RCPT state, not a QUIT in the
+	// HELO state.
+	{"rset.log", []want{{mid: 231, status: tracking.Aborted, abort: tracking.AbortSenderReset, abortState: "rcpt", rcpts: "bob@example.com=aborted",
+		sender: "app@client.example", remoteIP: "192.0.2.23", icid: 230, abortReason: "Receiving aborted by sender"}}},
+	// An ESA's "by sender" alone: QUIT, RSET or EHLO; a message after it
+	// on the same connection proves a reset.
+	{"rset-esa.log", []want{
+		{mid: 241, status: tracking.Aborted, abort: tracking.AbortSenderReset, abortState: "rcpt", rcpts: "user@example.com=aborted",
+			sender: "probe@example.org", remoteIP: "198.51.100.24", icid: 240, abortReason: "Receiving aborted by sender"},
+		{mid: 242, status: tracking.Aborted, abort: tracking.AbortSender, abortState: "rcpt", rcpts: "other@example.com=aborted",
+			sender: "probe@example.org", remoteIP: "198.51.100.24", icid: 240, abortReason: "Receiving aborted by sender"},
+	}},
+	// The ESA's timeout line after the abort proves the timeout.
+	{"timeout-disconnected-esa.log", []want{{mid: 251, status: tracking.Aborted, abort: tracking.AbortTimeout, abortState: "rcpt", rcpts: "user@example.com=aborted",
+		sender: "sender@example.org", remoteIP: "198.51.100.25", icid: 250, abortReason: "Receiving aborted"}}},
+	// A content filter's bounce is a bounce; "Injection aborted" an abort
+	// of its own; "ready" with the log ending in the work queue, accepted.
+	{"filter-bounce-esa.log", []want{
+		{mid: 261, status: tracking.Bounced, rcpts: "user25@mycompany.example=bounced", sender: "user15@fjvco.example",
+			remoteIP: "198.51.100.26", icid: 260, abortReason: "Bounced by content filter 'block_exe' in the inbound table"},
+		{mid: 262, status: tracking.Aborted, abort: tracking.AbortInjection, abortState: "rcpt", rcpts: "user26@mycompany.example=aborted",
+			sender: "user15@fjvco.example", remoteIP: "198.51.100.26", icid: 260, abortReason: "Injection aborted"},
+		{mid: 263, status: tracking.Queued, rcpts: "user27@mycompany.example=queued", sender: "user15@fjvco.example",
+			remoteIP: "198.51.100.26", icid: 260},
+	}},
+	// An ESA's quarantines: held, released (goes on), deleted (dropped);
+	// the spam quarantine, on and off the box; a filter's old disposal.
+	{"quarantine-esa.log", []want{
+		{mid: 301, status: tracking.Quarantined, rcpts: "u1@mycompany.example=quarantined", sender: "a@sender.example", icid: 300,
+			abortReason: `MID 301 quarantined to "Policy" (DLP violation)`},
+		{mid: 302, status: tracking.Delivered, rcpts: "u2@mycompany.example=delivered", sender: "a@sender.example", icid: 300, dcids: []uint64{390}},
+		{mid: 303, status: tracking.Dropped, rcpts: "u3@mycompany.example=dropped", sender: "a@sender.example", icid: 300,
+			abortReason: `MID 303 deleted from quarantine "Policy" (expired)`},
+		{mid: 304, status: tracking.Quarantined, rcpts: "u4@mycompany.example=quarantined", sender: "a@sender.example", icid: 300, dcids: []uint64{391},
+			abortReason: "delivered to the external spam quarantine"},
+		{mid: 305, status: tracking.Queued, rcpts: "u5@mycompany.example=queued", sender: "a@sender.example", icid: 300},
+		{mid: 306, status: tracking.Delivered, rcpts: "u5@mycompany.example=delivered", sender: "a@sender.example", dcids: []uint64{392}},
+		// Split: the recipient that went on as MID 308 has no end under 307
+		// (explain names 308 beside it).
+		{mid: 307, status: tracking.Queued, rcpts: "u7@mycompany.example=delivered u8@mycompany.example=queued", sender: "a@sender.example", icid: 300, dcids: []uint64{393}},
+		{mid: 311, status: tracking.Dropped, rcpts: "u11@mycompany.example=dropped", sender: "a@sender.example", icid: 300,
+			abortReason: "MID 311 was dropped by content filter 'dontsend' in the inbound table"},
 	}},
 	{"dropped.log", []want{{mid: 81, status: tracking.Dropped, rcpts: "daniel@mycompany.example=dropped", sender: "207-TJZ@potomac.example",
 		icid: 80, abortReason: "Dropped by CASE"}}},

@@ -67,7 +67,9 @@ func (q *Query) set(key, s string, now time.Time) error {
 	case "dcid":
 		q.DCID, err = parseID(s)
 	case "sender":
-		q.Sender = trimAngles(s)
+		if q.Sender = trimAngles(s); q.Sender == "" {
+			q.Sender = NullSender // "<>": the value, not an empty filter
+		}
 	case "recipient":
 		q.Recipient = trimAngles(s)
 	case "subject":

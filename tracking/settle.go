@@ -7,9 +7,9 @@ import (
 	"github.com/mailgate/mailgate/event"
 )
 
-// fold applies an entry about message mid (the line is already added). c
+// fold applies an entry about message mid (the line, text, is already added). c
 // is the message's inbound connection when it is known.
-func (r *mrec) fold(e event.Entry, c *crec, mid uint64) {
+func (r *mrec) fold(e event.Entry, text string, c *crec, mid uint64) {
 	if r.Started.IsZero() || (!e.Time.IsZero() && e.Time.Before(r.Started)) {
 		r.Started = e.Time
 	}
@@ -49,35 +49,47 @@ func (r *mrec) fold(e event.Entry, c *crec, mid uint64) {
 		if r.Sender == "" {
 			r.Sender = ev.From
 		}
+		// "ready" is written once the message is received and kept: it is
+		// accepted, whatever the work queue's lines after it (or the lack
+		// of them: a log that ends there) say.
+		r.accept(e)
 	case event.Queued:
-		r.queued = true
-		for i := range r.Recipients {
-			if r.Recipients[i].Status == Receiving {
-				r.Recipients[i].Status, r.Recipients[i].Time = Queued, e.Time
-			}
+		r.accept(e)
+	case event.InvalidAddress:
+		if ev.Recipient {
+			// The RCPT was refused for its syntax (501, 553): a refused
+			// recipient as much as one the RAT refused.
+			r.Recipients = append(r.Recipients, Recipient{RID: -1, Address: commandAddress(ev.Detail), Status: Rejected,
+				Response: "Invalid recipient address: " + ev.Detail, Time: e.Time})
 		}
 	case event.MessageAborted:
 		r.AbortReason = ev.Reason
-		if ev.Reason == event.AbortReceiving || ev.BySender() {
-			r.Status = Aborted
-			r.AbortState = r.phase
-			r.settleOpen(Aborted, "", ev.Reason, e)
-			switch {
-			case ev.BySender():
-				r.Abort = AbortSenderQuit
-			case c != nil && c.Lost:
-				r.Abort = AbortLost
-			default:
-				r.Abort = AbortTimeout
+		switch ev.Cause().Kind {
+		case event.AbortSender:
+			r.abort(AbortSender, e)
+		case event.AbortConn:
+			// The ESA's line alone does not say why: "ICID n lost" before
+			// it proves the connection broke; the timeout's "disconnected"
+			// line after it (ICIDDisconnected) proves a timeout.
+			kind := AbortUnknown
+			if c != nil && c.Lost {
+				kind = AbortLost
 			}
-			if c != nil && c.Cause != "" { // mailgate's own line came first (a reload)
-				cause, _ := event.ParseCause(c.Cause)
-				r.abortFromCause(c, cause)
-			}
-		} else {
+			r.abort(kind, e)
+		case event.AbortInjection:
+			r.abort(AbortInjection, e)
+		case event.AbortBounced:
+			// A filter refused the message after it was accepted: the
+			// sender gets a bounce, as for a recipient the next hop refused.
+			r.queued = true
+			r.settleOpen(Bounced, "", ev.Reason, e)
+		default:
 			// "Dropped by CASE", "Dropped by amp": a filter discarded it.
 			r.Status = Dropped
 			r.settleOpen(Dropped, "", ev.Reason, e)
+		}
+		if r.Status == Aborted && c != nil && c.Cause != "" { // mailgate's own line came first (a reload)
+			r.abortFromCause(c)
 		}
 	case event.MessageFinished:
 		r.Finished = e.Time
@@ -86,12 +98,11 @@ func (r *mrec) fold(e event.Entry, c *crec, mid uint64) {
 				r.Status, r.AbortReason, r.AbortState = Rejected, c.failed, "data"
 				r.settleOpen(Rejected, "", c.failed, e)
 			} else {
-				r.Status, r.AbortState = Aborted, r.phase
-				r.settleOpen(Aborted, "", "", e)
-				r.Abort = AbortTimeout
+				kind := AbortUnknown
 				if c != nil && c.Lost {
-					r.Abort = AbortLost
+					kind = AbortLost
 				}
+				r.abort(kind, e)
 			}
 		}
 	case event.DeliveryStart:
@@ -104,9 +115,18 @@ func (r *mrec) fold(e event.Entry, c *crec, mid uint64) {
 	case event.MessageDone:
 		r.queued = true
 		r.addDCID(ev.DCID)
+		st := Delivered
+		if ev.ExternalQuarantine() {
+			// Handed to the off-box spam quarantine, not to the recipient.
+			st = Quarantined
+			r.AbortReason = "delivered to the external spam quarantine"
+		}
 		for _, rid := range ev.RIDs {
 			rc := r.rcpt(rid, "")
-			rc.Status, rc.DCID, rc.Time, rc.Code, rc.NextRetry = Delivered, ev.DCID, e.Time, "", zeroTime
+			rc.Status, rc.DCID, rc.Time, rc.Code, rc.NextRetry = st, ev.DCID, e.Time, "", zeroTime
+			if st == Quarantined {
+				rc.Response = "held in the external spam quarantine"
+			}
 		}
 	case event.Response:
 		for _, rid := range ev.RIDs {
@@ -151,6 +171,8 @@ func (r *mrec) fold(e event.Entry, c *crec, mid uint64) {
 			rc.Status, rc.Time, rc.NextRetry = Dropped, e.Time, zeroTime
 			rc.Response = "deleted from the queue by the administrator"
 		}
+	default:
+		r.foldPipeline(e, mid, text)
 	}
 }
 
@@ -174,22 +196,74 @@ func (r *mrec) fromConn(c *crec) {
 	r.dirty = true
 }
 
+// abort ends the injection with kind k, in the state the message's lines
+// show it reached.
+func (r *mrec) abort(k Abort, e event.Entry) {
+	r.Status, r.Abort, r.AbortState = Aborted, k, r.phase
+	r.settleOpen(Aborted, "", r.AbortReason, e)
+}
+
+// accept marks the message accepted: its recipients wait for delivery.
+func (r *mrec) accept(e event.Entry) {
+	r.queued = true
+	for i := range r.Recipients {
+		if r.Recipients[i].Status == Receiving {
+			r.Recipients[i].Status, r.Recipients[i].Time = Queued, e.Time
+		}
+	}
+}
+
 // abortFromCause refines an abort with mailgate's "ended" line, which says
-// exactly why the connection ended (cause) and in which SMTP state.
-func (r *mrec) abortFromCause(c *crec, cause event.Cause) {
-	switch cause {
-	case event.CauseQuit:
-		r.Abort = AbortSenderQuit
-	case event.CausePeerClosed, event.CausePeerReset, event.CauseIOError, event.CauseTLSFailed:
-		r.Abort = AbortLost
-	case event.CauseTimeoutUnsuccessful, event.CauseTimeoutTotal, event.CauseTimeoutIdle:
-		r.Abort = AbortTimeout
+// exactly why the connection ended and in which SMTP state. c is the
+// connection the message was the last of.
+func (r *mrec) abortFromCause(c *crec) {
+	if r.Status != Aborted {
+		return
+	}
+	r.dirty = true
+	switch r.Abort {
+	case AbortSender, AbortSenderQuit, AbortSenderReset:
+		// The sender aborted it. A QUIT with a transaction open ends in
+		// its state; otherwise the transaction was over when the session
+		// ended (RSET or a new HELO/EHLO threw the message away, and the
+		// session went on): its state is the one the message reached.
+		if cause, _ := event.ParseCause(c.Cause); cause == event.CauseQuit && openState(c.State) {
+			r.Abort, r.AbortState, r.AbortBytes = AbortSenderQuit, c.State, c.DataBytes
+		} else {
+			r.Abort = AbortSenderReset
+		}
+		return
+	}
+	if cause, ok := event.ParseCause(c.Cause); ok {
+		r.Abort = AbortOf(cause)
 	}
 	if c.State != "" {
 		r.AbortState = c.State
 	}
 	r.AbortBytes = c.DataBytes
-	r.dirty = true
+}
+
+// openState reports whether a transaction is open in an SMTP state of the
+// "ended" line.
+func openState(s string) bool { return s == "mail" || s == "rcpt" || s == "data" }
+
+// commandAddress is the address in the command an InvalidAddress line
+// quotes ("Bad recipient address syntax: 'RCPT TO:<bob>'" gives "bob").
+func commandAddress(detail string) string {
+	i := strings.LastIndex(detail, ": '")
+	if i < 0 {
+		return ""
+	}
+	cmd := detail[i+3:]
+	if j := strings.IndexByte(cmd, ':'); j >= 0 {
+		cmd = cmd[j+1:]
+	}
+	cmd = strings.TrimSuffix(cmd, "'")
+	if a, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(cmd), "<"), ">"); ok {
+		return a
+	}
+	addr, _, _ := strings.Cut(strings.TrimSpace(cmd), " ")
+	return addr
 }
 
 var zeroTime = Recipient{}.Time
@@ -245,7 +319,7 @@ func (r *mrec) settle() {
 		r.Status = Receiving
 		return
 	}
-	final, delayed, bounced, dropped, n := true, false, false, 0, 0
+	final, delayed, bounced, quarantined, dropped, n := true, false, false, false, 0, 0
 	for _, rc := range r.Recipients {
 		if rc.RID < 0 {
 			continue
@@ -256,6 +330,8 @@ func (r *mrec) settle() {
 			delayed = true
 		case Bounced:
 			bounced = true
+		case Quarantined:
+			quarantined = true
 		case Dropped:
 			dropped++
 		}
@@ -266,6 +342,8 @@ func (r *mrec) settle() {
 	switch {
 	case n == 0 && r.rejected() > 0:
 		r.Status = Rejected
+	case !final && quarantined:
+		r.Status = Quarantined
 	case !final && delayed:
 		r.Status = Delayed
 	case !final || n == 0:
@@ -346,14 +424,48 @@ func (c *crec) fold(e event.Entry, t *Tracker) {
 		c.failed = ev.Reason
 	case event.ICIDClose, event.DCIDClose:
 		c.Finished = e.Time
+	case event.ICIDDisconnected:
+		// The ESA writes it after the abort of the open message: that
+		// message was ended by the listener's timeout.
+		if r := t.lastMessage(c); r != nil && r.Status == Aborted && (r.Abort == AbortUnknown || r.Abort == AbortLost) {
+			switch ev.Reason {
+			case event.DisconnectNoMessages:
+				r.Abort, r.dirty = AbortTimeout, true
+			case event.DisconnectTotalTime:
+				r.Abort, r.dirty = AbortTimeLimit, true
+			}
+		}
 	case event.ConnectionEnd:
 		c.Cause, c.State, c.LastCommand, c.DataBytes = ev.Cause.String(), ev.State, ev.LastCommand, ev.DataBytes
 		// The line comes after the abort it explains: correct the messages
 		// that ended with this connection.
-		if n := len(c.MIDs); n > 0 {
-			if r := t.msgs[MessageKey{c.Host, c.MIDs[n-1]}]; r != nil && r.ICID == c.ID && r.Status == Aborted {
-				r.abortFromCause(c, ev.Cause)
-			}
+		if r := t.lastMessage(c); r != nil {
+			r.abortFromCause(c)
 		}
+	}
+}
+
+// lastMessage is the last message begun on inbound connection c, when it
+// is in memory (loadLast loads it for the lines that need it).
+func (t *Tracker) lastMessage(c *crec) *mrec {
+	n := len(c.MIDs)
+	if n == 0 {
+		return nil
+	}
+	if r := t.msgs[MessageKey{c.Host, c.MIDs[n-1]}]; r != nil && r.ICID == c.ID {
+		return r
+	}
+	return nil
+}
+
+// senderAbortBefore: a new message on connection c proves that the one
+// before it, which the sender aborted, was thrown away by RSET or a new
+// HELO/EHLO, not by QUIT: the session went on.
+func (t *Tracker) senderAbortBefore(c *crec, mid uint64) {
+	if c == nil || c.Kind != event.InboundConn {
+		return
+	}
+	if r := t.lastMessage(c); r != nil && r.MID != mid && r.Status == Aborted && r.Abort == AbortSender {
+		r.Abort, r.dirty = AbortSenderReset, true
 	}
 }

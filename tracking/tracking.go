@@ -35,10 +35,14 @@ const (
 	Aborted   Status = "aborted"   // injection did not complete: see Abort
 	Rejected  Status = "rejected"  // refused during injection: no recipient accepted, or too large
 	Dropped   Status = "dropped"   // discarded by the gateway (a filter, a double bounce, a deletion)
+	// Quarantined: held in a quarantine of the gateway (a policy, virus or
+	// outbreak quarantine, the spam quarantine); a release goes on to
+	// delivery, a deletion drops it.
+	Quarantined Status = "quarantined"
 )
 
 // Statuses lists every Status, in the order a message goes through them.
-var Statuses = []Status{Receiving, Queued, Delayed, Delivered, Bounced, Aborted, Rejected, Dropped}
+var Statuses = []Status{Receiving, Queued, Quarantined, Delayed, Delivered, Bounced, Aborted, Rejected, Dropped}
 
 // Final reports whether nothing more is expected for a recipient in s.
 func (s Status) Final() bool {
@@ -49,17 +53,77 @@ func (s Status) Final() bool {
 	return false
 }
 
-// Abort is why an injection did not complete.
+// Abort is why an injection did not complete. mailgate's own "ended"
+// line names the cause exactly, and each cause has its kind; an ESA's log
+// has only its own lines, which prove less, and those kinds say so
+// (AbortLost, AbortSender, AbortUnknown).
 type Abort string
 
 const (
-	AbortLost       Abort = "lost"        // the connection broke below SMTP (FIN, RST, a firewall)
-	AbortTimeout    Abort = "timeout"     // the client sent nothing for the listener's timeout
-	AbortSenderQuit Abort = "sender_quit" // the client sent QUIT before the end of DATA
+	AbortSenderQuit  Abort = "sender_quit"   // the client sent QUIT with the message open
+	AbortSenderReset Abort = "sender_reset"  // the client sent RSET or a new HELO/EHLO and went on
+	AbortSender      Abort = "sender"        // "Receiving aborted by sender" alone: QUIT, RSET or a new HELO/EHLO
+	AbortPeerClosed  Abort = "peer_closed"   // the client closed the connection (FIN) without QUIT
+	AbortPeerReset   Abort = "peer_reset"    // the connection was reset (RST)
+	AbortIOError     Abort = "io_error"      // another read or write error (a write timeout)
+	AbortTLSFailed   Abort = "tls_failed"    // the STARTTLS handshake failed
+	AbortLost        Abort = "lost"          // "ICID n lost" alone: FIN, RST or another I/O error
+	AbortTimeout     Abort = "timeout"       // the listener's unsuccessful-connection timeout
+	AbortTimeLimit   Abort = "time_limit"    // the listener's total connection time limit
+	AbortBadCommands Abort = "bad_commands"  // the bad-command limit
+	AbortPolicy      Abort = "policy"        // a mail flow policy's limit (messages per connection, ...)
+	AbortProtocol    Abort = "protocol"      // a protocol violation that ends the session
+	AbortShutdown    Abort = "shutdown"      // the gateway was stopping
+	AbortIdle        Abort = "idle_timeout"  // no command within the listener's idle timeout
+	AbortJunk        Abort = "junk_commands" // the junk-command limit (NOOP, RSET, VRFY, HELP, empty transactions)
+	AbortErrors      Abort = "error_limit"   // the hard error limit (too many refused commands)
+	AbortPipelining  Abort = "pipelining"    // a command or the message sent before the reply it had to wait for
+	AbortInjection   Abort = "injection"     // the ESA's "Injection aborted": the appliance ended the injection
+	AbortUnknown     Abort = "unknown"       // "Receiving aborted" alone: lost, timed out or limited; the log does not say
 )
 
 // Aborts lists every Abort kind.
-var Aborts = []Abort{AbortLost, AbortTimeout, AbortSenderQuit}
+var Aborts = []Abort{AbortSenderQuit, AbortSenderReset, AbortSender, AbortPeerClosed, AbortPeerReset,
+	AbortIOError, AbortTLSFailed, AbortLost, AbortTimeout, AbortTimeLimit, AbortIdle, AbortBadCommands, AbortJunk,
+	AbortErrors, AbortPipelining, AbortPolicy, AbortProtocol, AbortShutdown, AbortInjection, AbortUnknown}
+
+// AbortOf is the kind of abort a cause of mailgate's "ended" line makes of
+// the message that was open when the connection ended.
+func AbortOf(cause event.Cause) Abort {
+	switch cause {
+	case event.CauseQuit:
+		return AbortSenderQuit
+	case event.CausePeerClosed:
+		return AbortPeerClosed
+	case event.CausePeerReset:
+		return AbortPeerReset
+	case event.CauseIOError:
+		return AbortIOError
+	case event.CauseTLSFailed:
+		return AbortTLSFailed
+	case event.CauseTimeoutUnsuccessful:
+		return AbortTimeout
+	case event.CauseTimeoutTotal:
+		return AbortTimeLimit
+	case event.CauseBadCommands:
+		return AbortBadCommands
+	case event.CausePolicy:
+		return AbortPolicy
+	case event.CauseProtocol:
+		return AbortProtocol
+	case event.CauseShutdown:
+		return AbortShutdown
+	case event.CauseTimeoutIdle:
+		return AbortIdle
+	case event.CauseJunkCommands:
+		return AbortJunk
+	case event.CauseErrors:
+		return AbortErrors
+	case event.CausePipelining:
+		return AbortPipelining
+	}
+	return AbortUnknown
+}
 
 // Message is one message (MID) of one gateway.
 type Message struct {
@@ -79,7 +143,7 @@ type Message struct {
 	Finished    time.Time   `json:"finished"` // zero while the message is in the gateway
 	Status      Status      `json:"status"`
 	Abort       Abort       `json:"abort"`        // when Status is Aborted
-	AbortReason string      `json:"abort_reason"` // the ESA's words: "Receiving aborted", "Dropped by CASE"
+	AbortReason string      `json:"abort_reason"` // the ESA's words: "Receiving aborted", "Dropped by CASE"; a quarantine's line
 	AbortState  string      `json:"abort_state"`  // SMTP state when the injection ended: "rcpt", "data", ...
 	AbortBytes  int64       `json:"abort_bytes"`  // bytes of DATA received before the abort (mailgate's logs only)
 	BounceOf    uint64      `json:"bounce_of"`    // for a DSN the gateway generated: the MID that bounced
@@ -159,6 +223,11 @@ type Query struct {
 	Until     time.Time // Started before
 	Limit     int       // 0: DefaultLimit
 }
+
+// NullSender in Query.Sender finds the messages with the null
+// reverse-path, MAIL FROM:<> (bounces and other notifications), which the
+// records hold as an empty Sender.
+const NullSender = "<>"
 
 // DefaultLimit is the number of messages a Query returns when it sets none.
 const DefaultLimit = 100

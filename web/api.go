@@ -22,12 +22,14 @@ type Detail struct {
 	Connections []*tracking.Conn    `json:"connections"`
 	Timeline    []explain.Entry     `json:"timeline"`
 	Explanation explain.Explanation `json:"explanation"`
+	Links       []explain.Link      `json:"links"` // the messages it was made from or made
 }
 
 type api struct {
 	store tracking.Store
 	log   *slog.Logger
 	now   func() time.Time
+	gw    explain.Gateway
 }
 
 // messages answers GET /api/messages: the messages that match the filters,
@@ -70,13 +72,17 @@ func (a *api) message(w http.ResponseWriter, r *http.Request) {
 		Message:     m,
 		Connections: conns,
 		Timeline:    explain.Timeline(m, conns),
-		Explanation: explain.Message(m, conns),
+		Explanation: explain.Message(m, conns, a.gw),
+		Links:       explain.Links(m),
 	}
 	if d.Connections == nil {
 		d.Connections = []*tracking.Conn{}
 	}
 	if d.Timeline == nil {
 		d.Timeline = []explain.Entry{}
+	}
+	if d.Links == nil {
+		d.Links = []explain.Link{}
 	}
 	writeJSON(w, http.StatusOK, d)
 }

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/explain"
 )
 
 //go:embed static
@@ -38,6 +39,10 @@ type Options struct {
 	// "Authorization: Bearer <token>". The page itself is served without
 	// it: it holds no data, and asks for the token when the API refuses.
 	Token string
+
+	// Gateway is the gateway the page runs on, so that an explanation
+	// names its listeners' real ports.
+	Gateway explain.Gateway
 
 	// RequireToken makes the API refuse every request while Token is
 	// empty: set when the page is reachable beyond loopback, where
@@ -63,7 +68,7 @@ func Handler(o Options) http.Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	a := &api{store: o.Store, log: o.Logger, now: o.Now}
+	a := &api{store: o.Store, log: o.Logger, now: o.Now, gw: o.Gateway}
 
 	apiMux := http.NewServeMux()
 	apiMux.HandleFunc("GET /api/messages", a.messages)

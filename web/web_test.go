@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailgate/mailgate/tracking"
 	"github.com/mailgate/mailgate/tracking/explain"
+	"github.com/mailgate/mailgate/tracking/explain/explaintest"
 )
 
 func newTestServer(t *testing.T, token string) *httptest.Server {
@@ -84,7 +85,7 @@ func TestMessagesFilters(t *testing.T) {
 		{"status=aborted", []string{"esa1/1006", "esa1/1005", "esa1/1004"}},
 		{"status=delayed", []string{"esa1/1003"}},
 		{"abort=lost", []string{"esa1/1004"}},
-		{"abort=sender_quit", []string{"esa1/1005"}},
+		{"abort=sender", []string{"esa1/1005"}},
 		{"status=aborted&abort=timeout", []string{"esa1/1006"}},
 		{"since=1h", []string{"esa2/1001", "esa1/1009", "esa1/1008"}},
 		{"since=2026-03-10T07:00:00Z&until=2026-03-10T08:00:00Z", []string{"esa1/1005", "esa1/1004", "esa1/1003"}},
@@ -190,7 +191,7 @@ func TestMessageDetail(t *testing.T) {
 	if res := get(t, srv, "/api/messages/esa1.example.com/1004", "", &raw); res.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", res.StatusCode)
 	}
-	for _, k := range []string{"message", "connections", "timeline", "explanation"} {
+	for _, k := range []string{"message", "connections", "timeline", "explanation", "links"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("key %q missing", k)
 		}
@@ -287,7 +288,7 @@ func TestHistogram(t *testing.T) {
 	if fmt.Sprint(status) != fmt.Sprint(wantStatus) {
 		t.Errorf("status totals %v, want %v", status, wantStatus)
 	}
-	wantAbort := map[tracking.Abort]int{tracking.AbortLost: 1, tracking.AbortSenderQuit: 1, tracking.AbortTimeout: 1}
+	wantAbort := map[tracking.Abort]int{tracking.AbortLost: 1, tracking.AbortSender: 1, tracking.AbortTimeout: 1}
 	if fmt.Sprint(abort) != fmt.Sprint(wantAbort) {
 		t.Errorf("abort totals %v, want %v", abort, wantAbort)
 	}
@@ -470,5 +471,27 @@ func TestServeShutsDownWithContext(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + ln.Addr().String() + "/"); err == nil {
 		t.Error("still serving after shutdown")
+	}
+}
+
+// TestExplanationsQuoteTheRecord: the explanation the API gives of every
+// fixture message quotes only lines of the timeline it gives beside it.
+func TestExplanationsQuoteTheRecord(t *testing.T) {
+	srv := newTestServer(t, "")
+	var ms []tracking.Message
+	get(t, srv, "/api/messages?limit=100", "", &ms)
+	if len(ms) < 10 {
+		t.Fatalf("%d messages", len(ms))
+	}
+	for _, m := range ms {
+		var d struct {
+			Timeline    []explain.Entry
+			Explanation explain.Explanation
+		}
+		get(t, srv, fmt.Sprintf("/api/messages/%s/%d", m.Host, m.MID), "", &d)
+		if d.Explanation.Summary == "" {
+			t.Errorf("%s/%d: no explanation", m.Host, m.MID)
+		}
+		explaintest.Check(t, fmt.Sprintf("%s/%d", m.Host, m.MID), d.Explanation, d.Timeline)
 	}
 }

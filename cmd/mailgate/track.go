@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -233,6 +236,20 @@ any case, or a pattern with '*': '*@example.com') --subject (a substring)
 and any injection debug transcript).
 `
 
+// The values of --status and --abort, for their help.
+var statusHelp, abortHelp = joinWords(tracking.Statuses), joinWords(tracking.Aborts)
+
+func joinWords[S ~string](ws []S) string {
+	var b strings.Builder
+	for i, w := range ws {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(string(w))
+	}
+	return b.String()
+}
+
 // trackFilters are the query flags, by the names of tracking.ParseQuery.
 var trackFilters = []struct{ flag, key, help string }{
 	{"mid", "mid", "MID"},
@@ -244,8 +261,8 @@ var trackFilters = []struct{ flag, key, help string }{
 	{"message-id", "message_id", "Message-ID header, with its angle brackets"},
 	{"remote-ip", "remote_ip", "address of the sending host"},
 	{"host", "host", "the gateway (its hostname)"},
-	{"status", "status", "receiving, queued, delivered, bounced, delayed, aborted, rejected or dropped"},
-	{"abort", "abort", "lost, timeout or sender_quit"},
+	{"status", "status", statusHelp},
+	{"abort", "abort", abortHelp},
 	{"since", "since", "started at or after"},
 	{"until", "until", "started before"},
 	{"limit", "limit", "at most this many messages (default 100)"},
@@ -370,6 +387,9 @@ func printSummary(out io.Writer, m *tracking.Message) {
 	fmt.Fprintf(tw, "Received\t%s\n", localStamp(m.Started))
 	fmt.Fprintf(tw, "From host\t%s %s (ICID %d, sender group %s)\n", orDash(m.RemoteIP), maillog.Escape(m.RemoteHost), m.ICID, orDash(m.SenderGroup))
 	fmt.Fprintf(tw, "Sender\t<%s>\n", maillog.Escape(m.Sender))
+	for _, l := range explain.Links(m) {
+		fmt.Fprintf(tw, "Related\tMID %d (%s)\n", l.MID, l.Relation)
+	}
 	for _, r := range m.Recipients {
 		line := fmt.Sprintf("<%s> %s", r.Address, r.Status)
 		if r.Code != "" {
@@ -519,7 +539,7 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailgate explain: %q is not a MID\n", rest[0])
 		return 2
 	}
-	s, _, err := f.open(ctx)
+	s, cfg, err := f.open(ctx)
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -551,7 +571,7 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		return fail(stderr, err)
 	}
-	x := explain.Message(m, conns)
+	x := explain.Message(m, conns, gatewayOf(cfg))
 	if f.json {
 		return printJSON(stdout, x)
 	}
@@ -569,6 +589,29 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// gatewayOf is what explain needs to know of the configured gateway: its
+// hostname and where its listeners listen, so that a suggested packet
+// capture names the real port.
+func gatewayOf(cfg *config.Config) explain.Gateway {
+	gw := explain.Gateway{Host: cfg.Hostname}
+	for _, l := range cfg.Listeners {
+		host, port, err := net.SplitHostPort(l.Address)
+		if err != nil {
+			continue
+		}
+		ip, err := netip.ParseAddr(cmp.Or(host, "0.0.0.0"))
+		if err != nil {
+			ip = netip.IPv4Unspecified() // a name: any address may be its
+		}
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			continue
+		}
+		gw.Listeners = append(gw.Listeners, explain.Listener{Interface: l.Interface, Addr: netip.AddrPortFrom(ip, uint16(p))})
+	}
+	return gw
 }
 
 func printAborts(out io.Writer, r explain.AbortReport, since string) {

@@ -98,7 +98,7 @@ func (t *trackingService) run(ctx context.Context) {
 	if t.httpLn != nil {
 		srv := &http.Server{
 			Handler: web.Handler(web.Options{Store: s, Token: t.cfg.HTTP.Token, Logger: t.log,
-				RequireToken: !config.Loopback(t.cfg.HTTP.Address), Hosts: httpHosts(t.cfg.HTTP)}),
+				RequireToken: !config.Loopback(t.cfg.HTTP.Address), Hosts: httpHosts(t.cfg.HTTP), Gateway: gatewayOf(t.cfg)}),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 		}

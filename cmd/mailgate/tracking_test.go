@@ -149,7 +149,7 @@ func TestTrackingEndToEnd(t *testing.T) {
 		{"delivered-1", tracking.Delivered, "", ""},
 		{"bounced-1", tracking.Bounced, "", ""},
 		{"dsn", tracking.Delivered, "", ""},
-		{"lost", tracking.Aborted, tracking.AbortLost, "data"},
+		{"peer_reset", tracking.Aborted, tracking.AbortPeerReset, "data"},
 		{"sender_quit", tracking.Aborted, tracking.AbortSenderQuit, "rcpt"},
 		{"timeout", tracking.Aborted, tracking.AbortTimeout, "rcpt"},
 	} {
@@ -165,8 +165,8 @@ func TestTrackingEndToEnd(t *testing.T) {
 
 	// explain, in the words of the seeds.
 	for key, want := range map[string]string{
-		"lost":        "firewall or SMTP-inspecting device",
-		"sender_quit": "the sending client gave up",
+		"peer_reset":  "firewall, an SMTP-inspecting device",
+		"sender_quit": "The sending client gave up",
 		"timeout":     "unsuccessful-connection timeout",
 		"bounced-1":   "550 5.1.1",
 		"delivered-1": "Delivered",
@@ -177,12 +177,12 @@ func TestTrackingEndToEnd(t *testing.T) {
 		}
 	}
 	out := mg(t, "explain", "--config", g.config, "--aborts", "--since", "1h")
-	for _, want := range []string{"3 aborted receptions", "lost", "sender_quit", "timeout", "127.0.0.1"} {
+	for _, want := range []string{"3 aborted receptions", "peer_reset", "sender_quit", "timeout", "127.0.0.1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("explain --aborts lacks %q:\n%s", want, out)
 		}
 	}
-	lost := byToken["lost"]
+	lost := byToken["peer_reset"]
 	out = mg(t, "track", "--config", g.config, "--mid", fmt.Sprint(lost.MID), "--events")
 	for _, want := range []string{"ICID " + fmt.Sprint(lost.ICID) + " lost", "Message aborted MID " + fmt.Sprint(lost.MID) + " Receiving aborted", "cause=peer-reset",
 		fmt.Sprint(lost.ICID) + " Rcvd: 'MAIL FROM:<app@client.test>'", fmt.Sprint(lost.ICID) + " Sent: '354 "} {
@@ -219,7 +219,7 @@ func TestTrackingEndToEnd(t *testing.T) {
 		t.Errorf("GET /api/messages?status=aborted: %d %v %s", code, err, body)
 	}
 	code, body = get(fmt.Sprintf("/api/messages/mx.test/%d", lost.MID), "sesame")
-	if code != 200 || !bytes.Contains(body, []byte("SMTP-inspecting device")) || !bytes.Contains(body, []byte(`"abort":"lost"`)) {
+	if code != 200 || !bytes.Contains(body, []byte("SMTP-inspecting device")) || !bytes.Contains(body, []byte(`"abort":"peer_reset"`)) {
 		t.Errorf("GET one message: %d %s", code, body)
 	}
 	if code, _ := get("/", ""); code != 200 {

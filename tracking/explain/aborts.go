@@ -45,7 +45,7 @@ func Aborts(ms []tracking.Message) AbortReport {
 		hosts[h]++
 		st := cmp.Or(m.AbortState, "unknown")
 		states[st]++
-		if m.Abort == tracking.AbortLost {
+		if lostKind(m.Abort) {
 			lost++
 			lostHosts[h]++
 			lostStates[st]++
@@ -73,13 +73,22 @@ func Aborts(ms []tracking.Message) AbortReport {
 			}
 		}
 	}
-	if n := kinds[string(tracking.AbortSenderQuit)]; n > 0 && n*2 > r.Total && r.Total >= 3 {
-		r.Patterns = append(r.Patterns, fmt.Sprintf("%d of the %d aborts were the senders quitting: the clients gave up; their logs say why.", n, r.Total))
+	if n := kinds[string(tracking.AbortSenderQuit)] + kinds[string(tracking.AbortSenderReset)] + kinds[string(tracking.AbortSender)]; n > 0 && n*2 > r.Total && r.Total >= 3 {
+		r.Patterns = append(r.Patterns, fmt.Sprintf("%d of the %d aborts were the senders giving up (QUIT, RSET or a new EHLO): their logs say why; address probes (MAIL, RCPT, RSET) look like this.", n, r.Total))
 	}
-	if n := kinds[string(tracking.AbortTimeout)]; n > 0 && n*2 > r.Total && r.Total >= 3 {
+	if n := kinds[string(tracking.AbortTimeout)] + kinds[string(tracking.AbortTimeLimit)] + kinds[string(tracking.AbortIdle)]; n > 0 && n*2 > r.Total && r.Total >= 3 {
 		r.Patterns = append(r.Patterns, fmt.Sprintf("%d of the %d aborts were timeouts: clients that stop sending without closing; look for slow links or stuck clients.", n, r.Total))
 	}
 	return r
+}
+
+// lostKind reports whether k is a connection that broke below SMTP.
+func lostKind(k tracking.Abort) bool {
+	switch k {
+	case tracking.AbortLost, tracking.AbortPeerClosed, tracking.AbortPeerReset, tracking.AbortIOError:
+		return true
+	}
+	return false
 }
 
 func counted(m map[string]int) []Counted {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -32,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) tracking.Store) {
 		{"Concurrent", testConcurrent},
 		{"Canceled", testCanceled},
 		{"Search", testSearch},
+		{"NullSender", testNullSender},
 		{"Histogram", testHistogram},
 		{"Watermark", testWatermark},
 		{"Tracker", testTracker},
@@ -576,6 +578,27 @@ func testSearch(t *testing.T, s tracking.Store) {
 	}
 	if len(got) != tracking.DefaultLimit {
 		t.Errorf("Search without a limit found %d, want %d", len(got), tracking.DefaultLimit)
+	}
+}
+
+// testNullSender: the null reverse-path (a bounce's MAIL FROM:<>) is a
+// value to search for, not an empty filter that finds everything.
+func testNullSender(t *testing.T, s tracking.Store) {
+	write(t, s, &tracking.Batch{Messages: append(searchFixture(),
+		&tracking.Message{Host: "esa3", MID: 7, Recipients: []tracking.Recipient{{RID: 0, Address: "alice@example.com", Status: tracking.Delivered}},
+			Status: tracking.Delivered, BounceOf: 2, Started: at(0)})})
+	for _, sender := range []string{tracking.NullSender, "<>", " <> "} {
+		q, err := tracking.ParseQuery(url.Values{"sender": {sender}}, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Search(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := mids(got); !slices.Equal(g, []string{"esa3/7"}) {
+			t.Errorf("sender %q: %v, want [esa3/7]", sender, g)
+		}
 	}
 }
 

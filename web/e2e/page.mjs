@@ -155,7 +155,7 @@ async function checkBadges(page) {
     1002: 'bounced', 1003: 'delayed', 1004: 'aborted', 1005: 'aborted', 1006: 'aborted',
     1007: 'rejected', 1008: 'dropped', 1009: 'delivered',
   }, 'each fixture message has its status');
-  eq([byMid[1004].abort, byMid[1005].abort, byMid[1006].abort], ['lost', 'sender quit', 'timeout'], 'aborted messages show their abort kind');
+  eq([byMid[1004].abort, byMid[1005].abort, byMid[1006].abort], ['lost', 'sender', 'timeout'], 'aborted messages show their abort kind');
   eq(badges.filter((b) => b.status !== 'aborted' && b.abort).length, 0, 'only aborted messages show an abort kind');
 
   const colours = await page.evaluate(() => Object.fromEntries(['delivered', 'bounced', 'delayed', 'aborted', 'queued', 'rejected'].map((s) => {
@@ -179,7 +179,7 @@ async function checkChart(page) {
   ok(counts.length > 0 && counts.every((c) => c.h > 0), 'the chart has bars', counts.length);
   eq(counts.reduce((n, c) => n + c.n, 0), 10, 'the bars add up to the messages of the range');
   const aborts = await page.locator('[data-testid=chart-aborts] rect.bar').evaluateAll((rs) => rs.map((r) => r.dataset.key));
-  ok(['lost', 'timeout', 'sender_quit'].every((k) => aborts.includes(k)), 'the abort chart shows each kind', aborts);
+  ok(['lost', 'timeout', 'sender'].every((k) => aborts.includes(k)), 'the abort chart shows each kind', aborts);
   const legend = await page.getByTestId('chart-status-legend').textContent();
   ok(/aborted\s*3/.test(legend) && /delivered\s*2/.test(legend), 'the legend counts by status', legend);
 
@@ -216,7 +216,7 @@ async function checkAborted(page) {
 
 async function checkQuit(page) {
   await openRow(page, 'esa1.example.com', '1005');
-  eq(await page.locator('#message-title [data-testid=abort-kind]').textContent(), 'sender quit', 'a QUIT before the end of DATA is "sender quit"');
+  eq(await page.locator('#message-title [data-testid=abort-kind]').textContent(), 'sender', 'an ESA\'s "Receiving aborted by sender" (QUIT, RSET or EHLO) is "sender"');
   const lines = await page.locator('[data-testid=timeline-row] td:last-child').allTextContents();
   ok(lines.includes('Message aborted MID 1005 Receiving aborted by sender'), 'its timeline has "Receiving aborted by sender"', lines);
   await page.goBack();

@@ -241,7 +241,7 @@ function renderMessage(d) {
   const inbound = conns.find((c) => c.kind === 'ICID' && c.id === m.icid);
   clear(byId('message-title')).append(`MID ${m.mid} `, el('span', { class: 'muted' }, `on ${m.host}`), ' ', statusBadge(m.status, m.abort));
   renderExplanation(d.explanation || {});
-  renderFacts(byId('envelope'), envelopeFacts(m));
+  renderFacts(byId('envelope'), envelopeFacts(m, d.links || []));
   renderFacts(byId('sending-host'), hostFacts(m, inbound));
   renderRecipients(m.recipients || []);
   renderConnections(conns);
@@ -260,7 +260,7 @@ function fillList(id, items) {
   byId(id + '-block').hidden = !list.children.length;
 }
 
-function envelopeFacts(m) {
+function envelopeFacts(m, links) {
   const facts = [
     ['Received', formatTime(m.started)],
     ['Finished', m.finished ? formatTime(m.finished) : 'not yet: the message is in the gateway'],
@@ -273,7 +273,12 @@ function envelopeFacts(m) {
     ['Status', statusBadge(m.status, m.abort)],
   ];
   if (m.status === 'aborted' || m.abort_reason) facts.push(['Abort', abortText(m)]);
-  if (m.bounce_of) facts.push(['Bounce of', el('a', { href: messageHash(m.host, m.bounce_of) }, `MID ${m.bounce_of}`)]);
+  // The messages it was made from or made (a bounce, a split, a rewrite,
+  // a generated copy, a reinjection), each a link to its page.
+  if (links.length) {
+    facts.push(['Related', el('span', { 'data-testid': 'related' }, links.flatMap((l, i) => [
+      i ? ', ' : '', el('a', { href: messageHash(m.host, l.mid), title: l.line || '' }, `MID ${l.mid}`), ` (${l.relation})`]))]);
+  }
   if ((m.dcids || []).length) facts.push(['Deliveries', m.dcids.map((id) => `DCID ${id}`).join(', ')]);
   return facts;
 }

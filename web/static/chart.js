@@ -6,8 +6,13 @@ import { el, svg, clear, formatDate, formatClock } from './dom.js';
 
 // Stacking order, bottom up: the good news at the base, the trouble on top
 // where the eye lands.
-export const STATUS_ORDER = ['delivered', 'queued', 'receiving', 'delayed', 'bounced', 'aborted', 'rejected', 'dropped'];
-export const ABORT_ORDER = ['lost', 'timeout', 'sender_quit'];
+export const STATUS_ORDER = ['delivered', 'queued', 'receiving', 'quarantined', 'delayed', 'bounced', 'aborted', 'rejected', 'dropped'];
+// Every abort kind of the tracking model (tracking.Aborts; web's
+// TestPageLists holds them equal): the broken connections first, then the
+// timeouts and limits, the sender's own, and the ESA's undecided ones.
+export const ABORT_ORDER = ['peer_reset', 'peer_closed', 'io_error', 'lost', 'tls_failed', 'timeout', 'time_limit',
+  'idle_timeout', 'bad_commands', 'junk_commands', 'error_limit', 'pipelining', 'policy', 'protocol', 'shutdown',
+  'sender_quit', 'sender_reset', 'sender', 'injection', 'unknown'];
 
 const MARGIN = { left: 40, right: 8, top: 10, bottom: 22 };
 const MIN_LABEL_SPACING = 56; // px between time labels
@@ -138,7 +143,7 @@ function legend(order, prefix, totals, testid) {
 
 // label is how a status or abort kind reads in the legend.
 export function label(key) {
-  return key === 'sender_quit' ? 'sender quit' : key;
+  return key.replaceAll('_', ' ');
 }
 
 function totalsOf(buckets, field, order) {

@@ -54,7 +54,9 @@ func WhereClause(d Dialect, q tracking.Query, args []any) (string, []any) {
 	if q.DCID != 0 {
 		add("(host, mid) IN (SELECT host, mid FROM deliveries WHERE dcid = ?)", int64(q.DCID))
 	}
-	if q.Sender != "" {
+	if q.Sender == tracking.NullSender {
+		add(d.Fold("sender")+" = "+d.Fold("?"), "")
+	} else if q.Sender != "" {
 		if p, ok := likePattern(q.Sender); ok {
 			add(d.Fold("sender")+` LIKE `+d.Fold("?")+` ESCAPE '\'`, p)
 		} else {

@@ -1,0 +1,207 @@
+package explain_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailgate/mailgate/tracking"
+	"github.com/mailgate/mailgate/tracking/explain"
+	"github.com/mailgate/mailgate/tracking/explain/explaintest"
+	"github.com/mailgate/mailgate/tracking/sqlitestore"
+)
+
+// load imports log files into a new store as host gw1.
+func load(t *testing.T, files ...string) tracking.Store {
+	t.Helper()
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "tracking.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	im := &tracking.Importer{Tracker: tracking.NewTracker(s, tracking.Options{}), Host: "gw1", Location: time.UTC}
+	for _, f := range files {
+		if err := im.ImportFile(context.Background(), f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// gateway is gw1 with its listener on interface Management at port 2525.
+var gateway = explain.Gateway{Host: "gw1", Listeners: []explain.Listener{
+	{Interface: "Management", Addr: netip.MustParseAddrPort("127.0.0.1:2525")},
+	{Interface: "Other", Addr: netip.MustParseAddrPort("127.0.0.1:2526")},
+}}
+
+// explainAll explains every message of s, checks that each explanation
+// quotes only lines of its record, and returns them by MID as text.
+func explainAll(t *testing.T, s tracking.Store) map[uint64]string {
+	t.Helper()
+	ctx := context.Background()
+	ms, err := s.Search(ctx, tracking.Query{Limit: tracking.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint64]string{}
+	for _, q := range ms {
+		m, conns, err := s.Find(ctx, q.Host, q.MID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := explain.Message(m, conns, gateway)
+		explaintest.Check(t, "MID "+strconv.FormatUint(m.MID, 10), x, explain.Timeline(m, conns))
+		out[m.MID] = x.Summary + "\n" + strings.Join(x.Why, "\n") + "\n" + strings.Join(x.Next, "\n")
+	}
+	return out
+}
+
+// TestExplainFold: each way a message ends, in mailgate's log and in an
+// ESA's, is explained in its own words, and only with lines it has.
+func TestExplainFold(t *testing.T) {
+	files, err := filepath.Glob("../testdata/fold/*.log")
+	if err != nil || len(files) < 15 {
+		t.Fatalf("fold logs: %v %v", files, err)
+	}
+	got := explainAll(t, load(t, files...))
+	for _, w := range []struct {
+		mid     uint64
+		want    []string
+		notWant []string
+	}{
+		// RST in DATA, mailgate's log: the listener's own port.
+		{11, []string{"Aborted during the DATA stage, after 65536 bytes of DATA: the connection was reset (TCP RST)", `"ICID 10 lost" precedes it`,
+			"host 192.0.2.7 and port 2525)", "cause=peer-reset"}, []string{"port 25)", "timeout"}},
+		// QUIT in RCPT.
+		{21, []string{"Aborted by the sender during the RCPT stage: the client sent QUIT", "The gateway did not refuse anything."}, nil},
+		// A lone "Receiving aborted" of an ESA: not blamed on a timeout.
+		{31, []string{"Receiving aborted during the RCPT stage: the connection was lost or a timeout or limit ended it; the ESA's log does not say which",
+			"was logged 5m0s earlier: a silence that long fits a timeout", "port PORT, PORT being the port of the listener on interface Data 1 (10.0.0.1)"},
+			[]string{"port 25", "unsuccessful-connection timeout"}},
+		// ESA, lost.
+		{41, []string{"the connection was lost", `"ICID 40 lost" precedes it`, "the ESA's log does not say which"}, nil},
+		// RAT: quotes the RAT's line, not a "Receiving Failed" that is not there.
+		{71, []string{"refused every recipient", `"MID 71 ICID 70 To: <postmaster@elsewhere.example> Rejected by RAT"`, "Recipient Access Table"},
+			[]string{"Receiving Failed"}},
+		{72, []string{`"ICID 73 Receiving Failed: Message size exceeds limit"`, "max_message_size"}, nil},
+		{201, []string{"Aborted during the RCPT stage: the client sent more bad commands than the listener allows", `The bad commands logged begin with "ICID 200 Unknown command: FOO"`},
+			[]string{"timeout"}},
+		{271, []string{"Aborted during the RCPT stage: a read or write on the connection failed", "detail='write: i/o timeout'", "and port 2525)"}, nil},
+		{281, []string{"Aborted during the RCPT stage: the client sent no command within the listener's idle timeout"}, []string{"unsuccessful"}},
+		{286, []string{"before the reply it had to wait for"}, nil},
+		{211, []string{"Aborted during the RCPT stage: the gateway was stopping"}, []string{"timeout"}},
+		{216, []string{"Aborted during the DATA stage, after 4096 bytes of DATA: the connection reached the listener's total connection time limit", "exceeded allowable connection time"}, nil},
+		// swaks --to bob.
+		{221, []string{"Rejected: the gateway refused every recipient", `"ICID 220 MID 221 Invalid recipient address: Bad recipient address syntax: 'RCPT TO:<bob>'"`,
+			"without a domain"}, []string{"Aborted by the sender", "did not refuse anything"}},
+		// MAIL, RCPT, RSET: a reset in RCPT, not a QUIT in HELO.
+		{231, []string{"Aborted by the sender during the RCPT stage: the client threw the open message away with RSET or a new HELO/EHLO"}, []string{"QUIT before", "HELO stage"}},
+		{241, []string{"RSET or a new HELO/EHLO", "A later message on the same connection (MID 242)"}, nil},
+		{242, []string{"QUIT, RSET or a new HELO/EHLO before the message was complete; the ESA's log does not say which"}, nil},
+		{251, []string{"unsuccessful-connection timeout", `"ICID 250 disconnected address 198.51.100.25, no messages injected within timeout period"`}, nil},
+		{261, []string{"Bounced by the gateway: content filter 'block_exe' in the inbound table refused the message after it was accepted; the sender gets a bounce."}, []string{"Dropped", "nobody was told"}},
+		{262, []string{"Injection aborted"}, []string{"Dropped"}},
+		{263, []string{"Queued", `"MID 263 ready 1200 bytes from <user15@fjvco.example>"`}, nil},
+		// "Message finished ... done" closes the record even when the log
+		// shows no recipient's end.
+		{301, []string{`Quarantined: the gateway accepted the message and holds it in the "Policy" quarantine`, `"MID 301 quarantined to "Policy" (DLP violation)"`, "release it"}, []string{"Delivered"}},
+		{303, []string{"Dropped"}, nil},
+		{304, []string{"holds it in the spam quarantine", `"Message done DCID 391 MID 304 to RID [0] (external quarantine)"`, "ok:  Message 30631622 accepted"}, []string{"Delivered", "next hop"}},
+		{305, []string{"Accepted, and it went on as MID 306 (reinjected as): follow that message.", `"EUQ: Reinjected MID 305 as MID 306"`}, []string{"no delivery attempt"}},
+		{306, []string{"Delivered", "MID 305 (reinjected from)"}, nil},
+		{307, []string{"MID 308 (split off)", "MID 309 (generated copy)", "Message finished MID 307 done"}, nil},
+		{308, []string{"MID 307 (split from)"}, nil},
+		{309, []string{"MID 307 (generated from)"}, nil},
+		{311, []string{"Dropped", "dontsend"}, nil},
+		{312, []string{"MID 313 (rewritten as)"}, nil},
+		{313, []string{"MID 312 (rewritten from)"}, nil},
+		{24611507, []string{"Accepted, and the gateway finished with it", `"Message finished MID 24611507 done", with no delivery, bounce or drop line for 1 recipient`}, nil},
+	} {
+		x, ok := got[w.mid]
+		if !ok {
+			t.Errorf("MID %d: no message", w.mid)
+			continue
+		}
+		for _, s := range w.want {
+			if !strings.Contains(x, s) {
+				t.Errorf("MID %d: the explanation lacks %q:\n%s", w.mid, s, x)
+			}
+		}
+		for _, s := range w.notWant {
+			if strings.Contains(x, s) {
+				t.Errorf("MID %d: the explanation says %q:\n%s", w.mid, s, x)
+			}
+		}
+	}
+}
+
+// TestExplainSamples: every message of the real ESA samples gets an
+// explanation that quotes only its own lines.
+func TestExplainSamples(t *testing.T) {
+	files, err := filepath.Glob("../../maillog/testdata/*.log")
+	if err != nil || len(files) < 7 {
+		t.Fatalf("samples: %v %v", files, err)
+	}
+	if n := len(explainAll(t, load(t, files...))); n < 50 {
+		t.Errorf("%d messages explained", n)
+	}
+}
+
+// TestCapturePort: the capture names the port only for this gateway's own
+// records, and only when one listener has the connection's interface.
+func TestCapturePort(t *testing.T) {
+	s := load(t, "../testdata/fold/rst.log")
+	m, conns, err := s.Find(context.Background(), "gw1", 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := []explain.Listener{
+		{Interface: "Management", Addr: netip.MustParseAddrPort("127.0.0.1:2525")},
+		{Interface: "Management", Addr: netip.MustParseAddrPort("[::]:2587")},
+	}
+	for _, tc := range []struct {
+		name string
+		gw   explain.Gateway
+		want string
+	}{
+		{"this gateway", gateway, "and port 2525)"},
+		{"another gateway's record", explain.Gateway{Host: "gw2", Listeners: gateway.Listeners}, "port PORT, PORT being the port of the listener on interface Management (127.0.0.1)"},
+		{"two listeners fit", explain.Gateway{Host: "gw1", Listeners: two}, "port PORT"},
+		{"no configuration", explain.Gateway{}, "port PORT"},
+	} {
+		x := explain.Message(m, conns, tc.gw)
+		if all := strings.Join(x.Next, "\n"); !strings.Contains(all, tc.want) {
+			t.Errorf("%s: the next steps lack %q:\n%s", tc.name, tc.want, all)
+		}
+	}
+}
+
+// TestLinks: a bounce and the message it is of point at each other, from
+// the one line that links them, and the explanation names the other.
+func TestLinks(t *testing.T) {
+	s := load(t, "../testdata/fold/bounce.log")
+	for _, w := range []struct {
+		mid  uint64
+		want explain.Link
+	}{
+		{51, explain.Link{MID: 53, Relation: explain.RelBounce, Line: "MID 53 generated for bounce of MID 51"}},
+		{53, explain.Link{MID: 51, Relation: explain.RelBounceOf, Line: "MID 53 generated for bounce of MID 51"}},
+	} {
+		m, conns, err := s.Find(context.Background(), "gw1", w.mid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := explain.Links(m); len(got) != 1 || got[0] != w.want {
+			t.Errorf("MID %d: links %+v, want %+v", w.mid, got, w.want)
+		}
+		x := explain.Message(m, conns, gateway)
+		if want := fmt.Sprintf("MID %d (%s)", w.want.MID, w.want.Relation); !strings.Contains(strings.Join(x.Why, "\n"), want) {
+			t.Errorf("MID %d: the explanation lacks %q: %q", w.mid, want, x.Why)
+		}
+	}
+}
