@@ -161,6 +161,10 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 			off += int64(len(c.stateRec))
 		}
 	}
+	// A staged body is copied from its file between the writes of the
+	// records before and after it.
+	at := cur.size // where iov is to be written
+	var err error
 	for _, r := range reqs {
 		r.off = off
 		iov = append(iov, r.rec)
@@ -168,6 +172,14 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 			iov = append(iov, r.body)
 		}
 		off += int64(r.size())
+		if r.stage != nil && err == nil {
+			err = pwritevAll(cur.f, iov, at)
+			if err == nil {
+				err = copyStage(cur.f, r.off+int64(len(r.rec)), r.stage)
+			}
+			clear(iov)
+			iov, at = iov[:0], off
+		}
 	}
 	extended := off > cur.zeroEnd && !s.opts.NoSync
 	if extended {
@@ -175,7 +187,9 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 		iov = append(iov, zeros[:end-off])
 		cur.zeroEnd = end
 	}
-	err := pwritevAll(cur.f, iov, cur.size)
+	if err == nil {
+		err = pwritevAll(cur.f, iov, at)
+	}
 	clear(iov) // do not keep message bodies alive until the next batch
 	s.iov = iov[:0]
 	if err != nil {
