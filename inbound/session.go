@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,55 +99,91 @@ func (h *session) Rcpt(to smtp.Path) smtp.Reply {
 	return smtp.Reply{}
 }
 
-var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+// spillAt is the size beyond which a message goes to a spool stage as it
+// arrives instead of into memory. Most mail is smaller and is committed
+// from memory in one write; a large message costs the session its reads'
+// buffers, not its size. A thousand sessions in DATA at once hold at most
+// this much each before they spill.
+const spillAt = 64 << 10
 
-func (h *session) Data(msg []byte) smtp.Reply {
+// copyBufSize is the buffer a spilling session copies through: a few
+// writes per DATA read buffer.
+const copyBufSize = 32 << 10
+
+var (
+	bufPool  = sync.Pool{New: func() any { return new([]byte) }}
+	copyPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+)
+
+func (h *session) Data(r io.Reader) smtp.Reply {
 	mid := h.mid
+	now := time.Now()
+	bp := bufPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	if h.l.cfg.ReceivedHeader {
+		// Written first, so that the body is read in behind it and never
+		// copied.
+		rh := received{helo: h.helo, host: h.clientHost(), ip: h.client.IP.String(), by: h.l.srv.Hostname,
+			tls: h.tls, utf8: h.params.SMTPUTF8, ehlo: h.ehlo, mid: mid, at: now}
+		if len(h.rcpts) == 1 {
+			rh.rcpt = h.rcpts[0].Addr
+		}
+		b = rh.appendTo(b)
+	}
+	start := len(b)
+	b, complete, err := readUpTo(r, b, start+spillAt)
+	release := func() {
+		if bp != nil && cap(b) <= 1<<20 {
+			*bp = b[:0]
+			bufPool.Put(bp)
+		}
+		bp, b = nil, nil
+	}
+	defer release()
+	if err != nil {
+		return smtp.Reply{} // the engine refuses the message, or the connection failed
+	}
+	msg := b[start:]
 	hdr := rfc822.ReadHeader(msg)
 	if max := h.l.cfg.MaxHeaderLines; max > 0 && hdr.Lines > max {
 		h.failed("Message header size exceeds limit")
 		return smtp.Reply{Code: 552, Enhanced: "5.3.4", Text: "message header size exceeds limit"}
 	}
-	now := time.Now()
+	// The header's facts are taken now: a spilled message's buffer is
+	// gone by the time they are logged.
+	msgID := hdr.MessageID()
+	subject, hasSubject := hdr.Subject()
 	env := &queue.Envelope{
 		MID: mid, ICID: h.icid, Listener: h.l.cfg.Name,
-		ClientIP: h.client.IP.String(), Helo: h.helo, TLS: h.tlsString(),
+		ClientIP: h.client.IP.String(), ClientHost: h.clientHost(), Helo: h.helo, TLS: h.tlsString(),
 		From: h.from, Rcpts: append([]queue.Recipient(nil), h.rcpts...), Received: now,
 		BodyType: h.params.Body, SMTPUTF8: h.params.SMTPUTF8,
 	}
-	if h.client.Verified {
-		env.ClientHost = h.client.Host
-	}
-	bp := bufPool.Get().(*[]byte)
-	b := (*bp)[:0]
-	if h.l.cfg.ReceivedHeader {
-		r := received{helo: h.helo, host: env.ClientHost, ip: env.ClientIP, by: h.l.srv.Hostname,
-			tls: h.tls, utf8: h.params.SMTPUTF8, ehlo: h.ehlo, mid: mid, at: now}
-		if len(h.rcpts) == 1 {
-			r.rcpt = h.rcpts[0].Addr
-		}
-		b = r.appendTo(b)
-	}
-	b = append(b, msg...)
+	size := int64(len(msg))
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	err := h.l.srv.Spool.Commit(ctx, env, b)
-	cancel()
-	if cap(b) <= 1<<20 {
-		*bp = b
-		bufPool.Put(bp)
+	defer cancel()
+	if complete {
+		err = h.l.srv.Spool.Commit(ctx, env, b)
+	} else {
+		var n int64
+		n, err = h.spill(ctx, env, r, b, release)
+		if errors.Is(err, errReceive) {
+			return smtp.Reply{} // as above
+		}
+		size += n
 	}
 	if err != nil {
 		h.l.srv.Logger.Error("inbound: spool commit failed", "icid", h.icid, "mid", mid, "err", err)
 		h.failed("Queue write error")
 		return smtp.Reply{Code: 451, Enhanced: "4.3.0", Text: "Server error, try again later"}
 	}
-	if id := hdr.MessageID(); id != "" {
-		h.emit(event.MessageIDHeader{MID: mid, MessageID: id})
+	if msgID != "" {
+		h.emit(event.MessageIDHeader{MID: mid, MessageID: msgID})
 	}
-	if subject, ok := hdr.Subject(); ok {
+	if hasSubject {
 		h.emit(event.Subject{MID: mid, Subject: subject, Quote: maillog.QuoteFor(subject)})
 	}
-	h.emit(event.Ready{MID: mid, Bytes: int64(len(msg)), From: h.from})
+	h.emit(event.Ready{MID: mid, Bytes: size, From: h.from})
 	// Mail from relaying sender groups is outgoing: the ESA applies its
 	// outbound mail policies to it.
 	table := "inbound"
@@ -160,6 +198,74 @@ func (h *session) Data(msg []byte) smtp.Reply {
 		h.l.srv.Queued(env)
 	}
 	return smtp.Reply{Code: 250, Enhanced: "2.0.0", Text: fmt.Sprintf("ok:  Message %d accepted", mid)}
+}
+
+// errReceive marks a spill that ended because reading the message did:
+// the engine's refusal or a lost connection, which are not the spool's.
+var errReceive = errors.New("receiving the message failed")
+
+// spill writes what was read so far (head) and the rest of the message to
+// a spool stage as it arrives, then commits it. It calls release once head
+// is written, to give back its buffer before the long part. It returns the
+// bytes read after head.
+func (h *session) spill(ctx context.Context, env *queue.Envelope, r io.Reader, head []byte, release func()) (int64, error) {
+	st, err := h.l.srv.Spool.NewStage()
+	if err != nil {
+		return 0, err
+	}
+	defer st.Abort()
+	_, err = st.Write(head)
+	release()
+	if err != nil {
+		return 0, err
+	}
+	cp := copyPool.Get().(*[]byte)
+	defer copyPool.Put(cp)
+	var n int64
+	for {
+		k, rerr := r.Read(*cp)
+		if k > 0 {
+			if _, err := st.Write((*cp)[:k]); err != nil {
+				// The rest is the engine's to discard; the client gets a
+				// 451.
+				return n, err
+			}
+			n += int64(k)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return n, fmt.Errorf("%w: %w", errReceive, rerr)
+		}
+	}
+	return n, h.l.srv.Spool.CommitStage(ctx, env, st)
+}
+
+// readUpTo appends what r gives to b until it ends (complete) or b holds
+// limit bytes.
+func readUpTo(r io.Reader, b []byte, limit int) (_ []byte, complete bool, err error) {
+	for len(b) < limit {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(max(cap(b), 4096), limit-len(b)))
+		}
+		n, err := r.Read(b[len(b):min(cap(b), limit)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, true, nil
+		}
+		if err != nil {
+			return b, false, err
+		}
+	}
+	return b, false, nil
+}
+
+func (h *session) clientHost() string {
+	if h.client.Verified {
+		return h.client.Host
+	}
+	return ""
 }
 
 // DataFailed is the engine refusing the message at its end.

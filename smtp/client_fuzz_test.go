@@ -112,7 +112,7 @@ func FuzzWriteMessage(f *testing.F) {
 		}
 		s := &Session{r: bufio.NewReaderSize(bytes.NewReader(out), 4096)}
 		var got bytes.Buffer
-		derr, err := s.readData(&got)
+		derr, err := readMessage(s, &got)
 		if err != nil || derr == ErrBareLineEnding {
 			t.Fatalf("server reads %q: %v, %v", out, derr, err)
 		}

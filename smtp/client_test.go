@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -1401,7 +1402,7 @@ type discardHandler struct{}
 func (discardHandler) Hello(string, string) Reply        { return Reply{} }
 func (discardHandler) Mail(Path, MailParams) Reply       { return Reply{} }
 func (discardHandler) Rcpt(Path) Reply                   { return Reply{} }
-func (discardHandler) Data([]byte) Reply                 { return Reply{} }
+func (discardHandler) Data(r io.Reader) Reply            { io.Copy(io.Discard, r); return Reply{} }
 func (discardHandler) DataFailed(error)                  {}
 func (discardHandler) Reset()                            {}
 func (discardHandler) TLS(tls.ConnectionState)           {}
