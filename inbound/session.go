@@ -101,24 +101,25 @@ func (h *session) Rcpt(to smtp.Path) smtp.Reply {
 
 // spillAt is the size beyond which a message goes to a spool stage as it
 // arrives instead of into memory. Most mail is smaller and is committed
-// from memory in one write; a large message costs the session its reads'
-// buffers, not its size. A thousand sessions in DATA at once hold at most
-// this much each before they spill.
+// from memory in one write; a larger message costs its session two
+// buffers (the engine's DATA reader and this one, through which it is
+// copied to the stage), not its size.
 const spillAt = 64 << 10
 
-// copyBufSize is the buffer a spilling session copies through: a few
-// writes per DATA read buffer.
-const copyBufSize = 32 << 10
+// The buffers are all of one size, with room for the Received field, so
+// that a session in DATA grows none and leaves no garbage: a thousand
+// sessions starting large messages at once would otherwise grow a
+// thousand slices to spillAt, and the collector would find the discarded
+// steps only later.
+const bufSize = spillAt + 2<<10
 
-var (
-	bufPool  = sync.Pool{New: func() any { return new([]byte) }}
-	copyPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
-)
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, bufSize); return &b }}
 
 func (h *session) Data(r io.Reader) smtp.Reply {
 	mid := h.mid
 	now := time.Now()
 	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
 	b := (*bp)[:0]
 	if h.l.cfg.ReceivedHeader {
 		// Written first, so that the body is read in behind it and never
@@ -129,17 +130,14 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 			rh.rcpt = h.rcpts[0].Addr
 		}
 		b = rh.appendTo(b)
+		if cap(b) > bufSize {
+			// A Received field longer than the room for it (a very long
+			// HELO): this buffer is not the pool's size any more.
+			*bp = make([]byte, 0, bufSize)
+		}
 	}
 	start := len(b)
 	b, complete, err := readUpTo(r, b, start+spillAt)
-	release := func() {
-		if bp != nil && cap(b) <= 1<<20 {
-			*bp = b[:0]
-			bufPool.Put(bp)
-		}
-		bp, b = nil, nil
-	}
-	defer release()
 	if err != nil {
 		return smtp.Reply{} // the engine refuses the message, or the connection failed
 	}
@@ -150,7 +148,7 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 		return smtp.Reply{Code: 552, Enhanced: "5.3.4", Text: "message header size exceeds limit"}
 	}
 	// The header's facts are taken now: a spilled message's buffer is
-	// gone by the time they are logged.
+	// overwritten by the rest of it.
 	msgID := hdr.MessageID()
 	subject, hasSubject := hdr.Subject()
 	env := &queue.Envelope{
@@ -160,13 +158,13 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 		BodyType: h.params.Body, SMTPUTF8: h.params.SMTPUTF8,
 	}
 	size := int64(len(msg))
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
 	if complete {
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 		err = h.l.srv.Spool.Commit(ctx, env, b)
+		cancel()
 	} else {
 		var n int64
-		n, err = h.spill(ctx, env, r, b, release)
+		n, err = h.spill(env, r, b)
 		if errors.Is(err, errReceive) {
 			return smtp.Reply{} // as above
 		}
@@ -205,27 +203,23 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 var errReceive = errors.New("receiving the message failed")
 
 // spill writes what was read so far (head) and the rest of the message to
-// a spool stage as it arrives, then commits it. It calls release once head
-// is written, to give back its buffer before the long part. It returns the
-// bytes read after head.
-func (h *session) spill(ctx context.Context, env *queue.Envelope, r io.Reader, head []byte, release func()) (int64, error) {
+// a spool stage as it arrives, then commits it. head's buffer is then the
+// one the rest is copied through. It returns the bytes read after head.
+func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte) (int64, error) {
 	st, err := h.l.srv.Spool.NewStage()
 	if err != nil {
 		return 0, err
 	}
 	defer st.Abort()
-	_, err = st.Write(head)
-	release()
-	if err != nil {
+	if _, err := st.Write(head); err != nil {
 		return 0, err
 	}
-	cp := copyPool.Get().(*[]byte)
-	defer copyPool.Put(cp)
+	buf := head[:cap(head)]
 	var n int64
 	for {
-		k, rerr := r.Read(*cp)
+		k, rerr := r.Read(buf)
 		if k > 0 {
-			if _, err := st.Write((*cp)[:k]); err != nil {
+			if _, err := st.Write(buf[:k]); err != nil {
 				// The rest is the engine's to discard; the client gets a
 				// 451.
 				return n, err
@@ -239,17 +233,18 @@ func (h *session) spill(ctx context.Context, env *queue.Envelope, r io.Reader, h
 			return n, fmt.Errorf("%w: %w", errReceive, rerr)
 		}
 	}
+	// The commit's time starts now, however long the message took.
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
 	return n, h.l.srv.Spool.CommitStage(ctx, env, st)
 }
 
 // readUpTo appends what r gives to b until it ends (complete) or b holds
-// limit bytes.
+// limit bytes; b has room for them.
 func readUpTo(r io.Reader, b []byte, limit int) (_ []byte, complete bool, err error) {
+	b = slices.Grow(b, limit-len(b))
 	for len(b) < limit {
-		if len(b) == cap(b) {
-			b = slices.Grow(b, min(max(cap(b), 4096), limit-len(b)))
-		}
-		n, err := r.Read(b[len(b):min(cap(b), limit)])
+		n, err := r.Read(b[len(b):limit])
 		b = b[:len(b)+n]
 		if err == io.EOF {
 			return b, true, nil
