@@ -154,11 +154,12 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 	env := &queue.Envelope{
 		MID: mid, ICID: h.icid, Listener: h.l.cfg.Name,
 		ClientIP: h.client.IP.String(), ClientHost: h.clientHost(), Helo: h.helo, TLS: h.tlsString(),
-		From: h.from, Rcpts: append([]queue.Recipient(nil), h.rcpts...), Received: now,
+		From: h.from, Rcpts: append([]queue.Recipient(nil), h.rcpts...),
 		BodyType: h.params.Body, SMTPUTF8: h.params.SMTPUTF8,
 	}
 	size := int64(len(msg))
 	if complete {
+		env.Received = time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 		err = h.l.srv.Spool.Commit(ctx, env, b)
 		cancel()
@@ -233,7 +234,10 @@ func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte) (int64, e
 			return n, fmt.Errorf("%w: %w", errReceive, rerr)
 		}
 	}
-	// The commit's time starts now, however long the message took.
+	// The message has arrived (the Received field has the time DATA
+	// began, as Postfix's has), and the commit's time starts now, however
+	// long it took.
+	env.Received = time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	return n, h.l.srv.Spool.CommitStage(ctx, env, st)
