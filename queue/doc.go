@@ -70,6 +70,8 @@
 // dead segment is compacted: the writer copies its live messages, with a
 // snapshot of their states, into the current segment (a bounded amount per
 // group commit, sharing its fsync), after which the old segment is deleted.
+// A large message is verified by reading it through and then copied from
+// file to file, never whole in memory.
 //
 // # Failure
 //

@@ -20,6 +20,7 @@ type Message struct {
 	want uint32
 	at   int64 // of the record, for errors
 	n    int64 // record length
+	seq  uint64
 	err  error
 }
 
@@ -49,7 +50,7 @@ func openMessage(g *segment, off, n int64) (*Envelope, *Message, error) {
 		if !ok || h.typ != recMessage || h.n != n-recHeaderSize {
 			return nil, nil, corrupt(errors.New("bad record header"))
 		}
-		_, env, bodyOff, err := decodeMessage(rec[recHeaderSize:])
+		seq, env, bodyOff, err := decodeMessage(rec[recHeaderSize:])
 		if errors.Is(err, errTruncated) && want < n && want < recHeaderSize+maxEnvelope+64 {
 			// An envelope longer than the slack (many recipients).
 			want = min(n, recHeaderSize+maxEnvelope+64)
@@ -66,6 +67,7 @@ func openMessage(g *segment, off, n int64) (*Envelope, *Message, error) {
 			want: h.crc,
 			at:   off,
 			n:    n,
+			seq:  seq,
 		}, nil
 	}
 }

@@ -120,17 +120,24 @@ func crcConcat(a, b uint32, bLen int64) uint32 {
 
 // copyStage writes the body of st to f at off.
 func copyStage(f *os.File, off int64, st *Stage) error {
+	return copyRange(f, off, st.f, 0, st.n)
+}
+
+// copyRange copies n bytes of src at srcOff to dst at dstOff. Only the
+// writer uses the files' offsets (everyone else reads and writes at
+// explicit offsets), so it may move them.
+func copyRange(dst *os.File, dstOff int64, src *os.File, srcOff, n int64) error {
 	// ReadFrom of one file into another can copy in the kernel
 	// (copy_file_range on Linux) without the bytes passing through here.
-	if _, err := f.Seek(off, io.SeekStart); err != nil {
+	if _, err := dst.Seek(dstOff, io.SeekStart); err != nil {
 		return err
 	}
-	if _, err := st.f.Seek(0, io.SeekStart); err != nil {
+	if _, err := src.Seek(srcOff, io.SeekStart); err != nil {
 		return err
 	}
-	n, err := f.ReadFrom(&io.LimitedReader{R: st.f, N: st.n})
-	if err == nil && n != st.n {
-		err = fmt.Errorf("stage: copied %d of %d bytes", n, st.n)
+	k, err := dst.ReadFrom(&io.LimitedReader{R: src, N: n})
+	if err == nil && k != n {
+		err = fmt.Errorf("copied %d of %d bytes", k, n)
 	}
 	return err
 }
