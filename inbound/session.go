@@ -1,11 +1,13 @@
 package inbound
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -143,9 +145,8 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 	}
 	msg := b[start:]
 	hdr := rfc822.ReadHeader(msg)
-	if max := h.l.cfg.MaxHeaderLines; max > 0 && hdr.Lines > max {
-		h.failed("Message header size exceeds limit")
-		return smtp.Reply{Code: 552, Enhanced: "5.3.4", Text: "message header size exceeds limit"}
+	if hdr.Lines > h.maxHeaderLines() {
+		return h.headerTooLong()
 	}
 	// The header's facts are taken now: a spilled message's buffer is
 	// overwritten by the rest of it.
@@ -165,9 +166,12 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 		cancel()
 	} else {
 		var n int64
-		n, err = h.spill(env, r, b)
+		n, err = h.spill(env, r, b, start)
 		if errors.Is(err, errReceive) {
 			return smtp.Reply{} // as above
+		}
+		if errors.Is(err, errHeaderTooLong) {
+			return h.headerTooLong()
 		}
 		size += n
 	}
@@ -199,14 +203,36 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 	return smtp.Reply{Code: 250, Enhanced: "2.0.0", Text: fmt.Sprintf("ok:  Message %d accepted", mid)}
 }
 
+func (h *session) maxHeaderLines() int {
+	if max := h.l.cfg.MaxHeaderLines; max > 0 {
+		return max
+	}
+	return math.MaxInt
+}
+
+func (h *session) headerTooLong() smtp.Reply {
+	h.failed("Message header size exceeds limit")
+	return smtp.Reply{Code: 552, Enhanced: "5.3.4", Text: "message header size exceeds limit"}
+}
+
+var errHeaderTooLong = errors.New("message header size exceeds limit")
+
 // errReceive marks a spill that ended because reading the message did:
 // the engine's refusal or a lost connection, which are not the spool's.
 var errReceive = errors.New("receiving the message failed")
 
-// spill writes what was read so far (head) and the rest of the message to
-// a spool stage as it arrives, then commits it. head's buffer is then the
-// one the rest is copied through. It returns the bytes read after head.
-func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte) (int64, error) {
+// spill writes what was read so far (head, the message from start) and
+// the rest of the message to a spool stage as it arrives, then commits it.
+// head's buffer is then the one the rest is copied through. It returns the
+// bytes read after head.
+func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte, start int) (int64, error) {
+	// Where the header lines past the head are to be counted, if it did
+	// not end in it: from its last whole line.
+	cut := bytes.LastIndexByte(head[start:], '\n') + 1
+	hdr := rfc822.ReadHeader(head[start : start+cut])
+	lines, more := hdr.Lines, !hdr.Blank && hdr.Len == cut
+	from := int64(start + cut)
+
 	st, err := h.l.srv.Spool.NewStage()
 	if err != nil {
 		return 0, err
@@ -232,6 +258,15 @@ func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte) (int64, e
 		}
 		if rerr != nil {
 			return n, fmt.Errorf("%w: %w", errReceive, rerr)
+		}
+	}
+	if more {
+		rest, err := countHeaderLines(st, from, buf)
+		if err != nil {
+			return n, err
+		}
+		if lines+rest > h.maxHeaderLines() {
+			return 0, errHeaderTooLong
 		}
 	}
 	// The message has arrived (the Received field has the time DATA
@@ -385,4 +420,29 @@ func parseReply(code int, text string) smtp.Reply {
 		r.Enhanced, r.Text = m[1], text[len(m[0]):]
 	}
 	return r
+}
+
+// countHeaderLines counts the lines of the rest of a header that did not
+// end in the message's first buffer, reading the stage from off through
+// buf (lines are at most 1000 octets: the engine refuses longer ones).
+func countHeaderLines(st *queue.Stage, off int64, buf []byte) (int, error) {
+	lines := 0
+	for off < st.Size() {
+		n, err := st.ReadAt(buf[:min(int64(len(buf)), st.Size()-off)], off)
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		part := buf[:n]
+		cut := bytes.LastIndexByte(part, '\n') + 1
+		if cut == 0 {
+			cut = n // the last line, without its end
+		}
+		hdr := rfc822.ReadHeader(part[:cut])
+		lines += hdr.Lines
+		if hdr.Blank || hdr.Len < cut || cut == 0 {
+			break
+		}
+		off += int64(cut)
+	}
+	return lines, nil
 }

@@ -245,3 +245,41 @@ func TestLargeMessageOverLimit(t *testing.T) {
 		t.Errorf("spool holds %d messages, want the small one", n)
 	}
 }
+
+// The header-line limit holds for a header longer than the part of a large
+// message kept in memory: the lines past it are counted in the stage.
+func TestLargeHeaderLines(t *testing.T) {
+	h := start(t, opts{yaml: streamConfig})
+	c := h.dial("")
+	c.Expect("220")
+	c.Cmd("EHLO client.example.org", "250")
+	header := func(lines int) string {
+		var b strings.Builder
+		b.WriteString("Subject: long header\r\n")
+		for i := 1; i < lines; i++ {
+			fmt.Fprintf(&b, "X-Filler-%04d: %s\r\n", i, strings.Repeat("f", 180))
+		}
+		return b.String()
+	}
+	body := strings.Repeat("a body line\r\n", 20000)
+	for _, tt := range []struct {
+		msg, reply string
+	}{
+		{header(1000) + "\r\n" + body, "250 2.0.0 ok"},
+		{header(1001) + "\r\n" + body, "552 5.3.4 message header size exceeds limit"},
+		{header(1000) + " folded, the 1001st line\r\n\r\n" + body, "552 5.3.4 message header size exceeds limit"},
+		// The body starts at a line that is not a field; what follows is
+		// body, however much it looks like fields.
+		{header(1000) + "not a field: the body starts here\r\n" + strings.Repeat("Looks-Like: a field\r\n", 5000), "250 2.0.0 ok"},
+	} {
+		c.Cmd("MAIL FROM:<a@example.org>", "250")
+		c.Cmd("RCPT TO:<b@example.com>", "250")
+		c.Cmd("DATA", "354")
+		c.Send(tt.msg)
+		c.Cmd(".", tt.reply)
+	}
+	c.Cmd("QUIT", "221")
+	if n := len(h.spool.Messages()); n != 2 {
+		t.Errorf("spool holds %d messages, want 2", n)
+	}
+}

@@ -72,6 +72,15 @@ func (st *Stage) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// ReadAt reads what was written, for a caller that looks back at it (the
+// receiving side counting the lines of a long header).
+func (st *Stage) ReadAt(p []byte, off int64) (int, error) {
+	if st.f == nil {
+		return 0, ErrClosed
+	}
+	return st.f.ReadAt(p, off)
+}
+
 // Size is the number of bytes written.
 func (st *Stage) Size() int64 { return st.n }
 
