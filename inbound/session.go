@@ -304,6 +304,11 @@ func (h *session) clientHost() string {
 
 // DataFailed is the engine refusing the message at its end.
 func (h *session) DataFailed(err error) {
+	if h.mid == 0 {
+		// Data already refused it (its header, the spool) and logged why;
+		// the engine found more wrong in the rest it discarded.
+		return
+	}
 	switch {
 	case errors.Is(err, smtp.ErrMessageTooBig):
 		h.failed(event.FailedSizeLimit)

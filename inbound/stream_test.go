@@ -283,3 +283,31 @@ func TestLargeHeaderLines(t *testing.T) {
 		t.Errorf("spool holds %d messages, want 2", n)
 	}
 }
+
+// A message refused for its header, whose rest is also over the size
+// limit: the client hears the size (the engine's word wins) and the log
+// has one failure for it, the header's.
+func TestLargeHeaderAndSize(t *testing.T) {
+	h := start(t, opts{yaml: streamConfig})
+	c := h.dial("127.0.0.3")
+	c.Expect("220")
+	c.Cmd("EHLO client.example.org", "250")
+	c.Cmd("MAIL FROM:<a@example.org>", "250")
+	c.Cmd("RCPT TO:<b@example.com>", "250")
+	c.Cmd("DATA", "354")
+	c.Send(strings.Repeat("X-Short: 1\r\n", 1001) + "\r\n")
+	newBigBody(1, 2<<20).send(c)
+	c.Cmd(".", "552 5.3.4 Message size exceeds limit")
+	c.Cmd("QUIT", "221")
+	all := h.lines.WaitLines(t, `^mailgate: ICID \d+ ended`)
+	var got []string
+	for _, l := range esaLines(all) {
+		if strings.Contains(l, "Receiving Failed") || strings.Contains(l, "Message finished") {
+			got = append(got, l)
+		}
+	}
+	eq(t, got, []string{
+		"ICID N Receiving Failed: Message header size exceeds limit",
+		"Message finished MID N aborted",
+	})
+}

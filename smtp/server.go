@@ -77,8 +77,9 @@ type Handler interface {
 	Data(r io.Reader) Reply
 	// DataFailed is called after Data when the engine refused the message
 	// (ErrMessageTooBig, ErrBareLineEnding, ErrLineTooLong, the reason a
-	// client can act on first); the engine sends its own refusal and Data's
-	// reply is dropped.
+	// client can act on first), also when Data had refused it already and
+	// the engine found the fault in what it discarded; the engine sends its
+	// own refusal and Data's reply is dropped.
 	DataFailed(err error)
 	// Reset drops the open transaction, if any: RSET, a new HELO/EHLO, STARTTLS.
 	Reset()
