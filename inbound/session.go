@@ -1,12 +1,16 @@
 package inbound
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -159,42 +163,79 @@ func mailbox(addr string, foldLocal bool) string {
 // RFC 3463 4.3.1; Postfix's words).
 var noStorage = smtp.Reply{Code: 452, Enhanced: "4.3.1", Text: "Insufficient system storage"}
 
-var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+// spillAt is the size beyond which a message goes to a spool stage as it
+// arrives instead of into memory. Most mail is smaller and is committed
+// from memory in one write; a larger message costs its session two
+// buffers (the engine's DATA reader and this one, through which it is
+// copied to the stage), not its size.
+const spillAt = 64 << 10
 
-func (h *session) Data(msg []byte) smtp.Reply {
+// The buffers are all of one size, with room for the Received field, so
+// that a session in DATA grows none and leaves no garbage: a thousand
+// sessions starting large messages at once would otherwise grow a
+// thousand slices to spillAt, and the collector would find the discarded
+// steps only later.
+const bufSize = spillAt + 2<<10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, bufSize); return &b }}
+
+func (h *session) Data(r io.Reader) smtp.Reply {
 	mid := h.mid
-	hdr := rfc822.ReadHeader(msg)
-	if max := h.l.cfg.MaxHeaderLines; max > 0 && hdr.Lines > max {
-		h.failed("Message header size exceeds limit")
-		return smtp.Reply{Code: 552, Enhanced: "5.3.4", Text: "message header size exceeds limit"}
-	}
 	now := time.Now()
-	env := &queue.Envelope{
-		MID: mid, ICID: h.icid, Listener: h.l.cfg.Name,
-		ClientIP: h.client.IP.String(), Helo: h.helo, TLS: h.tlsString(),
-		From: h.from, Rcpts: append([]queue.Recipient(nil), h.rcpts...), Received: now,
-		BodyType: h.params.Body, SMTPUTF8: h.params.SMTPUTF8,
-	}
-	if h.client.Verified {
-		env.ClientHost = h.client.Host
-	}
 	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
 	b := (*bp)[:0]
 	if h.l.cfg.ReceivedHeader {
-		r := received{helo: h.helo, host: env.ClientHost, ip: env.ClientIP, by: h.l.srv.Hostname,
+		// Written first, so that the body is read in behind it and never
+		// copied.
+		rh := received{helo: h.helo, host: h.clientHost(), ip: h.client.IP.String(), by: h.l.srv.Hostname,
 			tls: h.tls, utf8: h.params.SMTPUTF8, ehlo: h.ehlo, mid: mid, at: now}
 		if len(h.rcpts) == 1 {
-			r.rcpt = h.rcpts[0].Addr
+			rh.rcpt = h.rcpts[0].Addr
 		}
-		b = r.appendTo(b)
+		b = rh.appendTo(b)
+		if cap(b) > bufSize {
+			// A Received field longer than the room for it (a very long
+			// HELO): this buffer is not the pool's size any more.
+			*bp = make([]byte, 0, bufSize)
+		}
 	}
-	b = append(b, msg...)
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	err := h.l.srv.Spool.Commit(ctx, env, b)
-	cancel()
-	if cap(b) <= 1<<20 {
-		*bp = b
-		bufPool.Put(bp)
+	start := len(b)
+	b, complete, err := readUpTo(r, b, start+spillAt)
+	if err != nil {
+		return smtp.Reply{} // the engine refuses the message, or the connection failed
+	}
+	msg := b[start:]
+	hdr := rfc822.ReadHeader(msg)
+	if hdr.Lines > h.maxHeaderLines() {
+		return h.headerTooLong()
+	}
+	// The header's facts are taken now: a spilled message's buffer is
+	// overwritten by the rest of it.
+	msgID := hdr.MessageID()
+	subject, hasSubject := hdr.Subject()
+	env := &queue.Envelope{
+		MID: mid, ICID: h.icid, Listener: h.l.cfg.Name,
+		ClientIP: h.client.IP.String(), ClientHost: h.clientHost(), Helo: h.helo, TLS: h.tlsString(),
+		From: h.from, Rcpts: append([]queue.Recipient(nil), h.rcpts...),
+		BodyType: h.params.Body, SMTPUTF8: h.params.SMTPUTF8,
+	}
+	size := int64(len(msg))
+	if complete {
+		env.Received = time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		err = h.l.srv.Spool.Commit(ctx, env, b)
+		cancel()
+	} else {
+		var n int64
+		n, err = h.spill(env, r, b, start)
+		if errors.Is(err, errReceive) {
+			return smtp.Reply{} // as above
+		}
+		if errors.Is(err, errHeaderTooLong) {
+			return h.headerTooLong()
+		}
+		size += n
 	}
 	if errors.Is(err, queue.ErrNoSpace) {
 		// Definite: the message is not in the spool and will not be
@@ -208,13 +249,13 @@ func (h *session) Data(msg []byte) smtp.Reply {
 		h.failed("Queue write error")
 		return smtp.Reply{Code: 451, Enhanced: "4.3.0", Text: "Server error, try again later"}
 	}
-	if id := hdr.MessageID(); id != "" {
-		h.emit(event.MessageIDHeader{MID: mid, MessageID: id})
+	if msgID != "" {
+		h.emit(event.MessageIDHeader{MID: mid, MessageID: msgID})
 	}
-	if subject, ok := hdr.Subject(); ok {
+	if hasSubject {
 		h.emit(event.Subject{MID: mid, Subject: subject, Quote: maillog.QuoteFor(subject)})
 	}
-	h.emit(event.Ready{MID: mid, Bytes: int64(len(msg)), From: h.from})
+	h.emit(event.Ready{MID: mid, Bytes: size, From: h.from})
 	// Mail from relaying sender groups is outgoing: the ESA applies its
 	// outbound mail policies to it.
 	table := "inbound"
@@ -231,8 +272,112 @@ func (h *session) Data(msg []byte) smtp.Reply {
 	return smtp.Reply{Code: 250, Enhanced: "2.0.0", Text: fmt.Sprintf("ok:  Message %d accepted", mid)}
 }
 
+func (h *session) maxHeaderLines() int {
+	if max := h.l.cfg.MaxHeaderLines; max > 0 {
+		return max
+	}
+	return math.MaxInt
+}
+
+func (h *session) headerTooLong() smtp.Reply {
+	h.failed("Message header size exceeds limit")
+	return smtp.Reply{Code: 552, Enhanced: "5.3.4", Text: "message header size exceeds limit"}
+}
+
+var errHeaderTooLong = errors.New("message header size exceeds limit")
+
+// errReceive marks a spill that ended because reading the message did:
+// the engine's refusal or a lost connection, which are not the spool's.
+var errReceive = errors.New("receiving the message failed")
+
+// spill writes what was read so far (head, the message from start) and
+// the rest of the message to a spool stage as it arrives, then commits it.
+// head's buffer is then the one the rest is copied through. It returns the
+// bytes read after head.
+func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte, start int) (int64, error) {
+	// Where the header lines past the head are to be counted, if it did
+	// not end in it: from its last whole line.
+	cut := bytes.LastIndexByte(head[start:], '\n') + 1
+	hdr := rfc822.ReadHeader(head[start : start+cut])
+	lines, more := hdr.Lines, !hdr.Blank && hdr.Len == cut
+	from := int64(start + cut)
+
+	st, err := h.l.srv.Spool.NewStage()
+	if err != nil {
+		return 0, err
+	}
+	defer st.Abort()
+	if _, err := st.Write(head); err != nil {
+		return 0, err
+	}
+	buf := head[:cap(head)]
+	var n int64
+	for {
+		k, rerr := r.Read(buf)
+		if k > 0 {
+			if _, err := st.Write(buf[:k]); err != nil {
+				// The rest is the engine's to discard; the client gets a
+				// 451.
+				return n, err
+			}
+			n += int64(k)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return n, fmt.Errorf("%w: %w", errReceive, rerr)
+		}
+	}
+	if more {
+		rest, err := countHeaderLines(st, from, buf)
+		if err != nil {
+			return n, err
+		}
+		if lines+rest > h.maxHeaderLines() {
+			return 0, errHeaderTooLong
+		}
+	}
+	// The message has arrived (the Received field has the time DATA
+	// began, as Postfix's has), and the commit's time starts now, however
+	// long it took.
+	env.Received = time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	return n, h.l.srv.Spool.CommitStage(ctx, env, st)
+}
+
+// readUpTo appends what r gives to b until it ends (complete) or b holds
+// limit bytes; b has room for them.
+func readUpTo(r io.Reader, b []byte, limit int) (_ []byte, complete bool, err error) {
+	b = slices.Grow(b, limit-len(b))
+	for len(b) < limit {
+		n, err := r.Read(b[len(b):limit])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, true, nil
+		}
+		if err != nil {
+			return b, false, err
+		}
+	}
+	return b, false, nil
+}
+
+func (h *session) clientHost() string {
+	if h.client.Verified {
+		return h.client.Host
+	}
+	return ""
+}
+
 // DataFailed is the engine refusing the message at its end.
 func (h *session) DataFailed(err error) {
+	if h.mid == 0 {
+		// Data already refused it (its header, the spool) and logged why;
+		// the engine found more wrong in the rest it discarded.
+		return
+	}
 	switch {
 	case errors.Is(err, smtp.ErrMessageTooBig):
 		h.failed(event.FailedSizeLimit)
@@ -349,4 +494,29 @@ func parseReply(code int, text string) smtp.Reply {
 		r.Enhanced, r.Text = m[1], text[len(m[0]):]
 	}
 	return r
+}
+
+// countHeaderLines counts the lines of the rest of a header that did not
+// end in the message's first buffer, reading the stage from off through
+// buf (lines are at most 1000 octets: the engine refuses longer ones).
+func countHeaderLines(st *queue.Stage, off int64, buf []byte) (int, error) {
+	lines := 0
+	for off < st.Size() {
+		n, err := st.ReadAt(buf[:min(int64(len(buf)), st.Size()-off)], off)
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		part := buf[:n]
+		cut := bytes.LastIndexByte(part, '\n') + 1
+		if cut == 0 {
+			cut = n // the last line, without its end
+		}
+		hdr := rfc822.ReadHeader(part[:cut])
+		lines += hdr.Lines
+		if hdr.Blank || hdr.Len < cut || cut == 0 {
+			break
+		}
+		off += int64(cut)
+	}
+	return lines, nil
 }

@@ -161,16 +161,9 @@ func (m *Manager) Message(mid uint64) (QueuedMessage, error) {
 	return q, nil
 }
 
-// read returns a queued message from the spool: its envelope, its body
-// and its recipients' states. A message not in the spool is ErrNoMessage.
-func (m *Manager) read(mid uint64) (*queue.Envelope, []byte, map[int]queue.RecipientState, error) {
-	env, body, err := m.o.Spool.Read(mid)
-	states, err := m.states(mid, err)
-	return env, body, states, err
-}
-
-// head is read, but for the envelope and only the body's first max bytes;
-// size is the whole body's.
+// head returns a queued message from the spool: its envelope, the body's
+// first max bytes and its size, and its recipients' states. A message not
+// in the spool is ErrNoMessage.
 func (m *Manager) head(mid uint64, max int) (env *queue.Envelope, head []byte, size int64, states map[int]queue.RecipientState, err error) {
 	env, head, size, err = m.o.Spool.Head(mid, max)
 	states, err = m.states(mid, err)
@@ -305,7 +298,7 @@ func (m *Manager) remove(mid uint64, bounce bool) (n int, err error) {
 		m.mu.Unlock()
 	}()
 
-	env, body, states, err := m.read(mid)
+	env, _, _, states, err := m.head(mid, 0)
 	if err != nil {
 		return 0, fmt.Errorf("outbound: %s MID %d: %w", op, mid, err)
 	}
@@ -331,7 +324,7 @@ func (m *Manager) remove(mid uint64, bounce bool) (n int, err error) {
 	}
 	if bounce {
 		m.log.Info("outbound: bounced by the administrator", "mid", mid, "rids", rids)
-		m.finishJob(j, repeat(adminBounce, len(rids)), 0, body)
+		m.finishJob(j, repeat(adminBounce, len(rids)), 0)
 		if _, err := m.o.Spool.RecipientStates(mid); !errors.Is(err, queue.ErrNotFound) {
 			// finishJob logged why the spool did not take it.
 			return 0, fmt.Errorf("outbound: bounce MID %d: not recorded in the spool", mid)

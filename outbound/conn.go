@@ -109,7 +109,7 @@ func (m *Manager) finishAll(jobs []*job, o outcome, dcid uint64) {
 		go func() {
 			defer wg.Done()
 			for j := range next {
-				m.finishJob(j, repeat(o, len(j.rcpts)), dcid, nil)
+				m.finishJob(j, repeat(o, len(j.rcpts)), dcid)
 			}
 		}()
 	}
@@ -249,7 +249,9 @@ func (m *Manager) openFailed(dcid uint64, domain string, h hop, local string, er
 // reports whether the connection can carry another.
 func (m *Manager) deliver(s *session, j *job) bool {
 	env := j.msg.env
-	_, body, err := m.o.Spool.Read(env.MID)
+	// The body is read as it is sent: a large message is never whole in
+	// memory. Its checksum is verified at its end, before the end of data.
+	_, body, err := m.o.Spool.Reader(env.MID)
 	if errors.Is(err, queue.ErrNotFound) {
 		// Deleted from the queue meanwhile.
 		m.drop(j)
@@ -258,10 +260,10 @@ func (m *Manager) deliver(s *session, j *job) bool {
 	if err != nil {
 		m.log.Error("outbound: cannot read a message from the spool", "mid", env.MID, "err", err)
 		o := outcome{result: deferred, status: "4.3.0", code: "000", lines: []string{"spool read error"}}
-		m.finishJob(j, repeat(o, len(j.rcpts)), s.dcid, nil)
+		m.finishJob(j, repeat(o, len(j.rcpts)), s.dcid)
 		return true
 	}
-	senv := smtp.Envelope{From: env.From, To: make([]string, len(j.rcpts)), Size: int64(len(body)),
+	senv := smtp.Envelope{From: env.From, To: make([]string, len(j.rcpts)), Size: body.Size(),
 		Body8bit: env.BodyType == "8BITMIME", SMTPUTF8: env.SMTPUTF8}
 	rids := make([]int, len(j.rcpts))
 	for k, i := range j.rcpts {
@@ -270,6 +272,17 @@ func (m *Manager) deliver(s *session, j *job) bool {
 	}
 	m.emit(event.DeliveryStart{DCID: s.dcid, MID: env.MID, RIDs: rids})
 	res, err := s.c.Send(m.cut, senv, body)
+	body.Close()
+	var ce *queue.CorruptError
+	if errors.As(err, &ce) {
+		// The spool's damage, found at the end of the body: the message
+		// was not ended, the connection is closed, and it waits as after
+		// a read error before sending.
+		m.log.Error("outbound: cannot read a message from the spool", "mid", env.MID, "err", err)
+		o := outcome{result: deferred, status: "4.3.0", code: "000", lines: []string{"spool read error"}}
+		m.finishJob(j, repeat(o, len(j.rcpts)), s.dcid)
+		return false
+	}
 	if err != nil && m.cut.Err() != nil {
 		// Cut off by Stop: the spool still says pending, and the next
 		// start delivers it.
@@ -283,7 +296,7 @@ func (m *Manager) deliver(s *session, j *job) bool {
 		// the message waits for its fix.
 		m.log.Error("outbound: the SMTP client refused an envelope", "mid", env.MID, "err", err)
 		o := outcome{result: deferred, status: "4.3.0", code: "000", lines: []string{fmt.Sprint(err)}}
-		m.finishJob(j, repeat(o, len(j.rcpts)), s.dcid, body)
+		m.finishJob(j, repeat(o, len(j.rcpts)), s.dcid)
 		return false
 	}
 	outs := make([]outcome, len(j.rcpts))
@@ -297,7 +310,7 @@ func (m *Manager) deliver(s *session, j *job) bool {
 	if se != nil && se.PossibleDelivery() {
 		m.emit(event.PossibleDelivery{DCID: s.dcid, MID: env.MID, RIDs: sent})
 	}
-	m.finishJob(j, outs, s.dcid, body)
+	m.finishJob(j, outs, s.dcid)
 	return err == nil
 }
 

@@ -52,8 +52,8 @@ func (m *Manager) expired(msg *message, st queue.RecipientState, now time.Time) 
 // made durable (or the message is finished when none is left pending),
 // then the events are logged and the job and the message are rescheduled.
 // A crash between the first two steps may send a DSN twice; no crash loses
-// one. body is the message when the attempt had read it.
-func (m *Manager) finishJob(j *job, outs []outcome, dcid uint64, body []byte) {
+// one.
+func (m *Manager) finishJob(j *job, outs []outcome, dcid uint64) {
 	msg := j.msg
 	env := msg.env
 	now := time.Now()
@@ -94,7 +94,7 @@ func (m *Manager) finishJob(j *job, outs []outcome, dcid uint64, body []byte) {
 	var bounceSize int
 	if len(hard) > 0 && env.From != "" && m.o.Delivery.Bounce.SendBounces {
 		var err error
-		bounce, bounceSize, err = m.bounce(msg, j, hard, outs, body, now)
+		bounce, bounceSize, err = m.bounce(msg, j, hard, outs, now)
 		if err != nil {
 			msg.mu.Unlock()
 			m.log.Error("outbound: no DSN; the message stays in the spool as it was", "mid", env.MID, "err", err)
@@ -297,14 +297,13 @@ func (m *Manager) logOutcomes(j *job, outs []outcome, states []queue.RecipientSt
 // bounce builds the DSN for the recipients hard of an attempt and commits
 // it to the spool as a message of its own: null sender, ICID 0, one
 // recipient, the original sender.
-func (m *Manager) bounce(msg *message, j *job, hard []int, outs []outcome, body []byte, now time.Time) (*queue.Envelope, int, error) {
+func (m *Manager) bounce(msg *message, j *job, hard []int, outs []outcome, now time.Time) (*queue.Envelope, int, error) {
 	env := msg.env
-	if body == nil {
-		// DNS failures and expiries come without the message read; the
-		// DSN carries its header.
-		if _, b, err := m.o.Spool.Read(env.MID); err == nil {
-			body = b
-		}
+	// The DSN carries the original header only, up to a cap: reading a
+	// little past the cap lets a field cut by the read fall beyond it.
+	var body []byte
+	if _, b, _, err := m.o.Spool.Head(env.MID, dsn.MaxOriginalHeader+1<<10); err == nil {
+		body = b
 	}
 	r := dsn.Report{ReportingMTA: m.o.Hostname, From: m.o.Delivery.Bounce.From, To: env.From, MID: env.MID,
 		ArrivalDate: msg.arrived, Original: body, Date: now, SMTPUTF8: env.SMTPUTF8}

@@ -203,7 +203,11 @@ func (s *hopSession) Rcpt(to smtp.Path) smtp.Reply {
 	return smtp.Reply{}
 }
 
-func (s *hopSession) Data(msg []byte) smtp.Reply {
+func (s *hopSession) Data(r io.Reader) smtp.Reply {
+	msg, err := io.ReadAll(r)
+	if err != nil {
+		return smtp.Reply{} // the engine refuses it
+	}
 	s.h.mu.Lock()
 	delay := s.h.delay
 	if s.h.slow != "" && s.h.slow != s.at {

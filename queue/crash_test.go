@@ -41,7 +41,35 @@ func crashPlan(mid uint64) (setState, finish bool) {
 	return false, false
 }
 
-func crashBodySize(mid uint64) int { return 200 + int(mid*7919%4000) }
+// crashBodySize: MIDs left live by 6 are large and committed through a
+// Stage, so that kills land while a stage is written and while the writer
+// copies one into the journal.
+func crashBodySize(mid uint64) int {
+	if crashStaged(mid) {
+		return 100<<10 + int(mid*7919%(300<<10))
+	}
+	return 200 + int(mid*7919%4000)
+}
+
+func crashStaged(mid uint64) bool { return mid%8 == 6 }
+
+func crashCommit(ctx context.Context, s *Spool, mid uint64) error {
+	env, body := testEnvelope(mid, 2), testBody(mid, crashBodySize(mid))
+	if !crashStaged(mid) {
+		return s.Commit(ctx, env, body)
+	}
+	st, err := s.NewStage()
+	if err != nil {
+		return err
+	}
+	for p := body; len(p) > 0; p = p[min(len(p), 32<<10):] {
+		if _, err := st.Write(p[:min(len(p), 32<<10)]); err != nil {
+			st.Abort()
+			return err
+		}
+	}
+	return s.CommitStage(ctx, env, st)
+}
 
 var crashState = RecipientState{Status: Delivered, Attempts: 1, Reason: "250 ok"}
 
@@ -90,7 +118,7 @@ func crashChild(dir string) error {
 					errs <- err
 					return
 				}
-				if err := s.Commit(ctx, testEnvelope(mid, 2), testBody(mid, crashBodySize(mid))); err != nil {
+				if err := crashCommit(ctx, s, mid); err != nil {
 					errs <- err
 					return
 				}
@@ -233,6 +261,9 @@ func TestCrash(t *testing.T) {
 					t.Errorf("round %d: MID %d state %+v lost", round, mid, states[0])
 				}
 			}
+		}
+		if files := stageFiles(t, dir); len(files) > 0 {
+			t.Errorf("round %d: stage files left: %v", round, files)
 		}
 		st := s.Stats()
 		t.Logf("round %d: %d lines, recovered %d live in %d segments (truncated %d bytes); MIDs from %d",

@@ -39,6 +39,18 @@
 //     attempts, last and next attempt, last reply);
 //   - finish: the message is done.
 //
+// # Stages
+//
+// A message too large to hold in memory is written by the receiving side
+// to a Stage as it arrives: a file created in the spool directory and
+// unlinked at once, whose CRC is computed as it is written. CommitStage
+// makes it an ordinary message record: the writer copies the stage into
+// the segment within a group commit, and the record's CRC is the
+// envelope's joined to the stage's (CRC-32C is affine, so the two combine
+// without reading the body again). A crash leaves no stage behind to
+// recover: what it held was never acknowledged. (Open deletes any stage-*
+// file a crash between creating and unlinking one left.)
+//
 // # Recovery
 //
 // Open replays every segment in order. Zeros from the end of the records to
@@ -58,6 +70,8 @@
 // dead segment is compacted: the writer copies its live messages, with a
 // snapshot of their states, into the current segment (a bounded amount per
 // group commit, sharing its fsync), after which the old segment is deleted.
+// A large message is verified by reading it through and then copied from
+// file to file, never whole in memory.
 //
 // When free space is tight (below twice the floor, or 4 MiB), the writer
 // writes no zeros ahead, and rolls the current segment as soon as half of

@@ -210,6 +210,7 @@ type request struct {
 	mid    uint64
 	rec    []byte // header and payload, or for a message header and all but the body
 	body   []byte
+	stage  *Stage // the body, instead of body, for a staged message
 	seq    uint64
 	env    *Envelope
 	states []ridState
@@ -219,7 +220,12 @@ type request struct {
 	done  chan error
 }
 
-func (r *request) size() int { return len(r.rec) + len(r.body) }
+func (r *request) size() int {
+	if r.stage != nil {
+		return len(r.rec) + int(r.stage.n)
+	}
+	return len(r.rec) + len(r.body)
+}
 
 // Open opens the spool in dir, creating it if needed, and recovers it: every
 // segment is scanned, a torn record at the end of the last one is cut off
@@ -265,6 +271,11 @@ func Open(dir string, o Options) (*Spool, error) {
 		lockf.Close()
 		return nil, fmt.Errorf("queue: open: %w", err)
 	}
+	if err := s.removeStages(); err != nil {
+		s.dirf.Close()
+		lockf.Close()
+		return nil, err
+	}
 	if err := s.recover(); err != nil {
 		s.x.releaseAll()
 		s.dirf.Close()
@@ -291,24 +302,38 @@ func Open(dir string, o Options) (*Spool, error) {
 // whether the record reached the disk: a recovered spool may still deliver
 // the message, so the sender's retry can cause a duplicate (at-least-once).
 func (s *Spool) Commit(ctx context.Context, env *Envelope, msg []byte) error {
+	return s.commit(ctx, env, msg, nil)
+}
+
+// commit stores a message whose body is msg, or st when st is not nil.
+func (s *Spool) commit(ctx context.Context, env *Envelope, msg []byte, st *Stage) error {
 	if err := checkEnvelope(env); err != nil {
 		return fmt.Errorf("queue: commit MID %d: %w", env.MID, err)
 	}
 	seq := s.seq.Add(1)
 	rec := make([]byte, recHeaderSize, recHeaderSize+128+len(env.Rcpts)*32)
 	rec = appendMessagePrefix(rec, seq, env)
-	n := len(rec) - recHeaderSize + len(msg)
+	bodyLen := int64(len(msg))
+	if st != nil {
+		bodyLen = st.n
+	}
+	n := int64(len(rec)-recHeaderSize) + bodyLen
 	if len(rec)-recHeaderSize > maxEnvelope+32 {
 		return fmt.Errorf("queue: commit MID %d: envelope too large", env.MID)
 	}
 	if n > maxPayload {
-		return fmt.Errorf("queue: commit MID %d: message of %d bytes too large", env.MID, len(msg))
+		return fmt.Errorf("queue: commit MID %d: message of %d bytes too large", env.MID, bodyLen)
 	}
-	if err := s.roomFor(int64(recHeaderSize + n)); err != nil {
+	if err := s.roomFor(int64(recHeaderSize) + n); err != nil {
 		return fmt.Errorf("queue: commit MID %d: %w", env.MID, err)
 	}
-	c := crc(crc(s.salt, rec[recHeaderSize:]), msg)
-	putRecHeader(rec, s.salt, recMessage, n, c)
+	c := crc(s.salt, rec[recHeaderSize:])
+	if st != nil {
+		c = crcConcat(c, st.crc, st.n)
+	} else {
+		c = crc(c, msg)
+	}
+	putRecHeader(rec, s.salt, recMessage, int(n), c)
 
 	mid := env.MID
 	s.mu.Lock()
@@ -325,7 +350,7 @@ func (s *Spool) Commit(ctx context.Context, env *Envelope, msg []byte) error {
 	s.inflight[mid] = true
 	s.mu.Unlock()
 
-	r := &request{typ: recMessage, mid: mid, rec: rec, body: msg, seq: seq, env: env, done: make(chan error, 1)}
+	r := &request{typ: recMessage, mid: mid, rec: rec, body: msg, stage: st, seq: seq, env: env, done: make(chan error, 1)}
 	err := s.submit(ctx, r)
 	if r.state.Load() == reqCancelled {
 		// Never taken by the writer, which otherwise clears inflight.

@@ -150,7 +150,15 @@ type copyRec struct {
 	stateRec []byte // nil when no recipient has a state
 	states   []ridState
 	off      int64
+
+	// A large message's payload is not read into rec, which then holds
+	// the header only: it is copied from src at srcOff, tail bytes.
+	src    *segment
+	srcOff int64
+	tail   int64
 }
+
+func (c *copyRec) size() int64 { return int64(len(c.rec)) + c.tail }
 
 func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 	if err := s.failure(); err != nil {
@@ -174,13 +182,26 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 	tight := s.tight()
 	oldLen := max(cur.size, cur.zeroEnd)
 
+	// A staged body, or a large record compaction moves, is copied from
+	// its file between the writes of the records before and after it.
 	iov := s.iov[:0]
 	off := cur.size
+	at := cur.size // where iov is to be written
+	var err error
 	for i := range copies {
 		c := &copies[i]
 		c.off = off
 		iov = append(iov, c.rec)
 		off += int64(len(c.rec))
+		if c.src != nil && err == nil {
+			err = pwritevAll(cur.f, iov, at)
+			if err == nil {
+				err = copyRange(cur.f, off, c.src.f, c.srcOff, c.tail)
+			}
+			clear(iov)
+			off += c.tail
+			iov, at = iov[:0], off
+		}
 		if c.stateRec != nil {
 			iov = append(iov, c.stateRec)
 			off += int64(len(c.stateRec))
@@ -193,6 +214,14 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 			iov = append(iov, r.body)
 		}
 		off += int64(r.size())
+		if r.stage != nil && err == nil {
+			err = pwritevAll(cur.f, iov, at)
+			if err == nil {
+				err = copyStage(cur.f, r.off+int64(len(r.rec)), r.stage)
+			}
+			clear(iov)
+			iov, at = iov[:0], off
+		}
 	}
 	extended := off > cur.zeroEnd && !s.opts.NoSync && !tight
 	if extended {
@@ -200,7 +229,9 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 		iov = append(iov, zeros[:end-off])
 		cur.zeroEnd = end
 	}
-	err := pwritevAll(cur.f, iov, cur.size)
+	if err == nil {
+		err = pwritevAll(cur.f, iov, at)
+	}
 	clear(iov) // do not keep message bodies alive until the next batch
 	s.iov = iov[:0]
 	if err != nil {
@@ -234,7 +265,7 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 			continue
 		}
 		s.nCopied.Add(1)
-		s.x.applyMessage(cur, c.off, int64(len(c.rec)), c.seq, c.env)
+		s.x.applyMessage(cur, c.off, c.size(), c.seq, c.env)
 		if c.stateRec != nil {
 			s.x.applyState(cur, c.mid, c.states)
 		}
@@ -486,25 +517,34 @@ func (s *Spool) planCompaction() []copyRec {
 				continue
 			}
 			out = append(out, c)
-			budget -= len(c.rec) + len(c.stateRec)
+			budget -= int(c.size()) + len(c.stateRec)
 		}
 	}
 	return out
 }
 
 func (s *Spool) copyOf(e *entry) (copyRec, error) {
-	rec, env, _, err := readMessage(e.seg, e.off, e.n)
-	if err != nil {
-		return copyRec{}, err
+	var c copyRec
+	if e.n > compactStreamAt {
+		var err error
+		if c, err = s.streamedCopy(e); err != nil {
+			return copyRec{}, err
+		}
+	} else {
+		rec, env, _, err := readMessage(e.seg, e.off, e.n)
+		if err != nil {
+			return copyRec{}, err
+		}
+		if e.seg.salt != s.salt {
+			// Written under another salt (a segment whose header was damaged
+			// was read with a guessed one, or files of two spools were mixed).
+			p := rec[recHeaderSize:]
+			putRecHeader(rec, s.salt, recMessage, len(p), crc(s.salt, p))
+		}
+		seq, _, _, _ := decodeMessage(rec[recHeaderSize:]) // verified by readMessage
+		c = copyRec{mid: env.MID, rec: rec, env: env, seq: seq}
 	}
-	if e.seg.salt != s.salt {
-		// Written under another salt (a segment whose header was damaged
-		// was read with a guessed one, or files of two spools were mixed).
-		p := rec[recHeaderSize:]
-		putRecHeader(rec, s.salt, recMessage, len(p), crc(s.salt, p))
-	}
-	seq, _, _, _ := decodeMessage(rec[recHeaderSize:]) // verified by readMessage
-	c := copyRec{mid: env.MID, rec: rec, env: env, seq: seq}
+	env := c.env
 	for _, r := range e.rcpts {
 		if r.st != nil {
 			c.states = append(c.states, ridState{RID: int(r.rid), RecipientState: *r.st})

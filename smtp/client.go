@@ -369,8 +369,12 @@ func (c *Client) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
 
 // Send runs one transaction: MAIL FROM, a RCPT TO per recipient, and DATA
 // with msg when at least one recipient was accepted. msg is the message as
-// stored, lines ending in CRLF; it is dot-stuffed as it is written (bare
-// CR or LF are sent as CRLF, so that no line can end the data early).
+// stored, lines ending in CRLF, read as it is sent, so that a large one is
+// never whole in memory; it is dot-stuffed as it is written (bare CR or LF
+// are sent as CRLF, so that no line can end the data early). If reading
+// msg fails, the end of data is not sent: the connection is closed (an
+// *Error at StepDataTransfer wrapping the read error), and the server
+// drops the message.
 //
 // Replies of the server, 4xx and 5xx included, are in the Result; the
 // error is for the connection only: an *Error after which the Client is
@@ -380,7 +384,7 @@ func (c *Client) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
 // error that is not an *Error is a misuse (an envelope without
 // recipients, a control character in an address, a Client closed by Quit
 // or Close); nothing was sent and the Result is nil.
-func (c *Client) Send(ctx context.Context, env Envelope, msg []byte) (*Result, error) {
+func (c *Client) Send(ctx context.Context, env Envelope, msg io.Reader) (*Result, error) {
 	if err := checkEnvelope(env); err != nil {
 		return nil, err
 	}
@@ -448,7 +452,7 @@ func (c *Client) refuseLocally(env Envelope) (Reply, bool) {
 	return Reply{}, false
 }
 
-func (c *Client) sendPipelined(env Envelope, msg []byte, res *Result) error {
+func (c *Client) sendPipelined(env Envelope, msg io.Reader, res *Result) error {
 	c.mailCommand(env)
 	sent, read, accepted := 0, 0, 0 // RCPTs written, their replies read, accepted
 	mailRead := false
@@ -535,7 +539,7 @@ func (c *Client) sendPipelined(env Envelope, msg []byte, res *Result) error {
 	return c.data(msg, res)
 }
 
-func (c *Client) sendStepByStep(env Envelope, msg []byte, res *Result) error {
+func (c *Client) sendStepByStep(env Envelope, msg io.Reader, res *Result) error {
 	c.mailCommand(env)
 	r, err := c.roundTrip(StepMail, c.to.Command)
 	res.Mail = r
@@ -595,7 +599,7 @@ func (c *Client) roundTrip(step Step, timeout time.Duration) (Reply, error) {
 }
 
 // data sends the message after a 354 and reads the final reply.
-func (c *Client) data(msg []byte, res *Result) error {
+func (c *Client) data(msg io.Reader, res *Result) error {
 	if err := c.writeMessage(msg); err != nil {
 		return c.fail(StepDataTransfer, err)
 	}
@@ -1109,57 +1113,107 @@ func (w dataWriter) Write(p []byte) (int, error) {
 	return w.c.conn.Write(p)
 }
 
-// writeMessage sends msg dot-stuffed and ended with CRLF.CRLF, line by
-// line, without a copy of the whole. A line ends at CRLF; a bare LF or CR
+// writeMessage sends msg dot-stuffed and ended with CRLF.CRLF, as it reads
+// it, without a copy of the whole. A line ends at CRLF; a bare LF or CR
 // (which the server side of mailgate never accepts into the spool) ends a
 // line too and is sent as CRLF, so that no sequence in msg can be taken
 // for the end of data by any server (SMTP smuggling).
-func (c *Client) writeMessage(msg []byte) error {
+func (c *Client) writeMessage(msg io.Reader) error {
 	bw := dataWriterPool.Get().(*bufio.Writer)
 	bw.Reset(dataWriter{c})
+	buf := readBufPool.Get().(*[]byte)
 	defer func() {
 		bw.Reset(nil)
 		dataWriterPool.Put(bw)
+		readBufPool.Put(buf)
 	}()
-	for len(msg) > 0 {
-		var line []byte
-		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
-			line, msg = msg[:i], msg[i+1:]
-		} else {
-			line, msg = msg, nil
+	st := stuffer{c: c, bw: bw, start: true}
+	for {
+		n, err := msg.Read(*buf)
+		if werr := st.write((*buf)[:n]); werr != nil {
+			return werr
 		}
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
+		if err == io.EOF {
+			break
 		}
-		for {
-			i := bytes.IndexByte(line, '\r')
-			if i < 0 {
-				break
-			}
-			if err := c.writeLine(bw, line[:i]); err != nil {
-				return err
-			}
-			line = line[i+1:]
+		if err != nil {
+			return &readError{err}
 		}
-		if err := c.writeLine(bw, line); err != nil {
-			return err
-		}
+	}
+	if !st.start {
+		st.endLine()
 	}
 	bw.WriteString(".\r\n")
 	c.transcript(true, []byte{'.'})
 	return bw.Flush()
 }
 
-func (c *Client) writeLine(bw *bufio.Writer, line []byte) error {
-	if len(line) > 0 && line[0] == '.' {
-		bw.WriteByte('.')
-		if c.cfg.Transcript != nil {
-			c.cfg.Transcript(true, append([]byte{'.'}, line...))
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// readError is the message's reader failing, not the connection.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return "reading the message: " + e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// stuffer writes message text in SMTP's form as it comes, in pieces that
+// may end anywhere, a CRLF split between two of them included.
+type stuffer struct {
+	c     *Client
+	bw    *bufio.Writer
+	start bool   // at the start of a line
+	cr    bool   // the last byte was a CR, already sent as a line end
+	line  []byte // the line so far, for the transcript only
+}
+
+func (s *stuffer) write(p []byte) error {
+	for len(p) > 0 {
+		// The next line end: LF, or a CR before it.
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			i = len(p)
 		}
-	} else if c.cfg.Transcript != nil {
-		c.cfg.Transcript(true, line)
+		if j := bytes.IndexByte(p[:i], '\r'); j >= 0 {
+			i = j
+		}
+		if text := p[:i]; len(text) > 0 {
+			if s.start && text[0] == '.' {
+				s.bw.WriteByte('.')
+				s.record([]byte{'.'})
+			}
+			s.start, s.cr = false, false
+			s.bw.Write(text)
+			s.record(text)
+		}
+		if i == len(p) {
+			break
+		}
+		c := p[i]
+		p = p[i+1:]
+		if c == '\n' && s.cr {
+			s.cr = false // the LF of a CRLF whose CR ended the line
+			continue
+		}
+		if err := s.endLine(); err != nil {
+			return err
+		}
+		s.cr = c == '\r'
 	}
-	bw.Write(line)
-	_, err := bw.WriteString("\r\n")
+	return nil
+}
+
+func (s *stuffer) endLine() error {
+	if s.c.cfg.Transcript != nil {
+		s.c.cfg.Transcript(true, s.line)
+		s.line = s.line[:0]
+	}
+	s.start = true
+	_, err := s.bw.WriteString("\r\n")
 	return err
+}
+
+func (s *stuffer) record(b []byte) {
+	if s.c.cfg.Transcript != nil {
+		s.line = append(s.line, b...)
+	}
 }

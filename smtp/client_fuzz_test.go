@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -92,16 +93,26 @@ func (c *bufConn) SetWriteDeadline(time.Time) error { return nil }
 // endings, exactly one end of data, at its end, and the server side of
 // the package reads back the message with its line endings made CRLF.
 func FuzzWriteMessage(f *testing.F) {
-	for _, s := range []string{"", ".", "a\r\n.\r\nb", ".\r\n.\r\n", "a\n.\nb\r.\r", "\r\n\r\n", "x\r\r\n.", "..\r\n"} {
+	for _, s := range []string{"", ".", "a\r\n.\r\nb", ".\r\n.\r\n", "a\n.\nb\r.\r", "\r\n\r\n", "x\r\r\n.", "..\r\n", "\rb\nc"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		conn := &bufConn{}
 		c := &Client{conn: conn, to: ClientTimeouts{}.withDefaults()}
-		if err := c.writeMessage(msg); err != nil {
+		if err := c.writeMessage(bytes.NewReader(msg)); err != nil {
 			t.Fatal(err)
 		}
 		out := conn.buf.Bytes()
+		// Read a byte at a time, a CRLF or a line's first dot split
+		// between reads, the message goes out the same.
+		bytewise := &bufConn{}
+		c = &Client{conn: bytewise, to: ClientTimeouts{}.withDefaults()}
+		if err := c.writeMessage(iotest.OneByteReader(bytes.NewReader(msg))); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(bytewise.buf.Bytes(), out) {
+			t.Fatalf("message %q read a byte at a time is sent as %q, read whole as %q", msg, bytewise.buf.Bytes(), out)
+		}
 		for i, b := range out {
 			if b == '\n' && (i == 0 || out[i-1] != '\r') || b == '\r' && (i+1 == len(out) || out[i+1] != '\n') {
 				t.Fatalf("bare line ending at %d of %q", i, out)
@@ -112,7 +123,7 @@ func FuzzWriteMessage(f *testing.F) {
 		}
 		s := &Session{r: bufio.NewReaderSize(bytes.NewReader(out), 4096)}
 		var got bytes.Buffer
-		derr, err := s.readData(&got)
+		derr, err := readMessage(s, &got)
 		if err != nil || derr == ErrBareLineEnding {
 			t.Fatalf("server reads %q: %v, %v", out, derr, err)
 		}

@@ -8,12 +8,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/mailgate/mailgate/event"
@@ -182,7 +184,7 @@ func TestClientEngine(t *testing.T) {
 				t.Errorf("addresses %v %v", c.LocalAddr(), c.RemoteAddr())
 			}
 			for round := 0; round < 2; round++ { // the connection is reused
-				res, err := c.Send(context.Background(), tt.env, msg)
+				res, err := c.Send(context.Background(), tt.env, bytes.NewReader(msg))
 				if err != nil {
 					t.Fatalf("round %d: %v", round, err)
 				}
@@ -243,7 +245,7 @@ func TestClientDotStuffing(t *testing.T) {
 	addr, _ := engine(t, rec, Config{})
 	c := dial(t, addr, clientConfig())
 	for _, tt := range tests {
-		res, err := c.Send(context.Background(), Envelope{From: "a@example.org", To: []string{"b@example.com"}}, []byte(tt.in))
+		res, err := c.Send(context.Background(), Envelope{From: "a@example.org", To: []string{"b@example.com"}}, bytes.NewReader([]byte(tt.in)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,7 +266,7 @@ func TestClientManyRecipients(t *testing.T) {
 	for i := 0; i < 250; i++ { // three pipelined groups
 		env.To = append(env.To, fmt.Sprintf("r%d@example.com", i))
 	}
-	res, err := c.Send(context.Background(), env, []byte("x\r\n"))
+	res, err := c.Send(context.Background(), env, bytes.NewReader([]byte("x\r\n")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +363,7 @@ func TestClientSmtpSink(t *testing.T) {
 			}
 			env := Envelope{From: "a@example.org", To: []string{"b@example.com", "c@example.com"}, Size: int64(len(msg)), Body8bit: true}
 			for round := 0; round < 3; round++ {
-				res, err := c.Send(context.Background(), env, []byte(msg))
+				res, err := c.Send(context.Background(), env, bytes.NewReader([]byte(msg)))
 				if err != nil {
 					t.Fatalf("round %d: %v", round, err)
 				}
@@ -896,7 +898,7 @@ func TestClientScripted(t *testing.T) {
 				cfg.Timeouts.Command, cfg.Timeouts.DataDone = 300*time.Millisecond, 300*time.Millisecond
 			}
 			c := dial(t, addr, cfg)
-			res, err := c.Send(context.Background(), tt.env, []byte("hello\r\n"))
+			res, err := c.Send(context.Background(), tt.env, bytes.NewReader([]byte("hello\r\n")))
 			if res == nil {
 				t.Fatalf("no result; error %v", err)
 			}
@@ -917,7 +919,7 @@ func TestClientScripted(t *testing.T) {
 			}
 			if err != nil {
 				// The client is closed; it says so again rather than write.
-				if res, again := c.Send(context.Background(), tt.env, []byte("x\r\n")); again != err || res == nil || !res.Outcome(0).IsZero() {
+				if res, again := c.Send(context.Background(), tt.env, bytes.NewReader([]byte("x\r\n"))); again != err || res == nil || !res.Outcome(0).IsZero() {
 					t.Errorf("Send after the error: %+v, %v; want no replies and %v", res, again, err)
 				}
 				return
@@ -1089,7 +1091,7 @@ func TestClientContext(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, 200*time.Millisecond)
 				defer cancel()
 			}
-			_, err := c.Send(ctx, Envelope{From: "a@example.org", To: []string{"b@example.com"}}, []byte("x\r\n"))
+			_, err := c.Send(ctx, Envelope{From: "a@example.org", To: []string{"b@example.com"}}, bytes.NewReader([]byte("x\r\n")))
 			var e *Error
 			if !errors.As(err, &e) || e.Step != StepMail || e.Kind != tt.kind || !errors.Is(err, tt.want) {
 				t.Fatalf("error %v, want step mail, kind %v", err, tt.kind)
@@ -1107,7 +1109,7 @@ func TestClientContextDoneBefore(t *testing.T) {
 	c := dial(t, addr, clientConfig())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := c.Send(ctx, Envelope{From: "a@example.org", To: []string{"b@example.com"}}, []byte("x\r\n"))
+	_, err := c.Send(ctx, Envelope{From: "a@example.org", To: []string{"b@example.com"}}, bytes.NewReader([]byte("x\r\n")))
 	var e *Error
 	if !errors.As(err, &e) || e.Step != StepMail || e.Kind != KindCanceled {
 		t.Fatalf("error %v, want a canceled MAIL", err)
@@ -1132,7 +1134,7 @@ func TestClientMisuse(t *testing.T) {
 		{From: "a@example.org", To: []string{"b@example.com>\r\nDATA"}},
 		{From: "a@example.org", To: []string{""}},
 	} {
-		res, err := c.Send(context.Background(), env, []byte("x\r\n"))
+		res, err := c.Send(context.Background(), env, bytes.NewReader([]byte("x\r\n")))
 		var e *Error
 		if err == nil || errors.As(err, &e) || res != nil {
 			t.Errorf("envelope %+v: %v, %v; want a misuse error", env, res, err)
@@ -1141,7 +1143,7 @@ func TestClientMisuse(t *testing.T) {
 	if err := c.Quit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Send(context.Background(), Envelope{To: []string{"b@example.com"}}, nil); err == nil {
+	if _, err := c.Send(context.Background(), Envelope{To: []string{"b@example.com"}}, bytes.NewReader(nil)); err == nil {
 		t.Error("Send after Quit succeeded")
 	}
 }
@@ -1211,7 +1213,7 @@ func TestClientTLS(t *testing.T) {
 			if _, offered := c.Ext("STARTTLS"); offered && tt.wantTLS {
 				t.Error("extensions of the clear-text EHLO kept after STARTTLS")
 			}
-			res, err := c.Send(context.Background(), Envelope{From: "a@example.org", To: []string{"b@example.com"}}, []byte("secret\r\n"))
+			res, err := c.Send(context.Background(), Envelope{From: "a@example.org", To: []string{"b@example.com"}}, bytes.NewReader([]byte("secret\r\n")))
 			if err != nil || res.Data.Code != 250 || string(rec.messages[0]) != "secret\r\n" {
 				t.Fatalf("%+v, %v", res, err)
 			}
@@ -1253,7 +1255,7 @@ func TestClientStartTLSRefused(t *testing.T) {
 	if _, ok := c.TLSState(); ok {
 		t.Fatal("TLS on after a refused STARTTLS")
 	}
-	if res, err := c.Send(context.Background(), Envelope{To: []string{"b@example.com"}}, []byte("x\r\n")); err != nil || res.Data.Code != 250 {
+	if res, err := c.Send(context.Background(), Envelope{To: []string{"b@example.com"}}, bytes.NewReader([]byte("x\r\n"))); err != nil || res.Data.Code != 250 {
 		t.Fatalf("%+v %v", res, err)
 	}
 	if err := c.Quit(context.Background()); err != nil {
@@ -1274,7 +1276,7 @@ func TestClientTranscript(t *testing.T) {
 	cfg.Hostname = ""
 	addr, ends := engine(t, ehloHandler{&recorder{}, ehloRefused}, Config{})
 	c := dial(t, addr, cfg)
-	if _, err := c.Send(context.Background(), Envelope{From: "a@example.org", To: []string{"b@example.com"}}, []byte("line\r\n.dot\r\n")); err != nil {
+	if _, err := c.Send(context.Background(), Envelope{From: "a@example.org", To: []string{"b@example.com"}}, bytes.NewReader([]byte("line\r\n.dot\r\n"))); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Quit(context.Background()); err != nil {
@@ -1347,7 +1349,7 @@ func benchSend(b *testing.B, addr string, size int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		res, err := c.Send(context.Background(), env, msg)
+		res, err := c.Send(context.Background(), env, bytes.NewReader(msg))
 		if err != nil || res.Data.Code != 250 {
 			b.Fatalf("%+v %v", res, err)
 		}
@@ -1386,7 +1388,7 @@ func BenchmarkClientSendParallel(b *testing.B) {
 		}
 		defer c.Quit(context.Background())
 		for pb.Next() {
-			if res, err := c.Send(context.Background(), env, msg); err != nil || res.Data.Code != 250 {
+			if res, err := c.Send(context.Background(), env, bytes.NewReader(msg)); err != nil || res.Data.Code != 250 {
 				b.Errorf("%+v %v", res, err)
 				return
 			}
@@ -1401,7 +1403,7 @@ type discardHandler struct{}
 func (discardHandler) Hello(string, string) Reply        { return Reply{} }
 func (discardHandler) Mail(Path, MailParams) Reply       { return Reply{} }
 func (discardHandler) Rcpt(Path) Reply                   { return Reply{} }
-func (discardHandler) Data([]byte) Reply                 { return Reply{} }
+func (discardHandler) Data(r io.Reader) Reply            { io.Copy(io.Discard, r); return Reply{} }
 func (discardHandler) DataFailed(error)                  {}
 func (discardHandler) Reset()                            {}
 func (discardHandler) TLS(tls.ConnectionState)           {}
@@ -1419,5 +1421,33 @@ func BenchmarkReadReply(b *testing.B) {
 		if _, err := readReply(br, true, nil); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A message whose reader fails in the middle (a spool that finds damage
+// at the end of the body) is not ended: the connection is closed, the
+// server drops what it got, and the error says why.
+func TestClientMessageReadFails(t *testing.T) {
+	rec := &recorder{}
+	addr, ends := engine(t, rec, Config{})
+	c := dial(t, addr, clientConfig())
+	damaged := errors.New("checksum mismatch")
+	msg := io.MultiReader(strings.NewReader("Subject: x\r\n\r\n"+strings.Repeat("body\r\n", 20000)), iotest.ErrReader(damaged))
+	res, err := c.Send(context.Background(), Envelope{From: "a@example.org", To: []string{"b@example.com"}}, msg)
+	var se *Error
+	if !errors.As(err, &se) || se.Step != StepDataTransfer || !errors.Is(err, damaged) {
+		t.Fatalf("Send: %v, want an *Error at the data transfer wrapping the read error", err)
+	}
+	if res == nil || res.DataSent {
+		t.Errorf("result %+v: the data is not sent", res)
+	}
+	end := waitEnd(t, ends)
+	if end.State != StateData || end.Injected != 0 {
+		t.Errorf("server side ended %+v, want in DATA with nothing injected", end)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.messages) != 0 {
+		t.Errorf("server accepted %d messages", len(rec.messages))
 	}
 }

@@ -79,7 +79,7 @@ func FuzzDataReader(f *testing.F) {
 		}
 		s := &Session{r: bufio.NewReaderSize(bytes.NewReader(in), 4096), cfg: Config{MaxMessageSize: max}}
 		var body bytes.Buffer
-		derr, err := s.readData(&body)
+		derr, err := readMessage(s, &body)
 		end := findEnd(in)
 		if err != nil {
 			if end >= 0 {
@@ -135,4 +135,13 @@ func findEnd(in []byte) int {
 		return -1
 	}
 	return i + 2
+}
+
+// readMessage reads a message as a handler copying it whole would, then
+// as the engine does to its end: the message, the rule it broke and the
+// connection's error.
+func readMessage(s *Session, buf *bytes.Buffer) (derr, err error) {
+	d := newDataReader(s)
+	buf.ReadFrom(d) // stops at the first error, which drain reports
+	return d.drain()
 }

@@ -64,13 +64,22 @@ type Handler interface {
 	Mail(from Path, p MailParams) Reply
 	// Rcpt is called for each syntactically valid RCPT TO in a transaction.
 	Rcpt(to Path) Reply
-	// Data is called with the complete message, dot-unstuffed, lines ending
-	// in CRLF. msg is valid only until Data returns. The transaction is over
-	// when Data returns, whatever the reply.
-	Data(msg []byte) Reply
-	// DataFailed is called instead of Data when the engine refused the
-	// message (ErrMessageTooBig, ErrBareLineEnding, ErrLineTooLong); the
-	// transaction is over.
+	// Data is called once the client was told to send the message, with a
+	// reader of it as it arrives: dot-unstuffed, lines ending in CRLF, the
+	// end-of-data line left out. Read returns io.EOF at the end of the
+	// message; when the message breaks a rule it returns that error
+	// (ErrMessageTooBig, ErrBareLineEnding, ErrLineTooLong) as soon as it
+	// is broken, and a failed connection its error. The reader is valid
+	// only until Data returns; what the handler did not read the engine
+	// discards up to the end of the message. The transaction is over when
+	// Data returns, whatever the reply. The reply is sent only if the
+	// message broke no rule and the connection held.
+	Data(r io.Reader) Reply
+	// DataFailed is called after Data when the engine refused the message
+	// (ErrMessageTooBig, ErrBareLineEnding, ErrLineTooLong, the reason a
+	// client can act on first), also when Data had refused it already and
+	// the engine found the fault in what it discarded; the engine sends its
+	// own refusal and Data's reply is dropped.
 	DataFailed(err error)
 	// Reset drops the open transaction, if any: RSET, a new HELO/EHLO, STARTTLS.
 	Reset()
@@ -765,19 +774,17 @@ func (s *Session) data(arg string) (End, bool) {
 	if s.killed.Load() {
 		return s.closeWith(ShutdownReply(s.cfg.Hostname), event.CauseShutdown, ""), true
 	}
-	buf := bodyPool.Get().(*bytes.Buffer)
-	defer putBody(buf)
 	s.borrowDataReader()
-	derr, err := s.readData(buf)
+	d := newDataReader(s)
+	r := s.h.Data(d)
+	derr, err := d.drain()
 	if err != nil {
 		return s.ioEnd(err), true
 	}
 	s.returnDataReader()
 	s.state = StateHelo
-	var r Reply
 	switch derr {
 	case nil:
-		r = s.h.Data(buf.Bytes())
 		if r.IsZero() {
 			r = Reply{250, "2.0.0", "Ok: message accepted"}
 		}
@@ -802,86 +809,6 @@ func (s *Session) data(arg string) (End, bool) {
 		s.errors, s.junk = 0, 0
 	}
 	return s.respond("data", r)
-}
-
-var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-func putBody(b *bytes.Buffer) {
-	if b.Cap() > 1<<20 {
-		return // let large buffers go rather than pin them in the pool
-	}
-	b.Reset()
-	bodyPool.Put(b)
-}
-
-// readData reads the message up to the end-of-data line. The message ends
-// only at CRLF "." CRLF: a "." line after a bare LF, or ending in a bare LF,
-// is not the end (SMTP smuggling, RFC 5321 2.3.8 and 4.1.1.4). Lines that
-// break the rules are remembered and the message refused at its end, so that
-// the dialogue stays in step. derr is the reason to refuse the message; err
-// is a connection error.
-func (s *Session) readData(buf *bytes.Buffer) (derr, err error) {
-	max := s.cfg.MaxMessageSize
-	var size int64
-	prevCRLF := true // the DATA line ended with CRLF
-	lineStart := true
-	lineLen := 0
-	var last byte // last byte of the previous chunk of the same line
-	for {
-		chunk, err := s.r.ReadSlice('\n')
-		s.dataBytes += int64(len(chunk))
-		if err != nil && err != bufio.ErrBufferFull {
-			return nil, err
-		}
-		complete := err == nil
-		if complete && lineStart && prevCRLF && len(chunk) == 3 && chunk[0] == '.' && chunk[1] == '\r' {
-			s.transcript(false, chunk[:1])
-			return derr, nil
-		}
-		if s.cfg.Transcript != nil {
-			s.cfg.Transcript(false, trimEOL(chunk))
-		}
-		lineLen += len(chunk)
-		body := chunk
-		if lineStart && body[0] == '.' {
-			body = body[1:] // dot-stuffing
-		}
-		if complete {
-			// A line longer than the buffer arrives in chunks; its CR may
-			// end the previous one.
-			crlf := (len(chunk) >= 2 && chunk[len(chunk)-2] == '\r') || (len(chunk) == 1 && last == '\r')
-			content := body[:len(body)-1]
-			if crlf && len(content) > 0 {
-				content = content[:len(content)-1]
-			}
-			if !crlf || bytes.IndexByte(content, '\r') >= 0 {
-				derr = firstErr(derr, ErrBareLineEnding)
-			}
-			prevCRLF = crlf
-		}
-		if lineLen > MaxTextLine {
-			derr = firstErr(derr, ErrLineTooLong)
-		}
-		size += int64(len(body))
-		if max > 0 && size > max {
-			derr = ErrMessageTooBig // the reason a client can act on: it wins
-		}
-		if derr == nil {
-			buf.Write(body)
-		}
-		lineStart = complete
-		last = chunk[len(chunk)-1]
-		if complete {
-			lineLen = 0
-		}
-	}
-}
-
-func firstErr(have, err error) error {
-	if have != nil {
-		return have
-	}
-	return err
 }
 
 func (s *Session) startTLS(arg string) (End, bool) {

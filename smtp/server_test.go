@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"strings"
@@ -48,7 +49,11 @@ func (r *recorder) Rcpt(to Path) Reply {
 	r.log("rcpt %s", to)
 	return r.rcptFail[to.String()]
 }
-func (r *recorder) Data(msg []byte) Reply {
+func (r *recorder) Data(body io.Reader) Reply {
+	msg, err := io.ReadAll(body)
+	if err != nil {
+		return Reply{} // the engine refuses it
+	}
 	r.mu.Lock()
 	r.messages = append(r.messages, append([]byte(nil), msg...))
 	r.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -99,7 +100,11 @@ func (s *hopSession) Rcpt(to smtp.Path) smtp.Reply {
 	s.to = append(s.to, to.String())
 	return smtp.Reply{}
 }
-func (s *hopSession) Data(msg []byte) smtp.Reply {
+func (s *hopSession) Data(r io.Reader) smtp.Reply {
+	msg, err := io.ReadAll(r)
+	if err != nil {
+		return smtp.Reply{} // the engine refuses it
+	}
 	time.Sleep(s.h.delay) // a slow host is the test's subject
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
