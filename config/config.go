@@ -70,6 +70,8 @@ type Listener struct {
 	Timeouts        Timeouts
 	HAT             *policy.HAT
 	RAT             policy.RAT // nil on a private listener
+	ImplicitTLS     bool       // TLS from the first byte (465), not STARTTLS
+	Auth            *Auth      // nil: no SMTP AUTH
 }
 
 // TLSFiles are the certificate and key of a listener's STARTTLS, absolute

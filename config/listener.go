@@ -103,7 +103,7 @@ func (d *decoder) listeners(n *yaml.Node, path string, c *Config, b *binds) []Li
 }
 
 var listenerKeys = []string{"name", "type", "interface", "address", "max_connections", "bad_command_limit",
-	"max_header_lines", "received_header", "tls", "timeouts", "hat", "rat"}
+	"max_header_lines", "received_header", "tls", "timeouts", "hat", "rat", "auth"}
 
 func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Listener {
 	f := d.fields(n, path, listenerKeys...)
@@ -168,7 +168,8 @@ func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Liste
 	if v := f["received_header"]; present(v) {
 		l.ReceivedHeader, _ = d.boolean(v, join(path, "received_header"))
 	}
-	l.TLS = d.tlsFiles(f["tls"], join(path, "tls"), c.DataDir)
+	tlsNode, implicit := d.cutImplicit(f["tls"], join(path, "tls"))
+	l.TLS, l.ImplicitTLS = d.tlsFiles(tlsNode, join(path, "tls"), c.DataDir), implicit
 	if v := f["timeouts"]; present(v) {
 		tp := join(path, "timeouts")
 		tf := d.fields(v, tp, "unsuccessful", "total")
@@ -180,6 +181,9 @@ func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Liste
 		}
 	}
 	l.HAT = d.hat(f["hat"], join(path, "hat"), l.Type, c.Hostname)
+	if v := f["auth"]; present(v) {
+		l.Auth = d.auth(v, join(path, "auth"), c.DataDir, func(name string) bool { return l.HAT.Policies[name] != nil })
+	}
 	if v := f["rat"]; present(v) {
 		if l.Type == Private {
 			d.errorf(v, join(path, "rat"), "a private listener has no RAT (it relays for its sender groups); remove rat or make the listener public")
