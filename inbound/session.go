@@ -18,6 +18,7 @@ import (
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/rfc822"
 	"github.com/mailgate/mailgate/smtp"
+	"github.com/mailgate/mailgate/userdb"
 )
 
 // commitTimeout bounds the wait for the spool's fsync; past it the client
@@ -37,7 +38,8 @@ type session struct {
 	ehlo     bool
 	tls      *tls.ConnectionState
 	injected int
-	notes    []string // protocol violations that did not end the session
+	notes    []string     // protocol violations that did not end the session
+	user     *userdb.User // AUTH succeeded as this user
 
 	// The open transaction; mid is 0 when there is none.
 	mid    uint64
@@ -57,6 +59,9 @@ func (h *session) Mail(from smtp.Path, p smtp.MailParams) smtp.Reply {
 	pol := h.decision.Policy
 	if max := pol.MaxMessagesPerConnection; max > 0 && h.injected >= max {
 		return smtp.Reply{Code: 421, Enhanced: "4.7.0", Text: "Too many messages for this session"}
+	}
+	if r := h.authMail(from.String()); !r.IsZero() {
+		return r
 	}
 	mid, err := h.l.srv.IDs.Next(queue.MID)
 	if err != nil {
