@@ -173,7 +173,7 @@ func TestAuthFailuresLimited(t *testing.T) {
 	c.Cmd("AUTH PLAIN "+plain("alice@example.com", alicePass), "235")
 }
 
-// Cancelling is not a failure; bad base64 is refused.
+// Cancelling is not a failure; bad base64 is refused and is one.
 func TestAuthCancelAndSyntax(t *testing.T) {
 	h, _ := authHarness(t, "failure_delay: 0s, max_failures: 2", "")
 	c := h.dial("")
@@ -189,6 +189,11 @@ func TestAuthCancelAndSyntax(t *testing.T) {
 	c = h.dial("127.0.0.3")
 	ehloTLS(c)
 	c.Cmd("AUTH PLAIN !!!", "501 5.5.2")
+	// PLAIN's authorization identity must be the user's own.
+	c.Cmd("AUTH PLAIN "+b64("bob\x00alice@example.com\x00"+alicePass), "421 4.7.0")
+	c = h.dial("127.0.0.4")
+	ehloTLS(c)
+	c.Cmd("AUTH PLAIN "+b64("alice@example.com\x00alice@example.com\x00"+alicePass), "235")
 }
 
 // SCRAM-SHA-256 with xdg-go/scram's client, in clear text (the password
@@ -196,17 +201,19 @@ func TestAuthCancelAndSyntax(t *testing.T) {
 func TestAuthSCRAM(t *testing.T) {
 	h, _ := authHarness(t, "failure_delay: 0s", "")
 	for _, tt := range []struct {
-		user, pass string
-		ok         bool
+		user, pass, authz string
+		ok                bool
 	}{
-		{"alice@example.com", alicePass, true},
-		{"alice@example.com", "wrong", false},
-		{"bob", bobPass, false},
+		{"alice@example.com", alicePass, "", true},
+		{"alice@example.com", alicePass, "alice@example.com", true},
+		{"alice@example.com", "wrong", "", false},
+		{"alice@example.com", alicePass, "bob", false}, // acting as another user is not offered
+		{"bob", bobPass, "", false},
 	} {
 		c := h.dial("")
 		c.Expect("220")
 		c.Cmd("EHLO client.test", "250")
-		cl, err := scram.SHA256.NewClient(tt.user, tt.pass, "")
+		cl, err := scram.SHA256.NewClient(tt.user, tt.pass, tt.authz)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,7 +233,7 @@ func TestAuthSCRAM(t *testing.T) {
 			r = c.Reply()
 		}
 		if ok := strings.HasPrefix(r, "235 "); ok != tt.ok {
-			t.Errorf("%s/%s: %q", tt.user, tt.pass, r)
+			t.Errorf("%s/%s/%s: %q", tt.user, tt.pass, tt.authz, r)
 		}
 		if tt.ok && !conv.Valid() {
 			t.Errorf("the client did not verify the server's signature")
