@@ -24,6 +24,7 @@ var (
 	replyAuthNeedTLS     = smtp.Reply{Code: 538, Enhanced: "5.7.11", Text: "Encryption required for requested authentication mechanism"}
 	replyAuthTooMany     = smtp.Reply{Code: 421, Enhanced: "4.7.0", Text: "Too many failed authentication attempts, try again later"}
 	replyAuthRequired    = smtp.Reply{Code: 530, Enhanced: "5.7.0", Text: "Authentication required"}
+	replyAuthInvalid     = smtp.Reply{Code: 535, Enhanced: "5.7.8", Text: "Authentication credentials invalid"}
 )
 
 // needsTLS tells the mechanisms that send the password itself.
@@ -90,10 +91,7 @@ func (x *exchange) End(err error) smtp.Reply {
 		return smtp.Reply{}
 	}
 	if err == nil {
-		u, ok := h.l.users.Lookup(x.user)
-		if !ok { // removed by a reload during the exchange
-			err = errBadCredentials
-		} else {
+		if u, ok := h.l.users.Lookup(x.user); ok {
 			h.user = u
 			if p := h.l.cfg.HAT.Policies[a.Policy]; p != nil {
 				h.decision.Policy = p
@@ -109,6 +107,11 @@ func (x *exchange) End(err error) smtp.Reply {
 	}
 	// A tarpit: each failure costs the guesser more time, up to 5 delays.
 	time.Sleep(min(time.Duration(n), 5) * a.FailureDelay)
+	if err == nil {
+		// The exchange succeeded for a user a reload removed meanwhile:
+		// the engine would take the default reply for a success.
+		return replyAuthInvalid
+	}
 	return smtp.Reply{}
 }
 

@@ -290,7 +290,10 @@ func SCRAMSHA256(user, password string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("userdb: SCRAM: %w", err)
 	}
-	sc := c.GetStoredCredentials(scram.KeyFactors{Salt: string(salt), Iters: scramIters})
+	sc, err := c.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: scramIters})
+	if err != nil {
+		return "", fmt.Errorf("userdb: SCRAM: %w", err)
+	}
 	e := base64.StdEncoding
 	return "SCRAM-SHA-256$" + strconv.Itoa(scramIters) + "$" + e.EncodeToString(salt) + "$" +
 		e.EncodeToString(sc.StoredKey) + "$" + e.EncodeToString(sc.ServerKey), nil
