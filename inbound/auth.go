@@ -35,7 +35,7 @@ func needsTLS(mech string) bool { return mech == "PLAIN" || mech == "LOGIN" }
 // never shows the password and is offered in clear too.
 func (h *session) AuthMechanisms(tls bool) []string {
 	a := h.l.cfg.Auth
-	if a == nil || h.l.users == nil || h.refused != "" {
+	if a == nil || h.l.users == nil {
 		return nil
 	}
 	var ms []string
