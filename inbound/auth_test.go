@@ -209,6 +209,7 @@ func TestAuthSCRAM(t *testing.T) {
 		{"alice@example.com", "wrong", "", false},
 		{"alice@example.com", alicePass, "bob", false}, // acting as another user is not offered
 		{"bob", bobPass, "", false},
+		{"nobody@example.com", alicePass, "", false},
 	} {
 		c := h.dial("")
 		c.Expect("220")
@@ -219,7 +220,10 @@ func TestAuthSCRAM(t *testing.T) {
 		}
 		conv := cl.NewConversation()
 		first, _ := conv.Step("")
-		r := c.Cmd("AUTH SCRAM-SHA-256 "+b64(first), "")
+		// Whoever the user, the server answers with its first message:
+		// an unknown user, or one without SCRAM keys, fails only at the
+		// proof, as a wrong password does (RFC 5802 9).
+		r := c.Cmd("AUTH SCRAM-SHA-256 "+b64(first), "334 ")
 		for strings.HasPrefix(r, "334 ") {
 			ch, err := base64.StdEncoding.DecodeString(r[4:])
 			if err != nil {
@@ -241,4 +245,5 @@ func TestAuthSCRAM(t *testing.T) {
 	}
 	h.lines.WaitFor(t, `succeeded for user: alice@example\.com using AUTH mechanism: SCRAM-SHA-256 with profile: users$`)
 	h.lines.WaitFor(t, `failed for user: bob using AUTH mechanism: SCRAM-SHA-256`)
+	h.lines.WaitFor(t, `failed for user: nobody@example\.com using AUTH mechanism: SCRAM-SHA-256`)
 }

@@ -21,6 +21,7 @@ package userdb
 import (
 	"bufio"
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -50,13 +51,17 @@ type User struct {
 // DB is a loaded users file. Its methods are safe for concurrent use;
 // Reload replaces the whole set at once.
 type DB struct {
-	path  string
-	users atomic.Pointer[map[string]*User]
+	path   string
+	users  atomic.Pointer[map[string]*User]
+	secret [32]byte // keys the stand-in SCRAM salts of users without keys
 }
 
 // Open reads the file at path.
 func Open(path string) (*DB, error) {
 	db := &DB{path: path}
+	if _, err := rand.Read(db.secret[:]); err != nil {
+		return nil, fmt.Errorf("userdb: %w", err)
+	}
 	if err := db.Reload(); err != nil {
 		return nil, err
 	}
@@ -108,13 +113,19 @@ func (db *DB) Check(name, password string) bool {
 }
 
 // SCRAM returns the stored SCRAM-SHA-256 keys of a user, for the SCRAM
-// server's lookup.
+// server's lookup. A user without them, or unknown, gets keys no password
+// matches, behind a salt that is the same at every attempt: the exchange
+// then fails at its proof, as a wrong password does, and does not tell
+// who exists (RFC 5802 9).
 func (db *DB) SCRAM(name string) (scram.StoredCredentials, error) {
-	u, ok := db.Lookup(name)
-	if !ok || u.SCRAM == nil {
-		return scram.StoredCredentials{}, errors.New("no SCRAM credentials for this user")
+	if u, ok := db.Lookup(name); ok && u.SCRAM != nil {
+		return *u.SCRAM, nil
 	}
-	return *u.SCRAM, nil
+	m := hmac.New(sha256.New, db.secret[:])
+	m.Write([]byte(name))
+	salt := m.Sum(nil)[:saltLen]
+	return scram.StoredCredentials{KeyFactors: scram.KeyFactors{Salt: string(salt), Iters: scramIters},
+		StoredKey: make([]byte, sha256.Size), ServerKey: make([]byte, sha256.Size)}, nil
 }
 
 // AuthorizedSender reports whether the user may send with from as the
