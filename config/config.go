@@ -77,6 +77,8 @@ type Listener struct {
 	Timeouts                  Timeouts
 	HAT                       *policy.HAT
 	RAT                       policy.RAT // nil on a private listener
+	ImplicitTLS               bool       // TLS from the first byte (465), not STARTTLS
+	Auth                      *Auth      // nil: no SMTP AUTH
 
 	// Abuse limits (Postfix's smtpd_junk_command_limit and error limits); 0: none.
 	JunkCommandLimit int           // NOOP, RSET, VRFY, HELP and transactions without a recipient tolerated

@@ -112,7 +112,7 @@ func (d *decoder) listeners(n *yaml.Node, path string, c *Config, b *binds) []Li
 
 var listenerKeys = []string{"name", "type", "interface", "address", "max_connections", "bad_command_limit",
 	"junk_command_limit", "soft_error_limit", "hard_error_limit", "error_delay",
-	"max_header_lines", "received_header", "ipv6_client_prefix", "duplicates_ignore_local_case", "tls", "timeouts", "hat", "rat"}
+	"max_header_lines", "received_header", "ipv6_client_prefix", "duplicates_ignore_local_case", "tls", "timeouts", "hat", "rat", "auth"}
 
 func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Listener {
 	f := d.fields(n, path, listenerKeys...)
@@ -196,7 +196,8 @@ func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Liste
 	if v := f["duplicates_ignore_local_case"]; present(v) {
 		l.DuplicatesIgnoreLocalCase, _ = d.boolean(v, join(path, "duplicates_ignore_local_case"))
 	}
-	l.TLS = d.tlsFiles(f["tls"], join(path, "tls"), c.DataDir)
+	tlsNode, implicit := d.cutImplicit(f["tls"], join(path, "tls"))
+	l.TLS, l.ImplicitTLS = d.tlsFiles(tlsNode, join(path, "tls"), c.DataDir), implicit
 	if v := f["timeouts"]; present(v) {
 		tp := join(path, "timeouts")
 		tf := d.fields(v, tp, "unsuccessful", "total", "idle")
@@ -211,6 +212,9 @@ func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Liste
 		}
 	}
 	l.HAT = d.hat(f["hat"], join(path, "hat"), l.Type, c.Hostname)
+	if v := f["auth"]; present(v) {
+		l.Auth = d.auth(v, join(path, "auth"), c.DataDir, func(name string) bool { return l.HAT.Policies[name] != nil })
+	}
 	if v := f["rat"]; present(v) {
 		if l.Type == Private {
 			d.errorf(v, join(path, "rat"), "a private listener has no RAT (it relays for its sender groups); remove rat or make the listener public")

@@ -20,6 +20,7 @@ func (MessageAborted) isEvent()   {}
 func (MessageFinished) isEvent()  {}
 func (ICIDClose) isEvent()        {}
 func (ICIDDisconnected) isEvent() {}
+func (SMTPAuth) isEvent()         {}
 
 func (NewDCID) isEvent()          {}
 func (DeliveryStart) isEvent()    {}

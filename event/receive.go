@@ -220,3 +220,25 @@ type ICIDDisconnected struct {
 	Address string
 	Reason  string
 }
+
+// Outcomes of SMTPAuth.
+const (
+	AuthSucceeded = "succeeded"
+	AuthFailed    = "failed"
+	AuthRequired  = "was required" // the listener requires AUTH and the client sent MAIL without it
+)
+
+// SMTPAuth: "SMTP Auth: (ICID 30) succeeded for user: cisco using AUTH
+// mechanism: LOGIN with profile: ldap_smpt", the same with "failed", and
+// "SMTP Auth (ICID 5) was required but remote host did not initiate it".
+// User, Mechanism and Profile are empty for AuthRequired. The appliance's
+// real line has "SMTP Auth:" with a colon, its format catalogue none:
+// NoColon keeps the catalogue's form of a parsed line.
+type SMTPAuth struct {
+	ICID      uint64
+	Outcome   string
+	User      string
+	Mechanism string
+	Profile   string
+	NoColon   bool
+}

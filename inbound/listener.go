@@ -23,6 +23,7 @@ import (
 	"github.com/mailgate/mailgate/policy"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/smtp"
+	"github.com/mailgate/mailgate/userdb"
 )
 
 // Server holds what all listeners of a gateway share.
@@ -55,9 +56,11 @@ type Listener struct {
 	ln  net.Listener
 	tls *tls.Config // for STARTTLS
 
-	limit policy.Limiter
-	drain context.Context // cancelled when the listener shuts down
-	stop  context.CancelFunc
+	limit     policy.Limiter
+	users     *userdb.DB // nil without AUTH
+	authFails authFailures
+	drain     context.Context // cancelled when the listener shuts down
+	stop      context.CancelFunc
 
 	mu   sync.Mutex
 	live map[*smtp.Session]struct{}
@@ -72,6 +75,12 @@ func (s *Server) Listen(cfg config.Listener) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inbound: listener %s: %w", cfg.Name, err)
 	}
+	var users *userdb.DB
+	if cfg.Auth != nil {
+		if users, err = userdb.Open(cfg.Auth.Users); err != nil {
+			return nil, fmt.Errorf("inbound: listener %s: %w", cfg.Name, err)
+		}
+	}
 	// No TCP keepalive: the listener's own timeouts bound every connection
 	// (15 minutes at most), and the four setsockopt calls it costs per
 	// connection are a tenth of the system calls of a whole message.
@@ -81,7 +90,7 @@ func (s *Server) Listen(cfg config.Listener) (*Listener, error) {
 		return nil, fmt.Errorf("inbound: listener %s: %w", cfg.Name, err)
 	}
 	drain, stop := context.WithCancel(context.Background())
-	return &Listener{srv: s, cfg: cfg, ln: ln, tls: tc, drain: drain, stop: stop, live: map[*smtp.Session]struct{}{}}, nil
+	return &Listener{srv: s, cfg: cfg, ln: ln, tls: tc, users: users, drain: drain, stop: stop, live: map[*smtp.Session]struct{}{}}, nil
 }
 
 // Addr is the address the listener accepts on.
@@ -199,6 +208,9 @@ func (l *Listener) handle(c net.Conn, accepted time.Time) {
 	if d.Policy.TLS != policy.TLSOff {
 		cfg.TLS = l.tls
 		cfg.RequireTLS = d.Policy.TLS == policy.TLSRequired
+	}
+	if l.cfg.ImplicitTLS {
+		cfg.TLS, cfg.ImplicitTLS, cfg.RequireTLS = l.tls, true, false
 	}
 	// Every per-client limit counts an IPv6 client by its network, or one
 	// host with a /64 could take every slot.

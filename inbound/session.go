@@ -22,6 +22,7 @@ import (
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/rfc822"
 	"github.com/mailgate/mailgate/smtp"
+	"github.com/mailgate/mailgate/userdb"
 )
 
 // commitTimeout bounds the wait for the spool's fsync; past it the client
@@ -43,8 +44,9 @@ type session struct {
 	ehlo     bool
 	tls      *tls.ConnectionState
 	injected int
-	notes    []string // protocol violations that did not end the session
-	routed   bool     // a note says sender-specified routing was refused
+	notes    []string     // protocol violations that did not end the session
+	routed   bool         // a note says sender-specified routing was refused
+	user     *userdb.User // AUTH succeeded as this user
 
 	// The open transaction; mid is 0 when there is none.
 	mid    uint64
@@ -66,6 +68,9 @@ func (h *session) Mail(from smtp.Path, p smtp.MailParams) smtp.Reply {
 	pol := h.decision.Policy
 	if max := pol.MaxMessagesPerConnection; max > 0 && h.injected >= max {
 		return smtp.Reply{Code: 421, Enhanced: "4.7.0", Text: "Too many messages for this session"}
+	}
+	if r := h.authMail(from.String()); !r.IsZero() {
+		return r
 	}
 	// Checked before a MID is spent: a client retrying against a full
 	// disk gets 452 at once, as from Postfix, and the MIDs are not used up;

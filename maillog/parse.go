@@ -288,6 +288,8 @@ func parseKnown(s string, loc *time.Location) event.Event {
 		return parseICID(s)
 	case strings.HasPrefix(s, "DCID "):
 		return parseDCID(s)
+	case strings.HasPrefix(s, "SMTP Auth: (ICID "), strings.HasPrefix(s, "SMTP Auth (ICID "):
+		return parseSMTPAuth(s)
 	case strings.HasPrefix(s, "Start MID "):
 		mid, rest, ok := cutIDAfter(s, "Start MID ")
 		if !ok {
@@ -659,6 +661,46 @@ func parseHAT(icid uint64, s string) event.Event {
 	}
 	h.SBRS, h.Country = cutCountry(tail)
 	return h
+}
+
+// parseSMTPAuth parses the SMTP AUTH lines. The user name is escaped like
+// any text, so the mechanism and profile are found from the end.
+func parseSMTPAuth(s string) event.Event {
+	var e event.SMTPAuth
+	rest, colon := strings.CutPrefix(s, "SMTP Auth: (ICID ")
+	if !colon {
+		rest = s[len("SMTP Auth (ICID "):]
+		e.NoColon = true
+	}
+	icid, rest, ok := cutIDAfter("("+rest, "(")
+	if !ok || !strings.HasPrefix(rest, ") ") {
+		return nil
+	}
+	e.ICID, rest = icid, rest[2:]
+	if rest == "was required but remote host did not initiate it" {
+		e.Outcome = event.AuthRequired
+		return e
+	}
+	outcome, rest, ok := strings.Cut(rest, " for user: ")
+	if !ok || (outcome != event.AuthSucceeded && outcome != event.AuthFailed) {
+		return nil
+	}
+	i := strings.LastIndex(rest, " with profile: ")
+	if i < 0 {
+		return nil
+	}
+	profile := rest[i+len(" with profile: "):]
+	rest = rest[:i]
+	j := strings.LastIndex(rest, " using AUTH mechanism: ")
+	if j < 0 {
+		return nil
+	}
+	mech := rest[j+len(" using AUTH mechanism: "):]
+	if !isToken(mech) || !isToken(profile) {
+		return nil
+	}
+	e.Outcome, e.User, e.Mechanism, e.Profile = outcome, rest[:j], mech, profile
+	return e
 }
 
 // parseTLS parses what follows "ICID n " or "DCID n ".

@@ -271,6 +271,21 @@ func appendMessage(dst []byte, ev event.Event, loc *time.Location) []byte {
 		dst = appendUint(dst, "ICID ", e.ICID)
 		dst = appendText(dst, " disconnected address ", e.Address)
 		dst = appendText(dst, ", ", e.Reason)
+	case event.SMTPAuth:
+		if e.NoColon {
+			dst = appendUint(dst, "SMTP Auth (ICID ", e.ICID)
+		} else {
+			dst = appendUint(dst, "SMTP Auth: (ICID ", e.ICID)
+		}
+		dst = append(dst, ") "...)
+		if e.Outcome == event.AuthRequired {
+			dst = append(dst, "was required but remote host did not initiate it"...)
+			break
+		}
+		dst = appendToken(dst, "", e.Outcome)
+		dst = appendText(dst, " for user: ", e.User)
+		dst = appendToken(dst, " using AUTH mechanism: ", e.Mechanism)
+		dst = appendToken(dst, " with profile: ", e.Profile)
 
 	// Delivery.
 	case event.NewDCID:

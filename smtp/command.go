@@ -25,7 +25,7 @@ func ParseCommand(line []byte) Command {
 
 // knownVerbs are the verbs the engine recognises, upper case; a verb found
 // here costs no allocation.
-var knownVerbs = []string{"HELO", "EHLO", "STARTTLS", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY", "EXPN", "HELP", "QUIT"}
+var knownVerbs = []string{"HELO", "EHLO", "STARTTLS", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY", "EXPN", "HELP", "QUIT", "AUTH"}
 
 // verbString returns the verb in upper case.
 func verbString(b []byte) string {
@@ -334,14 +334,17 @@ type MailParams struct {
 	Size     int64  // SIZE=, 0 when absent
 	Body     string // "7BIT" or "8BITMIME", "" when absent
 	SMTPUTF8 bool
+	// Auth is the AUTH= parameter (RFC 4954 5), xtext-decoded: the
+	// mailbox that submitted the message, "<>" for unknown, "" when absent.
+	Auth string
 }
 
 var errParam = errors.New("unsupported parameter")
 
 // parseMailParams parses "SIZE=1234 BODY=8BITMIME SMTPUTF8". Keywords are
-// case-insensitive; each may appear once. The AUTH parameter (RFC 4954) is
-// accepted and ignored because mailgate does not offer AUTH but some
-// clients send AUTH=<> regardless.
+// case-insensitive; each may appear once. The AUTH parameter (RFC 4954 5)
+// is accepted from any client, as RFC 4954 wants; whether to believe it is
+// the Handler's business.
 func parseMailParams(s string) (MailParams, error) {
 	var p MailParams
 	seen := map[string]bool{}
@@ -371,9 +374,11 @@ func parseMailParams(s string) (MailParams, error) {
 			}
 			p.SMTPUTF8 = true
 		case "AUTH":
-			if !hasValue {
+			a, ok := decodeXtext(v)
+			if !hasValue || !ok || a == "" {
 				return p, errParam
 			}
+			p.Auth = a
 		default:
 			return p, errParam
 		}

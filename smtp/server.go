@@ -115,6 +115,7 @@ type Config struct {
 	BadCommandLimit int   // bad commands tolerated; the next one gets 421
 	TLS             *tls.Config
 	RequireTLS      bool // MAIL is refused before STARTTLS
+	ImplicitTLS     bool // TLS from the first byte (port 465, RFC 8314): no STARTTLS
 
 	Start               time.Time     // when the connection was accepted; zero: now
 	UnsuccessfulTimeout time.Duration // until the first message is injected; 0: none
@@ -166,6 +167,7 @@ type Session struct {
 	state      State
 	ehlo       bool // EHLO succeeded: extensions and RFC 2034 codes are in effect
 	tlsOn      bool
+	authed     bool // AUTH succeeded
 	rejected   bool // a 554 greeting: only QUIT is accepted
 	utf8       bool // SMTPUTF8 given on the open transaction
 	injected   int
@@ -290,7 +292,11 @@ func (s *Session) Serve(ctx context.Context) End {
 }
 
 func (s *Session) serve() End {
-	if early(s.raw) {
+	if s.cfg.ImplicitTLS {
+		if end, over := s.implicitTLS(); over {
+			return end
+		}
+	} else if early(s.raw) {
 		return s.closeWith(replyEarlyTalker, event.CauseProtocol, "data sent before the greeting")
 	}
 	greeting := s.cfg.Greeting
@@ -431,7 +437,7 @@ func (s *Session) readCommand() (line []byte, tooLong bool, err error) {
 			return nil, true, nil
 		}
 		line = trimEOL(chunk)
-		s.transcript(false, line)
+		s.transcript(false, maskAuth(line))
 		return line, false, nil
 	}
 }
@@ -505,6 +511,8 @@ func (s *Session) command(line []byte, tooLong bool) (End, bool) {
 		r, bad = s.hello(verb, cmd.Arg)
 	case "starttls":
 		return s.startTLS(cmd.Arg)
+	case "auth":
+		return s.auth(cmd.Arg, line)
 	case "mail":
 		r, bad = s.mail(cmd.Arg)
 	case "rcpt":
@@ -563,7 +571,7 @@ func (s *Session) respond(verb string, r Reply) (End, bool) {
 }
 
 var verbs = map[string]bool{"helo": true, "ehlo": true, "starttls": true, "mail": true, "rcpt": true,
-	"data": true, "rset": true, "noop": true, "vrfy": true, "expn": true, "help": true, "quit": true}
+	"data": true, "rset": true, "noop": true, "vrfy": true, "expn": true, "help": true, "quit": true, "auth": true}
 
 func knownVerb(v string) bool { return verbs[v] }
 
@@ -655,6 +663,7 @@ func (s *Session) hello(verb, arg string) (Reply, BadKind) {
 	if s.cfg.TLS != nil && !s.tlsOn {
 		ext += "\nSTARTTLS"
 	}
+	ext += s.authExt()
 	return Reply{250, "", ext}, 0
 }
 
@@ -819,7 +828,7 @@ func (s *Session) startTLS(arg string) (End, bool) {
 		return s.badCommand("starttls", BadSequence, "STARTTLS", replyTLSActive)
 	case arg != "":
 		return s.badCommand("starttls", BadSyntax, "STARTTLS "+arg, replyBadSyntax)
-	case s.state.InTransaction():
+	case s.state.InTransaction(), s.authed:
 		return s.badCommand("starttls", BadSequence, "STARTTLS", replyBadSequence)
 	}
 	// Anything the client sent after STARTTLS before the handshake was

@@ -465,6 +465,8 @@ func refs(ev event.Event) (mids []uint64, conns []event.ConnRef) {
 		return nil, in(e.ICID)
 	case event.ICIDDisconnected:
 		return nil, in(e.ICID)
+	case event.SMTPAuth:
+		return nil, in(e.ICID)
 	case event.NewDCID:
 		return nil, out(e.DCID)
 	case event.DeliveryStart:

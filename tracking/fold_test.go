@@ -193,7 +193,7 @@ func TestFold(t *testing.T) {
 // TestTimelineOrder: the merged timeline of a message is the log's own
 // order of the lines about it and its connections.
 func TestTimelineOrder(t *testing.T) {
-	for _, file := range []string{"delivered.log", "rst.log", "lost-esa.log"} {
+	for _, file := range []string{"delivered.log", "rst.log", "lost-esa.log", "authenticated.log"} {
 		t.Run(file, func(t *testing.T) {
 			s := openTemp(t)
 			path := filepath.Join("testdata/fold", file)

@@ -51,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return explainCmd(args[1:], stdout, stderr)
 	case "default-config":
 		return defaultConfig(stdout)
+	case "passwd":
+		return passwdCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mailgate", version)
 		return 0
@@ -79,6 +81,7 @@ commands:
                           every log line of the matching messages, as the ESA's findevent
   explain MID | --aborts  say what happened to a message and why; sum up aborted receptions
   default-config          print the embedded default configuration
+  passwd USER [--file F]  set a user's password in a SMTP AUTH users file (read from stdin)
   version                 print the version
 `)
 }

@@ -74,6 +74,7 @@ func serve(args []string, stderr io.Writer) int {
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			g.reopenLogs()
+			g.reloadUsers()
 			continue
 		}
 		logger.Info("mailgate: shutting down", "signal", sig.String(), "grace", cfg.ShutdownTimeout)
@@ -236,6 +237,22 @@ func (g *gateway) reopenLogs() {
 		}
 	}
 	g.log.Info("mailgate: logs reopened")
+}
+
+// reloadUsers reads the SMTP AUTH users files again; a file that does not
+// load leaves its users as they were.
+func (g *gateway) reloadUsers() {
+	for _, l := range g.listeners {
+		db := l.Users()
+		if db == nil {
+			continue
+		}
+		if err := db.Reload(); err != nil {
+			g.log.Error("mailgate: reload users", "err", err)
+			continue
+		}
+		g.log.Info("mailgate: users reloaded", "file", db.Path(), "users", db.Len())
+	}
 }
 
 // stop drains the listeners, then the deliveries, within the shutdown

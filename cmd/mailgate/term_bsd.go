@@ -5,4 +5,7 @@ package main
 import "golang.org/x/sys/unix"
 
 // ioctlReadTermios reads a terminal's settings; it fails on anything else.
-const ioctlReadTermios = unix.TIOCGETA
+const (
+	ioctlReadTermios  = unix.TIOCGETA
+	ioctlWriteTermios = unix.TIOCSETA
+)
