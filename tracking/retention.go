@@ -13,9 +13,10 @@ import (
 // mail log had rolled them away. The records between From and To may be
 // missing or incomplete.
 type Gap struct {
-	Host     string
-	From, To time.Time // the first time missed; the first line the mail log still held
-	Noted    time.Time // when the feed found it
+	Host  string    `json:"host"`
+	From  time.Time `json:"from"`  // the first time missed
+	To    time.Time `json:"to"`    // the mail log's first line kept, or its last deleted write
+	Noted time.Time `json:"noted"` // when the feed found it
 }
 
 // Usage is how much a store holds.
