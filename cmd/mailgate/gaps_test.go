@@ -59,3 +59,36 @@ func TestTrackWarnsOfGaps(t *testing.T) {
 		}
 	}
 }
+
+// serve prunes the tracking store as tracking.retention says, and its
+// feed records the stretch between the store's newest line and the mail
+// log's oldest (the log of those old messages is gone): track warns of it.
+func TestServePrunesAndRecordsGap(t *testing.T) {
+	ctx := context.Background()
+	g := newGW(t, "5s")
+	cfg, err := os.ReadFile(g.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = append(cfg, "tracking: {retention: {max_age: 1h}}\n"...)
+	if err := os.WriteFile(g.config, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlitestore.Open(ctx, filepath.Join(g.dir, "tracking.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := storetest.Messages("mx.test", 1, 50, true) // in 2024
+	if err := s.Write(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	g.start()
+	g.stderr.Wait(t, `level=INFO msg="tracking: retention deleted old records" messages=50`)
+	g.stderr.Wait(t, `level=WARN msg="tracking: the mail log rolled away lines before they were stored`)
+	var stdout, stderr bytes.Buffer
+	trackCmd([]string{"--config", g.config, "--since", "2024-01-01"}, &stdout, &stderr)
+	if strings.Contains(stdout.String(), "Invoice") || !strings.Contains(stderr.String(), "records of mx.test between") {
+		t.Errorf("track after pruning:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+}

@@ -21,16 +21,49 @@ import (
 // runs VACUUM with the gateway stopped.
 func (s *Store) Prune(ctx context.Context, before time.Time, n int) (tracking.Pruned, error) {
 	var p tracking.Pruned
-	tx, err := s.db.BeginTx(ctx, nil)
+	err := s.immediate(ctx, func(tx *sql.Conn) (err error) {
+		p, err = prune(ctx, tx, before, n)
+		return err
+	})
 	if err != nil {
-		return p, fmt.Errorf("tracking: prune: %w", err)
+		return tracking.Pruned{}, fmt.Errorf("tracking: prune: %w", err)
 	}
-	defer tx.Rollback()
+	return p, nil
+}
+
+// immediate runs fn in a transaction that takes the write lock at once
+// (BEGIN IMMEDIATE): one that reads first and writes next fails outright
+// ("database is locked", SQLITE_BUSY_SNAPSHOT) when the feed has written
+// in between, whatever busy_timeout says.
+func (s *Store) immediate(ctx context.Context, fn func(*sql.Conn) error) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	if err := fn(conn); err != nil {
+		// A background context: the rollback must happen even when ctx is
+		// done, or the connection goes back to the pool mid-transaction.
+		conn.ExecContext(context.Background(), "ROLLBACK")
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		conn.ExecContext(context.Background(), "ROLLBACK")
+		return err
+	}
+	return nil
+}
+
+func prune(ctx context.Context, tx *sql.Conn, before time.Time, n int) (tracking.Pruned, error) {
+	var p tracking.Pruned
 	rows, err := tx.QueryContext(ctx, `SELECT m.host, m.mid, m.dcids, d.recipients FROM messages m
 		JOIN message_details d USING (host, mid) WHERE m.started < ? ORDER BY m.started LIMIT ?`,
 		sqlrow.UnixNano(before), n)
 	if err != nil {
-		return p, fmt.Errorf("tracking: prune: %w", err)
+		return p, err
 	}
 	var keys, rcpts, dels [][]any
 	for rows.Next() {
@@ -38,7 +71,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time, n int) (tracking.Pr
 		var mid int64
 		if err := rows.Scan(&host, &mid, &dcids, &recipients); err != nil {
 			rows.Close()
-			return p, fmt.Errorf("tracking: prune: %w", err)
+			return p, err
 		}
 		keys = append(keys, []any{host, mid})
 		ids, err := sqlrow.DecodeIDs(dcids)
@@ -59,7 +92,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time, n int) (tracking.Pr
 		}
 	}
 	if err := rows.Close(); err != nil {
-		return p, fmt.Errorf("tracking: prune: %w", err)
+		return p, err
 	}
 	for _, d := range []struct {
 		table, key string
@@ -72,7 +105,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time, n int) (tracking.Pr
 		{"deliveries", "host, dcid, mid", dels},
 	} {
 		if err := deleteKeys(ctx, tx, d.table, d.key, d.rows); err != nil {
-			return p, fmt.Errorf("tracking: prune: %w", err)
+			return p, err
 		}
 	}
 	p.Messages = len(keys)
@@ -81,7 +114,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time, n int) (tracking.Pr
 	cutoff := sqlrow.UnixNano(before)
 	var oldest sql.NullInt64
 	if err := tx.QueryRowContext(ctx, `SELECT min(started) FROM messages`).Scan(&oldest); err != nil {
-		return p, fmt.Errorf("tracking: prune: %w", err)
+		return p, err
 	}
 	if oldest.Valid {
 		cutoff = min(cutoff, oldest.Int64)
@@ -89,26 +122,23 @@ func (s *Store) Prune(ctx context.Context, before time.Time, n int) (tracking.Pr
 	res, err := tx.ExecContext(ctx, `DELETE FROM conns WHERE rowid IN
 		(SELECT rowid FROM conns WHERE started < ? ORDER BY started LIMIT ?)`, cutoff, n)
 	if err != nil {
-		return p, fmt.Errorf("tracking: prune: conns: %w", err)
+		return p, fmt.Errorf("conns: %w", err)
 	}
 	conns, err := res.RowsAffected()
 	if err != nil {
-		return p, fmt.Errorf("tracking: prune: conns: %w", err)
+		return p, fmt.Errorf("conns: %w", err)
 	}
 	p.Conns = int(conns)
 	// Gaps before every message kept no longer explain a missing one.
 	if _, err := tx.ExecContext(ctx, `DELETE FROM gaps WHERE lost_to < ?`, cutoff); err != nil {
-		return p, fmt.Errorf("tracking: prune: gaps: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return tracking.Pruned{}, fmt.Errorf("tracking: prune: %w", err)
+		return p, fmt.Errorf("gaps: %w", err)
 	}
 	return p, nil
 }
 
 // deleteKeys deletes the rows of table whose key columns are one of keys,
 // 256 keys a statement.
-func deleteKeys(ctx context.Context, tx *sql.Tx, table, key string, keys [][]any) error {
+func deleteKeys(ctx context.Context, tx *sql.Conn, table, key string, keys [][]any) error {
 	const most = 256
 	for len(keys) > 0 {
 		part := keys[:min(len(keys), most)]
@@ -144,29 +174,28 @@ func (s *Store) Usage(ctx context.Context) (tracking.Usage, error) {
 
 // AddGap records g, merged with the host's gaps it overlaps or touches.
 func (s *Store) AddGap(ctx context.Context, g tracking.Gap) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
+	if err := s.immediate(ctx, func(tx *sql.Conn) error { return addGap(ctx, tx, g) }); err != nil {
 		return fmt.Errorf("tracking: record gap: %w", err)
 	}
-	defer tx.Rollback()
+	return nil
+}
+
+func addGap(ctx context.Context, tx *sql.Conn, g tracking.Gap) error {
 	from, to := sqlrow.UnixNano(g.From), sqlrow.UnixNano(g.To)
 	var lo, hi sql.NullInt64
 	if err := tx.QueryRowContext(ctx, `SELECT min(lost_from), max(lost_to) FROM gaps
 		WHERE host = ? AND lost_to >= ? AND lost_from <= ?`, g.Host, from, to).Scan(&lo, &hi); err != nil {
-		return fmt.Errorf("tracking: record gap: %w", err)
+		return err
 	}
 	if lo.Valid {
 		from, to = min(from, lo.Int64), max(to, hi.Int64)
 		if _, err := tx.ExecContext(ctx, `DELETE FROM gaps WHERE host = ? AND lost_to >= ? AND lost_from <= ?`, g.Host, from, to); err != nil {
-			return fmt.Errorf("tracking: record gap: %w", err)
+			return err
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO gaps (host, lost_from, lost_to, noted) VALUES (?, ?, ?, ?)`,
 		g.Host, from, to, sqlrow.UnixNano(g.Noted)); err != nil {
-		return fmt.Errorf("tracking: record gap: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("tracking: record gap: %w", err)
+		return err
 	}
 	return nil
 }
