@@ -517,7 +517,7 @@ func (w *Writer) prune() error {
 			}
 			continue
 		}
-		if statErr == nil && fi.ModTime().UnixNano() > w.removed.Load() {
+		if statErr == nil { // oldest first: the last deleted is the newest
 			w.removed.Store(fi.ModTime().UnixNano())
 		}
 	}
