@@ -161,7 +161,7 @@ type Tracking struct {
 }
 
 // Retention bounds the tracking store: messages older than MaxAge, and the
-// oldest beyond MaxSize, are deleted (every ten minutes). Zero: no bound.
+// oldest beyond MaxSize, are deleted (every minute). Zero: no bound.
 type Retention struct {
 	MaxAge  time.Duration // default 90 days (2160h)
 	MaxSize int64         // bytes of the store's records; default 10 GiB

@@ -33,7 +33,7 @@ type Pruned struct{ Messages, Conns int }
 type Retention struct {
 	MaxAge  time.Duration
 	MaxSize int64         // bytes, as Store.Usage counts them
-	Every   time.Duration // between rounds; 0: ten minutes
+	Every   time.Duration // between rounds; 0: a minute (a flood writes a gigabyte in that time)
 	Batch   int           // messages deleted per transaction; 0: 1000
 	Logger  *slog.Logger
 
@@ -46,7 +46,7 @@ func (r *Retention) Run(ctx context.Context, s Store) {
 		return
 	}
 	if r.Every <= 0 {
-		r.Every = 10 * time.Minute
+		r.Every = time.Minute
 	}
 	if r.Logger == nil {
 		r.Logger = slog.Default()
