@@ -343,7 +343,7 @@ func later(a, b time.Time) time.Time {
 func (f *Feed) lost(ctx context.Context, from, to time.Time) {
 	f.lostGaps.Add(1)
 	f.logger.Warn("tracking: the mail log rolled away lines before they were stored; records of that time may be missing or incomplete",
-		"from", from, "to", to)
+		"from", from, "to", to, "hint", "logs.mail.max_files and max_size bound what the feed can read back")
 	f.unwritten = append(f.unwritten, Gap{Host: f.host, From: from, To: to, Noted: time.Now()})
 	f.writeGaps(ctx)
 }
