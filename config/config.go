@@ -172,7 +172,24 @@ type Tracking struct {
 	// SyslogAllow, when not nil, are the only senders heard, each with the
 	// host name its lines are filed under; required beyond loopback.
 	SyslogAllow []syslog.Sender
+
+	Retention Retention
 }
+
+// Retention bounds the tracking store: messages older than MaxAge, and the
+// oldest beyond MaxSize, are deleted (every minute). Zero: no bound.
+type Retention struct {
+	MaxAge  time.Duration // default 90 days (2160h)
+	MaxSize int64         // bytes of the store's records; default 10 GiB
+}
+
+// Default retention: the ESA's tracking keeps what its disk quota holds;
+// 90 days answer most "what happened to my mail" questions, and 10 GiB
+// hold about 5 million messages in SQLite.
+const (
+	defaultRetentionAge  = 90 * 24 * time.Hour
+	defaultRetentionSize = 10 << 30
+)
 
 // HTTP configures the API and tracking page.
 type HTTP struct {
@@ -297,8 +314,9 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		ShutdownTimeout: DefaultShutdownTimeout,
 		MinFreeSpace:    MinFreeAuto,
 		DNS:             DNS{Timeout: DefaultDNSTimeout},
-		Tracking:        Tracking{Enabled: true, Driver: "sqlite", DSN: "tracking.db"},
-		HTTP:            HTTP{Address: DefaultHTTPAddress},
+		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: "tracking.db",
+			Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}},
+		HTTP: HTTP{Address: DefaultHTTPAddress},
 	}
 	if n := f["hostname"]; present(n) {
 		if s, ok := d.str(n, "hostname"); ok {

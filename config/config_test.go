@@ -152,8 +152,9 @@ func TestDesignContract(t *testing.T) {
 					Path: filepath.Join(data, "logs/injection_debug/injection.current"), MaxSize: 10 << 20, MaxFiles: 10},
 			}},
 		},
-		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: filepath.Join(data, "tracking.db")},
-		HTTP:     HTTP{Address: "127.0.0.1:8025"},
+		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: filepath.Join(data, "tracking.db"),
+			Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}},
+		HTTP: HTTP{Address: "127.0.0.1:8025"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("design.yaml gives\n%+v\nwant\n%+v", c, want)
@@ -248,7 +249,8 @@ func TestFullExample(t *testing.T) {
 	if !reflect.DeepEqual(c.DNS, DNS{Servers: []string{"127.0.0.1:5353"}, Timeout: 5 * time.Second}) {
 		t.Errorf("dns = %+v", c.DNS)
 	}
-	if !reflect.DeepEqual(c.Tracking, Tracking{Enabled: true, Driver: "sqlite", DSN: filepath.Join(data, "tracking.db")}) {
+	if !reflect.DeepEqual(c.Tracking, Tracking{Enabled: true, Driver: "sqlite", DSN: filepath.Join(data, "tracking.db"),
+		Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}}) {
 		t.Errorf(`tracking with dsn "" = %+v, want the default database file`, c.Tracking)
 	}
 }
@@ -620,7 +622,8 @@ tracking: {dsn: "file:track.db?mode=rwc"}
 		t.Errorf("sqlite URI DSN changed to %q", c.Tracking.DSN)
 	}
 	pg := parseString(t, "tracking: {driver: postgres, dsn: 'postgres://mg@db.example/mailgate'}\n")
-	if !reflect.DeepEqual(pg.Tracking, Tracking{Enabled: true, Driver: "postgres", DSN: "postgres://mg@db.example/mailgate"}) {
+	if !reflect.DeepEqual(pg.Tracking, Tracking{Enabled: true, Driver: "postgres", DSN: "postgres://mg@db.example/mailgate",
+		Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}}) {
 		t.Errorf("postgres tracking = %+v", pg.Tracking)
 	}
 }

@@ -297,9 +297,12 @@ func (d *decoder) logFile(f map[string]*yaml.Node, path string, file *string, ma
 // tracking decodes the tracking section; it returns the syslog address's
 // node for the check of its bind.
 func (d *decoder) tracking(n *yaml.Node, path string, t *Tracking) *yaml.Node {
-	f := d.fields(n, path, "enabled", "driver", "dsn", "syslog")
+	f := d.fields(n, path, "enabled", "driver", "dsn", "syslog", "retention")
 	if v := f["enabled"]; present(v) {
 		t.Enabled, _ = d.boolean(v, join(path, "enabled"))
+	}
+	if v := f["retention"]; present(v) {
+		d.retention(v, join(path, "retention"), &t.Retention)
 	}
 	var syslog *yaml.Node
 	if v := f["syslog"]; present(v) {
@@ -321,4 +324,29 @@ func (d *decoder) tracking(n *yaml.Node, path string, t *Tracking) *yaml.Node {
 		d.errorf(n, join(path, "dsn"), "required with driver postgres (postgres://user@host/db or key=value form)")
 	}
 	return syslog
+}
+
+// retention decodes tracking.retention: {max_age, max_size}, each 0 for
+// no bound.
+func (d *decoder) retention(n *yaml.Node, path string, r *Retention) {
+	f := d.fields(n, path, "max_age", "max_size")
+	if v := f["max_age"]; present(v) {
+		if v.Value == "0" {
+			r.MaxAge = 0
+		} else if age, ok := d.duration(v, join(path, "max_age"), time.Hour); ok {
+			r.MaxAge = age
+		}
+	}
+	if v := f["max_size"]; present(v) {
+		if v.Value == "0" {
+			r.MaxSize = 0
+		} else if size, ok := d.size(v, join(path, "max_size")); ok {
+			if size < 1<<20 {
+				// Below a megabyte the store would be emptied at every round.
+				d.errorf(v, join(path, "max_size"), "size %d is below the minimum 1MB (0: no bound)", size)
+			} else {
+				r.MaxSize = size
+			}
+		}
+	}
 }

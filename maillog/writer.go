@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailgate/mailgate/event"
@@ -64,6 +65,8 @@ type Writer struct {
 	maxFiles int
 	version  string
 	serial   string
+
+	removed atomic.Int64 // see Removed
 
 	mu      sync.Mutex // guards the fields below it
 	buf     []byte
@@ -506,11 +509,29 @@ func (w *Writer) prune() error {
 	}
 	var first error
 	for i := 0; i < len(rs)-w.maxFiles; i++ {
-		if err := os.Remove(filepath.Join(w.dir, rs[i].name)); err != nil && first == nil {
-			first = fmt.Errorf("maillog: delete old log: %w", err)
+		name := filepath.Join(w.dir, rs[i].name)
+		fi, statErr := os.Stat(name)
+		if err := os.Remove(name); err != nil {
+			if first == nil {
+				first = fmt.Errorf("maillog: delete old log: %w", err)
+			}
+			continue
+		}
+		if statErr == nil { // oldest first: the last deleted is the newest
+			w.removed.Store(fi.ModTime().UnixNano())
 		}
 	}
 	return first
+}
+
+// Removed returns the modification time of the newest rolled file this
+// Writer deleted (beyond MaxFiles), zero when none: a reader that has not
+// read the log up to then has lost lines. Tracking's feed asks it.
+func (w *Writer) Removed() time.Time {
+	if n := w.removed.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // Close stops the flusher, writes what is buffered, and closes the file.

@@ -31,6 +31,7 @@ type Feed struct {
 	host    string
 	logPath string
 	flush   func() error
+	removed func() time.Time
 	loc     *time.Location
 	every   time.Duration
 	logger  *slog.Logger
@@ -51,16 +52,22 @@ type Feed struct {
 	gap      bool      // entries were dropped, or the store failed
 	gapSince time.Time // the earliest such entry; zero: from the watermark
 	dropped  atomic.Int64
+
+	// The stretches of log lost for good (see lost): counted and logged
+	// when found, kept until the store has them.
+	lostGaps  atomic.Int64
+	unwritten []Gap // Run's
 }
 
 // FeedOptions configure a Feed.
 type FeedOptions struct {
-	Host     string         // this gateway's host name, the host of its records
-	LogPath  string         // the mail log's current file, to catch up from; "" disables catching up
-	Flush    func() error   // writes the mail log's buffered lines to LogPath (maillog.Writer.Flush); nil: none buffered
-	Location *time.Location // of the mail log's times, until its header says; nil: time.Local
-	Buffer   int            // entries held for the writer; 0: 65536
-	Interval time.Duration  // between writes; 0: one second
+	Host     string           // this gateway's host name, the host of its records
+	LogPath  string           // the mail log's current file, to catch up from; "" disables catching up
+	Flush    func() error     // writes the mail log's buffered lines to LogPath (maillog.Writer.Flush); nil: none buffered
+	Removed  func() time.Time // the last write of the newest log file deleted (maillog.Writer.Removed); nil: unknown
+	Location *time.Location   // of the mail log's times, until its header says; nil: time.Local
+	Buffer   int              // entries held for the writer; 0: 65536
+	Interval time.Duration    // between writes; 0: one second
 	Logger   *slog.Logger
 }
 
@@ -76,7 +83,7 @@ func NewFeed(o FeedOptions) *Feed {
 		o.Logger = slog.Default()
 	}
 	return &Feed{
-		host: o.Host, logPath: o.LogPath, flush: o.Flush, loc: o.Location, every: o.Interval, logger: o.Logger,
+		host: o.Host, logPath: o.LogPath, flush: o.Flush, removed: o.Removed, loc: o.Location, every: o.Interval, logger: o.Logger,
 		limit: o.Buffer, taken: make(chan struct{}), wake: make(chan struct{}, 1),
 	}
 }
@@ -143,6 +150,11 @@ func (f *Feed) Take(ctx context.Context, host string, e event.Entry) error {
 // buffer (and were or will be read back from the mail log).
 func (f *Feed) Dropped() int64 { return f.dropped.Load() }
 
+// Lost returns how many gaps the feed found: stretches of the mail log
+// rolled away before it could read them back (recorded in the store, see
+// Store.Gaps). Meant for a metric: a gateway that loses records says so.
+func (f *Feed) Lost() int64 { return f.lostGaps.Load() }
+
 // Run folds and writes to s until ctx is done, then writes what it holds
 // (with a short deadline of its own) and returns. It is called once.
 func (f *Feed) Run(ctx context.Context, s Store) error {
@@ -178,6 +190,7 @@ func (f *Feed) Run(ctx context.Context, s Store) error {
 			f.shed()
 			continue
 		}
+		f.writeGaps(ctx)
 		if since, ok := f.takeGap(); ok {
 			if err := f.catchUp(ctx, since); err != nil && ctx.Err() == nil {
 				f.logger.Warn("tracking: catching up from the mail log", "err", err)
@@ -248,6 +261,9 @@ func (f *Feed) takeGap() (time.Time, bool) {
 // lines not yet stored.
 func (f *Feed) catchUp(ctx context.Context, since time.Time) error {
 	if f.logPath == "" {
+		if !since.IsZero() { // dropped, with no log to read them back from
+			f.lost(ctx, since, time.Now())
+		}
 		return nil
 	}
 	if since.IsZero() {
@@ -257,6 +273,7 @@ func (f *Feed) catchUp(ctx context.Context, since time.Time) error {
 		}
 		since = w
 	}
+	missed := since
 	if !since.IsZero() {
 		since = since.Add(-time.Second)
 	}
@@ -275,9 +292,15 @@ func (f *Feed) catchUp(ctx context.Context, since time.Time) error {
 	files := append(rolled, f.logPath)
 	before := f.tracker.Stats()
 	im := &Importer{Tracker: f.tracker, Host: f.host, Location: f.loc, Since: since}
+	older := false // a file holds only older lines: none was rolled away since
 	for _, name := range files {
-		if st, err := os.Stat(name); err != nil || (!since.IsZero() && st.ModTime().Before(since)) {
-			continue // gone since listed, or holds only older lines
+		st, err := os.Stat(name)
+		if err != nil {
+			continue // gone since listed
+		}
+		if !since.IsZero() && st.ModTime().Before(since) {
+			older = true
+			continue
 		}
 		if err := im.ImportFile(ctx, name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("tracking: catch up: %w", err)
@@ -287,5 +310,54 @@ func (f *Feed) catchUp(ctx context.Context, since time.Time) error {
 	if n := after.Applied - before.Applied; n > 0 {
 		f.logger.Info("tracking: caught up from the mail log", "since", since, "lines", n)
 	}
+	if missed.IsZero() || older {
+		return nil
+	}
+	// A file written to at or after the first line the store misses was
+	// deleted, unless the log's oldest line is a whole second before that
+	// line (the log's times are to the second); or, for want of the
+	// writer's word (the files a previous run deleted), the log's oldest
+	// line is after it. Either way the lines between were rolled away.
+	var gone time.Time
+	if f.removed != nil {
+		gone = f.removed()
+	}
+	switch {
+	case !gone.Before(missed) && (im.First.IsZero() || !im.First.Before(missed.Truncate(time.Second))):
+		f.lost(ctx, missed, later(gone, im.First))
+	case im.First.After(missed):
+		f.lost(ctx, missed, im.First)
+	}
 	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// lost reports that the store misses this gateway's lines from from to
+// to for good: in the gateway's log (once), in Lost, and in the store.
+func (f *Feed) lost(ctx context.Context, from, to time.Time) {
+	f.lostGaps.Add(1)
+	f.logger.Warn("tracking: the mail log rolled away lines before they were stored; records of that time may be missing or incomplete",
+		"from", from, "to", to, "hint", "logs.mail.max_files and max_size bound what the feed can read back")
+	f.unwritten = append(f.unwritten, Gap{Host: f.host, From: from, To: to, Noted: time.Now()})
+	f.writeGaps(ctx)
+}
+
+// writeGaps records the gaps found in the store; those it cannot are
+// tried again after the next write.
+func (f *Feed) writeGaps(ctx context.Context) {
+	for len(f.unwritten) > 0 {
+		if err := f.tracker.store.AddGap(ctx, f.unwritten[0]); err != nil {
+			if ctx.Err() == nil {
+				f.logger.Warn("tracking: record a gap", "err", err)
+			}
+			return
+		}
+		f.unwritten = f.unwritten[1:]
+	}
 }

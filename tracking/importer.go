@@ -35,6 +35,10 @@ type Importer struct {
 	Since    time.Time      // when not zero, lines before it are skipped
 	Year     int            // the year of the first line whose timestamp has none; 0: from the file's time
 	Warn     func(string)   // told what an import had to guess; nil: nobody
+
+	// First is set by the import: the time of the first dated line read,
+	// Since or not.
+	First time.Time
 }
 
 // ImportFile imports one file ("-": standard input), gzipped or not.
@@ -92,6 +96,9 @@ func (im *Importer) read(ctx context.Context, r io.Reader, name string, mtime ti
 			return err
 		}
 		e := mr.Entry()
+		if im.First.IsZero() {
+			im.First = e.Time
+		}
 		if !im.Since.IsZero() && e.Time.Before(im.Since) {
 			continue
 		}

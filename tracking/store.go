@@ -38,6 +38,24 @@ type Store interface {
 	// error wrapping ErrNotFound when the store has no such message.
 	Find(ctx context.Context, host string, mid uint64) (*Message, []*Conn, error)
 
+	// Prune deletes the n oldest messages (by Started) started before
+	// before, with their recipients, deliveries and lines, and up to n
+	// connections started before before and before every message kept,
+	// in one transaction (Retention keeps n small, for the writer's sake).
+	Prune(ctx context.Context, before time.Time, n int) (Pruned, error)
+
+	// Usage returns the records' size on disk and the messages' count.
+	Usage(ctx context.Context) (Usage, error)
+
+	// AddGap records that the store misses a stretch of a gateway's log;
+	// a gap that overlaps or touches one of the host's stored is merged
+	// with it.
+	AddGap(ctx context.Context, g Gap) error
+
+	// Gaps returns the gaps that overlap [from, to] (zero: unbounded),
+	// oldest first.
+	Gaps(ctx context.Context, from, to time.Time) ([]Gap, error)
+
 	Close() error
 }
 

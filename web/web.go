@@ -74,6 +74,7 @@ func Handler(o Options) http.Handler {
 	apiMux.HandleFunc("GET /api/messages", a.messages)
 	apiMux.HandleFunc("GET /api/messages/{host}/{mid}", a.message)
 	apiMux.HandleFunc("GET /api/histogram", a.histogram)
+	apiMux.HandleFunc("GET /api/gaps", a.gaps)
 	apiMux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})

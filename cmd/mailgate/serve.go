@@ -145,7 +145,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		MaxFiles: lc.MaxFiles, Version: "mailgate " + version, Serial: hostname}); err != nil {
 		return nil, err
 	}
-	if g.tracking, err = startTracking(cfg, g.mailLog.Flush, logger); err != nil {
+	if g.tracking, err = startTracking(cfg, g.mailLog, logger); err != nil {
 		return nil, err
 	}
 	dns := resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout)

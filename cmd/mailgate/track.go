@@ -60,6 +60,7 @@ func (f *storeFlags) search(ctx context.Context, cmd string, v url.Values, stder
 		s.Close()
 		return nil, nil, fail(stderr, err)
 	}
+	warnGaps(ctx, s, q, cmd, stderr)
 	return s, ms, 0
 }
 

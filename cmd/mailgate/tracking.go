@@ -40,10 +40,11 @@ type trackingService struct {
 
 // startTracking binds the page's and the syslog receiver's addresses (so
 // that a taken port fails the start) and starts the service.
-func startTracking(cfg *config.Config, flushLog func() error, logger *slog.Logger) (*trackingService, error) {
+func startTracking(cfg *config.Config, mailLog *maillog.Writer, logger *slog.Logger) (*trackingService, error) {
 	t := &trackingService{cfg: cfg, log: logger}
 	if cfg.Tracking.Enabled {
-		t.feed = tracking.NewFeed(tracking.FeedOptions{Host: cfg.Hostname, LogPath: cfg.Logs.Mail.Path, Flush: flushLog, Logger: logger})
+		t.feed = tracking.NewFeed(tracking.FeedOptions{Host: cfg.Hostname, LogPath: cfg.Logs.Mail.Path,
+			Flush: mailLog.Flush, Removed: mailLog.Removed, Logger: logger})
 	}
 	if cfg.HTTP.Address != "" {
 		ln, err := listenHTTP(cfg)
@@ -127,6 +128,14 @@ func (t *trackingService) run(ctx context.Context) {
 		}()
 	}
 	if t.feed != nil {
+		// The gateways that write the store prune it (each, when they
+		// share one: a round that finds nothing to delete is cheap).
+		ret := &tracking.Retention{MaxAge: t.cfg.Tracking.Retention.MaxAge, MaxSize: t.cfg.Tracking.Retention.MaxSize, Logger: t.log}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ret.Run(ctx, s)
+		}()
 		if err := t.feed.Run(ctx, s); err != nil {
 			t.log.Warn("mailgate: tracking stopped", "err", err)
 		}

@@ -62,6 +62,11 @@ var pgSchema = []string{
 		data_bytes bigint NOT NULL, mids text NOT NULL, lines text NOT NULL,
 		PRIMARY KEY (host, kind, id));
 	CREATE TABLE watermarks (host text PRIMARY KEY, time bigint NOT NULL);`,
+	// Retention deletes the oldest connections (retention.go), and the
+	// feed records the stretches of log it lost.
+	`CREATE INDEX conns_started ON conns (started);
+	CREATE TABLE gaps (host text NOT NULL, lost_from bigint NOT NULL, lost_to bigint NOT NULL, noted bigint NOT NULL);
+	CREATE INDEX gaps_to ON gaps (lost_to);`,
 }
 
 // pgSchemaLock is the pg_advisory_xact_lock key under which gateways

@@ -66,6 +66,11 @@ var sqliteSchema = []string{
 	`CREATE TABLE recipients_new (address TEXT NOT NULL COLLATE NOCASE, host TEXT NOT NULL, mid INTEGER NOT NULL);
 	CREATE VIEW recipients_all AS
 		SELECT address, host, mid FROM recipients UNION ALL SELECT address, host, mid FROM recipients_new;`,
+	// Retention deletes the oldest connections (retention.go), and the
+	// feed records the stretches of log it lost.
+	`CREATE INDEX conns_started ON conns (started);
+	CREATE TABLE gaps (host TEXT NOT NULL, lost_from INTEGER NOT NULL, lost_to INTEGER NOT NULL, noted INTEGER NOT NULL);
+	CREATE INDEX gaps_to ON gaps (lost_to);`,
 }
 
 // sqliteIndexes are the messages' secondary indexes: made at every open

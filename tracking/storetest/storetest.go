@@ -38,6 +38,9 @@ func Run(t *testing.T, open func(t *testing.T) tracking.Store) {
 		{"Watermark", testWatermark},
 		{"Tracker", testTracker},
 		{"BulkLoad", testBulkLoad},
+		{"RetainAge", testRetainAge},
+		{"RetainSize", testRetainSize},
+		{"Gaps", testGaps},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

@@ -109,10 +109,27 @@ async function loadResults(params, seq) {
     const messages = await getJSON('api/messages', apiParams(params));
     if (seq !== requestSeq) return;
     renderResults(messages, Number(params.get('limit')) || 100);
+    loadGaps(params, seq);
   } catch (err) {
     if (seq !== requestSeq) return;
     clear(tbody);
     showError(err, setSearchError);
+  }
+}
+
+// loadGaps says above the results when the range searched spans records
+// the store misses for good (GET /api/gaps): the answer is incomplete.
+async function loadGaps(params, seq) {
+  const box = byId('gaps');
+  const stamp = (iso) => { const d = new Date(iso); return `${formatDate(d)} ${formatClock(d)}`; };
+  try {
+    const gaps = await getJSON('api/gaps', apiParams(params));
+    if (seq !== requestSeq) return;
+    box.textContent = gaps.map((g) => `Records of ${g.host} between ${stamp(g.from)} and ${stamp(g.to)} ` +
+      'may be missing or incomplete: the mail log rolled away before they were stored.').join('\n');
+    box.hidden = gaps.length === 0;
+  } catch {
+    box.hidden = true; // the search itself reports a failing store
   }
 }
 

@@ -129,7 +129,7 @@ func EncodeIDs(ids []uint64) string {
 	return string(b)
 }
 
-func decodeIDs(s string) ([]uint64, error) {
+func DecodeIDs(s string) ([]uint64, error) {
 	var ids []uint64
 	for f := range strings.FieldsSeq(s) {
 		id, err := strconv.ParseUint(f, 10, 64)

@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,7 +118,7 @@ func ScanMessage(row Scanner, withLines bool) (*tracking.Message, error) {
 	m.Started, m.Finished, m.Updated = FromUnixNano(started), FromUnixNano(finished), FromUnixNano(updated)
 	m.Status, m.Abort = tracking.Status(status), tracking.Abort(abort)
 	var err error
-	if m.DCIDs, err = decodeIDs(dcids); err != nil {
+	if m.DCIDs, err = DecodeIDs(dcids); err != nil {
 		return nil, err
 	}
 	if m.Recipients, err = DecodeRecipients(rcpts); err != nil {
@@ -141,7 +142,7 @@ func ScanConn(row Scanner) (*tracking.Conn, error) {
 	c.Kind, c.ID = event.ConnKind(kind), uint64(id)
 	c.Started, c.Finished = FromUnixNano(started), FromUnixNano(finished)
 	var err error
-	if c.MIDs, err = decodeIDs(mids); err != nil {
+	if c.MIDs, err = DecodeIDs(mids); err != nil {
 		return nil, err
 	}
 	if c.Lines, err = UnpackLines(lines); err != nil {
@@ -243,4 +244,16 @@ func DerefMessages(ms []*tracking.Message) []tracking.Message {
 		out[i] = *m
 	}
 	return out
+}
+
+// Range is [from, to] in stored times, a zero bound none.
+func Range(from, to time.Time) (int64, int64) {
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+	if !from.IsZero() {
+		lo = from.UnixNano()
+	}
+	if !to.IsZero() {
+		hi = to.UnixNano()
+	}
+	return lo, hi
 }
