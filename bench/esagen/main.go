@@ -27,8 +27,8 @@
 //
 // -truth writes one JSON object per message (MID), what a reader of the log
 // concludes: status (delivered, bounced, delayed, aborted, rejected,
-// dropped, queued), the abort kind of an aborted message (lost, timeout,
-// sender_quit), the sender, the accepted recipients in RID order, those the
+// dropped, queued), the abort kind of an aborted message (lost, unknown,
+// sender: what the ESA's lines alone prove), the sender, the accepted recipients in RID order, those the
 // RAT rejected, the subject and, for a DSN, the MID it reports on. The
 // status follows the rule of tracking.settle: a message with a recipient
 // still waiting is delayed when one is delayed and queued otherwise; with
@@ -1105,9 +1105,13 @@ func (m *msg) truth() Truth {
 	case fLost:
 		t.Status, t.Abort = "aborted", "lost"
 	case fTimeout:
-		t.Status, t.Abort = "aborted", "timeout"
+		// A lone "Receiving aborted" (no "lost", no "disconnected" line):
+		// the log does not say whether a timeout or a limit ended it.
+		t.Status, t.Abort = "aborted", "unknown"
 	case fQuit:
-		t.Status, t.Abort = "aborted", "sender_quit"
+		// The ESA's "Receiving aborted by sender" alone cannot tell QUIT
+		// from RSET or a new EHLO: the reader concludes only "sender".
+		t.Status, t.Abort = "aborted", "sender"
 	case fRATAll:
 		t.Status = "rejected"
 	}
