@@ -150,6 +150,11 @@ func (g *gw) waitLog(re string) string {
 	g.t.Helper()
 	rx := regexp.MustCompile(re)
 	var l string
+	defer func() {
+		if g.t.Failed() { // the wait gave up: show what the log held
+			g.t.Logf("mail log:\n%s", l)
+		}
+	}()
 	wait.Until(g.t, fmt.Sprintf("the mail log matches %q", re), func() bool {
 		l = g.mailLog()
 		return rx.MatchString(l)
