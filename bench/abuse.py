@@ -233,7 +233,7 @@ def case_slots(a):
                 else:
                     refused += 1
                     if first_refusal == "-":
-                        first_refusal = bytes(key.data).split(b"\r\n")[0].decode("utf-8", "replace")[:60]
+                        first_refusal = bytes(key.data).split(b"\r\n")[0].decode("utf-8", "replace")[:80]
             else:
                 closed += 1
             sel.unregister(key.fileobj)

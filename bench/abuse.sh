@@ -13,7 +13,8 @@
 # (1,050 idle connections, then another client), routing (sender-specified routing), dups (255 RCPTs
 # of one mailbox) and pipelining (HELO and a whole transaction in one write).
 # Loopback only. Needs root (Postfix). Rewrites /etc/postfix/{main,master}.cf as receive.sh does.
-# Usage: sudo bench/abuse.sh     (CASES="flood dups" FLOOD_SECONDS=10 for a quick look)
+# Usage: sudo bench/abuse.sh     (CASES="flood dups" FLOOD_SECONDS=10 for a quick look; FLOOD_SECONDS=90
+#        CASES=flood for the flood that outlasts the kept mail log; MG_LISTENER for a limit of mailgate's)
 set -uo pipefail
 export LC_ALL=C
 
@@ -21,6 +22,7 @@ CASES=${CASES:-"flood errors junk slots routing dups pipelining"}
 FLOOD_SECONDS=${FLOOD_SECONDS:-30}
 SLOTS=${SLOTS:-1050}
 WAIT=${WAIT:-60}                     # seconds to wait for tracking and the sink to catch up
+MG_LISTENER=${MG_LISTENER:-}         # one more line of mailgate's listener, e.g. 'hat: {policy_defaults: {max_connections_per_minute: 60}}'
 here=$(cd "$(dirname "$0")" && pwd)
 WORK=${WORK:-/tmp/mailgate-abuse}
 MG_ADDR=127.0.0.1:2577
@@ -72,7 +74,8 @@ listeners:
   - name: Public
     address: $MG_ADDR
     rat: [{domain: $DOMAIN, action: accept}]
-routes:
+${MG_LISTENER:+    $MG_LISTENER
+}routes:
   - {domain: $DOMAIN, hosts: ["$SINK_ADDR"]}
 tracking: {enabled: true, driver: sqlite}
 http: {address: ""}
@@ -150,7 +153,16 @@ mg_tracked() { "$MG" track --config "$WORK/mailgate.yaml" --sender "$1" --json -
 flood() {  # TARGET ADDR
   local t=$1 addr=$2 g="genuine@$1.example" r mid0 b0 files0 logged tracked sink
   mid0=$(mg_lastmid); b0=$(mg_bytes); files0=$(mg_logs | sort); pfb0=$(pf_bytes)
+  # every rolled file while the flood runs, with its size: the oldest are deleted as new ones roll
+  local watcher
+  if [ "$t" = mailgate ]; then
+    (for _ in $(seq $((FLOOD_SECONDS * 4 + 20))); do
+      stat -c '%n %s' "$MG_LOGS"/mail_logs.@* 2>/dev/null; kill -0 $$ 2>/dev/null || exit; sleep 0.25
+    done) > "$WORK/rolled.seen" &
+    watcher=$!
+  fi
   r=$("${PY[@]}" flood --addr "$addr" --seconds "$FLOOD_SECONDS" --genuine "$g" --rcpt "$RCPT" --tag "$t")
+  [ -n "${watcher:-}" ] && { kill "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null; }
   echo "$t flood: $r"
   local acc; acc=$(kv "$r" genuine_accepted)
   sink=$(await "$acc" sunk "genuine [0-9]+ $t")
@@ -158,12 +170,15 @@ flood() {  # TARGET ADDR
     tracked=$(await "$acc" mg_tracked "$g")
     logged=$(cat $(mg_logs) | grep -F "From: <$g>" | grep -c 'Info: MID')
     local rolled deleted bytes
-    rolled=$(comm -13 <(echo "$files0") <(mg_logs | sort) | grep -vc current)
-    deleted=$(comm -23 <(echo "$files0") <(mg_logs | sort) | grep -c .)
-    bytes=$(( $(mg_bytes) - b0 ))
+    # bytes written: what the files hold now, plus the rolled files seen and since deleted
+    stat -c '%n %s' "$MG_LOGS"/mail_logs.@* 2>/dev/null >> "$WORK/rolled.seen"
+    rolled=$(awk '{print $1}' "$WORK/rolled.seen" | sort -u | grep -vxF "$files0" | grep -c .)
+    deleted=$(awk '{print $1}' "$WORK/rolled.seen" | sort -u | while read -r f; do [ -e "$f" ] || echo "$f"; done | grep -c .)
+    bytes=$(( $(mg_bytes) - b0 + $(sort -k1,1 -k2,2n "$WORK/rolled.seen" | awk '{s[$1] = $2} END {for (f in s) print f, s[f]}' |
+      while read -r f sz; do [ -e "$f" ] || echo "$sz"; done | awk '{t += $1} END {print t + 0}') ))
     FLOOD_MG=("$(kv "$r" cycles)" "$(kv "$r" connections)" "$(( $(mg_lastmid) - ${mid0:-0} ))" \
-      "$(awk -v b="$bytes" -v s="$FLOOD_SECONDS" 'BEGIN{printf "%.1f MB (%.2f MB/s)", b/1e6, b/1e6/s}')$([ "$deleted" -gt 0 ] && echo " kept (files deleted: $deleted)")" \
-      "$rolled rolls" "$(kv "$r" cut)" "$(kv "$r" genuine_sent) sent, $acc accepted" "$logged" "$tracked" "$sink")
+      "$(awk -v b="$bytes" -v s="$FLOOD_SECONDS" 'BEGIN{printf "%.1f MB (%.2f MB/s)", b/1e6, b/1e6/s}')" \
+      "$rolled rolls$([ "$deleted" -gt 0 ] && echo ", $deleted deleted (max_files)")" "$(kv "$r" cut)" "$(kv "$r" genuine_sent) sent, $acc accepted" "$logged" "$tracked" "$sink")
   else
     logged=$(grep -F "from=<$g>" "$PF_LOG" | grep -c 'qmgr')
     FLOOD_PF=("$(kv "$r" cycles)" "$(kv "$r" connections)" "none logged (queue IDs are logged only for a message)" \
