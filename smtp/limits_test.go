@@ -336,3 +336,34 @@ func TestJunkCountResetByMessage(t *testing.T) {
 		t.Errorf("end %+v", e)
 	}
 }
+
+// Past the junk limit each junk command is an error, as in Postfix: the
+// client meets the tarpit, then the hard error limit ends the session with
+// the junk 421. A MAIL/RSET loop thus costs the flooder the error delay on
+// every command instead of a quick reconnect.
+func TestJunkBecomesErrors(t *testing.T) {
+	const delay = 100 * time.Millisecond
+	conn, ends := serve(t, &recorder{}, Config{JunkCommandLimit: 4, SoftErrorLimit: 2, HardErrorLimit: 4, ErrorDelay: delay})
+	c := newClient(t, conn)
+	c.Expect("220")
+	c.Cmd("EHLO c.test", "250")
+	for range 4 { // the junk limit: no error yet, no delay
+		c.Cmd("NOOP", "250")
+	}
+	start := time.Now()
+	c.Cmd("NOOP", "250") // errors 1
+	c.Cmd("NOOP", "250") // errors 2: the soft limit
+	if d := time.Since(start); d >= delay {
+		t.Errorf("the first junk errors took %v: delayed before the soft limit", d)
+	}
+	start = time.Now()
+	c.Cmd("NOOP", "250") // delayed; errors 3
+	if d := time.Since(start); d < delay {
+		t.Errorf("a junk command past the soft limit took %v, want the %v tarpit", d, delay)
+	}
+	c.Cmd("NOOP", "250") // delayed; errors 4: the hard limit
+	c.Expect("421 4.7.0 Exceeded junk SMTP command limit, disconnecting.")
+	if e := waitEnd(t, ends); e.Cause != event.CauseJunkCommands {
+		t.Errorf("end %+v", e)
+	}
+}

@@ -378,14 +378,34 @@ func (s *Session) checkLimits(line []byte, errs int) (End, bool) {
 			s.errLine = "DATA" // a message was read since: line's buffer may be another session's
 		}
 	}
+	overJunk := s.cfg.JunkCommandLimit > 0 && s.junk > s.cfg.JunkCommandLimit
+	junkDetail := func() string {
+		return strconv.Itoa(s.junk) + " junk commands and transactions without a recipient, limit " + strconv.Itoa(s.cfg.JunkCommandLimit)
+	}
 	if max := s.cfg.HardErrorLimit; max > 0 && s.errors >= max {
+		if overJunk {
+			// The errors that ended it are junk past its limit.
+			return s.closeWith(replyTooManyJunk, event.CauseJunkCommands, junkDetail()), true
+		}
 		return s.closeWith(replyTooManyErrors, event.CauseErrors, s.errLine), true
 	}
-	if max := s.cfg.JunkCommandLimit; max > 0 && s.junk > max {
-		detail := strconv.Itoa(s.junk) + " junk commands and transactions without a recipient, limit " + strconv.Itoa(max)
-		return s.closeWith(replyTooManyJunk, event.CauseJunkCommands, detail), true
+	if overJunk && s.cfg.HardErrorLimit <= 0 {
+		// No error limit to take junk over: the junk limit ends it.
+		return s.closeWith(replyTooManyJunk, event.CauseJunkCommands, junkDetail()), true
 	}
 	return End{}, false
+}
+
+// addJunk counts a junk command. Past the junk limit each one is an error
+// too, as in Postfix (smtpd_junk_command_limit): the client then meets the
+// error tarpit and the hard error limit instead of a quick 421, so that a
+// MAIL/RSET loop cannot reconnect at full speed and flood the log with
+// MIDs (bench/abuse.sh: 3.4 MB of log a second when the limit cut at once).
+func (s *Session) addJunk() {
+	s.junk++
+	if max := s.cfg.JunkCommandLimit; max > 0 && s.junk > max && s.cfg.HardErrorLimit > 0 {
+		s.errors++
+	}
 }
 
 // checkBoundary applies the timeouts that act between commands.
@@ -525,21 +545,21 @@ func (s *Session) command(line []byte, tooLong bool) (End, bool) {
 			s.state = StateHelo
 		}
 		r = replyOK
-		s.junk++
+		s.addJunk()
 	case "noop":
 		r = replyOK
-		s.junk++
+		s.addJunk()
 	case "vrfy":
 		r = replyVRFY
 		if cmd.Arg == "" {
 			r, bad = replyBadSyntax, BadSyntax
 		}
-		s.junk++
+		s.addJunk()
 	case "expn":
 		r, bad = replyNotImplemented, BadNotImplemented
 	case "help":
 		r = Reply{214, "2.0.0", "The following commands are recognized\n data ehlo helo help\n mail noop quit rcpt\n rset starttls vrfy"}
-		s.junk++
+		s.addJunk()
 	case "quit":
 		s.count(verb, true)
 		s.reply(Reply{221, "2.0.0", s.cfg.Hostname + " closing connection"})
@@ -751,7 +771,7 @@ func (s *Session) rcpt(arg string) (Reply, BadKind) {
 // costs a MID and log lines each time round, and must end.
 func (s *Session) resetTxn() {
 	if s.state == StateMail {
-		s.junk++
+		s.addJunk()
 	}
 	s.h.Reset()
 	s.utf8 = false
