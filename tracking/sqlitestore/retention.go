@@ -34,13 +34,25 @@ func (s *Store) Prune(ctx context.Context, before time.Time, n int) (tracking.Pr
 // immediate runs fn in a transaction that takes the write lock at once
 // (BEGIN IMMEDIATE): one that reads first and writes next fails outright
 // ("database is locked", SQLITE_BUSY_SNAPSHOT) when the feed has written
-// in between, whatever busy_timeout says.
+// in between, whatever busy_timeout says. It takes the process's write
+// turn first, as Write does.
 func (s *Store) immediate(ctx context.Context, fn func(*sql.Conn) error) error {
+	release, err := s.writeTurn(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	return immediateOn(ctx, conn, fn)
+}
+
+// immediateOn runs fn in a BEGIN IMMEDIATE transaction on conn, committed
+// when fn succeeds and rolled back otherwise.
+func immediateOn(ctx context.Context, conn *sql.Conn, fn func(*sql.Conn) error) error {
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return err
 	}

@@ -267,32 +267,37 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	// BEGIN IMMEDIATE: two processes opening a new database at once must
 	// not both create the tables.
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	var v int
-	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		conn.ExecContext(ctx, "ROLLBACK")
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if v > len(sqliteSchema) {
-		conn.ExecContext(ctx, "ROLLBACK")
-		return fmt.Errorf("schema version %d is newer than this mailgate knows (%d)", v, len(sqliteSchema))
-	}
-	for i := v; i < len(sqliteSchema); i++ {
-		if _, err := conn.ExecContext(ctx, sqliteSchema[i]); err != nil {
-			conn.ExecContext(ctx, "ROLLBACK")
-			return fmt.Errorf("migration %d: %w", i+1, err)
+	err = immediateOn(ctx, conn, func(conn *sql.Conn) error {
+		var v int
+		if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+			return err
 		}
-	}
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(sqliteSchema))); err != nil {
-		conn.ExecContext(ctx, "ROLLBACK")
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		if v > len(sqliteSchema) {
+			return fmt.Errorf("schema version %d is newer than this mailgate knows (%d)", v, len(sqliteSchema))
+		}
+		for i := v; i < len(sqliteSchema); i++ {
+			if _, err := conn.ExecContext(ctx, sqliteSchema[i]); err != nil {
+				return fmt.Errorf("migration %d: %w", i+1, err)
+			}
+		}
+		_, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(sqliteSchema)))
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
+}
+
+// writeTurn waits for the process's turn to write (see Store.writing) and
+// returns the function that gives it back.
+func (s *Store) writeTurn(ctx context.Context) (func(), error) {
+	select {
+	case s.writing <- struct{}{}:
+		return func() { <-s.writing }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Close closes the database.
@@ -317,12 +322,11 @@ const sqliteMessages = `messages CROSS JOIN message_details USING (host, mid)`
 // a statement's fixed cost (bind, step, reset through database/sql) was
 // most of an import's time with one row each.
 func (s *Store) Write(ctx context.Context, b *tracking.Batch) error {
-	select {
-	case s.writing <- struct{}{}:
-		defer func() { <-s.writing }()
-	case <-ctx.Done():
-		return ctx.Err()
+	release, err := s.writeTurn(ctx)
+	if err != nil {
+		return err
 	}
+	defer release()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
