@@ -276,3 +276,28 @@ func TestCompactionAfterNoSpace(t *testing.T) {
 		checkMessage(t, s, testEnvelope(mid, 1), testBody(mid, 64<<10))
 	}
 }
+
+// TestStageFloor: a stage meets the floor as it is written, not the end of
+// the disk: a large message arriving while space runs out is refused with
+// ErrNoSpace (452 to the client) while room is left for the journal.
+func TestStageFloor(t *testing.T) {
+	dir := tmpfs.Mount(t, 16<<20)
+	s := openSpool(t, dir+"/spool", Options{MinFree: 4 << 20})
+	defer closeSpool(t, s)
+	st, err := s.NewStage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Abort()
+	chunk := make([]byte, 64<<10)
+	var werr error
+	for i := 0; i < 16<<20/len(chunk) && werr == nil; i++ {
+		_, werr = st.Write(chunk)
+	}
+	if !errors.Is(werr, ErrNoSpace) {
+		t.Fatalf("stage write on a filling disk: %v, want ErrNoSpace", werr)
+	}
+	if errors.Is(werr, syscall.ENOSPC) {
+		t.Errorf("the stage ran the disk full (%v) instead of stopping at the floor", werr)
+	}
+}

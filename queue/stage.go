@@ -22,11 +22,18 @@ import (
 // it, and nothing in it was acknowledged. (A crash between the create and
 // the unlink can leave a stage-* file; Open deletes those.)
 type Stage struct {
-	f   *os.File
-	n   int64
-	crc uint32 // CRC-32C, unseeded, of the bytes written
-	err error  // the first write error: the stage can only be aborted
+	f       *os.File
+	sp      *Spool
+	n       int64
+	checked int64  // n when the free space was last checked
+	crc     uint32 // CRC-32C, unseeded, of the bytes written
+	err     error  // the first write error: the stage can only be aborted
 }
+
+// stageCheck is how many bytes a stage writes between looks at the free
+// space: a thousand sessions sending large messages at once must meet the
+// floor, not the end of the disk, which the journal's own records need.
+const stageCheck = 1 << 20
 
 const stagePrefix = "stage-"
 
@@ -49,7 +56,7 @@ func (s *Spool) NewStage() (*Stage, error) {
 		f.Close()
 		return nil, fmt.Errorf("queue: new stage: %w", err)
 	}
-	return &Stage{f: f}, nil
+	return &Stage{f: f, sp: s}, nil
 }
 
 // Write appends p to the body. The record's limit of a gibibyte applies:
@@ -62,7 +69,15 @@ func (st *Stage) Write(p []byte) (int, error) {
 		st.err = errors.New("queue: stage: message too large for a record")
 		return 0, st.err
 	}
+	if st.n+int64(len(p))-st.checked >= stageCheck {
+		if err := st.sp.roomFor(st.n + int64(len(p)) - st.checked); err != nil {
+			st.err = fmt.Errorf("queue: stage: %w", err)
+			return 0, st.err
+		}
+		st.checked = st.n + int64(len(p))
+	}
 	n, err := st.f.Write(p)
+	st.sp.wrote(int64(n)) // the cached free space counts stages too
 	st.crc = crc32.Update(st.crc, castagnoli, p[:n])
 	st.n += int64(n)
 	if err != nil {
