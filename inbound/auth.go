@@ -54,7 +54,7 @@ func (h *session) Auth(mech string) (smtp.SASL, smtp.Reply) {
 		return nil, replyAuthUnknownMech
 	case needsTLS(mech) && h.tls == nil:
 		return nil, replyAuthNeedTLS
-	case h.l.authFails.blocked(h.client.IP, a.MaxFailures, a.FailureWindow, time.Now()):
+	case h.l.authFails.blocked(h.key, a.MaxFailures, a.FailureWindow, time.Now()):
 		return nil, replyAuthTooMany
 	}
 	x := exchange{h: h, mech: mech}
@@ -101,7 +101,7 @@ func (x *exchange) End(err error) smtp.Reply {
 		}
 	}
 	h.emit(event.SMTPAuth{ICID: h.icid, Outcome: event.AuthFailed, User: x.user, Mechanism: x.mech, Profile: a.Profile})
-	n := h.l.authFails.add(h.client.IP, a.FailureWindow, time.Now())
+	n := h.l.authFails.add(h.key, a.FailureWindow, time.Now())
 	if n >= a.MaxFailures {
 		return replyAuthTooMany
 	}
@@ -207,8 +207,8 @@ func (h *session) authMail(from string) smtp.Reply {
 	return smtp.Reply{}
 }
 
-// authFailures counts failed AUTHs per client address (an IPv6 client by
-// its /64, which one host usually has whole), over a window.
+// authFailures counts failed AUTHs per client (policy.ClientKey: an IPv6
+// client by the listener's prefix, /64 by default), over a window.
 type authFailures struct {
 	mu sync.Mutex
 	m  map[netip.Prefix]*failures
@@ -219,17 +219,8 @@ type failures struct {
 	first time.Time
 }
 
-func clientKey(ip netip.Addr) netip.Prefix {
-	bits := 32
-	if ip.Is6() {
-		bits = 64
-	}
-	p, _ := ip.Prefix(bits)
-	return p
-}
-
 // add counts a failure and returns the count in the window.
-func (f *authFailures) add(ip netip.Addr, window time.Duration, now time.Time) int {
+func (f *authFailures) add(k netip.Prefix, window time.Duration, now time.Time) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.m == nil {
@@ -242,7 +233,6 @@ func (f *authFailures) add(ip netip.Addr, window time.Duration, now time.Time) i
 			}
 		}
 	}
-	k := clientKey(ip)
 	e := f.m[k]
 	if e == nil || now.Sub(e.first) >= window {
 		e = &failures{first: now}
@@ -253,10 +243,10 @@ func (f *authFailures) add(ip netip.Addr, window time.Duration, now time.Time) i
 }
 
 // blocked reports whether the address used up its failures in the window.
-func (f *authFailures) blocked(ip netip.Addr, max int, window time.Duration, now time.Time) bool {
+func (f *authFailures) blocked(k netip.Prefix, max int, window time.Duration, now time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	e := f.m[clientKey(ip)]
+	e := f.m[k]
 	return e != nil && e.n >= max && now.Sub(e.first) < window
 }
 
