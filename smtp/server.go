@@ -379,21 +379,22 @@ func (s *Session) checkLimits(line []byte, errs int) (End, bool) {
 		}
 	}
 	overJunk := s.cfg.JunkCommandLimit > 0 && s.junk > s.cfg.JunkCommandLimit
-	junkDetail := func() string {
-		return strconv.Itoa(s.junk) + " junk commands and transactions without a recipient, limit " + strconv.Itoa(s.cfg.JunkCommandLimit)
-	}
 	if max := s.cfg.HardErrorLimit; max > 0 && s.errors >= max {
 		if overJunk {
 			// The errors that ended it are junk past its limit.
-			return s.closeWith(replyTooManyJunk, event.CauseJunkCommands, junkDetail()), true
+			return s.closeWith(replyTooManyJunk, event.CauseJunkCommands, s.junkDetail()), true
 		}
 		return s.closeWith(replyTooManyErrors, event.CauseErrors, s.errLine), true
 	}
 	if overJunk && s.cfg.HardErrorLimit <= 0 {
 		// No error limit to take junk over: the junk limit ends it.
-		return s.closeWith(replyTooManyJunk, event.CauseJunkCommands, junkDetail()), true
+		return s.closeWith(replyTooManyJunk, event.CauseJunkCommands, s.junkDetail()), true
 	}
 	return End{}, false
+}
+
+func (s *Session) junkDetail() string {
+	return strconv.Itoa(s.junk) + " junk commands and transactions without a recipient, limit " + strconv.Itoa(s.cfg.JunkCommandLimit)
 }
 
 // addJunk counts a junk command. Past the junk limit each one is an error
