@@ -186,6 +186,48 @@ type DKIMVerdict struct {
 	Detail string
 }
 
+// DMARCVerdict: "MID 68119155 DMARC: Message from domain example.com, DMARC
+// pass (SPF aligned True, DKIM aligned True)", "MID 68119155 DMARC:
+// Verification passed", "MID 7 DMARC: Message from domain example.org,
+// DMARC fail (SPF aligned False, DKIM aligned False)": the DMARC check of a
+// message (RFC 7489). Text follows "DMARC: ", verbatim; Verdict reads it.
+type DMARCVerdict struct {
+	MID  uint64
+	Text string
+}
+
+// DMARCResult is what a DMARC line says, where it says it.
+type DMARCResult struct {
+	Domain      string // the RFC5322.From domain; "" when the line names none
+	Result      string // pass, fail, temperror, permerror, none; "" when the line gives none
+	SPFAligned  bool
+	DKIMAligned bool
+}
+
+// Verdict reads the "Message from domain d, DMARC r (SPF aligned B, DKIM
+// aligned B)" form and the "Verification passed|failed" forms.
+func (d DMARCVerdict) Verdict() DMARCResult {
+	switch d.Text {
+	case "Verification passed":
+		return DMARCResult{Result: "pass"}
+	case "Verification failed":
+		return DMARCResult{Result: "fail"}
+	}
+	rest, ok := strings.CutPrefix(d.Text, "Message from domain ")
+	if !ok {
+		return DMARCResult{}
+	}
+	domain, rest, ok := strings.Cut(rest, ", DMARC ")
+	if !ok {
+		return DMARCResult{}
+	}
+	r := DMARCResult{Domain: domain}
+	r.Result, rest, _ = strings.Cut(rest, " ")
+	r.SPFAligned = strings.Contains(rest, "SPF aligned True")
+	r.DKIMAligned = strings.Contains(rest, "DKIM aligned True")
+	return r
+}
+
 // Signing: "MID 24611495 DKIM: cannot sign - no profile matches
 // user2@hotmail.com", "MID 5 DomainKeys: cannot sign - already signed",
 // "MID 33333333 DKIM: signing with abc_com - matches x@abc.com": what the
@@ -294,6 +336,7 @@ func (AMPVerdict) isEvent()         {}
 func (TooBig) isEvent()             {}
 func (SPFVerdict) isEvent()         {}
 func (DKIMVerdict) isEvent()        {}
+func (DMARCVerdict) isEvent()       {}
 func (Signing) isEvent()            {}
 func (Attachment) isEvent()         {}
 func (CustomLog) isEvent()          {}

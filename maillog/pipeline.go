@@ -254,6 +254,12 @@ func parsePipelineMID(mid uint64, rest string) event.Event {
 			return nil
 		}
 		return event.DKIMVerdict{MID: mid, Result: result, Detail: detail}
+	case strings.HasPrefix(rest, " DMARC: "):
+		text := rest[len(" DMARC: "):]
+		if text == "" {
+			return nil
+		}
+		return event.DMARCVerdict{MID: mid, Text: text}
 	case strings.HasPrefix(rest, " attachment '"):
 		name, q, ok := cutQuoted(rest[len(" attachment "):])
 		if !ok || q != '\'' {
@@ -511,6 +517,9 @@ func appendPipeline(dst []byte, ev event.Event) ([]byte, bool) {
 		dst = appendUint(dst, "MID ", e.MID)
 		dst = appendWord(dst, " DKIM: ", e.Result)
 		dst = appendText(dst, " ", e.Detail)
+	case event.DMARCVerdict:
+		dst = appendUint(dst, "MID ", e.MID)
+		dst = appendText(dst, " DMARC: ", e.Text)
 	case event.Signing:
 		dst = appendUint(dst, "MID ", e.MID)
 		dst = appendWord(dst, " ", e.Method)

@@ -148,7 +148,7 @@ var typedKinds = regexp.MustCompile(`^(` + strings.Join([]string{
 	`MID \d+ (quarantined to|quarantine "|released|deleted from)`,
 	`MID \d+ (rewritten to|was split creating|(was )?generated based on|was (dropped|bounced) by)`,
 	`MID \d+ ((interim )?verdict using engine|using engine|interim AV verdict|antivirus |Outbreak Filters: verdict|AMP file reputation verdict|was too big)`,
-	`MID \d+ (SPF: |DKIM: (pass|permfail|tempfail|neutral|none|cannot sign|signing with)|DomainKeys: cannot sign|attachment '|Custom Log Entry: )`,
+	`MID \d+ (SPF: |DKIM: (pass|permfail|tempfail|neutral|none|cannot sign|signing with)|DMARC: |DomainKeys: cannot sign|attachment '|Custom Log Entry: )`,
 	`(Bounced|Delayed): \d+:\d+ From:`,
 }, "|") + `)`)
 

@@ -48,6 +48,8 @@ func pipelineRefs(ev event.Event) []uint64 {
 		return []uint64{e.MID}
 	case event.DKIMVerdict:
 		return []uint64{e.MID}
+	case event.DMARCVerdict:
+		return []uint64{e.MID}
 	case event.Signing:
 		return []uint64{e.MID}
 	case event.Attachment:
