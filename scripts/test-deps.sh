@@ -23,6 +23,16 @@ command -v python3 >/dev/null || missing+=(python3)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
+# The engines the security tests start with their own configuration on
+# loopback: rspamd, ClamAV's clamd, SpamAssassin's spamd; python3-dkim's
+# dkimsign/dkimverify for DKIM interoperability; rsyslog as a syslog
+# receiver for log push; promtool (package prometheus) to check /metrics.
+[ -x /usr/bin/rspamd ] || missing+=(rspamd)
+[ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)
+[ -x /usr/sbin/spamd ] || missing+=(spamd)
+command -v dkimverify >/dev/null || missing+=(python3-dkim)
+[ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "test-deps: installing ${missing[*]}" >&2
 	echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
