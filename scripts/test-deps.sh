@@ -32,6 +32,8 @@ command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 [ -x /usr/sbin/spamd ] || missing+=(spamd)
 command -v dkimverify >/dev/null || missing+=(python3-dkim)
 [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+# rsyslog's GnuTLS driver: the TLS syslog push test's receiver (gtls).
+ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || missing+=(rsyslog-gnutls)
 command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "test-deps: installing ${missing[*]}" >&2
