@@ -27,6 +27,22 @@ type Options struct {
 	Version       string         // for the "Version:" header line; "": "mailgate"
 	Serial        string         // for "SN:"; "": the host name
 	FlushInterval time.Duration  // buffered lines reach the file within this; 0: 100ms
+
+	// Rollover by time, besides by size (the ESA's rollover schedule):
+	// the current file is rolled over once it is RollEvery old, and, with
+	// RollDaily, at the first RollAt (a time of day in Location) after it
+	// was begun. A file that holds only its header lines is not rolled
+	// over by time (an idle gateway piles up no empty files); its age
+	// then counts from the moment it was due. An existing file that
+	// Open appends to is as old as its first line's timestamp.
+	RollEvery time.Duration
+	RollDaily bool
+	RollAt    time.Duration // since midnight
+
+	// MaxAge deletes rolled files last written longer ago than this, at
+	// each rollover and every hour; 0: rolled files are kept up to
+	// MaxFiles only.
+	MaxAge time.Duration
 }
 
 const (
@@ -41,6 +57,9 @@ const (
 	maxBuffered = 32 << 20
 	// keepCap is the largest buffer kept for reuse.
 	keepCap = 4 << 20
+	// ageCheckEvery is how often rolled files are checked against MaxAge
+	// between rollovers.
+	ageCheckEvery = time.Hour
 )
 
 // A Writer writes the mail log file the ESA way: the current file is
@@ -66,6 +85,11 @@ type Writer struct {
 	version  string
 	serial   string
 
+	rollEvery time.Duration
+	rollDaily bool
+	rollAt    time.Duration
+	maxAge    time.Duration
+
 	removed atomic.Int64 // see Removed
 
 	mu      sync.Mutex // guards the fields below it
@@ -77,6 +101,7 @@ type Writer struct {
 	f          *os.File
 	size       int64 // bytes in f
 	headerSize int64 // bytes of header lines f began with (0 for a file we appended to)
+	begun      time.Time // when f was begun: the age that rollover by time counts
 	spare      []byte
 
 	errMu sync.Mutex
@@ -105,6 +130,11 @@ func Open(path string, o Options) (*Writer, error) {
 		maxFiles: o.MaxFiles,
 		version:  o.Version,
 		serial:   o.Serial,
+
+		rollEvery: o.RollEvery,
+		rollDaily: o.RollDaily,
+		rollAt:    o.RollAt,
+		maxAge:    o.MaxAge,
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -142,6 +172,11 @@ func Open(path string, o Options) (*Writer, error) {
 			w.f.Close()
 		}
 		return nil, err
+	}
+	if w.maxAge > 0 {
+		if err := w.prune(); err != nil {
+			w.setErr(err)
+		}
 	}
 	go w.run(interval)
 	return w, nil
@@ -195,6 +230,7 @@ func (w *Writer) run(interval time.Duration) {
 	defer close(w.done)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	ageChecked := time.Now()
 	for {
 		select {
 		case <-w.stop:
@@ -203,7 +239,60 @@ func (w *Writer) run(interval time.Duration) {
 		case <-w.kick:
 		}
 		w.Flush() // the error is kept for Err
+		now := time.Now()
+		if w.rollEvery > 0 || w.rollDaily {
+			if err := w.rollIfDue(now); err != nil {
+				w.setErr(err)
+			}
+		}
+		if w.maxAge > 0 && now.Sub(ageChecked) >= ageCheckEvery {
+			ageChecked = now
+			w.fmu.Lock()
+			err := w.prune()
+			w.fmu.Unlock()
+			if err != nil {
+				w.setErr(err)
+			}
+		}
 	}
+}
+
+// rollIfDue rolls the file over when its schedule says so.
+func (w *Writer) rollIfDue(now time.Time) error {
+	w.fmu.Lock()
+	defer w.fmu.Unlock()
+	if w.isClosed() || now.Before(w.rollDue()) {
+		return nil
+	}
+	if w.size <= w.headerSize {
+		w.begun = now // nothing to roll: count again from now
+		return nil
+	}
+	ferr := w.flushLocked()
+	if err := w.rollLocked(); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// rollDue returns when the current file is to be rolled over by time.
+func (w *Writer) rollDue() time.Time {
+	due := time.Time{}
+	if w.rollEvery > 0 {
+		due = w.begun.Add(w.rollEvery)
+	}
+	if w.rollDaily {
+		b := w.begun.In(w.loc)
+		at := w.rollAt.Truncate(time.Second)
+		d := time.Date(b.Year(), b.Month(), b.Day(), int(at/time.Hour), int(at%time.Hour/time.Minute), int(at%time.Minute/time.Second), 0, w.loc)
+		if !d.After(w.begun) {
+			d = time.Date(b.Year(), b.Month(), b.Day()+1, int(at/time.Hour), int(at%time.Hour/time.Minute), int(at%time.Minute/time.Second), 0, w.loc)
+		}
+		if due.IsZero() || d.Before(due) {
+			due = d
+		}
+	}
+	return due
 }
 
 // Flush writes the buffered lines to the file now.
@@ -356,17 +445,39 @@ func (w *Writer) openCurrent() error {
 		f.Close()
 		return fmt.Errorf("maillog: open %s: %w", w.path, err)
 	}
-	w.f, w.size, w.headerSize = f, fi.Size(), 0
+	now := time.Now()
+	w.f, w.size, w.headerSize, w.begun = f, fi.Size(), 0, now
 	if w.size > 0 {
+		if t, ok := firstLineTime(w.path, w.loc); ok && t.Before(now) {
+			w.begun = t
+		}
 		return nil
 	}
-	n, err := f.Write(w.header(time.Now()))
+	n, err := f.Write(w.header(now))
 	w.size = int64(n)
 	w.headerSize = w.size
 	if err != nil {
 		return fmt.Errorf("maillog: write header to %s: %w", w.path, err)
 	}
 	return nil
+}
+
+// firstLineTime returns the timestamp of the first line of the file at
+// path, when it has one.
+func firstLineTime(path string, loc *time.Location) (time.Time, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return time.Time{}, false
+	}
+	defer f.Close()
+	buf := make([]byte, 1024)
+	n, _ := f.Read(buf)
+	line, _, _ := bytes.Cut(buf[:n], []byte{'\n'})
+	e, err := ParseLine(string(line), loc)
+	if err != nil || e.Time.IsZero() {
+		return time.Time{}, false
+	}
+	return e.Time, true
 }
 
 // header renders the three lines every log file begins with.
@@ -501,23 +612,29 @@ func listRolled(dir, base string) ([]rolled, error) {
 	return rs, nil
 }
 
-// prune deletes the oldest rolled files beyond maxFiles.
+// prune deletes the oldest rolled files beyond maxFiles, and those last
+// written longer than maxAge ago.
 func (w *Writer) prune() error {
 	rs, err := listRolled(w.dir, w.base)
 	if err != nil {
 		return fmt.Errorf("maillog: prune: %w", err)
 	}
 	var first error
-	for i := 0; i < len(rs)-w.maxFiles; i++ {
+	now := time.Now()
+	for i := 0; i < len(rs); i++ {
 		name := filepath.Join(w.dir, rs[i].name)
 		fi, statErr := os.Stat(name)
+		old := w.maxAge > 0 && statErr == nil && now.Sub(fi.ModTime()) > w.maxAge
+		if i >= len(rs)-w.maxFiles && !old {
+			continue
+		}
 		if err := os.Remove(name); err != nil {
 			if first == nil {
 				first = fmt.Errorf("maillog: delete old log: %w", err)
 			}
 			continue
 		}
-		if statErr == nil { // oldest first: the last deleted is the newest
+		if statErr == nil && fi.ModTime().UnixNano() > w.removed.Load() {
 			w.removed.Store(fi.ModTime().UnixNano())
 		}
 	}
