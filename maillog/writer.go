@@ -99,8 +99,8 @@ type Writer struct {
 
 	fmu        sync.Mutex // guards the file and serialises writes, rollovers, reopens
 	f          *os.File
-	size       int64 // bytes in f
-	headerSize int64 // bytes of header lines f began with (0 for a file we appended to)
+	size       int64     // bytes in f
+	headerSize int64     // bytes of header lines f began with (0 for a file we appended to)
 	begun      time.Time // when f was begun: the age that rollover by time counts
 	spare      []byte
 
@@ -135,9 +135,9 @@ func Open(path string, o Options) (*Writer, error) {
 		rollDaily: o.RollDaily,
 		rollAt:    o.RollAt,
 		maxAge:    o.MaxAge,
-		kick:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	if w.level == 0 {
 		w.level = event.Info
