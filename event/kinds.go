@@ -41,3 +41,4 @@ func (TimeOffset) isEvent()     {}
 func (Unknown) isEvent()        {}
 func (InjectionDebug) isEvent() {}
 func (ConnectionEnd) isEvent()  {}
+func (Status) isEvent()         {}

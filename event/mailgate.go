@@ -127,3 +127,17 @@ type ConnectionEnd struct {
 	Commands    []CommandCount // in the order first seen
 	Detail      string         // the error or the limit, when the cause has one
 }
+
+// Status is the status log's line, one per measurement interval:
+// "Status: CPULd 0 DskIO 0 RAMUtil 1 QKUsd 0 QKFre 8388608 CrtMID 0 ...".
+// Fields are name/value pairs in the order written; a value is one token
+// (a number, or "148G" for LogAvail).
+type Status struct {
+	Fields []StatusField
+}
+
+// StatusField is one gauge or counter of a Status line.
+type StatusField struct {
+	Name  string
+	Value string
+}

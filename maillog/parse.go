@@ -337,6 +337,8 @@ func parseKnown(s string, loc *time.Location) event.Event {
 		return event.TimeOffset{Seconds: int(n)}
 	case strings.HasPrefix(s, "mailgate: ICID "):
 		return parseConnectionEnd(s)
+	case strings.HasPrefix(s, "Status: "):
+		return parseStatus(s[len("Status: "):])
 	case strings.HasPrefix(s, "ISQ: "), strings.HasPrefix(s, "EUQ: "):
 		return parseSpamQuarantine(s)
 	case s != "" && s[0] >= '0' && s[0] <= '9':
@@ -1246,4 +1248,20 @@ func parseSeconds(s string) (time.Duration, bool) {
 		d = -d
 	}
 	return d, true
+}
+
+// parseStatus parses the pairs of a status log line, "CPULd 0 DskIO 0 ...".
+func parseStatus(s string) event.Event {
+	tokens := strings.Split(s, " ")
+	if len(tokens)%2 != 0 {
+		return nil
+	}
+	st := event.Status{Fields: make([]event.StatusField, 0, len(tokens)/2)}
+	for i := 0; i < len(tokens); i += 2 {
+		if tokens[i] == "" || tokens[i+1] == "" {
+			return nil
+		}
+		st.Fields = append(st.Fields, event.StatusField{Name: tokens[i], Value: tokens[i+1]})
+	}
+	return st
 }

@@ -395,6 +395,14 @@ func appendMessage(dst []byte, ev event.Event, loc *time.Location) []byte {
 		dst = appendConnectionEnd(dst, e)
 	case event.Unknown:
 		dst = appendEscaped(dst, e.Text)
+	case event.Status:
+		dst = append(dst, "Status:"...)
+		for _, f := range e.Fields {
+			dst = append(dst, ' ')
+			dst = appendToken(dst, "", f.Name)
+			dst = append(dst, ' ')
+			dst = appendToken(dst, "", f.Value)
+		}
 	default:
 		dst, _ = appendPipeline(dst, ev)
 	}
