@@ -128,6 +128,9 @@ type Logs struct {
 	Mail           MailLog
 	InjectionDebug []InjectionDebug
 	DomainDebug    []DomainDebug
+
+	Subscriptions  []LogSubscription // more outputs of the logs (logs.go)
+	StatusInterval time.Duration     // between two status log lines
 }
 
 // MailLog is the ESA text mail log.
@@ -136,6 +139,7 @@ type MailLog struct {
 	Level    event.Level
 	MaxSize  int64 // bytes; rolled over beyond
 	MaxFiles int   // rolled files kept
+	Schedule LogSchedule
 }
 
 // DebugLog is what the injection and domain debug logs have alike.
@@ -144,6 +148,7 @@ type DebugLog struct {
 	Path     string // absolute
 	MaxSize  int64
 	MaxFiles int
+	Schedule LogSchedule
 }
 
 // InjectionDebug records the SMTP conversations of chosen clients.

@@ -198,7 +198,7 @@ func (d *decoder) logs(n *yaml.Node, path string, c *Config) {
 	c.Logs.Mail = MailLog{Path: DefaultMailLogPath, Level: event.Info, MaxSize: DefaultLogMaxSize, MaxFiles: DefaultLogMaxFiles}
 	var f map[string]*yaml.Node
 	if present(n) {
-		f = d.fields(n, path, "mail", "injection_debug", "domain_debug")
+		f = d.fields(n, path, "mail", "injection_debug", "domain_debug", "subscriptions", "status_interval")
 	}
 	paths := make(map[string]string) // resolved path -> key
 	use := func(v *yaml.Node, key, p string) string {
@@ -212,10 +212,11 @@ func (d *decoder) logs(n *yaml.Node, path string, c *Config) {
 	mp := join(path, "mail")
 	var mf map[string]*yaml.Node
 	if v := f["mail"]; present(v) {
-		mf = d.fields(v, mp, "path", "level", "max_size", "max_files")
+		mf = d.fields(v, mp, "path", "level", "max_size", "max_files", "rollover", "max_age")
 	}
 	m := &c.Logs.Mail
 	d.logFile(mf, mp, &m.Path, &m.MaxSize, &m.MaxFiles)
+	d.logSchedule(mf, mp, &m.Schedule)
 	if v := mf["level"]; present(v) {
 		if s, ok := d.str(v, join(mp, "level")); ok {
 			if l, ok := event.ParseLevel(s); ok {
@@ -241,6 +242,13 @@ func (d *decoder) logs(n *yaml.Node, path string, c *Config) {
 				return &c.Logs.DomainDebug[len(c.Logs.DomainDebug)-1].DebugLog
 			})
 	}
+	c.Logs.StatusInterval = DefaultStatusInterval
+	if v := f["status_interval"]; present(v) {
+		c.Logs.StatusInterval, _ = d.duration(v, join(path, "status_interval"), time.Second)
+	}
+	if v := f["subscriptions"]; present(v) {
+		d.subscriptions(v, join(path, "subscriptions"), c, use)
+	}
 }
 
 // debugLogs decodes a list of injection or domain debug logs. In each
@@ -252,7 +260,7 @@ func (d *decoder) debugLogs(n *yaml.Node, path, key, what, file string, sessions
 	use func(v *yaml.Node, key, p string) string, add func(v *yaml.Node, p string) *DebugLog) {
 	for i, it := range d.list(n, path) {
 		p := index(path, i)
-		f := d.fields(it, p, key, "sessions", "path", "max_size", "max_files")
+		f := d.fields(it, p, key, "sessions", "path", "max_size", "max_files", "rollover", "max_age")
 		l := new(DebugLog) // a log without its key is a problem, not a log
 		if v := f[key]; present(v) {
 			l = add(v, join(p, key))
@@ -267,6 +275,7 @@ func (d *decoder) debugLogs(n *yaml.Node, path, key, what, file string, sessions
 			l.Sessions, _ = d.integer(v, join(p, "sessions"), 1)
 		}
 		d.logFile(f, p, &l.Path, &l.MaxSize, &l.MaxFiles)
+		d.logSchedule(f, p, &l.Schedule)
 		l.Path = use(f["path"], join(p, "path"), l.Path)
 	}
 }
