@@ -151,6 +151,7 @@ func TestDesignContract(t *testing.T) {
 				Hosts: mustRules(t, "192.168.0.200", ".partner.com"), DebugLog: DebugLog{Sessions: 100,
 					Path: filepath.Join(data, "logs/injection_debug/injection.current"), MaxSize: 10 << 20, MaxFiles: 10},
 			}},
+			StatusInterval: time.Minute,
 		},
 		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: filepath.Join(data, "tracking.db"),
 			Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}},
