@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailgate/mailgate/config"
@@ -29,7 +30,7 @@ type Options struct {
 	Version  string         // for the files' "Version:" line
 	Serial   string         // for "SN:"
 	Location *time.Location // of the timestamps; nil: time.Local
-	Logger   *slog.Logger   // the senders' reports; nil: slog.Default()
+	Logger   *slog.Logger   // the senders' reports (to the gateway log's outputs besides); nil: slog.Default()
 }
 
 // A Set is the outputs of every subscribed log.
@@ -57,6 +58,13 @@ type pushOut struct {
 // was opened is closed.
 func Open(subs []config.LogSubscription, o Options) (_ *Set, err error) {
 	s := &Set{logs: make(map[string]*Log)}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	// The senders report to the gateway log's outputs too, which are ready
+	// only at the end: until then their handler writes to o.Logger alone.
+	gw := &handler{primary: o.Logger.Handler(), logp: new(atomic.Pointer[Log])}
+	o.Logger = slog.New(gw)
 	defer func() {
 		if err != nil {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -91,6 +99,7 @@ func Open(subs []config.LogSubscription, o Options) (_ *Set, err error) {
 			l.push = append(l.push, pushOut{s: ps, level: sub.Level})
 		}
 	}
+	gw.logp.Store(s.logs[config.LogGateway])
 	return s, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/mailgate/mailgate/event"
 )
@@ -22,13 +23,15 @@ func Handler(primary slog.Handler, log *Log) slog.Handler {
 	if log == nil {
 		return primary
 	}
-	return &handler{primary: primary, log: log}
+	h := &handler{primary: primary, logp: new(atomic.Pointer[Log])}
+	h.logp.Store(log)
+	return h
 }
 
 type handler struct {
 	primary slog.Handler
-	log     *Log
-	ops     []op // WithAttrs and WithGroup, replayed for each record
+	logp    *atomic.Pointer[Log] // nil *Log: standard error only (while Open starts the senders)
+	ops     []op                 // WithAttrs and WithGroup, replayed for each record
 }
 
 type op struct {
@@ -50,7 +53,7 @@ func LevelOf(l slog.Level) event.Level {
 }
 
 func (h *handler) Enabled(ctx context.Context, l slog.Level) bool {
-	return h.primary.Enabled(ctx, l) || h.log.Enabled(LevelOf(l))
+	return h.primary.Enabled(ctx, l) || h.logp.Load().Enabled(LevelOf(l))
 }
 
 func (h *handler) Handle(ctx context.Context, r slog.Record) error {
@@ -59,7 +62,8 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 		err = h.primary.Handle(ctx, r)
 	}
 	lv := LevelOf(r.Level)
-	if !h.log.Enabled(lv) {
+	log := h.logp.Load()
+	if !log.Enabled(lv) {
 		return err
 	}
 	var buf bytes.Buffer
@@ -87,7 +91,7 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 		text += " " + string(attrs)
 	}
 	// Unknown renders its text escaped: no record can break the line.
-	h.log.Emit(event.Entry{Time: r.Time, Level: lv, Event: event.Unknown{Text: text}})
+	log.Emit(event.Entry{Time: r.Time, Level: lv, Event: event.Unknown{Text: text}})
 	return err
 }
 
@@ -95,12 +99,12 @@ func (h *handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	if len(attrs) == 0 {
 		return h
 	}
-	return &handler{primary: h.primary.WithAttrs(attrs), log: h.log, ops: append(h.ops[:len(h.ops):len(h.ops)], op{attrs: attrs})}
+	return &handler{primary: h.primary.WithAttrs(attrs), logp: h.logp, ops: append(h.ops[:len(h.ops):len(h.ops)], op{attrs: attrs})}
 }
 
 func (h *handler) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return h
 	}
-	return &handler{primary: h.primary.WithGroup(name), log: h.log, ops: append(h.ops[:len(h.ops):len(h.ops)], op{group: name})}
+	return &handler{primary: h.primary.WithGroup(name), logp: h.logp, ops: append(h.ops[:len(h.ops):len(h.ops)], op{group: name})}
 }
