@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/rsyslogtest"
 	"github.com/mailgate/mailgate/internal/smtptest"
 	"github.com/mailgate/mailgate/internal/wait"
 )
@@ -53,12 +54,12 @@ func TestFormatsReceivedByRsyslog(t *testing.T) {
 	} {
 		name := fmt.Sprintf("%s/%s/%s/framing%d/host%q", c.network, []string{"rfc3164", "rfc5424"}[c.format], c.facility, c.framing, c.hostname)
 		t.Run(name, func(t *testing.T) {
-			r := startRsyslog(t, c.network)
-			o := Options{Network: c.network, Address: fmt.Sprintf("127.0.0.1:%d", r.port), Format: c.format,
+			r := rsyslogtest.Start(t, c.network)
+			o := Options{Network: c.network, Address: fmt.Sprintf("127.0.0.1:%d", r.Port), Format: c.format,
 				Framing: c.framing, Facility: Facilities[c.facility], Hostname: c.hostname, Location: time.UTC,
 				Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
-			if r.ca != nil {
-				o.TLS = &tls.Config{RootCAs: r.ca.Pool}
+			if r.CA != nil {
+				o.TLS = &tls.Config{RootCAs: r.CA.Pool}
 			}
 			s, err := New(o)
 			if err != nil {
@@ -70,7 +71,7 @@ func TestFormatsReceivedByRsyslog(t *testing.T) {
 				}
 			}
 			s.Send(at, Informational, []byte("Info: end"))
-			got := r.waitFor("Info: end")
+			got := r.WaitFor("Info: end")
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := s.Close(ctx); err != nil {
@@ -155,11 +156,11 @@ func load(t *testing.T, s *Sender, from, to int, refused map[int]bool, paced boo
 
 // received returns the line numbers rsyslog received, in order, and fails
 // on a duplicate.
-func received(t *testing.T, r *rsyslog) []int {
+func received(t *testing.T, r *rsyslogtest.Server) []int {
 	t.Helper()
 	var nums []int
 	seen := map[int]bool{}
-	for _, l := range r.lines() {
+	for _, l := range r.Lines() {
 		_, num, ok := strings.Cut(l, "Info: line ")
 		if !ok {
 			continue
@@ -182,17 +183,17 @@ func received(t *testing.T, r *rsyslog) []int {
 // lines refused are exactly the lines that never arrive once the receiver
 // resumes; the drop counter counts them and the log reports them.
 func TestHungReceiver(t *testing.T) {
-	r := startRsyslog(t, "tcp")
+	r := rsyslogtest.Start(t, "tcp")
 	log := smtptest.NewLog()
-	s, err := New(Options{Network: "tcp", Address: fmt.Sprintf("127.0.0.1:%d", r.port), QueueLines: 500, QueueBytes: 1 << 20,
+	s, err := New(Options{Network: "tcp", Address: fmt.Sprintf("127.0.0.1:%d", r.Port), QueueLines: 500, QueueBytes: 1 << 20,
 		Logger: slog.New(slog.NewTextHandler(log, nil)), WriteTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	refused := map[int]bool{}
 	load(t, s, 0, 1000, refused, true)
-	r.waitFor("Info: line 999")
-	r.signal(syscall.SIGSTOP)
+	r.WaitFor("Info: line 999")
+	r.Signal(syscall.SIGSTOP)
 	// Enough to fill the kernel's buffers (some hundred KiB) and the queue.
 	start := time.Now()
 	load(t, s, 1000, 60000, refused, false)
@@ -203,9 +204,9 @@ func TestHungReceiver(t *testing.T) {
 		t.Fatal("nothing dropped: the load did not fill the queue")
 	}
 	log.Wait(t, `syslog push: the queue is full.*dropped=\d+`)
-	r.signal(syscall.SIGCONT)
+	r.Signal(syscall.SIGCONT)
 	load(t, s, 60000, 60010, refused, true)
-	r.waitFor("Info: line 60009")
+	r.WaitFor("Info: line 60009")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.Close(ctx); err != nil {
@@ -235,28 +236,28 @@ func TestHungReceiver(t *testing.T) {
 // lost without notice (written to the connection as the receiver closed
 // it: TCP cannot tell) are few.
 func TestReceiverRestart(t *testing.T) {
-	r := startRsyslog(t, "tcp")
+	r := rsyslogtest.Start(t, "tcp")
 	log := smtptest.NewLog()
-	s, err := New(Options{Network: "tcp", Address: fmt.Sprintf("127.0.0.1:%d", r.port), QueueLines: 500,
+	s, err := New(Options{Network: "tcp", Address: fmt.Sprintf("127.0.0.1:%d", r.Port), QueueLines: 500,
 		Logger: slog.New(slog.NewTextHandler(log, nil)), MaxBackoff: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	refused := map[int]bool{}
 	load(t, s, 0, 5000, refused, true)
-	r.stop()
+	r.Stop()
 	load(t, s, 5000, 10000, refused, false)
 	log.Wait(t, `syslog push: the queue is full.*dropped=\d+`)
-	r.start()
+	r.Restart()
 	wait.Until(t, "the sender reconnected", func() bool { return s.Stats().Connects >= 2 })
 	load(t, s, 10000, 15000, refused, true)
 	defer func() {
 		if t.Failed() {
-			ls := r.lines()
+			ls := r.Lines()
 			t.Logf("stats %+v; log:\n%s\nlast lines: %q", s.Stats(), log, ls[max(len(ls)-5, 0):])
 		}
 	}()
-	r.waitFor("Info: line 14999")
+	r.WaitFor("Info: line 14999")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.Close(ctx); err != nil {

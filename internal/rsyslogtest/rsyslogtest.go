@@ -1,4 +1,7 @@
-package push
+// Package rsyslogtest runs a real rsyslogd on loopback for tests, with a
+// configuration the test writes: one input (udp, tcp or tls), every
+// message written to a file with the fields rsyslog parsed from it.
+package rsyslogtest
 
 import (
 	"crypto/x509"
@@ -19,26 +22,26 @@ import (
 
 const rsyslogd = "/usr/sbin/rsyslogd"
 
-// rsyslog is a real rsyslogd on loopback, started with a configuration the
-// test writes: one input (udp, tcp or tls), every message written to out
+// Server is a real rsyslogd on loopback, started with a configuration the
+// test writes: one input (udp, tcp or tls), every message written to Out
 // with the fields rsyslog parsed from it, one line each:
 //
 //	facility|severity|hostname|app-name|protocol-version|rawmsg
-type rsyslog struct {
+type Server struct {
 	t       *testing.T
 	dir     string
 	conf    string
-	port    int
+	Port    int // on 127.0.0.1
 	network string
-	out     string
+	Out     string // the file rsyslog writes
 	cmd     *exec.Cmd
 	exited  chan error
-	ca      *smtptest.CA
+	CA      *smtptest.CA // for tls: the CA of the server's certificate
 }
 
-// needRsyslog skips the test when rsyslogd (or its TLS driver for tls) is
+// Need skips the test when rsyslogd (or its TLS driver for tls) is
 // not installed, and fails it under CI=1.
-func needRsyslog(t *testing.T, network string) {
+func Need(t *testing.T, network string) {
 	t.Helper()
 	missing := func(what string) {
 		t.Helper()
@@ -59,39 +62,41 @@ func needRsyslog(t *testing.T, network string) {
 	}
 }
 
-func startRsyslog(t *testing.T, network string) *rsyslog {
+// Start starts rsyslogd and waits until it listens; the test's cleanup
+// stops it.
+func Start(t *testing.T, network string) *Server {
 	t.Helper()
-	needRsyslog(t, network)
+	Need(t, network)
 	dir := t.TempDir()
-	r := &rsyslog{t: t, dir: dir, network: network, conf: filepath.Join(dir, "rsyslog.conf"),
-		out: filepath.Join(dir, "out.log"), port: freePort(t, network)}
+	r := &Server{t: t, dir: dir, network: network, conf: filepath.Join(dir, "rsyslog.conf"),
+		Out: filepath.Join(dir, "out.log"), Port: freePort(t, network)}
 	var b strings.Builder
 	fmt.Fprintf(&b, "global(workDirectory=%q maxMessageSize=\"64k\"", dir)
 	if network == "tls" {
-		r.ca = smtptest.NewCA(t)
-		cert, key := serverFiles(t, r.ca, dir, "127.0.0.1")
+		r.CA = smtptest.NewCA(t)
+		cert, key := serverFiles(t, r.CA, dir, "127.0.0.1")
 		fmt.Fprintf(&b, " defaultNetstreamDriver=\"gtls\" defaultNetstreamDriverCAFile=%q"+
-			" defaultNetstreamDriverCertFile=%q defaultNetstreamDriverKeyFile=%q", r.ca.CertFile, cert, key)
+			" defaultNetstreamDriverCertFile=%q defaultNetstreamDriverKeyFile=%q", r.CA.CertFile, cert, key)
 	}
 	b.WriteString(")\n")
 	switch network {
 	case "udp":
 		b.WriteString("module(load=\"imudp\")\n")
-		fmt.Fprintf(&b, "input(type=\"imudp\" address=\"127.0.0.1\" port=\"%d\" ruleset=\"r\")\n", r.port)
+		fmt.Fprintf(&b, "input(type=\"imudp\" address=\"127.0.0.1\" port=\"%d\" ruleset=\"r\")\n", r.Port)
 	case "tcp":
 		b.WriteString("module(load=\"imtcp\")\n")
-		fmt.Fprintf(&b, "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"%d\" ruleset=\"r\")\n", r.port)
+		fmt.Fprintf(&b, "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"%d\" ruleset=\"r\")\n", r.Port)
 	case "tls":
 		b.WriteString("module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\")\n")
-		fmt.Fprintf(&b, "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"%d\" ruleset=\"r\")\n", r.port)
+		fmt.Fprintf(&b, "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"%d\" ruleset=\"r\")\n", r.Port)
 	}
 	b.WriteString(`template(name="fields" type="string" string="%syslogfacility%|%syslogseverity%|%hostname%|%app-name%|%protocol-version%|%rawmsg%\n")` + "\n")
-	fmt.Fprintf(&b, "ruleset(name=\"r\") { action(type=\"omfile\" file=%q template=\"fields\") }\n", r.out)
+	fmt.Fprintf(&b, "ruleset(name=\"r\") { action(type=\"omfile\" file=%q template=\"fields\") }\n", r.Out)
 	if err := os.WriteFile(r.conf, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r.start()
-	t.Cleanup(r.stop)
+	r.Restart()
+	t.Cleanup(r.Stop)
 	return r
 }
 
@@ -114,7 +119,9 @@ func serverFiles(t *testing.T, ca *smtptest.CA, dir string, names ...string) (ce
 	return cert, key
 }
 
-func (r *rsyslog) start() {
+// Restart starts rsyslogd again after Stop, with the same configuration
+// and output file.
+func (r *Server) Restart() {
 	r.t.Helper()
 	r.cmd = exec.Command(rsyslogd, "-n", "-f", r.conf, "-i", filepath.Join(r.dir, "rsyslogd.pid"))
 	log := smtptest.NewLog()
@@ -124,19 +131,19 @@ func (r *rsyslog) start() {
 	}
 	r.exited = make(chan error, 1)
 	go func() { r.exited <- r.cmd.Wait() }()
-	wait.Until(r.t, fmt.Sprintf("rsyslogd listens on %s port %d (its output: %s)", r.network, r.port, log), func() bool {
+	wait.Until(r.t, fmt.Sprintf("rsyslogd listens on %s port %d (its output: %s)", r.network, r.Port, log), func() bool {
 		select {
 		case err := <-r.exited:
 			r.t.Fatalf("rsyslogd exited: %v\n%s", err, log)
 		default:
 		}
-		return listening(r.network, r.port)
+		return listening(r.network, r.Port)
 	})
 }
 
-// stop ends rsyslogd with SIGTERM, as an administrator's restart does, and
+// Stop ends rsyslogd with SIGTERM, as an administrator's restart does, and
 // waits for it: everything it read is in out then.
-func (r *rsyslog) stop() {
+func (r *Server) Stop() {
 	if r.cmd == nil {
 		return
 	}
@@ -151,15 +158,16 @@ func (r *rsyslog) stop() {
 	r.cmd = nil
 }
 
-func (r *rsyslog) signal(s syscall.Signal) {
+// Signal sends rsyslogd a signal (SIGSTOP, SIGCONT).
+func (r *Server) Signal(s syscall.Signal) {
 	if err := r.cmd.Process.Signal(s); err != nil {
 		r.t.Fatal(err)
 	}
 }
 
-// lines returns what rsyslog wrote so far, one received message each.
-func (r *rsyslog) lines() []string {
-	b, err := os.ReadFile(r.out)
+// Lines returns what rsyslog wrote so far, one received message each.
+func (r *Server) Lines() []string {
+	b, err := os.ReadFile(r.Out)
 	if err != nil {
 		return nil
 	}
@@ -170,12 +178,12 @@ func (r *rsyslog) lines() []string {
 	return strings.Split(s, "\n")
 }
 
-// waitFor waits until a received message's raw text ends with suffix.
-func (r *rsyslog) waitFor(suffix string) []string {
+// WaitFor waits until a received message's raw text ends with suffix.
+func (r *Server) WaitFor(suffix string) []string {
 	r.t.Helper()
 	var ls []string
 	wait.Until(r.t, "rsyslog received a line ending "+suffix, func() bool {
-		ls = r.lines()
+		ls = r.Lines()
 		for i := len(ls) - 1; i >= 0; i-- {
 			if strings.HasSuffix(ls[i], suffix) {
 				return true
