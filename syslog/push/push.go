@@ -153,6 +153,7 @@ type Sender struct {
 
 	wake       chan struct{}
 	dropKick   chan struct{}
+	closing    chan struct{} // Close was called: retry at once rather than wait out a backoff
 	stop       chan struct{} // Close: give up waiting and writing
 	done       chan struct{} // the writer goroutine ended
 	reportDone chan struct{}
@@ -215,6 +216,7 @@ func New(o Options) (*Sender, error) {
 		wake:       make(chan struct{}, 1),
 		dropKick:   make(chan struct{}, 1),
 		stop:       make(chan struct{}),
+		closing:    make(chan struct{}),
 		done:       make(chan struct{}),
 		reportDone: make(chan struct{}),
 		flushed:    make(chan struct{}),
@@ -409,6 +411,7 @@ func (s *Sender) run() {
 		}
 	}()
 	backoff := time.Duration(0)
+	closing := s.closing
 	for {
 		b := s.batch(s.o.Network == "udp")
 		if len(b) == 0 {
@@ -434,7 +437,7 @@ func (s *Sender) run() {
 				s.failures.Add(1)
 				backoff = s.nextBackoff(backoff)
 				s.log.Debug("syslog push: connect failed", "destination", s.name, "err", err, "retry_in", backoff)
-				if !s.pause(backoff) {
+				if !s.pause(backoff, &closing) {
 					return
 				}
 				continue
@@ -448,7 +451,7 @@ func (s *Sender) run() {
 			c, _ = nil, s.connected.Swap(false)
 			s.log.Warn("syslog push: write failed, reconnecting", "destination", s.name, "err", err)
 			backoff = s.nextBackoff(backoff)
-			if !s.pause(backoff) {
+			if !s.pause(backoff, &closing) {
 				return
 			}
 			continue
@@ -465,12 +468,18 @@ func (s *Sender) nextBackoff(d time.Duration) time.Duration {
 }
 
 // pause waits d; false when Close asked the goroutine to end meanwhile.
-func (s *Sender) pause(d time.Duration) bool {
+// Close cuts the first pause after it short, once (closing is then set to
+// nil): the server may be back, and the queue is to be sent before
+// Close's deadline.
+func (s *Sender) pause(d time.Duration, closing *chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-s.stop:
 		return false
+	case <-*closing:
+		*closing = nil
+		return true
 	case <-t.C:
 		return true
 	}
@@ -600,6 +609,7 @@ func (s *Sender) Close(ctx context.Context) error {
 	if empty {
 		s.closeFlushed()
 	}
+	close(s.closing)
 	select {
 	case s.wake <- struct{}{}:
 	default:

@@ -297,3 +297,28 @@ func TestReceiverRestart(t *testing.T) {
 	}
 	t.Logf("15000 lines: %d received, %d dropped (counted), %d lost unnoticed; %+v", len(got), len(refused), lost, st)
 }
+
+// Close does not wait out a backoff: a server that came back meanwhile
+// gets the queue before Close's deadline.
+func TestCloseRetriesAtOnce(t *testing.T) {
+	r := rsyslogtest.Start(t, "tcp")
+	r.Stop()
+	s, err := New(Options{Network: "tcp", Address: fmt.Sprintf("127.0.0.1:%d", r.Port), MinBackoff: time.Hour, MaxBackoff: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := map[int]bool{}
+	load(t, s, 0, 10, refused, false)
+	wait.Until(t, "a failed connection", func() bool { return s.Stats().Failures > 0 })
+	r.Restart()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.WaitFor("Info: line 9")
+	if got := received(t, r); len(got) != 10 || len(refused) != 0 {
+		t.Errorf("received %v, refused %v", got, refused)
+	}
+}
