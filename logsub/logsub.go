@@ -155,18 +155,18 @@ func (s *Set) Reopen() error {
 	return errors.Join(errs...)
 }
 
-// Close closes the files, and gives the senders until ctx ends to send
-// what they hold.
+// Close gives the senders until ctx ends to send what they hold, then
+// closes the files (last: the senders' final reports go to them).
 func (s *Set) Close(ctx context.Context) error {
 	if s == nil {
 		return nil
 	}
 	var errs []error
-	for _, w := range s.files {
-		errs = append(errs, w.Close())
-	}
 	for _, p := range s.senders {
 		errs = append(errs, p.Close(ctx))
+	}
+	for _, w := range s.files {
+		errs = append(errs, w.Close())
 	}
 	return errors.Join(errs...)
 }

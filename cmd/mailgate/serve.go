@@ -20,10 +20,12 @@ import (
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/internal/debuglog"
+	"github.com/mailgate/mailgate/logsub"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/outbound"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
+	"github.com/mailgate/mailgate/statuslog"
 )
 
 func serve(args []string, stderr io.Writer) int {
@@ -69,6 +71,10 @@ func serve(args []string, stderr io.Writer) int {
 		logger.Error("mailgate: start", "err", err)
 		return 1
 	}
+	// From here the gateway's diagnostics reach its log subscriptions too,
+	// those of packages that log with slog's default among them.
+	logger = g.log
+	slog.SetDefault(logger)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for sig := range sigs {
@@ -102,6 +108,9 @@ type gateway struct {
 	certs     *certWatch
 	serving   sync.WaitGroup
 	tracking  *trackingService
+	subs      *logsub.Set       // the log subscriptions' outputs
+	status    *statuslog.Logger // nil without a status log subscription
+	counter   *statuslog.Counter
 }
 
 // start opens everything in dependency order and starts the listeners; on
@@ -140,9 +149,17 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	logger.Info("mailgate: spool recovered", "dir", spoolDir, "messages", st.Messages, "segments", st.Segments, "bytes", st.Bytes)
 
 	hostname := cfg.Hostname
+	// The subscriptions first: what follows logs to them too.
+	if g.subs, err = logsub.Open(cfg.Logs.Subscriptions, logsub.Options{Version: "mailgate " + version,
+		Serial: hostname, Logger: logger}); err != nil {
+		return nil, err
+	}
+	logger = slog.New(logsub.Handler(logger.Handler(), g.subs.Log(config.LogGateway)))
+	g.log = logger
 	lc := cfg.Logs.Mail
 	if g.mailLog, err = maillog.Open(lc.Path, maillog.Options{Level: lc.Level, MaxSize: lc.MaxSize,
-		MaxFiles: lc.MaxFiles, Version: "mailgate " + version, Serial: hostname}); err != nil {
+		MaxFiles: lc.MaxFiles, Version: "mailgate " + version, Serial: hostname, RollEvery: lc.Schedule.RollEvery,
+		RollDaily: lc.Schedule.RollDaily, RollAt: lc.Schedule.RollAt, MaxAge: lc.Schedule.MaxAge}); err != nil {
 		return nil, err
 	}
 	if g.tracking, err = startTracking(cfg, g.mailLog, logger); err != nil {
@@ -154,41 +171,50 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		Postmaster: cfg.Postmaster,
 		Spool:      g.spool,
 		IDs:        g.ids,
-		Events:     event.Multi{g.mailLog, g.tracking.sink()},
+		Events:     g.events(),
 		DNS:        inbound.NewResolver(dns, cfg.DNS.Timeout),
 		Logger:     logger,
 	}
 	debugByPath := map[string]*maillog.Writer{}
-	debugLog := func(path string, maxSize int64, maxFiles int) (*maillog.Writer, error) {
-		if w := debugByPath[path]; w != nil {
+	debugLog := func(d config.DebugLog) (*maillog.Writer, error) {
+		if w := debugByPath[d.Path]; w != nil {
 			return w, nil
 		}
-		w, err := maillog.Open(path, maillog.Options{Level: event.Info, MaxSize: maxSize,
-			MaxFiles: maxFiles, Version: "mailgate " + version, Serial: hostname})
+		w, err := maillog.Open(d.Path, maillog.Options{Level: event.Info, MaxSize: d.MaxSize,
+			MaxFiles: d.MaxFiles, Version: "mailgate " + version, Serial: hostname, RollEvery: d.Schedule.RollEvery,
+			RollDaily: d.Schedule.RollDaily, RollAt: d.Schedule.RollAt, MaxAge: d.Schedule.MaxAge})
 		if err != nil {
 			return nil, err
 		}
-		debugByPath[path] = w
+		debugByPath[d.Path] = w
 		g.debugLogs = append(g.debugLogs, w)
 		return w, nil
 	}
 	for _, d := range cfg.Logs.InjectionDebug {
-		w, err := debugLog(d.Path, d.MaxSize, d.MaxFiles)
+		w, err := debugLog(d.DebugLog)
 		if err != nil {
 			return nil, err
 		}
 		// The transcript goes to the tracking store too: "track --events"
 		// shows it within the message's timeline.
-		srv.Debug = append(srv.Debug, debuglog.New(d.Match, d.Sessions, event.Multi{w, g.tracking.sink()}))
+		sinks := event.Multi{w, g.tracking.sink()}
+		if l := g.subs.Log(config.LogInjectionDebug); l != nil {
+			sinks = append(sinks, l)
+		}
+		srv.Debug = append(srv.Debug, debuglog.New(d.Match, d.Sessions, sinks))
 	}
 	o := outbound.Options{Hostname: hostname, Spool: g.spool, IDs: g.ids, Events: srv.Events,
 		Resolver: dns, Routes: cfg.Routes, Delivery: cfg.Delivery, Logger: logger}
 	for _, d := range cfg.Logs.DomainDebug {
-		w, err := debugLog(d.Path, d.MaxSize, d.MaxFiles)
+		w, err := debugLog(d.DebugLog)
 		if err != nil {
 			return nil, err
 		}
-		o.Debug = append(o.Debug, debuglog.New(d.Match, d.Sessions, w))
+		sinks := event.Multi{w}
+		if l := g.subs.Log(config.LogDomainDebug); l != nil {
+			sinks = append(sinks, l)
+		}
+		o.Debug = append(o.Debug, debuglog.New(d.Match, d.Sessions, sinks))
 	}
 	if g.delivery, err = outbound.New(o); err != nil {
 		return nil, err
@@ -215,6 +241,13 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		logger.Info("mailgate: listening", "listener", lc.Name, "address", l.Addr().String(), "type", lc.Type)
 	}
 	g.certs = watchCertificates(servedCertificates(cfg), logger, certCheckInterval)
+	if l := g.subs.Log(config.LogStatus); l != nil {
+		g.status = statuslog.Start(cfg.Logs.StatusInterval, g.counter, func() statuslog.Gauges {
+			st := g.spool.Stats()
+			return statuslog.Gauges{QKUsd: st.Bytes / 1024, QKFre: statuslog.FreeKB(spoolDir), ActvRcp: st.Pending,
+				RAMUsd: statuslog.RAMUsed()}
+		}, l)
+	}
 	for _, l := range g.listeners {
 		g.serving.Add(1)
 		go func() {
@@ -227,6 +260,24 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	return g, nil
 }
 
+// events is the mail log's event stream: its file first, then tracking,
+// then the subscriptions' outputs and the status log's counter.
+func (g *gateway) events() event.Sink {
+	sinks := event.Multi{g.mailLog, g.tracking.sink()}
+	if l := g.subs.Log(config.LogMail); l != nil {
+		sinks = append(sinks, l)
+	}
+	if g.subs.Log(config.LogStatus) != nil {
+		g.counter = statuslog.NewCounter()
+		sinks = append(sinks, g.counter)
+	}
+	return sinks
+}
+
+// subsFlush bounds the time the syslog senders have at shutdown to send
+// the lines they hold; what is left is dropped, counted and logged.
+const subsFlush = 2 * time.Second
+
 func (g *gateway) reopenLogs() {
 	for _, w := range append([]*maillog.Writer{g.mailLog}, g.debugLogs...) {
 		if w == nil {
@@ -235,6 +286,9 @@ func (g *gateway) reopenLogs() {
 		if err := w.Reopen(); err != nil {
 			g.log.Error("mailgate: reopen log", "err", err)
 		}
+	}
+	if err := g.subs.Reopen(); err != nil {
+		g.log.Error("mailgate: reopen log", "err", err)
 	}
 	g.log.Info("mailgate: logs reopened")
 }
@@ -307,10 +361,18 @@ func (g *gateway) close() error {
 	if g.ids != nil {
 		errs = append(errs, g.ids.Close())
 	}
+	if g.status != nil {
+		g.status.Stop()
+	}
 	for _, w := range append([]*maillog.Writer{g.mailLog}, g.debugLogs...) {
 		if w != nil {
 			errs = append(errs, w.Close())
 		}
 	}
+	// Last: the subscriptions have the lines of everything above. The
+	// syslog senders get subsFlush to send what they hold.
+	ctx, cancel := context.WithTimeout(context.Background(), subsFlush)
+	defer cancel()
+	errs = append(errs, g.subs.Close(ctx))
 	return errors.Join(errs...)
 }
