@@ -130,7 +130,7 @@ type Stats struct {
 	Truncated   uint64 // lines cut to MaxMessage
 	Connects    uint64 // connections made
 	Failures    uint64 // failed dials and writes
-	Connected   bool
+	Connected   bool   // a connection is up, as far as the Sender knows (UDP: the socket)
 }
 
 // A Sender pushes lines to one syslog server. Create it with New; it must
@@ -149,7 +149,7 @@ type Sender struct {
 	flushOnce sync.Once
 
 	sent, dropped, truncated, connects, failures atomic.Uint64
-	connected                                    atomic.Bool
+	cur                                          atomic.Pointer[conn] // the connection in use, nil when none
 
 	wake       chan struct{}
 	dropKick   chan struct{}
@@ -342,7 +342,13 @@ func (s *Sender) Stats() Stats {
 	st.Truncated = s.truncated.Load()
 	st.Connects = s.connects.Load()
 	st.Failures = s.failures.Load()
-	st.Connected = s.connected.Load()
+	if c := s.cur.Load(); c != nil {
+		select {
+		case <-c.dead:
+		default:
+			st.Connected = true
+		}
+	}
 	return st
 }
 
@@ -407,7 +413,7 @@ func (s *Sender) run() {
 	defer func() {
 		if c != nil {
 			c.c.Close()
-			s.connected.Store(false)
+			s.cur.Store(nil)
 		}
 	}()
 	backoff := time.Duration(0)
@@ -426,7 +432,8 @@ func (s *Sender) run() {
 			select {
 			case <-c.dead:
 				c.c.Close()
-				c, _ = nil, s.connected.Swap(false)
+				c = nil
+				s.cur.Store(nil)
 				s.log.Warn("syslog push: the server closed the connection", "destination", s.name)
 			default:
 			}
@@ -448,7 +455,8 @@ func (s *Sender) run() {
 		if err != nil {
 			s.failures.Add(1)
 			c.c.Close()
-			c, _ = nil, s.connected.Swap(false)
+			c = nil
+			s.cur.Store(nil)
 			s.log.Warn("syslog push: write failed, reconnecting", "destination", s.name, "err", err)
 			backoff = s.nextBackoff(backoff)
 			if !s.pause(backoff, &closing) {
@@ -511,8 +519,8 @@ func (s *Sender) dial() (*conn, error) {
 		return nil, fmt.Errorf("syslog push: connect %s: %w", s.name, err)
 	}
 	s.connects.Add(1)
-	s.connected.Store(true)
 	cn := &conn{c: c, dead: make(chan struct{})}
+	s.cur.Store(cn)
 	if s.o.Network == "udp" {
 		return cn, nil // nothing comes back on UDP but errors, which the writes report
 	}

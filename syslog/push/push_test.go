@@ -1,12 +1,15 @@
 package push
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -320,5 +323,64 @@ func TestCloseRetriesAtOnce(t *testing.T) {
 	r.WaitFor("Info: line 9")
 	if got := received(t, r); len(got) != 10 || len(refused) != 0 {
 		t.Errorf("received %v, refused %v", got, refused)
+	}
+}
+
+// A server that reads everything and then closes the connection (a
+// graceful restart): the Sender notices the close before it writes again,
+// so the next lines go on a new connection rather than into the closed
+// one, where they would be lost unnoticed.
+func TestServerCloseNoticed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	var got []string
+	closed := make(chan struct{})
+	go func() {
+		for first := true; ; first = false {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			sc := bufio.NewScanner(c)
+			for sc.Scan() {
+				mu.Lock()
+				got = append(got, sc.Text())
+				mu.Unlock()
+				if first && strings.HasSuffix(sc.Text(), "Info: line 9") {
+					break
+				}
+			}
+			c.Close()
+			if first {
+				close(closed)
+			}
+		}
+	}()
+	s, err := New(Options{Network: "tcp", Address: ln.Addr().String(), Framing: Newline,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := map[int]bool{}
+	load(t, s, 0, 10, refused, false)
+	<-closed
+	wait.Until(t, "the Sender sees the server's close", func() bool { return !s.Stats().Connected })
+	load(t, s, 10, 20, refused, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wait.Until(t, "20 lines received", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 20
+	})
+	if st := s.Stats(); st.Connects != 2 || st.Sent != 20 || len(refused) != 0 {
+		t.Errorf("stats %+v, refused %v", st, refused)
 	}
 }
