@@ -15,6 +15,8 @@ import (
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/internal/rsyslogtest"
+	"github.com/mailgate/mailgate/internal/smtptest"
 	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/syslog"
 )
@@ -159,5 +161,53 @@ func TestHandlerWithoutOutputs(t *testing.T) {
 	h := slog.NewTextHandler(&bytes.Buffer{}, nil)
 	if Handler(h, nil) != slog.Handler(h) {
 		t.Error("without gateway outputs the handler is not the primary one")
+	}
+}
+
+// A TLS subscription as configured: the CA file and server name of the
+// configuration check rsyslog's certificate; RFC 5424 with the mail facility.
+func TestTLSSubscription(t *testing.T) {
+	r := rsyslogtest.Start(t, "tls")
+	set, err := Open([]config.LogSubscription{
+		{Log: config.LogStatus, Level: event.Info, Syslog: &config.SyslogPush{Address: fmt.Sprintf("127.0.0.1:%d", r.Port),
+			Transport: "tls", Format: "rfc5424", Facility: "mail", Tag: "status", Hostname: "mx.test",
+			CA: r.CA.CertFile, ServerName: "127.0.0.1"}},
+	}, Options{Location: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 7, 11, 16, 47, 0, time.UTC)
+	set.Log(config.LogStatus).Emit(event.Entry{Time: at, Level: event.Info,
+		Event: event.Status{Fields: []event.StatusField{{Name: "QKUsd", Value: "1"}, {Name: "CrtMID", Value: "2"}}}})
+	got := r.WaitFor("Status: QKUsd 1 CrtMID 2")
+	if err := set.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := "2|6|mx.test|status|1|<22>1 2026-12-07T11:16:47.000000Z mx.test status - - - Info: Status: QKUsd 1 CrtMID 2"
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("rsyslog received %q, want %q", got, want)
+	}
+}
+
+// A CA that did not sign the server's certificate: nothing is sent, the
+// failures are counted, the line waits in the queue.
+func TestTLSSubscriptionWrongCA(t *testing.T) {
+	r := rsyslogtest.Start(t, "tls")
+	other := smtptest.NewCA(t)
+	set, err := Open([]config.LogSubscription{
+		{Log: config.LogMail, Level: event.Info, Syslog: &config.SyslogPush{Address: fmt.Sprintf("127.0.0.1:%d", r.Port),
+			Transport: "tls", Format: "rfc3164", Facility: "local4", Tag: "mail_logs", CA: other.CertFile}},
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Log(config.LogMail).Emit(event.Entry{Level: event.Info, Event: event.Queued{MID: 1}})
+	s := set.Senders()[0]
+	wait.Until(t, "a failed TLS connection", func() bool { return s.Stats().Failures > 0 })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	set.Close(ctx)
+	if st := s.Stats(); st.Sent != 0 || st.Connects != 0 || st.Dropped != 1 || len(r.Lines()) != 0 {
+		t.Errorf("stats %+v, received %q", st, r.Lines())
 	}
 }
