@@ -19,6 +19,9 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("listeners:\n  - {name: a, address: ':0', hat: {policies: {P: &p {action: relay}, Q: *p}}}\n"))
 	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte("logs:\n  mail: {rollover: \"03:00\", max_age: 720h}\n  status_interval: 30s\n  subscriptions:\n" +
+		"    - {log: mail_logs, level: warning, syslog: {address: \"[::1]:514\", transport: tcp, framing: newline, facility: mail, tag: t, hostname: \"-\"}}\n" +
+		"    - {log: status, file: {path: s/s.current, rollover: 24h, max_files: 3}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data, "fuzz.yaml")
 		if err != nil {

@@ -418,6 +418,7 @@ func (s *Sender) run() {
 	}()
 	backoff := time.Duration(0)
 	closing := s.closing
+	failing := false // the last connect failed
 	for {
 		b := s.batch(s.o.Network == "udp")
 		if len(b) == 0 {
@@ -443,13 +444,20 @@ func (s *Sender) run() {
 			if c, err = s.dial(); err != nil {
 				s.failures.Add(1)
 				backoff = s.nextBackoff(backoff)
-				s.log.Debug("syslog push: connect failed", "destination", s.name, "err", err, "retry_in", backoff)
+				// The first failure of a run is a warning (a wrong
+				// address shows at once); the retries are debug.
+				lv := slog.LevelDebug
+				if !failing {
+					lv, failing = slog.LevelWarn, true
+				}
+				s.log.Log(context.Background(), lv, "syslog push: cannot connect, lines are queued", "destination", s.name, "err", err, "retry_in", backoff)
 				if !s.pause(backoff, &closing) {
 					return
 				}
 				continue
 			}
 		}
+		failing = false
 		n, err := s.write(c, b)
 		s.remove(n)
 		if err != nil {

@@ -251,6 +251,7 @@ func TestReceiverRestart(t *testing.T) {
 	r.Stop()
 	load(t, s, 5000, 10000, refused, false)
 	log.Wait(t, `syslog push: the queue is full.*dropped=\d+`)
+	log.Wait(t, `level=WARN msg="syslog push: cannot connect, lines are queued" destination="tcp 127.0.0.1:\d+" err=".*connection refused"`)
 	r.Restart()
 	wait.Until(t, "the sender reconnected", func() bool { return s.Stats().Connects >= 2 })
 	load(t, s, 10000, 15000, refused, true)
