@@ -44,8 +44,11 @@ func TestLogSubscriptionsEndToEnd(t *testing.T) {
 	g := newGW(t, "5s")
 	cfg := fmt.Sprintf(testConfig, g.dir, "5s", g.addr) + fmt.Sprintf(`logs:
   status_interval: 1s
+  injection_debug:
+    - {hosts: [127.0.0.1], sessions: 1}
   subscriptions:
     - {log: mail_logs, syslog: {address: "127.0.0.1:%d", transport: tcp}}
+    - {log: injection_debug, level: info, file: {}}
     - {log: status, file: {path: logs/status/status.current}}
     - {log: gateway, level: info, file: {path: logs/gateway/gateway.current}}
 `, r.Port)
@@ -117,6 +120,20 @@ func TestLogSubscriptionsEndToEnd(t *testing.T) {
 	}
 	if c := strings.Count(strings.Join(file, "\n"), "queued for delivery"); c != n {
 		t.Errorf("the mail log has %d messages queued, want %d", c, n)
+	}
+	// The injection debug subscription's file (its default path: the
+	// subscription's place) has what the debug log's own file has.
+	inj := fileBodies(t, filepath.Join(g.dir, "logs/injection_debug-2/injection_debug.current"))
+	own := fileBodies(t, filepath.Join(g.dir, "logs/injection_debug/injection.current"))
+	texts := func(ls []string) string {
+		var b strings.Builder
+		for _, l := range ls {
+			b.WriteString(l[len("Mon Jan  2 15:04:05 2006 "):] + "\n")
+		}
+		return b.String()
+	}
+	if len(inj) < 2 || texts(inj) != texts(own) || !regexp.MustCompile(` Info: \d+ Rcvd: 'HELO vm'$`).MatchString(inj[1]) {
+		t.Errorf("injection debug subscription:\n%s\nthe log's own file:\n%s", strings.Join(inj, "\n"), strings.Join(own, "\n"))
 	}
 	gw := strings.Join(fileBodies(t, filepath.Join(g.dir, "logs/gateway/gateway.current")), "\n")
 	for _, want := range []string{"Info: mailgate: listening listener=InboundMail address=" + g.addr, "Info: mailgate: shutting down signal=terminated"} {
