@@ -385,3 +385,46 @@ func TestServerCloseNoticed(t *testing.T) {
 		t.Errorf("stats %+v, refused %v", st, refused)
 	}
 }
+
+// UDP to a server that is down: the refusals the kernel reports are
+// counted as failures and the Sender backs off, so the queue fills and the
+// rest is dropped, counted; once the server is back the queue is sent.
+// Each refused write costs the datagram sent before it (lost unnoticed,
+// as UDP is), one per retry.
+func TestUDPReceiverDown(t *testing.T) {
+	r := rsyslogtest.Start(t, "udp")
+	s, err := New(Options{Network: "udp", Address: fmt.Sprintf("127.0.0.1:%d", r.Port), QueueLines: 100,
+		MaxBackoff: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := map[int]bool{}
+	load(t, s, 0, 100, refused, true)
+	r.WaitFor("Info: line 99")
+	r.Stop()
+	load(t, s, 100, 1000, refused, false)
+	wait.Until(t, "a refused datagram", func() bool { return s.Stats().Failures > 0 })
+	r.Restart()
+	load(t, s, 1000, 1100, refused, true)
+	r.WaitFor("Info: line 1099")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := received(t, r)
+	st := s.Stats()
+	if len(refused) < 790 || st.Dropped != uint64(len(refused)) {
+		t.Errorf("%d refused, stats %+v", len(refused), st)
+	}
+	for _, n := range got {
+		if refused[n] {
+			t.Errorf("line %d was refused and received", n)
+		}
+	}
+	lost := 1100 - len(refused) - len(got)
+	if lost < 0 || uint64(lost) > st.Failures+1 {
+		t.Errorf("%d lost unnoticed with %d failures", lost, st.Failures)
+	}
+	t.Logf("1100 lines: %d received, %d dropped, %d lost unnoticed; %+v", len(got), len(refused), lost, st)
+}
