@@ -158,8 +158,10 @@ type Logger struct {
 const DefaultInterval = time.Minute
 
 // Start emits a status line to sink every interval (0: DefaultInterval),
-// the first one interval after Start. gauges is called for each line.
-func Start(interval time.Duration, c *Counter, gauges func() Gauges, sink event.Sink) *Logger {
+// the first one interval after Start; line measures it, typically
+// Line(counter.Counts(), gauges()). (A caller with counters of its own
+// passes them in a Counts.)
+func Start(interval time.Duration, line func() event.Status, sink event.Sink) *Logger {
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
@@ -173,7 +175,7 @@ func Start(interval time.Duration, c *Counter, gauges func() Gauges, sink event.
 			case <-l.stop:
 				return
 			case now := <-t.C:
-				sink.Emit(event.Entry{Time: now, Level: event.Info, Event: Line(c.Counts(), gauges())})
+				sink.Emit(event.Entry{Time: now, Level: event.Info, Event: line()})
 			}
 		}
 	}()

@@ -67,7 +67,10 @@ func TestLoggerInterval(t *testing.T) {
 	lines := smtptest.NewLines()
 	c := NewCounter()
 	n := 0
-	l := Start(20*time.Millisecond, c, func() Gauges { n++; return Gauges{QKUsd: int64(n), QKFre: -1, RAMUsd: RAMUsed()} }, lines)
+	l := Start(20*time.Millisecond, func() event.Status {
+		n++
+		return Line(c.Counts(), Gauges{QKUsd: int64(n), QKFre: -1, RAMUsd: RAMUsed()})
+	}, lines)
 	lines.WaitN(t, 3, `^Status: QKUsd \d+ CrtMID 0 .* RAMUsd [1-9]\d*$`)
 	l.Stop()
 	got := lines.Grep("Status:")

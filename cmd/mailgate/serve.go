@@ -242,10 +242,10 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	}
 	g.certs = watchCertificates(servedCertificates(cfg), logger, certCheckInterval)
 	if l := g.subs.Log(config.LogStatus); l != nil {
-		g.status = statuslog.Start(cfg.Logs.StatusInterval, g.counter, func() statuslog.Gauges {
+		g.status = statuslog.Start(cfg.Logs.StatusInterval, func() event.Status {
 			st := g.spool.Stats()
-			return statuslog.Gauges{QKUsd: st.Bytes / 1024, QKFre: statuslog.FreeKB(spoolDir), ActvRcp: st.Pending,
-				RAMUsd: statuslog.RAMUsed()}
+			return statuslog.Line(g.counter.Counts(), statuslog.Gauges{QKUsd: st.Bytes / 1024,
+				QKFre: statuslog.FreeKB(spoolDir), ActvRcp: st.Pending, RAMUsd: statuslog.RAMUsed()})
 		}, l)
 	}
 	for _, l := range g.listeners {
