@@ -222,7 +222,7 @@ type request struct {
 
 func (r *request) size() int {
 	if r.stage != nil {
-		return len(r.rec) + int(r.stage.n)
+		return len(r.rec) + len(r.body) + int(r.stage.n) // body: the stage's lead
 	}
 	return len(r.rec) + len(r.body)
 }
@@ -315,7 +315,8 @@ func (s *Spool) commit(ctx context.Context, env *Envelope, msg []byte, st *Stage
 	rec = appendMessagePrefix(rec, seq, env)
 	bodyLen := int64(len(msg))
 	if st != nil {
-		bodyLen = st.n
+		msg = st.lead // written before the stage, as an ordinary body is
+		bodyLen = int64(len(msg)) + st.n
 	}
 	n := int64(len(rec)-recHeaderSize) + bodyLen
 	if len(rec)-recHeaderSize > maxEnvelope+32 {
@@ -327,11 +328,9 @@ func (s *Spool) commit(ctx context.Context, env *Envelope, msg []byte, st *Stage
 	if err := s.roomFor(int64(recHeaderSize) + n); err != nil {
 		return fmt.Errorf("queue: commit MID %d: %w", env.MID, err)
 	}
-	c := crc(s.salt, rec[recHeaderSize:])
+	c := crc(crc(s.salt, rec[recHeaderSize:]), msg)
 	if st != nil {
 		c = crcConcat(c, st.crc, st.n)
-	} else {
-		c = crc(c, msg)
 	}
 	putRecHeader(rec, s.salt, recMessage, int(n), c)
 

@@ -28,6 +28,7 @@ type Stage struct {
 	checked int64  // n when the free space was last checked
 	crc     uint32 // CRC-32C, unseeded, of the bytes written
 	err     error  // the first write error: the stage can only be aborted
+	lead    []byte // stored before the bytes written; see Prepend
 }
 
 // stageCheck is how many bytes a stage writes between looks at the free
@@ -100,6 +101,13 @@ func (st *Stage) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return st.f.ReadAt(p, off)
 }
+
+// Prepend sets what the stored message holds before the bytes written:
+// header fields that can only be made once the whole message has arrived
+// (a DKIM-Signature), without copying the message to put them first. p
+// must not change until CommitStage returns; Size and ReadAt do not count
+// it.
+func (st *Stage) Prepend(p []byte) { st.lead = p }
 
 // Size is the number of bytes written.
 func (st *Stage) Size() int64 { return st.n }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
 	"os"
@@ -86,6 +87,46 @@ func TestStageCommit(t *testing.T) {
 	if files := stageFiles(t, dir); len(files) > 0 {
 		t.Errorf("stage files left: %v", files)
 	}
+}
+
+// A stage with a lead (Prepend) is stored as the lead followed by the
+// stage, in one record whose CRC recovery accepts, beside messages
+// committed at the same time.
+func TestStagePrepend(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, dir, Options{SegmentSize: 4 << 20})
+	sizes := []int{0, 100 << 10, 5<<20 + 3}
+	lead := func(mid uint64) []byte {
+		return []byte(fmt.Sprintf("DKIM-Signature: v=1; d=example.com; b=%d\r\n", mid))
+	}
+	var wg sync.WaitGroup
+	for i, size := range sizes {
+		mid := uint64(1 + i)
+		wg.Go(func() {
+			st := stage(t, s, testBody(mid, size), mid)
+			st.Prepend(lead(mid))
+			if err := s.CommitStage(context.Background(), testEnvelope(mid, 1), st); err != nil {
+				t.Errorf("CommitStage MID %d: %v", mid, err)
+			}
+		})
+		wg.Go(func() { commit(t, s, testEnvelope(100+mid, 1), testBody(100+mid, 3000)) })
+	}
+	wg.Wait()
+	check := func() {
+		for i, size := range sizes {
+			mid := uint64(1 + i)
+			checkMessage(t, s, testEnvelope(mid, 1), append(lead(mid), testBody(mid, size)...))
+			checkMessage(t, s, testEnvelope(100+mid, 1), testBody(100+mid, 3000))
+		}
+	}
+	check()
+	closeSpool(t, s)
+	s = openSpool(t, dir, Options{SegmentSize: 4 << 20})
+	defer closeSpool(t, s)
+	if rec := s.Recovery(); rec.Messages != 2*len(sizes) || len(rec.Corrupt) > 0 || rec.Truncated > 0 {
+		t.Errorf("recovery %+v, want %d messages and nothing damaged", rec, 2*len(sizes))
+	}
+	check()
 }
 
 func stageFiles(t *testing.T, dir string) []string {
