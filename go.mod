@@ -3,6 +3,7 @@ module github.com/mailgate/mailgate
 go 1.26.8
 
 require (
+	github.com/emersion/go-msgauth v0.7.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/klauspost/compress v1.20.5
 	github.com/miekg/dns v1.1.73
