@@ -25,6 +25,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mailgate/mailgate/dkimsign"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/policy"
 	"github.com/mailgate/mailgate/syslog"
@@ -45,6 +46,7 @@ type Config struct {
 	Logs            Logs
 	Tracking        Tracking
 	HTTP            HTTP
+	DKIMSigning     *dkimsign.Profiles // dkim_signing_profiles; nil: none
 
 	// Warnings are what check-config reports (and fails for) but does
 	// not stop the gateway: serve logs them at start.
@@ -308,7 +310,8 @@ func Parse(data []byte, name string) (*Config, error) {
 
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
-		"delivery", "dns", "logs", "tracking", "http")
+		"delivery", "dns", "logs", "tracking", "http",
+		"dkim_signing_profiles")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
@@ -386,6 +389,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		c.Tracking.DSN = dataPath(c.DataDir, c.Tracking.DSN)
 	}
 	d.http(f["http"], c, binds)
+	c.DKIMSigning = d.dkimSigning(f["dkim_signing_profiles"], "dkim_signing_profiles", c.DataDir)
 	return c
 }
 

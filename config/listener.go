@@ -482,6 +482,7 @@ func (d *decoder) params(f map[string]*yaml.Node, path string, p *policy.Policy)
 			p.TLS = s
 		}
 	}
+	d.dkimSigningParam(f, path, p)
 }
 
 func (d *decoder) senderGroups(n *yaml.Node, path string, policies map[string]*policy.Policy) []policy.SenderGroup {

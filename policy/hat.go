@@ -106,6 +106,10 @@ type Policy struct {
 	RejectCode                   int    // the banner of a reject action
 	RejectText                   string
 	TLS                          string // TLSOff, TLSPreferred or TLSRequired
+	// DKIMSigning signs the messages received under the policy with the
+	// signing profile their sending address matches (the ESA's "Domain
+	// Key/DKIM Signing: On", typically on RELAYED).
+	DKIMSigning bool
 }
 
 // Throttled sets the limits of the ESA's suggested $THROTTLED policy (an
