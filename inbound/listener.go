@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/dkimsign"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/policy"
@@ -38,6 +39,10 @@ type Server struct {
 	DNS        *Resolver
 	Debug      []*debuglog.Log[policy.Client] // injection debug subscriptions
 	Logger     *slog.Logger
+
+	// DKIM signs the messages of policies with DKIMSigning; nil: no
+	// profiles (each such message logs that none matches).
+	DKIM *dkimsign.Profiles
 
 	// Queued, if set, is told of each message committed to the spool, so
 	// that delivery can start without scanning.

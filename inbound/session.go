@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/dkimsign"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/policy"
@@ -55,6 +56,8 @@ type session struct {
 	rcpts  []queue.Recipient // distinct mailboxes, in RID order
 	nrcpt  int               // RCPTs accepted, duplicates included
 	rids   map[string]int    // mailbox (see mailbox) -> RID
+
+	signLine string // the message's "DKIM: " line, when its policy signs
 }
 
 func (h *session) emit(ev event.Event) { h.l.emit(ev) }
@@ -187,6 +190,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, bufSize); return 
 func (h *session) Data(r io.Reader) smtp.Reply {
 	mid := h.mid
 	now := time.Now()
+	h.signLine = ""
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	b := (*bp)[:0]
@@ -210,6 +214,12 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 	if err != nil {
 		return smtp.Reply{} // the engine refuses the message, or the connection failed
 	}
+	var sig *dkimsign.Message
+	if h.decision.Policy.DKIMSigning {
+		sig = h.l.srv.DKIM.Sign(h.from)
+		defer sig.Abort()
+		_, _ = sig.Write(b[start:]) // an error is Close's
+	}
 	msg := b[start:]
 	hdr := rfc822.ReadHeader(msg)
 	if hdr.Lines > h.maxHeaderLines() {
@@ -227,13 +237,18 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 	}
 	size := int64(len(msg))
 	if complete {
+		if field := h.sign(mid, sig); field != nil {
+			// Signed once, here, so that every delivery attempt sends the
+			// same signature: it is part of the spooled message.
+			b = slices.Insert(b, 0, field...)
+		}
 		env.Received = time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 		err = h.l.srv.Spool.Commit(ctx, env, b)
 		cancel()
 	} else {
 		var n int64
-		n, err = h.spill(env, r, b, start)
+		n, err = h.spill(env, r, b, start, sig)
 		if errors.Is(err, errReceive) {
 			return smtp.Reply{} // as above
 		}
@@ -268,6 +283,10 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 		table = "outbound"
 	}
 	h.emit(event.PolicyMatch{MID: mid, Policy: "DEFAULT", Table: table})
+	if h.signLine != "" {
+		h.emit(event.Signing{MID: mid, Method: "DKIM", Text: h.signLine})
+		h.signLine = ""
+	}
 	h.emit(event.Queued{MID: mid})
 	h.injected++
 	h.mid = 0
@@ -275,6 +294,26 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 		h.l.srv.Queued(env)
 	}
 	return smtp.Reply{Code: 250, Enhanced: "2.0.0", Text: fmt.Sprintf("ok:  Message %d accepted", mid)}
+}
+
+// sign ends the signing of a message (nil: its policy does not sign) and
+// returns the DKIM-Signature field to store before it, nil when it is not
+// signed. A signer that fails (the key was checked at load, so this is
+// not expected) leaves the message unsigned, as the ESA sends a message it
+// cannot sign, with the line that says so.
+func (h *session) sign(mid uint64, sig *dkimsign.Message) []byte {
+	if sig == nil {
+		return nil
+	}
+	res, err := sig.Close()
+	if err != nil {
+		h.l.srv.Logger.Error("inbound: DKIM signing failed", "icid", h.icid, "mid", mid, "err", err)
+	}
+	h.signLine = res.Text()
+	if res.Outcome != dkimsign.Signed {
+		return nil
+	}
+	return []byte(res.Field)
 }
 
 func (h *session) maxHeaderLines() int {
@@ -299,7 +338,7 @@ var errReceive = errors.New("receiving the message failed")
 // the rest of the message to a spool stage as it arrives, then commits it.
 // head's buffer is then the one the rest is copied through. It returns the
 // bytes read after head.
-func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte, start int) (int64, error) {
+func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte, start int, sig *dkimsign.Message) (int64, error) {
 	// Where the header lines past the head are to be counted, if it did
 	// not end in it: from its last whole line.
 	cut := bytes.LastIndexByte(head[start:], '\n') + 1
@@ -325,6 +364,9 @@ func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte, start int
 				// 451.
 				return n, err
 			}
+			if sig != nil {
+				_, _ = sig.Write(buf[:k]) // an error is Close's
+			}
 			n += int64(k)
 		}
 		if rerr == io.EOF {
@@ -342,6 +384,9 @@ func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte, start int
 		if lines+rest > h.maxHeaderLines() {
 			return 0, errHeaderTooLong
 		}
+	}
+	if field := h.sign(env.MID, sig); field != nil {
+		st.Prepend(field)
 	}
 	// The message has arrived (the Received field has the time DATA
 	// began, as Postfix's has), and the commit's time starts now, however
