@@ -11,6 +11,7 @@
 //	mailgate findevent -m MID ...      every log line of a message
 //	mailgate explain MID | --aborts    what happened and why
 //	mailgate default-config            print the embedded default configuration
+//	mailgate dkim keygen DOMAIN SELECTOR  write a DKIM key, print its DNS record
 //	mailgate version
 package main
 
@@ -53,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return defaultConfig(stdout)
 	case "passwd":
 		return passwdCmd(args[1:], stdout, stderr)
+	case "dkim":
+		return dkimCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mailgate", version)
 		return 0
@@ -82,6 +85,8 @@ commands:
   explain MID | --aborts  say what happened to a message and why; sum up aborted receptions
   default-config          print the embedded default configuration
   passwd USER [--file F]  set a user's password in a SMTP AUTH users file (read from stdin)
+  dkim keygen [--type rsa|ed25519] [--bits 2048] [--out FILE] DOMAIN SELECTOR
+                          write a DKIM signing key; print its DNS record and signing profile
   version                 print the version
 `)
 }

@@ -157,6 +157,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		Events:     event.Multi{g.mailLog, g.tracking.sink()},
 		DNS:        inbound.NewResolver(dns, cfg.DNS.Timeout),
 		Logger:     logger,
+		DKIM:       cfg.DKIMSigning,
 	}
 	debugByPath := map[string]*maillog.Writer{}
 	debugLog := func(path string, maxSize int64, maxFiles int) (*maillog.Writer, error) {
