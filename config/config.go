@@ -35,6 +35,7 @@ type Config struct {
 	File            string        // the name given to Parse
 	Hostname        string        // for banners and Received headers
 	Postmaster      string        // where "RCPT TO:<postmaster>" (no domain) goes; RFC 5321 4.5.1
+	AuthServID      string        // the authserv-id of Authentication-Results; the hostname by default
 	DataDir         string        // absolute; spool/, logs/ and tracking.db live here
 	ShutdownTimeout time.Duration // sessions may finish this long on SIGTERM before 421 and close
 	MinFreeSpace    int64         // bytes free in data_dir below which MAIL gets 452 4.3.1; 0: none; MinFreeAuto
@@ -308,7 +309,7 @@ func Parse(data []byte, name string) (*Config, error) {
 
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
-		"delivery", "dns", "logs", "tracking", "http")
+		"delivery", "dns", "logs", "tracking", "http", "authserv_id")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
@@ -329,6 +330,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		c.Hostname = systemHostname()
 	}
 	c.Postmaster = "postmaster@" + c.Hostname
+	d.authServID(f["authserv_id"], c)
 	if n := f["postmaster"]; present(n) {
 		if s, ok := d.str(n, "postmaster"); ok {
 			if err := checkPostmaster(s); err != nil {

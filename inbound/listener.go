@@ -20,6 +20,7 @@ import (
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/internal/debuglog"
+	"github.com/mailgate/mailgate/mailauth"
 	"github.com/mailgate/mailgate/policy"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/smtp"
@@ -37,6 +38,11 @@ type Server struct {
 	Events     event.Sink
 	DNS        *Resolver
 	Debug      []*debuglog.Log[policy.Client] // injection debug subscriptions
+	// Auth runs the SPF, DKIM and DMARC checks that mail flow policies ask
+	// for; nil: none. AuthServID names the gateway in the
+	// Authentication-Results it writes ("" for Hostname).
+	Auth       *mailauth.Checker
+	AuthServID string
 	Logger     *slog.Logger
 
 	// Queued, if set, is told of each message committed to the spool, so

@@ -106,6 +106,10 @@ type Policy struct {
 	RejectCode                   int    // the banner of a reject action
 	RejectText                   string
 	TLS                          string // TLSOff, TLSPreferred or TLSRequired
+	// Sender authentication (mailauth.go); off on relaying policies.
+	SPF   SPFPolicy
+	DKIM  bool // verify DKIM signatures
+	DMARC DMARCPolicy
 }
 
 // Throttled sets the limits of the ESA's suggested $THROTTLED policy (an

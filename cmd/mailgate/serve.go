@@ -20,6 +20,7 @@ import (
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/internal/debuglog"
+	"github.com/mailgate/mailgate/mailauth"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/outbound"
 	"github.com/mailgate/mailgate/queue"
@@ -156,6 +157,8 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		IDs:        g.ids,
 		Events:     event.Multi{g.mailLog, g.tracking.sink()},
 		DNS:        inbound.NewResolver(dns, cfg.DNS.Timeout),
+		Auth:       mailauth.New(dns),
+		AuthServID: cfg.AuthServID,
 		Logger:     logger,
 	}
 	debugByPath := map[string]*maillog.Writer{}
