@@ -47,7 +47,7 @@ func mustRAT(t *testing.T, entries ...[2]string) policy.RAT {
 
 // stdPolicy is a policy with every parameter at the shipped default.
 func stdPolicy(name string, a policy.Action, hostname string) *policy.Policy {
-	return &policy.Policy{
+	p := &policy.Policy{
 		Name: name, Action: a,
 		MaxMessageSize:           10 << 20,
 		MaxRecipientsPerMessage:  1000,
@@ -56,7 +56,12 @@ func stdPolicy(name string, a policy.Action, hostname string) *policy.Policy {
 		BannerCode:               220, BannerText: hostname + " ESMTP",
 		RejectCode: 554, RejectText: hostname + " Access denied",
 		TLS: "preferred",
+		SPF: policy.DefaultSPF, DKIM: a != policy.Relay, DMARC: policy.DefaultDMARC,
 	}
+	if a == policy.Relay {
+		p.SPF.Verify, p.DMARC.Verify = false, false
+	}
+	return p
 }
 
 func throttled(p *policy.Policy) *policy.Policy {
@@ -112,6 +117,7 @@ func TestDesignContract(t *testing.T) {
 		File:            "testdata/design.yaml",
 		Hostname:        host,
 		Postmaster:      "postmaster@" + host,
+		AuthServID:      host,
 		DataDir:         data,
 		ShutdownTimeout: 30 * time.Second,
 		MinFreeSpace:    MinFreeAuto,
