@@ -128,12 +128,12 @@ func txt(name, s string) string {
 
 // The keys of the test domains, made once.
 var testKeys = sync.OnceValue(func() (k struct {
-	rsa     *rsa.PrivateKey
-	ed      ed25519.PrivateKey
-	rsaTXT  string
-	edTXT   string
-	rsaDER  []byte
-	edPub   ed25519.PublicKey
+	rsa    *rsa.PrivateKey
+	ed     ed25519.PrivateKey
+	rsaTXT string
+	edTXT  string
+	rsaDER []byte
+	edPub  ed25519.PublicKey
 }) {
 	var err error
 	if k.rsa, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
@@ -244,7 +244,6 @@ func startMailauth(t *testing.T) *mailauthHarness {
 	t.Cleanup(h.stop)
 	return &mailauthHarness{harness: h, dns: d}
 }
-
 
 // send runs one transaction from client ip and returns the replies to MAIL
 // FROM and to the end of DATA ("" when MAIL was refused), and the MID.
