@@ -8,10 +8,12 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -612,5 +614,63 @@ func TestDKIMLargeMessage(t *testing.T) {
 				t.Errorf("no Received field after ours")
 			}
 		})
+	}
+}
+
+// Interoperability: messages signed by an independent implementation
+// (Debian's python3-dkim, dkimsign) verify, with relaxed and simple
+// canonicalization and folded header fields, and fail when the body is
+// changed in transit.
+func TestDKIMSignedByPythonDKIM(t *testing.T) {
+	dkimsign, err := exec.LookPath("dkimsign")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("dkimsign (python3-dkim) is not installed; scripts/test-deps.sh installs it")
+		}
+		t.Skip("dkimsign (python3-dkim) is not installed")
+	}
+	h := startMailauth(t)
+	keyFile := filepath.Join(t.TempDir(), "rsa.pem")
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: testKeys().rsaDER})
+	if err := os.WriteFile(keyFile, pemKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	msg := "From: Alice\r\n <a@pass.test>\r\nTo: joe@example.com\r\nSubject: a folded\r\n   subject   line\r\n" +
+		"Message-ID: <3@x>\r\n\r\nbody  with   spaces\t\r\nand a second line\r\n\r\n\r\n"
+	// python3-dkim reads an Ed25519 key as the base64 of its seed.
+	edFile := filepath.Join(t.TempDir(), "ed.key")
+	if err := os.WriteFile(edFile, []byte(base64.StdEncoding.EncodeToString(testKeys().ed.Seed())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, canon := range [][3]string{{"relaxed", "simple", "rsa"}, {"relaxed", "relaxed", "rsa"}, {"simple", "simple", "rsa"},
+		{"simple", "relaxed", "rsa"}, {"relaxed", "simple", "ed"}} {
+		args := []string{"--hcanon", canon[0], "--bcanon", canon[1], "rsa", "pass.test", keyFile}
+		if canon[2] == "ed" {
+			args = []string{"--hcanon", canon[0], "--bcanon", canon[1], "--signalg", "ed25519-sha256", "ed", "pass.test", edFile}
+		}
+		cmd := exec.Command(dkimsign, args...)
+		cmd.Stdin = strings.NewReader(msg)
+		sig, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("dkimsign: %v", err)
+		}
+		signed := string(sig) // dkimsign writes the signed message
+		for _, tt := range []struct {
+			name, msg, line string
+		}{
+			{"intact", signed, "DKIM: pass signature verified (d=pass.test s=" + canon[2] + " i=@pass.test)"},
+			{"body changed", strings.Replace(signed, "second line", "second line!", 1),
+				"DKIM: permfail body hash did not verify [final] (d=pass.test s=" + canon[2] + " i=@pass.test)"},
+		} {
+			t.Run(canon[2]+"/"+canon[0]+"/"+canon[1]+"/"+tt.name, func(t *testing.T) {
+				_, dataReply, mid := h.send("127.0.0.10", "mx.client.test", "a@pass.test", tt.msg)
+				if !strings.HasPrefix(dataReply, "250") {
+					t.Fatalf("DATA: %q", dataReply)
+				}
+				if got := h.midLines(mid, `^DKIM: `); len(got) != 1 || got[0] != tt.line {
+					t.Errorf("DKIM lines %q, want %q", got, tt.line)
+				}
+			})
+		}
 	}
 }
