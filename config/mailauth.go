@@ -1,6 +1,8 @@
 package config
 
 import (
+	"strings"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mailgate/mailgate/policy"
@@ -62,9 +64,9 @@ func (d *decoder) authParams(f map[string]*yaml.Node, path string, p *policy.Pol
 	if v := f["dkim"]; present(v) {
 		sp := join(path, "dkim")
 		if v.Kind == yaml.ScalarNode {
-			p.DKIM, _ = d.boolean(v, sp)
+			p.DKIM, _ = d.onOff(v, sp)
 		} else if vf := d.fields(v, sp, "verify"); present(vf["verify"]) {
-			p.DKIM, _ = d.boolean(vf["verify"], join(sp, "verify"))
+			p.DKIM, _ = d.onOff(vf["verify"], join(sp, "verify"))
 		}
 	}
 	if v := f["dmarc"]; present(v) {
@@ -74,15 +76,15 @@ func (d *decoder) authParams(f map[string]*yaml.Node, path string, p *policy.Pol
 
 func (d *decoder) spfPolicy(n *yaml.Node, path string, p *policy.SPFPolicy) {
 	if n.Kind == yaml.ScalarNode {
-		p.Verify, _ = d.boolean(n, path)
+		p.Verify, _ = d.onOff(n, path)
 		return
 	}
 	f := d.fields(n, path, "verify", "helo", "fail", "softfail", "neutral", "none", "permerror", "temperror")
 	if v := f["verify"]; present(v) {
-		p.Verify, _ = d.boolean(v, join(path, "verify"))
+		p.Verify, _ = d.onOff(v, join(path, "verify"))
 	}
 	if v := f["helo"]; present(v) {
-		p.HELO, _ = d.boolean(v, join(path, "helo"))
+		p.HELO, _ = d.onOff(v, join(path, "helo"))
 	}
 	for _, a := range []struct {
 		key string
@@ -95,12 +97,12 @@ func (d *decoder) spfPolicy(n *yaml.Node, path string, p *policy.SPFPolicy) {
 
 func (d *decoder) dmarcPolicy(n *yaml.Node, path string, p *policy.DMARCPolicy) {
 	if n.Kind == yaml.ScalarNode {
-		p.Verify, _ = d.boolean(n, path)
+		p.Verify, _ = d.onOff(n, path)
 		return
 	}
 	f := d.fields(n, path, "verify", "reject_policy", "quarantine_policy", "temperror", "permerror")
 	if v := f["verify"]; present(v) {
-		p.Verify, _ = d.boolean(v, join(path, "verify"))
+		p.Verify, _ = d.onOff(v, join(path, "verify"))
 	}
 	d.authAction(f["reject_policy"], join(path, "reject_policy"), &p.RejectPolicy, policy.AuthNone, policy.AuthQuarantine, policy.AuthReject)
 	d.authAction(f["quarantine_policy"], join(path, "quarantine_policy"), &p.QuarantinePolicy, policy.AuthNone, policy.AuthQuarantine)
@@ -119,4 +121,18 @@ func (d *decoder) authAction(n *yaml.Node, path string, dst *policy.AuthAction, 
 	if s, ok := d.oneOf(n, path, words...); ok {
 		*dst = policy.AuthAction(s)
 	}
+}
+
+// onOff decodes a switch: true or false, or on or off as the ESA's
+// settings say (YAML 1.2 reads those as strings).
+func (d *decoder) onOff(n *yaml.Node, path string) (bool, bool) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		switch strings.ToLower(n.Value) {
+		case "on":
+			return true, true
+		case "off":
+			return false, true
+		}
+	}
+	return d.boolean(n, path)
 }
