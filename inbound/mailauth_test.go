@@ -371,6 +371,9 @@ func TestSPFResults(t *testing.T) {
 			if !ok || mf.ESAResult() != want {
 				t.Errorf("envelope's SPF %+v, want %s", res.SPF, want)
 			}
+			if tt.helo == "[127.0.0.10]" && (len(res.SPF) != 2 || res.SPF[0].Reason != "HELO is not a domain name") {
+				t.Errorf("an address literal HELO was looked up: %+v", res.SPF)
+			}
 			if !strings.HasPrefix(body, "Received-SPF: "+want+" ") {
 				t.Errorf("message does not start with Received-SPF: %s:\n%s", want, body)
 			}
@@ -540,6 +543,15 @@ func TestDKIMAndDMARC(t *testing.T) {
 					t.Errorf("refused MID %d is in the spool", mid)
 				}
 				return
+			}
+			// The ESA's order: ready, the DKIM and DMARC verdicts, the
+			// policy match, queued.
+			var order []string
+			for _, l := range h.midLines(mid, `^(ready|DKIM: |DMARC: |matched|queued)`) {
+				order = append(order, strings.Fields(l)[0])
+			}
+			if got, want := strings.Join(order, " "), "ready "+strings.Repeat("DKIM: ", len(tt.dkim))+"DMARC: matched queued"; got != want {
+				t.Errorf("lines in the order %q, want %q", got, want)
 			}
 			_, body := h.stored(mid)
 			if tag := strings.HasPrefix(body, "X-Mailgate-DMARC: quarantine\r\n"); tag != tt.tag {
