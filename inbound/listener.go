@@ -22,6 +22,7 @@ import (
 	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/policy"
 	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/resolver"
 	"github.com/mailgate/mailgate/smtp"
 	"github.com/mailgate/mailgate/userdb"
 )
@@ -38,6 +39,10 @@ type Server struct {
 	DNS        *Resolver
 	Debug      []*debuglog.Log[policy.Client] // injection debug subscriptions
 	Logger     *slog.Logger
+
+	// Lists answers the dnslist rules of sender groups; a listener whose
+	// HAT has such rules needs it.
+	Lists *resolver.Lists
 
 	// Queued, if set, is told of each message committed to the spool, so
 	// that delivery can start without scanning.
@@ -71,6 +76,9 @@ type Listener struct {
 // first start when none is configured) and opens its socket. Serve accepts
 // on it.
 func (s *Server) Listen(cfg config.Listener) (*Listener, error) {
+	if zones := cfg.HAT.DNSLists(); len(zones) > 0 && s.Lists == nil {
+		return nil, fmt.Errorf("inbound: listener %s: the HAT names DNS lists (%s) but nothing looks them up", cfg.Name, zones[0])
+	}
 	tc, err := LoadTLS(cfg.TLS, s.Hostname)
 	if err != nil {
 		return nil, fmt.Errorf("inbound: listener %s: %w", cfg.Name, err)
@@ -162,8 +170,23 @@ func (l *Listener) handle(c net.Conn, accepted time.Time) {
 	local := addrPort(c.LocalAddr())
 	ip := remote.Addr().Unmap()
 
+	// The DNS lists are asked beside the reverse DNS lookup, so that they
+	// add nothing to the wait for the banner when that one is slower, and
+	// at most their timeout when it is not. Without the host name,
+	// DNSListsFor names the lists any name could need.
+	var lists chan map[string][]netip.Addr
+	if zones := l.cfg.HAT.DNSListsFor(policy.Client{IP: ip}); len(zones) > 0 {
+		lists = make(chan map[string][]netip.Addr, 1)
+		go func() { lists <- l.lookupLists(ip, zones) }()
+	}
 	host, verified := l.srv.DNS.Lookup(l.drain, ip)
 	client := policy.Client{IP: ip, Host: host, Verified: verified}
+	if lists != nil {
+		client.DNSLists = <-lists
+	}
+	// The decision, and with it the DNS list that placed the client
+	// (d.DNSList) and every list's answer (client.DNSLists), stays on the
+	// session for the stages after the HAT.
 	d := l.cfg.HAT.Decide(client)
 	hat := event.HATMatch{Action: d.ESAAction(), Group: d.Group, Rule: d.Rule, SBRS: event.SBRSNotEnabled}
 	if d.Policy.Action == policy.TCPRefuse {
@@ -252,6 +275,25 @@ func (l *Listener) handle(c net.Conn, accepted time.Time) {
 	delete(l.live, s)
 	l.mu.Unlock()
 	h.ended(end, remote)
+}
+
+// lookupLists asks the DNS lists about the client, all at once within the
+// lists' timeout. A list that did not answer is left out, so that its rules
+// match nothing, and logged here: the ESA has no mail-log line for it.
+func (l *Listener) lookupLists(ip netip.Addr, zones []string) map[string][]netip.Addr {
+	answers := l.srv.Lists.Lookup(l.drain, ip, zones)
+	m := make(map[string][]netip.Addr, len(answers))
+	for _, a := range answers {
+		if a.Err != nil {
+			if l.drain.Err() == nil {
+				l.srv.Logger.Warn("inbound: DNS list did not answer; its rules do not match",
+					"listener", l.cfg.Name, "client", ip, "zone", a.Zone, "err", a.Err)
+			}
+			continue
+		}
+		m[a.Zone] = a.Codes
+	}
+	return m
 }
 
 func addrPort(a net.Addr) netip.AddrPort {

@@ -156,6 +156,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		IDs:        g.ids,
 		Events:     event.Multi{g.mailLog, g.tracking.sink()},
 		DNS:        inbound.NewResolver(dns, cfg.DNS.Timeout),
+		Lists:      resolver.NewLists(dns, cfg.DNS.ListTimeout, cfg.DNS.ListCacheSize),
 		Logger:     logger,
 	}
 	debugByPath := map[string]*maillog.Writer{}
