@@ -15,6 +15,7 @@ import (
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
 )
@@ -41,7 +42,7 @@ listeners:
       default_policy: ACCEPTED
     rat:
       - {domain: ALL, action: accept}
-dns: {servers: ["%[3]s"], timeout: 5s, dnslist_timeout: %[4]s}
+dns: {servers: ["%[3]s"], timeout: 30s, dnslist_timeout: %[4]s}
 `
 
 // listsZone: the lists' entries for the test clients, and SOAs, so that
@@ -232,9 +233,13 @@ func TestDNSListCache(t *testing.T) {
 	h.connect("127.0.0.20", "554")
 	h.connect("127.0.0.20", "554")
 	// Every list of the HAT is asked at once (list.wl.test and
-	// refuse.bl.test say no), each once for the two connections.
+	// refuse.bl.test say no), each once for the two connections. BLOCKED
+	// decides before refuse.bl.test has answered, maybe before its query
+	// has arrived; the second connection shares it or finds it cached.
 	for _, z := range []string{"list.wl.test", "zen.bl.test", "refuse.bl.test"} {
-		if n := h.dns.Queries(resolver.ListName(client, z)); n != 1 {
+		name := resolver.ListName(client, z)
+		wait.Until(t, z+" asked", func() bool { return h.dns.Queries(name) > 0 })
+		if n := h.dns.Queries(name); n != 1 {
 			t.Errorf("%s asked %d times about %s in two connections, want once", z, n, client)
 		}
 	}
@@ -261,5 +266,28 @@ func TestDNSListTimeout(t *testing.T) {
 	}
 	if s := h.slog.String(); !strings.Contains(s, "DNS list did not answer") || !strings.Contains(s, "zone=zen.bl.test") || !strings.Contains(s, "client=127.0.0.20") {
 		t.Errorf("the gateway's log does not name the list that failed:\n%s", s)
+	}
+}
+
+// TestDNSListDecidedEarly: a client that a list places ahead of a silent
+// list gets its banner without waiting for that one.
+func TestDNSListDecidedEarly(t *testing.T) {
+	const timeout = 20 * time.Second
+	h := startLists(t, "127.0.0.1:0", timeout.String())
+	h.dns.Silence("refuse.bl.test") // REFUSED comes last
+	for _, tt := range []struct{ client, banner, hat string }{
+		{"127.0.0.23", "220", "ICID N ACCEPT SG ALLOWED match dnslist[list.wl.test:127.0.10.0/24] SBRS not enabled"},
+		{"127.0.0.20", "554", "ICID N REJECT SG BLOCKED match dnslist[zen.bl.test:127.0.0.2-127.0.0.11] SBRS not enabled"},
+	} {
+		start := time.Now()
+		got := h.connect(tt.client, tt.banner)
+		if took := time.Since(start); took > timeout/2 {
+			t.Errorf("%s: the session took %v: it waited for the silent list", tt.client, took)
+		}
+		if len(got) < 2 || got[1] != tt.hat {
+			t.Errorf("%s: lines\n%s", tt.client, strings.Join(got, "\n"))
+		}
+		name := resolver.ListName(netip.MustParseAddr(tt.client), "refuse.bl.test")
+		wait.Until(t, "the silent list asked about "+tt.client, func() bool { return h.dns.Queries(name) > 0 })
 	}
 }

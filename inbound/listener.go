@@ -174,15 +174,15 @@ func (l *Listener) handle(c net.Conn, accepted time.Time) {
 	// add nothing to the wait for the banner when that one is slower, and
 	// at most their timeout when it is not. Without the host name,
 	// DNSListsFor names the lists any name could need.
-	var lists chan map[string][]netip.Addr
-	if zones := l.cfg.HAT.DNSListsFor(policy.Client{IP: ip}); len(zones) > 0 {
-		lists = make(chan map[string][]netip.Addr, 1)
-		go func() { lists <- l.lookupLists(ip, zones) }()
+	var lists <-chan resolver.ListAnswer
+	zones := l.cfg.HAT.DNSListsFor(policy.Client{IP: ip})
+	if len(zones) > 0 {
+		lists = l.srv.Lists.Each(l.drain, ip, zones)
 	}
 	host, verified := l.srv.DNS.Lookup(l.drain, ip)
 	client := policy.Client{IP: ip, Host: host, Verified: verified}
 	if lists != nil {
-		client.DNSLists = <-lists
+		client.DNSLists = l.awaitLists(client, zones, lists)
 	}
 	// The decision, and with it the DNS list that placed the client
 	// (d.DNSList) and every list's answer (client.DNSLists), stays on the
@@ -277,23 +277,31 @@ func (l *Listener) handle(c net.Conn, accepted time.Time) {
 	h.ended(end, remote)
 }
 
-// lookupLists asks the DNS lists about the client, all at once within the
-// lists' timeout. A list that did not answer is left out, so that its rules
-// match nothing, and logged here: the ESA has no mail-log line for it.
-func (l *Listener) lookupLists(ip netip.Addr, zones []string) map[string][]netip.Addr {
-	answers := l.srv.Lists.Lookup(l.drain, ip, zones)
-	m := make(map[string][]netip.Addr, len(answers))
-	for _, a := range answers {
+// awaitLists collects the DNS lists' answers until they can no longer
+// change the HAT's decision (all answered, or a rule matches ahead of the
+// lists still out) and returns them by zone. A list that did not answer is
+// left out, so that its rules match nothing, and logged here: the ESA has
+// no mail-log line for it. The lists still out when the decision is made
+// go on to their timeout and fill the cache.
+func (l *Listener) awaitLists(c policy.Client, zones []string, answers <-chan resolver.ListAnswer) map[string][]netip.Addr {
+	c.DNSLists = make(map[string][]netip.Addr, len(zones))
+	pending := make(map[string]bool, len(zones))
+	for _, z := range zones {
+		pending[z] = true
+	}
+	for len(pending) > 0 && !l.cfg.HAT.Decided(c, pending) {
+		a := <-answers
+		delete(pending, a.Zone)
 		if a.Err != nil {
 			if l.drain.Err() == nil {
 				l.srv.Logger.Warn("inbound: DNS list did not answer; its rules do not match",
-					"listener", l.cfg.Name, "client", ip, "zone", a.Zone, "err", a.Err)
+					"listener", l.cfg.Name, "client", c.IP, "zone", a.Zone, "err", a.Err)
 			}
 			continue
 		}
-		m[a.Zone] = a.Codes
+		c.DNSLists[a.Zone] = a.Codes
 	}
-	return m
+	return c.DNSLists
 }
 
 func addrPort(a net.Addr) netip.AddrPort {

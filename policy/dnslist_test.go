@@ -111,3 +111,37 @@ func TestHATDNSListsFor(t *testing.T) {
 		t.Errorf("a HAT without dnslist rules names %q", got)
 	}
 }
+
+func TestHATDecided(t *testing.T) {
+	h := dnslistHAT(t)
+	pending := func(zones ...string) map[string]bool {
+		m := map[string]bool{}
+		for _, z := range zones {
+			m[z] = true
+		}
+		return m
+	}
+	allowed := answers(ip("192.0.2.1"), "list.dnswl.test", "127.0.10.1")
+	blocked := answers(answers(ip("192.0.2.1"), "list.dnswl.test"), "zen.bl.test", "127.0.0.2")
+	for _, tt := range []struct {
+		name    string
+		client  Client
+		pending map[string]bool
+		want    bool
+	}{
+		{"relay client, nothing answered", ip("127.0.0.1"), pending("list.dnswl.test", "zen.bl.test", "other.bl.test"), true},
+		{"first list out", ip("192.0.2.1"), pending("list.dnswl.test", "zen.bl.test", "other.bl.test"), false},
+		{"allow-listed, the block lists out", allowed, pending("zen.bl.test", "other.bl.test"), true},
+		{"blocked, a later list out", blocked, pending("other.bl.test"), true},
+		{"blocked, but the allow list out", answers(ip("192.0.2.1"), "zen.bl.test", "127.0.0.2"), pending("list.dnswl.test", "other.bl.test"), false},
+		// 10.9.9.9 is in BLOCKED after zen.bl.test's rule: that one first.
+		{"address rule after a list out", ip("10.9.9.9"), pending("zen.bl.test"), false},
+		{"address rule, the lists before it answered", answers(answers(ip("10.9.9.9"), "list.dnswl.test"), "zen.bl.test"), pending("other.bl.test"), true},
+		{"not listed, a list out", answers(answers(ip("192.0.2.1"), "list.dnswl.test"), "zen.bl.test"), pending("other.bl.test"), false},
+		{"all answered", ip("192.0.2.1"), pending(), true},
+	} {
+		if got := h.Decided(tt.client, tt.pending); got != tt.want {
+			t.Errorf("%s: Decided = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

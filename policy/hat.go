@@ -229,6 +229,24 @@ func (h *HAT) DNSListsFor(c Client) []string {
 	return zones
 }
 
+// Decided reports whether the decision for the client can no longer change
+// when the DNS lists in pending answer: a rule that matches comes before
+// every dnslist rule of a pending list. A client on an allow list early in
+// the HAT need not wait for a slow block list further down.
+func (h *HAT) Decided(c Client, pending map[string]bool) bool {
+	for _, g := range h.Groups {
+		for _, r := range g.Rules {
+			if z := r.DNSList(); z != "" && pending[z] {
+				return false
+			}
+			if r.Match(c) {
+				return true
+			}
+		}
+	}
+	return true
+}
+
 // NeedsHostname reports whether a reverse DNS name can change anything the
 // HAT does: some rule matches host names, or some banner uses $Hostname.
 // When it is false a listener may skip the lookup (the "New SMTP ICID" line

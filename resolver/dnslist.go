@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -157,16 +158,34 @@ func NewLists(r *Resolver, timeout time.Duration, size int) *Lists {
 // has Err set. Zones are written as in the HAT (lower case, no trailing
 // dot).
 func (l *Lists) Lookup(ctx context.Context, ip netip.Addr, zones []string) []ListAnswer {
+	out := make([]ListAnswer, len(zones))
+	for a := range l.Each(ctx, ip, zones) {
+		out[slices.Index(zones, a.Zone)] = a
+	}
+	return out
+}
+
+// Each asks every zone about ip at once and sends each answer as it comes,
+// within the timeout (a list that has not answered by then is sent with Err
+// set), then closes the channel. The channel has room for every answer:
+// a caller that has seen enough may stop reading, and the lookups still
+// end at the timeout.
+func (l *Lists) Each(ctx context.Context, ip netip.Addr, zones []string) <-chan ListAnswer {
 	ip = ip.Unmap().WithZone("")
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
-	out := make([]ListAnswer, len(zones))
+	out := make(chan ListAnswer, len(zones))
 	var wg sync.WaitGroup
-	for i, z := range zones {
-		out[i].Zone = z
-		wg.Go(func() { out[i].Codes, out[i].Err = l.one(ctx, listKey{zone: z, ip: ip}) })
+	for _, z := range zones {
+		wg.Go(func() {
+			codes, err := l.one(ctx, listKey{zone: z, ip: ip})
+			out <- ListAnswer{Zone: z, Codes: codes, Err: err}
+		})
 	}
-	wg.Wait()
+	go func() {
+		wg.Wait()
+		cancel()
+		close(out)
+	}()
 	return out
 }
 
