@@ -122,6 +122,11 @@ type RouteHost struct {
 type DNS struct {
 	Servers []string // "ip:port"; empty: the system's resolvers (/etc/resolv.conf)
 	Timeout time.Duration
+	// The DNS lists of sender groups (dnslist rules): one timeout for all
+	// the lists a connection asks, the banner waiting at most that long;
+	// and the most answers kept (0: none).
+	ListTimeout   time.Duration
+	ListCacheSize int
 }
 
 // Logs configures the log files.
@@ -205,6 +210,8 @@ const (
 	DefaultDataDir         = "./mailgate-data"
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultDNSTimeout      = 5 * time.Second
+	DefaultListTimeout     = 2 * time.Second
+	DefaultListCacheSize   = 1 << 16
 	DefaultLogMaxSize      = 10 << 20
 	DefaultLogMaxFiles     = 10
 	DefaultHTTPAddress     = "127.0.0.1:8025"
@@ -314,7 +321,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
 		MinFreeSpace:    MinFreeAuto,
-		DNS:             DNS{Timeout: DefaultDNSTimeout},
+		DNS:             DNS{Timeout: DefaultDNSTimeout, ListTimeout: DefaultListTimeout, ListCacheSize: DefaultListCacheSize},
 		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: "tracking.db",
 			Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}},
 		HTTP: HTTP{Address: DefaultHTTPAddress},

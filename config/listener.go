@@ -532,7 +532,12 @@ func (d *decoder) senderGroups(n *yaml.Node, path string, policies map[string]*p
 
 // rules decodes a list of sender-group entries; a single entry may be
 // written without the list.
-func (d *decoder) rules(n *yaml.Node, path string) []policy.Rule {
+func (d *decoder) rules(n *yaml.Node, path string) []policy.Rule { return d.ruleList(n, path, true) }
+
+// ruleList decodes sender-group entries, dnslist rules among them only when
+// lists is set: elsewhere (injection debug logs) no list is looked up, so
+// such a rule would silently match nothing.
+func (d *decoder) ruleList(n *yaml.Node, path string, lists bool) []policy.Rule {
 	items := []*yaml.Node{n}
 	paths := []string{path}
 	if n.Kind == yaml.SequenceNode {
@@ -551,6 +556,10 @@ func (d *decoder) rules(n *yaml.Node, path string) []policy.Rule {
 		r, err := policy.ParseRule(s)
 		if err != nil {
 			d.errorf(it, paths[i], "%v", err)
+			continue
+		}
+		if !lists && r.DNSList() != "" {
+			d.errorf(it, paths[i], "DNS list rules are for sender groups only")
 			continue
 		}
 		rs = append(rs, r)

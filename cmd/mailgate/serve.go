@@ -159,6 +159,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		DNS:        inbound.NewResolver(dns, cfg.DNS.Timeout),
 		Auth:       mailauth.New(dns),
 		AuthServID: cfg.AuthServID,
+		Lists:      resolver.NewLists(dns, cfg.DNS.ListTimeout, cfg.DNS.ListCacheSize),
 		Logger:     logger,
 	}
 	debugByPath := map[string]*maillog.Writer{}
