@@ -15,8 +15,8 @@ import (
 // HostRoute plans as a connection would.
 func TestHostStats(t *testing.T) {
 	g := newGateway(t, setup{
-		zone: append(mxZone("d.test", "127.0.0.2", "127.0.0.3"), "nx.test. 60 IN TXT \"no mail\""),
-		yaml: deliveryYAML(2525, "") + `routes: [{domain: .r.test, hosts: [{host: 127.0.0.9, port: 26, priority: 20}, {host: relay.r.test, port: 25, priority: 10}]}]` + "\n",
+		zone:  append(mxZone("d.test", "127.0.0.2", "127.0.0.3"), "nx.test. 60 IN TXT \"no mail\""),
+		yaml:  deliveryYAML(2525, "") + `routes: [{domain: .r.test, hosts: [{host: 127.0.0.9, port: 26, priority: 20}, {host: relay.r.test, port: 25, priority: 10}]}]` + "\n",
 		tweak: func(d *config.Delivery) { d.Suspended = true },
 	})
 	first := g.message("alice@gw.test", "a@d.test", "b@D.test", "c@x.r.test")

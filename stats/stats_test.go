@@ -140,7 +140,7 @@ func TestRates(t *testing.T) {
 	r.add(t0, InjRecips, 100)
 	r.add(t0, DeletedRecips, 5) // not rated: no column
 	for _, tc := range []struct {
-		at                time.Duration
+		at                 time.Duration
 		one, five, fifteen uint64
 	}{
 		{0, 6000, 1200, 400},
