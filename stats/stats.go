@@ -312,16 +312,18 @@ func (c *Collector) Emit(e event.Entry) {
 			h.down = true
 		}
 	case event.DeliveryStart:
-		name, ok := c.dcids[ev.DCID]
-		if ok && name == "" && len(ev.RIDs) > 0 {
+		if name, ok := c.dcids[ev.DCID]; ok && name == "" && len(ev.RIDs) > 0 && c.q != nil {
 			// A connection serves one destination: the first message it
-			// carries names it.
-			if addr, found := c.recipient(ev.MID, ev.RIDs[0]); found {
-				name = c.dest(domainOf(addr))
-				c.dcids[ev.DCID] = name
+			// carries names it. Its recipients are read from the spool
+			// without the lock, once per connection.
+			c.mu.Unlock()
+			addr, found := c.recipient(ev.MID, ev.RIDs[0])
+			c.mu.Lock()
+			if _, open := c.dcids[ev.DCID]; found && open {
+				c.dcids[ev.DCID] = c.dest(domainOf(addr))
 			}
 		}
-		if h := c.host(name, e.Time); h != nil {
+		if h := c.host(c.dcids[ev.DCID], e.Time); h != nil {
 			h.down = false
 		}
 	case event.MessageDone:
