@@ -72,7 +72,9 @@ func TestEmitCounts(t *testing.T) {
 			event.InvalidAddress{ICID: 1, Detail: "a bad sender is no recipient"}},
 			map[Counter]uint64{RejectedRecips: 2}},
 		{"dropped, not an abort", []event.Event{
-			event.MessageAborted{MID: 1, Reason: "Dropped by CASE"}, event.MessageAborted{MID: 2, Reason: event.AbortReceiving}},
+			event.MessageAborted{MID: 1, Reason: "Dropped by CASE"}, event.MessageAborted{MID: 2, Reason: event.AbortReceiving},
+			event.MessageAborted{MID: 3, Reason: event.AbortReceivingBySender},
+			event.MessageAborted{MID: 4, Reason: "Bounced by content filter 'x' in the inbound table"}},
 			map[Counter]uint64{DroppedMsgs: 1}},
 		{"the kinds of hard bounces", []event.Event{
 			event.Outcome{Hard: true, DCID: 1, MID: 1, To: "a@x", Status: "5.1.1", Code: "550"},
@@ -162,9 +164,20 @@ func TestRates(t *testing.T) {
 	if got := r.perHour(t0.Add(10*time.Minute), i, 900); got != (100+30)*4 {
 		t.Errorf("15 minutes with both counts: %d, want %d", got, 130*4)
 	}
+	// Sixteen minutes after the first count its bucket comes round
+	// again: cleared on the way, it holds nothing of 16 minutes ago.
+	r.add(t0.Add(16*time.Minute), InjRecips, 0)
+	if got := r.perHour(t0.Add(16*time.Minute), i, 900); got != 30*4 {
+		t.Errorf("16 minutes after the first count: %d, want %d", got, 30*4)
+	}
 	r.add(t0.Add(30*time.Minute), InjRecips, 1)
 	if got := r.perHour(t0.Add(30*time.Minute), i, 900); got != 4 {
 		t.Errorf("after a gap longer than the ring: %d, want 4", got)
+	}
+	// Asked for a time the ring has passed by more than its length (a
+	// clock gone back), it has nothing to say.
+	if got := r.perHour(t0.Add(10*time.Minute), i, 900); got != 0 {
+		t.Errorf("15 minutes ending 20 minutes before the newest count: %d, want 0", got)
 	}
 	// A count from a clock gone back further than the ring is dropped.
 	r.add(t0, InjRecips, 1000)
@@ -186,7 +199,10 @@ func TestLifetime(t *testing.T) {
 	if err := c.Close(); err == nil {
 		t.Error("a second Close did not fail")
 	}
-	c = newCollector(t, Options{Path: path})
+	c, err = New(Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
 	emit(c, received(1, 2, "a@x")...)
 	st := c.Status(false)
 	if r := st.Counter(InjRecips); r.Reset != 1 || r.Uptime != 1 || r.Lifetime != 3 {
@@ -194,6 +210,14 @@ func TestLifetime(t *testing.T) {
 	}
 	if st.SaveError != "" {
 		t.Errorf("save error: %s", st.SaveError)
+	}
+	// A second restart: what the second run saved is the sum of both.
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = newCollector(t, Options{Path: path})
+	if r := c.Status(false).Counter(InjRecips); r.Uptime != 0 || r.Lifetime != 3 {
+		t.Errorf("inj_recips after a second restart: %+v, want uptime 0, lifetime 3", r)
 	}
 
 	for _, bad := range []string{"{", `{"version":2,"counters":{}}`} {
