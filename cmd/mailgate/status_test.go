@@ -266,6 +266,15 @@ func TestStatusCommands(t *testing.T) {
 		t.Errorf("rate 1 --count 2:\n%s", out)
 	}
 
+	out, errs, code = mailgate(t, "rate", "1", "--count", "1", "--json", "--config", g.config)
+	var line map[string]any
+	if err := json.Unmarshal([]byte(out), &line); code != 0 || err != nil || line["recips_received"] != 8.0 || line["recips_completed"] != 8.0 || line["recips_received_delta"] != 0.0 {
+		t.Errorf("rate --json: exit %d %v: %s%s", code, err, out, errs)
+	}
+	if _, errs, code = mailgate(t, "rate", "0", "--config", g.config); code != 2 {
+		t.Errorf("rate 0: exit %d, want 2: %s", code, errs)
+	}
+
 	// resetcounters zeroes Reset, and the destinations' counters; not
 	// Uptime, nor Lifetime.
 	if out, errs, code = mailgate(t, "resetcounters", "--config", g.config); code != 0 || !strings.HasPrefix(out, "Counters reset: ") {
