@@ -142,16 +142,17 @@ func rateCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
+	const usage = "usage: mailgate rate [SECONDS] [--count N] [--config FILE] [--json]\n(SECONDS: a whole number, at least 1; default 10)"
 	interval := 10 * time.Second
 	if len(pos) == 1 {
 		n, err := strconv.Atoi(pos[0])
 		if err != nil || n < 1 {
-			return usageErr(stderr, "mailgate rate: SECONDS must be a whole number of seconds, at least 1")
+			return usageErr(stderr, usage)
 		}
 		interval = time.Duration(n) * time.Second
 	}
 	if len(pos) > 1 || *count < 0 {
-		return usageErr(stderr, "usage: mailgate rate [SECONDS] [--count N] [--config FILE] [--json]")
+		return usageErr(stderr, usage)
 	}
 	c, err := f.client()
 	if err != nil {
