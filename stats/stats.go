@@ -121,6 +121,7 @@ type Collector struct {
 	resetAt  time.Time           // zero: never
 	rates    ring
 	txns     map[uint64]txn      // open transactions: recipients accepted, not yet queued
+	txnOf    map[uint64]uint64   // the MID of each connection's open transaction (SMTP has one at a time)
 	bounces  map[uint64]struct{} // DSNs being logged, not yet queued
 	icids    map[uint64]struct{} // inbound connections open
 	dcids    map[uint64]string   // outbound connections open: their destination once known
@@ -154,7 +155,7 @@ func New(o Options) (*Collector, error) {
 		o.SaveInterval = DefaultSaveInterval
 	}
 	c := &Collector{o: o, log: o.Logger, started: time.Now(), done: make(chan struct{}), stopped: make(chan struct{}),
-		txns: map[uint64]txn{}, bounces: map[uint64]struct{}{}, icids: map[uint64]struct{}{},
+		txns: map[uint64]txn{}, txnOf: map[uint64]uint64{}, bounces: map[uint64]struct{}{}, icids: map[uint64]struct{}{},
 		dcids: map[uint64]string{}, hosts: map[string]*host{}}
 	if o.Path != "" {
 		base, err := load(o.Path)
@@ -257,21 +258,23 @@ func (c *Collector) Emit(e event.Entry) {
 		c.add(now, ConnIn, 1)
 	case event.ICIDClose:
 		delete(c.icids, ev.ICID)
-		// Transactions the connection left open (RSET, a lost
-		// connection) end with it.
-		for mid, t := range c.txns {
-			if t.icid == ev.ICID {
-				delete(c.txns, mid)
-			}
+		// A transaction the connection left open (RSET, a lost
+		// connection) ends with it.
+		if mid, ok := c.txnOf[ev.ICID]; ok {
+			c.endTxn(mid)
 		}
 	case event.RcptTo:
 		if ev.ICID != 0 {
 			// A mailbox named twice is one recipient, its RCPT logged
 			// with the RID it merged into: RIDs count from 0.
+			if prev, ok := c.txnOf[ev.ICID]; ok && prev != ev.MID {
+				c.endTxn(prev) // abandoned without a line saying so
+			}
 			t := c.txns[ev.MID]
 			t.icid = ev.ICID
 			t.rcpts = max(t.rcpts, uint64(ev.RID)+1)
 			c.txns[ev.MID] = t
+			c.txnOf[ev.ICID] = ev.MID
 		}
 	case event.RcptRejected:
 		c.add(now, RejectedRecips, 1)
@@ -290,10 +293,10 @@ func (c *Collector) Emit(e event.Entry) {
 		c.add(now, InjMsgs, 1)
 		if t, ok := c.txns[ev.MID]; ok {
 			c.add(now, InjRecips, t.rcpts)
-			delete(c.txns, ev.MID)
+			c.endTxn(ev.MID)
 		}
 	case event.MessageAborted:
-		delete(c.txns, ev.MID)
+		c.endTxn(ev.MID)
 		if ev.Cause().Kind == event.AbortDropped {
 			c.add(now, DroppedMsgs, 1)
 		}
@@ -357,6 +360,16 @@ func (c *Collector) Emit(e event.Entry) {
 		n := uint64(len(ev.RIDs))
 		c.add(now, DeletedRecips, n)
 		c.add(now, CompletedRecips, n)
+	}
+}
+
+// endTxn forgets an open transaction; c.mu is held.
+func (c *Collector) endTxn(mid uint64) {
+	if t, ok := c.txns[mid]; ok {
+		delete(c.txns, mid)
+		if c.txnOf[t.icid] == mid {
+			delete(c.txnOf, t.icid)
+		}
 	}
 }
 

@@ -361,3 +361,30 @@ func TestFormats(t *testing.T) {
 		}
 	}
 }
+
+// The collector's state of connections and transactions under way ends
+// with them: nothing piles up over a long run.
+func TestNothingLeft(t *testing.T) {
+	c := newCollector(t, Options{})
+	for icid := uint64(1); icid <= 100; icid++ {
+		mid := 10 * icid
+		emit(c, event.NewICID{ICID: icid},
+			// A transaction left by RSET, then one queued, then one lost
+			// with the connection.
+			event.StartMID{MID: mid, ICID: icid}, event.RcptTo{MID: mid, ICID: icid, RID: 0, To: "a@x"},
+			event.StartMID{MID: mid + 1, ICID: icid}, event.RcptTo{MID: mid + 1, ICID: icid, RID: 0, To: "a@x"}, event.Queued{MID: mid + 1},
+			event.StartMID{MID: mid + 2, ICID: icid}, event.RcptTo{MID: mid + 2, ICID: icid, RID: 0, To: "a@x"},
+			event.ICIDClose{ICID: icid},
+			event.BounceGenerated{MID: mid + 3, OrigMID: mid + 1}, event.Queued{MID: mid + 3},
+			event.NewDCID{DCID: icid}, event.DCIDClose{DCID: icid})
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(c.txns) + len(c.txnOf) + len(c.bounces) + len(c.icids) + len(c.dcids); n != 0 {
+		t.Errorf("left: %d transactions, %d connections with one, %d bounces, %d ICIDs, %d DCIDs",
+			len(c.txns), len(c.txnOf), len(c.bounces), len(c.icids), len(c.dcids))
+	}
+	if c.up[InjMsgs] != 100 || c.up[InjRecips] != 100 || c.up[GenBounceRecips] != 100 {
+		t.Errorf("counts: %d messages, %d recipients, %d bounce recipients", c.up[InjMsgs], c.up[InjRecips], c.up[GenBounceRecips])
+	}
+}
