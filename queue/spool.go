@@ -39,6 +39,11 @@ type Envelope struct {
 	Received   time.Time // the zero time and the Unix epoch are both stored as "unset"
 	BodyType   string    // "", "7BIT", "8BITMIME"
 	SMTPUTF8   bool
+	// Auth holds the sender-authentication results (SPF, DKIM, DMARC) in
+	// package mailauth's encoding (mailauth.Unmarshal), for the stages
+	// after the spool; nil when nothing was checked. The spool stores it
+	// without reading it.
+	Auth []byte
 }
 
 // Status is where a recipient stands on the delivery side.
@@ -210,7 +215,7 @@ type request struct {
 	mid    uint64
 	rec    []byte // header and payload, or for a message header and all but the body
 	body   []byte
-	stage  *Stage // the body, instead of body, for a staged message
+	stage  *Stage // the rest of the body, after body, for a staged message
 	seq    uint64
 	env    *Envelope
 	states []ridState
@@ -222,7 +227,7 @@ type request struct {
 
 func (r *request) size() int {
 	if r.stage != nil {
-		return len(r.rec) + len(r.body) + int(r.stage.n) // body: the stage's lead
+		return len(r.rec) + len(r.body) + int(r.stage.n)
 	}
 	return len(r.rec) + len(r.body)
 }
@@ -305,7 +310,8 @@ func (s *Spool) Commit(ctx context.Context, env *Envelope, msg []byte) error {
 	return s.commit(ctx, env, msg, nil)
 }
 
-// commit stores a message whose body is msg, or st when st is not nil.
+// commit stores a message whose body is msg, followed by st when st is
+// not nil.
 func (s *Spool) commit(ctx context.Context, env *Envelope, msg []byte, st *Stage) error {
 	if err := checkEnvelope(env); err != nil {
 		return fmt.Errorf("queue: commit MID %d: %w", env.MID, err)
@@ -315,8 +321,7 @@ func (s *Spool) commit(ctx context.Context, env *Envelope, msg []byte, st *Stage
 	rec = appendMessagePrefix(rec, seq, env)
 	bodyLen := int64(len(msg))
 	if st != nil {
-		msg = st.lead // written before the stage, as an ordinary body is
-		bodyLen = int64(len(msg)) + st.n
+		bodyLen += st.n
 	}
 	n := int64(len(rec)-recHeaderSize) + bodyLen
 	if len(rec)-recHeaderSize > maxEnvelope+32 {

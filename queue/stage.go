@@ -28,7 +28,6 @@ type Stage struct {
 	checked int64  // n when the free space was last checked
 	crc     uint32 // CRC-32C, unseeded, of the bytes written
 	err     error  // the first write error: the stage can only be aborted
-	lead    []byte // stored before the bytes written; see Prepend
 }
 
 // stageCheck is how many bytes a stage writes between looks at the free
@@ -102,13 +101,6 @@ func (st *Stage) ReadAt(p []byte, off int64) (int, error) {
 	return st.f.ReadAt(p, off)
 }
 
-// Prepend sets what the stored message holds before the bytes written:
-// header fields that can only be made once the whole message has arrived
-// (a DKIM-Signature), without copying the message to put them first. p
-// must not change until CommitStage returns; Size and ReadAt do not count
-// it.
-func (st *Stage) Prepend(p []byte) { st.lead = p }
-
 // Size is the number of bytes written.
 func (st *Stage) Size() int64 { return st.n }
 
@@ -124,6 +116,13 @@ func (st *Stage) Abort() {
 // CommitStage stores a message whose body is st, with the contract of
 // Commit. The stage is used up whatever the outcome.
 func (s *Spool) CommitStage(ctx context.Context, env *Envelope, st *Stage) error {
+	return s.CommitStageAfter(ctx, env, nil, st)
+}
+
+// CommitStageAfter is CommitStage for a message whose body is head then
+// st: the receiving side prepends header fields it could only write once
+// the whole message had arrived (Authentication-Results).
+func (s *Spool) CommitStageAfter(ctx context.Context, env *Envelope, head []byte, st *Stage) error {
 	defer st.Abort()
 	if st.err != nil {
 		return fmt.Errorf("queue: commit MID %d: %w", env.MID, st.err)
@@ -131,7 +130,7 @@ func (s *Spool) CommitStage(ctx context.Context, env *Envelope, st *Stage) error
 	if st.f == nil {
 		return fmt.Errorf("queue: commit MID %d: stage already used", env.MID)
 	}
-	return s.commit(ctx, env, nil, st)
+	return s.commit(ctx, env, head, st)
 }
 
 // crcShift advances a CRC-32C register over n zero bytes. With it the CRC

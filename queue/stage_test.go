@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
 	"os"
@@ -89,46 +88,6 @@ func TestStageCommit(t *testing.T) {
 	}
 }
 
-// A stage with a lead (Prepend) is stored as the lead followed by the
-// stage, in one record whose CRC recovery accepts, beside messages
-// committed at the same time.
-func TestStagePrepend(t *testing.T) {
-	dir := t.TempDir()
-	s := openSpool(t, dir, Options{SegmentSize: 4 << 20})
-	sizes := []int{0, 100 << 10, 5<<20 + 3}
-	lead := func(mid uint64) []byte {
-		return []byte(fmt.Sprintf("DKIM-Signature: v=1; d=example.com; b=%d\r\n", mid))
-	}
-	var wg sync.WaitGroup
-	for i, size := range sizes {
-		mid := uint64(1 + i)
-		wg.Go(func() {
-			st := stage(t, s, testBody(mid, size), mid)
-			st.Prepend(lead(mid))
-			if err := s.CommitStage(context.Background(), testEnvelope(mid, 1), st); err != nil {
-				t.Errorf("CommitStage MID %d: %v", mid, err)
-			}
-		})
-		wg.Go(func() { commit(t, s, testEnvelope(100+mid, 1), testBody(100+mid, 3000)) })
-	}
-	wg.Wait()
-	check := func() {
-		for i, size := range sizes {
-			mid := uint64(1 + i)
-			checkMessage(t, s, testEnvelope(mid, 1), append(lead(mid), testBody(mid, size)...))
-			checkMessage(t, s, testEnvelope(100+mid, 1), testBody(100+mid, 3000))
-		}
-	}
-	check()
-	closeSpool(t, s)
-	s = openSpool(t, dir, Options{SegmentSize: 4 << 20})
-	defer closeSpool(t, s)
-	if rec := s.Recovery(); rec.Messages != 2*len(sizes) || len(rec.Corrupt) > 0 || rec.Truncated > 0 {
-		t.Errorf("recovery %+v, want %d messages and nothing damaged", rec, 2*len(sizes))
-	}
-	check()
-}
-
 func stageFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -177,5 +136,49 @@ func TestStageNotCommitted(t *testing.T) {
 	}
 	if files := stageFiles(t, dir); len(files) > 0 {
 		t.Errorf("stage files left after Open: %v", files)
+	}
+}
+
+// A staged message committed after a head (the header fields the
+// receiving side writes once the message has arrived) is the head then
+// the stage, and its envelope keeps Auth (a version 2 payload), before and
+// after a reopen; one without Auth is still written as version 1.
+func TestStageCommitAfter(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, dir, Options{SegmentSize: 4 << 20})
+	head := []byte("Authentication-Results: mx.test; spf=pass smtp.mailfrom=a@example.net\r\n")
+	type msg struct {
+		env  *Envelope
+		body []byte
+	}
+	var msgs []msg
+	for i, size := range []int{0, 100 << 10, 3<<20 + 7} {
+		env := testEnvelope(uint64(40+i), 2)
+		if i > 0 {
+			env.Auth = []byte(`{"spf":[{"identity":"mailfrom","result":"pass"}]}`)
+		}
+		rest := testBody(env.MID, size)
+		if err := s.CommitStageAfter(context.Background(), env, head, stage(t, s, rest, uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, msg{env, append(append([]byte(nil), head...), rest...)})
+	}
+	plain := testEnvelope(50, 1)
+	commit(t, s, plain, testBody(50, 10))
+	msgs = append(msgs, msg{plain, testBody(50, 10)})
+	for _, m := range msgs {
+		checkMessage(t, s, m.env, m.body)
+	}
+	closeSpool(t, s)
+	s = openSpool(t, dir, Options{SegmentSize: 4 << 20})
+	defer closeSpool(t, s)
+	if r := s.Recovery(); len(r.Corrupt) > 0 {
+		t.Fatalf("recovery found damage: %+v", r)
+	}
+	for _, m := range msgs {
+		checkMessage(t, s, m.env, m.body)
+	}
+	if b := appendMessagePrefix(nil, 1, plain); b[0] != payloadVersion {
+		t.Errorf("an envelope without Auth is written as version %d", b[0])
 	}
 }
