@@ -28,6 +28,8 @@ func TestUsage(t *testing.T) {
 		{"rate", "1", "2"},
 		{"rate", "--count", "-1"},
 		{"resetcounters", "extra"},
+		{"dkim"},
+		{"dkim", "keygen", "example.com"},
 	} {
 		t.Run(strings.Join(args, "_"), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
