@@ -45,6 +45,8 @@ type Config struct {
 	Logs            Logs
 	Tracking        Tracking
 	HTTP            HTTP
+	// MailPolicies is nil when mail_policies is left out: no work queue.
+	MailPolicies *MailPolicies
 
 	// Warnings are what check-config reports (and fails for) but does
 	// not stop the gateway: serve logs them at start.
@@ -308,7 +310,7 @@ func Parse(data []byte, name string) (*Config, error) {
 
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
-		"delivery", "dns", "logs", "tracking", "http")
+		"delivery", "dns", "logs", "tracking", "http", "mail_policies")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
@@ -386,6 +388,9 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		c.Tracking.DSN = dataPath(c.DataDir, c.Tracking.DSN)
 	}
 	d.http(f["http"], c, binds)
+	if n := f["mail_policies"]; present(n) {
+		c.MailPolicies = d.mailPolicies(n, "mail_policies")
+	}
 	return c
 }
 
