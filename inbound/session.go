@@ -224,6 +224,9 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 		ClientIP: h.client.IP.String(), ClientHost: h.clientHost(), Helo: h.helo, TLS: h.tlsString(),
 		From: h.from, Rcpts: append([]queue.Recipient(nil), h.rcpts...),
 		BodyType: h.params.Body, SMTPUTF8: h.params.SMTPUTF8,
+		// Mail from relaying sender groups is outgoing: the ESA applies
+		// its outbound mail policies to it.
+		Outgoing: h.decision.Policy.Action == policy.Relay,
 	}
 	size := int64(len(msg))
 	if complete {
@@ -261,16 +264,18 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 		h.emit(event.Subject{MID: mid, Subject: subject, Quote: maillog.QuoteFor(subject)})
 	}
 	h.emit(event.Ready{MID: mid, Bytes: size, From: h.from})
-	// Mail from relaying sender groups is outgoing: the ESA applies its
-	// outbound mail policies to it.
-	table := "inbound"
-	if h.decision.Policy.Action == policy.Relay {
-		table = "outbound"
-	}
-	h.emit(event.PolicyMatch{MID: mid, Policy: "DEFAULT", Table: table})
-	h.emit(event.Queued{MID: mid})
 	h.injected++
 	h.mid = 0
+	if h.l.srv.Handoff != nil {
+		h.l.srv.Handoff(env)
+		return smtp.Reply{Code: 250, Enhanced: "2.0.0", Text: fmt.Sprintf("ok:  Message %d accepted", mid)}
+	}
+	table := policy.InboundTable
+	if env.Outgoing {
+		table = policy.OutboundTable
+	}
+	h.emit(event.PolicyMatch{MID: mid, Policy: policy.DefaultMailPolicy, Table: table})
+	h.emit(event.Queued{MID: mid})
 	if h.l.srv.Queued != nil {
 		h.l.srv.Queued(env)
 	}
