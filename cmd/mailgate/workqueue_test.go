@@ -141,7 +141,7 @@ func TestWorkQueueSplit(t *testing.T) {
 	lines := logLines(l, mid, child)
 	for _, want := range [][]string{
 		{fmt.Sprintf("MID %d ready", mid), fmt.Sprintf("MID %d was split creating MID %d due to a per-recipient policy DEFAULT", mid, child), fmt.Sprintf("MID %d queued for delivery", mid)},
-		{fmt.Sprintf("MID %d was split creating MID %d", mid, child), fmt.Sprintf("MID %d queued for delivery", child), fmt.Sprintf("Delivery start DCID"), fmt.Sprintf("Message finished MID %d done", child)},
+		{fmt.Sprintf("MID %d was split creating MID %d", mid, child), fmt.Sprintf("MID %d queued for delivery", child), "Delivery start DCID", fmt.Sprintf("Message finished MID %d done", child)},
 	} {
 		i := 0
 		for _, line := range lines {
