@@ -364,7 +364,15 @@ func TestVerdicts(t *testing.T) {
 	// Quarantine is not carried out yet: held, never delivered.
 	held := h.commit("ceo@example.com")
 	h.q.Submit(held)
-	wait.Until(t, "the quarantined message retried", func() bool { return len(h.runsOf(held.MID)) >= 2 })
+	wait.Until(t, "the quarantined message retried", func() bool {
+		n := 0
+		for _, r := range h.runsOf(held.MID) {
+			if strings.Contains(r, " spam ") {
+				n++
+			}
+		}
+		return n >= 2
+	})
 	if _, ok := h.handedTo()[held.MID]; ok {
 		t.Error("a message with a verdict the queue cannot apply was delivered")
 	}
