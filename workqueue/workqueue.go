@@ -36,6 +36,12 @@ const (
 	DefaultRetryMax = 15 * time.Minute
 )
 
+// errNeedsRestart: a split committed children but could not record their
+// recipients as moved from the parent. Splitting again would deliver them
+// twice; the next start's recovery sorts it out, so the message is not
+// retried before.
+var errNeedsRestart = errors.New("workqueue: split half recorded; the message waits for a restart")
+
 // spoolTimeout bounds a write to the spool.
 const spoolTimeout = time.Minute
 
@@ -328,7 +334,9 @@ func (q *Queue) worker() {
 
 		q.mu.Lock()
 		delete(q.working, j.mid)
-		if err != nil && !q.stopped {
+		if errors.Is(err, errNeedsRestart) {
+			q.log.Error("workqueue: the message waits for the next start", "mid", j.mid, "err", err)
+		} else if err != nil && !q.stopped {
 			j.attempts++
 			wait := q.o.RetryMin << min(j.attempts-1, 20)
 			wait = min(wait, q.o.RetryMax)
@@ -529,29 +537,40 @@ func (q *Queue) split(ctx context.Context, env *queue.Envelope, rcpts []queue.Re
 	var moved []int
 	var children []*job
 	var lines []event.Split
+	var err error
 	for _, g := range groups[1:] {
-		mid, err := q.o.IDs.Next(queue.MID)
-		if err != nil {
-			return err
+		var mid uint64
+		if mid, err = q.o.IDs.Next(queue.MID); err != nil {
+			break
 		}
 		child := *env
 		child.MID, child.Parent = mid, env.MID
 		child.Rcpts = make([]queue.Recipient, len(g.Rcpts))
 		for i, k := range g.Rcpts {
 			child.Rcpts[i] = rcpts[k]
-			moved = append(moved, rcpts[k].RID)
 		}
-		if err := q.copyMessage(&child, env.MID); err != nil {
-			return err
+		if err = q.copyMessage(&child, env.MID); err != nil {
+			break
+		}
+		for _, r := range child.Rcpts {
+			moved = append(moved, r.RID)
 		}
 		children = append(children, &job{mid: mid, arrived: env.Received, parentMoved: true})
 		lines = append(lines, event.Split{MID: env.MID, NewMID: mid, Reason: "a per-recipient policy " + g.Policy.Name})
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), spoolTimeout)
-	err := q.o.Spool.SetRecipientState(sctx, env.MID, moved, queue.RecipientState{Status: queue.Moved, Reason: "split"})
-	cancel()
-	if err != nil {
+	if len(children) == 0 {
 		return err
+	}
+	// The children committed so far are the parent's no more, even when a
+	// later one failed: the retry must not split their recipients again.
+	sctx, cancel := context.WithTimeout(context.Background(), spoolTimeout)
+	merr := q.o.Spool.SetRecipientState(sctx, env.MID, moved, queue.RecipientState{Status: queue.Moved, Reason: "split"})
+	cancel()
+	if merr != nil {
+		// The children stay in the spool, not queued: the next start's
+		// recovery takes their recipients from the parent and works on
+		// them. Until then the parent waits too.
+		return fmt.Errorf("%w: %w", errNeedsRestart, errors.Join(err, merr))
 	}
 	for i, ev := range lines {
 		q.emit(ev)
@@ -559,7 +578,7 @@ func (q *Queue) split(ctx context.Context, env *queue.Envelope, rcpts []queue.Re
 		q.rate.add(time.Now(), 1, 0)
 		q.push(children[i])
 	}
-	return nil
+	return err
 }
 
 // copyMessage commits child with the body of the message from: in memory
