@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func pats(t *testing.T, ss ...string) []AddrPattern {
+func pats(t testing.TB, ss ...string) []AddrPattern {
 	t.Helper()
 	var out []AddrPattern
 	for _, s := range ss {
@@ -115,4 +115,28 @@ func TestMailPoliciesValidate(t *testing.T) {
 			t.Errorf("%s: Validate() = %v", c.name, err)
 		}
 	}
+}
+
+// FuzzMailPolicyMatch: any envelope address (the network's) against
+// patterns of every form: no panic, and Split accounts for every recipient
+// once.
+func FuzzMailPolicyMatch(f *testing.F) {
+	f.Add("a@example.com", "b@sub.example.com")
+	f.Add("", "@")
+	f.Add("x@@", "é@ÉXAMPLE.com")
+	f.Fuzz(func(t *testing.T, sender, rcpt string) {
+		table := []*MailPolicy{
+			{Name: "a", Recipients: pats(t, "ceo@", "@.example.com")},
+			{Name: "b", Senders: pats(t, "@example.com", "x@y.org")},
+			{Name: DefaultMailPolicy},
+		}
+		groups := Split(table, sender, []string{rcpt, sender, rcpt})
+		n := 0
+		for _, g := range groups {
+			n += len(g.Rcpts)
+		}
+		if n != 3 {
+			t.Fatalf("Split lost or doubled recipients: %+v", groups)
+		}
+	})
 }
