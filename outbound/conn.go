@@ -267,7 +267,8 @@ func (m *Manager) deliver(s *session, j *job) bool {
 		Body8bit: env.BodyType == "8BITMIME", SMTPUTF8: env.SMTPUTF8}
 	var msg io.Reader = body
 	// Header fields the work queue's stages added go before the message's
-	// own (the spool keeps the message as received).
+	// own (the spool keeps the message as received; a map lookup in the
+	// spool's index, also when the work queue is off since a restart).
 	if w, ok, _ := m.o.Spool.Work(env.MID); ok && w.Headers != "" {
 		msg = io.MultiReader(strings.NewReader(w.Headers), body)
 		senv.Size += int64(len(w.Headers))

@@ -72,16 +72,15 @@ type Options struct {
 
 // Status is the work queue's state, for the workqueue command.
 type Status struct {
-	Messages int       `json:"messages"`         // in the work queue: waiting, being worked on, or waiting to retry
-	Working  int       `json:"working"`          // being worked on now
-	Retrying int       `json:"retrying"`         // waiting for a retry after a failed stage
-	Oldest   time.Time `json:"oldest,omitzero"`  // arrival of the oldest of them
-	In       uint64    `json:"in"`               // messages taken in since start (split children included)
-	Out      uint64    `json:"out"`              // messages handed to delivery or ended (dropped) since start
-	Since    time.Time `json:"since"`            // start
-	Workers  int       `json:"workers"`          //
-	Rate     Rate      `json:"rate"`             // over the last minute
-	Paused   bool      `json:"paused,omitempty"` // reserved for workqueue pause
+	Messages int       `json:"messages"`        // in the work queue: waiting, being worked on, or waiting to retry
+	Working  int       `json:"working"`         // being worked on now
+	Retrying int       `json:"retrying"`        // waiting for a retry after a failed stage
+	Oldest   time.Time `json:"oldest,omitzero"` // arrival of the oldest of them
+	In       uint64    `json:"in"`              // messages taken in since start (split children included)
+	Out      uint64    `json:"out"`             // messages handed to delivery or ended (dropped) since start
+	Since    time.Time `json:"since"`           // start
+	Workers  int       `json:"workers"`         //
+	Rate     Rate      `json:"rate"`            // over the last minute
 }
 
 // Rate is messages per second in and out over a window.
@@ -469,9 +468,6 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 	m := &Message{Env: &own, Policy: pol, Table: tname, Size: size, spool: q.o.Spool, mime: mimeOnce(q.o.Spool, j.mid)}
 	ran := false
 	for _, name := range stageNames(pol) {
-		if q.fast {
-			break
-		}
 		ran = true
 		v, err := q.o.Stages[name].Run(ctx, m)
 		if err == nil {
