@@ -34,6 +34,9 @@ import (
 const (
 	DefaultRetryMin = 30 * time.Second
 	DefaultRetryMax = 15 * time.Minute
+	// DefaultStageTimeout bounds one stage's run, a safety net behind the
+	// engines' own timeouts: a stage past it has failed.
+	DefaultStageTimeout = 5 * time.Minute
 )
 
 // errNeedsRestart: a split committed children but could not record their
@@ -68,6 +71,8 @@ type Options struct {
 	// RetryMin and RetryMax bound the wait of a message whose stage failed
 	// under a tempfail policy: it doubles from RetryMin up to RetryMax.
 	RetryMin, RetryMax time.Duration
+	// StageTimeout bounds each stage's Run; DefaultStageTimeout when 0.
+	StageTimeout time.Duration
 }
 
 // Status is the work queue's state, for the workqueue command.
@@ -147,6 +152,9 @@ func New(o Options) (*Queue, error) {
 	}
 	if o.RetryMax < o.RetryMin {
 		o.RetryMax = max(DefaultRetryMax, o.RetryMin)
+	}
+	if o.StageTimeout <= 0 {
+		o.StageTimeout = DefaultStageTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -469,7 +477,9 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 	ran := false
 	for _, name := range stageNames(pol) {
 		ran = true
-		v, err := q.o.Stages[name].Run(ctx, m)
+		sctx, cancel := context.WithTimeout(ctx, q.o.StageTimeout)
+		v, err := q.o.Stages[name].Run(sctx, m)
+		cancel()
 		if err == nil {
 			err = v.supported()
 		}

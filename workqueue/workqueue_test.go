@@ -448,3 +448,30 @@ func TestUnknownStage(t *testing.T) {
 		t.Errorf("New = %v, want the unknown stage named", err)
 	}
 }
+
+// hangStage never answers by itself: only its context ends it.
+type hangStage struct{ runs chan struct{} }
+
+func (s hangStage) Run(ctx context.Context, m *Message) (Verdict, error) {
+	s.runs <- struct{}{}
+	<-ctx.Done()
+	return Verdict{}, ctx.Err()
+}
+
+// TestStageTimeout: a stage that hangs is cut at StageTimeout and counts
+// as failed (here scan_failure deliver: the message goes on).
+func TestStageTimeout(t *testing.T) {
+	h := newHarness(t, "")
+	runs := make(chan struct{}, 10)
+	h.stages["virus"] = hangStage{runs}
+	h.pol.Incoming[2].OnScanFailure = policy.ScanDeliver
+	h.open()
+	h.q.o.StageTimeout = 50 * time.Millisecond
+	h.q.Start()
+	env := h.commit("z@other.org")
+	h.q.Submit(env)
+	h.lines.WaitFor(t, fmt.Sprintf("MID %d queued for delivery", env.MID))
+	if len(runs) != 1 {
+		t.Errorf("the stage ran %d times", len(runs))
+	}
+}
