@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/mailauth"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/policy"
 	"github.com/mailgate/mailgate/queue"
@@ -55,12 +56,17 @@ type session struct {
 	rcpts  []queue.Recipient // distinct mailboxes, in RID order
 	nrcpt  int               // RCPTs accepted, duplicates included
 	rids   map[string]int    // mailbox (see mailbox) -> RID
+
+	// Sender authentication (mailauth.go).
+	heloSPF *mailauth.SPF    // the HELO identity's result, once per HELO
+	auth    mailauth.Results // the open transaction's
 }
 
 func (h *session) emit(ev event.Event) { h.l.emit(ev) }
 
 func (h *session) Hello(verb, domain string) smtp.Reply {
 	h.helo, h.ehlo = domain, verb == "ehlo"
+	h.heloSPF = nil
 	return smtp.Reply{}
 }
 
@@ -89,7 +95,9 @@ func (h *session) Mail(from smtp.Path, p smtp.MailParams) smtp.Reply {
 	clear(h.rids)
 	h.emit(event.StartMID{MID: h.mid, ICID: h.icid})
 	h.emit(event.MailFrom{MID: h.mid, ICID: h.icid, From: h.from})
-	return smtp.Reply{}
+	// SPF now, before any recipient: a policy that rejects on it does so
+	// here, as the ESA and Postfix's policyd-spf do.
+	return h.checkSPF()
 }
 
 func (h *session) Rcpt(to smtp.Path) smtp.Reply {
@@ -210,6 +218,9 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 	if err != nil {
 		return smtp.Reply{} // the engine refuses the message, or the connection failed
 	}
+	// Before anything reads the message: results that claim to be ours
+	// did not come from us.
+	b = h.stripForged(b, start)
 	msg := b[start:]
 	hdr := rfc822.ReadHeader(msg)
 	if hdr.Lines > h.maxHeaderLines() {
@@ -219,6 +230,11 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 	// overwritten by the rest of it.
 	msgID := hdr.MessageID()
 	subject, hasSubject := hdr.Subject()
+	var fromDomain string
+	var fromErr error
+	if h.decision.Policy.DMARC.Verify {
+		fromDomain, fromErr = mailauth.FromDomain(msg)
+	}
 	env := &queue.Envelope{
 		MID: mid, ICID: h.icid, Listener: h.l.cfg.Name,
 		ClientIP: h.client.IP.String(), ClientHost: h.clientHost(), Helo: h.helo, TLS: h.tlsString(),
@@ -229,14 +245,21 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 		Outgoing: h.decision.Policy.Action == policy.Relay,
 	}
 	size := int64(len(msg))
+	var av authVerdict
 	if complete {
+		av = h.checkBody(bytes.NewReader(msg), fromDomain, fromErr)
+		if av.reply.Code != 0 {
+			return h.refuse(av)
+		}
 		env.Received = time.Now()
+		env.Auth = h.authBytes()
 		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-		err = h.l.srv.Spool.Commit(ctx, env, b)
+		err = h.l.srv.Spool.Commit(ctx, env, prepend(av.prefix, b))
 		cancel()
 	} else {
 		var n int64
-		n, err = h.spill(env, r, b, start)
+		var st *queue.Stage
+		n, st, err = h.spill(r, b, start)
 		if errors.Is(err, errReceive) {
 			return smtp.Reply{} // as above
 		}
@@ -244,6 +267,21 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 			return h.headerTooLong()
 		}
 		size += n
+		if err == nil {
+			av = h.checkBody(io.NewSectionReader(st, int64(start), st.Size()-int64(start)), fromDomain, fromErr)
+			if av.reply.Code != 0 {
+				st.Abort()
+				return h.refuse(av)
+			}
+			// The message has arrived (the Received field has the time
+			// DATA began, as Postfix's has), and the commit's time
+			// starts now, however long it took.
+			env.Received = time.Now()
+			env.Auth = h.authBytes()
+			ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+			err = h.l.srv.Spool.CommitStageAfter(ctx, env, av.prefix, st)
+			cancel()
+		}
 	}
 	if errors.Is(err, queue.ErrNoSpace) {
 		// Definite: the message is not in the spool and will not be
@@ -264,6 +302,9 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 		h.emit(event.Subject{MID: mid, Subject: subject, Quote: maillog.QuoteFor(subject)})
 	}
 	h.emit(event.Ready{MID: mid, Bytes: size, From: h.from})
+	for _, ev := range av.events {
+		h.emit(ev)
+	}
 	h.injected++
 	h.mid = 0
 	if h.l.srv.Handoff != nil {
@@ -301,10 +342,11 @@ var errHeaderTooLong = errors.New("message header size exceeds limit")
 var errReceive = errors.New("receiving the message failed")
 
 // spill writes what was read so far (head, the message from start) and
-// the rest of the message to a spool stage as it arrives, then commits it.
-// head's buffer is then the one the rest is copied through. It returns the
-// bytes read after head.
-func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte, start int) (int64, error) {
+// the rest of the message to a spool stage as it arrives, and returns the
+// stage for the caller to commit. head's buffer is then the one the rest
+// is copied through. It returns the bytes read after head. On error the
+// stage is already aborted.
+func (h *session) spill(r io.Reader, head []byte, start int) (_ int64, _ *queue.Stage, err error) {
 	// Where the header lines past the head are to be counted, if it did
 	// not end in it: from its last whole line.
 	cut := bytes.LastIndexByte(head[start:], '\n') + 1
@@ -314,11 +356,15 @@ func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte, start int
 
 	st, err := h.l.srv.Spool.NewStage()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	defer st.Abort()
+	defer func() {
+		if err != nil {
+			st.Abort()
+		}
+	}()
 	if _, err := st.Write(head); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	buf := head[:cap(head)]
 	var n int64
@@ -328,7 +374,7 @@ func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte, start int
 			if _, err := st.Write(buf[:k]); err != nil {
 				// The rest is the engine's to discard; the client gets a
 				// 451.
-				return n, err
+				return n, nil, err
 			}
 			n += int64(k)
 		}
@@ -336,25 +382,38 @@ func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte, start int
 			break
 		}
 		if rerr != nil {
-			return n, fmt.Errorf("%w: %w", errReceive, rerr)
+			return n, nil, fmt.Errorf("%w: %w", errReceive, rerr)
 		}
 	}
 	if more {
 		rest, err := countHeaderLines(st, from, buf)
 		if err != nil {
-			return n, err
+			return n, nil, err
 		}
 		if lines+rest > h.maxHeaderLines() {
-			return 0, errHeaderTooLong
+			return 0, nil, errHeaderTooLong
 		}
 	}
-	// The message has arrived (the Received field has the time DATA
-	// began, as Postfix's has), and the commit's time starts now, however
-	// long it took.
-	env.Received = time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
-	return n, h.l.srv.Spool.CommitStage(ctx, env, st)
+	return n, st, nil
+}
+
+// refuse ends the transaction with the verdict's reply, after the lines
+// of the checks that decided it.
+func (h *session) refuse(av authVerdict) smtp.Reply {
+	for _, ev := range av.events {
+		h.emit(ev)
+	}
+	h.failed(av.reason)
+	return av.reply
+}
+
+// authBytes is the transaction's results for the envelope; nil when
+// nothing was checked.
+func (h *session) authBytes() []byte {
+	if len(h.auth.SPF) == 0 && len(h.auth.DKIM) == 0 && h.auth.DMARC == nil {
+		return nil
+	}
+	return h.auth.Marshal()
 }
 
 // readUpTo appends what r gives to b until it ends (complete) or b holds

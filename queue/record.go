@@ -27,6 +27,10 @@ const (
 	maxEnvelope = 1 << 20
 
 	payloadVersion = 1
+	// authVersion is the version of a message payload whose envelope ends
+	// with Auth; messages without it are written as version 1, which
+	// every release reads.
+	authVersion = 2
 )
 
 type recType uint8
@@ -159,6 +163,7 @@ const (
 //	     TLS, From, varint Received, BodyType, byte flags (1 = SMTPUTF8,
 //	     2 = outgoing, 4 = has a parent), uvarint count, then count ×
 //	     (uvarint RID, Addr), then uvarint Parent when flag 4 is set
+//	     [version 2: Auth]
 //
 // state: version, uvarint MID, uvarint count, then count × (uvarint RID,
 // byte status, uvarint attempts, varint last, varint next, reason)
@@ -199,8 +204,13 @@ func appendMessagePrefix(b []byte, seq uint64, env *Envelope) []byte {
 	if env.Parent != 0 {
 		e = binary.AppendUvarint(e, env.Parent)
 	}
+	version := byte(payloadVersion)
+	if len(env.Auth) > 0 {
+		version = authVersion
+		e = appendString(e, string(env.Auth))
+	}
 
-	b = append(b, payloadVersion)
+	b = append(b, version)
 	b = binary.AppendUvarint(b, seq)
 	b = binary.AppendUvarint(b, uint64(len(e)))
 	return append(b, e...)
@@ -211,7 +221,8 @@ func appendMessagePrefix(b []byte, seq uint64, env *Envelope) []byte {
 // body starts within the payload.
 func decodeMessage(p []byte) (seq uint64, env *Envelope, bodyOff int, err error) {
 	d := decoder{b: p}
-	if v := d.byte(); v != payloadVersion && d.err == nil {
+	v := d.byte()
+	if v != payloadVersion && v != authVersion && d.err == nil {
 		return 0, nil, 0, fmt.Errorf("message payload version %d", v)
 	}
 	seq = d.uvarint()
@@ -256,6 +267,11 @@ func decodeMessage(p []byte) (seq uint64, env *Envelope, bodyOff int, err error)
 	}
 	if flags&flagParent != 0 {
 		env.Parent = e.uvarint()
+	}
+	if v == authVersion {
+		if a := e.string(); a != "" {
+			env.Auth = []byte(a)
+		}
 	}
 	if e.err == nil && len(e.b) != 0 {
 		e.err = errors.New("trailing bytes after envelope")

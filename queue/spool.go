@@ -46,6 +46,11 @@ type Envelope struct {
 	// policy), 0 for a message received as it is. Its recipients keep the
 	// parent's RIDs: they are the parent's recipients that moved here.
 	Parent uint64
+	// Auth holds the sender-authentication results (SPF, DKIM, DMARC) in
+	// package mailauth's encoding (mailauth.Unmarshal), for the stages
+	// after the spool; nil when nothing was checked. The spool stores it
+	// without reading it.
+	Auth []byte
 }
 
 // Status is where a recipient stands on the delivery side.
@@ -220,7 +225,7 @@ type request struct {
 	mid    uint64
 	rec    []byte // header and payload, or for a message header and all but the body
 	body   []byte
-	stage  *Stage // the body, instead of body, for a staged message
+	stage  *Stage // the rest of the body, after body, for a staged message
 	seq    uint64
 	env    *Envelope
 	states []ridState
@@ -233,7 +238,7 @@ type request struct {
 
 func (r *request) size() int {
 	if r.stage != nil {
-		return len(r.rec) + int(r.stage.n)
+		return len(r.rec) + len(r.body) + int(r.stage.n)
 	}
 	return len(r.rec) + len(r.body)
 }
@@ -316,7 +321,8 @@ func (s *Spool) Commit(ctx context.Context, env *Envelope, msg []byte) error {
 	return s.commit(ctx, env, msg, nil)
 }
 
-// commit stores a message whose body is msg, or st when st is not nil.
+// commit stores a message whose body is msg, followed by st when st is
+// not nil.
 func (s *Spool) commit(ctx context.Context, env *Envelope, msg []byte, st *Stage) error {
 	if err := checkEnvelope(env); err != nil {
 		return fmt.Errorf("queue: commit MID %d: %w", env.MID, err)
@@ -326,7 +332,7 @@ func (s *Spool) commit(ctx context.Context, env *Envelope, msg []byte, st *Stage
 	rec = appendMessagePrefix(rec, seq, env)
 	bodyLen := int64(len(msg))
 	if st != nil {
-		bodyLen = st.n
+		bodyLen += st.n
 	}
 	n := int64(len(rec)-recHeaderSize) + bodyLen
 	if len(rec)-recHeaderSize > maxEnvelope+32 {
@@ -338,11 +344,9 @@ func (s *Spool) commit(ctx context.Context, env *Envelope, msg []byte, st *Stage
 	if err := s.roomFor(int64(recHeaderSize) + n); err != nil {
 		return fmt.Errorf("queue: commit MID %d: %w", env.MID, err)
 	}
-	c := crc(s.salt, rec[recHeaderSize:])
+	c := crc(crc(s.salt, rec[recHeaderSize:]), msg)
 	if st != nil {
 		c = crcConcat(c, st.crc, st.n)
-	} else {
-		c = crc(c, msg)
 	}
 	putRecHeader(rec, s.salt, recMessage, int(n), c)
 

@@ -223,7 +223,7 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 		if r.stage != nil && err == nil {
 			err = pwritevAll(cur.f, iov, at)
 			if err == nil {
-				err = copyStage(cur.f, r.off+int64(len(r.rec)), r.stage)
+				err = copyStage(cur.f, r.off+int64(len(r.rec)+len(r.body)), r.stage)
 			}
 			clear(iov)
 			iov, at = iov[:0], off

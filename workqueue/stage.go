@@ -7,7 +7,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/mailauth"
 	"github.com/mailgate/mailgate/policy"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/rfc822"
@@ -95,14 +95,6 @@ func (v Verdict) supported() error {
 	return nil
 }
 
-// Auth is what the listener found of the sender's authentication; nil
-// fields were not checked.
-type Auth struct {
-	SPF   []event.SPFVerdict
-	DKIM  []event.DKIMVerdict
-	DMARC *event.DMARCVerdict
-}
-
 // Message is what a stage sees of the message it works on: after a split,
 // one part of the recipients, under its own MID.
 type Message struct {
@@ -110,10 +102,23 @@ type Message struct {
 	Policy *policy.MailPolicy // the policy that took the recipients
 	Table  string             // "inbound" or "outbound", as lines name it
 	Size   int64              // of the message as stored
-	Auth   *Auth              // nil when no check ran
 	Added  []string           // header fields the stages before this one added
 	spool  *queue.Spool
 	mime   func() (*rfc822.Part, error)
+}
+
+// Auth returns what the listener found of the sender's authentication
+// (SPF, DKIM, DMARC), as it stored it in the envelope; nil when no check
+// ran.
+func (m *Message) Auth() (*mailauth.Results, error) {
+	if len(m.Env.Auth) == 0 {
+		return nil, nil
+	}
+	r, err := mailauth.Unmarshal(m.Env.Auth)
+	if err != nil {
+		return nil, fmt.Errorf("workqueue: MID %d: %w", m.Env.MID, err)
+	}
+	return r, nil
 }
 
 // Open returns a new reader of the message as stored, from its first

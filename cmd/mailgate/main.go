@@ -6,6 +6,10 @@
 //	mailgate check-config FILE         report every problem of a configuration
 //	mailgate workqueue                 the running gateway's queue
 //	mailgate queue list|show|...       list and act on the running gateway's queue
+//	mailgate status [detail]           the ESA's counters, rates and gauges
+//	mailgate tophosts | hoststatus D   destinations: by activity, one in detail
+//	mailgate rate [SECONDS]            a line every SECONDS: connections, recipients
+//	mailgate resetcounters             zero the Reset column of status
 //	mailgate import FILE...            read ESA mail logs into the tracking store
 //	mailgate track [filters]           find messages in the tracking store
 //	mailgate findevent -m MID ...      every log line of a message
@@ -41,6 +45,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return workqueueCmd(args[1:], stdout, stderr)
 	case "queue":
 		return queueCmd(args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], stdout, stderr)
+	case "tophosts":
+		return tophostsCmd(args[1:], stdout, stderr)
+	case "hoststatus":
+		return hoststatusCmd(args[1:], stdout, stderr)
+	case "rate":
+		return rateCmd(args[1:], stdout, stderr)
+	case "resetcounters":
+		return resetcountersCmd(args[1:], stdout, stderr)
 	case "import":
 		return importCmd(args[1:], stdout, stderr)
 	case "track":
@@ -75,6 +89,16 @@ commands:
   workqueue [--json]      the running gateway's queue: counts, oldest message, destinations
   queue list|show|deliver-now|bounce|delete ...
                           list and act on the running gateway's queue ("mailgate queue help")
+  status [detail] [--json]
+                          the running gateway's counters (Reset, Uptime, Lifetime), current
+                          IDs and gauges; detail adds the 1, 5 and 15-minute rates
+  tophosts [--sort active|conn_out|delivered|soft|hard] [--limit N] [--json]
+                          the destinations with the most queued, connected, delivered, bounced
+  hoststatus DOMAIN [--json]
+                          one destination: up/down, counters, gauges, oldest message, route
+  rate [SECONDS] [--count N] [--json]
+                          a line every SECONDS (10): connections, recipients received, completed
+  resetcounters           zero the Reset column of status and the destinations' counters
   import FILE...          read ESA mail logs (mailgate's or a Cisco ESA's) into the tracking store
   track [filters]         find messages in the tracking store ("mailgate track -h")
   findevent -m MID | -f FROM | -t TO | -s SUBJECT

@@ -20,10 +20,12 @@ import (
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/internal/debuglog"
+	"github.com/mailgate/mailgate/mailauth"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/outbound"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
+	"github.com/mailgate/mailgate/stats"
 	"github.com/mailgate/mailgate/workqueue"
 )
 
@@ -104,6 +106,7 @@ type gateway struct {
 	certs     *certWatch
 	serving   sync.WaitGroup
 	tracking  *trackingService
+	stats     *stats.Collector
 }
 
 // start opens everything in dependency order and starts the listeners; on
@@ -150,14 +153,22 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	if g.tracking, err = startTracking(cfg, g.mailLog, logger); err != nil {
 		return nil, err
 	}
+	// The status counters, the Lifetime column saved in the data directory.
+	if g.stats, err = stats.New(stats.Options{Path: filepath.Join(cfg.DataDir, "stats.json"),
+		Spool: g.spool, IDs: g.ids, Logger: logger}); err != nil {
+		return nil, err
+	}
 	dns := resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout)
 	srv := &inbound.Server{
 		Hostname:   hostname,
 		Postmaster: cfg.Postmaster,
 		Spool:      g.spool,
 		IDs:        g.ids,
-		Events:     event.Multi{g.mailLog, g.tracking.sink()},
+		Events:     event.Multi{g.mailLog, g.tracking.sink(), g.stats},
 		DNS:        inbound.NewResolver(dns, cfg.DNS.Timeout),
+		Auth:       mailauth.New(dns),
+		AuthServID: cfg.AuthServID,
+		Lists:      resolver.NewLists(dns, cfg.DNS.ListTimeout, cfg.DNS.ListCacheSize),
 		Logger:     logger,
 	}
 	debugByPath := map[string]*maillog.Writer{}
@@ -207,6 +218,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	if g.delivery, err = outbound.New(o); err != nil {
 		return nil, err
 	}
+	g.stats.Attach(g.delivery)
 	if cfg.Delivery.Suspended {
 		logger.Warn("mailgate: delivery is suspended (delivery.suspended): messages are received and queued, none is delivered")
 	}
@@ -221,7 +233,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		g.work.Start()
 		srv.Handoff = g.work.Submit
 	}
-	if g.control, err = control.Listen(control.SocketPath(cfg.DataDir), g.delivery, logger); err != nil {
+	if g.control, err = control.Listen(control.SocketPath(cfg.DataDir), g.delivery, logger, control.WithStats(g.stats)); err != nil {
 		return nil, err
 	}
 	if g.work != nil {
@@ -327,6 +339,10 @@ func (g *gateway) close() error {
 		g.tracking.stop()
 	}
 	var errs []error
+	if g.stats != nil {
+		// After the deliveries, whose last events it counts.
+		errs = append(errs, g.stats.Close())
+	}
 	if g.spool != nil {
 		st := g.spool.Stats()
 		g.log.Info("mailgate: spool closed", "messages", st.Messages, "records_written", st.Records,

@@ -43,9 +43,9 @@ func stagesGW(t *testing.T, hop, policies string) *gw {
 	return g
 }
 
-// sendTo sends one message with a token to several recipients with Go's
+// sendPolicyMail sends one message with a token to several recipients with Go's
 // net/smtp client and returns its MID, from the mail log.
-func sendTo(t *testing.T, g *gw, token string, rcpts ...string) uint64 {
+func sendPolicyMail(t *testing.T, g *gw, token string, rcpts ...string) uint64 {
 	t.Helper()
 	msg := fmt.Sprintf("From: a@example.org\r\nSubject: %s\r\nX-Token: %s\r\n\r\nbody of %s\r\n", token, token, token)
 	if err := sendMail(g.addr, "a@example.org", rcpts, msg); err != nil {
@@ -129,7 +129,7 @@ func TestWorkQueueSplit(t *testing.T) {
 	hop := startNextHop(t, 0)
 	g := stagesGW(t, hop.addr, splitPolicies)
 	g.start()
-	mid := sendTo(t, g, "split1", "ceo@example.com", "x@example.net", "cfo@example.com")
+	mid := sendPolicyMail(t, g, "split1", "ceo@example.com", "x@example.net", "cfo@example.com")
 	l := g.waitLog(`Message finished MID \d+ done(?s:.*)Message finished MID \d+ done`)
 	split := regexp.MustCompile(fmt.Sprintf(`MID %d was split creating MID (\d+) due to a per-recipient policy DEFAULT`, mid)).FindStringSubmatch(l)
 	if split == nil {
@@ -204,7 +204,7 @@ func TestWorkQueueSplit(t *testing.T) {
 	t.Logf("track MID %d: %s", child, rec)
 
 	// One policy for all recipients: the ESA's line, no split.
-	one := sendTo(t, g, "single", "ceo@example.com", "cfo@example.com")
+	one := sendPolicyMail(t, g, "single", "ceo@example.com", "cfo@example.com")
 	g.waitLog(fmt.Sprintf(`MID %d matched all recipients for per-recipient policy executives in the outbound table`, one))
 	g.waitLog(fmt.Sprintf(`Message finished MID %d done`, one))
 	g.signal(syscall.SIGTERM)
@@ -233,7 +233,7 @@ func TestWorkQueueSIGKILL(t *testing.T) {
 	want := map[string]int{}
 	for i := range n {
 		tok := fmt.Sprintf("k%d", i)
-		sendTo(t, g, tok, fmt.Sprintf("u%d@example.net", i), "ceo@example.com")
+		sendPolicyMail(t, g, tok, fmt.Sprintf("u%d@example.net", i), "ceo@example.com")
 		want[tok+" u"+strconv.Itoa(i)+"@example.net"] = 1
 		want[tok+" ceo@example.com"] = 1
 	}
