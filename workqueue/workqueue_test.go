@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/smtptest"
 	"github.com/mailgate/mailgate/internal/wait"
+	"github.com/mailgate/mailgate/mailauth"
 	"github.com/mailgate/mailgate/policy"
 	"github.com/mailgate/mailgate/queue"
 )
@@ -473,5 +474,49 @@ func TestStageTimeout(t *testing.T) {
 	h.lines.WaitFor(t, fmt.Sprintf("MID %d queued for delivery", env.MID))
 	if len(runs) != 1 {
 		t.Errorf("the stage ran %d times", len(runs))
+	}
+}
+
+// authStage hands what Auth gives to the test.
+type authStage struct{ got chan string }
+
+func (s authStage) Run(ctx context.Context, m *Message) (Verdict, error) {
+	r, err := m.Auth()
+	switch {
+	case err != nil:
+		s.got <- "error " + err.Error()
+	case r == nil:
+		s.got <- "none"
+	default:
+		s.got <- r.DMARC.Result + " " + r.DMARC.Domain
+	}
+	return Verdict{}, nil
+}
+
+// TestAuthResults: a stage reads the listener's authentication results
+// from the envelope, on a split child too; none when nothing was checked.
+func TestAuthResults(t *testing.T) {
+	h := newHarness(t, "")
+	got := make(chan string, 10)
+	h.stages["virus"] = authStage{got}
+	h.open()
+	h.q.Start()
+	env := h.commit("z@other.org")
+	h.q.Submit(env)
+	if g := <-got; g != "none" {
+		t.Errorf("without results: %q", g)
+	}
+	mid, _ := h.ids.Next(queue.MID)
+	env = &queue.Envelope{MID: mid, From: "a@sender.net", Received: time.Now(),
+		Rcpts: []queue.Recipient{{RID: 0, Addr: "ceo@example.com"}, {RID: 1, Addr: "y@other.org"}},
+		Auth:  (&mailauth.Results{DMARC: &mailauth.DMARC{Result: "pass", Domain: "sender.net"}}).Marshal()}
+	if err := h.spool.Commit(context.Background(), env, []byte(testMessage)); err != nil {
+		t.Fatal(err)
+	}
+	h.q.Submit(env)
+	for range 2 { // the executives' child and DEFAULT's parent
+		if g := <-got; g != "pass sender.net" {
+			t.Errorf("with results: %q", g)
+		}
 	}
 }
