@@ -47,7 +47,10 @@ type Config struct {
 	Logs            Logs
 	Tracking        Tracking
 	HTTP            HTTP
-	DKIMSigning     *dkimsign.Profiles // dkim_signing_profiles; nil: none
+	// MailPolicies is nil when mail_policies is left out: no work queue.
+	MailPolicies *MailPolicies
+	// DKIMSigning is nil when dkim_signing_profiles is left out.
+	DKIMSigning *dkimsign.Profiles
 
 	// Warnings are what check-config reports (and fails for) but does
 	// not stop the gateway: serve logs them at start.
@@ -318,7 +321,7 @@ func Parse(data []byte, name string) (*Config, error) {
 
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
-		"delivery", "dns", "logs", "tracking", "http", "authserv_id",
+		"delivery", "dns", "logs", "tracking", "http", "authserv_id", "mail_policies",
 		"dkim_signing_profiles")
 	c := &Config{
 		DataDir:         DefaultDataDir,
@@ -398,6 +401,9 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		c.Tracking.DSN = dataPath(c.DataDir, c.Tracking.DSN)
 	}
 	d.http(f["http"], c, binds)
+	if n := f["mail_policies"]; present(n) {
+		c.MailPolicies = d.mailPolicies(n, "mail_policies")
+	}
 	c.DKIMSigning = d.dkimSigning(f["dkim_signing_profiles"], "dkim_signing_profiles", c.DataDir)
 	return c
 }

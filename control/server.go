@@ -42,6 +42,7 @@ type Server struct {
 	log   *slog.Logger
 	q     Queue
 	hs    *http.Server
+	mux   *http.ServeMux
 	done  chan struct{}
 	stats Stats // nil: no status commands
 }
@@ -133,6 +134,7 @@ type Removed struct {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	s.mux = mux
 	mux.HandleFunc("GET /v1/workqueue", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, s.q.WorkQueue(), nil)
 	})

@@ -116,10 +116,10 @@ func TestDKIMSigning(t *testing.T) {
 					got = append(got, strings.TrimPrefix(l, "MID "+mid+" "))
 				}
 			}
-			// The line comes after the policy's, before "queued", as on
-			// the ESA.
-			if n := len(got); tt.line != "" && (n < 3 || got[n-2] != tt.line) {
-				t.Errorf("lines of MID %s: %q, want %q before the last", mid, got, tt.line)
+			// The line comes after "ready" (and the checks'), before the
+			// mail policy's.
+			if n := len(got); tt.line != "" && (n < 4 || got[n-3] != tt.line || !strings.HasPrefix(got[n-4], "ready ")) {
+				t.Errorf("lines of MID %s: %q, want %q after ready, before matched and queued", mid, got, tt.line)
 			}
 			if tt.line == "" && len(h.lines.Grep(`^MID `+mid+` DKIM`)) > 0 {
 				t.Errorf("a DKIM line for a policy that does not sign: %q", got)

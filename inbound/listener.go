@@ -58,6 +58,10 @@ type Server struct {
 	// Queued, if set, is told of each message committed to the spool, so
 	// that delivery can start without scanning.
 	Queued func(env *queue.Envelope)
+	// Handoff, if set, takes each committed message instead of Queued:
+	// the work queue, which logs the mail-policy match and "queued for
+	// delivery" itself (this side then logs neither).
+	Handoff func(env *queue.Envelope)
 
 	// rates counts connections and recipients per client for the rate
 	// limits of mail flow policies, on all listeners together as the ESA

@@ -250,6 +250,9 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 		ClientIP: h.client.IP.String(), ClientHost: h.clientHost(), Helo: h.helo, TLS: h.tlsString(),
 		From: h.from, Rcpts: append([]queue.Recipient(nil), h.rcpts...),
 		BodyType: h.params.Body, SMTPUTF8: h.params.SMTPUTF8,
+		// Mail from relaying sender groups is outgoing: the ESA applies
+		// its outbound mail policies to it.
+		Outgoing: h.decision.Policy.Action == policy.Relay,
 	}
 	size := int64(len(msg))
 	var av authVerdict
@@ -314,20 +317,24 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 	for _, ev := range av.events {
 		h.emit(ev)
 	}
-	// Mail from relaying sender groups is outgoing: the ESA applies its
-	// outbound mail policies to it.
-	table := "inbound"
-	if h.decision.Policy.Action == policy.Relay {
-		table = "outbound"
-	}
-	h.emit(event.PolicyMatch{MID: mid, Policy: "DEFAULT", Table: table})
+	// The signature was made with the checks, at the end of receiving;
+	// the line follows theirs, before the mail policy's.
 	if h.signLine != "" {
 		h.emit(event.Signing{MID: mid, Method: "DKIM", Text: h.signLine})
 		h.signLine = ""
 	}
-	h.emit(event.Queued{MID: mid})
 	h.injected++
 	h.mid = 0
+	if h.l.srv.Handoff != nil {
+		h.l.srv.Handoff(env)
+		return smtp.Reply{Code: 250, Enhanced: "2.0.0", Text: fmt.Sprintf("ok:  Message %d accepted", mid)}
+	}
+	table := policy.InboundTable
+	if env.Outgoing {
+		table = policy.OutboundTable
+	}
+	h.emit(event.PolicyMatch{MID: mid, Policy: policy.DefaultMailPolicy, Table: table})
+	h.emit(event.Queued{MID: mid})
 	if h.l.srv.Queued != nil {
 		h.l.srv.Queued(env)
 	}

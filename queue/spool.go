@@ -39,6 +39,13 @@ type Envelope struct {
 	Received   time.Time // the zero time and the Unix epoch are both stored as "unset"
 	BodyType   string    // "", "7BIT", "8BITMIME"
 	SMTPUTF8   bool
+	// Outgoing: the message was relayed (a RELAY sender group), so the
+	// outgoing mail policies apply to it, not the incoming ones.
+	Outgoing bool
+	// Parent is the MID this message was split from (a per-recipient mail
+	// policy), 0 for a message received as it is. Its recipients keep the
+	// parent's RIDs: they are the parent's recipients that moved here.
+	Parent uint64
 	// Auth holds the sender-authentication results (SPF, DKIM, DMARC) in
 	// package mailauth's encoding (mailauth.Unmarshal), for the stages
 	// after the spool; nil when nothing was checked. The spool stores it
@@ -53,6 +60,7 @@ const (
 	Pending   Status = iota // not final yet: never tried, or soft failures so far
 	Delivered               // the next hop accepted it
 	Bounced                 // hard failure or expiry; the bounce (DSN) is the delivery side's
+	Moved                   // split off into another message (Envelope.Parent), which delivers it
 )
 
 func (s Status) String() string {
@@ -63,6 +71,8 @@ func (s Status) String() string {
 		return "delivered"
 	case Bounced:
 		return "bounced"
+	case Moved:
+		return "moved"
 	}
 	return fmt.Sprintf("Status(%d)", uint8(s))
 }
@@ -219,6 +229,7 @@ type request struct {
 	seq    uint64
 	env    *Envelope
 	states []ridState
+	work   *Work
 
 	off   int64
 	state atomic.Int32
@@ -391,7 +402,7 @@ func checkEnvelope(env *Envelope) error {
 // SetRecipientState durably records st for the recipients rids of a live
 // message. Same contract as Commit for ctx and errors.
 func (s *Spool) SetRecipientState(ctx context.Context, mid uint64, rids []int, st RecipientState) error {
-	if st.Status > Bounced || st.Attempts < 0 || st.Attempts > math.MaxInt32 {
+	if st.Status > Moved || st.Attempts < 0 || st.Attempts > math.MaxInt32 {
 		return fmt.Errorf("queue: set state MID %d: invalid state %+v", mid, st)
 	}
 	if len(rids) == 0 {

@@ -26,6 +26,7 @@ import (
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
 	"github.com/mailgate/mailgate/stats"
+	"github.com/mailgate/mailgate/workqueue"
 )
 
 func serve(args []string, stderr io.Writer) int {
@@ -99,6 +100,7 @@ type gateway struct {
 	mailLog   *maillog.Writer
 	debugLogs []*maillog.Writer
 	delivery  *outbound.Manager
+	work      *workqueue.Queue // nil without mail_policies
 	control   *control.Server
 	listeners []*inbound.Listener
 	certs     *certWatch
@@ -202,6 +204,18 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		}
 		o.Debug = append(o.Debug, debuglog.New(d.Match, d.Sessions, w))
 	}
+	if cfg.MailPolicies != nil {
+		// Before delivery starts: the work queue claims the messages whose
+		// work was not done when the gateway stopped, and delivery leaves
+		// them to it.
+		g.work, err = workqueue.New(workqueue.Options{Spool: g.spool, IDs: g.ids,
+			Policies: &cfg.MailPolicies.MailPolicies, Workers: cfg.MailPolicies.Workers, Stages: stages(cfg),
+			Next: func(env *queue.Envelope) { g.delivery.Enqueue(env) }, Events: srv.Events, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		o.Claimed = g.work.Claimed
+	}
 	if g.delivery, err = outbound.New(o); err != nil {
 		return nil, err
 	}
@@ -216,8 +230,15 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		return nil, err
 	}
 	srv.Queued = g.delivery.Enqueue
+	if g.work != nil {
+		g.work.Start()
+		srv.Handoff = g.work.Submit
+	}
 	if g.control, err = control.Listen(control.SocketPath(cfg.DataDir), g.delivery, logger, control.WithStats(g.stats)); err != nil {
 		return nil, err
+	}
+	if g.work != nil {
+		g.control.ServeWorkQueue(g.work)
 	}
 	for _, lc := range cfg.Listeners {
 		l, err := srv.Listen(lc)
@@ -289,11 +310,19 @@ func (g *gateway) stop() error {
 }
 
 // stopDelivery closes the control socket, so that no queue command
-// runs while the queue manager stops, then stops the queue manager.
+// runs while the queue manager stops, then stops the work queue and the
+// queue manager.
 func (g *gateway) stopDelivery(ctx context.Context) {
 	if g.control != nil {
 		if err := g.control.Close(ctx); err != nil {
 			g.log.Warn("mailgate: control socket closed", "err", err)
+		}
+	}
+	if g.work != nil {
+		// Stages under way are cut: their messages stay in the spool
+		// without an outcome, and the next start works on them again.
+		if err := g.work.Stop(ctx); err != nil {
+			g.log.Warn("mailgate: work queue stopped", "err", err)
 		}
 	}
 	if g.delivery != nil {
