@@ -25,6 +25,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mailgate/mailgate/dkimsign"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/policy"
 	"github.com/mailgate/mailgate/syslog"
@@ -35,6 +36,7 @@ type Config struct {
 	File            string        // the name given to Parse
 	Hostname        string        // for banners and Received headers
 	Postmaster      string        // where "RCPT TO:<postmaster>" (no domain) goes; RFC 5321 4.5.1
+	AuthServID      string        // the authserv-id of Authentication-Results; the hostname by default
 	DataDir         string        // absolute; spool/, logs/ and tracking.db live here
 	ShutdownTimeout time.Duration // sessions may finish this long on SIGTERM before 421 and close
 	MinFreeSpace    int64         // bytes free in data_dir below which MAIL gets 452 4.3.1; 0: none; MinFreeAuto
@@ -45,6 +47,10 @@ type Config struct {
 	Logs            Logs
 	Tracking        Tracking
 	HTTP            HTTP
+	// MailPolicies is nil when mail_policies is left out: no work queue.
+	MailPolicies *MailPolicies
+	// DKIMSigning is nil when dkim_signing_profiles is left out.
+	DKIMSigning *dkimsign.Profiles
 
 	// Warnings are what check-config reports (and fails for) but does
 	// not stop the gateway: serve logs them at start.
@@ -121,6 +127,11 @@ type RouteHost struct {
 type DNS struct {
 	Servers []string // "ip:port"; empty: the system's resolvers (/etc/resolv.conf)
 	Timeout time.Duration
+	// The DNS lists of sender groups (dnslist rules): one timeout for all
+	// the lists a connection asks, the banner waiting at most that long;
+	// and the most answers kept (0: none).
+	ListTimeout   time.Duration
+	ListCacheSize int
 }
 
 // Logs configures the log files.
@@ -209,6 +220,8 @@ const (
 	DefaultDataDir         = "./mailgate-data"
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultDNSTimeout      = 5 * time.Second
+	DefaultListTimeout     = 2 * time.Second
+	DefaultListCacheSize   = 1 << 16
 	DefaultLogMaxSize      = 10 << 20
 	DefaultLogMaxFiles     = 10
 	DefaultHTTPAddress     = "127.0.0.1:8025"
@@ -313,12 +326,13 @@ func Parse(data []byte, name string) (*Config, error) {
 
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
-		"delivery", "dns", "logs", "tracking", "http")
+		"delivery", "dns", "logs", "tracking", "http", "authserv_id", "mail_policies",
+		"dkim_signing_profiles")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
 		MinFreeSpace:    MinFreeAuto,
-		DNS:             DNS{Timeout: DefaultDNSTimeout},
+		DNS:             DNS{Timeout: DefaultDNSTimeout, ListTimeout: DefaultListTimeout, ListCacheSize: DefaultListCacheSize},
 		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: "tracking.db",
 			Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}},
 		HTTP: HTTP{Address: DefaultHTTPAddress},
@@ -334,6 +348,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		c.Hostname = systemHostname()
 	}
 	c.Postmaster = "postmaster@" + c.Hostname
+	d.authServID(f["authserv_id"], c)
 	if n := f["postmaster"]; present(n) {
 		if s, ok := d.str(n, "postmaster"); ok {
 			if err := checkPostmaster(s); err != nil {
@@ -391,6 +406,10 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		c.Tracking.DSN = dataPath(c.DataDir, c.Tracking.DSN)
 	}
 	d.http(f["http"], c, binds)
+	if n := f["mail_policies"]; present(n) {
+		c.MailPolicies = d.mailPolicies(n, "mail_policies")
+	}
+	c.DKIMSigning = d.dkimSigning(f["dkim_signing_profiles"], "dkim_signing_profiles", c.DataDir)
 	return c
 }
 

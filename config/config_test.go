@@ -47,7 +47,7 @@ func mustRAT(t *testing.T, entries ...[2]string) policy.RAT {
 
 // stdPolicy is a policy with every parameter at the shipped default.
 func stdPolicy(name string, a policy.Action, hostname string) *policy.Policy {
-	return &policy.Policy{
+	p := &policy.Policy{
 		Name: name, Action: a,
 		MaxMessageSize:           10 << 20,
 		MaxRecipientsPerMessage:  1000,
@@ -56,7 +56,12 @@ func stdPolicy(name string, a policy.Action, hostname string) *policy.Policy {
 		BannerCode:               220, BannerText: hostname + " ESMTP",
 		RejectCode: 554, RejectText: hostname + " Access denied",
 		TLS: "preferred",
+		SPF: policy.DefaultSPF, DKIM: a != policy.Relay, DMARC: policy.DefaultDMARC,
 	}
+	if a == policy.Relay {
+		p.SPF.Verify, p.DMARC.Verify = false, false
+	}
+	return p
 }
 
 func throttled(p *policy.Policy) *policy.Policy {
@@ -112,6 +117,7 @@ func TestDesignContract(t *testing.T) {
 		File:            "testdata/design.yaml",
 		Hostname:        host,
 		Postmaster:      "postmaster@" + host,
+		AuthServID:      host,
 		DataDir:         data,
 		ShutdownTimeout: 30 * time.Second,
 		MinFreeSpace:    MinFreeAuto,
@@ -143,7 +149,7 @@ func TestDesignContract(t *testing.T) {
 		}},
 		Routes:   []Route{{Domain: "example.com", Hosts: []RouteHost{{Host: "127.0.0.1", Port: 2526}}}},
 		Delivery: defaultDelivery(host),
-		DNS:      DNS{Timeout: 5 * time.Second},
+		DNS:      DNS{Timeout: 5 * time.Second, ListTimeout: 2 * time.Second, ListCacheSize: 65536},
 		Logs: Logs{
 			Mail: MailLog{Path: filepath.Join(data, "logs/mail_logs/mail.current"), Level: event.Info,
 				MaxSize: 10 << 20, MaxFiles: 10},
@@ -247,7 +253,7 @@ func TestFullExample(t *testing.T) {
 	if !reflect.DeepEqual(c.Routes, wantRoutes) {
 		t.Errorf("routes = %+v, want %+v", c.Routes, wantRoutes)
 	}
-	if !reflect.DeepEqual(c.DNS, DNS{Servers: []string{"127.0.0.1:5353"}, Timeout: 5 * time.Second}) {
+	if !reflect.DeepEqual(c.DNS, DNS{Servers: []string{"127.0.0.1:5353"}, Timeout: 5 * time.Second, ListTimeout: 2 * time.Second, ListCacheSize: 65536}) {
 		t.Errorf("dns = %+v", c.DNS)
 	}
 	if !reflect.DeepEqual(c.Tracking, Tracking{Enabled: true, Driver: "sqlite", DSN: filepath.Join(data, "tracking.db"),
@@ -651,7 +657,7 @@ func BenchmarkParseDefault(b *testing.B) {
 
 func TestDNSServers(t *testing.T) {
 	c := parseString(t, "dns: {servers: ['127.0.0.1', '[::1]:5353', '::1', '::ffff:10.0.0.53'], timeout: 250ms}\n")
-	want := DNS{Servers: []string{"127.0.0.1:53", "[::1]:5353", "[::1]:53", "10.0.0.53:53"}, Timeout: 250 * time.Millisecond}
+	want := DNS{Servers: []string{"127.0.0.1:53", "[::1]:5353", "[::1]:53", "10.0.0.53:53"}, Timeout: 250 * time.Millisecond, ListTimeout: 2 * time.Second, ListCacheSize: 65536}
 	if !reflect.DeepEqual(c.DNS, want) {
 		t.Errorf("dns = %+v, want %+v", c.DNS, want)
 	}

@@ -61,6 +61,9 @@ type decoder struct {
 	probs Problems
 	warns Problems                  // what does not stop the gateway; Config.Warnings
 	keys  map[*yaml.Node]*yaml.Node // value -> its key, for the line of a problem
+
+	signingOn     *yaml.Node // the first policy's "dkim_signing: true", and its path
+	signingOnPath string
 }
 
 // errorf records a problem at n. A problem with a mapping or list as a whole

@@ -308,7 +308,8 @@ func (d *decoder) tlsFiles(n *yaml.Node, path, dataDir string) TLSFiles {
 
 var policyParams = []string{"max_message_size", "max_recipients_per_message", "max_messages_per_connection",
 	"max_concurrency_per_ip", "max_connections_per_minute", "max_recipients_per_hour",
-	"group_max_connections_per_minute", "group_max_recipients_per_hour", "banner_code", "banner_text", "reject_code", "reject_text", "tls"}
+	"group_max_connections_per_minute", "group_max_recipients_per_hour", "banner_code", "banner_text", "reject_code", "reject_text", "tls",
+	"spf", "dkim", "dmarc"}
 
 func (d *decoder) hat(n *yaml.Node, path, typ, hostname string) *policy.HAT {
 	nprobs := len(d.probs)
@@ -329,6 +330,7 @@ func (d *decoder) hat(n *yaml.Node, path, typ, hostname string) *policy.HAT {
 		RejectText:               policy.DefaultRejectText(hostname),
 		TLS:                      policy.DefaultTLS,
 	}
+	authDefaults(&base)
 	if v := f["policy_defaults"]; present(v) {
 		dp := join(path, "policy_defaults")
 		d.params(d.fields(v, dp, policyParams...), dp, &base)
@@ -340,6 +342,7 @@ func (d *decoder) hat(n *yaml.Node, path, typ, hostname string) *policy.HAT {
 		if pd.name == "THROTTLED" {
 			p = policy.Throttled(p)
 		}
+		relayAuth(&p, nil)
 		h.Policies[pd.name] = &p
 	}
 	if v := f["policies"]; present(v) {
@@ -369,6 +372,7 @@ func (d *decoder) hat(n *yaml.Node, path, typ, hostname string) *policy.HAT {
 				d.errorf(kv.val, join(p, "action"), "required (accept, relay, reject or tcprefuse)")
 			}
 			d.params(pf, p, &pol)
+			relayAuth(&pol, pf)
 			h.Policies[name] = &pol
 		}
 	}
@@ -482,6 +486,8 @@ func (d *decoder) params(f map[string]*yaml.Node, path string, p *policy.Policy)
 			p.TLS = s
 		}
 	}
+	d.authParams(f, path, p)
+	d.dkimSigningParam(f, path, p)
 }
 
 func (d *decoder) senderGroups(n *yaml.Node, path string, policies map[string]*policy.Policy) []policy.SenderGroup {
@@ -527,7 +533,12 @@ func (d *decoder) senderGroups(n *yaml.Node, path string, policies map[string]*p
 
 // rules decodes a list of sender-group entries; a single entry may be
 // written without the list.
-func (d *decoder) rules(n *yaml.Node, path string) []policy.Rule {
+func (d *decoder) rules(n *yaml.Node, path string) []policy.Rule { return d.ruleList(n, path, true) }
+
+// ruleList decodes sender-group entries, dnslist rules among them only when
+// lists is set: elsewhere (injection debug logs) no list is looked up, so
+// such a rule would silently match nothing.
+func (d *decoder) ruleList(n *yaml.Node, path string, lists bool) []policy.Rule {
 	items := []*yaml.Node{n}
 	paths := []string{path}
 	if n.Kind == yaml.SequenceNode {
@@ -546,6 +557,10 @@ func (d *decoder) rules(n *yaml.Node, path string) []policy.Rule {
 		r, err := policy.ParseRule(s)
 		if err != nil {
 			d.errorf(it, paths[i], "%v", err)
+			continue
+		}
+		if !lists && r.DNSList() != "" {
+			d.errorf(it, paths[i], "DNS list rules are for sender groups only")
 			continue
 		}
 		rs = append(rs, r)

@@ -156,7 +156,7 @@ func (d *decoder) checkRouteHost(n *yaml.Node, path, host string) (string, bool)
 }
 
 func (d *decoder) dns(n *yaml.Node, path string, c *DNS) {
-	f := d.fields(n, path, "servers", "timeout")
+	f := d.fields(n, path, "servers", "timeout", "dnslist_timeout", "dnslist_cache_size")
 	if v := f["servers"]; present(v) {
 		sp := join(path, "servers")
 		for i, it := range d.list(v, sp) {
@@ -191,6 +191,12 @@ func (d *decoder) dns(n *yaml.Node, path string, c *DNS) {
 	}
 	if v := f["timeout"]; present(v) {
 		c.Timeout, _ = d.duration(v, join(path, "timeout"), time.Millisecond)
+	}
+	if v := f["dnslist_timeout"]; present(v) {
+		c.ListTimeout, _ = d.duration(v, join(path, "dnslist_timeout"), time.Millisecond)
+	}
+	if v := f["dnslist_cache_size"]; present(v) {
+		c.ListCacheSize, _ = d.integer(v, join(path, "dnslist_cache_size"), 0)
 	}
 }
 
@@ -231,7 +237,7 @@ func (d *decoder) logs(n *yaml.Node, path string, c *Config) {
 	if v := f["injection_debug"]; present(v) {
 		d.debugLogs(v, join(path, "injection_debug"), "hosts", "addresses, networks or host names, as in a sender group",
 			DefaultInjectionDebugPath, DefaultInjectionSessions, use, func(v *yaml.Node, p string) *DebugLog {
-				c.Logs.InjectionDebug = append(c.Logs.InjectionDebug, InjectionDebug{Hosts: d.rules(v, p)})
+				c.Logs.InjectionDebug = append(c.Logs.InjectionDebug, InjectionDebug{Hosts: d.ruleList(v, p, false)})
 				return &c.Logs.InjectionDebug[len(c.Logs.InjectionDebug)-1].DebugLog
 			})
 	}

@@ -38,18 +38,20 @@ type Queue interface {
 
 // Server serves the control API for a queue manager.
 type Server struct {
-	path string
-	log  *slog.Logger
-	q    Queue
-	hs   *http.Server
-	done chan struct{}
+	path  string
+	log   *slog.Logger
+	q     Queue
+	hs    *http.Server
+	mux   *http.ServeMux
+	done  chan struct{}
+	stats Stats // nil: no status commands
 }
 
 // Listen creates the control socket at path and serves it until Close. A
 // socket left at path by a gateway that did not stop cleanly is replaced:
 // the caller holds the data directory (the spool's lock), so no live
 // gateway can be using it.
-func Listen(path string, q Queue, logger *slog.Logger) (*Server, error) {
+func Listen(path string, q Queue, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		if err := os.Remove(path); err != nil {
 			return nil, fmt.Errorf("control: remove stale socket: %w", err)
@@ -64,6 +66,9 @@ func Listen(path string, q Queue, logger *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("control: %w", err)
 	}
 	s := &Server{path: path, log: logger, q: q, done: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
 	s.hs = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	go func() {
 		defer close(s.done)
@@ -129,6 +134,7 @@ type Removed struct {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	s.mux = mux
 	mux.HandleFunc("GET /v1/workqueue", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, s.q.WorkQueue(), nil)
 	})
@@ -160,6 +166,7 @@ func (s *Server) routes() http.Handler {
 		ready, woken, err := s.q.DeliverNow(r.URL.Query().Get("domain"))
 		reply(w, DeliverNowResult{Ready: ready, Woken: woken}, err)
 	})
+	s.statsRoutes(mux)
 	return mux
 }
 

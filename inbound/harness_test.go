@@ -112,6 +112,7 @@ func start(t *testing.T, o opts) *harness {
 	}
 	h.srv = &inbound.Server{Hostname: cfg.Hostname, Spool: h.spool, IDs: h.ids, Events: events,
 		DNS: inbound.NewResolver(resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout), cfg.DNS.Timeout), Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	h.srv.DKIM = cfg.DKIMSigning
 	for _, dl := range cfg.Logs.InjectionDebug {
 		if h.debug, err = maillog.Open(dl.Path, maillog.Options{}); err != nil {
 			t.Fatal(err)

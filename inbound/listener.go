@@ -18,10 +18,13 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/dkimsign"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/internal/debuglog"
+	"github.com/mailgate/mailgate/mailauth"
 	"github.com/mailgate/mailgate/policy"
 	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/resolver"
 	"github.com/mailgate/mailgate/smtp"
 	"github.com/mailgate/mailgate/userdb"
 )
@@ -37,11 +40,28 @@ type Server struct {
 	Events     event.Sink
 	DNS        *Resolver
 	Debug      []*debuglog.Log[policy.Client] // injection debug subscriptions
+	// Auth runs the SPF, DKIM and DMARC checks that mail flow policies ask
+	// for; nil: none. AuthServID names the gateway in the
+	// Authentication-Results it writes ("" for Hostname).
+	Auth       *mailauth.Checker
+	AuthServID string
 	Logger     *slog.Logger
+
+	// Lists answers the dnslist rules of sender groups; a listener whose
+	// HAT has such rules needs it.
+	Lists *resolver.Lists
+
+	// DKIM signs the messages of policies with DKIMSigning; nil: no
+	// profiles (each such message logs that none matches).
+	DKIM *dkimsign.Profiles
 
 	// Queued, if set, is told of each message committed to the spool, so
 	// that delivery can start without scanning.
 	Queued func(env *queue.Envelope)
+	// Handoff, if set, takes each committed message instead of Queued:
+	// the work queue, which logs the mail-policy match and "queued for
+	// delivery" itself (this side then logs neither).
+	Handoff func(env *queue.Envelope)
 
 	// rates counts connections and recipients per client for the rate
 	// limits of mail flow policies, on all listeners together as the ESA
@@ -71,6 +91,9 @@ type Listener struct {
 // first start when none is configured) and opens its socket. Serve accepts
 // on it.
 func (s *Server) Listen(cfg config.Listener) (*Listener, error) {
+	if zones := cfg.HAT.DNSLists(); len(zones) > 0 && s.Lists == nil {
+		return nil, fmt.Errorf("inbound: listener %s: the HAT names DNS lists (%s) but nothing looks them up", cfg.Name, zones[0])
+	}
 	tc, err := LoadTLS(cfg.TLS, s.Hostname)
 	if err != nil {
 		return nil, fmt.Errorf("inbound: listener %s: %w", cfg.Name, err)
@@ -162,8 +185,23 @@ func (l *Listener) handle(c net.Conn, accepted time.Time) {
 	local := addrPort(c.LocalAddr())
 	ip := remote.Addr().Unmap()
 
+	// The DNS lists are asked beside the reverse DNS lookup, so that they
+	// add nothing to the wait for the banner when that one is slower, and
+	// at most their timeout when it is not. Without the host name,
+	// DNSListsFor names the lists any name could need.
+	var lists <-chan resolver.ListAnswer
+	zones := l.cfg.HAT.DNSListsFor(policy.Client{IP: ip})
+	if len(zones) > 0 {
+		lists = l.srv.Lists.Each(l.drain, ip, zones)
+	}
 	host, verified := l.srv.DNS.Lookup(l.drain, ip)
 	client := policy.Client{IP: ip, Host: host, Verified: verified}
+	if lists != nil {
+		client.DNSLists = l.awaitLists(client, zones, lists)
+	}
+	// The decision, and with it the DNS list that placed the client
+	// (d.DNSList) and every list's answer (client.DNSLists), stays on the
+	// session for the stages after the HAT.
 	d := l.cfg.HAT.Decide(client)
 	hat := event.HATMatch{Action: d.ESAAction(), Group: d.Group, Rule: d.Rule, SBRS: event.SBRSNotEnabled}
 	if d.Policy.Action == policy.TCPRefuse {
@@ -252,6 +290,33 @@ func (l *Listener) handle(c net.Conn, accepted time.Time) {
 	delete(l.live, s)
 	l.mu.Unlock()
 	h.ended(end, remote)
+}
+
+// awaitLists collects the DNS lists' answers until they can no longer
+// change the HAT's decision (all answered, or a rule matches ahead of the
+// lists still out) and returns them by zone. A list that did not answer is
+// left out, so that its rules match nothing, and logged here: the ESA has
+// no mail-log line for it. The lists still out when the decision is made
+// go on to their timeout and fill the cache.
+func (l *Listener) awaitLists(c policy.Client, zones []string, answers <-chan resolver.ListAnswer) map[string][]netip.Addr {
+	c.DNSLists = make(map[string][]netip.Addr, len(zones))
+	pending := make(map[string]bool, len(zones))
+	for _, z := range zones {
+		pending[z] = true
+	}
+	for len(pending) > 0 && !l.cfg.HAT.Decided(c, pending) {
+		a := <-answers
+		delete(pending, a.Zone)
+		if a.Err != nil {
+			if l.drain.Err() == nil {
+				l.srv.Logger.Warn("inbound: DNS list did not answer; its rules do not match",
+					"listener", l.cfg.Name, "client", c.IP, "zone", a.Zone, "err", a.Err)
+			}
+			continue
+		}
+		c.DNSLists[a.Zone] = a.Codes
+	}
+	return c.DNSLists
 }
 
 func addrPort(a net.Addr) netip.AddrPort {

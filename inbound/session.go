@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/dkimsign"
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/mailauth"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/policy"
 	"github.com/mailgate/mailgate/queue"
@@ -55,12 +57,19 @@ type session struct {
 	rcpts  []queue.Recipient // distinct mailboxes, in RID order
 	nrcpt  int               // RCPTs accepted, duplicates included
 	rids   map[string]int    // mailbox (see mailbox) -> RID
+
+	signLine string // the message's "DKIM: " line, when its policy signs
+
+	// Sender authentication (mailauth.go).
+	heloSPF *mailauth.SPF    // the HELO identity's result, once per HELO
+	auth    mailauth.Results // the open transaction's
 }
 
 func (h *session) emit(ev event.Event) { h.l.emit(ev) }
 
 func (h *session) Hello(verb, domain string) smtp.Reply {
 	h.helo, h.ehlo = domain, verb == "ehlo"
+	h.heloSPF = nil
 	return smtp.Reply{}
 }
 
@@ -89,7 +98,9 @@ func (h *session) Mail(from smtp.Path, p smtp.MailParams) smtp.Reply {
 	clear(h.rids)
 	h.emit(event.StartMID{MID: h.mid, ICID: h.icid})
 	h.emit(event.MailFrom{MID: h.mid, ICID: h.icid, From: h.from})
-	return smtp.Reply{}
+	// SPF now, before any recipient: a policy that rejects on it does so
+	// here, as the ESA and Postfix's policyd-spf do.
+	return h.checkSPF()
 }
 
 func (h *session) Rcpt(to smtp.Path) smtp.Reply {
@@ -187,6 +198,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, bufSize); return 
 func (h *session) Data(r io.Reader) smtp.Reply {
 	mid := h.mid
 	now := time.Now()
+	h.signLine = ""
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	b := (*bp)[:0]
@@ -210,6 +222,15 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 	if err != nil {
 		return smtp.Reply{} // the engine refuses the message, or the connection failed
 	}
+	// Before anything reads the message: results that claim to be ours
+	// did not come from us.
+	b = h.stripForged(b, start)
+	var sig *dkimsign.Message
+	if h.decision.Policy.DKIMSigning {
+		sig = h.l.srv.DKIM.Sign(h.from)
+		defer sig.Abort()
+		_, _ = sig.Write(b[start:]) // an error is Close's
+	}
 	msg := b[start:]
 	hdr := rfc822.ReadHeader(msg)
 	if hdr.Lines > h.maxHeaderLines() {
@@ -219,21 +240,38 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 	// overwritten by the rest of it.
 	msgID := hdr.MessageID()
 	subject, hasSubject := hdr.Subject()
+	var fromDomain string
+	var fromErr error
+	if h.decision.Policy.DMARC.Verify {
+		fromDomain, fromErr = mailauth.FromDomain(msg)
+	}
 	env := &queue.Envelope{
 		MID: mid, ICID: h.icid, Listener: h.l.cfg.Name,
 		ClientIP: h.client.IP.String(), ClientHost: h.clientHost(), Helo: h.helo, TLS: h.tlsString(),
 		From: h.from, Rcpts: append([]queue.Recipient(nil), h.rcpts...),
 		BodyType: h.params.Body, SMTPUTF8: h.params.SMTPUTF8,
+		// Mail from relaying sender groups is outgoing: the ESA applies
+		// its outbound mail policies to it.
+		Outgoing: h.decision.Policy.Action == policy.Relay,
 	}
 	size := int64(len(msg))
+	var av authVerdict
 	if complete {
+		av = h.checkBody(bytes.NewReader(msg), fromDomain, fromErr)
+		if av.reply.Code != 0 {
+			return h.refuse(av)
+		}
 		env.Received = time.Now()
+		env.Auth = h.authBytes()
 		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-		err = h.l.srv.Spool.Commit(ctx, env, b)
+		// Signed once, here, so that every delivery attempt sends the
+		// same signature: it is part of the spooled message, first.
+		err = h.l.srv.Spool.Commit(ctx, env, prepend(append(h.sign(mid, sig), av.prefix...), b))
 		cancel()
 	} else {
 		var n int64
-		n, err = h.spill(env, r, b, start)
+		var st *queue.Stage
+		n, st, err = h.spill(r, b, start, sig)
 		if errors.Is(err, errReceive) {
 			return smtp.Reply{} // as above
 		}
@@ -241,6 +279,21 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 			return h.headerTooLong()
 		}
 		size += n
+		if err == nil {
+			av = h.checkBody(io.NewSectionReader(st, int64(start), st.Size()-int64(start)), fromDomain, fromErr)
+			if av.reply.Code != 0 {
+				st.Abort()
+				return h.refuse(av)
+			}
+			// The message has arrived (the Received field has the time
+			// DATA began, as Postfix's has), and the commit's time
+			// starts now, however long it took.
+			env.Received = time.Now()
+			env.Auth = h.authBytes()
+			ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+			err = h.l.srv.Spool.CommitStageAfter(ctx, env, append(h.sign(mid, sig), av.prefix...), st)
+			cancel()
+		}
 	}
 	if errors.Is(err, queue.ErrNoSpace) {
 		// Definite: the message is not in the spool and will not be
@@ -261,20 +314,51 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 		h.emit(event.Subject{MID: mid, Subject: subject, Quote: maillog.QuoteFor(subject)})
 	}
 	h.emit(event.Ready{MID: mid, Bytes: size, From: h.from})
-	// Mail from relaying sender groups is outgoing: the ESA applies its
-	// outbound mail policies to it.
-	table := "inbound"
-	if h.decision.Policy.Action == policy.Relay {
-		table = "outbound"
+	for _, ev := range av.events {
+		h.emit(ev)
 	}
-	h.emit(event.PolicyMatch{MID: mid, Policy: "DEFAULT", Table: table})
-	h.emit(event.Queued{MID: mid})
+	// The signature was made with the checks, at the end of receiving;
+	// the line follows theirs, before the mail policy's.
+	if h.signLine != "" {
+		h.emit(event.Signing{MID: mid, Method: "DKIM", Text: h.signLine})
+		h.signLine = ""
+	}
 	h.injected++
 	h.mid = 0
+	if h.l.srv.Handoff != nil {
+		h.l.srv.Handoff(env)
+		return smtp.Reply{Code: 250, Enhanced: "2.0.0", Text: fmt.Sprintf("ok:  Message %d accepted", mid)}
+	}
+	table := policy.InboundTable
+	if env.Outgoing {
+		table = policy.OutboundTable
+	}
+	h.emit(event.PolicyMatch{MID: mid, Policy: policy.DefaultMailPolicy, Table: table})
+	h.emit(event.Queued{MID: mid})
 	if h.l.srv.Queued != nil {
 		h.l.srv.Queued(env)
 	}
 	return smtp.Reply{Code: 250, Enhanced: "2.0.0", Text: fmt.Sprintf("ok:  Message %d accepted", mid)}
+}
+
+// sign ends the signing of a message (nil: its policy does not sign) and
+// returns the DKIM-Signature field to store before it, nil when it is not
+// signed. A signer that fails (the key was checked at load, so this is
+// not expected) leaves the message unsigned, as the ESA sends a message it
+// cannot sign, with the line that says so.
+func (h *session) sign(mid uint64, sig *dkimsign.Message) []byte {
+	if sig == nil {
+		return nil
+	}
+	res, err := sig.Close()
+	if err != nil {
+		h.l.srv.Logger.Error("inbound: DKIM signing failed", "icid", h.icid, "mid", mid, "err", err)
+	}
+	h.signLine = res.Text()
+	if res.Outcome != dkimsign.Signed {
+		return nil
+	}
+	return []byte(res.Field)
 }
 
 func (h *session) maxHeaderLines() int {
@@ -296,10 +380,11 @@ var errHeaderTooLong = errors.New("message header size exceeds limit")
 var errReceive = errors.New("receiving the message failed")
 
 // spill writes what was read so far (head, the message from start) and
-// the rest of the message to a spool stage as it arrives, then commits it.
-// head's buffer is then the one the rest is copied through. It returns the
-// bytes read after head.
-func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte, start int) (int64, error) {
+// the rest of the message to a spool stage as it arrives, and returns the
+// stage for the caller to commit. head's buffer is then the one the rest
+// is copied through. It returns the bytes read after head. On error the
+// stage is already aborted.
+func (h *session) spill(r io.Reader, head []byte, start int, sig *dkimsign.Message) (_ int64, _ *queue.Stage, err error) {
 	// Where the header lines past the head are to be counted, if it did
 	// not end in it: from its last whole line.
 	cut := bytes.LastIndexByte(head[start:], '\n') + 1
@@ -309,11 +394,15 @@ func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte, start int
 
 	st, err := h.l.srv.Spool.NewStage()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	defer st.Abort()
+	defer func() {
+		if err != nil {
+			st.Abort()
+		}
+	}()
 	if _, err := st.Write(head); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	buf := head[:cap(head)]
 	var n int64
@@ -323,7 +412,10 @@ func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte, start int
 			if _, err := st.Write(buf[:k]); err != nil {
 				// The rest is the engine's to discard; the client gets a
 				// 451.
-				return n, err
+				return n, nil, err
+			}
+			if sig != nil {
+				_, _ = sig.Write(buf[:k]) // an error is Close's
 			}
 			n += int64(k)
 		}
@@ -331,25 +423,38 @@ func (h *session) spill(env *queue.Envelope, r io.Reader, head []byte, start int
 			break
 		}
 		if rerr != nil {
-			return n, fmt.Errorf("%w: %w", errReceive, rerr)
+			return n, nil, fmt.Errorf("%w: %w", errReceive, rerr)
 		}
 	}
 	if more {
 		rest, err := countHeaderLines(st, from, buf)
 		if err != nil {
-			return n, err
+			return n, nil, err
 		}
 		if lines+rest > h.maxHeaderLines() {
-			return 0, errHeaderTooLong
+			return 0, nil, errHeaderTooLong
 		}
 	}
-	// The message has arrived (the Received field has the time DATA
-	// began, as Postfix's has), and the commit's time starts now, however
-	// long it took.
-	env.Received = time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
-	return n, h.l.srv.Spool.CommitStage(ctx, env, st)
+	return n, st, nil
+}
+
+// refuse ends the transaction with the verdict's reply, after the lines
+// of the checks that decided it.
+func (h *session) refuse(av authVerdict) smtp.Reply {
+	for _, ev := range av.events {
+		h.emit(ev)
+	}
+	h.failed(av.reason)
+	return av.reply
+}
+
+// authBytes is the transaction's results for the envelope; nil when
+// nothing was checked.
+func (h *session) authBytes() []byte {
+	if len(h.auth.SPF) == 0 && len(h.auth.DKIM) == 0 && h.auth.DMARC == nil {
+		return nil
+	}
+	return h.auth.Marshal()
 }
 
 // readUpTo appends what r gives to b until it ends (complete) or b holds

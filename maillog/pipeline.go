@@ -27,8 +27,10 @@ const (
 // capitalises them).
 var spfResults = []string{"Pass", "Fail", "SoftFail", "None", "Neutral", "PermError", "TempError"}
 
-// dkimResults are the results of a DKIM verification line.
-var dkimResults = []string{"pass", "permfail", "tempfail", "neutral", "none"}
+// dkimResults are the results of a DKIM verification line; "malformed" is
+// the first word of "DKIM: malformed signature - signature missing
+// required tag".
+var dkimResults = []string{"pass", "permfail", "tempfail", "neutral", "none", "malformed"}
 
 // parseSpamQuarantine parses "ISQ: Tagging MID n for quarantine", "EUQ:
 // Tagging ...", "EUQ: Quarantined MID n" and "EUQ: Reinjected MID a as MID b".

@@ -154,6 +154,7 @@ var eventCases = []struct {
 	{"SPFVerdict", event.SPFVerdict{MID: 6153849, Identity: "mailfrom", Address: "user@example.com", Result: "Fail", Detail: "(v=spf1)"}},
 	{"SPFVerdict/helo", event.SPFVerdict{MID: 6153849, Identity: "helo", Address: "postmaster@example", Result: "None"}},
 	{"DKIMVerdict", event.DKIMVerdict{MID: 204841507, Result: "permfail", Detail: "body hash did not verify [final] (d=example.com s=example2 i=@example.com)"}},
+	{"DKIMVerdict/malformed", event.DKIMVerdict{MID: 204841507, Result: "malformed", Detail: "signature - signature missing required tag"}},
 	{"DMARCVerdict", event.DMARCVerdict{MID: 68119155, Text: "Message from domain example.com, DMARC pass (SPF aligned True, DKIM aligned True)"}},
 	{"DMARCVerdict/short", event.DMARCVerdict{MID: 68119155, Text: "Verification passed"}},
 	{"Signing", event.Signing{MID: 24611495, Method: "DKIM", Text: "cannot sign - no profile matches user2@hotmail.com"}},

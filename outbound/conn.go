@@ -265,13 +265,21 @@ func (m *Manager) deliver(s *session, j *job) bool {
 	}
 	senv := smtp.Envelope{From: env.From, To: make([]string, len(j.rcpts)), Size: body.Size(),
 		Body8bit: env.BodyType == "8BITMIME", SMTPUTF8: env.SMTPUTF8}
+	var msg io.Reader = body
+	// Header fields the work queue's stages added go before the message's
+	// own (the spool keeps the message as received; a map lookup in the
+	// spool's index, also when the work queue is off since a restart).
+	if w, ok, _ := m.o.Spool.Work(env.MID); ok && w.Headers != "" {
+		msg = io.MultiReader(strings.NewReader(w.Headers), body)
+		senv.Size += int64(len(w.Headers))
+	}
 	rids := make([]int, len(j.rcpts))
 	for k, i := range j.rcpts {
 		senv.To[k] = env.Rcpts[i].Addr
 		rids[k] = env.Rcpts[i].RID
 	}
 	m.emit(event.DeliveryStart{DCID: s.dcid, MID: env.MID, RIDs: rids})
-	res, err := s.c.Send(m.cut, senv, body)
+	res, err := s.c.Send(m.cut, senv, msg)
 	body.Close()
 	var ce *queue.CorruptError
 	if errors.As(err, &ce) {

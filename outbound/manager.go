@@ -31,6 +31,10 @@ type Options struct {
 	Delivery config.Delivery
 	Debug    []*debuglog.Log[string] // domain debug logs, by recipient domain or route name
 	Logger   *slog.Logger
+	// Claimed, if set, names the spool's messages that Start must leave
+	// alone: the work queue's, which it hands over with Enqueue when it
+	// is done with them.
+	Claimed func(mid uint64) bool
 }
 
 // maxRcptsPerTxn is how many recipients go in one transaction: the number
@@ -220,6 +224,9 @@ func (m *Manager) Start() error {
 	var final []uint64
 	now := time.Now()
 	for _, mid := range m.o.Spool.Messages() {
+		if m.o.Claimed != nil && m.o.Claimed(mid) {
+			continue
+		}
 		states, err := m.o.Spool.RecipientStates(mid)
 		if err != nil {
 			continue // finished since the list was made

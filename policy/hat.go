@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -106,6 +107,14 @@ type Policy struct {
 	RejectCode                   int    // the banner of a reject action
 	RejectText                   string
 	TLS                          string // TLSOff, TLSPreferred or TLSRequired
+	// Sender authentication (mailauth.go); off on relaying policies.
+	SPF   SPFPolicy
+	DKIM  bool // verify DKIM signatures
+	DMARC DMARCPolicy
+	// DKIMSigning signs the messages received under the policy with the
+	// signing profile their sending address matches (the ESA's "Domain
+	// Key/DKIM Signing: On", typically on RELAYED).
+	DKIMSigning bool
 }
 
 // Throttled sets the limits of the ESA's suggested $THROTTLED policy (an
@@ -153,6 +162,17 @@ type Decision struct {
 	Group  string // sender-group name, or "None" when the default policy applied
 	Rule   string // the matched rule text, "ALL" for the default
 	Policy *Policy
+	// DNSList is the DNS list whose rule matched, for the stages after the
+	// HAT (authentication results, content filters); its Zone is "" when
+	// the decision was not made by a dnslist rule.
+	DNSList ListMatch
+}
+
+// ListMatch is a DNS list's listing of a client: the list's zone and the
+// code (the A record) that the matching rule counted.
+type ListMatch struct {
+	Zone string
+	Code netip.Addr
 }
 
 // NoGroup is the group name of a decision made by the default policy.
@@ -165,7 +185,11 @@ func (h *HAT) Decide(c Client) Decision {
 	for i := range h.Groups {
 		g := &h.Groups[i]
 		if r, ok := g.Match(c); ok {
-			return Decision{Group: g.Name, Rule: r.String(), Policy: h.Policies[g.Policy]}
+			d := Decision{Group: g.Name, Rule: r.String(), Policy: h.Policies[g.Policy]}
+			if code, ok := r.listCode(c); ok {
+				d.DNSList = ListMatch{Zone: r.name, Code: code}
+			}
+			return d
 		}
 	}
 	return Decision{Group: NoGroup, Rule: "ALL", Policy: h.Policies[h.Default]}
@@ -173,6 +197,63 @@ func (h *HAT) Decide(c Client) Decision {
 
 // ESAAction returns the action word of the HAT log line.
 func (d Decision) ESAAction() string { return d.Policy.Action.ESA() }
+
+// DNSLists returns the zones of all the HAT's dnslist rules, in order,
+// each once.
+func (h *HAT) DNSLists() []string {
+	var zones []string
+	for _, g := range h.Groups {
+		for _, r := range g.Rules {
+			if z := r.DNSList(); z != "" && !slices.Contains(zones, z) {
+				zones = append(zones, z)
+			}
+		}
+	}
+	return zones
+}
+
+// DNSListsFor returns the zones, in order and each once, that Decide may
+// consult for the client: those of the dnslist rules before the first
+// other rule that matches it. A client that an earlier address rule places
+// (this machine in RELAY_SG) costs no lookup. The client's host name may be
+// left out, when the lookups run beside the reverse DNS lookup: host-name
+// rules then match nothing, and the zones are those that any name would
+// need.
+func (h *HAT) DNSListsFor(c Client) []string {
+	var zones []string
+	for _, g := range h.Groups {
+		for _, r := range g.Rules {
+			if z := r.DNSList(); z != "" {
+				if !slices.Contains(zones, z) {
+					zones = append(zones, z)
+				}
+				continue
+			}
+			if r.Match(c) {
+				return zones
+			}
+		}
+	}
+	return zones
+}
+
+// Decided reports whether the decision for the client can no longer change
+// when the DNS lists in pending answer: a rule that matches comes before
+// every dnslist rule of a pending list. A client on an allow list early in
+// the HAT need not wait for a slow block list further down.
+func (h *HAT) Decided(c Client, pending map[string]bool) bool {
+	for _, g := range h.Groups {
+		for _, r := range g.Rules {
+			if z := r.DNSList(); z != "" && pending[z] {
+				return false
+			}
+			if r.Match(c) {
+				return true
+			}
+		}
+	}
+	return true
+}
 
 // NeedsHostname reports whether a reverse DNS name can change anything the
 // HAT does: some rule matches host names, or some banner uses $Hostname.

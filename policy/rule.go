@@ -13,25 +13,53 @@ type Client struct {
 	IP       netip.Addr
 	Host     string // reverse DNS name ("" when none)
 	Verified bool   // PTR then forward lookup confirmed IP; host-name rules match only when true
+	// DNSLists holds the answers of the DNS lists the HAT names (see
+	// HAT.DNSListsFor), by zone in lower case without the trailing dot: the
+	// A records the list returned for the client, none when it is not
+	// listed. A zone missing from the map (not asked, or the list did not
+	// answer in time) matches no dnslist rule: a list that cannot be reached
+	// neither blocks nor allows.
+	DNSLists map[string][]netip.Addr
 }
 
 type ruleKind uint8
 
 const (
-	ruleAll    ruleKind = iota + 1
-	ruleIP              // an address range lo..hi (address, CIDR, range, partial subnet)
-	ruleHost            // one host name
-	ruleDomain          // any host strictly under a domain
+	ruleAll     ruleKind = iota + 1
+	ruleIP               // an address range lo..hi (address, CIDR, range, partial subnet)
+	ruleHost             // one host name
+	ruleDomain           // any host strictly under a domain
+	ruleDNSList          // the client is listed in a DNS list with a code in codes
 )
 
 // Rule is one sender-group entry ("sender" in the ESA): an address, a
-// network, an address range, a host name, a partial host name or ALL. The
-// zero Rule matches nothing. Rules are comparable with ==.
+// network, an address range, a host name, a partial host name, a DNS list or
+// ALL. The zero Rule matches nothing.
 type Rule struct {
 	text   string
 	kind   ruleKind
-	lo, hi netip.Addr // ruleIP: the inclusive range, both unmapped, same family
-	name   string     // ruleHost: "mx.example.com"; ruleDomain: ".example.com" (lower case)
+	lo, hi netip.Addr  // ruleIP: the inclusive range, both unmapped, same family
+	name   string      // ruleHost: "mx.example.com"; ruleDomain: ".example.com"; ruleDNSList: the zone (lower case)
+	codes  []codeRange // ruleDNSList: the answers that count
+}
+
+// codeRange is an inclusive range of DNS list answers (IPv4 addresses).
+type codeRange struct{ lo, hi netip.Addr }
+
+// DefaultListCodes are the answers a dnslist rule without codes counts:
+// 127.0.0.0/8 but 127.255.255.0/24, where Spamhaus and others put their
+// error codes (127.255.255.254: "you asked through a public resolver"),
+// which would otherwise list every client. An answer outside 127.0.0.0/8
+// (a resolver that rewrites NXDOMAIN to an advertising page) never counts
+// either.
+const DefaultListCodes = "127.0.0.0-127.255.254.255"
+
+// DNSList returns the zone of a dnslist rule, "" for any other rule.
+func (r Rule) DNSList() string {
+	if r.kind != ruleDNSList {
+		return ""
+	}
+	return r.name
 }
 
 // String returns the entry as configured; it is what the HAT line logs after
@@ -69,8 +97,28 @@ func (r Rule) Match(c Client) bool {
 		// r.name has its leading dot, so a longer h has at least one label
 		// before it: "example.com" itself is not "under" .example.com.
 		return len(h) > len(r.name) && strings.EqualFold(h[len(h)-len(r.name):], r.name)
+	case ruleDNSList:
+		_, ok := r.listCode(c)
+		return ok
 	}
 	return false
+}
+
+// listCode returns the first answer of the rule's DNS list for the client
+// that the rule counts.
+func (r Rule) listCode(c Client) (netip.Addr, bool) {
+	if r.kind != ruleDNSList {
+		return netip.Addr{}, false
+	}
+	for _, a := range c.DNSLists[r.name] {
+		a = a.Unmap()
+		for _, cr := range r.codes {
+			if cr.lo.Compare(a) <= 0 && a.Compare(cr.hi) <= 0 {
+				return a, true
+			}
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // ParseRule parses a sender-group entry:
@@ -83,9 +131,14 @@ func (r Rule) Match(c Client) bool {
 //	mx.partner.net, mx.partner.net.    one host name (case-insensitive)
 //	.example.com                       any host strictly under example.com
 //	ALL                                every client
+//	dnslist[zen.spamhaus.org]          a client the DNS list zen.spamhaus.org lists
+//	                                   with a code in DefaultListCodes
+//	dnslist[zen.spamhaus.org:127.0.0.2-127.0.0.11,127.0.0.20]
+//	                                   ... with one of these codes (addresses,
+//	                                   ranges, networks, as IPv4 rules)
 //
-// Surrounding white space is ignored. SenderBase (sbrs[...]) and DNS list
-// (dnslist[...]) entries of the ESA are rejected: mailgate has neither.
+// Surrounding white space is ignored. SenderBase (sbrs[...]) entries of the
+// ESA are rejected: mailgate has no reputation service.
 func ParseRule(s string) (Rule, error) {
 	text := strings.TrimSpace(s)
 	r, err := parseRule(text)
@@ -105,7 +158,7 @@ func parseRule(s string) (Rule, error) {
 	case strings.HasPrefix(strings.ToLower(s), "sbrs["):
 		return Rule{}, errors.New("SenderBase reputation rules are not supported")
 	case strings.HasPrefix(strings.ToLower(s), "dnslist["):
-		return Rule{}, errors.New("DNS list rules are not supported")
+		return parseDNSList(s)
 	case strings.Contains(s, ":"):
 		return parseIPv6Rule(s)
 	case strings.Contains(s, "/"), strings.Trim(s, "0123456789.-") == "" && strings.ContainsAny(s, "0123456789"):
@@ -121,6 +174,41 @@ func parseRule(s string) (Rule, error) {
 		return Rule{kind: ruleDomain, name: name}, nil
 	}
 	return Rule{kind: ruleHost, name: name}, nil
+}
+
+// parseDNSList parses "dnslist[zone]" and "dnslist[zone:codes]".
+func parseDNSList(s string) (Rule, error) {
+	inner, ok := strings.CutSuffix(s[len("dnslist["):], "]")
+	if !ok {
+		return Rule{}, errors.New(`a DNS list rule ends with "]"`)
+	}
+	zone, codes, hasCodes := strings.Cut(inner, ":")
+	zone = strings.TrimSuffix(strings.TrimSpace(zone), ".")
+	if err := CheckDomain(zone); err != nil {
+		return Rule{}, fmt.Errorf("DNS list zone: %w", err)
+	}
+	if !strings.Contains(zone, ".") {
+		return Rule{}, fmt.Errorf("DNS list zone %q is not a domain name", zone)
+	}
+	if !hasCodes {
+		codes = DefaultListCodes
+	}
+	r := Rule{kind: ruleDNSList, name: strings.ToLower(zone)}
+	for c := range strings.SplitSeq(codes, ",") {
+		c = strings.TrimSpace(c)
+		if c == "" {
+			return Rule{}, errors.New("empty DNS list code")
+		}
+		if strings.Contains(c, ":") {
+			return Rule{}, fmt.Errorf("DNS list code %q: the codes are IPv4 addresses (A records)", c)
+		}
+		cr, err := parseIPv4Rule(c)
+		if err != nil {
+			return Rule{}, fmt.Errorf("DNS list code %q: %w", c, err)
+		}
+		r.codes = append(r.codes, codeRange{cr.lo, cr.hi})
+	}
+	return r, nil
 }
 
 func parseIPv4Rule(s string) (Rule, error) {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -12,6 +13,16 @@ func ip(s string) Client { return Client{IP: netip.MustParseAddr(s)} }
 // host makes a client with a host name, verified or not.
 func host(addr, name string, verified bool) Client {
 	return Client{IP: netip.MustParseAddr(addr), Host: name, Verified: verified}
+}
+
+// listed makes a client with the answers of one DNS list.
+func listed(addr, zone string, codes ...string) Client {
+	c := ip(addr)
+	c.DNSLists = map[string][]netip.Addr{zone: nil}
+	for _, a := range codes {
+		c.DNSLists[zone] = append(c.DNSLists[zone], netip.MustParseAddr(a))
+	}
+	return c
 }
 
 func TestRuleMatch(t *testing.T) {
@@ -94,6 +105,31 @@ func TestRuleMatch(t *testing.T) {
 		{"all",
 			[]Client{ip("10.0.0.1")},
 			nil},
+		// Without codes: any answer in 127.0.0.0/8 but Spamhaus's error
+		// codes (127.255.255.x), whatever the client's family.
+		{"dnslist[zen.spamhaus.org]",
+			[]Client{listed("192.0.2.1", "zen.spamhaus.org", "127.0.0.2"), listed("2001:db8::1", "zen.spamhaus.org", "127.0.0.4"),
+				listed("192.0.2.1", "zen.spamhaus.org", "127.0.0.0"), listed("192.0.2.1", "zen.spamhaus.org", "127.255.254.255"),
+				listed("192.0.2.1", "zen.spamhaus.org", "::ffff:127.0.0.10"),
+				listed("192.0.2.1", "zen.spamhaus.org", "127.255.255.254", "127.0.0.3")},
+			[]Client{ip("192.0.2.1"), listed("192.0.2.1", "zen.spamhaus.org"), listed("192.0.2.1", "zen.spamhaus.org", "127.255.255.254"),
+				listed("192.0.2.1", "zen.spamhaus.org", "127.255.255.0"), listed("192.0.2.1", "zen.spamhaus.org", "126.255.255.255"),
+				listed("192.0.2.1", "zen.spamhaus.org", "128.0.0.0"), listed("192.0.2.1", "zen.spamhaus.org", "198.51.100.1"),
+				listed("192.0.2.1", "bl.example.org", "127.0.0.2")}},
+		{"DNSList[Zen.Spamhaus.ORG.]",
+			[]Client{listed("192.0.2.1", "zen.spamhaus.org", "127.0.0.2")},
+			[]Client{listed("192.0.2.1", "zen.spamhaus.org.", "127.0.0.2")}},
+		{"dnslist[zen.spamhaus.org:127.0.0.2-127.0.0.11]",
+			[]Client{listed("192.0.2.1", "zen.spamhaus.org", "127.0.0.2"), listed("192.0.2.1", "zen.spamhaus.org", "127.0.0.11"),
+				listed("192.0.2.1", "zen.spamhaus.org", "127.0.0.1", "127.0.0.5")},
+			[]Client{listed("192.0.2.1", "zen.spamhaus.org", "127.0.0.1"), listed("192.0.2.1", "zen.spamhaus.org", "127.0.0.12"),
+				listed("192.0.2.1", "zen.spamhaus.org", "127.0.1.2")}},
+		{"dnslist[list.dnswl.org: 127.0.0.0-10 , 127.0.15.0/30]",
+			[]Client{listed("192.0.2.1", "list.dnswl.org", "127.0.0.10"), listed("192.0.2.1", "list.dnswl.org", "127.0.15.3")},
+			[]Client{listed("192.0.2.1", "list.dnswl.org", "127.0.0.11"), listed("192.0.2.1", "list.dnswl.org", "127.0.15.4")}},
+		{"dnslist[bl.example.org:127.0.0.2]",
+			[]Client{listed("::1", "bl.example.org", "127.0.0.2")},
+			[]Client{listed("::1", "bl.example.org", "127.0.0.3")}},
 	}
 	for _, tt := range tests {
 		r, err := ParseRule(tt.rule)
@@ -162,7 +198,15 @@ func TestParseRuleErrors(t *testing.T) {
 		{"::ff-::1", "range end ::1 is below its start ::ff"},
 		{"*.example.com", "wildcards are not supported"},
 		{"sbrs[-10.0:-3.0]", "SenderBase reputation rules are not supported"},
-		{"dnslist[zen.spamhaus.org]", "DNS list rules are not supported"},
+		{"dnslist[zen.spamhaus.org", `a DNS list rule ends with "]"`},
+		{"dnslist[]", "DNS list zone: empty host name"},
+		{"dnslist[localhost]", `DNS list zone "localhost" is not a domain name`},
+		{"dnslist[zen spamhaus.org]", "invalid character ' ' in host name"},
+		{"dnslist[zen.spamhaus.org:]", "empty DNS list code"},
+		{"dnslist[zen.spamhaus.org:127.0.0.2,]", "empty DNS list code"},
+		{"dnslist[zen.spamhaus.org:127.0.0.300]", `DNS list code "127.0.0.300": octet 300 is out of range`},
+		{"dnslist[zen.spamhaus.org:127.0.0.11-2]", "range end 2 is below its start 127.0.0.11"},
+		{"dnslist[zen.spamhaus.org:::1]", "the codes are IPv4 addresses (A records)"},
 		{"..example.com", "empty label in host name"},
 		{"a..example.com", "empty label in host name"},
 		{"münchen.de", "non-ASCII host name"},
@@ -187,7 +231,7 @@ func TestRuleNeedsHostname(t *testing.T) {
 		want bool
 	}{
 		{"10.1.1.1", false}, {"10.1", false}, {"::1", false}, {"ALL", false},
-		{"mx.example.com", true}, {".example.com", true},
+		{"mx.example.com", true}, {".example.com", true}, {"dnslist[bl.example.org]", false},
 	} {
 		r, err := ParseRule(tt.rule)
 		if err != nil {
@@ -216,7 +260,7 @@ func FuzzParseRule(f *testing.F) {
 		"10.1.1.1", "::1", "10.1.0.0/16", "2001:db8::/32", "10.1.1.10-20", "10.1.1.10-10.1.2.20",
 		"10.2.3", "10.2.3.", "10.2", "mx.partner.net", ".example.com", "ALL", "10.0.0.0/33",
 		"10.1.1.20-10", "300.1.1.1", "exa mple.com", ".", "", "::ffff:10.0.0.0/104", "::1-::ff",
-		"sbrs[-1:1]", "fe80::1%lo",
+		"sbrs[-1:1]", "fe80::1%lo", "dnslist[zen.spamhaus.org]", "dnslist[bl.example:127.0.0.2-127.0.0.11,127.0.1]",
 	} {
 		f.Add(s)
 	}
@@ -229,7 +273,7 @@ func FuzzParseRule(f *testing.F) {
 			t.Fatalf("ParseRule(%q).String() = %q", s, r.String())
 		}
 		again, err := ParseRule(r.String())
-		if err != nil || again != r {
+		if err != nil || !reflect.DeepEqual(again, r) {
 			t.Fatalf("ParseRule(%q) = %+v, reparsed %+v, %v", s, r, again, err)
 		}
 		switch r.kind {
@@ -248,6 +292,20 @@ func FuzzParseRule(f *testing.F) {
 		case ruleDomain:
 			if !r.Match(Client{Host: "x" + r.name, Verified: true}) || r.Match(Client{Host: r.name[1:], Verified: true}) {
 				t.Fatalf("ParseRule(%q): wrong matching of its own domain", s)
+			}
+		case ruleDNSList:
+			if len(r.codes) == 0 || r.DNSList() != r.name || r.Match(Client{}) {
+				t.Fatalf("ParseRule(%q): a DNS list rule without codes, or matching an unlisted client", s)
+			}
+			for _, cr := range r.codes {
+				if !cr.lo.Is4() || !cr.hi.Is4() || cr.hi.Less(cr.lo) {
+					t.Fatalf("ParseRule(%q): bad code range %v-%v", s, cr.lo, cr.hi)
+				}
+				for _, a := range []netip.Addr{cr.lo, cr.hi} {
+					if !r.Match(Client{DNSLists: map[string][]netip.Addr{r.name: {a}}}) {
+						t.Fatalf("ParseRule(%q) does not match its own code %v", s, a)
+					}
+				}
 			}
 		default:
 			t.Fatalf("ParseRule(%q) gave kind %d", s, r.kind)

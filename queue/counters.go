@@ -215,3 +215,14 @@ func (c *Counters) persist(lim [numKinds]uint64) error {
 	}
 	return nil
 }
+
+// Current returns the last ID of kind k handed out (0 before the first),
+// for the ESA's "Current IDs" of status.
+func (c *Counters) Current(k Kind) uint64 {
+	if k < 0 || k >= numKinds {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.next[k] - 1
+}

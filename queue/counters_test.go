@@ -191,3 +191,39 @@ func TestCountersBadFile(t *testing.T) {
 		}
 	}
 }
+
+// Current is the last ID handed out, across a clean restart too.
+func TestCountersCurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "counters")
+	c, err := OpenCounters(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Current(MID); n != 0 {
+		t.Errorf("Current before any ID: %d", n)
+	}
+	for range 3 {
+		if _, err := c.Next(MID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Next(DCID); err != nil {
+		t.Fatal(err)
+	}
+	if m, d, i := c.Current(MID), c.Current(DCID), c.Current(ICID); m != 3 || d != 1 || i != 0 {
+		t.Errorf("Current: MID %d DCID %d ICID %d, want 3 1 0", m, d, i)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = OpenCounters(path); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if m := c.Current(MID); m != 3 {
+		t.Errorf("Current after a restart: %d, want 3", m)
+	}
+	if n := c.Current(Kind(9)); n != 0 {
+		t.Errorf("Current of no kind: %d", n)
+	}
+}

@@ -32,12 +32,20 @@
 // damaged region cannot be fooled by a record someone wrote into a message
 // body. Integers in headers are little-endian.
 //
-// Records are of three kinds (payload encodings in record.go):
+// Records are of four kinds (payload encodings in record.go):
 //
 //   - message: the envelope (versioned compact binary) and the message bytes;
 //   - state: the delivery state of some recipients of a message (status,
 //     attempts, last and next attempt, last reply);
-//   - finish: the message is done.
+//   - finish: the message is done;
+//   - work: the work queue (mail policies, their stages) is done with the
+//     message, with what it adds to it (work.go).
+//
+// A message split by a per-recipient mail policy is committed as a child
+// whose envelope names its parent (Envelope.Parent) and keeps the parent's
+// RIDs; the parent then records those recipients as Moved. Recovery treats
+// a live child's RIDs as moved from its live parent even when the crash
+// came before that state record, so each recipient is delivered once.
 //
 // # Stages
 //

@@ -80,6 +80,9 @@ type entry struct {
 	// message; each carries one live pin.
 	stateSegs []*segment
 	rcpts     []rcpt
+	mid       uint64
+	parent    uint64 // Envelope.Parent
+	work      *Work  // the work queue's outcome, nil when none was recorded
 }
 
 type rcpt struct {
@@ -143,7 +146,7 @@ func (x *index) applyMessage(g *segment, off, n int64, seq uint64, env *Envelope
 	// refuses; only a counter fault elsewhere gets here. The new message
 	// is kept (never lose mail); the tomb's accounting may then keep some
 	// segments longer than needed.
-	e := &entry{seq: seq, seg: g, off: off, n: n, copies: []*segment{g}}
+	e := &entry{seq: seq, seg: g, off: off, n: n, copies: []*segment{g}, mid: mid, parent: env.Parent}
 	e.rcpts = make([]rcpt, len(env.Rcpts))
 	for i, r := range env.Rcpts {
 		e.rcpts[i].rid = int32(r.RID)

@@ -27,6 +27,10 @@ const (
 	maxEnvelope = 1 << 20
 
 	payloadVersion = 1
+	// authVersion is the version of a message payload whose envelope ends
+	// with Auth; messages without it are written as version 1, which
+	// every release reads.
+	authVersion = 2
 )
 
 type recType uint8
@@ -35,6 +39,7 @@ const (
 	recMessage recType = 1 // envelope and body
 	recState   recType = 2 // per-recipient delivery state
 	recFinish  recType = 3 // the message is done
+	recWork    recType = 4 // the work queue is done with the message
 )
 
 func (t recType) String() string {
@@ -45,6 +50,8 @@ func (t recType) String() string {
 		return "state"
 	case recFinish:
 		return "finish"
+	case recWork:
+		return "work"
 	}
 	return fmt.Sprintf("recType(%d)", uint8(t))
 }
@@ -136,6 +143,16 @@ func parseRecHeader(b []byte, salt uint32) (recHeader, bool) {
 	return h, true
 }
 
+// Envelope flags. A flag adds a field only at the end of the envelope, so
+// that a spool written before it existed reads the same; a flag this code
+// does not know is an error rather than a misread envelope.
+const (
+	flagSMTPUTF8 = 1
+	flagOutgoing = 2 // Envelope.Outgoing
+	flagParent   = 4 // Envelope.Parent follows the recipients
+	flagsKnown   = flagSMTPUTF8 | flagOutgoing | flagParent
+)
+
 // Payload encodings. Every payload starts with a version byte; integers are
 // (u)varints, strings are a uvarint length then the bytes, times are Unix
 // nanoseconds as a varint with 0 for the zero time.
@@ -143,13 +160,17 @@ func parseRecHeader(b []byte, salt uint32) (recHeader, bool) {
 // message: version, uvarint seq, uvarint len(env), env, body
 //
 //	env: uvarint MID, uvarint ICID, Listener, ClientIP, ClientHost, Helo,
-//	     TLS, From, varint Received, BodyType, byte flags (1 = SMTPUTF8),
-//	     uvarint count, then count × (uvarint RID, Addr)
+//	     TLS, From, varint Received, BodyType, byte flags (1 = SMTPUTF8,
+//	     2 = outgoing, 4 = has a parent), uvarint count, then count ×
+//	     (uvarint RID, Addr), then uvarint Parent when flag 4 is set
+//	     [version 2: Auth]
 //
 // state: version, uvarint MID, uvarint count, then count × (uvarint RID,
 // byte status, uvarint attempts, varint last, varint next, reason)
 //
 // finish: version, uvarint MID
+//
+// work: version, uvarint MID, Headers (the work queue's outcome)
 
 // appendMessagePrefix appends everything of a message payload but the body.
 func appendMessagePrefix(b []byte, seq uint64, env *Envelope) []byte {
@@ -166,7 +187,13 @@ func appendMessagePrefix(b []byte, seq uint64, env *Envelope) []byte {
 	e = appendString(e, env.BodyType)
 	var flags byte
 	if env.SMTPUTF8 {
-		flags |= 1
+		flags |= flagSMTPUTF8
+	}
+	if env.Outgoing {
+		flags |= flagOutgoing
+	}
+	if env.Parent != 0 {
+		flags |= flagParent
 	}
 	e = append(e, flags)
 	e = binary.AppendUvarint(e, uint64(len(env.Rcpts)))
@@ -174,8 +201,16 @@ func appendMessagePrefix(b []byte, seq uint64, env *Envelope) []byte {
 		e = binary.AppendUvarint(e, uint64(r.RID))
 		e = appendString(e, r.Addr)
 	}
+	if env.Parent != 0 {
+		e = binary.AppendUvarint(e, env.Parent)
+	}
+	version := byte(payloadVersion)
+	if len(env.Auth) > 0 {
+		version = authVersion
+		e = appendString(e, string(env.Auth))
+	}
 
-	b = append(b, payloadVersion)
+	b = append(b, version)
 	b = binary.AppendUvarint(b, seq)
 	b = binary.AppendUvarint(b, uint64(len(e)))
 	return append(b, e...)
@@ -186,7 +221,8 @@ func appendMessagePrefix(b []byte, seq uint64, env *Envelope) []byte {
 // body starts within the payload.
 func decodeMessage(p []byte) (seq uint64, env *Envelope, bodyOff int, err error) {
 	d := decoder{b: p}
-	if v := d.byte(); v != payloadVersion && d.err == nil {
+	v := d.byte()
+	if v != payloadVersion && v != authVersion && d.err == nil {
 		return 0, nil, 0, fmt.Errorf("message payload version %d", v)
 	}
 	seq = d.uvarint()
@@ -211,7 +247,12 @@ func decodeMessage(p []byte) (seq uint64, env *Envelope, bodyOff int, err error)
 		Received:   fromUnixNano(e.varint()),
 		BodyType:   e.string(),
 	}
-	env.SMTPUTF8 = e.byte()&1 != 0
+	flags := e.byte()
+	if flags&^flagsKnown != 0 && e.err == nil {
+		e.err = fmt.Errorf("unknown envelope flags %#x", flags)
+	}
+	env.SMTPUTF8 = flags&flagSMTPUTF8 != 0
+	env.Outgoing = flags&flagOutgoing != 0
 	count := e.uvarint()
 	// Each recipient takes at least two bytes, which bounds the allocation
 	// by the envelope's size whatever the count claims.
@@ -223,6 +264,14 @@ func decodeMessage(p []byte) (seq uint64, env *Envelope, bodyOff int, err error)
 	}
 	for i := range env.Rcpts {
 		env.Rcpts[i] = Recipient{RID: e.int(), Addr: e.string()}
+	}
+	if flags&flagParent != 0 {
+		env.Parent = e.uvarint()
+	}
+	if v == authVersion {
+		if a := e.string(); a != "" {
+			env.Auth = []byte(a)
+		}
 	}
 	if e.err == nil && len(e.b) != 0 {
 		e.err = errors.New("trailing bytes after envelope")
@@ -268,7 +317,7 @@ func decodeState(p []byte) (mid uint64, states []ridState, err error) {
 	for i := range states {
 		states[i].RID = d.int()
 		st := Status(d.byte())
-		if st > Bounced && d.err == nil {
+		if st > Moved && d.err == nil {
 			d.err = fmt.Errorf("unknown recipient status %d", st)
 		}
 		states[i].Status = st
@@ -298,6 +347,25 @@ func decodeFinish(p []byte) (mid uint64, err error) {
 		d.err = errors.New("trailing bytes after finish")
 	}
 	return mid, d.err
+}
+
+func appendWork(b []byte, mid uint64, w Work) []byte {
+	b = append(b, payloadVersion)
+	b = binary.AppendUvarint(b, mid)
+	return appendString(b, w.Headers)
+}
+
+func decodeWork(p []byte) (mid uint64, w Work, err error) {
+	d := decoder{b: p}
+	if v := d.byte(); v != payloadVersion && d.err == nil {
+		return 0, Work{}, fmt.Errorf("work payload version %d", v)
+	}
+	mid = d.uvarint()
+	w.Headers = d.string()
+	if d.err == nil && len(d.b) != 0 {
+		d.err = errors.New("trailing bytes after work")
+	}
+	return mid, w, d.err
 }
 
 func appendString(b []byte, s string) []byte {

@@ -130,7 +130,14 @@ func FuzzPayload(f *testing.F) {
 	f.Add(append(appendMessagePrefix(nil, 9, &Envelope{MID: 1, Rcpts: []Recipient{{0, "a@b"}}}), "body"...))
 	f.Add(appendState(nil, 7, []ridState{{RID: 2, RecipientState: goldenDelay}}))
 	f.Add(appendFinish(nil, 7))
+	f.Add(appendMessagePrefix(nil, 3, &Envelope{MID: 5, Parent: 4, Outgoing: true, Rcpts: []Recipient{{2, "a@b"}}}))
+	f.Add(appendWork(nil, 7, Work{Headers: "X-A: b\r\n"}))
 	f.Fuzz(func(t *testing.T, p []byte) {
+		if mid, w, err := decodeWork(p); err == nil {
+			if mid2, w2, err := decodeWork(appendWork(nil, mid, w)); err != nil || mid2 != mid || w2 != w {
+				t.Fatalf("work round trip: %v\n%+v\n%+v", err, w, w2)
+			}
+		}
 		if seq, env, off, err := decodeMessage(p); err == nil {
 			q := append(appendMessagePrefix(nil, seq, env), p[off:]...)
 			seq2, env2, off2, err := decodeMessage(q)

@@ -156,6 +156,7 @@ func (s *Spool) recover() error {
 			return err
 		}
 	}
+	s.x.moveSplit()
 	s.liveBytes.Store(s.x.liveBytes())
 	s.recovery.Messages = len(s.x.msgs)
 	s.deleteDead()
@@ -309,6 +310,13 @@ func (s *Spool) replay(g *segment, off int64, h recHeader, head []byte) error {
 		}
 		s.x.maxMID = max(s.x.maxMID, mid)
 		s.x.applyFinish(g, mid)
+	case recWork:
+		mid, w, err := decodeWork(head)
+		if err != nil {
+			return err
+		}
+		s.x.maxMID = max(s.x.maxMID, mid)
+		s.x.applyWork(g, mid, w)
 	default:
 		return fmt.Errorf("unknown record type %d", h.typ)
 	}

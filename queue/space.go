@@ -157,3 +157,8 @@ func (s *Spool) tight() bool {
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
+
+// FreeSpace returns the free space of the spool's file system, as the
+// free-space floor sees it (a statfs at most spaceCacheTime old); ok is
+// false when it is not known.
+func (s *Spool) FreeSpace() (free int64, ok bool) { return s.freeSpace() }

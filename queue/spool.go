@@ -39,6 +39,18 @@ type Envelope struct {
 	Received   time.Time // the zero time and the Unix epoch are both stored as "unset"
 	BodyType   string    // "", "7BIT", "8BITMIME"
 	SMTPUTF8   bool
+	// Outgoing: the message was relayed (a RELAY sender group), so the
+	// outgoing mail policies apply to it, not the incoming ones.
+	Outgoing bool
+	// Parent is the MID this message was split from (a per-recipient mail
+	// policy), 0 for a message received as it is. Its recipients keep the
+	// parent's RIDs: they are the parent's recipients that moved here.
+	Parent uint64
+	// Auth holds the sender-authentication results (SPF, DKIM, DMARC) in
+	// package mailauth's encoding (mailauth.Unmarshal), for the stages
+	// after the spool; nil when nothing was checked. The spool stores it
+	// without reading it.
+	Auth []byte
 }
 
 // Status is where a recipient stands on the delivery side.
@@ -48,6 +60,7 @@ const (
 	Pending   Status = iota // not final yet: never tried, or soft failures so far
 	Delivered               // the next hop accepted it
 	Bounced                 // hard failure or expiry; the bounce (DSN) is the delivery side's
+	Moved                   // split off into another message (Envelope.Parent), which delivers it
 )
 
 func (s Status) String() string {
@@ -58,6 +71,8 @@ func (s Status) String() string {
 		return "delivered"
 	case Bounced:
 		return "bounced"
+	case Moved:
+		return "moved"
 	}
 	return fmt.Sprintf("Status(%d)", uint8(s))
 }
@@ -210,10 +225,11 @@ type request struct {
 	mid    uint64
 	rec    []byte // header and payload, or for a message header and all but the body
 	body   []byte
-	stage  *Stage // the body, instead of body, for a staged message
+	stage  *Stage // the rest of the body, after body, for a staged message
 	seq    uint64
 	env    *Envelope
 	states []ridState
+	work   *Work
 
 	off   int64
 	state atomic.Int32
@@ -222,7 +238,7 @@ type request struct {
 
 func (r *request) size() int {
 	if r.stage != nil {
-		return len(r.rec) + int(r.stage.n)
+		return len(r.rec) + len(r.body) + int(r.stage.n)
 	}
 	return len(r.rec) + len(r.body)
 }
@@ -305,7 +321,8 @@ func (s *Spool) Commit(ctx context.Context, env *Envelope, msg []byte) error {
 	return s.commit(ctx, env, msg, nil)
 }
 
-// commit stores a message whose body is msg, or st when st is not nil.
+// commit stores a message whose body is msg, followed by st when st is
+// not nil.
 func (s *Spool) commit(ctx context.Context, env *Envelope, msg []byte, st *Stage) error {
 	if err := checkEnvelope(env); err != nil {
 		return fmt.Errorf("queue: commit MID %d: %w", env.MID, err)
@@ -315,7 +332,7 @@ func (s *Spool) commit(ctx context.Context, env *Envelope, msg []byte, st *Stage
 	rec = appendMessagePrefix(rec, seq, env)
 	bodyLen := int64(len(msg))
 	if st != nil {
-		bodyLen = st.n
+		bodyLen += st.n
 	}
 	n := int64(len(rec)-recHeaderSize) + bodyLen
 	if len(rec)-recHeaderSize > maxEnvelope+32 {
@@ -327,11 +344,9 @@ func (s *Spool) commit(ctx context.Context, env *Envelope, msg []byte, st *Stage
 	if err := s.roomFor(int64(recHeaderSize) + n); err != nil {
 		return fmt.Errorf("queue: commit MID %d: %w", env.MID, err)
 	}
-	c := crc(s.salt, rec[recHeaderSize:])
+	c := crc(crc(s.salt, rec[recHeaderSize:]), msg)
 	if st != nil {
 		c = crcConcat(c, st.crc, st.n)
-	} else {
-		c = crc(c, msg)
 	}
 	putRecHeader(rec, s.salt, recMessage, int(n), c)
 
@@ -387,7 +402,7 @@ func checkEnvelope(env *Envelope) error {
 // SetRecipientState durably records st for the recipients rids of a live
 // message. Same contract as Commit for ctx and errors.
 func (s *Spool) SetRecipientState(ctx context.Context, mid uint64, rids []int, st RecipientState) error {
-	if st.Status > Bounced || st.Attempts < 0 || st.Attempts > math.MaxInt32 {
+	if st.Status > Moved || st.Attempts < 0 || st.Attempts > math.MaxInt32 {
 		return fmt.Errorf("queue: set state MID %d: invalid state %+v", mid, st)
 	}
 	if len(rids) == 0 {

@@ -116,6 +116,13 @@ func (st *Stage) Abort() {
 // CommitStage stores a message whose body is st, with the contract of
 // Commit. The stage is used up whatever the outcome.
 func (s *Spool) CommitStage(ctx context.Context, env *Envelope, st *Stage) error {
+	return s.CommitStageAfter(ctx, env, nil, st)
+}
+
+// CommitStageAfter is CommitStage for a message whose body is head then
+// st: the receiving side prepends header fields it could only write once
+// the whole message had arrived (Authentication-Results).
+func (s *Spool) CommitStageAfter(ctx context.Context, env *Envelope, head []byte, st *Stage) error {
 	defer st.Abort()
 	if st.err != nil {
 		return fmt.Errorf("queue: commit MID %d: %w", env.MID, st.err)
@@ -123,7 +130,7 @@ func (s *Spool) CommitStage(ctx context.Context, env *Envelope, st *Stage) error
 	if st.f == nil {
 		return fmt.Errorf("queue: commit MID %d: stage already used", env.MID)
 	}
-	return s.commit(ctx, env, nil, st)
+	return s.commit(ctx, env, head, st)
 }
 
 // crcShift advances a CRC-32C register over n zero bytes. With it the CRC

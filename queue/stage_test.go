@@ -138,3 +138,47 @@ func TestStageNotCommitted(t *testing.T) {
 		t.Errorf("stage files left after Open: %v", files)
 	}
 }
+
+// A staged message committed after a head (the header fields the
+// receiving side writes once the message has arrived) is the head then
+// the stage, and its envelope keeps Auth (a version 2 payload), before and
+// after a reopen; one without Auth is still written as version 1.
+func TestStageCommitAfter(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, dir, Options{SegmentSize: 4 << 20})
+	head := []byte("Authentication-Results: mx.test; spf=pass smtp.mailfrom=a@example.net\r\n")
+	type msg struct {
+		env  *Envelope
+		body []byte
+	}
+	var msgs []msg
+	for i, size := range []int{0, 100 << 10, 3<<20 + 7} {
+		env := testEnvelope(uint64(40+i), 2)
+		if i > 0 {
+			env.Auth = []byte(`{"spf":[{"identity":"mailfrom","result":"pass"}]}`)
+		}
+		rest := testBody(env.MID, size)
+		if err := s.CommitStageAfter(context.Background(), env, head, stage(t, s, rest, uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, msg{env, append(append([]byte(nil), head...), rest...)})
+	}
+	plain := testEnvelope(50, 1)
+	commit(t, s, plain, testBody(50, 10))
+	msgs = append(msgs, msg{plain, testBody(50, 10)})
+	for _, m := range msgs {
+		checkMessage(t, s, m.env, m.body)
+	}
+	closeSpool(t, s)
+	s = openSpool(t, dir, Options{SegmentSize: 4 << 20})
+	defer closeSpool(t, s)
+	if r := s.Recovery(); len(r.Corrupt) > 0 {
+		t.Fatalf("recovery found damage: %+v", r)
+	}
+	for _, m := range msgs {
+		checkMessage(t, s, m.env, m.body)
+	}
+	if b := appendMessagePrefix(nil, 1, plain); b[0] != payloadVersion {
+		t.Errorf("an envelope without Auth is written as version %d", b[0])
+	}
+}

@@ -149,6 +149,8 @@ type copyRec struct {
 	seq      uint64
 	stateRec []byte // nil when no recipient has a state
 	states   []ridState
+	workRec  []byte // nil when the message has no work record
+	work     *Work
 	off      int64
 
 	// A large message's payload is not read into rec, which then holds
@@ -206,6 +208,10 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 			iov = append(iov, c.stateRec)
 			off += int64(len(c.stateRec))
 		}
+		if c.workRec != nil {
+			iov = append(iov, c.workRec)
+			off += int64(len(c.workRec))
+		}
 	}
 	for _, r := range reqs {
 		r.off = off
@@ -217,7 +223,7 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 		if r.stage != nil && err == nil {
 			err = pwritevAll(cur.f, iov, at)
 			if err == nil {
-				err = copyStage(cur.f, r.off+int64(len(r.rec)), r.stage)
+				err = copyStage(cur.f, r.off+int64(len(r.rec)+len(r.body)), r.stage)
 			}
 			clear(iov)
 			iov, at = iov[:0], off
@@ -269,6 +275,9 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 		if c.stateRec != nil {
 			s.x.applyState(cur, c.mid, c.states)
 		}
+		if c.work != nil {
+			s.x.applyWork(cur, c.mid, *c.work)
+		}
 	}
 	for i, r := range reqs {
 		switch r.typ {
@@ -278,6 +287,10 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 			live += int64(r.size())
 		case recState:
 			if !s.x.applyState(cur, r.mid, r.states) {
+				errs[i] = ErrNotFound
+			}
+		case recWork:
+			if !s.x.applyWork(cur, r.mid, *r.work) {
 				errs[i] = ErrNotFound
 			}
 		case recFinish:
@@ -517,7 +530,7 @@ func (s *Spool) planCompaction() []copyRec {
 				continue
 			}
 			out = append(out, c)
-			budget -= int(c.size()) + len(c.stateRec)
+			budget -= int(c.size()) + len(c.stateRec) + len(c.workRec)
 		}
 	}
 	return out
@@ -552,6 +565,11 @@ func (s *Spool) copyOf(e *entry) (copyRec, error) {
 	}
 	if len(c.states) > 0 {
 		c.stateRec = newRecord(s.salt, recState, appendState(nil, env.MID, c.states))
+	}
+	if e.work != nil {
+		w := *e.work
+		c.work = &w
+		c.workRec = newRecord(s.salt, recWork, appendWork(nil, env.MID, w))
 	}
 	return c, nil
 }

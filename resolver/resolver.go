@@ -138,6 +138,36 @@ func (r *Resolver) MX(ctx context.Context, domain string) ([]*net.MX, error) {
 // query asks the configured servers in turn until one answers, over UDP
 // and over TCP when the answer was truncated.
 func (r *Resolver) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	in, err := r.exchange(ctx, name, qtype)
+	if err != nil {
+		return nil, err
+	}
+	if in.Rcode == dns.RcodeNameError {
+		return nil, fmt.Errorf("resolver: %s %s: %w", dns.TypeToString[qtype], name, ErrNotFound)
+	}
+	out := answers(in, qtype)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("resolver: %s %s: %w", dns.TypeToString[qtype], name, ErrNotFound)
+	}
+	return out, nil
+}
+
+// answers returns the records of the asked type in an answer.
+func answers(in *dns.Msg, qtype uint16) []dns.RR {
+	var out []dns.RR
+	for _, rr := range in.Answer {
+		if rr.Header().Rrtype == qtype {
+			out = append(out, rr)
+		}
+	}
+	return out
+}
+
+// exchange asks the configured servers in turn until one answers with
+// NOERROR or NXDOMAIN, over UDP and over TCP when the answer was
+// truncated, and returns that answer whole (its TTLs and its authority
+// section's SOA tell how long it may be cached).
+func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
 	m.SetEdns0(1232, false)
@@ -156,19 +186,8 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) ([]dns.
 			continue
 		}
 		switch in.Rcode {
-		case dns.RcodeSuccess:
-			var out []dns.RR
-			for _, rr := range in.Answer {
-				if rr.Header().Rrtype == qtype {
-					out = append(out, rr)
-				}
-			}
-			if len(out) == 0 {
-				return nil, fmt.Errorf("resolver: %s %s: %w", dns.TypeToString[qtype], name, ErrNotFound)
-			}
-			return out, nil
-		case dns.RcodeNameError:
-			return nil, fmt.Errorf("resolver: %s %s: %w", dns.TypeToString[qtype], name, ErrNotFound)
+		case dns.RcodeSuccess, dns.RcodeNameError:
+			return in, nil
 		default:
 			lastErr = fmt.Errorf("resolver: %s %s at %s: %s", dns.TypeToString[qtype], name, server, dns.RcodeToString[in.Rcode])
 		}

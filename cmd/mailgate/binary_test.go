@@ -17,8 +17,8 @@ import (
 // ran with what the unit tests ran (make test prints the total). A binary
 // built with -cover and started without GOCOVERDIR would warn on stderr,
 // which tests read, so GOCOVERDIR is always set for it.
-func buildBinary(path string) error {
-	args := []string{"build", "-o", path}
+func buildBinary(path string, extra ...string) error {
+	args := append([]string{"build", "-o", path}, extra...)
 	if mode := testing.CoverMode(); mode != "" {
 		if !flag.Parsed() {
 			flag.Parse()

@@ -6,11 +6,16 @@
 //	mailgate check-config FILE         report every problem of a configuration
 //	mailgate workqueue                 the running gateway's queue
 //	mailgate queue list|show|...       list and act on the running gateway's queue
+//	mailgate status [detail]           the ESA's counters, rates and gauges
+//	mailgate tophosts | hoststatus D   destinations: by activity, one in detail
+//	mailgate rate [SECONDS]            a line every SECONDS: connections, recipients
+//	mailgate resetcounters             zero the Reset column of status
 //	mailgate import FILE...            read ESA mail logs into the tracking store
 //	mailgate track [filters]           find messages in the tracking store
 //	mailgate findevent -m MID ...      every log line of a message
 //	mailgate explain MID | --aborts    what happened and why
 //	mailgate default-config            print the embedded default configuration
+//	mailgate dkim keygen DOMAIN SELECTOR  write a DKIM key, print its DNS record
 //	mailgate version
 package main
 
@@ -41,6 +46,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return workqueueCmd(args[1:], stdout, stderr)
 	case "queue":
 		return queueCmd(args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], stdout, stderr)
+	case "tophosts":
+		return tophostsCmd(args[1:], stdout, stderr)
+	case "hoststatus":
+		return hoststatusCmd(args[1:], stdout, stderr)
+	case "rate":
+		return rateCmd(args[1:], stdout, stderr)
+	case "resetcounters":
+		return resetcountersCmd(args[1:], stdout, stderr)
 	case "import":
 		return importCmd(args[1:], stdout, stderr)
 	case "track":
@@ -53,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return defaultConfig(stdout)
 	case "passwd":
 		return passwdCmd(args[1:], stdout, stderr)
+	case "dkim":
+		return dkimCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mailgate", version)
 		return 0
@@ -75,6 +92,16 @@ commands:
   workqueue [--json]      the running gateway's queue: counts, oldest message, destinations
   queue list|show|deliver-now|bounce|delete ...
                           list and act on the running gateway's queue ("mailgate queue help")
+  status [detail] [--json]
+                          the running gateway's counters (Reset, Uptime, Lifetime), current
+                          IDs and gauges; detail adds the 1, 5 and 15-minute rates
+  tophosts [--sort active|conn_out|delivered|soft|hard] [--limit N] [--json]
+                          the destinations with the most queued, connected, delivered, bounced
+  hoststatus DOMAIN [--json]
+                          one destination: up/down, counters, gauges, oldest message, route
+  rate [SECONDS] [--count N] [--json]
+                          a line every SECONDS (10): connections, recipients received, completed
+  resetcounters           zero the Reset column of status and the destinations' counters
   import FILE...          read ESA mail logs (mailgate's or a Cisco ESA's) into the tracking store
   track [filters]         find messages in the tracking store ("mailgate track -h")
   findevent -m MID | -f FROM | -t TO | -s SUBJECT
@@ -82,6 +109,8 @@ commands:
   explain MID | --aborts  say what happened to a message and why; sum up aborted receptions
   default-config          print the embedded default configuration
   passwd USER [--file F]  set a user's password in a SMTP AUTH users file (read from stdin)
+  dkim keygen [--type rsa|ed25519] [--bits 2048] [--out FILE] DOMAIN SELECTOR
+                          write a DKIM signing key; print its DNS record and signing profile
   version                 print the version
 `)
 }

@@ -50,6 +50,7 @@ type gw struct {
 	config string
 	addr   string
 	cmd    *exec.Cmd
+	bin    string        // the binary to run; "" for binary
 	stderr *smtptest.Log // read while it is written
 	exited chan error
 }
@@ -96,7 +97,11 @@ func newGW(t *testing.T, shutdown string) *gw {
 
 func (g *gw) start() {
 	g.t.Helper()
-	g.cmd = exec.Command(binary, "serve", "--config", g.config)
+	bin := g.bin
+	if bin == "" {
+		bin = binary
+	}
+	g.cmd = exec.Command(bin, "serve", "--config", g.config)
 	if g.stderr == nil {
 		g.stderr = smtptest.NewLog()
 	}

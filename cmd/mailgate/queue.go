@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +16,7 @@ import (
 	"github.com/mailgate/mailgate/control"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/outbound"
+	"github.com/mailgate/mailgate/workqueue"
 )
 
 // The queue commands talk to the running gateway over its control socket,
@@ -85,11 +87,44 @@ func workqueueCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	if f.json {
-		return printJSON(stdout, w)
+	// The work queue (mail policies), when the gateway has one.
+	var work *workqueue.Status
+	switch st, err := c.Work(ctx); {
+	case err == nil:
+		work = &st
+	case !isNotFound(err):
+		return fail(stderr, err)
 	}
-	printWorkQueue(stdout, w, time.Now())
+	if f.json {
+		return printJSON(stdout, struct {
+			outbound.WorkQueue
+			Work *workqueue.Status `json:"work,omitempty"`
+		}{w, work})
+	}
+	now := time.Now()
+	printWorkQueue(stdout, w, now)
+	if work != nil {
+		fmt.Fprintln(stdout)
+		printWork(stdout, *work, now)
+	}
 	return 0
+}
+
+func isNotFound(err error) bool {
+	var e *control.Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// printWork prints the work queue's part of workqueue: what waits for the
+// mail policies' stages, and how fast messages go through.
+func printWork(out io.Writer, w workqueue.Status, now time.Time) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Work queue (mail policies):\t%d messages, %d being worked on, %d waiting to retry a stage (%d workers)\n", w.Messages, w.Working, w.Retrying, w.Workers)
+	if !w.Oldest.IsZero() {
+		fmt.Fprintf(tw, "Oldest in the work queue:\treceived %s (%s ago)\n", w.Oldest.Format(time.ANSIC), ago(now.Sub(w.Oldest)))
+	}
+	fmt.Fprintf(tw, "Work queue rate:\t%.2f in, %.2f out per second over the last minute; %d in, %d out since start\n", w.Rate.In, w.Rate.Out, w.In, w.Out)
+	tw.Flush()
 }
 
 func printWorkQueue(out io.Writer, w outbound.WorkQueue, now time.Time) {

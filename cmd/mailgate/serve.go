@@ -21,11 +21,14 @@ import (
 	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/logsub"
+	"github.com/mailgate/mailgate/mailauth"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/outbound"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
+	"github.com/mailgate/mailgate/stats"
 	"github.com/mailgate/mailgate/statuslog"
+	"github.com/mailgate/mailgate/workqueue"
 )
 
 func serve(args []string, stderr io.Writer) int {
@@ -103,6 +106,7 @@ type gateway struct {
 	mailLog   *maillog.Writer
 	debugLogs []*maillog.Writer
 	delivery  *outbound.Manager
+	work      *workqueue.Queue // nil without mail_policies
 	control   *control.Server
 	listeners []*inbound.Listener
 	certs     *certWatch
@@ -111,6 +115,7 @@ type gateway struct {
 	subs      *logsub.Set       // the log subscriptions' outputs
 	status    *statuslog.Logger // nil without a status log subscription
 	counter   *statuslog.Counter
+	stats     *stats.Collector
 }
 
 // start opens everything in dependency order and starts the listeners; on
@@ -165,6 +170,11 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	if g.tracking, err = startTracking(cfg, g.mailLog, logger); err != nil {
 		return nil, err
 	}
+	// The status counters, the Lifetime column saved in the data directory.
+	if g.stats, err = stats.New(stats.Options{Path: filepath.Join(cfg.DataDir, "stats.json"),
+		Spool: g.spool, IDs: g.ids, Logger: logger}); err != nil {
+		return nil, err
+	}
 	dns := resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout)
 	srv := &inbound.Server{
 		Hostname:   hostname,
@@ -173,7 +183,11 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		IDs:        g.ids,
 		Events:     g.events(),
 		DNS:        inbound.NewResolver(dns, cfg.DNS.Timeout),
+		Auth:       mailauth.New(dns),
+		AuthServID: cfg.AuthServID,
+		Lists:      resolver.NewLists(dns, cfg.DNS.ListTimeout, cfg.DNS.ListCacheSize),
 		Logger:     logger,
+		DKIM:       cfg.DKIMSigning,
 	}
 	debugByPath := map[string]*maillog.Writer{}
 	debugLog := func(d config.DebugLog) (*maillog.Writer, error) {
@@ -216,9 +230,22 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		}
 		o.Debug = append(o.Debug, debuglog.New(d.Match, d.Sessions, sinks))
 	}
+	if cfg.MailPolicies != nil {
+		// Before delivery starts: the work queue claims the messages whose
+		// work was not done when the gateway stopped, and delivery leaves
+		// them to it.
+		g.work, err = workqueue.New(workqueue.Options{Spool: g.spool, IDs: g.ids,
+			Policies: &cfg.MailPolicies.MailPolicies, Workers: cfg.MailPolicies.Workers, Stages: stages(cfg),
+			Next: func(env *queue.Envelope) { g.delivery.Enqueue(env) }, Events: srv.Events, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		o.Claimed = g.work.Claimed
+	}
 	if g.delivery, err = outbound.New(o); err != nil {
 		return nil, err
 	}
+	g.stats.Attach(g.delivery)
 	if cfg.Delivery.Suspended {
 		logger.Warn("mailgate: delivery is suspended (delivery.suspended): messages are received and queued, none is delivered")
 	}
@@ -229,8 +256,15 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		return nil, err
 	}
 	srv.Queued = g.delivery.Enqueue
-	if g.control, err = control.Listen(control.SocketPath(cfg.DataDir), g.delivery, logger); err != nil {
+	if g.work != nil {
+		g.work.Start()
+		srv.Handoff = g.work.Submit
+	}
+	if g.control, err = control.Listen(control.SocketPath(cfg.DataDir), g.delivery, logger, control.WithStats(g.stats)); err != nil {
 		return nil, err
+	}
+	if g.work != nil {
+		g.control.ServeWorkQueue(g.work)
 	}
 	for _, lc := range cfg.Listeners {
 		l, err := srv.Listen(lc)
@@ -260,10 +294,11 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	return g, nil
 }
 
-// events is the mail log's event stream: its file first, then tracking,
-// then the subscriptions' outputs and the status log's counter.
+// events is the mail log's event stream: its file first, then tracking
+// and the status counters, then the subscriptions' outputs and the status
+// log's counter.
 func (g *gateway) events() event.Sink {
-	sinks := event.Multi{g.mailLog, g.tracking.sink()}
+	sinks := event.Multi{g.mailLog, g.tracking.sink(), g.stats}
 	if l := g.subs.Log(config.LogMail); l != nil {
 		sinks = append(sinks, l)
 	}
@@ -330,11 +365,19 @@ func (g *gateway) stop() error {
 }
 
 // stopDelivery closes the control socket, so that no queue command
-// runs while the queue manager stops, then stops the queue manager.
+// runs while the queue manager stops, then stops the work queue and the
+// queue manager.
 func (g *gateway) stopDelivery(ctx context.Context) {
 	if g.control != nil {
 		if err := g.control.Close(ctx); err != nil {
 			g.log.Warn("mailgate: control socket closed", "err", err)
+		}
+	}
+	if g.work != nil {
+		// Stages under way are cut: their messages stay in the spool
+		// without an outcome, and the next start works on them again.
+		if err := g.work.Stop(ctx); err != nil {
+			g.log.Warn("mailgate: work queue stopped", "err", err)
 		}
 	}
 	if g.delivery != nil {
@@ -352,6 +395,10 @@ func (g *gateway) close() error {
 		g.tracking.stop()
 	}
 	var errs []error
+	if g.stats != nil {
+		// After the deliveries, whose last events it counts.
+		errs = append(errs, g.stats.Close())
+	}
 	if g.spool != nil {
 		st := g.spool.Stats()
 		g.log.Info("mailgate: spool closed", "messages", st.Messages, "records_written", st.Records,

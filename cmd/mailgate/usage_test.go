@@ -18,6 +18,18 @@ func TestUsage(t *testing.T) {
 		{"queue", "list", "extra"},
 		{"queue", "bounce"},
 		{"queue", "deliver-now", "a", "b"},
+		{"status", "extra"},
+		{"status", "detail", "extra"},
+		{"tophosts", "extra"},
+		{"tophosts", "--sort", "size"},
+		{"hoststatus"},
+		{"hoststatus", "a.test", "b.test"},
+		{"rate", "0"},
+		{"rate", "1", "2"},
+		{"rate", "--count", "-1"},
+		{"resetcounters", "extra"},
+		{"dkim"},
+		{"dkim", "keygen", "example.com"},
 	} {
 		t.Run(strings.Join(args, "_"), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -11,19 +11,23 @@ import (
 
 // DNS is an authoritative-looking DNS server on loopback answering from a
 // zone, over UDP and TCP. A name it does not know is NXDOMAIN; a known
-// name without records of the asked type is NODATA.
+// name without records of the asked type is NODATA; either answer carries
+// the SOA of the closest enclosing name that has one, as a negative answer
+// must for a resolver to cache it (RFC 2308).
 type DNS struct {
 	Addr string // "127.0.0.1:port", for dns.servers
 
 	mu      sync.Mutex
 	records map[string][]dns.RR
+	queries map[string]int    // by name, lower case
+	broken  map[string]string // zone -> "silent" or "servfail"
 }
 
 // StartDNS serves the zone (RRs in master-file syntax, e.g.
 // "example.com. 60 IN MX 10 mx1.example.com.") until the test ends.
 func StartDNS(t testing.TB, zone ...string) *DNS {
 	t.Helper()
-	d := &DNS{records: map[string][]dns.RR{}}
+	d := &DNS{records: map[string][]dns.RR{}, queries: map[string]int{}, broken: map[string]string{}}
 	d.Add(t, zone...)
 	// The UDP port must be free for TCP too (DNS falls back to TCP on the
 	// same port); on a busy machine an outgoing connection may hold it.
@@ -71,12 +75,27 @@ func (d *DNS) serve(w dns.ResponseWriter, r *dns.Msg) {
 	m.SetReply(r)
 	if len(r.Question) == 1 {
 		q := r.Question[0]
+		name := strings.ToLower(q.Name)
 		d.mu.Lock()
-		rrs, ok := d.records[strings.ToLower(q.Name)]
+		d.queries[name]++
+		switch d.brokenFor(name) {
+		case "silent":
+			d.mu.Unlock()
+			return
+		case "servfail":
+			d.mu.Unlock()
+			m.Rcode = dns.RcodeServerFailure
+			w.WriteMsg(m)
+			return
+		}
+		rrs, ok := d.records[name]
 		for _, rr := range rrs {
 			if rr.Header().Rrtype == q.Qtype {
 				m.Answer = append(m.Answer, rr)
 			}
+		}
+		if len(m.Answer) == 0 {
+			m.Ns = d.soaFor(name)
 		}
 		d.mu.Unlock()
 		if !ok {
@@ -84,4 +103,50 @@ func (d *DNS) serve(w dns.ResponseWriter, r *dns.Msg) {
 		}
 	}
 	w.WriteMsg(m)
+}
+
+// soaFor returns the SOA of name's closest enclosing zone in the records,
+// if any. d.mu is held.
+func (d *DNS) soaFor(name string) []dns.RR {
+	for off, end := 0, false; !end; off, end = dns.NextLabel(name, off) {
+		for _, rr := range d.records[name[off:]] {
+			if rr.Header().Rrtype == dns.TypeSOA {
+				return []dns.RR{rr}
+			}
+		}
+	}
+	return nil
+}
+
+// brokenFor returns how the server misbehaves for name, "" when it does
+// not. d.mu is held.
+func (d *DNS) brokenFor(name string) string {
+	for off, end := 0, false; !end; off, end = dns.NextLabel(name, off) {
+		if b := d.broken[name[off:]]; b != "" {
+			return b
+		}
+	}
+	return ""
+}
+
+// Silence makes the server drop every query for zone and the names under
+// it, as an unreachable or overloaded server does.
+func (d *DNS) Silence(zone string) { d.setBroken(zone, "silent") }
+
+// ServFail makes the server answer SERVFAIL for zone and the names under
+// it.
+func (d *DNS) ServFail(zone string) { d.setBroken(zone, "servfail") }
+
+func (d *DNS) setBroken(zone, how string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.broken[strings.ToLower(dns.Fqdn(zone))] = how
+}
+
+// Queries returns how many queries (of any type, over UDP and TCP) the
+// server has had for name.
+func (d *DNS) Queries(name string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.queries[strings.ToLower(dns.Fqdn(name))]
 }

@@ -1,0 +1,118 @@
+package queue
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/wait"
+)
+
+// TestEnvelopeSplitFields: Outgoing and Parent survive the journal, and an
+// envelope without them is encoded as before (no trailing field).
+func TestEnvelopeSplitFields(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, dir, Options{})
+	plain := testEnvelope(1, 3)
+	child := testEnvelope(2, 0)
+	child.Rcpts = []Recipient{{RID: 2, Addr: "c@example.com"}}
+	child.Parent, child.Outgoing = 1, true
+	commit(t, s, plain, testBody(1, 500))
+	commit(t, s, child, testBody(2, 500))
+	closeSpool(t, s)
+	s = openSpool(t, dir, Options{})
+	defer closeSpool(t, s)
+	checkMessage(t, s, plain, testBody(1, 500))
+	checkMessage(t, s, child, testBody(2, 500))
+	old := appendMessagePrefix(nil, 1, plain)
+	plain.Parent = 0
+	if got := appendMessagePrefix(nil, 1, plain); !slices.Equal(got, old) {
+		t.Error("an envelope without a parent changed its encoding")
+	}
+}
+
+// TestSplitRecovery: a child committed without its parent's Moved state (a
+// crash between the two) still takes its recipients from the parent after
+// reopen; with the state written, the same; the parent's other recipients
+// stay pending.
+func TestSplitRecovery(t *testing.T) {
+	ctx := context.Background()
+	for _, durable := range []bool{false, true} {
+		dir := t.TempDir()
+		s := openSpool(t, dir, Options{})
+		commit(t, s, testEnvelope(1, 3), testBody(1, 300))
+		child := testEnvelope(2, 0)
+		child.Rcpts = []Recipient{{RID: 1, Addr: "rcpt1-1@example.com"}, {RID: 2, Addr: "rcpt1-2@example.com"}}
+		child.Parent = 1
+		commit(t, s, child, testBody(1, 300))
+		if durable {
+			if err := s.SetRecipientState(ctx, 1, []int{1, 2}, RecipientState{Status: Moved}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		closeSpool(t, s)
+		s = openSpool(t, dir, Options{})
+		states, err := s.RecipientStates(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if states[0].Status != Pending || states[1].Status != Moved || states[2].Status != Moved {
+			t.Errorf("durable=%v: parent states %+v, want RID 0 pending, 1 and 2 moved", durable, states)
+		}
+		// Once the child is finished the parent must hold the Moved state
+		// by itself (the work queue writes it before the child goes on).
+		if err := s.Finish(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		closeSpool(t, s)
+		s = openSpool(t, dir, Options{})
+		states, _ = s.RecipientStates(1)
+		if got := states[1].Status == Moved; got != durable {
+			t.Errorf("durable=%v: after the child finished, RID 1 moved = %v", durable, got)
+		}
+		closeSpool(t, s)
+	}
+}
+
+// TestWorkRecord: the work queue's outcome is recovered, and survives the
+// compaction that moves its message.
+func TestWorkRecord(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openSpool(t, dir, Options{SegmentSize: 16 << 10})
+	const n = 40
+	for mid := uint64(1); mid <= n; mid++ {
+		commit(t, s, testEnvelope(mid, 1), testBody(mid, 1000))
+	}
+	w := Work{Headers: "X-Test: tagged\r\n"}
+	if err := s.SetWork(ctx, 1, w); err != nil {
+		t.Fatal(err)
+	}
+	if _, done, _ := s.Work(2); done {
+		t.Error("MID 2 has a work outcome it was never given")
+	}
+	old := segFiles(t, dir)
+	for mid := uint64(2); mid <= n; mid++ {
+		if err := s.Finish(ctx, mid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait.Until(t, "MID 1's segment compacted away", func() bool {
+		return !slices.Contains(segFiles(t, dir), old[0])
+	})
+	check := func(when string) {
+		t.Helper()
+		got, done, err := s.Work(1)
+		if err != nil || !done || got != w {
+			t.Errorf("%s: Work(1) = %+v, %v, %v; want %+v", when, got, done, err, w)
+		}
+	}
+	check("after compaction")
+	closeSpool(t, s)
+	s = openSpool(t, dir, Options{})
+	defer closeSpool(t, s)
+	check("after reopen")
+	if err := s.SetWork(ctx, 99, w); err == nil {
+		t.Error("SetWork of an unknown MID succeeded")
+	}
+}
