@@ -73,7 +73,9 @@ func TestLogSubscriptionsEndToEnd(t *testing.T) {
 		return strings.Contains(status, fmt.Sprintf(" InjMsg %d InjRcp %d ", n, n))
 	})
 	st := regexp.MustCompile(`^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} Info: Status: QKUsd [1-9]\d* QKFre [1-9]\d* CrtMID ` + fmt.Sprint(n) +
-		` CrtICID [1-9]\d* CrtDCID 0 InjMsg 200 InjRcp 200 GenBncRcp 0 RejRcp 0 DrpMsg 0 SftBncEvnt 0 CmpRcp 0 HrdBncRcp 0 DlvRcp 0 DelRcp 0 ActvRcp 200 CrtCncIn 0 CrtCncOut 0 RAMUsd [1-9]\d*$`)
+		` CrtICID [1-9]\d* CrtDCID 0 InjMsg 200 InjRcp 200 GenBncRcp 0 RejRcp 0 DrpMsg 0 SftBncEvnt 0 CmpRcp 0 HrdBncRcp 0 ` +
+		`DnsHrdBnc 0 5XXHrdBnc 0 ExpHrdBnc 0 OtrHrdBnc 0 DlvRcp 0 DelRcp 0 ActvRcp 200 UnatmptRcp 200 AtmptRcp 0 CrtCncIn 0 CrtCncOut 0 ` +
+		`RAMUsd [1-9]\d* DstInMem 0 WorkQ 0$`)
 	if !st.MatchString(status) {
 		t.Errorf("status line %q", status)
 	}

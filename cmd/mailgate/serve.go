@@ -114,7 +114,6 @@ type gateway struct {
 	tracking  *trackingService
 	subs      *logsub.Set       // the log subscriptions' outputs
 	status    *statuslog.Logger // nil without a status log subscription
-	counter   *statuslog.Counter
 	stats     *stats.Collector
 }
 
@@ -277,9 +276,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	g.certs = watchCertificates(servedCertificates(cfg), logger, certCheckInterval)
 	if l := g.subs.Log(config.LogStatus); l != nil {
 		g.status = statuslog.Start(cfg.Logs.StatusInterval, func() event.Status {
-			st := g.spool.Stats()
-			return statuslog.Line(g.counter.Counts(), statuslog.Gauges{QKUsd: st.Bytes / 1024,
-				QKFre: statuslog.FreeKB(spoolDir), ActvRcp: st.Pending, RAMUsd: statuslog.RAMUsed()})
+			return statuslog.Line(g.stats.Status(false), statuslog.RAMUsed())
 		}, l)
 	}
 	for _, l := range g.listeners {
@@ -295,16 +292,11 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 }
 
 // events is the mail log's event stream: its file first, then tracking
-// and the status counters, then the subscriptions' outputs and the status
-// log's counter.
+// and the status counters, then the subscriptions' outputs.
 func (g *gateway) events() event.Sink {
 	sinks := event.Multi{g.mailLog, g.tracking.sink(), g.stats}
 	if l := g.subs.Log(config.LogMail); l != nil {
 		sinks = append(sinks, l)
-	}
-	if g.subs.Log(config.LogStatus) != nil {
-		g.counter = statuslog.NewCounter()
-		sinks = append(sinks, g.counter)
 	}
 	return sinks
 }
@@ -388,6 +380,9 @@ func (g *gateway) stopDelivery(ctx context.Context) {
 }
 
 func (g *gateway) close() error {
+	if g.status != nil {
+		g.status.Stop() // before the stats it reads
+	}
 	if g.certs != nil {
 		g.certs.close()
 	}
@@ -407,9 +402,6 @@ func (g *gateway) close() error {
 	}
 	if g.ids != nil {
 		errs = append(errs, g.ids.Close())
-	}
-	if g.status != nil {
-		g.status.Stop()
 	}
 	for _, w := range append([]*maillog.Writer{g.mailLog}, g.debugLogs...) {
 		if w != nil {
