@@ -109,6 +109,7 @@ func (m *Manager) finishAll(jobs []*job, o outcome, dcid uint64) {
 		go func() {
 			defer wg.Done()
 			for j := range next {
+				j.attempt = true // the connection's failure is each job's attempt
 				m.finishJob(j, repeat(o, len(j.rcpts)), dcid)
 			}
 		}()
@@ -270,6 +271,7 @@ func (m *Manager) deliver(s *session, j *job) bool {
 		senv.To[k] = env.Rcpts[i].Addr
 		rids[k] = env.Rcpts[i].RID
 	}
+	j.txStart = time.Now()
 	m.emit(event.DeliveryStart{DCID: s.dcid, MID: env.MID, RIDs: rids})
 	res, err := s.c.Send(m.cut, senv, body)
 	body.Close()
@@ -310,6 +312,7 @@ func (m *Manager) deliver(s *session, j *job) bool {
 	if se != nil && se.PossibleDelivery() {
 		m.emit(event.PossibleDelivery{DCID: s.dcid, MID: env.MID, RIDs: sent})
 	}
+	j.attempt = true
 	m.finishJob(j, outs, s.dcid)
 	return err == nil
 }

@@ -129,6 +129,10 @@ func (m *Manager) finishJob(j *job, outs []outcome, dcid uint64) {
 	if bounce != nil {
 		m.enqueueBounce(bounce)
 	}
+	if j.attempt && m.o.Attempted != nil {
+		m.o.Attempted(attemptOf(j, states))
+	}
+	j.attempt, j.txStart = false, time.Time{}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -170,6 +174,25 @@ func (m *Manager) finishJob(j *job, outs []outcome, dcid uint64) {
 		m.evict(msg)
 	}
 	m.schedule()
+}
+
+// attemptOf sums up an attempt of j whose recipients now have states.
+func attemptOf(j *job, states []queue.RecipientState) Attempt {
+	a := Attempt{Destination: j.dest.name, Route: j.dest.route != nil}
+	if !j.txStart.IsZero() {
+		a.Transaction = max(time.Since(j.txStart), time.Nanosecond)
+	}
+	for _, st := range states {
+		switch st.Status {
+		case queue.Delivered:
+			a.Delivered++
+		case queue.Bounced:
+			a.Bounced++
+		default:
+			a.Deferred++
+		}
+	}
+	return a
 }
 
 // persist makes the new states durable: a finish record when no recipient

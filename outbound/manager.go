@@ -31,6 +31,24 @@ type Options struct {
 	Delivery config.Delivery
 	Debug    []*debuglog.Log[string] // domain debug logs, by recipient domain or route name
 	Logger   *slog.Logger
+
+	// Attempted, if set, is told of each delivery attempt (the metrics).
+	// It runs on the delivering goroutine and must not block.
+	Attempted func(Attempt)
+}
+
+// Attempt is what one delivery attempt did to the recipients of one
+// message at one destination: a transaction, or a connection (or its DNS
+// lookup) that failed before one could start.
+type Attempt struct {
+	Destination string // the domain delivered by MX, or the route ("ALL", ".example.com") that serves it
+	Route       bool   // Destination names a route
+	Delivered   int    // recipients
+	Deferred    int
+	Bounced     int
+	// Transaction is the time from MAIL FROM to the transaction's last
+	// reply; 0 when none ran (the connection failed).
+	Transaction time.Duration
 }
 
 // maxRcptsPerTxn is how many recipients go in one transaction: the number
@@ -125,6 +143,11 @@ type job struct {
 	domain string // of its first recipient, for the logs
 	state  jobState
 	due    time.Time // while deferred
+
+	// The attempt under way, for Options.Attempted: counted when set,
+	// with its transaction's start (zero when none started).
+	attempt bool
+	txStart time.Time
 }
 
 // dest is a destination: a domain delivered by MX, or an SMTP route.
