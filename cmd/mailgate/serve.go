@@ -18,9 +18,11 @@ import (
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/control"
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/health"
 	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/maillog"
+	"github.com/mailgate/mailgate/metrics"
 	"github.com/mailgate/mailgate/outbound"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
@@ -71,21 +73,33 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	for sig := range sigs {
-		if sig == syscall.SIGHUP {
-			g.reopenLogs()
-			g.reloadUsers()
-			continue
+	code := 0
+wait:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				g.reopenLogs()
+				g.reloadUsers()
+				continue
+			}
+			logger.Info("mailgate: shutting down", "signal", sig.String(), "grace", cfg.ShutdownTimeout)
+			break wait
+		case err := <-g.failed:
+			// A listener that no longer accepts: the gateway does not run
+			// on without it. It stops as on SIGTERM, and exits 1 for its
+			// supervisor to restart it.
+			logger.Error("mailgate: a listener's accept loop died; shutting down", "err", err, "grace", cfg.ShutdownTimeout)
+			code = 1
+			break wait
 		}
-		logger.Info("mailgate: shutting down", "signal", sig.String(), "grace", cfg.ShutdownTimeout)
-		break
 	}
 	signal.Stop(sigs)
 	if err := g.stop(); err != nil {
 		logger.Error("mailgate: stop", "err", err)
 		return 1
 	}
-	return 0
+	return code
 }
 
 // gateway is a running mailgate: its stores, logs and listeners.
@@ -102,13 +116,18 @@ type gateway struct {
 	certs     *certWatch
 	serving   sync.WaitGroup
 	tracking  *trackingService
+	metrics   *metrics.Metrics
+	health    *health.Checker
+	logWatch  *logWatch
+	failed    chan error // a listener's accept loop died
 }
 
 // start opens everything in dependency order and starts the listeners; on
 // an error it closes what it opened.
 func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	// g, not the result: "return nil, err" must not hide it from the cleanup.
-	g := &gateway{cfg: cfg, log: logger}
+	g := &gateway{cfg: cfg, log: logger, metrics: metrics.New(metrics.Options{Destinations: destinationNames(cfg)}),
+		health: &health.Checker{}, failed: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -136,6 +155,8 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	if err := g.ids.Ensure(queue.MID, g.spool.MaxMID()); err != nil {
 		return nil, err
 	}
+	g.health.SetSpool(g.spool)
+	g.metrics.Watch(metrics.Sources{Spool: g.spool, Problems: g.health.Problems})
 	st := g.spool.Stats()
 	logger.Info("mailgate: spool recovered", "dir", spoolDir, "messages", st.Messages, "segments", st.Segments, "bytes", st.Bytes)
 
@@ -145,9 +166,12 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		MaxFiles: lc.MaxFiles, Version: "mailgate " + version, Serial: hostname}); err != nil {
 		return nil, err
 	}
-	if g.tracking, err = startTracking(cfg, g.mailLog, logger); err != nil {
+	g.logWatch = watchMailLog(g.mailLog, logger, mailLogCheckInterval)
+	g.metrics.Watch(metrics.Sources{MailLog: g.mailLog})
+	if g.tracking, err = startTracking(cfg, g.mailLog, logger, opsHandlers{metrics: g.metrics.Handler(), ready: g.health.Problems}); err != nil {
 		return nil, err
 	}
+	g.tracking.watch(g.metrics)
 	dns := resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout)
 	srv := &inbound.Server{
 		Hostname:   hostname,
@@ -157,6 +181,8 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		Events:     event.Multi{g.mailLog, g.tracking.sink()},
 		DNS:        inbound.NewResolver(dns, cfg.DNS.Timeout),
 		Logger:     logger,
+
+		ListenerEvents: g.metrics.Listener,
 	}
 	debugByPath := map[string]*maillog.Writer{}
 	debugLog := func(path string, maxSize int64, maxFiles int) (*maillog.Writer, error) {
@@ -181,8 +207,8 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		// shows it within the message's timeline.
 		srv.Debug = append(srv.Debug, debuglog.New(d.Match, d.Sessions, event.Multi{w, g.tracking.sink()}))
 	}
-	o := outbound.Options{Hostname: hostname, Spool: g.spool, IDs: g.ids, Events: srv.Events,
-		Resolver: dns, Routes: cfg.Routes, Delivery: cfg.Delivery, Logger: logger}
+	o := outbound.Options{Hostname: hostname, Spool: g.spool, IDs: g.ids, Events: event.Multi{srv.Events, g.metrics.Delivery()},
+		Resolver: dns, Routes: cfg.Routes, Delivery: cfg.Delivery, Logger: logger, Attempted: g.metrics.Attempted}
 	for _, d := range cfg.Logs.DomainDebug {
 		w, err := debugLog(d.Path, d.MaxSize, d.MaxFiles)
 		if err != nil {
@@ -193,6 +219,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	if g.delivery, err = outbound.New(o); err != nil {
 		return nil, err
 	}
+	g.metrics.Watch(metrics.Sources{Delivery: g.delivery})
 	if cfg.Delivery.Suspended {
 		logger.Warn("mailgate: delivery is suspended (delivery.suspended): messages are received and queued, none is delivered")
 	}
@@ -215,16 +242,38 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		logger.Info("mailgate: listening", "listener", lc.Name, "address", l.Addr().String(), "type", lc.Type)
 	}
 	g.certs = watchCertificates(servedCertificates(cfg), logger, certCheckInterval)
-	for _, l := range g.listeners {
+	checked := make([]health.Listener, len(g.listeners))
+	for i, l := range g.listeners {
+		checked[i] = l
 		g.serving.Add(1)
 		go func() {
 			defer g.serving.Done()
 			if err := l.Serve(); err != nil {
-				logger.Error("mailgate: listener stopped", "err", err)
+				logger.Error("mailgate: listener stopped", "listener", l.Name(), "err", err)
+				select {
+				case g.failed <- err:
+				default: // the gateway is stopping already
+				}
 			}
 		}()
 	}
+	g.health.SetListeners(checked)
 	return g, nil
+}
+
+// destinationNames are the destinations that always get a label value of
+// their own in the metrics: the routes and the destination controls.
+func destinationNames(cfg *config.Config) []string {
+	var names []string
+	for _, r := range cfg.Routes {
+		names = append(names, r.Domain)
+	}
+	for _, d := range cfg.Delivery.Destinations {
+		if d.Domain != config.DefaultDestination {
+			names = append(names, d.Domain)
+		}
+	}
+	return names
 }
 
 func (g *gateway) reopenLogs() {
@@ -259,6 +308,7 @@ func (g *gateway) reloadUsers() {
 // timeout; kills what remains (a cut delivery is retried after restart);
 // then closes the stores and logs.
 func (g *gateway) stop() error {
+	g.health.Stopping() // load balancers move away during the drain
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -296,6 +346,9 @@ func (g *gateway) close() error {
 	}
 	if g.tracking != nil {
 		g.tracking.stop()
+	}
+	if g.logWatch != nil {
+		g.logWatch.close()
 	}
 	var errs []error
 	if g.spool != nil {
