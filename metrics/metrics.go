@@ -19,6 +19,8 @@ package metrics
 
 import (
 	"net/http"
+	"regexp"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +46,7 @@ const OtherDestination = "other"
 // Metrics holds the registry and the gateway's counters.
 type Metrics struct {
 	reg   *prometheus.Registry
+	mine  []prometheus.Collector // mailgate's own, for Names
 	dests destinations
 	src   sources
 
@@ -76,14 +79,14 @@ func New(o Options) *Metrics {
 	m.dests.init(o.Destinations, o.MaxDestinations)
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
-		m.reg.MustRegister(v)
+		m.register(v)
 		return v
 	}
 	m.connections = counter("mailgate_connections_total",
 		"Inbound SMTP connections ended, by listener and cause (the cause of mailgate's 'ended' line).", "listener", "cause")
 	m.connectionsOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailgate_connections_open",
 		Help: "Inbound SMTP connections open now, by listener."}, []string{"listener"})
-	m.reg.MustRegister(m.connectionsOpen)
+	m.register(m.connectionsOpen)
 	m.hatDecisions = counter("mailgate_hat_decisions_total",
 		"Host Access Table decisions on connecting clients, by listener and action (accept, relay, reject, tcprefuse).", "listener", "action")
 	m.messages = counter("mailgate_received_messages_total",
@@ -106,7 +109,7 @@ func New(o Options) *Metrics {
 	m.transactions = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailgate_delivery_transaction_seconds",
 		Help:    "Time of delivery transactions, from MAIL FROM to the last reply, by destination.",
 		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}}, []string{"destination"})
-	m.reg.MustRegister(m.transactions)
+	m.register(m.transactions)
 	m.delivered = counter("mailgate_delivered_recipients_total",
 		"Recipients delivered (the next hop accepted them), by destination.", "destination")
 	m.deferred = counter("mailgate_deferred_recipients_total",
@@ -115,13 +118,43 @@ func New(o Options) *Metrics {
 		"Recipients bounced (hard failures and expiries), by destination.", "destination")
 	m.dsns = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailgate_generated_bounces_total",
 		Help: "Bounce messages (DSNs) generated for bounced recipients."})
-	m.reg.MustRegister(m.dsns)
+	m.register(m.dsns)
 	m.dropped = counter("mailgate_dropped_messages_total",
 		"Messages dropped without a bounce, by reason (double-bounce: a bounce that bounced; or what dropped it).", "reason")
 
-	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&scrape{m: m})
+	m.register(&scrape{m: m})
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// register registers one of mailgate's own collectors.
+func (m *Metrics) register(c prometheus.Collector) {
+	m.reg.MustRegister(c)
+	m.mine = append(m.mine, c)
+}
+
+// fqName finds the name in a Desc's String (the Desc has no accessor).
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+// Names lists the names of every mailgate_ metric family declared, sorted,
+// whether it has a value yet or not: for the test that makes sure each is
+// moved by some traffic.
+func (m *Metrics) Names() []string {
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		for _, c := range m.mine {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	var names []string
+	for d := range ch {
+		if sm := fqName.FindStringSubmatch(d.String()); sm != nil {
+			names = append(names, sm[1])
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // Handler serves the metrics in Prometheus' text format (or OpenMetrics
