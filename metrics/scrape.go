@@ -104,7 +104,9 @@ func (c *scrape) Describe(ch chan<- *prometheus.Desc) {
 func (c *scrape) Collect(ch chan<- prometheus.Metric) {
 	s := c.m.sources()
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
-	counter := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v) }
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
 	now := time.Now()
 	if s.Delivery != nil {
 		// WorkQueue reads the spool's counts too.
