@@ -143,11 +143,15 @@ type job struct {
 	domain string // of its first recipient, for the logs
 	state  jobState
 	due    time.Time // while deferred
+}
 
-	// The attempt under way, for Options.Attempted: counted when set,
-	// with its transaction's start (zero when none started).
-	attempt bool
-	txStart time.Time
+// try says whether an outcome finishJob records is a delivery attempt,
+// for Options.Attempted, and when its transaction started (zero: none
+// did, the connection failed). The zero try is no attempt: an outcome of
+// the gateway's own (a spool read error, the administrator's bounce).
+type try struct {
+	counted bool
+	start   time.Time
 }
 
 // dest is a destination: a domain delivered by MX, or an SMTP route.
