@@ -13,7 +13,7 @@ import (
 
 // Spool is what readiness asks of the spool (a *queue.Spool).
 type Spool interface {
-	Err() error             // the failure that made it read-only, nil while it writes
+	Err() error            // the failure that made it read-only, nil while it writes
 	Room(size int64) error // ErrNoSpace below the free-space floor
 }
 
