@@ -161,3 +161,20 @@ func TestListenerRecipients(t *testing.T) {
 		t.Errorf("%d transactions still held", n)
 	}
 }
+
+// The cost a listener's sink adds to the SMTP path: the events of one
+// connection with one message of two recipients.
+func BenchmarkListenerSink(b *testing.B) {
+	s := New(Options{}).Listener("In")
+	evs := []event.Event{event.NewICID{ICID: 1}, event.HATMatch{ICID: 1, Action: event.ActionRelay}, event.StartMID{MID: 1},
+		event.MailFrom{MID: 1}, event.RcptTo{MID: 1, RID: 0}, event.RcptTo{MID: 1, RID: 1}, event.Ready{MID: 1, Bytes: 1000},
+		event.Queued{MID: 1}, event.ICIDClose{ICID: 1}, event.ConnectionEnd{ICID: 1, Cause: event.CauseQuit}}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			for _, ev := range evs {
+				s.Emit(event.Entry{Level: event.Info, Event: ev})
+			}
+		}
+	})
+}
