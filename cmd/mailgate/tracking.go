@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,10 +38,14 @@ type trackingService struct {
 	feed   *tracking.Feed
 	httpLn net.Listener
 	page   atomic.Pointer[http.Handler] // the HTTP listener's handler: without the store until it opens
+	opened chan struct{}                // closed when page has the store
 	syslog *syslog.Server
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
+
+// storeWait is how long an API request waits for the store to open.
+const storeWait = 5 * time.Second
 
 // opsHandlers are what the HTTP listener serves besides tracking: the
 // metrics, and readiness. They answer from the start, whatever the store.
@@ -52,7 +57,7 @@ type opsHandlers struct {
 // startTracking binds the page's and the syslog receiver's addresses (so
 // that a taken port fails the start) and starts the service.
 func startTracking(cfg *config.Config, mailLog *maillog.Writer, logger *slog.Logger, ops opsHandlers) (*trackingService, error) {
-	t := &trackingService{cfg: cfg, log: logger, ops: ops}
+	t := &trackingService{cfg: cfg, log: logger, ops: ops, opened: make(chan struct{})}
 	if cfg.Tracking.Enabled {
 		t.feed = tracking.NewFeed(tracking.FeedOptions{Host: cfg.Hostname, LogPath: cfg.Logs.Mail.Path,
 			Flush: mailLog.Flush, Removed: mailLog.Removed, Logger: logger})
@@ -121,6 +126,18 @@ func (t *trackingService) run(ctx context.Context) {
 		t.page.Store(&h)
 		srv := &http.Server{
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasPrefix(r.URL.Path, "/api/") {
+					// An API request right after the start waits a little
+					// for the store (SQLite opens in milliseconds); one
+					// that is down gets the 503 that says so.
+					tm := time.NewTimer(storeWait)
+					select {
+					case <-t.opened:
+					case <-tm.C:
+					case <-r.Context().Done():
+					}
+					tm.Stop()
+				}
 				(*t.page.Load()).ServeHTTP(w, r)
 			}),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -155,6 +172,7 @@ func (t *trackingService) run(ctx context.Context) {
 	if t.httpLn != nil {
 		h := t.handler(s)
 		t.page.Store(&h)
+		close(t.opened)
 	}
 	if t.syslog != nil {
 		wg.Add(1)
