@@ -48,7 +48,7 @@ func (s *listenerSink) Emit(e event.Entry) {
 		s.open.Dec()
 		s.m.connections.WithLabelValues(s.name, ev.Cause.String()).Inc()
 	case event.HATMatch:
-		s.m.hatDecisions.WithLabelValues(s.name, strings.ToLower(ev.Action)).Inc()
+		s.m.hatDecisions.WithLabelValues(s.name, actionWord(ev.Action)).Inc()
 	case event.RcptTo:
 		s.mu.Lock()
 		s.rcpts[ev.MID] = max(s.rcpts[ev.MID], ev.RID+1)
@@ -80,6 +80,24 @@ func (s *listenerSink) Emit(e event.Entry) {
 		}
 		s.m.auth.WithLabelValues(s.name, outcome).Inc()
 	}
+}
+
+// actionWord is a HAT action's label value, in lower case (without an
+// allocation for the actions mailgate writes).
+func actionWord(a string) string {
+	switch a {
+	case event.ActionAccept:
+		return "accept"
+	case event.ActionRelay:
+		return "relay"
+	case event.ActionReject:
+		return "reject"
+	case event.ActionTCPRefuse:
+		return "tcprefuse"
+	case event.ActionContinue:
+		return "continue"
+	}
+	return strings.ToLower(a)
 }
 
 // Delivery returns the sink of the delivery side's events (those the
