@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net/mail"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -85,6 +86,10 @@ type Listener struct {
 	RAT                       policy.RAT // nil on a private listener
 	ImplicitTLS               bool       // TLS from the first byte (465), not STARTTLS
 	Auth                      *Auth      // nil: no SMTP AUTH
+	// HealthChecks are the load balancers' and monitors' addresses: a
+	// connection from one that ends without a command is a health check,
+	// not a lost connection.
+	HealthChecks []netip.Prefix
 
 	// Abuse limits (Postfix's smtpd_junk_command_limit and error limits); 0: none.
 	JunkCommandLimit int           // NOOP, RSET, VRFY, HELP and transactions without a recipient tolerated
@@ -209,10 +214,13 @@ const (
 
 // HTTP configures the API and tracking page.
 type HTTP struct {
-	Address string    // host:port; "" disables
-	Token   string    // when set, the API wants "Authorization: Bearer <token>"; required beyond loopback
-	Hosts   []string  // names (lower case) and addresses answered in the Host header besides loopback's and Address's
-	TLS     *TLSFiles // HTTPS with this certificate; nil: plain HTTP
+	Address string // host:port; "" disables
+	Token   string // when set, the API wants "Authorization: Bearer <token>"; required beyond loopback
+	// MetricsToken, when set, is taken at /metrics besides Token, and
+	// nowhere else: the scraper's credential reads no message.
+	MetricsToken string
+	Hosts        []string  // names (lower case) and addresses answered in the Host header besides loopback's and Address's
+	TLS          *TLSFiles // HTTPS with this certificate; nil: plain HTTP
 }
 
 // Defaults of the keys that are not a listener's or a policy's.
