@@ -45,6 +45,7 @@ type Config struct {
 	Logs            Logs
 	Tracking        Tracking
 	HTTP            HTTP
+	Scanners        Scanners // the scanning engines (scan.go)
 
 	// Warnings are what check-config reports (and fails for) but does
 	// not stop the gateway: serve logs them at start.
@@ -308,7 +309,7 @@ func Parse(data []byte, name string) (*Config, error) {
 
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
-		"delivery", "dns", "logs", "tracking", "http")
+		"delivery", "dns", "logs", "tracking", "http", "scanners")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
@@ -386,6 +387,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		c.Tracking.DSN = dataPath(c.DataDir, c.Tracking.DSN)
 	}
 	d.http(f["http"], c, binds)
+	d.scanners(f["scanners"], c)
 	return c
 }
 
