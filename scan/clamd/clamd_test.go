@@ -321,3 +321,20 @@ func TestConcurrency(t *testing.T) {
 		t.Errorf("at most %d in flight, want %d", p.most.Load(), limit)
 	}
 }
+
+// TestTooBigNotSent: a message over max_size never reaches clamd.
+func TestTooBigNotSent(t *testing.T) {
+	p := startPeer(t, &peer{reply: "stream: OK\x00"})
+	c := New(Options{Address: p.addr, MaxSize: 10})
+	_, err := c.ScanVirus(context.Background(), msg(make([]byte, 11)))
+	var tb *scan.TooBigError
+	if !errors.As(err, &tb) || *tb != (scan.TooBigError{Engine: "ClamAV", Size: 11, Limit: 10}) {
+		t.Fatalf("error %v, want too big (11/10)", err)
+	}
+	if p.most.Load() != 0 {
+		t.Error("the message was sent")
+	}
+	if v, err := c.ScanVirus(context.Background(), msg(make([]byte, 10))); err != nil || v.Class != scan.Clean {
+		t.Errorf("a message of max_size: %v %v", v, err)
+	}
+}

@@ -308,7 +308,7 @@ func TestTimeout(t *testing.T) {
 // all of them answered, over kept-alive connections.
 func TestConcurrencyAndKeepAlive(t *testing.T) {
 	var inflight, most atomic.Int32
-	release := make(chan struct{})
+	release, done := make(chan struct{}), make(chan struct{})
 	u, conns := faultPeer(t, func(w http.ResponseWriter, r *http.Request) {
 		for _, h := range []string{"IP", "Helo", "From", "Queue-Id", "Deliver-To"} {
 			if r.Header.Get(h) == "" {
@@ -320,9 +320,14 @@ func TestConcurrencyAndKeepAlive(t *testing.T) {
 		defer inflight.Add(-1)
 		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 		}
-		<-release
+		select {
+		case <-release:
+		case <-done: // the test failed early: let the server close
+			return
+		}
 		w.Write([]byte(`{"score":0.5,"required_score":15,"action":"no action","symbols":{}}`))
 	})
+	t.Cleanup(func() { close(done) }) // before the server's Close, which waits for the handlers
 	const limit, requests = 3, 10
 	c := client(t, Options{URL: u, Concurrency: limit, Timeout: time.Minute})
 	var wg sync.WaitGroup
