@@ -111,3 +111,16 @@ func TestFail(t *testing.T) {
 		})
 	}
 }
+
+// TestZeroVerdicts: the verdict that comes with an error says nothing
+// reassuring.
+func TestZeroVerdicts(t *testing.T) {
+	var s scan.SpamVerdict
+	var v scan.VirusVerdict
+	if s.Class == scan.Negative || v.Class == scan.Clean || s.Class.String() != "unknown" || v.Class.String() != "UNKNOWN" {
+		t.Errorf("zero verdicts: spam %v, virus %v", s.Class, v.Class)
+	}
+	if verdict, _ := v.Final(); verdict != "unknown" {
+		t.Errorf("zero virus verdict's final word %q", verdict)
+	}
+}

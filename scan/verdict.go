@@ -7,9 +7,10 @@ import (
 // SpamClass is the ESA's anti-spam verdict: what a mail policy acts on.
 type SpamClass int
 
-// The classes, from least to most spammy.
+// The classes, from least to most spammy. The zero SpamClass is none of
+// them: a verdict returned with an error is not "negative" by mistake.
 const (
-	Negative SpamClass = iota // not spam
+	Negative SpamClass = iota + 1 // not spam
 	Suspect                   // maybe spam: the policy's "suspected spam" actions
 	Positive                  // spam
 )
@@ -88,9 +89,10 @@ func (t Thresholds) Classify(score float64, positive, suspect bool) SpamClass {
 // a mail policy, as on the ESA.
 type VirusClass int
 
-// The classes.
+// The classes. The zero VirusClass is none of them: a verdict returned
+// with an error is not "clean" by mistake.
 const (
-	Clean       VirusClass = iota // nothing found
+	Clean       VirusClass = iota + 1 // nothing found
 	Viral                         // a virus (or a test signature) found
 	Unscannable                   // the engine could not look inside (limits exceeded, broken archive)
 	Encrypted                     // an encrypted archive or document: it could not be scanned
@@ -133,6 +135,8 @@ func (v VirusVerdict) Final() (verdict, detail string) {
 		return "unscannable", ""
 	case Encrypted:
 		return "encrypted", ""
+	case Clean:
+		return "negative", ""
 	}
-	return "negative", ""
+	return "unknown", ""
 }
