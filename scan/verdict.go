@@ -11,8 +11,8 @@ type SpamClass int
 // them: a verdict returned with an error is not "negative" by mistake.
 const (
 	Negative SpamClass = iota + 1 // not spam
-	Suspect                   // maybe spam: the policy's "suspected spam" actions
-	Positive                  // spam
+	Suspect                       // maybe spam: the policy's "suspected spam" actions
+	Positive                      // spam
 )
 
 // String returns the ESA's word: "negative", "suspect", "positive".
@@ -93,9 +93,9 @@ type VirusClass int
 // with an error is not "clean" by mistake.
 const (
 	Clean       VirusClass = iota + 1 // nothing found
-	Viral                         // a virus (or a test signature) found
-	Unscannable                   // the engine could not look inside (limits exceeded, broken archive)
-	Encrypted                     // an encrypted archive or document: it could not be scanned
+	Viral                             // a virus (or a test signature) found
+	Unscannable                       // the engine could not look inside (limits exceeded, broken archive)
+	Encrypted                         // an encrypted archive or document: it could not be scanned
 )
 
 // String returns the word of the ESA's interim line ("interim AV verdict

@@ -29,7 +29,7 @@ const (
 	DefaultURL         = "http://127.0.0.1:11333"
 	DefaultTimeout     = 15 * time.Second // rspamd's own task_timeout is 8 s
 	DefaultConcurrency = 8
-	DefaultMaxSize     = 2 << 20 // the ESA's anti-spam scans up to 2 MB by default
+	DefaultMaxSize     = 2 << 20 // spam is small; large messages cost rspamd the most
 )
 
 // Options configure a Client. A zero field takes its default.
