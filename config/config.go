@@ -52,6 +52,7 @@ type Config struct {
 	MailPolicies *MailPolicies
 	// DKIMSigning is nil when dkim_signing_profiles is left out.
 	DKIMSigning *dkimsign.Profiles
+	Scanners    Scanners // the scanning engines (scan.go)
 
 	// Warnings are what check-config reports (and fails for) but does
 	// not stop the gateway: serve logs them at start.
@@ -335,7 +336,7 @@ func Parse(data []byte, name string) (*Config, error) {
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
 		"delivery", "dns", "logs", "tracking", "http", "authserv_id", "mail_policies",
-		"dkim_signing_profiles")
+		"dkim_signing_profiles", "scanners")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
@@ -418,6 +419,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		c.MailPolicies = d.mailPolicies(n, "mail_policies")
 	}
 	c.DKIMSigning = d.dkimSigning(f["dkim_signing_profiles"], "dkim_signing_profiles", c.DataDir)
+	d.scanners(f["scanners"], c)
 	return c
 }
 
