@@ -48,6 +48,8 @@ type Config struct {
 	HTTP            HTTP
 	// MailPolicies is nil when mail_policies is left out: no work queue.
 	MailPolicies *MailPolicies
+	// ContentFilters are the content filters the mail policies may name.
+	ContentFilters []ContentFilter
 
 	// Warnings are what check-config reports (and fails for) but does
 	// not stop the gateway: serve logs them at start.
@@ -318,7 +320,8 @@ func Parse(data []byte, name string) (*Config, error) {
 
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
-		"delivery", "dns", "logs", "tracking", "http", "authserv_id", "mail_policies")
+		"delivery", "dns", "logs", "tracking", "http", "authserv_id", "mail_policies",
+		"content_filters")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
@@ -399,6 +402,9 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	d.http(f["http"], c, binds)
 	if n := f["mail_policies"]; present(n) {
 		c.MailPolicies = d.mailPolicies(n, "mail_policies")
+	}
+	if n := f["content_filters"]; present(n) {
+		c.ContentFilters = d.contentFilters(n, "content_filters")
 	}
 	return c
 }

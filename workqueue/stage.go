@@ -76,6 +76,23 @@ type Verdict struct {
 	// SkipRest skips the stages after this one (the ESA's "skip remaining
 	// content filters").
 	SkipRest bool
+	// StripHeaders names header fields (any case) removed from the
+	// message as delivered: its own and those earlier stages added.
+	StripHeaders []string
+	// AltRcpt replaces every recipient's address (an alternate
+	// recipient).
+	AltRcpt string
+	// Notify are messages about this one, sent to an address each.
+	Notify []Notify
+	// Log are texts for "MID n Custom Log Entry: <text>" lines.
+	Log []string
+}
+
+// Notify is a notification about a message: a new message to To, logged
+// "MID <new> was generated based on MID <mid> by <By>" (By: "notify
+// filter 'x'"). Text is its body's first line.
+type Notify struct {
+	To, By, Text string
 }
 
 // ErrUnsupported is a verdict this work queue cannot carry out yet: the
@@ -84,13 +101,8 @@ var ErrUnsupported = errors.New("workqueue: action not supported yet")
 
 // supported reports whether the work queue can apply v.
 func (v Verdict) supported() error {
-	switch {
-	case v.Action == Bounce, v.Action == Quarantine:
+	if v.Action == Quarantine {
 		return fmt.Errorf("%w: %v", ErrUnsupported, v.Action)
-	case v.TagSubject != "":
-		return fmt.Errorf("%w: subject tag", ErrUnsupported)
-	case v.Reroute != "":
-		return fmt.Errorf("%w: reroute", ErrUnsupported)
 	}
 	return nil
 }
