@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"net/mail"
 	"path"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -311,26 +313,64 @@ func globRegexp(g string) string {
 			b.WriteString(".")
 		case '\\':
 			if i+1 < len(g) {
-				i++
-				b.WriteString(regexp.QuoteMeta(g[i : i+1]))
+				_, n := utf8.DecodeRuneInString(g[i+1:])
+				b.WriteString(regexp.QuoteMeta(g[i+1 : i+1+n]))
+				i += n
 			}
 		case '[':
-			j := strings.IndexByte(g[i+1:], ']')
-			if j < 0 { // path.Match refused it before
-				b.WriteString(`\[`)
-				continue
-			}
-			class := g[i+1 : i+1+j]
-			if strings.HasPrefix(class, "^") {
-				class = "^" + class[1:]
-			}
-			b.WriteString("[" + strings.ReplaceAll(class, `\`, `\\`) + "]")
-			i += j + 1
+			n, class := globClass(g[i+1:])
+			b.WriteString(class)
+			i += n
 		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
+			// Whole UTF-8 sequences: a name may be "résumé*".
+			_, n := utf8.DecodeRuneInString(g[i:])
+			b.WriteString(regexp.QuoteMeta(g[i : i+n]))
+			i += n - 1
 		}
 	}
 	return b.String()
+}
+
+// globClass turns the character class at the start of g (after its '[')
+// into a regexp class, and returns the bytes it took with the ']'. Each
+// range is written out with its ends quoted, so that one path.Match takes
+// but a regexp would refuse ("[x-0]", which matches nothing) means the
+// same.
+func globClass(g string) (int, string) {
+	i, negate := 0, false
+	if strings.HasPrefix(g, "^") {
+		i, negate = 1, true
+	}
+	char := func() rune {
+		if g[i] == '\\' {
+			i++
+		}
+		r, n := utf8.DecodeRuneInString(g[i:])
+		i += n
+		return r
+	}
+	var ranges []string
+	for i < len(g) && g[i] != ']' {
+		lo := char()
+		hi := lo
+		if i+1 < len(g) && g[i] == '-' {
+			i++
+			hi = char()
+		}
+		if lo <= hi {
+			ranges = append(ranges, fmt.Sprintf(`\x{%x}-\x{%x}`, lo, hi))
+		}
+	}
+	i++ // the ']'
+	switch {
+	case len(ranges) == 0 && negate:
+		return i, `[\x{0}-\x{10ffff}]`
+	case len(ranges) == 0:
+		return i, `[^\x{0}-\x{10ffff}]`
+	case negate:
+		return i, "[^" + strings.Join(ranges, "") + "]"
+	}
+	return i, "[" + strings.Join(ranges, "") + "]"
 }
 
 // filterActions decodes the actions: a word (drop, bounce, deliver,

@@ -1,6 +1,7 @@
 package workqueue
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -116,7 +117,15 @@ type Message struct {
 	Size   int64              // of the message as stored
 	Added  []string           // header fields the stages before this one added
 	spool  *queue.Spool
+	raw    []byte // the message, when not in a spool (NewMessage)
 	mime   func() (*rfc822.Part, error)
+}
+
+// NewMessage makes a Message of msg that is not in a spool, for a stage's
+// own tests and tools: Open reads msg, MIME parses it once.
+func NewMessage(env *queue.Envelope, pol *policy.MailPolicy, table string, msg []byte) *Message {
+	return &Message{Env: env, Policy: pol, Table: table, Size: int64(len(msg)), raw: msg,
+		mime: sync.OnceValues(func() (*rfc822.Part, error) { return rfc822.Parse(msg, rfc822.DefaultLimits), nil })}
 }
 
 // Auth returns what the listener found of the sender's authentication
@@ -137,6 +146,9 @@ func (m *Message) Auth() (*mailauth.Results, error) {
 // byte: a stage that streams it (to a scanner) never holds it whole. Its
 // checksum is verified at its end: a damaged spool is an error there.
 func (m *Message) Open() (io.ReadCloser, error) {
+	if m.spool == nil {
+		return io.NopCloser(bytes.NewReader(m.raw)), nil
+	}
 	_, r, err := m.spool.Reader(m.Env.MID)
 	if err != nil {
 		return nil, fmt.Errorf("workqueue: read MID %d: %w", m.Env.MID, err)
