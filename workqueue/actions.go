@@ -102,16 +102,20 @@ func (q *Queue) bounce(m *Message, by string) error {
 		}
 		b, err := dsn.Build(r)
 		if err != nil {
-			return fmt.Errorf("workqueue: DSN for MID %d: %w", m.Env.MID, err)
+			// Nothing a retry would change (a sender the report cannot
+			// name): the message ends as bounced, without its DSN.
+			q.log.Error("workqueue: no DSN for a bounced message", "mid", m.Env.MID, "err", err)
 		}
-		benv = &queue.Envelope{MID: 0, Rcpts: []queue.Recipient{{RID: 0, Addr: m.Env.From}}, Received: now, SMTPUTF8: m.Env.SMTPUTF8}
-		if m.Env.SMTPUTF8 {
-			benv.BodyType = "8BITMIME"
+		if err == nil {
+			benv = &queue.Envelope{MID: 0, Rcpts: []queue.Recipient{{RID: 0, Addr: m.Env.From}}, Received: now, SMTPUTF8: m.Env.SMTPUTF8}
+			if m.Env.SMTPUTF8 {
+				benv.BodyType = "8BITMIME"
+			}
+			if err := q.commitGenerated(benv, b); err != nil {
+				return fmt.Errorf("workqueue: DSN for MID %d: %w", m.Env.MID, err)
+			}
+			size = len(b)
 		}
-		if err := q.commitGenerated(benv, b); err != nil {
-			return fmt.Errorf("workqueue: DSN for MID %d: %w", m.Env.MID, err)
-		}
-		size = len(b)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), spoolTimeout)
 	defer cancel()

@@ -162,6 +162,9 @@ func New(o Options) (*Queue, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Hostname == "" {
+		o.Hostname = "localhost"
+	}
 	if o.Events == nil {
 		o.Events = event.Discard
 	}
