@@ -135,6 +135,7 @@ func TestConditions(t *testing.T) {
 		{"body not in the encoded form", `{body: "cGxlYXNl"}`, readMsg(t, "base64-body.eml"), msgOpts{}, false},
 		{"body html part", `{body: "<p>See attached"}`, readMsg(t, "nested.eml"), msgOpts{}, true},
 		{"body not an attachment", `{body: "not really"}`, readMsg(t, "nested.eml"), msgOpts{}, false},
+		{"body not a text attachment", `{body: "cannot be run in DOS mode"}`, readMsg(t, "exe-as-txt.eml"), msgOpts{}, false},
 		{"attachment RFC 2231 name, nested", `{attachment_name: "*.scr"}`, readMsg(t, "nested.eml"), msgOpts{}, true},
 		{"attachment RFC 2231 name decoded", `{attachment_name: "résumé final.scr"}`, readMsg(t, "nested.eml"), msgOpts{}, true},
 		{"attachment RFC 2047 name", `{attachment_name: "FACTURE.PDF"}`, readMsg(t, "nested.eml"), msgOpts{}, true},
@@ -186,6 +187,20 @@ func TestConditions(t *testing.T) {
 				t.Errorf("Match = %v, %v; want %v", got, err, c.want)
 			}
 		})
+	}
+}
+
+// TestHeaderAdded: a header condition sees the fields the stages before
+// added (an engine's verdict field).
+func TestHeaderAdded(t *testing.T) {
+	fs := parseFilters(t, "  - {name: f, conditions: [{header: X-Spam-Flag, matches: \"^YES$\"}], actions: [drop]}\n")
+	m := message(t, readMsg(t, "plain.eml"), msgOpts{})
+	if ok, _ := New(fs[0]).Match(context.Background(), m); ok {
+		t.Error("matched before the field was added")
+	}
+	m.Added = []string{"X-Spam-Flag: YES"}
+	if ok, _ := New(fs[0]).Match(context.Background(), m); !ok {
+		t.Error("did not see the added field")
 	}
 }
 
