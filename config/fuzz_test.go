@@ -19,6 +19,9 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("listeners:\n  - {name: a, address: ':0', hat: {policies: {P: &p {action: relay}, Q: *p}}}\n"))
 	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte("content_filters:\n  - name: f\n    combine: any\n    conditions:\n      - {header: X-A, matches: \"^a(b|c)$\", not: true}\n" +
+		"      - {attachment_name: [\"*.exe\", \"[a-c]?.z*\"]}\n      - {spf: [fail]}\n      - {size_over: 1k}\n" +
+		"    actions: [{tag_subject: \"[X]\"}, {alternate_host: \"h:25\"}, bounce]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data, "fuzz.yaml")
 		if err != nil {
@@ -27,6 +30,22 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Parse = %v, %#v", c, err)
 			}
 			return
+		}
+		// A content filter the gateway takes is one it can run: its
+		// tests compiled, its actions known.
+		for _, cf := range c.ContentFilters {
+			if cf.Name == "" || len(cf.Actions) == 0 {
+				t.Fatalf("content filter %+v accepted", cf)
+			}
+			for _, cond := range cf.Conditions {
+				switch cond.Kind {
+				case CondHeader:
+				case CondBody, CondAttachmentName, CondDeclaredType, CondDetectedType:
+					if cond.Regexp == nil {
+						t.Fatalf("condition %+v without its test", cond)
+					}
+				}
+			}
 		}
 		for _, l := range c.Listeners {
 			if err := l.HAT.Validate(); err != nil {
