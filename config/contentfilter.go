@@ -461,6 +461,10 @@ func checkActionArg(kind, s string) string {
 		if err != nil || a.Name != "" || a.Address != s || !strings.Contains(s, "@") {
 			return "want a bare address with a domain (user@example.com)"
 		}
+		if checkPostmaster(s) != nil {
+			// The envelope of a message the gateway makes is not SMTPUTF8.
+			return "the address must be ASCII"
+		}
 	case ActAltHost:
 		host := s
 		if h, p, err := net.SplitHostPort(s); err == nil {

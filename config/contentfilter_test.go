@@ -72,6 +72,7 @@ func TestContentFiltersProblems(t *testing.T) {
 		{pre + "    actions: [{add_header: \"no colon\"}]\n", "want \"Name: value\""},
 		{pre + "    actions: [{alternate_recipient: \"Bob <b@c.d>\"}]\n", "want a bare address"},
 		{pre + "    actions: [{alternate_host: \"h:99999\"}]\n", "a port is 1 to 65535"},
+		{pre + "    actions: [{notify: \"zoë@example.com\"}]\n", "the address must be ASCII"},
 		{pre + "    actions: [{log_entry: \"a\\nb\"}]\n", "control character"},
 		{pre + "    actions: [{notify: a@b.c, drop: x}]\n", "unknown key"},
 		{pre + "    actions: []\n", "no action"},
