@@ -119,6 +119,10 @@ type Message struct {
 	spool  *queue.Spool
 	raw    []byte // the message, when not in a spool (NewMessage)
 	mime   func() (*rfc822.Part, error)
+
+	authOnce sync.Once
+	auth     *mailauth.Results
+	authErr  error
 }
 
 // NewMessage makes a Message of msg that is not in a spool, for a stage's
@@ -129,17 +133,20 @@ func NewMessage(env *queue.Envelope, pol *policy.MailPolicy, table string, msg [
 }
 
 // Auth returns what the listener found of the sender's authentication
-// (SPF, DKIM, DMARC), as it stored it in the envelope; nil when no check
-// ran.
+// (SPF, DKIM, DMARC, the DNS list), as it stored it in the envelope; nil
+// when no check ran. It is decoded once and shared by the stages, which
+// must not change it.
 func (m *Message) Auth() (*mailauth.Results, error) {
-	if len(m.Env.Auth) == 0 {
-		return nil, nil
-	}
-	r, err := mailauth.Unmarshal(m.Env.Auth)
-	if err != nil {
-		return nil, fmt.Errorf("workqueue: MID %d: %w", m.Env.MID, err)
-	}
-	return r, nil
+	m.authOnce.Do(func() {
+		if len(m.Env.Auth) == 0 {
+			return
+		}
+		m.auth, m.authErr = mailauth.Unmarshal(m.Env.Auth)
+		if m.authErr != nil {
+			m.auth, m.authErr = nil, fmt.Errorf("workqueue: MID %d: %w", m.Env.MID, m.authErr)
+		}
+	})
+	return m.auth, m.authErr
 }
 
 // Open returns a new reader of the message as stored, from its first
