@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Work is the work queue's durable outcome for a message: the work queue
@@ -10,11 +11,41 @@ import (
 // delivery as it is. A message without one either needed no work (handed
 // straight through, nothing recorded) or was not done when the process
 // stopped: recovery gives it back to the work queue.
+//
+// A quarantined message's work record says so (Held), and is not an end:
+// delivery leaves the message until it leaves its last quarantine. One
+// released from it has Released set until the stages after the quarantine
+// ran again (the ESA rescans a released message); a record without either
+// is done.
 type Work struct {
 	// Headers are header fields, each ending in CRLF, that the stages
 	// added: delivery sends them before the message's own header.
 	Headers string
+	// Held are the quarantines the message is in, in the order it
+	// entered them.
+	Held []Held
+	// Deleted: the message was deleted from a quarantine; when it leaves
+	// its last one it ends rather than goes on (the ESA's rule for a
+	// message in several quarantines).
+	Deleted bool
+	// Released: the message left its quarantines and the work queue runs
+	// its policy's stages again from Stage on, then hands it to delivery.
+	Released bool
+	// Stage is the index, in its policy's stages, of the first stage to
+	// run after a release: the one after the last that quarantined it.
+	Stage int
 }
+
+// Held is one quarantine holding a message.
+type Held struct {
+	Quarantine string
+	Reason     string    // in the line's parentheses: "content filter:x"
+	Since      time.Time // when it entered
+}
+
+// Pending reports whether the work queue is not done with the message: it
+// is in a quarantine, or released and waiting for its stages to run again.
+func (w Work) Pending() bool { return len(w.Held) > 0 || w.Released }
 
 // SetWork durably records the work queue's outcome for a live message.
 // Same contract as Commit for ctx and errors.
