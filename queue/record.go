@@ -172,9 +172,9 @@ const (
 //
 // work: version, uvarint MID, Headers (the work queue's outcome)
 //
-//	[version 2, a quarantined or released message: byte flags (1 =
-//	deleted, 2 = released), uvarint Stage, uvarint count, then count ×
-//	(Quarantine, Reason, varint Since)]. A record without them is written
+//	[version 2, a quarantined or released message: byte flags (2 =
+//	released), uvarint Stage, uvarint count, then count × (Quarantine,
+//	Reason, varint Since, byte Out)]. A record without them is written
 //	as version 1, which every release reads.
 
 // appendMessagePrefix appends everything of a message payload but the body.
@@ -358,15 +358,14 @@ func decodeFinish(p []byte) (mid uint64, err error) {
 // quarantine fields.
 const workQuarantineVersion = 2
 
-// Work flags.
+// Work flags. (1 is unused.)
 const (
-	workDeleted  = 1
 	workReleased = 2
-	workKnown    = workDeleted | workReleased
+	workKnown    = workReleased
 )
 
 func appendWork(b []byte, mid uint64, w Work) []byte {
-	plain := len(w.Held) == 0 && !w.Deleted && !w.Released && w.Stage == 0
+	plain := len(w.Held) == 0 && !w.Released && w.Stage == 0
 	if plain {
 		b = append(b, payloadVersion)
 	} else {
@@ -378,9 +377,6 @@ func appendWork(b []byte, mid uint64, w Work) []byte {
 		return b
 	}
 	var flags byte
-	if w.Deleted {
-		flags |= workDeleted
-	}
 	if w.Released {
 		flags |= workReleased
 	}
@@ -391,6 +387,7 @@ func appendWork(b []byte, mid uint64, w Work) []byte {
 		b = appendString(b, h.Quarantine)
 		b = appendString(b, h.Reason)
 		b = binary.AppendVarint(b, unixNano(h.Since))
+		b = append(b, byte(h.Out))
 	}
 	return b
 }
@@ -408,17 +405,19 @@ func decodeWork(p []byte) (mid uint64, w Work, err error) {
 		if flags&^workKnown != 0 && d.err == nil {
 			d.err = fmt.Errorf("unknown work flags %#x", flags)
 		}
-		w.Deleted = flags&workDeleted != 0
 		w.Released = flags&workReleased != 0
 		w.Stage = d.int()
 		count := d.uvarint()
-		if count > uint64(len(d.b))/3 && d.err == nil { // each is at least three bytes
+		if count > uint64(len(d.b))/4 && d.err == nil { // each is at least four bytes
 			d.err = errTruncated
 		}
 		if d.err == nil && count > 0 {
 			w.Held = make([]Held, count)
 			for i := range w.Held {
-				w.Held[i] = Held{Quarantine: d.string(), Reason: d.string(), Since: fromUnixNano(d.varint())}
+				w.Held[i] = Held{Quarantine: d.string(), Reason: d.string(), Since: fromUnixNano(d.varint()), Out: Exit(d.byte())}
+				if w.Held[i].Out > Deleted && d.err == nil {
+					d.err = fmt.Errorf("unknown quarantine exit %d", w.Held[i].Out)
+				}
 			}
 		}
 	}

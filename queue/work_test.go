@@ -141,7 +141,12 @@ func TestWorkQuarantine(t *testing.T) {
 	if err := s.SetWork(ctx, 1, held); err != nil {
 		t.Fatal(err)
 	}
-	want := Work{Headers: held.Headers, Stage: 2, Deleted: true, Held: held.Held[1:]}
+	want := Work{Headers: held.Headers, Stage: 2, Held: slices.Clone(held.Held)}
+	want.Held[0].Out = Deleted
+	if !want.Deleted() || !want.Quarantined() || want.In("Policy") || !want.In("Virus") {
+		t.Errorf("deleted from Policy, in Virus: Deleted %v, Quarantined %v, In(Policy) %v, In(Virus) %v",
+			want.Deleted(), want.Quarantined(), want.In("Policy"), want.In("Virus"))
+	}
 	if err := s.SetWork(ctx, 1, want); err != nil {
 		t.Fatal(err)
 	}
