@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/policy"
+	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/queue"
 )
 
@@ -73,6 +75,9 @@ type Options struct {
 	RetryMin, RetryMax time.Duration
 	// StageTimeout bounds each stage's Run; DefaultStageTimeout when 0.
 	StageTimeout time.Duration
+	// Quarantines hold the messages a stage quarantined (quarantine.go);
+	// nil: a quarantine verdict holds the message in the work queue.
+	Quarantines *quarantine.Store
 }
 
 // Status is the work queue's state, for the workqueue command.
@@ -103,6 +108,10 @@ type job struct {
 	// parentMoved: this is a split child whose parent's Moved state this
 	// process wrote; a child found by recovery writes it again.
 	parentMoved bool
+	// resume is the first stage to run, and added the header fields the
+	// stages before it added: a message released from quarantine.
+	resume int
+	added  []string
 }
 
 // Queue is the work queue.
@@ -190,8 +199,10 @@ func stageNames(p *policy.MailPolicy) []string {
 // outcome recorded, and delivery has not touched it (a recipient tried or
 // final means the work was done before, handed through without a record).
 func (q *Queue) unfinished(mid uint64) bool {
-	if _, done, err := q.o.Spool.Work(mid); err != nil || done {
-		return false
+	if w, done, err := q.o.Spool.Work(mid); err != nil || done {
+		// A message in quarantine, or released and not rescanned yet,
+		// is still the work queue's.
+		return err == nil && w.Pending()
 	}
 	states, err := q.o.Spool.RecipientStates(mid)
 	if err != nil {
@@ -236,6 +247,10 @@ func (q *Queue) Start() {
 		env, _, _, err := q.o.Spool.Head(mid, 0)
 		if err != nil {
 			q.unclaim(mid)
+			continue
+		}
+		if w, ok, _ := q.o.Spool.Work(mid); ok && w.Pending() {
+			q.recoverHeld(mid, env, w)
 			continue
 		}
 		q.in.Add(1)
@@ -474,14 +489,20 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 	own := *env
 	own.Rcpts = rcpts
 	m := &Message{Env: &own, Policy: pol, Table: tname, Size: size, spool: q.o.Spool, mime: mimeOnce(q.o.Spool, j.mid)}
-	ran := false
-	for _, name := range stageNames(pol) {
+	m.Added = slices.Clone(j.added)
+	ran := j.resume > 0
+	var held []queue.Held
+	resume := j.resume
+	for k, name := range stageNames(pol) {
+		if k < j.resume {
+			continue // ran before the quarantine the message was released from
+		}
 		ran = true
 		sctx, cancel := context.WithTimeout(ctx, q.o.StageTimeout)
 		v, err := q.o.Stages[name].Run(sctx, m)
 		cancel()
 		if err == nil {
-			err = v.supported()
+			err = q.supported(v)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -496,6 +517,11 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 		if v.Action == Drop {
 			return q.drop(ctx, j.mid, v.By)
 		}
+		if v.Action == Quarantine {
+			// Quarantines add up, and are applied at the end (ESA).
+			held = addHeld(held, v)
+			resume = k + 1
+		}
 		m.Added = append(m.Added, v.AddHeaders...)
 		if v.SkipRest {
 			break
@@ -506,6 +532,9 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 		for _, h := range m.Added {
 			b.WriteString(h)
 			b.WriteString("\r\n")
+		}
+		if len(held) > 0 {
+			return q.quarantine(j, held, queue.Work{Headers: b.String(), Stage: resume})
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), spoolTimeout)
 		err := q.o.Spool.SetWork(sctx, j.mid, queue.Work{Headers: b.String()})
