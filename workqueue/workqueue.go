@@ -492,7 +492,10 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 	m.Added = slices.Clone(j.added)
 	ran := j.resume > 0
 	var held []queue.Held
-	resume := j.resume
+	// resume and kept: where a release starts again, and the header
+	// fields added before it (those of the later stages are added again
+	// when they run again).
+	resume, kept := j.resume, len(m.Added)
 	for k, name := range stageNames(pol) {
 		if k < j.resume {
 			continue // ran before the quarantine the message was released from
@@ -517,27 +520,22 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 		if v.Action == Drop {
 			return q.drop(ctx, j.mid, v.By)
 		}
+		m.Added = append(m.Added, v.AddHeaders...)
 		if v.Action == Quarantine {
 			// Quarantines add up, and are applied at the end (ESA).
 			held = addHeld(held, v)
-			resume = k + 1
+			resume, kept = k+1, len(m.Added)
 		}
-		m.Added = append(m.Added, v.AddHeaders...)
 		if v.SkipRest {
 			break
 		}
 	}
 	if ran || split {
-		var b strings.Builder
-		for _, h := range m.Added {
-			b.WriteString(h)
-			b.WriteString("\r\n")
-		}
 		if len(held) > 0 {
-			return q.quarantine(j, held, queue.Work{Headers: b.String(), Stage: resume})
+			return q.quarantine(j, held, queue.Work{Headers: headerBlock(m.Added[:kept]), Stage: resume})
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), spoolTimeout)
-		err := q.o.Spool.SetWork(sctx, j.mid, queue.Work{Headers: b.String()})
+		err := q.o.Spool.SetWork(sctx, j.mid, queue.Work{Headers: headerBlock(m.Added)})
 		cancel()
 		if err != nil {
 			return err
@@ -659,4 +657,14 @@ func (q *Queue) drop(ctx context.Context, mid uint64, by string) error {
 	q.rate.add(time.Now(), 0, 1)
 	q.unclaim(mid)
 	return nil
+}
+
+// headerBlock is header fields as the work record holds them.
+func headerBlock(fields []string) string {
+	var b strings.Builder
+	for _, h := range fields {
+		b.WriteString(h)
+		b.WriteString("\r\n")
+	}
+	return b.String()
 }
