@@ -27,6 +27,7 @@ import (
 
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/policy"
+	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/syslog"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	HTTP            HTTP
 	// MailPolicies is nil when mail_policies is left out: no work queue.
 	MailPolicies *MailPolicies
+	// Quarantines are the quarantines the work queue's stages put
+	// messages in (config/quarantine.go): the defaults and those given.
+	Quarantines []quarantine.Spec
 
 	// Warnings are what check-config reports (and fails for) but does
 	// not stop the gateway: serve logs them at start.
@@ -318,7 +322,7 @@ func Parse(data []byte, name string) (*Config, error) {
 
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
-		"delivery", "dns", "logs", "tracking", "http", "authserv_id", "mail_policies")
+		"delivery", "dns", "logs", "tracking", "http", "authserv_id", "mail_policies", "quarantines")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
@@ -400,6 +404,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	if n := f["mail_policies"]; present(n) {
 		c.MailPolicies = d.mailPolicies(n, "mail_policies")
 	}
+	c.Quarantines = d.quarantines(f["quarantines"], "quarantines")
 	return c
 }
 
