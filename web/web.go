@@ -58,6 +58,10 @@ type Options struct {
 
 	Logger *slog.Logger     // nil: slog.Default()
 	Now    func() time.Time // nil: time.Now; relative filters ("24h") count back from it
+
+	// Quarantines, if set, returns the gateway's quarantines for the
+	// quarantine view (quarantine.go); nil when it has none.
+	Quarantines func() Quarantines
 }
 
 // Handler returns the page (at /) and the API (under /api/).
@@ -75,6 +79,9 @@ func Handler(o Options) http.Handler {
 	apiMux.HandleFunc("GET /api/messages/{host}/{mid}", a.message)
 	apiMux.HandleFunc("GET /api/histogram", a.histogram)
 	apiMux.HandleFunc("GET /api/gaps", a.gaps)
+	if o.Quarantines != nil {
+		quarantineAPI{get: o.Quarantines}.routes(apiMux)
+	}
 	apiMux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -11,12 +11,14 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/maillog"
+	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/syslog"
 	"github.com/mailgate/mailgate/tracking"
 	"github.com/mailgate/mailgate/tracking/stores"
@@ -36,6 +38,19 @@ type trackingService struct {
 	syslog *syslog.Server
 	cancel context.CancelFunc
 	done   sync.WaitGroup
+	// quar is the gateway's quarantines for the page, once the work
+	// queue has started (serveQuarantines); nil without mail policies.
+	quar atomic.Pointer[quarantine.Store]
+}
+
+// serveQuarantines gives the page the gateway's quarantines.
+func (t *trackingService) serveQuarantines(s *quarantine.Store) { t.quar.Store(s) }
+
+func (t *trackingService) quarantines() web.Quarantines {
+	if s := t.quar.Load(); s != nil {
+		return s
+	}
+	return nil
 }
 
 // startTracking binds the page's and the syslog receiver's addresses (so
@@ -99,7 +114,8 @@ func (t *trackingService) run(ctx context.Context) {
 	if t.httpLn != nil {
 		srv := &http.Server{
 			Handler: web.Handler(web.Options{Store: s, Token: t.cfg.HTTP.Token, Logger: t.log,
-				RequireToken: !config.Loopback(t.cfg.HTTP.Address), Hosts: httpHosts(t.cfg.HTTP), Gateway: gatewayOf(t.cfg)}),
+				RequireToken: !config.Loopback(t.cfg.HTTP.Address), Hosts: httpHosts(t.cfg.HTTP), Gateway: gatewayOf(t.cfg),
+				Quarantines: t.quarantines}),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 		}
