@@ -23,10 +23,10 @@ import (
 	"github.com/mailgate/mailgate/mailauth"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/outbound"
+	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
 	"github.com/mailgate/mailgate/stats"
-	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/workqueue"
 )
 
@@ -101,7 +101,7 @@ type gateway struct {
 	mailLog   *maillog.Writer
 	debugLogs []*maillog.Writer
 	delivery  *outbound.Manager
-	work      *workqueue.Queue // nil without mail_policies
+	work      *workqueue.Queue  // nil without mail_policies
 	quar      *quarantine.Store // with the work queue
 	control   *control.Server
 	listeners []*inbound.Listener
