@@ -144,7 +144,9 @@ func (s *Store) Show(mid uint64) (Detail, error) {
 	d := Detail{Summary: sum, Header: []rfc822.Field{}}
 	msg := rfc822.Parse(head, rfc822.DefaultLimits)
 	for f := range msg.Header.Fields() {
-		d.Header = append(d.Header, rfc822.Field{Name: Escape(f.Name), Value: Escape(rfc822.DecodeWords(f.Value))})
+		// A folded field keeps the tab of its fold: a space, to read.
+		v := strings.ReplaceAll(rfc822.DecodeWords(f.Value), "\t", " ")
+		d.Header = append(d.Header, rfc822.Field{Name: Escape(f.Name), Value: Escape(v)})
 	}
 	var text *rfc822.Part
 	for _, want := range []string{"text/plain", "text/html"} {
