@@ -153,7 +153,7 @@ func TestQuarantine(t *testing.T) {
 	// Tracking: quarantined, with the quarantine's name.
 	wait.Until(t, "tracked as quarantined", func() bool {
 		b, _ := execBinary("track", "--config", g.config, "--json", "--mid", fmt.Sprint(two))
-		return strings.Contains(b, `"status":"quarantined"`) && strings.Contains(b, `held in the \"Virus\" quarantine`)
+		return strings.Contains(b, `"status":"quarantined"`) && strings.Contains(b, `held in the \"Policy\", \"Virus\" quarantines`)
 	})
 
 	// Released from one: still held in the other.
@@ -162,6 +162,10 @@ func TestQuarantine(t *testing.T) {
 	if deliveredTimes(hop, "qtwo") != 0 {
 		t.Fatal("released from one of its two quarantines, the message was delivered")
 	}
+	wait.Until(t, "tracked as quarantined in Virus only", func() bool {
+		b, _ := execBinary("track", "--config", g.config, "--json", "--mid", fmt.Sprint(two))
+		return strings.Contains(b, `"status":"quarantined"`) && strings.Contains(b, `held in the \"Virus\" quarantine"`)
+	})
 	ranRe := regexp.MustCompile(fmt.Sprintf(`teststage: dropfile ran"? mid=%d\b`, two))
 	rescans := len(ranRe.FindAllString(g.stderr.String(), -1))
 	mg(t, append([]string{"quarantine", "release", fmt.Sprint(two)}, cfg...)...)
