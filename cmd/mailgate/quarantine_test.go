@@ -367,3 +367,61 @@ func TestQuarantineNone(t *testing.T) {
 	g.signal(syscall.SIGTERM)
 	g.wait()
 }
+
+// needChromium returns node's path, or skips the test when the browser
+// cannot run here (fails with CI=1), as web's page test does.
+func needChromium(t *testing.T) string {
+	t.Helper()
+	missing := func(what string) {
+		t.Helper()
+		if os.Getenv("CI") == "1" {
+			t.Fatalf("CI=1 and %s: the browser test must run in CI", what)
+		}
+		t.Skipf("%s: skipping the browser test (apt-get install chromium; cd web/e2e && npm ci)", what)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing("no node")
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+		missing("no /usr/bin/chromium")
+	}
+	if _, err := os.Stat("../../web/e2e/node_modules/playwright-core/package.json"); err != nil {
+		missing("no web/e2e/node_modules")
+	}
+	return node
+}
+
+// The quarantine view in Chromium, against the binary: the token prompt,
+// the list, a hostile message read as text, a release (delivered) and a
+// delete (logged, never delivered).
+func TestQuarantinePage(t *testing.T) {
+	node := needChromium(t)
+	hop := startNextHop(t, 0)
+	g, base := quarantineGW(t, hop.addr)
+	g.start()
+	rel := sendHeld(t, g, "qpagerel", "X-Quarantine: Policy\r\n", 0)
+	del := sendHeld(t, g, "qpagedel", "X-Quarantine: Policy\r\n", 0)
+	msg := "From: a@example.org\r\nSubject: qhostile <img src=x onerror=alert(1)> \x1b[31mnow\r\nX-Token: qhostile\r\n" +
+		"X-Quarantine: Policy\r\nContent-Type: text/plain\r\n\r\n<script>alert(\"body\")</script>\r\n<b>bold</b>\r\n"
+	if err := sendMail(g.addr, "a@example.org", []string{"b@example.net"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`MID (\d+) Subject 'qhostile `).FindStringSubmatch(g.waitLog(`Subject 'qhostile `))
+	hostile, _ := strconv.ParseUint(m[1], 10, 64)
+	g.waitLog(fmt.Sprintf(`MID %d quarantined to "Policy"`, hostile))
+
+	cmd := exec.Command(node, "../../web/e2e/quarantine.mjs", base, quarantineToken, fmt.Sprint(rel), fmt.Sprint(del), fmt.Sprint(hostile))
+	out, err := cmd.CombinedOutput()
+	t.Logf("node web/e2e/quarantine.mjs:\n%s", out)
+	if err != nil {
+		t.Fatalf("the browser checks failed (screenshots in web/e2e/out/): %v", err)
+	}
+	g.waitLog(fmt.Sprintf(`MID %d deleted from quarantine "Policy" \(manual\)`, del))
+	wait.Until(t, "the released message delivered", func() bool { return deliveredTimes(hop, "qpagerel") == 1 })
+	g.signal(syscall.SIGTERM)
+	g.wait()
+	if deliveredTimes(hop, "qpagedel") != 0 || deliveredTimes(hop, "qhostile") != 0 {
+		t.Error("a deleted or still quarantined message was delivered")
+	}
+}
