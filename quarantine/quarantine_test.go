@@ -317,6 +317,15 @@ func TestSizeLimit(t *testing.T) {
 	if got := f.resumedMIDs(); !slices.Equal(got, []uint64{a, c}) {
 		t.Errorf("resumed %v, want [%d %d] (b is still in Virus)", got, a, c)
 	}
+	// A message over the limit by itself pushes the others out and stays.
+	f.advance(time.Second)
+	e := f.hold(1500, "e", "Policy")
+	if l, _ := f.s.List("Policy"); len(l) != 1 || l[0].MID != e {
+		t.Errorf("Policy holds %+v, want MID %d only", l, e)
+	}
+	if got := f.resumedMIDs(); !slices.Equal(got, []uint64{a, c, d}) {
+		t.Errorf("resumed %v, want [%d %d %d]", got, a, c, d)
+	}
 }
 
 // TestShow: the header and text of a message, escaped: no terminal

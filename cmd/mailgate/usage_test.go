@@ -28,6 +28,11 @@ func TestUsage(t *testing.T) {
 		{"rate", "1", "2"},
 		{"rate", "--count", "-1"},
 		{"resetcounters", "extra"},
+		{"quarantine"},
+		{"quarantine", "show"},
+		{"quarantine", "list", "a", "b"},
+		{"quarantine", "release"},
+		{"quarantine", "delete", "1", "Policy", "x"},
 	} {
 		t.Run(strings.Join(args, "_"), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
