@@ -19,6 +19,19 @@ type Quarantines interface {
 	Show(mid uint64) (quarantine.Detail, error)
 	Release(mid uint64, q, why string) error
 	Delete(mid uint64, q, why string) error
+	Holds(mid uint64) bool
+}
+
+// ErrQuarantined refuses queue bounce and delete of a quarantined message:
+// the queue manager does not hold it, and removing it behind the
+// quarantines' back would leave them listing a message that is gone.
+var ErrQuarantined = errors.New("the message is in quarantine: use mailgate quarantine release or delete")
+
+func (s *Server) quarantined(mid uint64) error {
+	if qs := s.quar.Load(); qs != nil && (*qs).Holds(mid) {
+		return fmt.Errorf("MID %d: %w", mid, ErrQuarantined)
+	}
+	return nil
 }
 
 // QuarantineList is the answer to GET /v1/quarantines and to the list of
@@ -45,6 +58,7 @@ type QuarantineAction struct {
 // A gateway without mail policies has no quarantines: the paths answer
 // 404.
 func (s *Server) ServeQuarantines(qs Quarantines) {
+	s.quar.Store(&qs)
 	list := func(w http.ResponseWriter, name string) {
 		msgs, err := qs.List(name)
 		quarantineReply(w, QuarantineList{Quarantines: qs.Quarantines(), Messages: msgs}, err)

@@ -67,6 +67,13 @@ const (
 	MaxText = 64 << 10
 )
 
+// Holds reports whether the message is in a quarantine.
+func (s *Store) Holds(mid uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.msgs[mid] != nil
+}
+
 // Quarantines lists the quarantines in their configured order.
 func (s *Store) Quarantines() []Info {
 	s.mu.Lock()

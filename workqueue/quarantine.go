@@ -39,8 +39,9 @@ func (q *Queue) quarantine(j *job, held []queue.Held, w queue.Work) error {
 	if err := q.o.Quarantines.Hold(ctx, j.mid, w); err != nil {
 		return err
 	}
-	// Out of the work queue, still claimed: delivery must not take it at
-	// a restart (it would not anyway: its work record says it is held).
+	// Out of the work queue. Claimed matters only to delivery's start,
+	// and there the work record keeps it claimed (New): let it go.
+	q.unclaim(j.mid)
 	q.out.Add(1)
 	q.rate.add(now, 0, 1)
 	return nil
@@ -52,7 +53,10 @@ func (q *Queue) quarantine(j *job, held []queue.Held, w queue.Work) error {
 // quarantine).
 func (q *Queue) recoverHeld(mid uint64, env *queue.Envelope, w queue.Work) {
 	if !w.Released {
-		return // in quarantine: claimed, and the quarantines' until released
+		// In quarantine, the quarantines' until released. Delivery has
+		// started and left it: it needs no claim any more.
+		q.unclaim(mid)
+		return
 	}
 	q.in.Add(1)
 	q.rate.add(time.Now(), 1, 0)

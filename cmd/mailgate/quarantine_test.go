@@ -150,6 +150,10 @@ func TestQuarantine(t *testing.T) {
 			t.Errorf("quarantine show lacks %q:\n%s", w, out)
 		}
 	}
+	// The queue commands leave a quarantined message to the quarantines.
+	if out, code := mgFails(t, append([]string{"queue", "delete", fmt.Sprint(two)}, cfg...)...); code != 1 || !strings.Contains(out, "in quarantine") {
+		t.Errorf("queue delete of a quarantined message: exit %d\n%s", code, out)
+	}
 	// Tracking: quarantined, with the quarantine's name.
 	wait.Until(t, "tracked as quarantined", func() bool {
 		b, _ := execBinary("track", "--config", g.config, "--json", "--mid", fmt.Sprint(two))
