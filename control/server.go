@@ -45,7 +45,7 @@ type Server struct {
 	hs    *http.Server
 	mux   *http.ServeMux
 	done  chan struct{}
-	stats Stats // nil: no status commands
+	stats Stats                       // nil: no status commands
 	quar  atomic.Pointer[Quarantines] // set by ServeQuarantines
 }
 
