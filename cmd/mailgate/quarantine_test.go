@@ -249,6 +249,11 @@ func TestQuarantine(t *testing.T) {
 	g.waitLog(fmt.Sprintf(`MID %d quarantined to "Virus"`, k2))
 	mg(t, append([]string{"quarantine", "release", fmt.Sprint(k2), "Virus"}, cfg...)...)
 	g.waitLog(fmt.Sprintf(`MID %d released from quarantine "Virus"`, k2))
+	// explain names the quarantine still holding it, not the last line's.
+	wait.Until(t, "explained as held in Policy", func() bool {
+		b, _ := execBinary("explain", "--config", g.config, fmt.Sprint(k2))
+		return strings.Contains(b, `holds it in the "Policy" quarantine; it was not delivered`)
+	})
 	g.cmd.Process.Signal(syscall.SIGKILL)
 	g.wait()
 	g.start()
