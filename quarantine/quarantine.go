@@ -108,6 +108,11 @@ type Store struct {
 	mu   sync.Mutex
 	msgs map[uint64]*entry
 	used map[string]int64 // bytes held per quarantine
+	held map[string]int   // messages per quarantine
+	// wakeAt is when the expiry wakes next: a message coming in wakes it
+	// sooner only when it expires before that (a wake walks every
+	// message).
+	wakeAt time.Time
 
 	wake chan struct{}
 	stop chan struct{}
@@ -134,7 +139,7 @@ func New(o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Store{o: o, log: o.Logger, specs: map[string]Spec{}, msgs: map[uint64]*entry{}, used: map[string]int64{},
+	s := &Store{o: o, log: o.Logger, specs: map[string]Spec{}, msgs: map[uint64]*entry{}, used: map[string]int64{}, held: map[string]int{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	for _, sp := range o.Quarantines {
 		if sp.Name == "" || s.specs[sp.Name].Name != "" {
@@ -194,6 +199,7 @@ func (s *Store) add(e *entry) {
 	for _, h := range e.work.Held {
 		if h.Out == queue.In {
 			s.used[h.Quarantine] += e.size
+			s.held[h.Quarantine]++
 		}
 	}
 }
@@ -237,8 +243,10 @@ func (s *Store) Hold(ctx context.Context, mid uint64, w queue.Work) error {
 	s.add(e)
 	for _, h := range w.Held {
 		s.makeRoom(h.Quarantine, mid)
+		if r := s.specs[h.Quarantine].Retention; r > 0 && h.Since.Add(r).Before(s.wakeAt) {
+			s.kick()
+		}
 	}
-	s.kick()
 	return nil
 }
 
@@ -336,6 +344,7 @@ func (s *Store) leave(e *entry, q string, out queue.Exit, why string) error {
 	}
 	e.work = w
 	s.used[q] -= e.size
+	s.held[q]--
 	if out == queue.Deleted {
 		s.emit(event.QuarantineDeleted{MID: e.mid, Quarantine: q, Reason: why})
 	} else {
@@ -431,6 +440,7 @@ func (s *Store) expire() time.Duration {
 	slices.SortFunc(dues, func(a, b due) int {
 		return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.e.mid, b.e.mid))
 	})
+	defer func() { s.wakeAt = now.Add(next) }()
 	for _, d := range dues {
 		if s.msgs[d.e.mid] == nil || !d.e.work.In(d.h.Quarantine) {
 			continue // left meanwhile (the last of its quarantines expired)

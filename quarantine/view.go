@@ -81,13 +81,8 @@ func (s *Store) Quarantines() []Info {
 	out := make([]Info, 0, len(s.order))
 	for _, name := range s.order {
 		sp := s.specs[name]
-		in := Info{Name: name, Retention: sp.Retention, OnExpiry: sp.OnExpiry, MaxSize: sp.MaxSize, Bytes: s.used[name]}
-		for _, e := range s.msgs {
-			if e.work.In(name) {
-				in.Messages++
-			}
-		}
-		out = append(out, in)
+		out = append(out, Info{Name: name, Retention: sp.Retention, OnExpiry: sp.OnExpiry, MaxSize: sp.MaxSize,
+			Messages: s.held[name], Bytes: s.used[name]})
 	}
 	return out
 }
