@@ -29,6 +29,7 @@ import (
 	"github.com/mailgate/mailgate/dkimsign"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/policy"
+	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/syslog"
 )
 
@@ -55,6 +56,9 @@ type Config struct {
 	Scanners    Scanners // the scanning engines (scan.go)
 	// ContentFilters are the content filters the mail policies may name.
 	ContentFilters []ContentFilter
+	// Quarantines are the quarantines the work queue's stages put
+	// messages in (config/quarantine.go): the defaults and those given.
+	Quarantines []quarantine.Spec
 
 	// Warnings are what check-config reports (and fails for) but does
 	// not stop the gateway: serve logs them at start.
@@ -338,7 +342,7 @@ func Parse(data []byte, name string) (*Config, error) {
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
 		"delivery", "dns", "logs", "tracking", "http", "authserv_id", "mail_policies",
-		"dkim_signing_profiles", "scanners", "content_filters")
+		"dkim_signing_profiles", "scanners", "content_filters", "quarantines")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,

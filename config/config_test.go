@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/policy"
+	"github.com/mailgate/mailgate/quarantine"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -161,7 +162,8 @@ func TestDesignContract(t *testing.T) {
 		},
 		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: filepath.Join(data, "tracking.db"),
 			Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}},
-		HTTP: HTTP{Address: "127.0.0.1:8025"},
+		HTTP:        HTTP{Address: "127.0.0.1:8025"},
+		Quarantines: quarantine.Defaults(),
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("design.yaml gives\n%+v\nwant\n%+v", c, want)

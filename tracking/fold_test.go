@@ -130,6 +130,20 @@ var foldCases = []struct {
 		{mid: 311, status: tracking.Dropped, rcpts: "u11@mycompany.example=dropped", sender: "a@sender.example", icid: 300,
 			abortReason: "MID 311 was dropped by content filter 'dontsend' in the inbound table"},
 	}},
+	// mailgate's own quarantine lines: a message in two quarantines
+	// stays quarantined until it left both; deleted from one of them it
+	// is dropped whatever the other did (the ESA's rule).
+	{"quarantine-mailgate.log", []want{
+		{mid: 401, status: tracking.Quarantined, rcpts: "b@example.net=quarantined", sender: "a@example.org", icid: 400,
+			abortReason: `MID 401 quarantined to "Virus" (content filter:qhold2)`},
+		{mid: 402, status: tracking.Delivered, rcpts: "c@example.net=delivered", sender: "a@example.org", icid: 400, dcids: []uint64{490}},
+		{mid: 403, status: tracking.Dropped, rcpts: "d@example.net=dropped", sender: "a@example.org", icid: 400,
+			abortReason: `MID 403 deleted from all quarantines`},
+		{mid: 404, status: tracking.Dropped, rcpts: "e@example.net=dropped", sender: "a@example.org", icid: 400,
+			abortReason: `MID 404 deleted from quarantine "Policy" (manual)`},
+		{mid: 405, status: tracking.Dropped, rcpts: "f@example.net=dropped", sender: "a@example.org", icid: 400,
+			abortReason: "Dropped by content filter 'dropfile' in the outbound table"},
+	}},
 	{"dropped.log", []want{{mid: 81, status: tracking.Dropped, rcpts: "daniel@mycompany.example=dropped", sender: "207-TJZ@potomac.example",
 		icid: 80, abortReason: "Dropped by CASE"}}},
 }
