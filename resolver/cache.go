@@ -42,8 +42,8 @@ type cacheCall[V any] struct {
 	v       V
 	err     error
 	waiters int // callers waiting besides the one asking; for the tests
-	// abandoned is set when the caller that asked had its context end
-	// before the answer came: its error is its own, not the DNS's.
+	// abandoned is set when the lookup failed as the context of the
+	// caller that asked ended: its error is that caller's, not the DNS's.
 	abandoned bool
 }
 
@@ -75,7 +75,7 @@ func (c *cache[K, V]) get(ctx context.Context, k K, lookup func(context.Context)
 		c.mu.Unlock()
 		select {
 		case <-call.done:
-			if call.abandoned && ctx.Err() == nil {
+			if call.abandoned && !ended(ctx) {
 				continue
 			}
 			return call.v, call.err
@@ -89,7 +89,7 @@ func (c *cache[K, V]) get(ctx context.Context, k K, lookup func(context.Context)
 	c.mu.Unlock()
 
 	v, ttl, err := lookup(ctx)
-	call.v, call.err, call.abandoned = v, err, ctx.Err() != nil
+	call.v, call.err, call.abandoned = v, err, err != nil && ended(ctx)
 
 	c.mu.Lock()
 	delete(c.inflight, k)
@@ -100,6 +100,17 @@ func (c *cache[K, V]) get(ctx context.Context, k K, lookup func(context.Context)
 	c.mu.Unlock()
 	close(call.done)
 	return v, err
+}
+
+// ended reports whether ctx is done or past its deadline: a query that
+// timed out at the deadline returns before the context's own timer may have
+// marked it done.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // makeRoom keeps the cache below its size: when it is full, the expired

@@ -225,7 +225,7 @@ func TestAnswerCacheShared(t *testing.T) {
 			name := fmt.Sprintf("s%d.auth.test", size)
 			d.Add(t, name+` 60 IN TXT "v=spf1 -all"`)
 			release := d.Hold(t, name)
-			k := answerKey{dns.TypeTXT, name + "."}
+			k := answerKey{dns.TypeTXT, name}
 			const n = 20
 			var wg sync.WaitGroup
 			for range n {
@@ -277,7 +277,7 @@ func TestAnswerCacheShared(t *testing.T) {
 			}
 			second <- err
 		}()
-		wait.Until(t, "the second lookup waiting", func() bool { return r.answers.waiting(answerKey{dns.TypeTXT, name + "."}) == 1 })
+		wait.Until(t, "the second lookup waiting", func() bool { return r.answers.waiting(answerKey{dns.TypeTXT, name}) == 1 })
 		if err := <-first; err == nil || errors.Is(err, ErrNotFound) {
 			t.Errorf("the first lookup, past its deadline: %v", err)
 		}

@@ -101,7 +101,7 @@ func (r *Resolver) WithCache(size int) *Resolver {
 }
 
 // answerKey is what an answer is cached under: the question, the name in
-// lower case and fully qualified. IP's A and AAAA answers are kept
+// lower case without the root's dot. IP's A and AAAA answers are kept
 // together under TypeA, as IP returns them together.
 type answerKey struct {
 	qtype uint16
@@ -142,7 +142,9 @@ func (r *Resolver) lookup(ctx context.Context, qtype uint16, name string, fetch 
 		a, _, err := fetch(ctx)
 		return a, err
 	}
-	k := answerKey{qtype: qtype, name: strings.ToLower(dns.Fqdn(name))}
+	// Without the trailing dot: a name as the libraries write it is kept
+	// under itself, without an allocation.
+	k := answerKey{qtype: qtype, name: strings.ToLower(strings.TrimSuffix(name, "."))}
 	a, err := r.answers.get(ctx, k, func(ctx context.Context) (answer, time.Duration, error) {
 		a, ttl, err := fetch(ctx)
 		if a.size() > maxAnswerSize {
