@@ -144,6 +144,9 @@ type DNS struct {
 	// and the most answers kept (0: none).
 	ListTimeout   time.Duration
 	ListCacheSize int
+	// CacheSize is the most answers of the sender-authentication lookups
+	// (SPF, DKIM, DMARC) kept for their TTLs; 0: none.
+	CacheSize int
 }
 
 // Logs configures the log files.
@@ -237,6 +240,7 @@ const (
 	DefaultDNSTimeout      = 5 * time.Second
 	DefaultListTimeout     = 2 * time.Second
 	DefaultListCacheSize   = 1 << 16
+	DefaultDNSCacheSize    = 1 << 14
 	DefaultLogMaxSize      = 10 << 20
 	DefaultLogMaxFiles     = 10
 	DefaultHTTPAddress     = "127.0.0.1:8025"
@@ -347,7 +351,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
 		MinFreeSpace:    MinFreeAuto,
-		DNS:             DNS{Timeout: DefaultDNSTimeout, ListTimeout: DefaultListTimeout, ListCacheSize: DefaultListCacheSize},
+		DNS:             DNS{Timeout: DefaultDNSTimeout, ListTimeout: DefaultListTimeout, ListCacheSize: DefaultListCacheSize, CacheSize: DefaultDNSCacheSize},
 		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: "tracking.db",
 			Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}},
 		HTTP: HTTP{Address: DefaultHTTPAddress},

@@ -201,6 +201,10 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	}
 	g.tracking.watch(g.metrics)
 	dns := resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout)
+	// The sender-authentication checks ask 4 to 6 questions a message, most
+	// of them the same for every message of a domain: theirs is a resolver
+	// with a cache (dns.cache_size). Delivery and the HAT keep theirs.
+	authDNS := resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout).WithCache(cfg.DNS.CacheSize)
 	srv := &inbound.Server{
 		Hostname:   hostname,
 		Postmaster: cfg.Postmaster,
@@ -208,7 +212,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		IDs:        g.ids,
 		Events:     g.events(),
 		DNS:        inbound.NewResolver(dns, cfg.DNS.Timeout),
-		Auth:       mailauth.New(dns),
+		Auth:       mailauth.New(authDNS),
 		AuthServID: cfg.AuthServID,
 		Lists:      resolver.NewLists(dns, cfg.DNS.ListTimeout, cfg.DNS.ListCacheSize),
 		Logger:     logger,
