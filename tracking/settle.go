@@ -172,7 +172,9 @@ func (r *mrec) fold(e event.Entry, text string, c *crec, mid uint64) {
 			rc.Response = "deleted from the queue by the administrator"
 		}
 	default:
-		r.foldPipeline(e, mid, text)
+		if !r.foldAuth(e.Event) {
+			r.foldPipeline(e, mid, text)
+		}
 	}
 }
 
@@ -192,6 +194,9 @@ func (r *mrec) fromConn(c *crec) {
 	}
 	if r.SenderGroup == "" {
 		r.SenderGroup = c.SenderGroup
+	}
+	if r.DNSList == "" {
+		r.DNSList = c.DNSList
 	}
 	r.dirty = true
 }
@@ -411,6 +416,7 @@ func (c *crec) fold(e event.Entry, t *Tracker) {
 		}
 	case event.HATMatch:
 		c.SenderGroup = ev.Group
+		c.DNSList = DNSListZone(ev.Rule)
 	case event.NewDCID:
 		c.RemoteIP = ev.RemoteIP
 	case event.ConnectionError:
