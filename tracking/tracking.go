@@ -185,7 +185,7 @@ type Conn struct {
 	State       string         `json:"state"` // SMTP state when it ended
 	LastCommand string         `json:"last_command"`
 	DataBytes   int64          `json:"data_bytes"`
-	MIDs        []uint64       `json:"mids"` // messages begun on it (ICID), in order
+	MIDs        []uint64       `json:"mids"`    // messages begun on it (ICID), in order
 	DNSList     string         `json:"dnslist"` // the DNS list zone of the HAT rule that matched ("match dnslist[zone]")
 	Lines       []Line         `json:"-"`
 }
