@@ -95,7 +95,13 @@ func (r *mrec) fold(e event.Entry, text string, c *crec, mid uint64) {
 		r.Finished = e.Time
 		if ev.Status == event.FinishedAborted && r.AbortReason == "" {
 			if c != nil && c.failed != "" {
-				r.Status, r.AbortReason, r.AbortState = Rejected, c.failed, "data"
+				// Refused at the end of DATA, or at MAIL FROM (SPF, a
+				// full spool) when no recipient came before.
+				state := "data"
+				if r.phase == "mail" {
+					state = "mail"
+				}
+				r.Status, r.AbortReason, r.AbortState = Rejected, c.failed, state
 				r.settleOpen(Rejected, "", c.failed, e)
 			} else {
 				kind := AbortUnknown
