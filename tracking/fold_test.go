@@ -356,3 +356,22 @@ func TestFoldAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestFoldAuthAgain: an identity checked again for the same message (a
+// cached verdict logged again) keeps one entry, the last result.
+func TestFoldAuthAgain(t *testing.T) {
+	log := "Mon Nov 23 15:00:01 2026 Info: Start MID 2 ICID 1\n" +
+		"Mon Nov 23 15:00:01 2026 Info: MID 2 SPF: helo identity postmaster@mx.example.org None\n" +
+		"Mon Nov 23 15:00:01 2026 Info: MID 2 SPF: mailfrom identity a@example.org TempError (v=spf1)\n" +
+		"Mon Nov 23 15:00:02 2026 Info: MID 2 SPF: mailfrom identity a@example.org Pass (v=spf1)\n"
+	path := filepath.Join(t.TempDir(), "again.log")
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := findMessage(t, importWith(t, &tracking.Importer{Host: "gw1", Location: time.UTC}, path), "gw1", 2)
+	want := []tracking.SPFCheck{{Identity: "helo", Address: "postmaster@mx.example.org", Result: "none"},
+		{Identity: "mailfrom", Address: "a@example.org", Result: "pass"}}
+	if !slices.Equal(m.SPF, want) || m.MailFromSPF() != "pass" {
+		t.Errorf("spf %+v, want %+v", m.SPF, want)
+	}
+}

@@ -892,8 +892,8 @@ Thu Aug 14 11:04:33 2014 Info: MID 16 ICID 15 RID 0 To: <b@example.net>
 Thu Aug 14 11:04:34 2014 Info: MID 16 ready 100 bytes from <a@example.org>
 Thu Aug 14 11:04:34 2014 Info: MID 16 DKIM: pass signature verified (d=mail.example.org s=s1 i=@mail.example.org)
 Thu Aug 14 11:04:34 2014 Info: MID 16 DKIM: permfail body hash did not verify [final] (d=example.org s=s2 i=@example.org)
-Thu Aug 14 11:04:34 2014 Info: MID 16 DMARC: Verification passed
 Thu Aug 14 11:04:34 2014 Info: MID 16 DMARC: Message from domain example.org, DMARC pass (SPF aligned False, DKIM aligned True)
+Thu Aug 14 11:04:34 2014 Info: MID 16 DMARC: Verification passed
 Thu Aug 14 11:04:34 2014 Info: MID 16 queued for delivery
 Thu Aug 14 11:04:37 2014 Info: ICID 15 close
 `
