@@ -113,6 +113,14 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 	case tracking.Receiving:
 		x.Summary = "The message is being received, or the log ends before its injection ended."
 	}
+	switch m.Status {
+	case tracking.Rejected, tracking.Aborted, tracking.Receiving:
+	default:
+		// Accepted: what its authentication showed, that the gateway let
+		// through.
+		why, next := e.authNotes()
+		x.Why, x.Next = append(x.Why, why...), append(x.Next, next...)
+	}
 	if len(from) > 0 {
 		x.Why = append([]string{"It came from " + from + "."}, x.Why...)
 	}
@@ -447,6 +455,9 @@ func hasRejected(m *tracking.Message) bool {
 // rejected explains a message the gateway refused while receiving it.
 func (e *ex) rejected() Explanation {
 	m := e.m
+	if x, ok := e.authRefused(); ok {
+		return x
+	}
 	var x Explanation
 	x.Summary = "Rejected: the gateway refused the message while receiving it, so it never entered the queue."
 	if m.Accepted() == 0 && hasRejected(m) {
