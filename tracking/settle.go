@@ -18,21 +18,28 @@ func (r *mrec) fold(e event.Entry, text string, c *crec, mid uint64) {
 	}
 	if c != nil && c.Kind == event.InboundConn {
 		r.fromConn(c)
-		if c.ID == r.ICID && !slices.Contains(c.MIDs, mid) {
+		if c.ID == r.ICID && !slices.Contains(c.MIDs, mid) && r.splitFrom() == 0 {
 			c.MIDs = append(c.MIDs, mid)
 			c.dirty = true
 		}
 	}
 	switch ev := e.Event.(type) {
 	case event.StartMID:
-		r.ICID = ev.ICID
+		if ev.ICID != 0 { // not ICID 0: a split child has its parent's
+			r.ICID = ev.ICID
+		}
 		if r.Status == "" {
 			r.Status = Receiving
 		}
 	case event.MailFrom:
-		r.ICID, r.Sender = ev.ICID, ev.From
+		r.Sender = ev.From
+		if ev.ICID != 0 {
+			r.ICID = ev.ICID
+		}
 	case event.RcptTo:
-		r.ICID = ev.ICID
+		if ev.ICID != 0 {
+			r.ICID = ev.ICID
+		}
 		rc := r.rcpt(ev.RID, ev.To)
 		if rc.Status == "" {
 			rc.Status, rc.Time = Receiving, e.Time
@@ -320,8 +327,14 @@ func (r *mrec) settle() {
 		return
 	}
 	final, delayed, bounced, quarantined, dropped, n := true, false, false, false, 0, 0
+	split := 0
 	for _, rc := range r.Recipients {
 		if rc.RID < 0 {
+			continue
+		}
+		if rc.Status == Split {
+			// Gone on as another message: its end is that one's.
+			split++
 			continue
 		}
 		n++
@@ -340,6 +353,8 @@ func (r *mrec) settle() {
 		}
 	}
 	switch {
+	case n == 0 && split > 0:
+		r.Status = Split
 	case n == 0 && r.rejected() > 0:
 		r.Status = Rejected
 	case !final && quarantined:
