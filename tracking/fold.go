@@ -68,9 +68,10 @@ type item struct {
 type mrec struct {
 	Message
 	dirty  bool
-	linger bool        // done and written once: let go after the next write
-	queued bool        // accepted for delivery (or seen being delivered)
-	phase  string      // SMTP state the message's lines show it reached
+	linger bool   // done and written once: let go after the next write
+	queued bool   // accepted for delivery (or seen being delivered)
+	phase  string // SMTP state the message's lines show it reached
+
 	splits []splitLink // the split lines it holds, as parent or child (split.go)
 }
 
