@@ -141,6 +141,15 @@ var foldCases = []struct {
 	{"split-mailgate-rids.log", splitMailgate[:2]},
 	{"split-esa.log", splitESA},
 	{"split-interleaved-esa.log", splitESA},
+	// A log that stops short: the first child's lines are not in it (the
+	// SL/BL line names its recipient), the second's end at its To line
+	// (held in the work queue).
+	{"split-alone.log", []want{
+		{mid: 801, status: tracking.Delivered, rcpts: "user1@mycompany.com=delivered user2@mycompany.com=split user3@mycompany.com=split",
+			sender: "user15@fjvco.com", icid: 800, dcids: []uint64{810}},
+		{mid: 802, status: tracking.Queued, sender: "user15@fjvco.com", icid: 800},
+		{mid: 803, status: tracking.Queued, rcpts: "user3@mycompany.com=queued", sender: "user15@fjvco.com", icid: 800},
+	}},
 	{"dropped.log", []want{{mid: 81, status: tracking.Dropped, rcpts: "daniel@mycompany.example=dropped", sender: "207-TJZ@potomac.example",
 		icid: 80, abortReason: "Dropped by CASE"}}},
 }

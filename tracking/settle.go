@@ -25,21 +25,14 @@ func (r *mrec) fold(e event.Entry, text string, c *crec, mid uint64) {
 	}
 	switch ev := e.Event.(type) {
 	case event.StartMID:
-		if ev.ICID != 0 { // not ICID 0: a split child has its parent's
-			r.ICID = ev.ICID
-		}
+		r.ICID = ev.ICID
 		if r.Status == "" {
 			r.Status = Receiving
 		}
 	case event.MailFrom:
-		r.Sender = ev.From
-		if ev.ICID != 0 {
-			r.ICID = ev.ICID
-		}
+		r.ICID, r.Sender = ev.ICID, ev.From
 	case event.RcptTo:
-		if ev.ICID != 0 {
-			r.ICID = ev.ICID
-		}
+		r.ICID = ev.ICID
 		rc := r.rcpt(ev.RID, ev.To)
 		if rc.Status == "" {
 			rc.Status, rc.Time = Receiving, e.Time

@@ -149,10 +149,9 @@ func fillSplit(p, c *mrec, l splitLink) {
 	if c.ICID == 0 && p.ICID != 0 {
 		c.ICID, changed = p.ICID, true
 	}
-	// A split copies an accepted message: its recipients wait for delivery.
-	if !c.queued {
-		c.queued, changed = true, true
-	}
+	// A split copies an accepted message (the split line marked it so):
+	// its recipients wait for delivery, though its lines stop short of
+	// "queued for delivery" (held in the work queue, a log that ends).
 	for i := range c.Recipients {
 		if rc := &c.Recipients[i]; rc.Status == Receiving || rc.Status == "" {
 			rc.Status, rc.Time, changed = Queued, l.time, true

@@ -16,7 +16,9 @@ import (
 // public sample's MID 24611507, renumbered) as a syslog server may
 // interleave it: the first child's lines before its split line, the
 // parent's subject after it; then mailgate's split by a mail policy, the
-// child keeping its parent's RIDs.
+// child keeping its parent's RIDs; then the same as mailgate logged it
+// before the child's From and To lines, whose delivery lines alone name
+// its recipients, by the parent's RIDs, after the parent is done.
 const splitLog = `Wed Nov 19 09:16:40 2014 Info: New SMTP ICID 700 interface Data 1 (10.0.0.1) address 69.67.18.139 reverse dns host mail.fjvco.com verified yes
 Wed Nov 19 09:16:40 2014 Info: ICID 700 ACCEPT SG UNKNOWNLIST match sbrs[-0.5:10.0] SBRS 5.1
 Wed Nov 19 09:16:41 2014 Info: Start MID 701 ICID 700
@@ -61,6 +63,22 @@ Wed Nov 19 09:17:01 2014 Info: Message finished MID 721 done
 Wed Nov 19 09:17:02 2014 Info: Delivery start DCID 730 MID 722 to RID [1]
 Wed Nov 19 09:17:03 2014 Info: Bounced: DCID 730 MID 722 to RID 1 - 5.1.0 - Unknown address error ('550', ['5.1.1 User unknown'])
 Wed Nov 19 09:17:03 2014 Info: Message finished MID 722 done
+Wed Nov 19 09:18:00 2014 Info: Start MID 731 ICID 730
+Wed Nov 19 09:18:00 2014 Info: MID 731 ICID 730 From: <bob@example.com>
+Wed Nov 19 09:18:00 2014 Info: MID 731 ICID 730 RID 0 To: <a@example.com>
+Wed Nov 19 09:18:00 2014 Info: MID 731 ICID 730 RID 1 To: <b@example.net>
+Wed Nov 19 09:18:00 2014 Info: MID 731 ready 100 bytes from <bob@example.com>
+Wed Nov 19 09:18:00 2014 Info: MID 731 was split creating MID 732 due to a per-recipient policy DEFAULT
+Wed Nov 19 09:18:00 2014 Info: MID 731 queued for delivery
+Wed Nov 19 09:18:01 2014 Info: Delivery start DCID 740 MID 731 to RID [0]
+Wed Nov 19 09:18:01 2014 Info: Message done DCID 740 MID 731 to RID [0]
+Wed Nov 19 09:18:01 2014 Info: Message finished MID 731 done
+Wed Nov 19 09:18:01 2014 Info: DCID 740 close
+Wed Nov 19 09:18:02 2014 Info: MID 732 queued for delivery
+Wed Nov 19 09:18:02 2014 Info: New SMTP DCID 741 interface 10.0.0.1 address 10.0.0.25 port 25
+Wed Nov 19 09:18:03 2014 Info: Delivery start DCID 741 MID 732 to RID [1]
+Wed Nov 19 09:18:03 2014 Info: Message done DCID 741 MID 732 to RID [1]
+Wed Nov 19 09:18:03 2014 Info: Message finished MID 732 done
 `
 
 // testSplit imports splitLog line by line with one record kept in memory
@@ -81,7 +99,7 @@ func testSplit(t *testing.T, a, b tracking.Store) {
 		}
 	}
 	keys := tracking.Keys{Conns: []tracking.ConnKey{{Host: "esa1", Kind: event.InboundConn, ID: 700}, {Host: "esa1", Kind: event.InboundConn, ID: 0}}}
-	for _, mid := range []uint64{701, 702, 703, 721, 722} {
+	for _, mid := range []uint64{701, 702, 703, 721, 722, 731, 732} {
 		keys.Messages = append(keys.Messages, tracking.MessageKey{Host: "esa1", MID: mid})
 	}
 	got := load(t, a, keys)
@@ -108,6 +126,8 @@ func testSplit(t *testing.T, a, b tracking.Store) {
 		{703, tracking.Delivered, "0 user25@mycompany.com delivered ; 1 user26@mycompany.com delivered "},
 		{721, tracking.Delivered, "0 ceo@example.com delivered ; 1 x@example.net split split off to MID 722 (per-recipient policy DEFAULT); 2 cfo@example.com delivered "},
 		{722, tracking.Bounced, "1 x@example.net bounced Unknown address error: 550 5.1.1 User unknown"},
+		{731, tracking.Delivered, "0 a@example.com delivered ; 1 b@example.net split split off to MID 732 (per-recipient policy DEFAULT)"},
+		{732, tracking.Delivered, "1 b@example.net delivered "},
 	} {
 		m := ms[w.mid]
 		if m == nil {
@@ -131,6 +151,9 @@ func testSplit(t *testing.T, a, b tracking.Store) {
 	}
 	if c := ms[722]; c == nil || c.Sender != "alice@example.com" || c.Size != 4096 || c.ICID != 720 {
 		t.Errorf("MID 722 envelope: %+v", c)
+	}
+	if c := ms[732]; c == nil || c.Sender != "bob@example.com" || c.Size != 100 || c.ICID != 730 {
+		t.Errorf("MID 732 envelope: %+v", c)
 	}
 	// The parent alone was begun on the connection; ICID 0 (the gateway
 	// itself) is no connection.
