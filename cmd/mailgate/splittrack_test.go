@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -36,9 +37,12 @@ func TestSplitTracking(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.start()
+	stopped := false
 	defer func() {
-		g.signal(syscall.SIGTERM)
-		g.wait()
+		if !stopped {
+			g.signal(syscall.SIGTERM)
+			g.wait()
+		}
 	}()
 	body := "From: a@example.org\r\nMessage-ID: <split-1@example.org>\r\nSubject: board pack\r\n\r\nfigures\r\n"
 	if err := sendMail(g.addr, "a@example.org", []string{"ceo@example.com", "x@example.net", "cfo@example.com"}, body); err != nil {
@@ -164,6 +168,60 @@ func TestSplitTracking(t *testing.T) {
 	// The status filter knows split.
 	if ms := trackJSON(t, g, "--status", "split"); len(ms) != 0 {
 		t.Errorf("track --status split: %d messages, want none (each kept a recipient)", len(ms))
+	}
+	stopped = true
+	g.signal(syscall.SIGTERM)
+	if err := g.wait(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The gateway's log imported into another store gives the same
+	// records: one code path for events and for lines.
+	dir := t.TempDir()
+	other := &gw{config: filepath.Join(dir, "mailgate.yaml")}
+	if err := os.WriteFile(other.config, []byte("hostname: mx.test\ndata_dir: "+dir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mg(t, "import", "--config", other.config, "--host", "mx.test", filepath.Join(g.dir, "logs/mail_logs/mail_logs.current"))
+	for _, mid := range []uint64{parent, child} {
+		ms := trackJSON(t, other, "--mid", fmt.Sprint(mid))
+		want := records[mid]
+		if len(ms) != 1 || rcpts(ms[0]) != rcpts(want) || ms[0].Status != want.Status || ms[0].Sender != want.Sender ||
+			ms[0].Subject != want.Subject || ms[0].MessageID != want.MessageID || ms[0].Size != want.Size || ms[0].ICID != want.ICID ||
+			ms[0].RemoteIP != want.RemoteIP || ms[0].SenderGroup != want.SenderGroup {
+			t.Errorf("MID %d imported from the log: %+v\nin-process: %+v", mid, ms, want)
+		}
+	}
+
+	// An ESA's split (the public sample's shape: its safelist/blocklist
+	// splits every recipient off, the children's RIDs numbered anew),
+	// imported: the same complete records and words.
+	mg(t, "import", "--config", other.config, "--host", "esa1.example.com", "../../tracking/testdata/fold/split-esa.log")
+	esa := map[uint64]tracking.Message{}
+	for _, m := range trackJSON(t, other, "--host", "esa1.example.com") {
+		esa[m.MID] = m
+	}
+	for _, w := range []struct {
+		mid    uint64
+		status tracking.Status
+		rcpts  string
+	}{
+		{24711507, tracking.Split, `0 user25@mycompany.com split "split off to MID 24711529 (SL/BL configuration)"; ` +
+			`1 user26@mycompany.com split "split off to MID 24711529 (SL/BL configuration)"; 2 user37@mycompany.com split "split off to MID 24711528 (SL/BL configuration)"`},
+		{24711528, tracking.Delivered, `0 user37@mycompany.com delivered ""`},
+		{24711529, tracking.Bounced, `0 user25@mycompany.com delivered ""; 1 user26@mycompany.com bounced "Unknown address error: 550 5.1.1 User unknown"`},
+	} {
+		m := esa[w.mid]
+		if m.Status != w.status || rcpts(m) != w.rcpts || m.Sender != "user15@fjvco.com" || m.ICID != 60240302 || m.RemoteIP != "69.67.18.139" || m.Size != 56534 {
+			t.Errorf("ESA MID %d: %s %s\n%+v\nwant %s %s", w.mid, m.Status, rcpts(m), m, w.status, w.rcpts)
+		}
+	}
+	if got := trackJSON(t, other, "--host", "esa1.example.com", "--status", "split"); len(got) != 1 || got[0].MID != 24711507 {
+		t.Errorf("track --status split: %+v, want MID 24711507", got)
+	}
+	text := mg(t, "explain", "--config", other.config, "--host", "esa1.example.com", "24711507")
+	if want := "Split: the gateway accepted the message and every recipient went on as another message: MID 24711528 (<user37@mycompany.com>) and MID 24711529 (<user25@mycompany.com>, <user26@mycompany.com>)"; !strings.Contains(text, want) {
+		t.Errorf("explain 24711507 lacks %q:\n%s", want, text)
 	}
 }
 
