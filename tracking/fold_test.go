@@ -150,17 +150,31 @@ var foldCases = []struct {
 		{mid: 802, status: tracking.Queued, sender: "user15@fjvco.com", icid: 800},
 		{mid: 803, status: tracking.Queued, rcpts: "user3@mycompany.com=queued", sender: "user15@fjvco.com", icid: 800},
 	}},
+	// mailgate's own quarantine lines: a message in two quarantines
+	// stays quarantined until it left both; deleted from one of them it
+	// is dropped whatever the other did (the ESA's rule).
+	{"quarantine-mailgate.log", []want{
+		{mid: 401, status: tracking.Quarantined, rcpts: "b@example.net=quarantined", sender: "a@example.org", icid: 400,
+			abortReason: `MID 401 quarantined to "Virus" (content filter:qhold2)`},
+		{mid: 402, status: tracking.Delivered, rcpts: "c@example.net=delivered", sender: "a@example.org", icid: 400, dcids: []uint64{490}},
+		{mid: 403, status: tracking.Dropped, rcpts: "d@example.net=dropped", sender: "a@example.org", icid: 400,
+			abortReason: `MID 403 deleted from all quarantines`},
+		{mid: 404, status: tracking.Dropped, rcpts: "e@example.net=dropped", sender: "a@example.org", icid: 400,
+			abortReason: `MID 404 deleted from quarantine "Policy" (manual)`},
+		{mid: 405, status: tracking.Dropped, rcpts: "f@example.net=dropped", sender: "a@example.org", icid: 400,
+			abortReason: "Dropped by content filter 'dropfile' in the outbound table"},
+	}},
 	{"dropped.log", []want{{mid: 81, status: tracking.Dropped, rcpts: "daniel@mycompany.example=dropped", sender: "207-TJZ@potomac.example",
 		icid: 80, abortReason: "Dropped by CASE"}}},
 }
 
 var splitMailgate = []want{
-	{mid: 401, status: tracking.Delivered, rcpts: "ceo@example.com=delivered x@example.net=split cfo@example.com=delivered",
-		sender: "alice@example.com", subject: "Board pack", remoteIP: "127.0.0.1", icid: 400, dcids: []uint64{403}},
-	{mid: 402, status: tracking.Delivered, rcpts: "x@example.net=delivered",
-		sender: "alice@example.com", subject: "Board pack", remoteIP: "127.0.0.1", icid: 400, dcids: []uint64{403}},
-	{mid: 411, status: tracking.Queued, rcpts: "ceo@example.com=queued x@example.net=split", sender: "bob@example.com", icid: 410},
-	{mid: 412, status: tracking.Dropped, rcpts: "x@example.net=dropped", sender: "bob@example.com", icid: 410, abortReason: "Dropped by antispam"},
+	{mid: 601, status: tracking.Delivered, rcpts: "ceo@example.com=delivered x@example.net=split cfo@example.com=delivered",
+		sender: "alice@example.com", subject: "Board pack", remoteIP: "127.0.0.1", icid: 600, dcids: []uint64{603}},
+	{mid: 602, status: tracking.Delivered, rcpts: "x@example.net=delivered",
+		sender: "alice@example.com", subject: "Board pack", remoteIP: "127.0.0.1", icid: 600, dcids: []uint64{603}},
+	{mid: 611, status: tracking.Queued, rcpts: "ceo@example.com=queued x@example.net=split", sender: "bob@example.com", icid: 610},
+	{mid: 612, status: tracking.Dropped, rcpts: "x@example.net=dropped", sender: "bob@example.com", icid: 610, abortReason: "Dropped by antispam"},
 }
 
 const esaSubject = "RE: Problem Report# PR59725  107 -N940789 Item 1  ka1446"

@@ -320,6 +320,15 @@ func (e *ex) quarantined() Explanation {
 			}
 		}
 	}
+	// The recipients' reply names every quarantine still holding them
+	// (tracking's fold), which the last line alone does not when the
+	// message was in several and left some.
+	for _, r := range m.Recipients {
+		if held, ok := strings.CutPrefix(r.Response, "held in "); ok && r.Status == tracking.Quarantined && r.DCID == 0 {
+			where, _, _ = strings.Cut(held, "; ")
+			break
+		}
+	}
 	x.Summary = "Quarantined: the gateway accepted the message and holds it in " + where + "; it was not delivered."
 	mid := itoa(m.MID)
 	for _, prefix := range []string{"MID " + mid + " quarantined to ", "ISQ: Tagging MID " + mid + " ", "EUQ: Tagging MID " + mid + " ", "EUQ: Quarantined MID " + mid} {

@@ -128,13 +128,13 @@ func TestExplainFold(t *testing.T) {
 		{313, []string{"MID 312 (rewritten from)", `It is MID 312 rewritten by antispam (alt-rcpt-to) filter 'unknown': the log says "MID 312 rewritten to MID 313`}, []string{"being received"}},
 		// mailgate's split: the parent says where the moved recipient
 		// went, the child where it came from; a dropped child too.
-		{401, []string{"Delivered: the next hop accepted 2 recipients.", "It came from 127.0.0.1 (localhost, ICID 400).",
-			`<x@example.net> went on as MID 402, split off by the per-recipient policy DEFAULT: the log says "MID 401 was split creating MID 402 due to a per-recipient policy DEFAULT"; follow MID 402 for it.`},
+		{601, []string{"Delivered: the next hop accepted 2 recipients.", "It came from 127.0.0.1 (localhost, ICID 600).",
+			`<x@example.net> went on as MID 602, split off by the per-recipient policy DEFAULT: the log says "MID 601 was split creating MID 602 due to a per-recipient policy DEFAULT"; follow MID 602 for it.`},
 			nil},
-		{402, []string{"Delivered: the next hop accepted 1 recipient.", "It came from 127.0.0.1 (localhost, ICID 400).",
-			`It was split off MID 401 with <x@example.net>, by the per-recipient policy DEFAULT: the log says "MID 401 was split creating MID 402 due to a per-recipient policy DEFAULT".`},
+		{602, []string{"Delivered: the next hop accepted 1 recipient.", "It came from 127.0.0.1 (localhost, ICID 600).",
+			`It was split off MID 601 with <x@example.net>, by the per-recipient policy DEFAULT: the log says "MID 601 was split creating MID 602 due to a per-recipient policy DEFAULT".`},
 			nil},
-		{412, []string{"Dropped: Dropped by antispam.", "It was split off MID 411 with <x@example.net>"}, nil},
+		{612, []string{"Dropped: Dropped by antispam.", "It was split off MID 611 with <x@example.net>"}, nil},
 		// An ESA's safelist/blocklist split of every recipient.
 		{24711507, []string{"Split: the gateway accepted the message and every recipient went on as another message: MID 24711528 (<user37@mycompany.com>) and MID 24711529 (<user25@mycompany.com>, <user26@mycompany.com>)",
 			`<user25@mycompany.com> and <user26@mycompany.com> went on as MID 24711529, split off by the end-user safelist/blocklist: the log says "MID 24711507 was split creating MID 24711529 due to a SL/BL configuration for following recipients: user25@mycompany.com, user26@mycompany.com"; follow MID 24711529 for them.`,
