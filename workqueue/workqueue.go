@@ -21,7 +21,6 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -684,14 +683,4 @@ func (q *Queue) drop(ctx context.Context, mid uint64, by string) error {
 	q.rate.add(time.Now(), 0, 1)
 	q.unclaim(mid)
 	return nil
-}
-
-// headerBlock is header fields as the work record holds them.
-func headerBlock(fields []string) string {
-	var b strings.Builder
-	for _, h := range fields {
-		b.WriteString(h)
-		b.WriteString("\r\n")
-	}
-	return b.String()
 }
