@@ -92,10 +92,14 @@ type Writer struct {
 
 	removed atomic.Int64 // see Removed
 
-	mu      sync.Mutex // guards the fields below it
-	buf     []byte
-	closed  bool
-	dropped int64
+	// The failures, counted for the metrics and the gateway's log (Stats).
+	writeErrors atomic.Uint64 // flushes that failed (a full disk, an I/O error)
+	lostLines   atomic.Uint64 // lines of those flushes that did not reach the file
+	dropped     atomic.Uint64 // lines Emit dropped, the buffer being full
+
+	mu     sync.Mutex // guards the fields below it
+	buf    []byte
+	closed bool
 
 	fmu        sync.Mutex // guards the file and serialises writes, rollovers, reopens
 	f          *os.File
@@ -104,8 +108,9 @@ type Writer struct {
 	begun      time.Time // when f was begun: the age that rollover by time counts
 	spare      []byte
 
-	errMu sync.Mutex
-	err   error
+	errMu   sync.Mutex
+	err     error
+	lastErr error
 
 	kick chan struct{}
 	stop chan struct{}
@@ -202,10 +207,8 @@ func (w *Writer) Emit(e event.Entry) {
 	case w.closed:
 		w.mu.Unlock()
 	case len(w.buf)+len(line) > maxBuffered:
-		w.dropped++
-		first := w.dropped == 1
 		w.mu.Unlock()
-		if first {
+		if w.dropped.Add(1) == 1 {
 			w.setErr(errors.New("maillog: buffer full (the file is not being written), lines dropped"))
 		}
 	default:
@@ -315,6 +318,7 @@ func (w *Writer) flushLocked() error {
 		w.spare = nil
 	}
 	if err != nil {
+		w.writeErrors.Add(1)
 		w.setErr(err)
 	}
 	return err
@@ -344,6 +348,8 @@ func (w *Writer) writeLocked(chunk []byte) error {
 		m, err := w.f.Write(chunk[:n])
 		w.size += int64(m)
 		if err != nil {
+			// A line cut short counts as lost with those after it.
+			w.lostLines.Add(uint64(bytes.Count(chunk[m:], []byte{'\n'})))
 			return fmt.Errorf("maillog: write %s: %w", w.path, err)
 		}
 		chunk = chunk[n:]
@@ -697,8 +703,27 @@ func (w *Writer) setErr(err error) {
 	if first {
 		w.err = err
 	}
+	w.lastErr = err
 	w.errMu.Unlock()
 	if first {
 		slog.Error("mail log write failed; further errors are not reported", "path", w.path, "err", err)
 	}
+}
+
+// Stats are the Writer's failures since Open: for the metrics, and for the
+// gateway's own log, which reports them as they grow (Err and the one log
+// line of setErr tell only of the first).
+type Stats struct {
+	WriteErrors uint64 // writes of buffered lines that failed (a full disk, an I/O error)
+	LostLines   uint64 // lines those writes did not get into the file
+	Dropped     uint64 // lines dropped because the buffer was full (the file not being written)
+	LastError   error  // the latest error, nil when none
+}
+
+// Stats returns the Writer's failure counts.
+func (w *Writer) Stats() Stats {
+	w.errMu.Lock()
+	last := w.lastErr
+	w.errMu.Unlock()
+	return Stats{WriteErrors: w.writeErrors.Load(), LostLines: w.lostLines.Load(), Dropped: w.dropped.Load(), LastError: last}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,10 +12,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/internal/tmpfs"
 	"github.com/mailgate/mailgate/internal/wait"
 )
 
@@ -478,6 +481,9 @@ func TestWriterWriteError(t *testing.T) {
 	if w.Err() == nil {
 		t.Error("Err() = nil after a failed write")
 	}
+	if st := w.Stats(); st.WriteErrors != 1 || st.LostLines != 1000 || st.Dropped != 0 || st.LastError == nil {
+		t.Errorf("Stats = %+v, want 1 write error, 1000 lines lost", st)
+	}
 	w.Close() // its error is the full disk again
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -542,6 +548,9 @@ func TestWriterHungDisk(t *testing.T) {
 	if w.Err() == nil {
 		t.Error("Err() = nil after lines were dropped")
 	}
+	if st := w.Stats(); st.Dropped == 0 || st.Dropped != uint64(n-maxBuffered/line) || st.WriteErrors != 0 {
+		t.Errorf("Stats = %+v, want %d dropped", st, n-maxBuffered/line)
+	}
 	w.fmu.Unlock()
 	w.Close()
 	kept := len(body(t, path))
@@ -584,5 +593,38 @@ func TestWriterRolloverFails(t *testing.T) {
 	}
 	if w.Err() == nil {
 		t.Error("Err() = nil after a failed rollover")
+	}
+}
+
+// TestWriterDiskFull fills a real file system (a tmpfs): the lines that do
+// not fit are counted as lost, each failed flush as an error; once space
+// is freed the next lines reach the file again and the counts stay.
+func TestWriterDiskFull(t *testing.T) {
+	dir := tmpfs.Mount(t, 1<<20)
+	w, err := Open(filepath.Join(dir, "mail_logs.current"), Options{Location: cst, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	filler := tmpfs.Fill(t, dir, "filler", 0)
+	for i := range 100 {
+		w.Emit(event.Entry{Time: when, Level: event.Info, Event: event.Queued{MID: uint64(i)}})
+	}
+	if err := w.Flush(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Flush on a full disk: %v, want ENOSPC", err)
+	}
+	st := w.Stats()
+	if st.WriteErrors != 1 || st.LostLines == 0 || st.LostLines > 100 || !errors.Is(st.LastError, syscall.ENOSPC) {
+		t.Fatalf("Stats = %+v, want 1 error and up to 100 lines lost", st)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	w.Emit(event.Entry{Time: when, Level: event.Info, Event: event.Queued{MID: 1000}})
+	if err := w.Flush(); err != nil {
+		t.Fatalf("Flush after space was freed: %v", err)
+	}
+	if st2 := w.Stats(); st2.WriteErrors != st.WriteErrors || st2.LostLines != st.LostLines {
+		t.Errorf("Stats after recovery = %+v, want %+v", st2, st)
 	}
 }
