@@ -51,6 +51,7 @@ type Config struct {
 	MailPolicies *MailPolicies
 	// DKIMSigning is nil when dkim_signing_profiles is left out.
 	DKIMSigning *dkimsign.Profiles
+	Alerts      Alerts // alerts.go
 
 	// Warnings are what check-config reports (and fails for) but does
 	// not stop the gateway: serve logs them at start.
@@ -327,7 +328,7 @@ func Parse(data []byte, name string) (*Config, error) {
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
 		"delivery", "dns", "logs", "tracking", "http", "authserv_id", "mail_policies",
-		"dkim_signing_profiles")
+		"dkim_signing_profiles", "alerts")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
@@ -410,6 +411,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		c.MailPolicies = d.mailPolicies(n, "mail_policies")
 	}
 	c.DKIMSigning = d.dkimSigning(f["dkim_signing_profiles"], "dkim_signing_profiles", c.DataDir)
+	d.alerts(f["alerts"], "alerts", c)
 	return c
 }
 
