@@ -135,6 +135,8 @@ type Alerter struct {
 	o   Options
 	log *slog.Logger
 
+	round sync.Mutex // held by a round of checks: one at a time
+
 	mu     sync.Mutex
 	active map[string]*state    // conditions that held at the last round, by id
 	held   map[string]Condition // conditions raised by Hold, by id
@@ -208,15 +210,14 @@ func (a *Alerter) Stop() {
 }
 
 // Hold raises a condition that an event announced (a listener's accept
-// loop died): it holds until Release, and is evaluated at once.
+// loop died): it holds until Release. Hold runs a round itself, so that
+// the alert is in the spool when it returns, even if the gateway stops
+// next.
 func (a *Alerter) Hold(c Condition) {
 	a.mu.Lock()
 	a.held[c.id()] = c
 	a.mu.Unlock()
-	select {
-	case a.kick <- struct{}{}:
-	default:
-	}
+	a.Evaluate(time.Now())
 }
 
 // Release ends a condition raised by Hold.
@@ -237,6 +238,8 @@ func (a *Alerter) Release(class Class, key string) {
 // severity rises; one that ends is told by an Information alert "cleared",
 // when it had been sent. Rounds run one at a time.
 func (a *Alerter) Evaluate(now time.Time) {
+	a.round.Lock()
+	defer a.round.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 	defer cancel()
 	var found []Condition

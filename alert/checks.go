@@ -30,7 +30,7 @@ func QueueCheck(read func() QueueState, maxAge time.Duration, maxMessages int) C
 		var cs []Condition
 		if age := now.Sub(q.Oldest); maxAge > 0 && q.OldestMID != 0 && age > maxAge {
 			cs = append(cs, Condition{Class: System, Severity: Warning, Key: "queue-age",
-				Message: fmt.Sprintf("The oldest message in the queue, MID %d, has waited %s", q.OldestMID, age.Round(time.Minute)),
+				Message: fmt.Sprintf("The oldest message in the queue, MID %d, has waited %s", q.OldestMID, roundDuration(age)),
 				Detail: fmt.Sprintf("MID %d was received %s, %s ago; alerts.queue_max_age is %s. %d messages are in the queue.",
 					q.OldestMID, q.Oldest.UTC().Format(time.RFC1123Z), age.Round(time.Second), maxAge, q.Messages),
 				Next: fmt.Sprintf("See why it waits: mailgate explain %d; mailgate tophosts --sort active and mailgate hoststatus DOMAIN show the destinations that hold mail.", q.OldestMID)})
@@ -78,7 +78,7 @@ func DestinationCheck(read func() []Destination, downFor time.Duration) Check {
 				continue
 			}
 			cs = append(cs, Condition{Class: System, Severity: Warning, Key: "destination " + d.Name,
-				Message: fmt.Sprintf("Destination %s has been down for %s", d.Name, now.Sub(t).Round(time.Minute)),
+				Message: fmt.Sprintf("Destination %s has been down for %s", d.Name, roundDuration(now.Sub(t))),
 				Detail: fmt.Sprintf("Every connection to %s has failed since %s; %d recipients wait for it. alerts.destination_down is %s.",
 					d.Name, t.UTC().Format(time.RFC1123Z), d.Active, downFor),
 				Next: fmt.Sprintf("mailgate hoststatus %s shows its addresses and counters; the mail log's \"Connection Error\" lines say why connections fail. When it is back, mailgate queue deliver-now %s retries at once.", d.Name, d.Name)})
@@ -229,4 +229,13 @@ func ListenerDown(name, addr string, err error) Condition {
 		Message: fmt.Sprintf("Listener %s stopped accepting connections", name),
 		Detail:  fmt.Sprintf("The accept loop of %s on %s ended: %v", name, addr, err),
 		Next:    "Restart the gateway; mail to this listener's address is refused or waits at the senders until then."}
+}
+
+// roundDuration is d for a subject: to the minute from a minute on, to
+// the second below.
+func roundDuration(d time.Duration) time.Duration {
+	if d >= time.Minute {
+		return d.Round(time.Minute)
+	}
+	return d.Round(time.Second)
 }

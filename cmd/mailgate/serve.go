@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mailgate/mailgate/alert"
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/control"
 	"github.com/mailgate/mailgate/event"
@@ -115,6 +116,7 @@ type gateway struct {
 	subs      *logsub.Set       // the log subscriptions' outputs
 	status    *statuslog.Logger // nil without a status log subscription
 	stats     *stats.Collector
+	alerts    *alert.Alerter
 }
 
 // start opens everything in dependency order and starts the listeners; on
@@ -279,12 +281,14 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 			return statuslog.Line(g.stats.Status(false), statuslog.RAMUsed())
 		}, l)
 	}
-	for _, l := range g.listeners {
+	g.alerts = g.startAlerts()
+	for i, l := range g.listeners {
 		g.serving.Add(1)
 		go func() {
 			defer g.serving.Done()
 			if err := l.Serve(); err != nil {
 				logger.Error("mailgate: listener stopped", "err", err)
+				g.alerts.Hold(alert.ListenerDown(cfg.Listeners[i].Name, l.Addr().String(), err))
 			}
 		}()
 	}
@@ -360,6 +364,9 @@ func (g *gateway) stop() error {
 // runs while the queue manager stops, then stops the work queue and the
 // queue manager.
 func (g *gateway) stopDelivery(ctx context.Context) {
+	if g.alerts != nil {
+		g.alerts.Stop() // it commits to the spool and hands to delivery
+	}
 	if g.control != nil {
 		if err := g.control.Close(ctx); err != nil {
 			g.log.Warn("mailgate: control socket closed", "err", err)

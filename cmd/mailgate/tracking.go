@@ -36,6 +36,10 @@ type trackingService struct {
 	syslog *syslog.Server
 	cancel context.CancelFunc
 	done   sync.WaitGroup
+
+	mu      sync.Mutex
+	store   tracking.Store // nil until opened, and after it is closed
+	openErr error          // why the last try to open it failed
 }
 
 // startTracking binds the page's and the syslog receiver's addresses (so
@@ -94,7 +98,15 @@ func (t *trackingService) run(ctx context.Context) {
 		}
 		return
 	}
-	defer s.Close()
+	t.mu.Lock()
+	t.store = s
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.store = nil
+		t.mu.Unlock()
+		s.Close()
+	}()
 	var wg sync.WaitGroup
 	if t.httpLn != nil {
 		srv := &http.Server{
@@ -209,6 +221,9 @@ func (t *trackingService) open(ctx context.Context) tracking.Store {
 		if err == nil {
 			return s
 		}
+		t.mu.Lock()
+		t.openErr = err
+		t.mu.Unlock()
 		t.log.Warn("mailgate: tracking store unavailable; mail flows, tracking waits", "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():

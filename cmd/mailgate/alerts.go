@@ -1,0 +1,111 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/mailgate/mailgate/alert"
+	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/stats"
+)
+
+// scannerProbers, when set (by the scanners' wiring, or a file built for
+// tests only), are the engines the alerts ask whether they answer, each
+// with its class (alert.AntiVirus for clamd, alert.AntiSpam for rspamd
+// and spamd).
+var scannerProbers func(cfg *config.Config) []classedProber
+
+type classedProber struct {
+	alert.Prober
+	Class alert.Class
+}
+
+// startAlerts builds the alerts' checks over the gateway's gauges and
+// starts them.
+func (g *gateway) startAlerts() *alert.Alerter {
+	ac := g.cfg.Alerts
+	floor := g.spool.MinFree()
+	warn := ac.DiskFreeBelow
+	if warn == config.DiskFreeAuto {
+		warn = 2 * floor
+	}
+	checks := []alert.Check{
+		alert.QueueCheck(func() alert.QueueState {
+			s := g.stats.Status(false)
+			q := alert.QueueState{Messages: s.Gauges.QueueMessages}
+			if s.Oldest != nil {
+				q.OldestMID, q.Oldest = s.Oldest.MID, s.Oldest.Received
+			}
+			return q
+		}, ac.QueueMaxAge, ac.QueueMaxMessages),
+		alert.DestinationCheck(func() []alert.Destination {
+			hosts, err := g.stats.TopHosts(stats.SortActive, 0)
+			if err != nil {
+				return nil // no queue manager yet
+			}
+			ds := make([]alert.Destination, 0, len(hosts))
+			for _, h := range hosts {
+				ds = append(ds, alert.Destination{Name: h.Name, Down: h.Down, Active: h.Gauges.Active})
+			}
+			return ds
+		}, ac.DestinationDown),
+		alert.DiskCheck(g.spool.FreeSpace, g.cfg.DataDir, warn, floor),
+		alert.LogCheck(g.cfg.Logs.Mail.Path, func() alert.LogFailures {
+			s := g.mailLog.Stats()
+			return alert.LogFailures{WriteErrors: s.WriteErrors, LostLines: s.LostLines, Dropped: s.Dropped, LastError: s.LastError}
+		}),
+	}
+	if g.certs != nil {
+		var certs []alert.Certificate
+		for file, leaf := range g.certs.certs {
+			certs = append(certs, alert.Certificate{File: file, Leaf: leaf})
+		}
+		slices.SortFunc(certs, func(a, b alert.Certificate) int { return cmp.Compare(a.File, b.File) })
+		checks = append(checks, alert.CertificateCheck(certs, ac.CertificateExpiry))
+	}
+	if g.tracking.usesStore() {
+		checks = append(checks, alert.ProbeCheck(g.tracking, alert.System, ac.ProbeTimeout,
+			"Mail flows without it: the feed holds the newest lines in memory and catches up from the mail log once the store answers. Check the store ("+
+				g.cfg.Tracking.Driver+"): is it running, does it take connections from this host, is its disk full?"))
+	}
+	if scannerProbers != nil {
+		for _, p := range scannerProbers(g.cfg) {
+			checks = append(checks, alert.ProbeCheck(p, p.Class, ac.ProbeTimeout,
+				"Messages that need this engine wait in the work queue (or pass unscanned, by the policy's scan_failure) until it answers. Start it, or look at its own log."))
+		}
+	}
+	a := alert.New(alert.Options{Hostname: g.cfg.Hostname, From: ac.From, To: ac.To, Version: "mailgate " + version,
+		Interval: ac.CheckInterval, RepeatInterval: ac.RepeatInterval, Checks: checks,
+		Spool: g.spool, IDs: g.ids, Enqueue: g.delivery.Enqueue, Events: g.events(), Logger: g.log})
+	a.Start()
+	return a
+}
+
+// usesStore reports whether the service opens a tracking store.
+func (t *trackingService) usesStore() bool { return t.feed != nil || t.httpLn != nil }
+
+// Name is the tracking store's name in alerts.
+func (t *trackingService) Name() string {
+	return fmt.Sprintf("The tracking store (%s)", cmp.Or(t.cfg.Tracking.Driver, "sqlite"))
+}
+
+// Probe asks the tracking store for this gateway's watermark: an answer
+// means it takes queries. Before the store could be opened, the error of
+// the last try.
+func (t *trackingService) Probe(ctx context.Context) error {
+	t.mu.Lock()
+	s, openErr := t.store, t.openErr
+	t.mu.Unlock()
+	if s == nil {
+		if openErr == nil {
+			return nil // the first try is under way: not known to fail
+		}
+		return fmt.Errorf("cannot be opened: %w", openErr)
+	}
+	if _, err := s.Watermark(ctx, t.cfg.Hostname); err != nil {
+		return err
+	}
+	return nil
+}
