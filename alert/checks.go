@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -160,24 +161,39 @@ type LogFailures struct {
 	LastError   error
 }
 
-// LogCheck raises "mail-log PATH" (System, Critical) while the log's
-// failure counters grow: a round that sees no new failure ends it. (A log
-// that has nothing to write meanwhile is not known to fail; the alert's
-// own lines are written to it.)
+// LogCheck raises "mail-log PATH" (System, Critical) when the log's
+// failure counters grow, and holds it until a write is seen to succeed:
+// a round with no new failure in which the file at path changed size. (A
+// quiet log proves nothing either way, so the condition stays; the
+// alert's own lines are written to the log, which soon tells.)
 func LogCheck(path string, read func() LogFailures) Check {
 	var mu sync.Mutex
 	var prev LogFailures
+	var prevSize int64
+	var failing bool
+	var first LogFailures // the counters before the failures began
 	return func(_ context.Context, _ time.Time) []Condition {
 		f := read()
+		var size int64
+		if fi, err := os.Stat(path); err == nil {
+			size = fi.Size()
+		}
 		mu.Lock()
-		p := prev
-		prev = f
+		grew := f.WriteErrors != prev.WriteErrors || f.LostLines != prev.LostLines || f.Dropped != prev.Dropped
+		switch {
+		case grew && !failing:
+			failing, first = true, prev
+		case !grew && failing && size != prevSize:
+			failing = false // a write went through
+		}
+		prev, prevSize = f, size
+		since := first
 		mu.Unlock()
-		if f.WriteErrors == p.WriteErrors && f.LostLines == p.LostLines && f.Dropped == p.Dropped {
+		if !failing {
 			return nil
 		}
-		detail := fmt.Sprintf("Since the last check: %d failed writes, %d lines lost, %d lines dropped (buffer full); since the start: %d, %d, %d.",
-			f.WriteErrors-p.WriteErrors, f.LostLines-p.LostLines, f.Dropped-p.Dropped, f.WriteErrors, f.LostLines, f.Dropped)
+		detail := fmt.Sprintf("Since the failures began: %d failed writes, %d lines lost, %d lines dropped (buffer full); since the start: %d, %d, %d.",
+			f.WriteErrors-since.WriteErrors, f.LostLines-since.LostLines, f.Dropped-since.Dropped, f.WriteErrors, f.LostLines, f.Dropped)
 		if f.LastError != nil {
 			detail += "\nThe latest error: " + f.LastError.Error()
 		}
