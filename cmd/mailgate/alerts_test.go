@@ -227,3 +227,27 @@ func TestAlertCertificate(t *testing.T) {
 	g.start()
 	waitAlert(t, hop, `^Warning-mx\.test: \(System\) The TLS certificate `+regexp.QuoteMeta(cert.Cert)+` expires in 11 day\(s\)$`)
 }
+
+// A queue that grows and ages behind a destination that refuses: the
+// size and the age Warnings, each once.
+func TestAlertQueue(t *testing.T) {
+	hop := startNextHop(t, 0)
+	g := alertGW(t, hop, alertSetup{routes: fmt.Sprintf("  - {domain: refused.test, hosts: [\"%s\"]}", freePort(t)),
+		alerts: "  queue_max_messages: 2\n  queue_max_age: 1s\n  destination_down: 1h"})
+	g.start()
+	var first uint64
+	for i := range 3 {
+		mid, err := sendRawEnvelope(g.addr, "a@example.org", fmt.Sprintf("u%d@refused.test", i), "Subject: t\r\n\r\nt\r\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = mid
+		}
+	}
+	waitAlert(t, hop, `^Warning-mx\.test: \(System\) The queue holds [3-5] messages, more than 2$`)
+	waitAlert(t, hop, fmt.Sprintf(`^Warning-mx\.test: \(System\) The oldest message in the queue, MID %d, has waited \d+s$`, first))
+	if got := alertsReceived(hop, `^Warning-mx\.test: \(System\) The queue holds`); len(got) != 1 {
+		t.Errorf("size alerts %q, want one", got)
+	}
+}
