@@ -2,7 +2,9 @@ package alert
 
 import (
 	"context"
+	"errors"
 	"net/mail"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -231,23 +233,69 @@ func TestNoRecipients(t *testing.T) {
 	if len(r.queued) != 0 || len(r.lines.Snapshot()) != 0 {
 		t.Errorf("mailed without recipients: %v %q", r.queued, r.lines.Snapshot())
 	}
-	counts, _, _ := r.a.Counts()
-	if !slices.Contains(counts, Count{Class: System, Severity: Warning, N: 1}) {
-		t.Errorf("counts %v: want System/Warning 1", counts)
+	counts, failed, _ := r.a.Counts()
+	if !slices.Contains(counts, Count{Class: System, Severity: Warning, N: 1}) || failed != 0 {
+		t.Errorf("counts %v, %d failed: want System/Warning 1, none failed (none tried)", counts, failed)
 	}
 }
 
-// TestHold: a held condition is sent at once by the running Alerter, not
-// at the next interval, and cleared on Release.
+// TestHold: a held condition is sent before Hold returns (a gateway
+// about to stop on it has the alert in its spool), and a running
+// Alerter tells its end at once on Release, not at the next interval.
 func TestHold(t *testing.T) {
 	r := newRig(t, []string{"admin@example.com"}, time.Hour)
 	r.a.o.Interval = time.Hour
+	r.a.Hold(ListenerDown("InboundMail", "127.0.0.1:25", context.Canceled))
+	want := `A System/Critical alert was sent to admin@example.com with subject "Critical-mx.example.com: (System) Listener InboundMail stopped accepting connections".`
+	if !slices.Contains(r.lines.Snapshot(), want) {
+		t.Fatalf("after Hold: %q, want %q", r.lines.Snapshot(), want)
+	}
 	r.a.Start()
 	defer r.a.Stop()
-	r.a.Hold(ListenerDown("InboundMail", "127.0.0.1:25", context.Canceled))
-	r.lines.WaitFor(t, `^A System/Critical alert was sent to admin@example.com with subject "Critical-mx.example.com: \(System\) Listener InboundMail stopped accepting connections"\.$`)
+	r.lines.WaitFor(t, "^MID 1 queued for delivery$") // the first round, at Start: nothing new
 	r.a.Release(System, "listener InboundMail")
 	r.lines.WaitFor(t, `^A System/Information alert was sent to admin@example.com with subject "Information-mx.example.com: \(System\) Cleared: Listener InboundMail stopped accepting connections"\.$`)
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// TestLogCheck: the mail log's condition begins when the failures grow,
+// holds through quiet rounds (no new failure, the file unchanged: nothing
+// proves the log writable), and ends when the file grows with no new
+// failure.
+func TestLogCheck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mail.current")
+	var f LogFailures
+	check := LogCheck(path, func() LogFailures { return f })
+	appendLine := func() {
+		t.Helper()
+		file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file.WriteString("a line\n")
+		file.Close()
+	}
+	for i, step := range []struct {
+		do   func()
+		hold bool
+	}{
+		{func() {}, false},
+		{appendLine, false},
+		{func() { f.WriteErrors++; f.LostLines += 3; f.LastError = errors.New("no space left on device") }, true},
+		{func() {}, true}, // quiet: still failing as far as anyone knows
+		{func() { f.Dropped++ }, true},
+		{appendLine, false}, // a write went through
+		{func() {}, false},
+		{func() { f.WriteErrors++; appendLine() }, true}, // part of a write, then the error
+	} {
+		step.do()
+		cs := check(context.Background(), time.Now())
+		if (len(cs) == 1) != step.hold {
+			t.Fatalf("step %d: conditions %+v, want held %t", i, cs, step.hold)
+		}
+		if step.hold && (cs[0].Severity != Critical || cs[0].Key != "mail-log "+path || !strings.Contains(cs[0].Detail, "no space left on device")) {
+			t.Errorf("step %d: %+v", i, cs[0])
+		}
+	}
+}
