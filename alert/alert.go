@@ -145,7 +145,6 @@ type Alerter struct {
 	failed uint64               // alerts that could not be committed
 	supp   uint64               // repeats suppressed
 
-	kick chan struct{}
 	stop chan struct{}
 	done chan struct{}
 }
@@ -180,7 +179,7 @@ func New(o Options) *Alerter {
 	}
 	return &Alerter{o: o, log: o.Logger, active: map[string]*state{}, held: map[string]Condition{},
 		last: map[string]time.Time{}, counts: map[countKey]uint64{},
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Start runs the checks every Interval until Stop, the first round at once.
@@ -198,7 +197,6 @@ func (a *Alerter) run() {
 		case <-a.stop:
 			return
 		case <-t.C:
-		case <-a.kick:
 		}
 	}
 }
@@ -220,15 +218,13 @@ func (a *Alerter) Hold(c Condition) {
 	a.Evaluate(time.Now())
 }
 
-// Release ends a condition raised by Hold.
+// Release ends a condition raised by Hold, and runs a round: its end is
+// told at once.
 func (a *Alerter) Release(class Class, key string) {
 	a.mu.Lock()
 	delete(a.held, Condition{Class: class, Key: key}.id())
 	a.mu.Unlock()
-	select {
-	case a.kick <- struct{}{}:
-	default:
-	}
+	a.Evaluate(time.Now())
 }
 
 // Evaluate runs the checks once, as of now, and sends what is due: a

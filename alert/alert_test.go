@@ -240,21 +240,38 @@ func TestNoRecipients(t *testing.T) {
 }
 
 // TestHold: a held condition is sent before Hold returns (a gateway
-// about to stop on it has the alert in its spool), and a running
-// Alerter tells its end at once on Release, not at the next interval.
+// about to stop on it has the alert in its spool), its end before
+// Release returns; a round in between does not send it again.
 func TestHold(t *testing.T) {
 	r := newRig(t, []string{"admin@example.com"}, time.Hour)
-	r.a.o.Interval = time.Hour
 	r.a.Hold(ListenerDown("InboundMail", "127.0.0.1:25", context.Canceled))
-	want := `A System/Critical alert was sent to admin@example.com with subject "Critical-mx.example.com: (System) Listener InboundMail stopped accepting connections".`
-	if !slices.Contains(r.lines.Snapshot(), want) {
-		t.Fatalf("after Hold: %q, want %q", r.lines.Snapshot(), want)
+	sent := `A System/Critical alert was sent to admin@example.com with subject "Critical-mx.example.com: (System) Listener InboundMail stopped accepting connections".`
+	if got := r.lines.Grep(regexp.QuoteMeta(sent)); len(got) != 1 {
+		t.Fatalf("after Hold: %q, want %q", r.lines.Snapshot(), sent)
 	}
-	r.a.Start()
-	defer r.a.Stop()
-	r.lines.WaitFor(t, "^MID 1 queued for delivery$") // the first round, at Start: nothing new
+	r.a.Evaluate(time.Now())
 	r.a.Release(System, "listener InboundMail")
-	r.lines.WaitFor(t, `^A System/Information alert was sent to admin@example.com with subject "Information-mx.example.com: \(System\) Cleared: Listener InboundMail stopped accepting connections"\.$`)
+	cleared := `A System/Information alert was sent to admin@example.com with subject "Information-mx.example.com: (System) Cleared: Listener InboundMail stopped accepting connections".`
+	if got := r.lines.Grep(regexp.QuoteMeta(cleared)); len(got) != 1 {
+		t.Fatalf("after Release: %q, want %q", r.lines.Snapshot(), cleared)
+	}
+	if got := r.lines.Grep(regexp.QuoteMeta(sent)); len(got) != 1 {
+		t.Errorf("sent %d times, want once", len(got))
+	}
+}
+
+// TestRun: a started Alerter runs a round at once, then every Interval,
+// until Stop.
+func TestRun(t *testing.T) {
+	sw := &switchable{}
+	r := newRig(t, []string{"admin@example.com"}, time.Hour, sw.check)
+	r.a.o.Interval = 10 * time.Millisecond
+	sw.set(queueOld)
+	r.a.Start()
+	r.lines.WaitFor(t, `^A System/Warning alert was sent to admin@example.com with subject "Warning-mx.example.com: \(System\) The oldest message has waited 5h"\.$`)
+	sw.set()
+	r.lines.WaitFor(t, `^A System/Information alert was sent to admin@example.com with subject "Information-mx.example.com: \(System\) Cleared: The oldest message has waited 5h"\.$`)
+	r.a.Stop()
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
