@@ -1,13 +1,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/mailgate/mailgate/internal/tmpfs"
 	"github.com/mailgate/mailgate/internal/wait"
@@ -108,7 +114,7 @@ func TestAlertDestinationDown(t *testing.T) {
 	if _, err := sendRawEnvelope(g.addr, "a@example.org", "x@refused.test", "Subject: t\r\n\r\nt\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	subj := waitAlert(t, hop, `^Warning-mx\.test: \(System\) Destination refused\.test has been down for \d+s$`)
+	subj := waitAlert(t, hop, `^Warning-mx\.test: \(System\) Destination refused\.test has been down for [1-9]\d*s$`)
 	g.waitLog(`Info: A System/Warning alert was sent to admin@alerts\.test with subject "` + regexp.QuoteMeta(subj) + `"\.\n`)
 	// The alert is a generated message of its own, tracked by its lines.
 	g.waitLog(`Info: MID \d+ Subject '` + regexp.QuoteMeta(subj) + `'\n`)
@@ -136,13 +142,13 @@ func TestAlertDestinationDown(t *testing.T) {
 }
 
 // The disk floor, for real: data_dir on a small tmpfs, filled. Below
-// disk_free_below a Hardware Warning, below min_free_space a Critical
+// disk_free_below (by default twice the floor) a Hardware Warning, below min_free_space a Critical
 // (the alert still fits: a generated message may use half the floor),
 // and the space given back, "Cleared".
 func TestAlertDiskSpace(t *testing.T) {
 	mnt := tmpfs.Mount(t, 24<<20)
 	hop := startNextHop(t, 0)
-	g := alertGW(t, hop, alertSetup{dataDir: filepath.Join(mnt, "data"), top: "min_free_space: 4M", alerts: "  disk_free_below: 8M"})
+	g := alertGW(t, hop, alertSetup{dataDir: filepath.Join(mnt, "data"), top: "min_free_space: 4M"}) // disk_free_below: auto, twice the floor
 	g.start()
 	fill := tmpfs.Fill(t, mnt, "fill", 6<<20)
 	waitAlert(t, hop, `^Warning-mx\.test: \(Hardware\) Free disk space [56]\.\d MiB is below 8\.0 MiB$`)
@@ -249,5 +255,117 @@ func TestAlertQueue(t *testing.T) {
 	waitAlert(t, hop, fmt.Sprintf(`^Warning-mx\.test: \(System\) The oldest message in the queue, MID %d, has waited \d+s$`, first))
 	if got := alertsReceived(hop, `^Warning-mx\.test: \(System\) The queue holds`); len(got) != 1 {
 		t.Errorf("size alerts %q, want one", got)
+	}
+}
+
+// tcpProxy forwards connections to a server until killed; it can listen
+// again on the same address, as a server that comes back.
+type tcpProxy struct {
+	t        *testing.T
+	addr, to string
+
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    []net.Conn
+	accepted int
+	wg       sync.WaitGroup
+}
+
+func startProxy(t *testing.T, to string) *tcpProxy {
+	p := &tcpProxy{t: t, addr: "127.0.0.1:0", to: to}
+	p.listen()
+	t.Cleanup(func() { p.kill(); p.wg.Wait() })
+	return p
+}
+
+func (p *tcpProxy) listen() {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.DialTimeout("tcp", p.to, 5*time.Second)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.accepted++
+			p.mu.Unlock()
+			p.wg.Add(2)
+			go func() { defer p.wg.Done(); io.Copy(s, c); s.Close() }()
+			go func() { defer p.wg.Done(); io.Copy(c, s); c.Close() }()
+		}
+	}()
+}
+
+// kill closes the listener and every connection: the server is gone.
+func (p *tcpProxy) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// The tracking store lost after it was open: PostgreSQL behind a proxy
+// the test kills. The Critical alert comes from the probe's query (the
+// store was open); once the proxy is back, "Cleared".
+func TestAlertTrackingStoreLost(t *testing.T) {
+	const pg = "127.0.0.1:5432"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, "postgres://root@"+pg+"/test?sslmode=disable")
+	if err != nil {
+		if os.Getenv("CI") == "1" {
+			t.Fatalf("PostgreSQL: %v", err)
+		}
+		t.Skipf("no PostgreSQL on %s: %v", pg, err)
+	}
+	defer admin.Close(context.Background())
+	schema := fmt.Sprintf("mg_alert_%d", time.Now().UnixNano())
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, "postgres://root@"+pg+"/test?sslmode=disable"); err == nil {
+			c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(ctx)
+		}
+	})
+	proxy := startProxy(t, pg)
+	hop := startNextHop(t, 0)
+	g := alertGW(t, hop, alertSetup{top: fmt.Sprintf("tracking: {enabled: true, driver: postgres, dsn: \"postgres://root@%s/test?sslmode=disable&search_path=%s&connect_timeout=2\"}", proxy.addr, schema),
+		alerts: "  probe_timeout: 1s"})
+	b, _ := os.ReadFile(g.config)
+	os.WriteFile(g.config, []byte(strings.Replace(string(b), "tracking: {enabled: false}\n", "", 1)), 0o644)
+	g.start()
+	// Open: the store made its tables.
+	wait.Until(t, "the tracking store's tables", func() bool {
+		var n int
+		admin.QueryRow(ctx, "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1", schema).Scan(&n)
+		return n > 0
+	})
+	proxy.kill()
+	waitAlert(t, hop, `^Critical-mx\.test: \(System\) The tracking store \(postgres\) is unreachable$`)
+	proxy.listen()
+	waitAlert(t, hop, `^Information-mx\.test: \(System\) Cleared: The tracking store \(postgres\) is unreachable$`)
+	if got := alertsReceived(hop, `^Critical-mx\.test: \(System\) The tracking store`); len(got) != 1 {
+		t.Errorf("alerts %q, want one", got)
 	}
 }
