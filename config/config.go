@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net/mail"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,6 +29,7 @@ import (
 	"github.com/mailgate/mailgate/dkimsign"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/policy"
+	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/syslog"
 )
 
@@ -51,6 +53,12 @@ type Config struct {
 	MailPolicies *MailPolicies
 	// DKIMSigning is nil when dkim_signing_profiles is left out.
 	DKIMSigning *dkimsign.Profiles
+	Scanners    Scanners // the scanning engines (scan.go)
+	// ContentFilters are the content filters the mail policies may name.
+	ContentFilters []ContentFilter
+	// Quarantines are the quarantines the work queue's stages put
+	// messages in (config/quarantine.go): the defaults and those given.
+	Quarantines []quarantine.Spec
 	Alerts      Alerts // alerts.go
 
 	// Warnings are what check-config reports (and fails for) but does
@@ -86,6 +94,10 @@ type Listener struct {
 	RAT                       policy.RAT // nil on a private listener
 	ImplicitTLS               bool       // TLS from the first byte (465), not STARTTLS
 	Auth                      *Auth      // nil: no SMTP AUTH
+	// HealthChecks are the load balancers' and monitors' addresses: a
+	// connection from one that ends without a command is a health check,
+	// not a lost connection.
+	HealthChecks []netip.Prefix
 
 	// Abuse limits (Postfix's smtpd_junk_command_limit and error limits); 0: none.
 	JunkCommandLimit int           // NOOP, RSET, VRFY, HELP and transactions without a recipient tolerated
@@ -133,6 +145,9 @@ type DNS struct {
 	// and the most answers kept (0: none).
 	ListTimeout   time.Duration
 	ListCacheSize int
+	// CacheSize is the most answers of the sender-authentication lookups
+	// (SPF, DKIM, DMARC) kept for their TTLs; 0: none.
+	CacheSize int
 }
 
 // Logs configures the log files.
@@ -210,10 +225,13 @@ const (
 
 // HTTP configures the API and tracking page.
 type HTTP struct {
-	Address string    // host:port; "" disables
-	Token   string    // when set, the API wants "Authorization: Bearer <token>"; required beyond loopback
-	Hosts   []string  // names (lower case) and addresses answered in the Host header besides loopback's and Address's
-	TLS     *TLSFiles // HTTPS with this certificate; nil: plain HTTP
+	Address string // host:port; "" disables
+	Token   string // when set, the API wants "Authorization: Bearer <token>"; required beyond loopback
+	// MetricsToken, when set, is taken at /metrics besides Token, and
+	// nowhere else: the scraper's credential reads no message.
+	MetricsToken string
+	Hosts        []string  // names (lower case) and addresses answered in the Host header besides loopback's and Address's
+	TLS          *TLSFiles // HTTPS with this certificate; nil: plain HTTP
 }
 
 // Defaults of the keys that are not a listener's or a policy's.
@@ -223,6 +241,7 @@ const (
 	DefaultDNSTimeout      = 5 * time.Second
 	DefaultListTimeout     = 2 * time.Second
 	DefaultListCacheSize   = 1 << 16
+	DefaultDNSCacheSize    = 1 << 14
 	DefaultLogMaxSize      = 10 << 20
 	DefaultLogMaxFiles     = 10
 	DefaultHTTPAddress     = "127.0.0.1:8025"
@@ -328,12 +347,12 @@ func Parse(data []byte, name string) (*Config, error) {
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
 		"delivery", "dns", "logs", "tracking", "http", "authserv_id", "mail_policies",
-		"dkim_signing_profiles", "alerts")
+		"dkim_signing_profiles", "scanners", "content_filters", "quarantines", "alerts")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
 		MinFreeSpace:    MinFreeAuto,
-		DNS:             DNS{Timeout: DefaultDNSTimeout, ListTimeout: DefaultListTimeout, ListCacheSize: DefaultListCacheSize},
+		DNS:             DNS{Timeout: DefaultDNSTimeout, ListTimeout: DefaultListTimeout, ListCacheSize: DefaultListCacheSize, CacheSize: DefaultDNSCacheSize},
 		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: "tracking.db",
 			Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}},
 		HTTP: HTTP{Address: DefaultHTTPAddress},
@@ -411,6 +430,11 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		c.MailPolicies = d.mailPolicies(n, "mail_policies")
 	}
 	c.DKIMSigning = d.dkimSigning(f["dkim_signing_profiles"], "dkim_signing_profiles", c.DataDir)
+	d.scanners(f["scanners"], c)
+	if n := f["content_filters"]; present(n) {
+		c.ContentFilters = d.contentFilters(n, "content_filters")
+	}
+	c.Quarantines = d.quarantines(f["quarantines"], "quarantines")
 	d.alerts(f["alerts"], "alerts", c)
 	return c
 }

@@ -15,7 +15,7 @@ func (d *decoder) http(n *yaml.Node, c *Config, b *binds) {
 		d.bind(nil, "http.address", c.HTTP.Address, b)
 		return
 	}
-	f := d.fields(n, "http", "address", "token", "hosts", "tls")
+	f := d.fields(n, "http", "address", "token", "metrics_token", "hosts", "tls")
 	if v := f["address"]; present(v) {
 		if s, ok := d.str(v, "http.address"); ok {
 			c.HTTP.Address = s
@@ -24,6 +24,11 @@ func (d *decoder) http(n *yaml.Node, c *Config, b *binds) {
 	if v := f["token"]; present(v) {
 		if s, ok := d.str(v, "http.token"); ok {
 			c.HTTP.Token = s
+		}
+	}
+	if v := f["metrics_token"]; present(v) {
+		if s, ok := d.str(v, "http.metrics_token"); ok {
+			c.HTTP.MetricsToken = s
 		}
 	}
 	if v := f["hosts"]; present(v) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -21,6 +22,7 @@ func TestHTTPSection(t *testing.T) {
 		{"default", "", HTTP{Address: DefaultHTTPAddress}, ""},
 		{"loopback without a token", `http: {address: "[::1]:8025"}`, HTTP{Address: "[::1]:8025"}, ""},
 		{"beyond loopback with a token", `http: {address: ":8025", token: t0k}`, HTTP{Address: ":8025", Token: "t0k"}, ""},
+		{"a metrics token", `http: {address: ":8025", token: t0k, metrics_token: scr4pe}`, HTTP{Address: ":8025", Token: "t0k", MetricsToken: "scr4pe"}, ""},
 		{"all addresses without a token", `http: {address: ":8025"}`, HTTP{Address: ":8025"},
 			"test.yaml:4: http.address: :8025 is reachable beyond loopback and http.token is not set"},
 		{"0.0.0.0 without a token", `http: {address: "0.0.0.0:8025"}`, HTTP{Address: "0.0.0.0:8025"}, "http.address: 0.0.0.0:8025 is reachable beyond loopback"},
@@ -58,5 +60,20 @@ func TestHTTPSection(t *testing.T) {
 				t.Errorf("problems:\n%v\nwant %q", ps, tt.want)
 			}
 		})
+	}
+}
+
+// listeners[].health_checks: addresses and networks, an IPv4-mapped one
+// taken as IPv4, anything else an error with its line.
+func TestHealthChecks(t *testing.T) {
+	c := parseString(t, "listeners:\n  - {name: In, address: 127.0.0.1:2525, health_checks: [192.0.2.7, 10.1.0.0/16, \"2001:db8::/32\", \"::ffff:198.51.100.0/120\", 10.2.3.4/8]}\n")
+	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("10.1.0.0/16"),
+		netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("10.0.0.0/8")}
+	if got := c.Listeners[0].HealthChecks; !reflect.DeepEqual(got, want) {
+		t.Errorf("health_checks = %v, want %v", got, want)
+	}
+	ps := problemsOf(t, "listeners:\n  - name: In\n    address: 127.0.0.1:2525\n    health_checks: [192.0.2.7, lb.example]\n")
+	if want := `test.yaml:4: listeners[0].health_checks[1]: "lb.example" is neither an IP address nor a network`; !strings.Contains(ps.Error(), want) {
+		t.Errorf("problems:\n%v\nwant %q", ps, want)
 	}
 }

@@ -112,7 +112,8 @@ func (d *decoder) listeners(n *yaml.Node, path string, c *Config, b *binds) []Li
 
 var listenerKeys = []string{"name", "type", "interface", "address", "max_connections", "bad_command_limit",
 	"junk_command_limit", "soft_error_limit", "hard_error_limit", "error_delay",
-	"max_header_lines", "received_header", "ipv6_client_prefix", "duplicates_ignore_local_case", "tls", "timeouts", "hat", "rat", "auth"}
+	"max_header_lines", "received_header", "ipv6_client_prefix", "duplicates_ignore_local_case", "tls", "timeouts", "hat", "rat", "auth",
+	"health_checks"}
 
 func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Listener {
 	f := d.fields(n, path, listenerKeys...)
@@ -195,6 +196,9 @@ func (d *decoder) listener(n *yaml.Node, path string, c *Config, b *binds) Liste
 	}
 	if v := f["duplicates_ignore_local_case"]; present(v) {
 		l.DuplicatesIgnoreLocalCase, _ = d.boolean(v, join(path, "duplicates_ignore_local_case"))
+	}
+	if v := f["health_checks"]; present(v) {
+		l.HealthChecks = d.prefixes(v, join(path, "health_checks"))
 	}
 	tlsNode, implicit := d.cutImplicit(f["tls"], join(path, "tls"))
 	l.TLS, l.ImplicitTLS = d.tlsFiles(tlsNode, join(path, "tls"), c.DataDir), implicit
@@ -672,4 +676,32 @@ func unwrapAddrErr(err error) string {
 		return ae.Err
 	}
 	return err.Error()
+}
+
+// prefixes decodes a list of IP addresses and networks (CIDR); an address
+// is the network of that address alone.
+func (d *decoder) prefixes(n *yaml.Node, path string) []netip.Prefix {
+	var out []netip.Prefix
+	for i, it := range d.list(n, path) {
+		p := index(path, i)
+		s, ok := d.str(it, p)
+		if !ok {
+			continue
+		}
+		if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		pf, err := netip.ParsePrefix(s)
+		if err != nil {
+			d.errorf(it, p, "%q is neither an IP address nor a network (10.0.0.0/8, 2001:db8::/32)", s)
+			continue
+		}
+		if pf.Addr().Is4In6() && pf.Bits() >= 96 {
+			pf = netip.PrefixFrom(pf.Addr().Unmap(), pf.Bits()-96)
+		}
+		out = append(out, pf.Masked())
+	}
+	return out
 }

@@ -23,6 +23,7 @@ func TestCauseWords(t *testing.T) {
 		{CauseJunkCommands, "junk-commands"},
 		{CauseErrors, "errors"},
 		{CausePipelining, "pipelining"},
+		{CauseHealthCheck, "health-check"},
 	}
 	if len(tests) != len(causeWords)-1 {
 		t.Errorf("%d causes tested, %d defined", len(tests), len(causeWords)-1)

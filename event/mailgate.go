@@ -60,6 +60,7 @@ const (
 	CauseJunkCommands                         // too many junk commands (NOOP, RSET, VRFY, HELP) and empty transactions
 	CauseErrors                               // too many commands refused (the hard error limit)
 	CausePipelining                           // a command or the message sent before the reply it must wait for
+	CauseHealthCheck                          // a configured health checker connected and left without a command
 )
 
 // causeWords are the words of the log; they never change, because logs
@@ -80,6 +81,7 @@ var causeWords = [...]string{
 	CauseJunkCommands:        "junk-commands",
 	CauseErrors:              "errors",
 	CausePipelining:          "pipelining",
+	CauseHealthCheck:         "health-check",
 }
 
 func (c Cause) String() string {

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailgate/mailgate/config"
@@ -63,6 +64,11 @@ type Server struct {
 	// delivery" itself (this side then logs neither).
 	Handoff func(env *queue.Envelope)
 
+	// ListenerEvents, if set, gives for each listener a sink that gets its
+	// events besides Events (the metrics count them by listener, which the
+	// events themselves do not name).
+	ListenerEvents func(listener string) event.Sink
+
 	// rates counts connections and recipients per client for the rate
 	// limits of mail flow policies, on all listeners together as the ESA
 	// does.
@@ -71,10 +77,13 @@ type Server struct {
 
 // Listener is one configured listener.
 type Listener struct {
-	srv *Server
-	cfg config.Listener
-	ln  net.Listener
-	tls *tls.Config // for STARTTLS
+	srv    *Server
+	cfg    config.Listener
+	ln     net.Listener
+	tls    *tls.Config // for STARTTLS
+	events event.Sink  // srv.Events, and the listener's own sink
+
+	serving atomic.Bool // the accept loop runs (see Serving)
 
 	limit     policy.Limiter
 	users     *userdb.DB // nil without AUTH
@@ -113,14 +122,32 @@ func (s *Server) Listen(cfg config.Listener) (*Listener, error) {
 		return nil, fmt.Errorf("inbound: listener %s: %w", cfg.Name, err)
 	}
 	drain, stop := context.WithCancel(context.Background())
-	return &Listener{srv: s, cfg: cfg, ln: ln, tls: tc, users: users, drain: drain, stop: stop, live: map[*smtp.Session]struct{}{}}, nil
+	events := s.Events
+	if s.ListenerEvents != nil {
+		events = event.Multi{s.Events, s.ListenerEvents(cfg.Name)}
+	}
+	return &Listener{srv: s, cfg: cfg, ln: ln, tls: tc, events: events, users: users, drain: drain, stop: stop,
+		live: map[*smtp.Session]struct{}{}}, nil
 }
+
+// Name is the listener's configured name.
+func (l *Listener) Name() string { return l.cfg.Name }
+
+// Serving reports whether the accept loop runs: false before Serve, after
+// Shutdown, and after an accept error that ended it. A readiness check
+// asks it.
+func (l *Listener) Serving() bool { return l.serving.Load() }
 
 // Addr is the address the listener accepts on.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 // Serve accepts connections until Shutdown; each gets its own goroutine.
+// An accept error that is not temporary (the socket closed or shut down
+// under it) ends it with that error: the caller must not run on without
+// the listener (the gateway stops).
 func (l *Listener) Serve() error {
+	l.serving.Store(true)
+	defer l.serving.Store(false)
 	var backoff time.Duration
 	for {
 		c, err := l.ln.Accept()
@@ -176,7 +203,17 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 }
 
 func (l *Listener) emit(ev event.Event) {
-	l.srv.Events.Emit(event.Entry{Time: time.Now(), Level: event.Info, Event: ev})
+	l.events.Emit(event.Entry{Time: time.Now(), Level: event.Info, Event: ev})
+}
+
+// healthCheck reports whether ip is one of the listener's health checkers.
+func (l *Listener) healthCheck(ip netip.Addr) bool {
+	for _, p := range l.cfg.HealthChecks {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // handle runs one connection from accept to close.

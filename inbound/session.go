@@ -451,7 +451,10 @@ func (h *session) refuse(av authVerdict) smtp.Reply {
 // authBytes is the transaction's results for the envelope; nil when
 // nothing was checked.
 func (h *session) authBytes() []byte {
-	if len(h.auth.SPF) == 0 && len(h.auth.DKIM) == 0 && h.auth.DMARC == nil {
+	if l := h.decision.DNSList; l.Zone != "" && h.auth.DNSList == nil {
+		h.auth.DNSList = &mailauth.DNSList{Zone: l.Zone, Code: l.Code.String()}
+	}
+	if len(h.auth.SPF) == 0 && len(h.auth.DKIM) == 0 && h.auth.DMARC == nil && h.auth.DNSList == nil {
 		return nil
 	}
 	return h.auth.Marshal()
@@ -561,6 +564,12 @@ func (h *session) ended(end smtp.End, remote netip.AddrPort) {
 		// then left, policy ended it.
 		cause, detail = event.CausePolicy, h.refused
 	}
+	if isLost(cause) && end.LastVerb == "" && len(end.Commands) == 0 && h.l.healthCheck(h.client.IP) {
+		// A load balancer's or monitor's probe: it connects, may read the
+		// greeting, and leaves. Not a lost connection: no "lost" line, and
+		// a cause of its own for the report and the metrics.
+		cause = event.CauseHealthCheck
+	}
 	switch cause {
 	case event.CauseTLSFailed:
 		h.emit(event.TLS{Conn: event.ConnRef{Kind: event.InboundConn, ID: h.icid}, Reason: end.Detail})
@@ -589,6 +598,11 @@ func (h *session) ended(end smtp.End, remote netip.AddrPort) {
 	}
 	h.emit(event.ConnectionEnd{ICID: h.icid, Cause: cause, State: end.State.String(), LastCommand: end.LastVerb,
 		DataBytes: end.DataBytes, Duration: end.Duration, Commands: end.Commands, Detail: detail})
+}
+
+// isLost reports whether the peer vanished below SMTP.
+func isLost(c event.Cause) bool {
+	return c == event.CausePeerClosed || c == event.CausePeerReset || c == event.CauseIOError
 }
 
 // enhancedPrefix finds an RFC 3463 code at the start of a configured reply

@@ -29,6 +29,7 @@ func TestConnectionEndCauses(t *testing.T) {
 		{Cause: event.CauseJunkCommands, State: "helo", LastCommand: "RSET", Detail: "RSET"},
 		{Cause: event.CauseErrors, State: "mail", LastCommand: "RCPT", Detail: "RCPT TO:<x@elsewhere.example>"},
 		{Cause: event.CausePipelining, State: "helo", LastCommand: "EHLO", Detail: "after EHLO: MAIL FROM:<a@example.org>"},
+		{Cause: event.CauseHealthCheck, State: "connect"},
 	}
 	var golden bytes.Buffer
 	for i, ev := range causes {

@@ -324,7 +324,7 @@ func (m *Manager) remove(mid uint64, bounce bool) (n int, err error) {
 	}
 	if bounce {
 		m.log.Info("outbound: bounced by the administrator", "mid", mid, "rids", rids)
-		m.finishJob(j, repeat(adminBounce, len(rids)), 0)
+		m.finishJob(j, repeat(adminBounce, len(rids)), 0, try{})
 		if _, err := m.o.Spool.RecipientStates(mid); !errors.Is(err, queue.ErrNotFound) {
 			// finishJob logged why the spool did not take it.
 			return 0, fmt.Errorf("outbound: bounce MID %d: not recorded in the spool", mid)

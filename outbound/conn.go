@@ -109,7 +109,8 @@ func (m *Manager) finishAll(jobs []*job, o outcome, dcid uint64) {
 		go func() {
 			defer wg.Done()
 			for j := range next {
-				m.finishJob(j, repeat(o, len(j.rcpts)), dcid)
+				// The connection's failure is each job's attempt.
+				m.finishJob(j, repeat(o, len(j.rcpts)), dcid, try{counted: true})
 			}
 		}()
 	}
@@ -260,7 +261,7 @@ func (m *Manager) deliver(s *session, j *job) bool {
 	if err != nil {
 		m.log.Error("outbound: cannot read a message from the spool", "mid", env.MID, "err", err)
 		o := outcome{result: deferred, status: "4.3.0", code: "000", lines: []string{"spool read error"}}
-		m.finishJob(j, repeat(o, len(j.rcpts)), s.dcid)
+		m.finishJob(j, repeat(o, len(j.rcpts)), s.dcid, try{})
 		return true
 	}
 	senv := smtp.Envelope{From: env.From, To: make([]string, len(j.rcpts)), Size: body.Size(),
@@ -269,8 +270,19 @@ func (m *Manager) deliver(s *session, j *job) bool {
 	// Header fields the work queue's stages added go before the message's
 	// own (the spool keeps the message as received; a map lookup in the
 	// spool's index, also when the work queue is off since a restart).
-	if w, ok, _ := m.o.Spool.Work(env.MID); ok && w.Headers != "" {
-		msg = io.MultiReader(strings.NewReader(w.Headers), body)
+	if w, ok, _ := m.o.Spool.Work(env.MID); ok && (w.Headers != "" || w.Rewrites()) {
+		if w.Rewrites() {
+			r, delta, err := rewriteHeader(msg, w)
+			if err != nil {
+				body.Close()
+				m.log.Error("outbound: cannot read a message from the spool", "mid", env.MID, "err", err)
+				o := outcome{result: deferred, status: "4.3.0", code: "000", lines: []string{"spool read error"}}
+				m.finishJob(j, repeat(o, len(j.rcpts)), s.dcid, try{})
+				return true
+			}
+			msg, senv.Size = r, senv.Size+delta
+		}
+		msg = io.MultiReader(strings.NewReader(w.Headers), msg)
 		senv.Size += int64(len(w.Headers))
 	}
 	rids := make([]int, len(j.rcpts))
@@ -278,6 +290,7 @@ func (m *Manager) deliver(s *session, j *job) bool {
 		senv.To[k] = env.Rcpts[i].Addr
 		rids[k] = env.Rcpts[i].RID
 	}
+	start := time.Now()
 	m.emit(event.DeliveryStart{DCID: s.dcid, MID: env.MID, RIDs: rids})
 	res, err := s.c.Send(m.cut, senv, msg)
 	body.Close()
@@ -288,7 +301,7 @@ func (m *Manager) deliver(s *session, j *job) bool {
 		// a read error before sending.
 		m.log.Error("outbound: cannot read a message from the spool", "mid", env.MID, "err", err)
 		o := outcome{result: deferred, status: "4.3.0", code: "000", lines: []string{"spool read error"}}
-		m.finishJob(j, repeat(o, len(j.rcpts)), s.dcid)
+		m.finishJob(j, repeat(o, len(j.rcpts)), s.dcid, try{})
 		return false
 	}
 	if err != nil && m.cut.Err() != nil {
@@ -304,7 +317,7 @@ func (m *Manager) deliver(s *session, j *job) bool {
 		// the message waits for its fix.
 		m.log.Error("outbound: the SMTP client refused an envelope", "mid", env.MID, "err", err)
 		o := outcome{result: deferred, status: "4.3.0", code: "000", lines: []string{fmt.Sprint(err)}}
-		m.finishJob(j, repeat(o, len(j.rcpts)), s.dcid)
+		m.finishJob(j, repeat(o, len(j.rcpts)), s.dcid, try{})
 		return false
 	}
 	outs := make([]outcome, len(j.rcpts))
@@ -318,7 +331,7 @@ func (m *Manager) deliver(s *session, j *job) bool {
 	if se != nil && se.PossibleDelivery() {
 		m.emit(event.PossibleDelivery{DCID: s.dcid, MID: env.MID, RIDs: sent})
 	}
-	m.finishJob(j, outs, s.dcid)
+	m.finishJob(j, outs, s.dcid, try{counted: true, start: start})
 	return err == nil
 }
 

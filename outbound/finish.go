@@ -53,7 +53,7 @@ func (m *Manager) expired(msg *message, st queue.RecipientState, now time.Time) 
 // then the events are logged and the job and the message are rescheduled.
 // A crash between the first two steps may send a DSN twice; no crash loses
 // one.
-func (m *Manager) finishJob(j *job, outs []outcome, dcid uint64) {
+func (m *Manager) finishJob(j *job, outs []outcome, dcid uint64, t try) {
 	msg := j.msg
 	env := msg.env
 	now := time.Now()
@@ -129,6 +129,9 @@ func (m *Manager) finishJob(j *job, outs []outcome, dcid uint64) {
 	if bounce != nil {
 		m.enqueueBounce(bounce)
 	}
+	if t.counted && m.o.Attempted != nil {
+		m.o.Attempted(attemptOf(j, states, t.start))
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -170,6 +173,25 @@ func (m *Manager) finishJob(j *job, outs []outcome, dcid uint64) {
 		m.evict(msg)
 	}
 	m.schedule()
+}
+
+// attemptOf sums up an attempt of j whose recipients now have states.
+func attemptOf(j *job, states []queue.RecipientState, start time.Time) Attempt {
+	a := Attempt{Destination: j.dest.name, Route: j.dest.route != nil}
+	if !start.IsZero() {
+		a.Transaction = max(time.Since(start), time.Nanosecond)
+	}
+	for _, st := range states {
+		switch st.Status {
+		case queue.Delivered:
+			a.Delivered++
+		case queue.Bounced:
+			a.Bounced++
+		default:
+			a.Deferred++
+		}
+	}
+	return a
 }
 
 // persist makes the new states durable: a finish record when no recipient

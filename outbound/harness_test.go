@@ -236,33 +236,35 @@ func (s *hopSession) PlaintextDiscarded(int)                      {}
 // gateway is a Manager on a spool of its own, with a DNS server on
 // loopback.
 type gateway struct {
-	t      testing.TB
-	events event.Sink
-	dir    string
-	cfg    *config.Config
-	spool  *queue.Spool
-	ids    *queue.Counters
-	lines  *smtptest.Lines
-	log    *smtptest.Log // the Manager's log (warnings and errors)
-	m      *outbound.Manager
-	debug  []*debuglog.Log[string]
-	dns    *smtptest.DNS
+	t         testing.TB
+	attempted func(outbound.Attempt)
+	events    event.Sink
+	dir       string
+	cfg       *config.Config
+	spool     *queue.Spool
+	ids       *queue.Counters
+	lines     *smtptest.Lines
+	log       *smtptest.Log // the Manager's log (warnings and errors)
+	m         *outbound.Manager
+	debug     []*debuglog.Log[string]
+	dns       *smtptest.DNS
 }
 
 // setup is what a test changes of the gateway.
 type setup struct {
-	zone   []string               // DNS records
-	yaml   string                 // more configuration (routes:, delivery:, logs:)
-	tweak  func(*config.Delivery) // after parsing
-	debug  []*debuglog.Log[string]
-	events event.Sink // instead of the lines (benchmarks)
-	defer_ bool       // do not Start
-	dir    string     // data_dir; "": a new temporary directory
+	zone      []string               // DNS records
+	yaml      string                 // more configuration (routes:, delivery:, logs:)
+	tweak     func(*config.Delivery) // after parsing
+	debug     []*debuglog.Log[string]
+	events    event.Sink // instead of the lines (benchmarks)
+	defer_    bool       // do not Start
+	attempted func(outbound.Attempt)
+	dir       string // data_dir; "": a new temporary directory
 }
 
 func newGateway(t testing.TB, s setup) *gateway {
 	t.Helper()
-	g := &gateway{t: t, dir: s.dir, lines: smtptest.NewLines(), log: smtptest.NewLog(), debug: s.debug, events: s.events}
+	g := &gateway{t: t, dir: s.dir, lines: smtptest.NewLines(), log: smtptest.NewLog(), debug: s.debug, events: s.events, attempted: s.attempted}
 	if g.dir == "" {
 		g.dir = t.TempDir()
 	}
@@ -306,15 +308,16 @@ func (g *gateway) start() {
 	g.t.Helper()
 	var err error
 	g.m, err = outbound.New(outbound.Options{
-		Hostname: g.cfg.Hostname,
-		Spool:    g.spool,
-		IDs:      g.ids,
-		Events:   g.events,
-		Resolver: resolver.New(g.cfg.DNS.Servers, g.cfg.DNS.Timeout),
-		Routes:   g.cfg.Routes,
-		Delivery: g.cfg.Delivery,
-		Debug:    g.debug,
-		Logger:   slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, g.log), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Hostname:  g.cfg.Hostname,
+		Spool:     g.spool,
+		IDs:       g.ids,
+		Events:    g.events,
+		Resolver:  resolver.New(g.cfg.DNS.Servers, g.cfg.DNS.Timeout),
+		Routes:    g.cfg.Routes,
+		Delivery:  g.cfg.Delivery,
+		Debug:     g.debug,
+		Attempted: g.attempted,
+		Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, g.log), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		g.t.Fatal(err)

@@ -35,6 +35,24 @@ type Options struct {
 	// alone: the work queue's, which it hands over with Enqueue when it
 	// is done with them.
 	Claimed func(mid uint64) bool
+
+	// Attempted, if set, is told of each delivery attempt (the metrics).
+	// It runs on the delivering goroutine and must not block.
+	Attempted func(Attempt)
+}
+
+// Attempt is what one delivery attempt did to the recipients of one
+// message at one destination: a transaction, or a connection (or its DNS
+// lookup) that failed before one could start.
+type Attempt struct {
+	Destination string // the domain delivered by MX, or the route ("ALL", ".example.com") that serves it
+	Route       bool   // Destination names a route
+	Delivered   int    // recipients
+	Deferred    int
+	Bounced     int
+	// Transaction is the time from MAIL FROM to the transaction's last
+	// reply; 0 when none ran (the connection failed).
+	Transaction time.Duration
 }
 
 // maxRcptsPerTxn is how many recipients go in one transaction: the number
@@ -129,6 +147,15 @@ type job struct {
 	domain string // of its first recipient, for the logs
 	state  jobState
 	due    time.Time // while deferred
+}
+
+// try says whether an outcome finishJob records is a delivery attempt,
+// for Options.Attempted, and when its transaction started (zero: none
+// did, the connection failed). The zero try is no attempt: an outcome of
+// the gateway's own (a spool read error, the administrator's bounce).
+type try struct {
+	counted bool
+	start   time.Time
 }
 
 // dest is a destination: a domain delivered by MX, or an SMTP route.
@@ -380,6 +407,7 @@ func (m *Manager) wakeTimer() {
 // into jobs by destination, ready or deferred by their retry times. It
 // returns nil when no recipient is pending.
 func (m *Manager) activate(env *queue.Envelope, states map[int]queue.RecipientState, now time.Time) *message {
+	env, alt := m.redirect(env)
 	msg := &message{env: env, arrived: env.Received, states: make([]queue.RecipientState, len(env.Rcpts))}
 	if msg.arrived.IsZero() {
 		msg.arrived = now
@@ -399,7 +427,12 @@ func (m *Manager) activate(env *queue.Envelope, states map[int]queue.RecipientSt
 		}
 		msg.pending++
 		domain := domainOf(r.Addr)
-		d := m.dest(domain)
+		var d *dest
+		if alt != "" {
+			d = m.routeDest(alt)
+		} else {
+			d = m.dest(domain)
+		}
 		due := !st.Next.After(now) || forced && (force == "" || force == domain || force == d.name)
 		k := key{d, due}
 		j := open[k]

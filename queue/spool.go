@@ -128,6 +128,11 @@ type Stats struct {
 	Deleted   uint64 // segment files removed
 	Rolled    uint64 // segments ended early, space being tight, for compaction to return their dead space
 	Corrupted int    // corrupt regions found by recovery
+
+	// The group commit's shape since Open: records per batch written, and
+	// the time of each fsync of segment data (none with NoSync).
+	BatchRecords Histogram
+	SyncSeconds  Histogram
 }
 
 // Recovery describes what Open found.
@@ -203,6 +208,7 @@ type Spool struct {
 
 	nBatches, nRecords, nSyncs, nCopied, nDeleted, nEarlyRolls atomic.Uint64
 	liveBytes                                                  atomic.Int64
+	batchHist, syncHist                                        *hist
 
 	// owned by the writer goroutine
 	iov       [][]byte
@@ -253,14 +259,16 @@ func Open(dir string, o Options) (*Spool, error) {
 		o.SegmentSize = defaultSegmentSize
 	}
 	s := &Spool{
-		dir:      dir,
-		opts:     o,
-		log:      o.Logger,
-		syncFile: fdatasync,
-		x:        index{msgs: make(map[uint64]*entry), tombs: make(map[uint64]*tomb)},
-		inflight: make(map[uint64]bool),
-		wake:     make(chan struct{}, 1),
-		done:     make(chan struct{}),
+		dir:       dir,
+		opts:      o,
+		log:       o.Logger,
+		syncFile:  fdatasync,
+		batchHist: newHist(BatchBounds, 1),
+		syncHist:  newHist(SyncBounds, 1e-9),
+		x:         index{msgs: make(map[uint64]*entry), tombs: make(map[uint64]*tomb)},
+		inflight:  make(map[uint64]bool),
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -673,6 +681,8 @@ func (s *Spool) Stats() Stats {
 	st.Deleted = s.nDeleted.Load()
 	st.Rolled = s.nEarlyRolls.Load()
 	st.Corrupted = len(s.recovery.Corrupt)
+	st.BatchRecords = s.batchHist.snapshot()
+	st.SyncSeconds = s.syncHist.snapshot()
 	return st
 }
 
@@ -717,6 +727,10 @@ func (x *index) releaseAll() {
 	}
 	x.segs = nil
 }
+
+// Err returns the failure that made the spool read-only (wrapping
+// ErrFailed), or nil while it writes: a readiness check asks it.
+func (s *Spool) Err() error { return s.failure() }
 
 func (s *Spool) failure() error {
 	s.qmu.Lock()

@@ -250,13 +250,18 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 			s.finishBatch(reqs, s.failWrite(cur, fmt.Errorf("fsync %s: %w", cur.path, err)))
 			return
 		}
+		took := time.Since(t0)
 		if !extended { // a mebibyte of zeros is not what the next batch will cost
-			s.syncTime += (time.Since(t0) - s.syncTime) / 8
+			s.syncTime += (took - s.syncTime) / 8
 		}
+		s.syncHist.observeDuration(took)
 		s.nSyncs.Add(1)
 	}
 	s.nBatches.Add(1)
 	s.nRecords.Add(uint64(len(reqs)))
+	if len(reqs) > 0 { // not a batch of compaction alone
+		s.batchHist.observe(float64(len(reqs)), uint64(len(reqs)))
+	}
 	s.lastBatch = len(reqs)
 
 	errs := make([]error, len(reqs))

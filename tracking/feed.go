@@ -57,6 +57,12 @@ type Feed struct {
 	// when found, kept until the store has them.
 	lostGaps  atomic.Int64
 	unwritten []Gap // Run's
+
+	// For Lag: the time (UnixNano, 0: none) of the oldest of this
+	// gateway's entries in the buffer, and of those Run took and has not
+	// yet written to the store.
+	backlogSince  atomic.Int64
+	inflightSince atomic.Int64
 }
 
 // FeedOptions configure a Feed.
@@ -127,7 +133,31 @@ func (f *Feed) Emit(e event.Entry) {
 	if f.put(item{f.host, e}) != nil {
 		f.dropped.Add(1)
 		f.markGap(e.Time)
+		return
 	}
+	f.backlogSince.CompareAndSwap(0, e.Time.UnixNano())
+}
+
+// Lag is how far the store is behind this gateway's mail log: the age of
+// the oldest of its entries not yet written (buffered, being written, or
+// dropped and still to be read back from the log); 0 when the store holds
+// everything.
+func (f *Feed) Lag(now time.Time) time.Duration {
+	oldest := int64(0)
+	for _, t := range []int64{f.backlogSince.Load(), f.inflightSince.Load()} {
+		if t != 0 && (oldest == 0 || t < oldest) {
+			oldest = t
+		}
+	}
+	f.mu.Lock()
+	if f.gap && !f.gapSince.IsZero() && (oldest == 0 || f.gapSince.UnixNano() < oldest) {
+		oldest = f.gapSince.UnixNano()
+	}
+	f.mu.Unlock()
+	if oldest == 0 {
+		return 0
+	}
+	return max(now.Sub(time.Unix(0, oldest)), 0)
 }
 
 // Take takes an entry of another gateway's log, waiting for room (a syslog
@@ -183,6 +213,7 @@ func (f *Feed) Run(ctx context.Context, s Store) error {
 			if ctx.Err() != nil {
 				continue
 			}
+			// inflightSince stays: those entries are still not stored.
 			f.logger.Warn("tracking: store write failed; the mail log keeps the lines", "err", err)
 			// What that write held is read back from the log, from the
 			// watermark of the last write that succeeded.
@@ -190,6 +221,7 @@ func (f *Feed) Run(ctx context.Context, s Store) error {
 			f.shed()
 			continue
 		}
+		f.inflightSince.Store(0)
 		f.writeGaps(ctx)
 		if since, ok := f.takeGap(); ok {
 			if err := f.catchUp(ctx, since); err != nil && ctx.Err() == nil {
@@ -204,6 +236,9 @@ func (f *Feed) Run(ctx context.Context, s Store) error {
 // reports whether the chunk is full.
 func (f *Feed) pushTaken() bool {
 	full := false
+	if t := f.backlogSince.Swap(0); t != 0 {
+		f.inflightSince.CompareAndSwap(0, t)
+	}
 	for _, it := range f.take() {
 		if f.tracker.push(it.host, it.e) {
 			full = true

@@ -149,6 +149,12 @@ type Message struct {
 	BounceOf    uint64      `json:"bounce_of"`    // for a DSN the gateway generated: the MID that bounced
 	Updated     time.Time   `json:"updated"`      // time of the newest line
 
+	// The sender-authentication results its lines give (auth.go).
+	SPF     []SPFCheck  `json:"spf"`     // one per identity checked: helo, mailfrom (pra on old ESAs)
+	DKIM    []DKIMCheck `json:"dkim"`    // one per signature verified, in the log's order
+	DMARC   *DMARCCheck `json:"dmarc"`   // nil when no DMARC line was logged
+	DNSList string      `json:"dnslist"` // the DNS list zone whose HAT rule placed the client; "" for another rule
+
 	Lines []Line `json:"-"` // the message's own lines, in order
 }
 
@@ -179,7 +185,8 @@ type Conn struct {
 	State       string         `json:"state"` // SMTP state when it ended
 	LastCommand string         `json:"last_command"`
 	DataBytes   int64          `json:"data_bytes"`
-	MIDs        []uint64       `json:"mids"` // messages begun on it (ICID), in order
+	MIDs        []uint64       `json:"mids"`    // messages begun on it (ICID), in order
+	DNSList     string         `json:"dnslist"` // the DNS list zone of the HAT rule that matched ("match dnslist[zone]")
 	Lines       []Line         `json:"-"`
 }
 
@@ -219,6 +226,10 @@ type Query struct {
 	RemoteIP  string
 	Status    Status
 	Abort     Abort
+	SPF       string    // the MAIL FROM identity's SPF result (SPFResults)
+	DKIM      string    // a DKIM signature's result (DKIMResults)
+	DMARC     string    // the DMARC result (DMARCResults)
+	DNSList   string    // the DNS list zone that placed the client
 	Since     time.Time // Started at or after
 	Until     time.Time // Started before
 	Limit     int       // 0: DefaultLimit

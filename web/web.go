@@ -58,6 +58,21 @@ type Options struct {
 
 	Logger *slog.Logger     // nil: slog.Default()
 	Now    func() time.Time // nil: time.Now; relative filters ("24h") count back from it
+
+	// Metrics, if set, is served at /metrics under the API's token rule;
+	// MetricsToken is also taken there (and nowhere else), so that a
+	// scraper's credential reads no message.
+	Metrics      http.Handler
+	MetricsToken string
+
+	// Ready, if set, answers /readyz: what keeps the gateway from taking
+	// mail, nothing when it is ready. /healthz answers whenever the
+	// process serves. Neither needs a token (load balancers ask them).
+	Ready func() []string
+
+	// Quarantines, if set, returns the gateway's quarantines for the
+	// quarantine view (quarantine.go); nil when it has none.
+	Quarantines func() Quarantines
 }
 
 // Handler returns the page (at /) and the API (under /api/).
@@ -70,23 +85,45 @@ func Handler(o Options) http.Handler {
 	}
 	a := &api{store: o.Store, log: o.Logger, now: o.Now, gw: o.Gateway}
 
-	apiMux := http.NewServeMux()
-	apiMux.HandleFunc("GET /api/messages", a.messages)
-	apiMux.HandleFunc("GET /api/messages/{host}/{mid}", a.message)
-	apiMux.HandleFunc("GET /api/histogram", a.histogram)
-	apiMux.HandleFunc("GET /api/gaps", a.gaps)
-	apiMux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
-	})
-
+	var apiMux http.Handler = a.routes(o.Quarantines)
+	if o.Store == nil {
+		// The store opens in the background (it may be a PostgreSQL server
+		// that is down): the rest is served meanwhile.
+		apiMux = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusServiceUnavailable, "the tracking store is not open yet; the gateway's log says why")
+		})
+	}
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
 		panic(err) // the embedded tree is part of the binary: cannot happen
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", noStore(requireToken(o.Token, o.RequireToken, boundQuery(apiMux))))
+	mux.Handle("/api/", noStore(requireToken([]string{o.Token}, o.RequireToken, boundQuery(apiMux))))
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", noStore(requireToken([]string{o.Token, o.MetricsToken}, o.RequireToken, o.Metrics)))
+	}
+	mux.Handle("GET /healthz", noStore(http.HandlerFunc(healthz)))
+	if o.Ready != nil {
+		mux.Handle("GET /readyz", noStore(readyz(o.Ready)))
+	}
 	mux.Handle("/", page(http.FileServerFS(sub)))
 	return securityHeaders(checkHost(o.Hosts, mux))
+}
+
+// routes is the API.
+func (a *api) routes(quarantines func() Quarantines) http.Handler {
+	apiMux := http.NewServeMux()
+	apiMux.HandleFunc("GET /api/messages", a.messages)
+	apiMux.HandleFunc("GET /api/messages/{host}/{mid}", a.message)
+	apiMux.HandleFunc("GET /api/histogram", a.histogram)
+	apiMux.HandleFunc("GET /api/gaps", a.gaps)
+	if quarantines != nil {
+		quarantineAPI{get: quarantines}.routes(apiMux)
+	}
+	apiMux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return apiMux
 }
 
 // csp allows the page's own files and nothing else: no inline script or
@@ -130,25 +167,34 @@ func page(h http.Handler) http.Handler {
 	})
 }
 
-// requireToken refuses API requests without the bearer token, and every
-// request when there is no token but one is required. Both sides are
-// hashed before the constant-time compare so that not even the token's
-// length leaks through timing.
-func requireToken(token string, required bool, h http.Handler) http.Handler {
-	if token == "" && required {
+// requireToken refuses requests without one of the bearer tokens (those
+// not empty), and every request when there is no token but one is
+// required. Both sides are hashed before the constant-time compare so that
+// not even the token's length leaks through timing.
+func requireToken(tokens []string, required bool, h http.Handler) http.Handler {
+	var wants [][sha256.Size]byte
+	for _, t := range tokens {
+		if t != "" {
+			wants = append(wants, sha256.Sum256([]byte(t)))
+		}
+	}
+	if len(wants) == 0 && required {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusForbidden, "this API is reachable beyond loopback and the gateway has no access token "+
 				"(http.token): it answers nothing until one is set")
 		})
 	}
-	if token == "" {
+	if len(wants) == 0 {
 		return h
 	}
-	want := sha256.Sum256([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := bearer(r.Header.Get("Authorization"))
 		sum := sha256.Sum256([]byte(got))
-		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+		match := 0
+		for _, want := range wants {
+			match |= subtle.ConstantTimeCompare(sum[:], want[:])
+		}
+		if !ok || match != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mailgate"`)
 			msg := "this API needs the access token: Authorization: Bearer <token>"
 			if ok {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mailgate/mailgate/alert"
 	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/metrics"
 	"github.com/mailgate/mailgate/stats"
 )
 
@@ -108,4 +109,14 @@ func (t *trackingService) Probe(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// alertCounts are the alerts' counts for the metrics.
+func (g *gateway) alertCounts() []metrics.AlertCount {
+	counts, _, _ := g.alerts.Counts()
+	out := make([]metrics.AlertCount, len(counts))
+	for i, c := range counts {
+		out[i] = metrics.AlertCount{Class: string(c.Class), Severity: c.Severity.String(), N: c.N}
+	}
+	return out
 }

@@ -19,12 +19,15 @@ import (
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/control"
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/health"
 	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/internal/debuglog"
 	"github.com/mailgate/mailgate/logsub"
 	"github.com/mailgate/mailgate/mailauth"
 	"github.com/mailgate/mailgate/maillog"
+	"github.com/mailgate/mailgate/metrics"
 	"github.com/mailgate/mailgate/outbound"
+	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
 	"github.com/mailgate/mailgate/stats"
@@ -81,21 +84,33 @@ func serve(args []string, stderr io.Writer) int {
 	slog.SetDefault(logger)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	for sig := range sigs {
-		if sig == syscall.SIGHUP {
-			g.reopenLogs()
-			g.reloadUsers()
-			continue
+	code := 0
+wait:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				g.reopenLogs()
+				g.reloadUsers()
+				continue
+			}
+			logger.Info("mailgate: shutting down", "signal", sig.String(), "grace", cfg.ShutdownTimeout)
+			break wait
+		case err := <-g.failed:
+			// A listener that no longer accepts: the gateway does not run
+			// on without it. It stops as on SIGTERM, and exits 1 for its
+			// supervisor to restart it.
+			logger.Error("mailgate: a listener's accept loop died; shutting down", "err", err, "grace", cfg.ShutdownTimeout)
+			code = 1
+			break wait
 		}
-		logger.Info("mailgate: shutting down", "signal", sig.String(), "grace", cfg.ShutdownTimeout)
-		break
 	}
 	signal.Stop(sigs)
 	if err := g.stop(); err != nil {
 		logger.Error("mailgate: stop", "err", err)
 		return 1
 	}
-	return 0
+	return code
 }
 
 // gateway is a running mailgate: its stores, logs and listeners.
@@ -107,7 +122,8 @@ type gateway struct {
 	mailLog   *maillog.Writer
 	debugLogs []*maillog.Writer
 	delivery  *outbound.Manager
-	work      *workqueue.Queue // nil without mail_policies
+	work      *workqueue.Queue  // nil without mail_policies
+	quar      *quarantine.Store // with the work queue
 	control   *control.Server
 	listeners []*inbound.Listener
 	certs     *certWatch
@@ -116,6 +132,10 @@ type gateway struct {
 	subs      *logsub.Set       // the log subscriptions' outputs
 	status    *statuslog.Logger // nil without a status log subscription
 	stats     *stats.Collector
+	metrics   *metrics.Metrics
+	health    *health.Checker
+	logWatch  *logWatch
+	failed    chan error // a listener's accept loop died
 	alerts    *alert.Alerter
 }
 
@@ -123,7 +143,8 @@ type gateway struct {
 // an error it closes what it opened.
 func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	// g, not the result: "return nil, err" must not hide it from the cleanup.
-	g := &gateway{cfg: cfg, log: logger}
+	g := &gateway{cfg: cfg, log: logger, metrics: metrics.New(metrics.Options{Destinations: destinationNames(cfg)}),
+		health: &health.Checker{}, failed: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -151,6 +172,8 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	if err := g.ids.Ensure(queue.MID, g.spool.MaxMID()); err != nil {
 		return nil, err
 	}
+	g.health.SetSpool(g.spool)
+	g.metrics.Watch(metrics.Sources{Spool: g.spool, Problems: g.health.Problems})
 	st := g.spool.Stats()
 	logger.Info("mailgate: spool recovered", "dir", spoolDir, "messages", st.Messages, "segments", st.Segments, "bytes", st.Bytes)
 
@@ -168,7 +191,9 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		RollDaily: lc.Schedule.RollDaily, RollAt: lc.Schedule.RollAt, MaxAge: lc.Schedule.MaxAge}); err != nil {
 		return nil, err
 	}
-	if g.tracking, err = startTracking(cfg, g.mailLog, logger); err != nil {
+	g.logWatch = watchMailLog(g.mailLog, logger, mailLogCheckInterval)
+	g.metrics.Watch(metrics.Sources{MailLog: g.mailLog})
+	if g.tracking, err = startTracking(cfg, g.mailLog, logger, opsHandlers{metrics: g.metrics.Handler(), ready: g.health.Problems}); err != nil {
 		return nil, err
 	}
 	// The status counters, the Lifetime column saved in the data directory.
@@ -176,7 +201,12 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		Spool: g.spool, IDs: g.ids, Logger: logger}); err != nil {
 		return nil, err
 	}
+	g.tracking.watch(g.metrics)
 	dns := resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout)
+	// The sender-authentication checks ask 4 to 6 questions a message, most
+	// of them the same for every message of a domain: theirs is a resolver
+	// with a cache (dns.cache_size). Delivery and the HAT keep theirs.
+	authDNS := resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout).WithCache(cfg.DNS.CacheSize)
 	srv := &inbound.Server{
 		Hostname:   hostname,
 		Postmaster: cfg.Postmaster,
@@ -184,11 +214,13 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		IDs:        g.ids,
 		Events:     g.events(),
 		DNS:        inbound.NewResolver(dns, cfg.DNS.Timeout),
-		Auth:       mailauth.New(dns),
+		Auth:       mailauth.New(authDNS),
 		AuthServID: cfg.AuthServID,
 		Lists:      resolver.NewLists(dns, cfg.DNS.ListTimeout, cfg.DNS.ListCacheSize),
 		Logger:     logger,
 		DKIM:       cfg.DKIMSigning,
+
+		ListenerEvents: g.metrics.Listener,
 	}
 	debugByPath := map[string]*maillog.Writer{}
 	debugLog := func(d config.DebugLog) (*maillog.Writer, error) {
@@ -218,8 +250,8 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		}
 		srv.Debug = append(srv.Debug, debuglog.New(d.Match, d.Sessions, sinks))
 	}
-	o := outbound.Options{Hostname: hostname, Spool: g.spool, IDs: g.ids, Events: srv.Events,
-		Resolver: dns, Routes: cfg.Routes, Delivery: cfg.Delivery, Logger: logger}
+	o := outbound.Options{Hostname: hostname, Spool: g.spool, IDs: g.ids, Events: event.Multi{srv.Events, g.metrics.Delivery()},
+		Resolver: dns, Routes: cfg.Routes, Delivery: cfg.Delivery, Logger: logger, Attempted: g.metrics.Attempted}
 	for _, d := range cfg.Logs.DomainDebug {
 		w, err := debugLog(d.DebugLog)
 		if err != nil {
@@ -235,9 +267,17 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		// Before delivery starts: the work queue claims the messages whose
 		// work was not done when the gateway stopped, and delivery leaves
 		// them to it.
+		// The quarantines find the messages they hold; a release hands
+		// one back to the work queue.
+		if g.quar, err = quarantine.New(quarantine.Options{Spool: g.spool, Quarantines: cfg.Quarantines,
+			Events: srv.Events, Logger: logger, Resume: func(mid uint64) { g.work.Resume(mid) }}); err != nil {
+			return nil, err
+		}
 		g.work, err = workqueue.New(workqueue.Options{Spool: g.spool, IDs: g.ids,
 			Policies: &cfg.MailPolicies.MailPolicies, Workers: cfg.MailPolicies.Workers, Stages: stages(cfg),
-			Next: func(env *queue.Envelope) { g.delivery.Enqueue(env) }, Events: srv.Events, Logger: logger})
+			Next: func(env *queue.Envelope) { g.delivery.Enqueue(env) }, Events: srv.Events, Logger: logger,
+			Hostname: cfg.Hostname, BounceFrom: cfg.Delivery.Bounce.From,
+			Quarantines: g.quar})
 		if err != nil {
 			return nil, err
 		}
@@ -247,6 +287,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		return nil, err
 	}
 	g.stats.Attach(g.delivery)
+	g.metrics.Watch(metrics.Sources{Delivery: g.delivery})
 	if cfg.Delivery.Suspended {
 		logger.Warn("mailgate: delivery is suspended (delivery.suspended): messages are received and queued, none is delivered")
 	}
@@ -259,6 +300,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	srv.Queued = g.delivery.Enqueue
 	if g.work != nil {
 		g.work.Start()
+		g.quar.Start()
 		srv.Handoff = g.work.Submit
 	}
 	if g.control, err = control.Listen(control.SocketPath(cfg.DataDir), g.delivery, logger, control.WithStats(g.stats)); err != nil {
@@ -266,6 +308,8 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	}
 	if g.work != nil {
 		g.control.ServeWorkQueue(g.work)
+		g.control.ServeQuarantines(g.quar)
+		g.tracking.serveQuarantines(g.quar)
 	}
 	for _, lc := range cfg.Listeners {
 		l, err := srv.Listen(lc)
@@ -282,16 +326,26 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		}, l)
 	}
 	g.alerts = g.startAlerts()
+	g.metrics.Watch(metrics.Sources{Alerts: g.alertCounts})
+	checked := make([]health.Listener, len(g.listeners))
 	for i, l := range g.listeners {
+		checked[i] = l
 		g.serving.Add(1)
 		go func() {
 			defer g.serving.Done()
 			if err := l.Serve(); err != nil {
-				logger.Error("mailgate: listener stopped", "err", err)
-				g.alerts.Hold(alert.ListenerDown(cfg.Listeners[i].Name, l.Addr().String(), err))
+				logger.Error("mailgate: listener stopped", "listener", l.Name(), "err", err)
+				// Before the gateway hears of it: it may stop at once,
+				// and the alert must be in the spool by then.
+				g.alerts.Hold(alert.ListenerDown(l.Name(), l.Addr().String(), err))
+				select {
+				case g.failed <- err:
+				default: // the gateway is stopping already
+				}
 			}
 		}()
 	}
+	g.health.SetListeners(checked)
 	return g, nil
 }
 
@@ -308,6 +362,21 @@ func (g *gateway) events() event.Sink {
 // subsFlush bounds the time the syslog senders have at shutdown to send
 // the lines they hold; what is left is dropped, counted and logged.
 const subsFlush = 2 * time.Second
+
+// destinationNames are the destinations that always get a label value of
+// their own in the metrics: the routes and the destination controls.
+func destinationNames(cfg *config.Config) []string {
+	var names []string
+	for _, r := range cfg.Routes {
+		names = append(names, r.Domain)
+	}
+	for _, d := range cfg.Delivery.Destinations {
+		if d.Domain != config.DefaultDestination {
+			names = append(names, d.Domain)
+		}
+	}
+	return names
+}
 
 func (g *gateway) reopenLogs() {
 	for _, w := range append([]*maillog.Writer{g.mailLog}, g.debugLogs...) {
@@ -344,6 +413,7 @@ func (g *gateway) reloadUsers() {
 // timeout; kills what remains (a cut delivery is retried after restart);
 // then closes the stores and logs.
 func (g *gateway) stop() error {
+	g.health.Stopping() // load balancers move away during the drain
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -372,6 +442,9 @@ func (g *gateway) stopDelivery(ctx context.Context) {
 			g.log.Warn("mailgate: control socket closed", "err", err)
 		}
 	}
+	if g.quar != nil {
+		g.quar.Stop()
+	}
 	if g.work != nil {
 		// Stages under way are cut: their messages stay in the spool
 		// without an outcome, and the next start works on them again.
@@ -395,6 +468,9 @@ func (g *gateway) close() error {
 	}
 	if g.tracking != nil {
 		g.tracking.stop()
+	}
+	if g.logWatch != nil {
+		g.logWatch.close()
 	}
 	var errs []error
 	if g.stats != nil {

@@ -10,13 +10,17 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/maillog"
+	"github.com/mailgate/mailgate/metrics"
+	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/syslog"
 	"github.com/mailgate/mailgate/tracking"
 	"github.com/mailgate/mailgate/tracking/stores"
@@ -31,21 +35,48 @@ import (
 type trackingService struct {
 	cfg    *config.Config
 	log    *slog.Logger
+	ops    opsHandlers
 	feed   *tracking.Feed
 	httpLn net.Listener
+	page   atomic.Pointer[http.Handler] // the HTTP listener's handler: without the store until it opens
+	opened chan struct{}                // closed when page has the store
 	syslog *syslog.Server
 	cancel context.CancelFunc
 	done   sync.WaitGroup
+	// quar is the gateway's quarantines for the page, once the work
+	// queue has started (serveQuarantines); nil without mail policies.
+	quar atomic.Pointer[quarantine.Store]
 
+	// For the alerts' probe (alerts.go).
 	mu      sync.Mutex
 	store   tracking.Store // nil until opened, and after it is closed
 	openErr error          // why the last try to open it failed
 }
 
+// serveQuarantines gives the page the gateway's quarantines.
+func (t *trackingService) serveQuarantines(s *quarantine.Store) { t.quar.Store(s) }
+
+func (t *trackingService) quarantines() web.Quarantines {
+	if s := t.quar.Load(); s != nil {
+		return s
+	}
+	return nil
+}
+
+// storeWait is how long an API request waits for the store to open.
+const storeWait = 5 * time.Second
+
+// opsHandlers are what the HTTP listener serves besides tracking: the
+// metrics, and readiness. They answer from the start, whatever the store.
+type opsHandlers struct {
+	metrics http.Handler
+	ready   func() []string
+}
+
 // startTracking binds the page's and the syslog receiver's addresses (so
 // that a taken port fails the start) and starts the service.
-func startTracking(cfg *config.Config, mailLog *maillog.Writer, logger *slog.Logger) (*trackingService, error) {
-	t := &trackingService{cfg: cfg, log: logger}
+func startTracking(cfg *config.Config, mailLog *maillog.Writer, logger *slog.Logger, ops opsHandlers) (*trackingService, error) {
+	t := &trackingService{cfg: cfg, log: logger, ops: ops, opened: make(chan struct{})}
 	if cfg.Tracking.Enabled {
 		t.feed = tracking.NewFeed(tracking.FeedOptions{Host: cfg.Hostname, LogPath: cfg.Logs.Mail.Path,
 			Flush: mailLog.Flush, Removed: mailLog.Removed, Logger: logger})
@@ -84,34 +115,50 @@ func startTracking(cfg *config.Config, mailLog *maillog.Writer, logger *slog.Log
 	return t, nil
 }
 
+// watch gives the metrics the feed's and the syslog receiver's counts.
+func (t *trackingService) watch(m *metrics.Metrics) {
+	src := metrics.Sources{}
+	if t.feed != nil {
+		src.Tracking = t.feed
+	}
+	if t.syslog != nil {
+		src.SyslogDropped = t.syslog.Dropped
+	}
+	m.Watch(src)
+}
+
+// handler is the HTTP listener's handler with the store s (nil: not open
+// yet, the API answers 503 and the rest is served).
+func (t *trackingService) handler(s tracking.Store) http.Handler {
+	return web.Handler(web.Options{Store: s, Token: t.cfg.HTTP.Token, MetricsToken: t.cfg.HTTP.MetricsToken, Logger: t.log,
+		RequireToken: !config.Loopback(t.cfg.HTTP.Address), Hosts: httpHosts(t.cfg.HTTP), Gateway: gatewayOf(t.cfg),
+		Metrics: t.ops.metrics, Ready: t.ops.ready, Quarantines: t.quarantines})
+}
+
 func (t *trackingService) run(ctx context.Context) {
-	if t.feed == nil && t.httpLn == nil {
-		return // nothing needs the store
-	}
-	s := t.open(ctx)
-	if s == nil {
-		if t.httpLn != nil {
-			t.httpLn.Close()
-		}
-		if t.syslog != nil {
-			t.syslog.Serve(ctx) // returns at once: ctx is done
-		}
-		return
-	}
-	t.mu.Lock()
-	t.store = s
-	t.mu.Unlock()
-	defer func() {
-		t.mu.Lock()
-		t.store = nil
-		t.mu.Unlock()
-		s.Close()
-	}()
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	if t.httpLn != nil {
+		// Served from the start: health and metrics do not wait for the
+		// store, which may be a database that is down.
+		h := t.handler(nil)
+		t.page.Store(&h)
 		srv := &http.Server{
-			Handler: web.Handler(web.Options{Store: s, Token: t.cfg.HTTP.Token, Logger: t.log,
-				RequireToken: !config.Loopback(t.cfg.HTTP.Address), Hosts: httpHosts(t.cfg.HTTP), Gateway: gatewayOf(t.cfg)}),
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasPrefix(r.URL.Path, "/api/") {
+					// An API request right after the start waits a little
+					// for the store (SQLite opens in milliseconds); one
+					// that is down gets the 503 that says so.
+					tm := time.NewTimer(storeWait)
+					select {
+					case <-t.opened:
+					case <-tm.C:
+					case <-r.Context().Done():
+					}
+					tm.Stop()
+				}
+				(*t.page.Load()).ServeHTTP(w, r)
+			}),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 		}
@@ -129,6 +176,30 @@ func (t *trackingService) run(ctx context.Context) {
 			defer cancel()
 			srv.Shutdown(sctx)
 		}()
+	}
+	if t.feed == nil && t.httpLn == nil {
+		return // nothing needs the store
+	}
+	s := t.open(ctx)
+	if s == nil {
+		if t.syslog != nil {
+			t.syslog.Serve(ctx) // returns at once: ctx is done
+		}
+		return
+	}
+	t.mu.Lock()
+	t.store = s
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.store = nil
+		t.mu.Unlock()
+		s.Close()
+	}()
+	if t.httpLn != nil {
+		h := t.handler(s)
+		t.page.Store(&h)
+		close(t.opened)
 	}
 	if t.syslog != nil {
 		wg.Add(1)
@@ -152,6 +223,8 @@ func (t *trackingService) run(ctx context.Context) {
 			t.log.Warn("mailgate: tracking stopped", "err", err)
 		}
 	}
+	// The page's requests and the receiver end before the store closes.
+	<-ctx.Done()
 	wg.Wait()
 }
 
