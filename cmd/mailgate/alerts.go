@@ -9,23 +9,47 @@ import (
 	"github.com/mailgate/mailgate/alert"
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/metrics"
+	"github.com/mailgate/mailgate/scan/clamd"
+	"github.com/mailgate/mailgate/scan/rspamd"
+	"github.com/mailgate/mailgate/scan/spamd"
 	"github.com/mailgate/mailgate/stats"
 )
 
-// scannerProbers, when set (by the scanners' wiring, or a file built for
-// tests only), are the engines the alerts ask whether they answer, each
-// with its class (alert.AntiVirus for clamd, alert.AntiSpam for rspamd
-// and spamd).
-var scannerProbers func(cfg *config.Config) []classedProber
+// engineProber makes a scanning engine's client an alert.Prober: its
+// Ping (clamd's PING, spamd's PING, rspamd's /ping) is the probe.
+type engineProber struct {
+	name  string
+	class alert.Class
+	ping  func(ctx context.Context) error
+}
 
-type classedProber struct {
-	alert.Prober
-	Class alert.Class
+func (p engineProber) Name() string                    { return p.name }
+func (p engineProber) Probe(ctx context.Context) error { return p.ping(ctx) }
+
+// scannerProbers are the configured scanning engines, each with its
+// alert class. A client of its own: a probe is one connection, like any
+// scan's.
+func scannerProbers(sc config.Scanners) ([]engineProber, error) {
+	var ps []engineProber
+	if o := sc.ClamAV; o != nil {
+		ps = append(ps, engineProber{name: clamd.Name + " (clamd " + o.Address + ")", class: alert.AntiVirus, ping: clamd.New(*o).Ping})
+	}
+	if o := sc.SpamAssassin; o != nil {
+		ps = append(ps, engineProber{name: spamd.Name + " (spamd " + o.Address + ")", class: alert.AntiSpam, ping: spamd.New(*o).Ping})
+	}
+	if o := sc.Rspamd; o != nil {
+		c, err := rspamd.New(*o)
+		if err != nil {
+			return nil, fmt.Errorf("scanners.rspamd: %w", err)
+		}
+		ps = append(ps, engineProber{name: rspamd.Name + " (" + o.URL + ")", class: alert.AntiSpam, ping: c.Ping})
+	}
+	return ps, nil
 }
 
 // startAlerts builds the alerts' checks over the gateway's gauges and
 // starts them.
-func (g *gateway) startAlerts() *alert.Alerter {
+func (g *gateway) startAlerts() (*alert.Alerter, error) {
 	ac := g.cfg.Alerts
 	floor := g.spool.MinFree()
 	warn := ac.DiskFreeBelow
@@ -71,17 +95,19 @@ func (g *gateway) startAlerts() *alert.Alerter {
 			"Mail flows without it: the feed holds the newest lines in memory and catches up from the mail log once the store answers. Check the store ("+
 				g.cfg.Tracking.Driver+"): is it running, does it take connections from this host, is its disk full?"))
 	}
-	if scannerProbers != nil {
-		for _, p := range scannerProbers(g.cfg) {
-			checks = append(checks, alert.ProbeCheck(p, p.Class, ac.ProbeTimeout,
-				"Messages that need this engine wait in the work queue (or pass unscanned, by the policy's scan_failure) until it answers. Start it, or look at its own log."))
-		}
+	engines, err := scannerProbers(g.cfg.Scanners)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range engines {
+		checks = append(checks, alert.ProbeCheck(p, p.class, ac.ProbeTimeout,
+			"Messages that need this engine wait in the work queue (or pass unscanned, by the policy's scan_failure) until it answers. Start it, or look at its own log."))
 	}
 	a := alert.New(alert.Options{Hostname: g.cfg.Hostname, From: ac.From, To: ac.To, Version: "mailgate " + version,
 		Interval: ac.CheckInterval, RepeatInterval: ac.RepeatInterval, Checks: checks,
 		Spool: g.spool, IDs: g.ids, Enqueue: g.delivery.Enqueue, Events: g.events(), Logger: g.log})
 	a.Start()
-	return a
+	return a, nil
 }
 
 // usesStore reports whether the service opens a tracking store.

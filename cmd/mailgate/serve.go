@@ -325,7 +325,9 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 			return statuslog.Line(g.stats.Status(false), statuslog.RAMUsed())
 		}, l)
 	}
-	g.alerts = g.startAlerts()
+	if g.alerts, err = g.startAlerts(); err != nil {
+		return nil, err
+	}
 	g.metrics.Watch(metrics.Sources{Alerts: g.alertCounts})
 	checked := make([]health.Listener, len(g.listeners))
 	for i, l := range g.listeners {
