@@ -42,3 +42,4 @@ func (Unknown) isEvent()        {}
 func (InjectionDebug) isEvent() {}
 func (ConnectionEnd) isEvent()  {}
 func (Status) isEvent()         {}
+func (AlertSent) isEvent()      {}

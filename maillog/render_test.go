@@ -119,6 +119,8 @@ var eventCases = []struct {
 		Commands: []event.CommandCount{{Verb: "ehlo", OK: 1, Total: 1}, {Verb: "mail", OK: 1, Total: 1}, {Verb: "rcpt", OK: 2, Total: 3}, {Verb: "data", OK: 1, Total: 1}},
 		Detail:   "read tcp 127.0.0.1:2525->127.0.0.1:53034: i/o timeout"}},
 	{"Status", event.Status{Fields: []event.StatusField{{Name: "CPULd", Value: "0"}, {Name: "QKUsd", Value: "12"}, {Name: "QKFre", Value: "8388608"}, {Name: "CrtMID", Value: "7"}, {Name: "InjMsg", Value: "3"}, {Name: "LogAvail", Value: "148G"}}}},
+	{"AlertSent", event.AlertSent{Class: "System", Severity: "Warning", To: "admin@example.com", Subject: `Warning-mx.example.com: (System) The destination "example.net" has been down for 31m`}},
+	{"AlertSent/esa", event.AlertSent{Class: "Anti-Virus", Severity: "Critical", To: "ironportalerts@interpublic.com", Subject: "Critical <Anti-Virus> nycmgw01.interpublic.com: MID 198463616 antivirus timeout error"}},
 	{"ConnectionEnd/no-commands", event.ConnectionEnd{ICID: 9, Cause: event.CausePeerClosed, State: "connect", Duration: 2 * time.Millisecond}},
 	{"Outcome/from-to-tight", event.Outcome{Hard: true, DCID: 2, MID: 15232, From: "a@example.com", To: "b@example.net", RID: 0, Status: "5.1.0", Reason: "Unknown address error", Code: "550", Response: []string{"5.1.1 user unknown"}, Form: OutcomeFromToTight}},
 	{"Outcome/bounce-log", event.Outcome{Hard: true, MID: 45346670, From: "campaign1@yourdomain.com", To: "user2@sampledomain.com", RID: 0, Status: "5.1.0", Reason: "Unknown address error", Code: "550", Response: []string{"There is no such active account."}, Form: OutcomeBounceLog}},
