@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -103,6 +104,19 @@ func crashChild(dir string) error {
 		out.Lock()
 		defer out.Unlock()
 		os.Stdout.WriteString(line) // one write per line: a kill never splits one
+	}
+	// A slower disk, so that kills often land while two batches are in
+	// flight: one synced, the next written and syncing beside it. The
+	// child says once that it saw two syncs at once.
+	var syncing atomic.Int32
+	var overlapped sync.Once
+	s.syncFile = func(f *os.File) error {
+		if syncing.Add(1) == 2 {
+			overlapped.Do(func() { say("O 0") })
+		}
+		defer syncing.Add(-1)
+		time.Sleep(time.Duration(rand.IntN(1500)) * time.Microsecond) // the disk's latency, not a wait for state
+		return fdatasync(f)
 	}
 	say("ready")
 	// Bounded: the parent kills the child long before this ends.
@@ -203,8 +217,13 @@ func TestCrash(t *testing.T) {
 		}
 
 		roundLow := uint64(0)
+		overlapped := false
 		for _, l := range got {
 			op, num, _ := strings.Cut(l, " ")
+			if op == "O" {
+				overlapped = true
+				continue
+			}
 			mid, err := strconv.ParseUint(num, 10, 64)
 			if err != nil {
 				t.Fatalf("round %d: bad line %q", round, l)
@@ -232,6 +251,9 @@ func TestCrash(t *testing.T) {
 			}
 		}
 		total += len(got)
+		if !overlapped {
+			t.Errorf("round %d: no two syncs ran at once before the kill", round)
+		}
 
 		s := openSpool(t, dir, Options{})
 		rec := s.Recovery()
