@@ -46,6 +46,7 @@ type Config struct {
 	Logs            Logs
 	Tracking        Tracking
 	HTTP            HTTP
+	Limits          Limits // backpressure
 
 	// Warnings are what check-config reports (and fails for) but does
 	// not stop the gateway: serve logs them at start.
@@ -316,7 +317,7 @@ func Parse(data []byte, name string) (*Config, error) {
 
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
-		"delivery", "dns", "logs", "tracking", "http", "authserv_id")
+		"delivery", "dns", "logs", "tracking", "http", "authserv_id", "limits")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
@@ -324,7 +325,8 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		DNS:             DNS{Timeout: DefaultDNSTimeout, ListTimeout: DefaultListTimeout, ListCacheSize: DefaultListCacheSize},
 		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: "tracking.db",
 			Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}},
-		HTTP: HTTP{Address: DefaultHTTPAddress},
+		HTTP:   HTTP{Address: DefaultHTTPAddress},
+		Limits: defaultLimits(),
 	}
 	if n := f["hostname"]; present(n) {
 		if s, ok := d.str(n, "hostname"); ok {
@@ -395,6 +397,9 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		c.Tracking.DSN = dataPath(c.DataDir, c.Tracking.DSN)
 	}
 	d.http(f["http"], c, binds)
+	if n := f["limits"]; present(n) {
+		d.limits(n, "limits", &c.Limits)
+	}
 	return c
 }
 

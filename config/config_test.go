@@ -160,7 +160,8 @@ func TestDesignContract(t *testing.T) {
 		},
 		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: filepath.Join(data, "tracking.db"),
 			Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}},
-		HTTP: HTTP{Address: "127.0.0.1:8025"},
+		HTTP:   HTTP{Address: "127.0.0.1:8025"},
+		Limits: Limits{QueueHighWater: 50000, QueueHardWater: 200000, InFlowDelay: time.Second},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("design.yaml gives\n%+v\nwant\n%+v", c, want)

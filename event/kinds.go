@@ -35,9 +35,10 @@ func (Pending) isEvent()          {}
 func (PossibleDelivery) isEvent() {}
 func (Deleted) isEvent()          {}
 
-func (BeginLogfile) isEvent()   {}
-func (LogfileVersion) isEvent() {}
-func (TimeOffset) isEvent()     {}
-func (Unknown) isEvent()        {}
-func (InjectionDebug) isEvent() {}
-func (ConnectionEnd) isEvent()  {}
+func (BeginLogfile) isEvent()         {}
+func (LogfileVersion) isEvent()       {}
+func (TimeOffset) isEvent()           {}
+func (Unknown) isEvent()              {}
+func (InjectionDebug) isEvent()       {}
+func (ConnectionEnd) isEvent()        {}
+func (ResourceConservation) isEvent() {}

@@ -50,6 +50,10 @@ type Server struct {
 	// HAT has such rules needs it.
 	Lists *resolver.Lists
 
+	// Pressure, if set, slows and refuses new messages when delivery
+	// falls behind (backpressure).
+	Pressure *Pressure
+
 	// Queued, if set, is told of each message committed to the spool, so
 	// that delivery can start without scanning.
 	Queued func(env *queue.Envelope)

@@ -118,6 +118,8 @@ var eventCases = []struct {
 	{"ConnectionEnd/detail", event.ConnectionEnd{ICID: 77, Cause: event.CauseTimeoutUnsuccessful, State: "data", LastCommand: "DATA", DataBytes: 48213, Duration: 5*time.Minute + 1500*time.Millisecond,
 		Commands: []event.CommandCount{{Verb: "ehlo", OK: 1, Total: 1}, {Verb: "mail", OK: 1, Total: 1}, {Verb: "rcpt", OK: 2, Total: 3}, {Verb: "data", OK: 1, Total: 1}},
 		Detail:   "read tcp 127.0.0.1:2525->127.0.0.1:53034: i/o timeout"}},
+	{"ResourceConservation/delay", event.ResourceConservation{Level: "delay", Cause: "messages", Messages: 20001, Bytes: 21004288, Memory: 73400320}},
+	{"ResourceConservation/off", event.ResourceConservation{Level: "off", Cause: "-", Messages: 17999, Bytes: 18874368, Memory: 71303168}},
 	{"ConnectionEnd/no-commands", event.ConnectionEnd{ICID: 9, Cause: event.CausePeerClosed, State: "connect", Duration: 2 * time.Millisecond}},
 	{"Outcome/from-to-tight", event.Outcome{Hard: true, DCID: 2, MID: 15232, From: "a@example.com", To: "b@example.net", RID: 0, Status: "5.1.0", Reason: "Unknown address error", Code: "550", Response: []string{"5.1.1 user unknown"}, Form: OutcomeFromToTight}},
 	{"Outcome/bounce-log", event.Outcome{Hard: true, MID: 45346670, From: "campaign1@yourdomain.com", To: "user2@sampledomain.com", RID: 0, Status: "5.1.0", Reason: "Unknown address error", Code: "550", Response: []string{"There is no such active account."}, Form: OutcomeBounceLog}},

@@ -161,6 +161,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		AuthServID: cfg.AuthServID,
 		Lists:      resolver.NewLists(dns, cfg.DNS.ListTimeout, cfg.DNS.ListCacheSize),
 		Logger:     logger,
+		Pressure:   inbound.NewPressure(cfg.Limits, g.spool.Load, event.Multi{g.mailLog, g.tracking.sink()}),
 	}
 	debugByPath := map[string]*maillog.Writer{}
 	debugLog := func(path string, maxSize int64, maxFiles int) (*maillog.Writer, error) {
