@@ -169,7 +169,7 @@ func TestCrash(t *testing.T) {
 	stated := map[uint64]bool{}
 	finished := map[uint64]bool{}
 	var highest uint64
-	var total int
+	var total, overlaps int
 	for round := range 6 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
 		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
@@ -251,8 +251,8 @@ func TestCrash(t *testing.T) {
 			}
 		}
 		total += len(got)
-		if !overlapped {
-			t.Errorf("round %d: no two syncs ran at once before the kill", round)
+		if overlapped {
+			overlaps++
 		}
 
 		s := openSpool(t, dir, Options{})
@@ -288,8 +288,8 @@ func TestCrash(t *testing.T) {
 			t.Errorf("round %d: stage files left: %v", round, files)
 		}
 		st := s.Stats()
-		t.Logf("round %d: %d lines, recovered %d live in %d segments (truncated %d bytes); MIDs from %d",
-			round, len(got), st.Messages, st.Segments, rec.Truncated, roundLow)
+		t.Logf("round %d (two syncs at once: %v): %d lines, recovered %d live in %d segments (truncated %d bytes); MIDs from %d",
+			round, overlapped, len(got), st.Messages, st.Segments, rec.Truncated, roundLow)
 		closeSpool(t, s)
 		if t.Failed() {
 			t.FailNow()
@@ -297,6 +297,10 @@ func TestCrash(t *testing.T) {
 	}
 	if total == 0 {
 		t.Fatal("the child never committed anything")
+	}
+	// Not every round: a kill may come before the child gets going.
+	if overlaps == 0 {
+		t.Error("in no round did two syncs run at once before the kill")
 	}
 
 	c, err := OpenCounters(filepath.Join(dir, "counters"))

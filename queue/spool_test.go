@@ -981,3 +981,39 @@ func TestCommitsReleasedInOrder(t *testing.T) {
 		t.Errorf("Messages() = %v, want [1 2 3 4]", got)
 	}
 }
+
+// TestPreparedSegment: the segment after the current one is made ahead,
+// zero-filled to its full size and synced off the commit path, so that a
+// roll only renames it; a spool that closes removes one it did not use,
+// and what was committed is all there again.
+func TestPreparedSegment(t *testing.T) {
+	dir := t.TempDir()
+	const segSize = 4 << 20
+	s := openSpool(t, dir, Options{SegmentSize: segSize})
+	var mids []uint64
+	for mid := uint64(1); s.Stats().Segments < 2; mid++ {
+		if mid > 200 {
+			t.Fatal("no second segment after 200 messages of 64 KiB")
+		}
+		commit(t, s, testEnvelope(mid, 1), testBody(mid, 64<<10))
+		mids = append(mids, mid)
+	}
+	fi, err := os.Stat(filepath.Join(dir, segName(2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An inline segment is zero-filled a mebibyte at a time, by the commits.
+	if fi.Size() != segSize {
+		t.Errorf("segment 2 is %d bytes after its first batch, want the prepared %d", fi.Size(), segSize)
+	}
+	closeSpool(t, s)
+	if files := stageFiles(t, dir); len(files) > 0 {
+		t.Errorf("stage files left after Close: %v", files)
+	}
+	s = openSpool(t, dir, Options{SegmentSize: segSize})
+	defer closeSpool(t, s)
+	if got := s.Messages(); !slices.Equal(got, mids) {
+		t.Errorf("Messages() = %v, want %v", got, mids)
+	}
+	checkMessage(t, s, testEnvelope(mids[len(mids)-1], 1), testBody(mids[len(mids)-1], 64<<10))
+}

@@ -72,6 +72,7 @@ type syncResult struct {
 
 func (s *Spool) run() {
 	defer close(s.done)
+	defer s.discardPrepared()
 	var fl *flight // the batch whose sync runs while the next one is written
 	for {
 		s.delayCommit()
@@ -127,6 +128,7 @@ func (s *Spool) run() {
 func (s *Spool) maintain() {
 	if s.failure() == nil {
 		s.rollEarly()
+		s.prepareNext()
 	}
 	s.deleteDead()
 }
@@ -259,7 +261,7 @@ func (s *Spool) writeBatch(copies []copyRec, reqs []*request, fl *flight) *fligh
 	}
 	if at >= s.opts.SegmentSize {
 		// needsQuiet settled any batch in flight: fl is nil.
-		switch g, err := s.createSegment(cur.seq + 1); {
+		switch g, err := s.nextSegment(cur.seq + 1); {
 		case err == nil:
 			s.trim(cur)
 			cur = g
@@ -508,7 +510,7 @@ func (s *Spool) rollEarly() {
 	if dead < minRollDead || dead*2 < cur.size || !s.tight() {
 		return
 	}
-	if _, err := s.createSegment(cur.seq + 1); err != nil {
+	if _, err := s.nextSegment(cur.seq + 1); err != nil {
 		if !isNoSpace(err) {
 			s.fail(err)
 		}
@@ -532,6 +534,103 @@ func (s *Spool) trim(g *segment) {
 		return
 	}
 	g.zeroEnd = g.size
+}
+
+// prepared is the next segment, made ahead by a goroutine of its own so
+// that zero-filling new segment space is off the commit path: its header
+// and zeros up to SegmentSize written and synced under a stage- name
+// (which Open deletes, should a crash leave one). A roll then only renames
+// it and syncs the directory, and no batch in it grows the file.
+type prepared struct {
+	seq  uint64
+	tmp  string
+	size int64
+	f    *os.File
+	done chan error
+}
+
+// prepareNext starts making the segment after the current one, unless one
+// is made or being made, or space is short: its zeros take SegmentSize of
+// the disk ahead of time, so only a disk with that to spare many times
+// over gets them.
+func (s *Spool) prepareNext() {
+	if s.prep != nil || s.opts.NoSync {
+		return
+	}
+	free, ok := s.freeSpace()
+	if !ok || free < 4*s.opts.SegmentSize+2*max(2*s.space.floor, tightMin) {
+		return
+	}
+	f, err := os.CreateTemp(s.dir, stagePrefix+"segment-*")
+	if err != nil {
+		s.log.Warn("queue: cannot prepare the next segment", "err", err)
+		return
+	}
+	p := &prepared{seq: s.x.current().seq + 1, tmp: f.Name(), size: s.opts.SegmentSize, f: f, done: make(chan error, 1)}
+	s.prep = p
+	s.wrote(p.size)
+	salt := s.salt
+	go func() {
+		hdr := make([]byte, segHeaderSize)
+		putSegHeader(hdr, p.seq, salt)
+		_, err := f.WriteAt(hdr, 0)
+		for off := int64(segHeaderSize); err == nil && off < p.size; off += zeroAhead {
+			_, err = f.WriteAt(zeros[:min(zeroAhead, p.size-off)], off)
+		}
+		if err == nil {
+			// Not s.syncFile, which tests replace to fail the commits'
+			// syncs: this file holds no record yet.
+			err = fdatasync(f)
+		}
+		p.done <- err
+	}()
+}
+
+// nextSegment makes segment seq the current one: the prepared one when it
+// is that segment and was made, else a new one.
+func (s *Spool) nextSegment(seq uint64) (*segment, error) {
+	p := s.prep
+	if p == nil {
+		return s.createSegment(seq)
+	}
+	s.prep = nil
+	err := <-p.done
+	if err == nil && p.seq == seq {
+		path := filepath.Join(s.dir, segName(seq))
+		if err = os.Rename(p.tmp, path); err == nil {
+			if err = s.syncDir(); err != nil {
+				// The name may or may not be durable: nothing is written
+				// in the file yet, so it is used, and the spool fails as
+				// after any other failed sync of its directory.
+				p.f.Close()
+				return nil, s.fail(err)
+			}
+			g := &segment{seq: seq, path: path, f: p.f, salt: s.salt, size: segHeaderSize, zeroEnd: p.size}
+			g.refs.Store(1)
+			s.mu.Lock()
+			s.x.segs = append(s.x.segs, g)
+			s.mu.Unlock()
+			return g, nil
+		}
+	}
+	s.log.Warn("queue: the prepared segment is not used", "segment", seq, "err", err)
+	s.dropPrepared(p)
+	return s.createSegment(seq)
+}
+
+// discardPrepared removes a prepared segment not used (the spool closes).
+func (s *Spool) discardPrepared() {
+	if p := s.prep; p != nil {
+		s.prep = nil
+		<-p.done
+		s.dropPrepared(p)
+	}
+}
+
+func (s *Spool) dropPrepared(p *prepared) {
+	p.f.Close()
+	os.Remove(p.tmp)
+	s.wrote(-p.size)
 }
 
 // createSegment creates segment seq and makes it the current one. No record
