@@ -190,5 +190,12 @@ fi
 kill "$MG_PID"; wait "$MG_PID" 2>/dev/null; MG_PID=""
 logs=$(ls "$WORK"/data/logs/mail_logs/mail_logs.* 2>/dev/null)
 echo "# mailgate: $(grep -o 'spool closed.*' "$WORK/mailgate.err" | tail -1 | tr -d '"'); in its kept mail logs: $(cat $logs | grep -c 'Delayed: ') Delayed, $(cat $logs | grep -c 'Bounced: ') Bounced, $(cat $logs | grep -c 'Connection Error') Connection Error lines"
+# The whole run's messages and delivery connections: MIDs and DCIDs count from 1 in a fresh data
+# dir, so the last of each is how many there were (the kept logs may have rolled); the spool's
+# fsyncs are in its closing line.
+mids=$(cat $logs | grep -o 'Start MID [0-9]*' | awk '{ if ($3 > m) m = $3 } END { print m + 0 }')
+dcids=$(cat $logs | grep -o 'New SMTP DCID [0-9]*' | awk '{ if ($4 > m) m = $4 } END { print m + 0 }')
+fsyncs=$(grep -o 'spool closed.*' "$WORK/mailgate.err" | tail -1 | grep -o 'fsyncs=[0-9]*' | cut -d= -f2)
+SUMMARY+=("$(awk -v m="$mids" -v d="$dcids" -v f="${fsyncs:-0}" 'BEGIN { printf "SUMMARY mailgate, whole run: %d messages, %d delivery connections: %.1f messages per delivery connection; %d fsyncs: %.2f fsyncs per message (%.2f messages per fsync)", m, d, (d > 0 ? m / d : 0), f, (m > 0 ? f / m : 0), (f > 0 ? m / f : 0) }')")
 [ -n "$PROFILE" ] && echo "# mailgate CPU profile: $WORK/$PROFILE (go tool pprof -top $WORK/mailgate $WORK/$PROFILE)"
 printf '%s\n' "${SUMMARY[@]}"

@@ -60,6 +60,7 @@ type Config struct {
 	// messages in (config/quarantine.go): the defaults and those given.
 	Quarantines []quarantine.Spec
 	Alerts      Alerts // alerts.go
+	Limits      Limits // backpressure
 
 	// Warnings are what check-config reports (and fails for) but does
 	// not stop the gateway: serve logs them at start.
@@ -347,7 +348,7 @@ func Parse(data []byte, name string) (*Config, error) {
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
 		"delivery", "dns", "logs", "tracking", "http", "authserv_id", "mail_policies",
-		"dkim_signing_profiles", "scanners", "content_filters", "quarantines", "alerts")
+		"dkim_signing_profiles", "scanners", "content_filters", "quarantines", "alerts", "limits")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
@@ -355,7 +356,8 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		DNS:             DNS{Timeout: DefaultDNSTimeout, ListTimeout: DefaultListTimeout, ListCacheSize: DefaultListCacheSize, CacheSize: DefaultDNSCacheSize},
 		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: "tracking.db",
 			Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}},
-		HTTP: HTTP{Address: DefaultHTTPAddress},
+		HTTP:   HTTP{Address: DefaultHTTPAddress},
+		Limits: defaultLimits(),
 	}
 	if n := f["hostname"]; present(n) {
 		if s, ok := d.str(n, "hostname"); ok {
@@ -437,6 +439,9 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	c.Quarantines = d.quarantines(f["quarantines"], "quarantines")
 	d.checkDMARCQuarantines(c.Quarantines)
 	d.alerts(f["alerts"], "alerts", c)
+	if n := f["limits"]; present(n) {
+		d.limits(n, "limits", &c.Limits)
+	}
 	return c
 }
 

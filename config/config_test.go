@@ -167,6 +167,7 @@ func TestDesignContract(t *testing.T) {
 		Alerts: Alerts{From: "mailer-daemon@mail.example.com", CheckInterval: 30 * time.Second, RepeatInterval: time.Hour,
 			QueueMaxAge: 24 * time.Hour, QueueMaxMessages: 100000, DestinationDown: 30 * time.Minute, DiskFreeBelow: DiskFreeAuto,
 			CertificateExpiry: 21 * 24 * time.Hour, ProbeTimeout: 10 * time.Second},
+		Limits: Limits{QueueHighWater: 50000, QueueHardWater: 200000, InFlowDelay: time.Second},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("design.yaml gives\n%+v\nwant\n%+v", c, want)

@@ -23,6 +23,10 @@ type Delivery struct {
 	Port              int        // port of MX and address deliveries (routes carry their own)
 	MaxConcurrency    int        // outbound connections in all
 	MaxActiveMessages int        // messages the queue manager keeps in memory; the rest wait in the spool
+	// ConnectionCacheTime is how long a delivery connection with nothing
+	// to carry stays open for the next message of its destination
+	// (Postfix's smtp_connection_cache_time_limit); 0 closes it at once.
+	ConnectionCacheTime time.Duration
 	// Default holds the destination controls of domains no entry of
 	// Destinations names; Destinations are the entries for domains, in the
 	// order of the file, every field resolved. Use Destination to look one up.
@@ -93,6 +97,7 @@ const (
 	DefaultDeliveryPort             = 25
 	DefaultMaxConcurrency           = 500
 	DefaultMaxActiveMessages        = 10000
+	DefaultConnectionCacheTime      = 2 * time.Second // Postfix's
 	DefaultDestMaxConnections       = 20
 	DefaultMaxMessagesPerConnection = 50
 	DefaultDeliveryTLS              = TLSPreferred
@@ -194,7 +199,7 @@ func (dd *DomainDebug) Match(domain string) bool {
 }
 
 var deliveryKeys = []string{"suspended", "hostname", "source_address", "port", "max_concurrency",
-	"max_active_messages", "destinations", "tls_ca_file", "bounce", "timeouts"}
+	"max_active_messages", "connection_cache_time", "destinations", "tls_ca_file", "bounce", "timeouts"}
 
 func (d *decoder) delivery(n *yaml.Node, path string, c *Config) {
 	dl := &c.Delivery
@@ -204,6 +209,8 @@ func (d *decoder) delivery(n *yaml.Node, path string, c *Config) {
 		MaxConcurrency:    DefaultMaxConcurrency,
 		MaxActiveMessages: DefaultMaxActiveMessages,
 		Default:           builtinDestination,
+
+		ConnectionCacheTime: DefaultConnectionCacheTime,
 		Bounce: Bounce{
 			MaxRetries:     DefaultMaxRetries,
 			MaxTimeInQueue: DefaultMaxTimeInQueue,
@@ -268,6 +275,11 @@ func (d *decoder) delivery(n *yaml.Node, path string, c *Config) {
 	if v := f["max_active_messages"]; present(v) {
 		if m, ok := d.integer(v, join(path, "max_active_messages"), 1); ok {
 			dl.MaxActiveMessages = m
+		}
+	}
+	if v := f["connection_cache_time"]; present(v) {
+		if dur, ok := d.duration(v, join(path, "connection_cache_time"), 0); ok {
+			dl.ConnectionCacheTime = dur
 		}
 	}
 	if v := f["destinations"]; present(v) {

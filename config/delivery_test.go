@@ -20,11 +20,12 @@ import (
 // "delivery:", for a gateway called host.
 func defaultDelivery(host string) Delivery {
 	return Delivery{
-		Hostname:          host,
-		Port:              25,
-		MaxConcurrency:    500,
-		MaxActiveMessages: 10000,
-		Default:           Destination{Domain: "default", MaxConnections: 20, MaxMessagesPerConnection: 50, TLS: TLSPreferred},
+		Hostname:            host,
+		Port:                25,
+		MaxConcurrency:      500,
+		MaxActiveMessages:   10000,
+		ConnectionCacheTime: 2 * time.Second,
+		Default:             Destination{Domain: "default", MaxConnections: 20, MaxMessagesPerConnection: 50, TLS: TLSPreferred},
 		Bounce: Bounce{
 			MaxRetries: 100, MaxTimeInQueue: 72 * time.Hour, InitialRetry: time.Minute, MaxRetry: time.Hour,
 			SendBounces: true, From: "MAILER-DAEMON@" + host,
@@ -100,13 +101,14 @@ func loadFull(t *testing.T) (c *Config, dataDir string, ca *smtptest.CA) {
 func TestFullDelivery(t *testing.T) {
 	c, data, ca := loadFull(t)
 	want := Delivery{
-		Suspended:         true,
-		Hostname:          "out.example.com",
-		SourceAddress:     netip.MustParseAddr("127.0.0.1"),
-		Port:              2526,
-		MaxConcurrency:    100,
-		MaxActiveMessages: 5000,
-		Default:           Destination{Domain: "default", MaxConnections: 10, MaxMessagesPerConnection: 50, TLS: TLSPreferred},
+		Suspended:           true,
+		Hostname:            "out.example.com",
+		SourceAddress:       netip.MustParseAddr("127.0.0.1"),
+		Port:                2526,
+		MaxConcurrency:      100,
+		MaxActiveMessages:   5000,
+		ConnectionCacheTime: 500 * time.Millisecond,
+		Default:             Destination{Domain: "default", MaxConnections: 10, MaxMessagesPerConnection: 50, TLS: TLSPreferred},
 		Destinations: []Destination{
 			{Domain: "partner.example", MaxConnections: 5, MaxMessagesPerConnection: 50, TLS: TLSRequiredVerify},
 			{Domain: ".bulk.example", MaxConnections: 10, MaxMessagesPerConnection: 200, TLS: TLSOff},
@@ -309,6 +311,7 @@ func TestDeliveryMistakes(t *testing.T) {
 		{"tab indentation", "delivery:\n\tport: 25\n", `test.yaml:2: a tab character indents this line; YAML indents with spaces only`},
 		{"max_retry below the default initial", "delivery: {bounce: {max_retry: 30s}}\n", `test.yaml:1: delivery.bounce.max_retry: 30s is below initial_retry 1m0s`},
 		{"initial above the default max", "delivery:\n  bounce:\n    initial_retry: 2h\n", `test.yaml:3: delivery.bounce.max_retry: 1h0m0s is below initial_retry 2h0m0s`},
+		{"cache time negative", "delivery:\n  connection_cache_time: -1s\n", `test.yaml:2: delivery.connection_cache_time: duration -1s is below the minimum 0s`},
 		{"timeout without unit", "delivery: {timeouts: {data_done: 600}}\n", `delivery.timeouts.data_done: duration 600 has no unit`},
 		{"CA file without certificates", "delivery: {tls_ca_file: " + writeTemp(t, "not a certificate\n") + "}\n", `delivery.tls_ca_file: no PEM certificate in`},
 		{"domain debug without domains", "logs:\n  domain_debug:\n    - {sessions: 3}\n", `test.yaml:3: logs.domain_debug[0].domains: required`},

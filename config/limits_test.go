@@ -6,32 +6,37 @@ import (
 	"time"
 )
 
-// The abuse limits and the idle timeout: the full example's values, and
-// the mistakes they can hold.
-func TestAbuseLimits(t *testing.T) {
-	c, _, _ := loadFull(t)
-	in := c.Listeners[0]
-	if in.JunkCommandLimit != 50 || in.SoftErrorLimit != 5 || in.HardErrorLimit != 8 || in.ErrorDelay != 2*time.Second || in.Timeouts.Idle != 3*time.Minute {
-		t.Errorf("listener %+v", in)
+func TestLimits(t *testing.T) {
+	c := parseString(t, "limits:\n  queue_high_water: 100\n  queue_hard_water: 300\n  spool_high_water: 10MB\n  spool_hard_water: 20MB\n"+
+		"  memory_high_water: 1GB\n  memory_hard_water: 2GB\n  in_flow_delay: 250ms\n")
+	want := Limits{QueueHighWater: 100, QueueHardWater: 300, SpoolHighWater: 10 << 20, SpoolHardWater: 20 << 20,
+		MemoryHighWater: 1 << 30, MemoryHardWater: 2 << 30, InFlowDelay: 250 * time.Millisecond}
+	if c.Limits != want {
+		t.Errorf("limits = %+v, want %+v", c.Limits, want)
 	}
-	off := parseString(t, "listeners: [{name: L, address: '127.0.0.1:0', junk_command_limit: 0, soft_error_limit: 0, hard_error_limit: 0, error_delay: 0s}]")
-	if l := off.Listeners[0]; l.JunkCommandLimit != 0 || l.SoftErrorLimit != 0 || l.HardErrorLimit != 0 || l.ErrorDelay != 0 {
-		t.Errorf("0 does not turn the limits off: %+v", l)
+	if c := parseString(t, "limits: {queue_high_water: 0, queue_hard_water: 0}\n"); c.Limits.QueueHighWater != 0 || c.Limits.QueueHardWater != 0 {
+		t.Errorf("marks of 0 (none) gave %+v", c.Limits)
 	}
-	tests := []struct {
-		keys string
-		want string
-	}{
-		{"soft_error_limit: 20", "test.yaml:1: listeners[0].soft_error_limit: 20 is not below hard_error_limit 20: the tarpit would never start"},
-		{"hard_error_limit: 5", "test.yaml:1: listeners[0].soft_error_limit: 10 is not below hard_error_limit 5: the tarpit would never start"},
-		{"junk_command_limit: -1", "test.yaml:1: listeners[0].junk_command_limit: -1 is below the minimum 0"},
-		{"error_delay: 1", "test.yaml:1: listeners[0].error_delay: duration 1 has no unit; write 1s or 1m"},
-		{"timeouts: {idle: 0s}", "test.yaml:1: listeners[0].timeouts.idle: duration 0s is below the minimum 1s"},
+	if c := parseString(t, "hostname: a.example\n"); c.Limits != defaultLimits() {
+		t.Errorf("no limits: %+v, want the defaults %+v", c.Limits, defaultLimits())
+	}
+}
+
+func TestLimitsMistakes(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"hard below high", "limits:\n  queue_high_water: 100\n  queue_hard_water: 50\n", `test.yaml:3: limits.queue_hard_water: 50 is not above queue_high_water 100`},
+		{"high above the default hard", "limits:\n  queue_high_water: 300000\n", `test.yaml:2: limits.queue_hard_water: 200000 is not above queue_high_water 300000`},
+		{"negative", "limits:\n  queue_high_water: -1\n", `test.yaml:2: limits.queue_high_water:`},
+		{"size without unit sense", "limits:\n  memory_hard_water: lots\n", `test.yaml:2: limits.memory_hard_water:`},
+		{"delay without unit", "limits:\n  in_flow_delay: 1\n", `limits.in_flow_delay: duration 1 has no unit`},
+		{"unknown key", "limits:\n  queue_high_mark: 1\n", `test.yaml:2: limits.queue_high_mark`},
 	}
 	for _, tt := range tests {
-		ps := problemsOf(t, "listeners: [{name: L, address: '127.0.0.1:0', "+tt.keys+"}]")
-		if got := ps.Error(); !strings.Contains(got, tt.want) {
-			t.Errorf("%s: problems\n%s\nwant %s", tt.keys, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			ps := problemsOf(t, tt.yaml)
+			if !strings.Contains(ps.Error(), tt.want) {
+				t.Errorf("problems:\n%v\nwant one containing %q", ps, tt.want)
+			}
+		})
 	}
 }

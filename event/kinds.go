@@ -35,11 +35,12 @@ func (Pending) isEvent()          {}
 func (PossibleDelivery) isEvent() {}
 func (Deleted) isEvent()          {}
 
-func (BeginLogfile) isEvent()   {}
-func (LogfileVersion) isEvent() {}
-func (TimeOffset) isEvent()     {}
-func (Unknown) isEvent()        {}
-func (InjectionDebug) isEvent() {}
-func (ConnectionEnd) isEvent()  {}
-func (Status) isEvent()         {}
-func (AlertSent) isEvent()      {}
+func (BeginLogfile) isEvent()         {}
+func (LogfileVersion) isEvent()       {}
+func (TimeOffset) isEvent()           {}
+func (Unknown) isEvent()              {}
+func (InjectionDebug) isEvent()       {}
+func (ConnectionEnd) isEvent()        {}
+func (Status) isEvent()               {}
+func (AlertSent) isEvent()            {}
+func (ResourceConservation) isEvent() {}

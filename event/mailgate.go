@@ -155,3 +155,22 @@ type AlertSent struct {
 	To       string
 	Subject  string
 }
+
+// ResourceConservation is mailgate's line when its backpressure changes
+// state (the ESA enters and leaves "resource conservation mode"; its log
+// line for it is not documented, so this one is ours):
+//
+//	mailgate: resource conservation level=delay cause=messages messages=20001 bytes=21004288 memory=73400320
+//
+// Level is "off" (accepting as usual), "delay" (each MAIL FROM waits, as
+// with Postfix's in_flow_delay) or "refuse" (MAIL FROM gets 452 4.3.1);
+// Cause is the measure past its mark ("messages", "bytes" or "memory"),
+// "-" when the level is off. The figures are the spool's live messages and
+// bytes and the gateway's resident memory when the state changed.
+type ResourceConservation struct {
+	Level    string
+	Cause    string
+	Messages int64
+	Bytes    int64
+	Memory   int64
+}

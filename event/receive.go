@@ -125,6 +125,9 @@ const (
 	// FailedQueueFull: the spool's disk is below its free-space floor, or
 	// the message did not fit (the ESA's wording of 452 #4.3.1).
 	FailedQueueFull = "Queue full"
+	// FailedResources: refused by backpressure, the queue or memory past
+	// its hard mark (ResourceConservation level "refuse").
+	FailedResources = "Insufficient system resources"
 )
 
 // UnknownCommand: "ICID 5 Unknown command: XYZZY".

@@ -77,6 +77,7 @@ type opts struct {
 	unsuccessful, total string
 	yaml                string           // replaces baseConfig
 	mailLog             *maillog.Options // also write the mail log, to data_dir/mail_logs.current
+	setup               func(h *harness) // before the listener starts
 }
 
 func start(t *testing.T, o opts) *harness {
@@ -118,6 +119,9 @@ func start(t *testing.T, o opts) *harness {
 			t.Fatal(err)
 		}
 		h.srv.Debug = append(h.srv.Debug, debuglog.New(dl.Match, dl.Sessions, h.debug))
+	}
+	if o.setup != nil {
+		o.setup(h)
 	}
 	if h.ln, err = h.srv.Listen(cfg.Listeners[0]); err != nil {
 		t.Fatal(err)

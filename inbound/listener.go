@@ -55,6 +55,9 @@ type Server struct {
 	// DKIM signs the messages of policies with DKIMSigning; nil: no
 	// profiles (each such message logs that none matches).
 	DKIM *dkimsign.Profiles
+	// Pressure, if set, slows and refuses new messages when delivery
+	// falls behind (backpressure).
+	Pressure *Pressure
 
 	// Queued, if set, is told of each message committed to the spool, so
 	// that delivery can start without scanning.

@@ -81,6 +81,21 @@ func (h *session) Mail(from smtp.Path, p smtp.MailParams) smtp.Reply {
 	if r := h.authMail(from.String()); !r.IsZero() {
 		return r
 	}
+	if p := h.l.srv.Pressure; p != nil {
+		// Backpressure, before a MID is spent: slowed (Postfix's
+		// in_flow_delay), or refused past the hard mark.
+		switch p.Level() {
+		case PressureRefuse:
+			h.emit(event.ReceivingFailed{ICID: h.icid, Reason: event.FailedResources})
+			return noResources
+		case PressureDelay:
+			p.wait()
+			if p.Level() == PressureRefuse {
+				h.emit(event.ReceivingFailed{ICID: h.icid, Reason: event.FailedResources})
+				return noResources
+			}
+		}
+	}
 	// Checked before a MID is spent: a client retrying against a full
 	// disk gets 452 at once, as from Postfix, and the MIDs are not used up;
 	// so does one whose SIZE= would not fit.
@@ -106,6 +121,11 @@ func (h *session) Mail(from smtp.Path, p smtp.MailParams) smtp.Reply {
 func (h *session) Rcpt(to smtp.Path) smtp.Reply {
 	addr := to.String()
 	pol := h.decision.Policy
+	if p := h.l.srv.Pressure; p != nil && p.Level() == PressureRefuse {
+		// Past the hard mark since MAIL FROM.
+		h.emit(event.RcptRejected{MID: h.mid, ICID: h.icid, To: addr, By: "Injection Control"})
+		return noResources
+	}
 	if max := pol.MaxRecipientsPerMessage; max > 0 && h.nrcpt >= max {
 		h.emit(event.RcptRejected{MID: h.mid, ICID: h.icid, To: addr, By: "Injection Control"})
 		return smtp.Reply{Code: 452, Enhanced: "4.5.3", Text: "Too many recipients"}

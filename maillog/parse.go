@@ -341,6 +341,8 @@ func parseKnown(s string, loc *time.Location) event.Event {
 		return parseStatus(s[len("Status: "):])
 	case strings.HasPrefix(s, "A ") && strings.Contains(s, " alert was sent to "):
 		return parseAlertSent(s)
+	case strings.HasPrefix(s, "mailgate: resource conservation "):
+		return parseResourceConservation(s)
 	case strings.HasPrefix(s, "ISQ: "), strings.HasPrefix(s, "EUQ: "):
 		return parseSpamQuarantine(s)
 	case s != "" && s[0] >= '0' && s[0] <= '9':
@@ -1125,6 +1127,38 @@ func parseInjectionDebug(s string) event.Event {
 		return nil
 	}
 	return event.InjectionDebug{ICID: icid, Sent: sent, Data: data[1 : len(data)-1]}
+}
+
+// parseResourceConservation parses mailgate's backpressure line (see
+// event.ResourceConservation). A line in any other shape stays Unknown.
+func parseResourceConservation(s string) event.Event {
+	f := strings.Split(strings.TrimPrefix(s, "mailgate: resource conservation "), " ")
+	if len(f) != 5 {
+		return nil
+	}
+	var e event.ResourceConservation
+	var ok bool
+	if e.Level, ok = strings.CutPrefix(f[0], "level="); !ok || e.Level == "" || strings.ContainsAny(e.Level, `=\`) {
+		return nil
+	}
+	if e.Cause, ok = strings.CutPrefix(f[1], "cause="); !ok || e.Cause == "" || strings.ContainsAny(e.Cause, `=\`) {
+		return nil
+	}
+	for i, it := range []struct {
+		key string
+		dst *int64
+	}{{"messages=", &e.Messages}, {"bytes=", &e.Bytes}, {"memory=", &e.Memory}} {
+		v, ok := strings.CutPrefix(f[2+i], it.key)
+		if !ok {
+			return nil
+		}
+		n, rest, ok := cutInt(v)
+		if !ok || rest != "" {
+			return nil
+		}
+		*it.dst = n
+	}
+	return e
 }
 
 // parseConnectionEnd parses mailgate's own line (see appendConnectionEnd).

@@ -393,6 +393,12 @@ func appendMessage(dst []byte, ev event.Event, loc *time.Location) []byte {
 		dst = append(dst, '\'')
 	case event.ConnectionEnd:
 		dst = appendConnectionEnd(dst, e)
+	case event.ResourceConservation:
+		dst = appendToken(dst, "mailgate: resource conservation level=", e.Level)
+		dst = appendToken(dst, " cause=", e.Cause)
+		dst = appendInt(dst, " messages=", e.Messages)
+		dst = appendInt(dst, " bytes=", e.Bytes)
+		dst = appendInt(dst, " memory=", e.Memory)
 	case event.Unknown:
 		dst = appendEscaped(dst, e.Text)
 	case event.AlertSent:

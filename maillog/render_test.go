@@ -121,6 +121,8 @@ var eventCases = []struct {
 	{"Status", event.Status{Fields: []event.StatusField{{Name: "CPULd", Value: "0"}, {Name: "QKUsd", Value: "12"}, {Name: "QKFre", Value: "8388608"}, {Name: "CrtMID", Value: "7"}, {Name: "InjMsg", Value: "3"}, {Name: "LogAvail", Value: "148G"}}}},
 	{"AlertSent", event.AlertSent{Class: "System", Severity: "Warning", To: "admin@example.com", Subject: `Warning-mx.example.com: (System) The destination "example.net" has been down for 31m`}},
 	{"AlertSent/esa", event.AlertSent{Class: "Anti-Virus", Severity: "Critical", To: "ironportalerts@interpublic.com", Subject: "Critical <Anti-Virus> nycmgw01.interpublic.com: MID 198463616 antivirus timeout error"}},
+	{"ResourceConservation/delay", event.ResourceConservation{Level: "delay", Cause: "messages", Messages: 20001, Bytes: 21004288, Memory: 73400320}},
+	{"ResourceConservation/off", event.ResourceConservation{Level: "off", Cause: "-", Messages: 17999, Bytes: 18874368, Memory: 71303168}},
 	{"ConnectionEnd/no-commands", event.ConnectionEnd{ICID: 9, Cause: event.CausePeerClosed, State: "connect", Duration: 2 * time.Millisecond}},
 	{"Outcome/from-to-tight", event.Outcome{Hard: true, DCID: 2, MID: 15232, From: "a@example.com", To: "b@example.net", RID: 0, Status: "5.1.0", Reason: "Unknown address error", Code: "550", Response: []string{"5.1.1 user unknown"}, Form: OutcomeFromToTight}},
 	{"Outcome/bounce-log", event.Outcome{Hard: true, MID: 45346670, From: "campaign1@yourdomain.com", To: "user2@sampledomain.com", RID: 0, Status: "5.1.0", Reason: "Unknown address error", Code: "550", Response: []string{"There is no such active account."}, Form: OutcomeBounceLog}},

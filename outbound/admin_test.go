@@ -87,7 +87,8 @@ func TestDeliverNow(t *testing.T) {
 		return st.Waiting == 0 && st.Loading == 0
 	})
 	for _, d := range g.m.Status().Destinations {
-		if d.Name == "e.test" && (d.Ready != 0 || d.Connections != 0) {
+		// A connection it has cached since its 451 is no attempt.
+		if d.Name == "e.test" && (d.Ready != 0 || d.Connections != d.Cached) {
 			t.Errorf("e.test after a deliver-now for d.test: %+v", d)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,13 +24,22 @@ import (
 // session is an open delivery connection.
 type session struct {
 	c    *smtp.Client
+	raw  net.Conn // the TCP connection under c, looked at before a cached connection is used again
 	dcid uint64
 	hop  hop
 }
 
+// cachedConn is a connection in its destination's cache: idle, open, and
+// waiting for the next ready job of the destination.
+type cachedConn struct {
+	next    chan *job // the job to carry (buffered: handing over never blocks), or nil to close
+	closing bool      // told to close, for its slot (counted in Manager.closing)
+}
+
 // connection runs one delivery connection of d from its opening to its
 // close: it carries ready jobs of d, one transaction each, up to
-// max_messages_per_connection, and closes when d has nothing ready.
+// max_messages_per_connection. When d has nothing ready it waits in d's
+// cache for up to connection_cache_time, and closes when nothing came.
 func (m *Manager) connection(d *dest) {
 	defer m.wg.Done()
 	m.mu.Lock()
@@ -67,12 +77,12 @@ func (m *Manager) connection(d *dest) {
 	// The next job is taken only when this connection will carry it: a job
 	// taken after a failed transaction would be left in flight, its
 	// message stuck until a restart.
-	ok := true
+	ok, told := true, false
 	for n := 1; j != nil; n++ {
-		if ok = m.deliver(s, j); !ok || n == d.ctl.MaxMessagesPerConnection {
+		if ok = m.deliver(s, j, n > 1); !ok || n == d.ctl.MaxMessagesPerConnection {
 			break
 		}
-		j = m.take(d)
+		j, told = m.nextJob(d, s)
 	}
 	if ok {
 		ctx, cancel := context.WithTimeout(m.cut, 30*time.Second)
@@ -85,8 +95,85 @@ func (m *Manager) connection(d *dest) {
 
 	m.mu.Lock()
 	d.live--
+	if told {
+		m.closing--
+	}
 	m.release(d)
 	m.mu.Unlock()
+}
+
+// nextJob gives connection s of d its next job: a ready one, or, when d has
+// none, the first that becomes ready within connection_cache_time, while s
+// waits in d's cache. It returns nil when s is to close: nothing came, the
+// Manager stops, the slot went to another destination (told), or the next
+// hop closed s meanwhile. A job handed to a connection found closed goes
+// back to the ready queue, neither lost nor deferred: the next connection
+// takes it.
+func (m *Manager) nextJob(d *dest, s *session) (j *job, told bool) {
+	cache := m.o.Delivery.ConnectionCacheTime
+	m.mu.Lock()
+	if m.state != running {
+		m.mu.Unlock()
+		return nil, false
+	}
+	if len(d.ready) > 0 || cache <= 0 {
+		m.mu.Unlock()
+		if peerClosed(s.raw) {
+			return nil, false
+		}
+		return m.take(d), false
+	}
+	c := &cachedConn{next: make(chan *job, 1)}
+	d.cache = append(d.cache, c)
+	m.cached++
+	m.mu.Unlock()
+
+	j = m.idle(d, c, cache)
+	if j == nil {
+		return nil, c.closing
+	}
+	if peerClosed(s.raw) {
+		m.requeue(j)
+		return nil, false
+	}
+	return j, false
+}
+
+// idle waits in d's cache for a job handed over by makeReady, for up to
+// cache; nil when none came, or when c was told to close.
+func (m *Manager) idle(d *dest, c *cachedConn, cache time.Duration) *job {
+	t := time.NewTimer(cache)
+	defer t.Stop()
+	select {
+	case j := <-c.next:
+		return j
+	case <-t.C:
+	case <-m.quit:
+	}
+	m.mu.Lock()
+	if i := slices.Index(d.cache, c); i >= 0 {
+		d.cache = slices.Delete(d.cache, i, i+1)
+		m.cached--
+		m.mu.Unlock()
+		return nil
+	}
+	m.mu.Unlock()
+	// Taken out of the cache as the wait ended: the job (or the order to
+	// close) is in the channel already.
+	return <-c.next
+}
+
+// requeue puts back a job that a connection took but could not carry,
+// without an attempt: it is ready again, for another connection.
+func (m *Manager) requeue(j *job) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if j.msg.gone {
+		return
+	}
+	j.msg.busy--
+	m.makeReady(j)
+	m.schedule()
 }
 
 // release gives back a connection slot of d; the freed slot goes to the
@@ -213,7 +300,7 @@ func (m *Manager) dial(domain string, h hop, mode smtp.TLSMode, verify bool) (*s
 		m.emit(event.TLS{Conn: event.ConnRef{Kind: event.OutboundConn, ID: dcid}, Success: true,
 			Protocol: smtp.TLSVersion(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite)})
 	}
-	return &session{c: c, dcid: dcid, hop: h}, dcid, outcome{}, nil
+	return &session{c: c, raw: conn, dcid: dcid, hop: h}, dcid, outcome{}, nil
 }
 
 // openFailed logs why a connection failed before it could carry mail and
@@ -247,8 +334,9 @@ func (m *Manager) openFailed(dcid uint64, domain string, h hop, local string, er
 }
 
 // deliver runs one transaction on s for j and records its outcome. It
-// reports whether the connection can carry another.
-func (m *Manager) deliver(s *session, j *job) bool {
+// reports whether the connection can carry another. reused says s carried
+// a transaction before (it may have waited in the cache).
+func (m *Manager) deliver(s *session, j *job, reused bool) bool {
 	env := j.msg.env
 	// The body is read as it is sent: a large message is never whole in
 	// memory. Its checksum is verified at its end, before the end of data.
@@ -310,6 +398,14 @@ func (m *Manager) deliver(s *session, j *job) bool {
 		return false
 	}
 	var se *smtp.Error
+	if reused && errors.As(err, &se) && lostBeforeMail(res, se) {
+		// The next hop closed a connection it had served before, just as
+		// the transaction began (an idle timeout racing our MAIL):
+		// nothing reached it. The job goes to a fresh connection, with no
+		// attempt counted, as Postfix does with a cached connection.
+		m.requeue(j)
+		return false
+	}
 	if err != nil && !errors.As(err, &se) || res == nil {
 		// Not the connection's failure but the client refusing the
 		// envelope: nothing was sent. Addresses come from the spool, where
@@ -333,6 +429,19 @@ func (m *Manager) deliver(s *session, j *job) bool {
 	}
 	m.finishJob(j, outs, s.dcid, try{counted: true, start: start})
 	return err == nil
+}
+
+// lostBeforeMail reports that the connection was gone before the reply to
+// MAIL: closed or reset by the next hop, not a reply or a timeout.
+func lostBeforeMail(res *smtp.Result, se *smtp.Error) bool {
+	if res == nil || !res.Mail.IsZero() || se.Step != smtp.StepMail {
+		return false
+	}
+	switch se.Kind {
+	case smtp.KindEOF, smtp.KindReset, smtp.KindNetwork:
+		return true
+	}
+	return false
 }
 
 // rcptOutcome is what the transaction did to recipient k: the reply that

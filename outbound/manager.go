@@ -86,7 +86,9 @@ type Manager struct {
 	dests   map[string]*dest
 	ring    []*dest           // destinations with ready jobs, served in turn
 	next    int               // the ring position served next
-	conns   int               // connections open or opening
+	conns   int               // connections open or opening, cached ones included
+	cached  int               // connections idle in the cache, waiting for a job
+	closing int               // cached connections told to close, their slots not yet released
 	forced  map[uint64]string // due now by DeliverNow when next taken in: for this destination, or all ("")
 	held    map[uint64]bool   // being bounced or deleted by the administrator
 	peak    int               // most messages in memory at once
@@ -165,14 +167,17 @@ type dest struct {
 	ctl   config.Destination
 
 	ready   []*job
-	conns   int // open or opening
+	conns   int // open or opening, cached ones included
 	opening int
 	live    int // connected
-	inRing  bool
-	rr      uint32 // round robin over a route's hosts of equal priority
-	rcpts   int    // pending recipients of messages in memory
-	counts  counts
-	idle    time.Time // since when it has had neither work nor connections
+	// cache holds the connections that wait, idle, for the next ready
+	// job (the connection cache), the most recently idle last.
+	cache  []*cachedConn
+	inRing bool
+	rr     uint32 // round robin over a route's hosts of equal priority
+	rcpts  int    // pending recipients of messages in memory
+	counts counts
+	idle   time.Time // since when it has had neither work nor connections
 }
 
 // wants reports whether another connection would help d. A destination
@@ -488,9 +493,20 @@ func (m *Manager) dest(domain string) *dest {
 }
 
 func (m *Manager) makeReady(j *job) {
-	j.state = jobReady
 	j.msg.busy++
 	d := j.dest
+	if n := len(d.cache); n > 0 && m.state == running {
+		// A cached connection takes it at once: the most recently idle,
+		// so that the others reach their cache time and close.
+		c := d.cache[n-1]
+		d.cache[n-1] = nil
+		d.cache = d.cache[:n-1]
+		m.cached--
+		j.state = jobInflight
+		c.next <- j
+		return
+	}
+	j.state = jobReady
 	d.ready = append(d.ready, j)
 	if !d.inRing {
 		d.inRing = true
@@ -620,7 +636,11 @@ func (m *Manager) schedule() {
 	}
 	clear(m.ring[len(ring):])
 	m.ring = ring
-	for m.conns < max(m.o.Delivery.MaxConcurrency, 1) && len(m.ring) > 0 {
+	for len(m.ring) > 0 {
+		if m.conns >= max(m.o.Delivery.MaxConcurrency, 1) {
+			m.yieldCached()
+			return
+		}
 		var d *dest
 		for i := range m.ring {
 			k := (m.next + i) % len(m.ring)
@@ -638,6 +658,41 @@ func (m *Manager) schedule() {
 		m.conns++
 		m.wg.Add(1)
 		go m.connection(d)
+	}
+}
+
+// yieldCached is for when every connection slot is taken: cached
+// connections give theirs up, one per destination that waits for a slot.
+// Idle, they must not keep work waiting.
+func (m *Manager) yieldCached() {
+	if m.cached == 0 {
+		return
+	}
+	wanting := 0
+	for _, d := range m.ring {
+		if d.wants() {
+			wanting++
+		}
+	}
+	for m.cached > 0 && m.closing < wanting {
+		m.closeCached()
+	}
+}
+
+// closeCached tells the longest idle connection of some destination's cache
+// to close; its slot is free once it has.
+func (m *Manager) closeCached() {
+	for _, d := range m.dests {
+		if len(d.cache) == 0 {
+			continue
+		}
+		c := d.cache[0]
+		d.cache = slices.Delete(d.cache, 0, 1)
+		m.cached--
+		m.closing++
+		c.closing = true
+		c.next <- nil
+		return
 	}
 }
 
@@ -716,7 +771,8 @@ type Status struct {
 	PeakActive   int                 `json:"peak_active"` // the most messages in memory at once, ever
 	Waiting      int                 `json:"waiting"`     // messages due now that wait in the spool for room in memory
 	Loading      int                 `json:"loading"`     // messages being read from the spool into memory
-	Connections  int                 `json:"connections"` // open or opening
+	Connections  int                 `json:"connections"` // open or opening, cached ones included
+	Cached       int                 `json:"cached"`      // connections idle in the connection cache
 	Delivered    uint64              `json:"delivered"`   // recipients, since start
 	Delayed      uint64              `json:"delayed"`     // soft bounces (recipients)
 	Bounced      uint64              `json:"bounced"`     // hard bounces (recipients)
@@ -728,7 +784,8 @@ type DestinationStatus struct {
 	Name        string `json:"name"`        // a domain, or the route ("ALL", ".example.com") that serves it
 	Recipients  int    `json:"recipients"`  // pending recipients of the messages in memory
 	Ready       int    `json:"ready"`       // transactions waiting for a connection
-	Connections int    `json:"connections"` // open or opening
+	Connections int    `json:"connections"` // open or opening, cached ones included
+	Cached      int    `json:"cached"`      // idle in the connection cache, waiting for its next message
 	Delivered   uint64 `json:"delivered"`   // recipients; kept until the destination has been idle for an hour
 	Delayed     uint64 `json:"delayed"`
 	Bounced     uint64 `json:"bounced"`
@@ -738,11 +795,11 @@ type DestinationStatus struct {
 func (m *Manager) Status() Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := Status{Active: len(m.active), PeakActive: m.peak, Waiting: m.waiting.len(), Loading: m.loading, Connections: m.conns,
+	s := Status{Active: len(m.active), PeakActive: m.peak, Waiting: m.waiting.len(), Loading: m.loading, Connections: m.conns, Cached: m.cached,
 		Delivered: m.total.delivered, Delayed: m.total.delayed, Bounced: m.total.bounced}
 	for _, d := range m.dests {
 		s.Destinations = append(s.Destinations, DestinationStatus{Name: d.name, Recipients: d.rcpts, Ready: len(d.ready),
-			Connections: d.conns, Delivered: d.counts.delivered, Delayed: d.counts.delayed, Bounced: d.counts.bounced})
+			Connections: d.conns, Cached: len(d.cache), Delivered: d.counts.delivered, Delayed: d.counts.delayed, Bounced: d.counts.bounced})
 	}
 	slices.SortFunc(s.Destinations, func(a, b DestinationStatus) int { return cmp.Compare(a.Name, b.Name) })
 	return s

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -104,6 +105,19 @@ func crashChild(dir string) error {
 		defer out.Unlock()
 		os.Stdout.WriteString(line) // one write per line: a kill never splits one
 	}
+	// A slower disk, so that kills often land while two batches are in
+	// flight: one synced, the next written and syncing beside it. The
+	// child says once that it saw two syncs at once.
+	var syncing atomic.Int32
+	var overlapped sync.Once
+	s.syncFile = func(f *os.File) error {
+		if syncing.Add(1) == 2 {
+			overlapped.Do(func() { say("O 0") })
+		}
+		defer syncing.Add(-1)
+		time.Sleep(time.Duration(rand.IntN(1500)) * time.Microsecond) // the disk's latency, not a wait for state
+		return fdatasync(f)
+	}
 	say("ready")
 	// Bounded: the parent kills the child long before this ends.
 	deadline := time.Now().Add(60 * time.Second)
@@ -155,7 +169,7 @@ func TestCrash(t *testing.T) {
 	stated := map[uint64]bool{}
 	finished := map[uint64]bool{}
 	var highest uint64
-	var total int
+	var total, overlaps int
 	for round := range 6 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
 		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
@@ -203,8 +217,13 @@ func TestCrash(t *testing.T) {
 		}
 
 		roundLow := uint64(0)
+		overlapped := false
 		for _, l := range got {
 			op, num, _ := strings.Cut(l, " ")
+			if op == "O" {
+				overlapped = true
+				continue
+			}
 			mid, err := strconv.ParseUint(num, 10, 64)
 			if err != nil {
 				t.Fatalf("round %d: bad line %q", round, l)
@@ -232,6 +251,9 @@ func TestCrash(t *testing.T) {
 			}
 		}
 		total += len(got)
+		if overlapped {
+			overlaps++
+		}
 
 		s := openSpool(t, dir, Options{})
 		rec := s.Recovery()
@@ -266,8 +288,8 @@ func TestCrash(t *testing.T) {
 			t.Errorf("round %d: stage files left: %v", round, files)
 		}
 		st := s.Stats()
-		t.Logf("round %d: %d lines, recovered %d live in %d segments (truncated %d bytes); MIDs from %d",
-			round, len(got), st.Messages, st.Segments, rec.Truncated, roundLow)
+		t.Logf("round %d (two syncs at once: %v): %d lines, recovered %d live in %d segments (truncated %d bytes); MIDs from %d",
+			round, overlapped, len(got), st.Messages, st.Segments, rec.Truncated, roundLow)
 		closeSpool(t, s)
 		if t.Failed() {
 			t.FailNow()
@@ -275,6 +297,10 @@ func TestCrash(t *testing.T) {
 	}
 	if total == 0 {
 		t.Fatal("the child never committed anything")
+	}
+	// Not every round: a kill may come before the child gets going.
+	if overlaps == 0 {
+		t.Error("in no round did two syncs run at once before the kill")
 	}
 
 	c, err := OpenCounters(filepath.Join(dir, "counters"))

@@ -213,6 +213,8 @@ type Spool struct {
 	// owned by the writer goroutine
 	iov       [][]byte
 	batch     []*request
+	spare     []*request    // a settled batch's slice, for the next take
+	prep      *prepared     // the next segment, made ahead
 	syncTime  time.Duration // moving average of one sync of an ordinary batch
 	lastBatch int           // records in the last batch: how many a delay waits for
 	// compactPause: no compaction before it, after a batch ran out of space.

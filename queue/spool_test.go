@@ -692,18 +692,24 @@ func TestFsyncFailure(t *testing.T) {
 	s := openSpool(t, dir, Options{})
 	commit(t, s, testEnvelope(1, 1), testBody(1, 100))
 
+	// The first batch's sync fails; the second batch's, which runs beside
+	// it, succeeds, and must not be believed: after a failed fsync the
+	// kernel may have dropped pages of both. The rest queue behind them.
 	release := make(chan struct{})
-	entered := make(chan struct{}, 1)
+	entered := make(chan int, 2)
 	var mu sync.Mutex
 	calls := 0
 	s.syncFile = func(f *os.File) error {
 		mu.Lock()
 		calls++
-		first := calls == 1
+		call := calls
 		mu.Unlock()
-		if first {
-			entered <- struct{}{}
-			<-release // hold the first batch so the others queue behind it
+		if call <= 2 {
+			entered <- call
+			<-release
+		}
+		if call == 2 {
+			return fdatasync(f)
 		}
 		return errors.New("EIO (injected)")
 	}
@@ -711,13 +717,15 @@ func TestFsyncFailure(t *testing.T) {
 	errs := make(chan error, n)
 	go func() { errs <- s.Commit(context.Background(), testEnvelope(2, 1), testBody(2, 100)) }()
 	<-entered
-	for mid := uint64(3); mid < 2+n; mid++ {
+	go func() { errs <- s.Commit(context.Background(), testEnvelope(3, 1), testBody(3, 100)) }()
+	<-entered
+	for mid := uint64(4); mid < 2+n; mid++ {
 		go func() { errs <- s.Commit(context.Background(), testEnvelope(mid, 1), testBody(mid, 100)) }()
 	}
 	wait.Until(t, "commits queued", func() bool {
 		s.qmu.Lock()
 		defer s.qmu.Unlock()
-		return len(s.queue) == n-1
+		return len(s.queue) == n-2
 	})
 	close(release)
 	for range n {
@@ -749,15 +757,27 @@ func TestFsyncFailure(t *testing.T) {
 func TestCommitCanceled(t *testing.T) {
 	dir := t.TempDir()
 	s := openSpool(t, dir, Options{})
+	// Two batches in flight, their syncs held: the next record waits in
+	// the queue.
 	release := make(chan struct{})
-	entered := make(chan struct{}, 1)
-	var once sync.Once
+	entered := make(chan struct{}, 2)
+	var mu sync.Mutex
+	held := 0
 	s.syncFile = func(f *os.File) error {
-		once.Do(func() { entered <- struct{}{}; <-release })
+		mu.Lock()
+		held++
+		hold := held <= 2
+		mu.Unlock()
+		if hold {
+			entered <- struct{}{}
+			<-release
+		}
 		return f.Sync()
 	}
-	first := make(chan error, 1)
+	first := make(chan error, 2)
 	go func() { first <- s.Commit(context.Background(), testEnvelope(1, 1), testBody(1, 100)) }()
+	<-entered
+	go func() { first <- s.Commit(context.Background(), testEnvelope(4, 1), testBody(4, 100)) }()
 	<-entered
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -773,8 +793,10 @@ func TestCommitCanceled(t *testing.T) {
 		t.Errorf("canceled Commit: %v", err)
 	}
 	close(release)
-	if err := <-first; err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s.Commit(ctx, testEnvelope(3, 1), nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("Commit with a done context: %v", err)
@@ -784,8 +806,8 @@ func TestCommitCanceled(t *testing.T) {
 	closeSpool(t, s)
 	s = openSpool(t, dir, Options{})
 	defer closeSpool(t, s)
-	if got := s.Messages(); !slices.Equal(got, []uint64{1, 2}) {
-		t.Errorf("Messages() = %v, want [1 2]", got)
+	if got := s.Messages(); !slices.Equal(got, []uint64{1, 4, 2}) {
+		t.Errorf("Messages() = %v, want [1 4 2]", got)
 	}
 	checkMessage(t, s, testEnvelope(2, 1), testBody(2, 50))
 }
@@ -885,4 +907,113 @@ func TestSpaceBounded(t *testing.T) {
 	if limit := 2*st.LiveBytes + 2*(64<<10); st.Bytes > limit {
 		t.Errorf("segment files hold %d bytes for %d live: more than %d", st.Bytes, st.LiveBytes, limit)
 	}
+}
+
+// TestCommitsReleasedInOrder: the commits overlap (a batch is written and
+// synced while the sync before it runs), but a commit returns only once
+// its own sync and every earlier batch's are done, and at most two
+// batches are in flight.
+func TestCommitsReleasedInOrder(t *testing.T) {
+	s := openSpool(t, t.TempDir(), Options{})
+	defer closeSpool(t, s)
+	commit(t, s, testEnvelope(1, 1), testBody(1, 100))
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free() // before closeSpool, which waits for the writer
+	synced := make(chan int, 8)
+	var mu sync.Mutex
+	calls := 0
+	s.syncFile = func(f *os.File) error {
+		mu.Lock()
+		calls++
+		call := calls
+		mu.Unlock()
+		if call == 1 {
+			<-release // the first batch's sync takes its time
+		}
+		err := fdatasync(f)
+		synced <- call
+		return err
+	}
+	done := make([]chan error, 5)
+	start := func(mid uint64) {
+		done[mid] = make(chan error, 1)
+		go func() { done[mid] <- s.Commit(context.Background(), testEnvelope(mid, 1), testBody(mid, 100)) }()
+	}
+	start(2)
+	wait.Until(t, "the first batch syncing", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return calls == 1
+	})
+	start(3)
+	select {
+	case call := <-synced:
+		if call != 2 {
+			t.Fatalf("sync %d ended first, want the second batch's, beside the first", call)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no second batch was synced while the first one's sync ran")
+	}
+	// Two batches in flight: the next record waits for the first.
+	start(4)
+	wait.Until(t, "MID 4 queued", func() bool {
+		s.qmu.Lock()
+		defer s.qmu.Unlock()
+		return len(s.queue) == 1
+	})
+	select {
+	case err := <-done[3]:
+		t.Fatalf("MID 3's commit returned (%v) while the batch before it was still syncing", err)
+	default:
+	}
+	if got := s.Messages(); !slices.Equal(got, []uint64{1}) {
+		t.Errorf("Messages() = %v while the first batch syncs, want [1]", got)
+	}
+	free()
+	for mid := 2; mid <= 4; mid++ {
+		if err := <-done[mid]; err != nil {
+			t.Errorf("MID %d: %v", mid, err)
+		}
+	}
+	if got := s.Messages(); !slices.Equal(got, []uint64{1, 2, 3, 4}) {
+		t.Errorf("Messages() = %v, want [1 2 3 4]", got)
+	}
+}
+
+// TestPreparedSegment: the segment after the current one is made ahead,
+// zero-filled to its full size and synced off the commit path, so that a
+// roll only renames it; a spool that closes removes one it did not use,
+// and what was committed is all there again.
+func TestPreparedSegment(t *testing.T) {
+	dir := t.TempDir()
+	const segSize = 4 << 20
+	s := openSpool(t, dir, Options{SegmentSize: segSize})
+	var mids []uint64
+	for mid := uint64(1); s.Stats().Segments < 2; mid++ {
+		if mid > 200 {
+			t.Fatal("no second segment after 200 messages of 64 KiB")
+		}
+		commit(t, s, testEnvelope(mid, 1), testBody(mid, 64<<10))
+		mids = append(mids, mid)
+	}
+	fi, err := os.Stat(filepath.Join(dir, segName(2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An inline segment is zero-filled a mebibyte at a time, by the commits.
+	if fi.Size() != segSize {
+		t.Errorf("segment 2 is %d bytes after its first batch, want the prepared %d", fi.Size(), segSize)
+	}
+	closeSpool(t, s)
+	if files := stageFiles(t, dir); len(files) > 0 {
+		t.Errorf("stage files left after Close: %v", files)
+	}
+	s = openSpool(t, dir, Options{SegmentSize: segSize})
+	defer closeSpool(t, s)
+	if got := s.Messages(); !slices.Equal(got, mids) {
+		t.Errorf("Messages() = %v, want %v", got, mids)
+	}
+	checkMessage(t, s, testEnvelope(mids[len(mids)-1], 1), testBody(mids[len(mids)-1], 64<<10))
 }

@@ -14,6 +14,20 @@ import (
 // once, applies the records to the index and releases the waiters: the
 // group commit. Records queued while one fsync runs form the next batch, so
 // the batch size follows the load with no timer.
+//
+// The commits overlap: while a batch's fdatasync runs (in a goroutine of
+// its own), the writer takes the next batch, writes it and starts its
+// sync too, and only then waits for the first. Two syncs of one file at
+// once cost little more than one, and a commit no longer waits for the
+// whole sync before its own. Batches are released in order: a batch's
+// records are applied and acknowledged only when its own sync and every
+// earlier batch's are done, and when an earlier batch's sync fails the
+// later one fails with it (its bytes are cut off with it, or the spool
+// fails), whatever its own sync said. At most two batches are in flight.
+//
+// What needs the index as of every record written (compaction's copies
+// carry a snapshot of states; a roll trims the segment) waits for the
+// batch in flight first: the writer settles it and works alone.
 
 const (
 	maxBatchBytes   = 8 << 20
@@ -40,30 +54,102 @@ const (
 	compactPauseTime = time.Second
 )
 
+// flight is a batch written to its segment whose sync may still run.
+type flight struct {
+	reqs     []*request
+	copies   []copyRec
+	g        *segment
+	end      int64 // where its records end in g
+	grew     int64 // what g's file grew by
+	extended bool  // it wrote zeros ahead: its sync is no measure of the next
+	synced   chan syncResult
+}
+
+type syncResult struct {
+	err  error
+	took time.Duration
+}
+
 func (s *Spool) run() {
 	defer close(s.done)
+	defer s.discardPrepared()
+	var fl *flight // the batch whose sync runs while the next one is written
 	for {
 		s.delayCommit()
+		if fl != nil && s.needsQuiet(fl) {
+			s.settle(fl, nil)
+			fl = nil
+			s.maintain()
+		}
 		reqs, closed := s.take()
 		var copies []copyRec
-		if !closed && s.failure() == nil && !time.Now().Before(s.compactPause) {
+		if fl == nil && !closed && s.failure() == nil && !time.Now().Before(s.compactPause) {
 			s.compactPause = time.Time{}
 			copies = s.planCompaction()
 		}
 		if len(reqs) == 0 && len(copies) == 0 {
+			if fl != nil {
+				// Nothing to write beside it: its sync, or the next
+				// record, whichever comes first.
+				select {
+				case r := <-fl.synced:
+					fl.synced <- r
+					s.settle(fl, nil)
+					fl = nil
+					s.maintain()
+				case <-s.wake:
+				}
+				continue
+			}
 			if closed {
 				return
 			}
 			s.idle()
 			continue
 		}
-		s.commitBatch(copies, reqs)
-		clear(reqs) // the slice is reused: do not keep bodies alive
-		if s.failure() == nil {
-			s.rollEarly()
+		s.batch, s.spare = s.spare, nil // reqs is next's until it is settled
+		fl = s.writeBatch(copies, reqs, fl)
+		if fl != nil && fl.synced == nil {
+			s.settle(fl, nil) // NoSync: nothing to wait for
+			fl = nil
 		}
-		s.deleteDead()
+		if fl == nil {
+			s.maintain()
+		} else {
+			// Safe beside a batch in flight: a segment is dead by the
+			// index of the batches settled, which the one in flight can
+			// only add records to (in the current segment).
+			s.deleteDead()
+		}
 	}
+}
+
+// maintain is the work after a batch when none is in flight.
+func (s *Spool) maintain() {
+	if s.failure() == nil {
+		s.rollEarly()
+		s.prepareNext()
+	}
+	s.deleteDead()
+}
+
+// needsQuiet reports whether the next turn needs every batch settled: the
+// segment is full (a roll trims it), space is tight (an early roll), or
+// compaction has work (its copies carry a snapshot of recipient states,
+// which must follow every state record written before them).
+func (s *Spool) needsQuiet(fl *flight) bool {
+	if fl.end >= s.opts.SegmentSize || s.failure() != nil || s.tight() {
+		return true
+	}
+	if time.Now().Before(s.compactPause) {
+		return false
+	}
+	for _, g := range s.x.segs {
+		if s.x.compactable(g) {
+			return true
+		}
+	}
+	return false
 }
 
 // idle waits for a record, or for the end of a pause of compaction.
@@ -162,33 +248,41 @@ type copyRec struct {
 
 func (c *copyRec) size() int64 { return int64(len(c.rec)) + c.tail }
 
-func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
+// writeBatch writes a batch after fl (nil: after the records settled),
+// starts its sync, then settles fl. It returns the batch in flight, or nil
+// when it failed (its callers have their error then).
+func (s *Spool) writeBatch(copies []copyRec, reqs []*request, fl *flight) *flight {
 	if err := s.failure(); err != nil {
-		s.finishBatch(reqs, err)
-		return
+		s.finishAfter(fl, reqs, err)
+		return nil
 	}
 	cur := s.x.current()
-	if cur.size >= s.opts.SegmentSize {
-		switch g, err := s.createSegment(cur.seq + 1); {
+	at := cur.size // where the batch starts
+	if fl != nil {
+		at = fl.end
+	}
+	if at >= s.opts.SegmentSize {
+		// needsQuiet settled any batch in flight: fl is nil.
+		switch g, err := s.nextSegment(cur.seq + 1); {
 		case err == nil:
 			s.trim(cur)
 			cur = g
+			at = cur.size
 		case isNoSpace(err):
 			// The full segment takes the batch: a finish record written
 			// now is what lets space be returned.
 		default:
 			s.finishBatch(reqs, s.fail(err))
-			return
+			return nil
 		}
 	}
 	tight := s.tight()
-	oldLen := max(cur.size, cur.zeroEnd)
+	oldLen := max(at, cur.zeroEnd)
 
 	// A staged body, or a large record compaction moves, is copied from
 	// its file between the writes of the records before and after it.
 	iov := s.iov[:0]
-	off := cur.size
-	at := cur.size // where iov is to be written
+	off := at
 	var err error
 	for i := range copies {
 		c := &copies[i]
@@ -241,22 +335,81 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 	clear(iov) // do not keep message bodies alive until the next batch
 	s.iov = iov[:0]
 	if err != nil {
+		// The batch before is settled first: the cut-off goes back to
+		// the last record acknowledged, which may be one of its.
+		s.finishAfter(fl, reqs, nil)
 		s.finishBatch(reqs, s.failWrite(cur, fmt.Errorf("write %s: %w", cur.path, err)))
-		return
+		return nil
 	}
+	next := &flight{reqs: reqs, copies: copies, g: cur, end: off, extended: extended,
+		grew: max(off, cur.zeroEnd) - oldLen}
 	if !s.opts.NoSync {
-		t0 := time.Now()
-		if err := s.syncFile(cur.f); err != nil {
-			s.finishBatch(reqs, s.failWrite(cur, fmt.Errorf("fsync %s: %w", cur.path, err)))
-			return
+		next.synced = make(chan syncResult, 1)
+		go func() {
+			t0 := time.Now()
+			err := s.syncFile(cur.f)
+			next.synced <- syncResult{err, time.Since(t0)}
+		}()
+	}
+	if fl != nil && !s.settle(fl, next) {
+		return nil // failed with fl
+	}
+	return next
+}
+
+// finishAfter settles fl, if any, then fails reqs with err (unless nil).
+func (s *Spool) finishAfter(fl *flight, reqs []*request, err error) {
+	if fl != nil {
+		s.settle(fl, nil)
+	}
+	if err != nil {
+		s.finishBatch(reqs, err)
+	}
+}
+
+// settle waits for fl's sync, then applies its records to the index and
+// releases their callers. next, when not nil, is the batch written after
+// fl, its sync started: if fl's sync failed, next fails with it, and settle
+// returns false.
+func (s *Spool) settle(fl *flight, next *flight) bool {
+	if fl.synced != nil {
+		r := <-fl.synced
+		if r.err != nil {
+			if next != nil && next.synced != nil {
+				<-next.synced // nothing may write or cut g while it syncs
+			}
+			err := s.failWrite(fl.g, fmt.Errorf("fsync %s: %w", fl.g.path, r.err))
+			s.finishBatch(fl.reqs, err)
+			s.recycle(fl)
+			if next != nil {
+				s.finishBatch(next.reqs, err)
+				s.recycle(next)
+			}
+			return false
 		}
-		took := time.Since(t0)
-		if !extended { // a mebibyte of zeros is not what the next batch will cost
-			s.syncTime += (took - s.syncTime) / 8
+		if !fl.extended { // a mebibyte of zeros is not what the next batch will cost
+			s.syncTime += (r.took - s.syncTime) / 8
 		}
-		s.syncHist.observeDuration(took)
+		s.syncHist.observeDuration(r.took)
 		s.nSyncs.Add(1)
 	}
+	s.apply(fl)
+	s.recycle(fl)
+	return true
+}
+
+// recycle keeps a settled batch's slice for a later one.
+func (s *Spool) recycle(fl *flight) {
+	clear(fl.reqs) // do not keep bodies alive
+	if s.spare == nil {
+		s.spare = fl.reqs[:0]
+	}
+}
+
+// apply makes a synced batch's records the index's and releases their
+// callers.
+func (s *Spool) apply(fl *flight) {
+	cur, reqs, copies := fl.g, fl.reqs, fl.copies
 	s.nBatches.Add(1)
 	s.nRecords.Add(uint64(len(reqs)))
 	if len(reqs) > 0 { // not a batch of compaction alone
@@ -266,10 +419,10 @@ func (s *Spool) commitBatch(copies []copyRec, reqs []*request) {
 
 	errs := make([]error, len(reqs))
 	var live int64
-	s.wrote(max(off, cur.zeroEnd) - oldLen) // what the file grew by
+	s.wrote(fl.grew)
 	s.mu.Lock()
-	cur.size = off
-	cur.zeroEnd = max(cur.zeroEnd, off)
+	cur.size = fl.end
+	cur.zeroEnd = max(cur.zeroEnd, fl.end)
 	for _, c := range copies {
 		if c.env == nil {
 			s.x.applyFinish(cur, c.mid)
@@ -374,7 +527,7 @@ func (s *Spool) rollEarly() {
 	if dead < minRollDead || dead*2 < cur.size || !s.tight() {
 		return
 	}
-	if _, err := s.createSegment(cur.seq + 1); err != nil {
+	if _, err := s.nextSegment(cur.seq + 1); err != nil {
 		if !isNoSpace(err) {
 			s.fail(err)
 		}
@@ -398,6 +551,103 @@ func (s *Spool) trim(g *segment) {
 		return
 	}
 	g.zeroEnd = g.size
+}
+
+// prepared is the next segment, made ahead by a goroutine of its own so
+// that zero-filling new segment space is off the commit path: its header
+// and zeros up to SegmentSize written and synced under a stage- name
+// (which Open deletes, should a crash leave one). A roll then only renames
+// it and syncs the directory, and no batch in it grows the file.
+type prepared struct {
+	seq  uint64
+	tmp  string
+	size int64
+	f    *os.File
+	done chan error
+}
+
+// prepareNext starts making the segment after the current one, unless one
+// is made or being made, or space is short: its zeros take SegmentSize of
+// the disk ahead of time, so only a disk with that to spare many times
+// over gets them.
+func (s *Spool) prepareNext() {
+	if s.prep != nil || s.opts.NoSync {
+		return
+	}
+	free, ok := s.freeSpace()
+	if !ok || free < 4*s.opts.SegmentSize+2*max(2*s.space.floor, tightMin) {
+		return
+	}
+	f, err := os.CreateTemp(s.dir, stagePrefix+"segment-*")
+	if err != nil {
+		s.log.Warn("queue: cannot prepare the next segment", "err", err)
+		return
+	}
+	p := &prepared{seq: s.x.current().seq + 1, tmp: f.Name(), size: s.opts.SegmentSize, f: f, done: make(chan error, 1)}
+	s.prep = p
+	s.wrote(p.size)
+	salt := s.salt
+	go func() {
+		hdr := make([]byte, segHeaderSize)
+		putSegHeader(hdr, p.seq, salt)
+		_, err := f.WriteAt(hdr, 0)
+		for off := int64(segHeaderSize); err == nil && off < p.size; off += zeroAhead {
+			_, err = f.WriteAt(zeros[:min(zeroAhead, p.size-off)], off)
+		}
+		if err == nil {
+			// Not s.syncFile, which tests replace to fail the commits'
+			// syncs: this file holds no record yet.
+			err = fdatasync(f)
+		}
+		p.done <- err
+	}()
+}
+
+// nextSegment makes segment seq the current one: the prepared one when it
+// is that segment and was made, else a new one.
+func (s *Spool) nextSegment(seq uint64) (*segment, error) {
+	p := s.prep
+	if p == nil {
+		return s.createSegment(seq)
+	}
+	s.prep = nil
+	err := <-p.done
+	if err == nil && p.seq == seq {
+		path := filepath.Join(s.dir, segName(seq))
+		if err = os.Rename(p.tmp, path); err == nil {
+			if err = s.syncDir(); err != nil {
+				// The name may or may not be durable: nothing is written
+				// in the file yet, so it is used, and the spool fails as
+				// after any other failed sync of its directory.
+				p.f.Close()
+				return nil, s.fail(err)
+			}
+			g := &segment{seq: seq, path: path, f: p.f, salt: s.salt, size: segHeaderSize, zeroEnd: p.size}
+			g.refs.Store(1)
+			s.mu.Lock()
+			s.x.segs = append(s.x.segs, g)
+			s.mu.Unlock()
+			return g, nil
+		}
+	}
+	s.log.Warn("queue: the prepared segment is not used", "segment", seq, "err", err)
+	s.dropPrepared(p)
+	return s.createSegment(seq)
+}
+
+// discardPrepared removes a prepared segment not used (the spool closes).
+func (s *Spool) discardPrepared() {
+	if p := s.prep; p != nil {
+		s.prep = nil
+		<-p.done
+		s.dropPrepared(p)
+	}
+}
+
+func (s *Spool) dropPrepared(p *prepared) {
+	p.f.Close()
+	os.Remove(p.tmp)
+	s.wrote(-p.size)
 }
 
 // createSegment creates segment seq and makes it the current one. No record

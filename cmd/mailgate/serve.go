@@ -221,6 +221,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		DKIM:       cfg.DKIMSigning,
 
 		ListenerEvents: g.metrics.Listener,
+		Pressure:       inbound.NewPressure(cfg.Limits, g.spool.Load, g.events()),
 	}
 	debugByPath := map[string]*maillog.Writer{}
 	debugLog := func(d config.DebugLog) (*maillog.Writer, error) {
