@@ -128,7 +128,7 @@ func FuzzWalk(f *testing.F) {
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=a\r\n\r\n" + strings.Repeat("--a\r\n\r\nx\r\n", 30) + "--a--\r\n"))
 	// The hostile corpus, those small enough to be seeds.
 	for _, m := range badmime.Corpus() {
-		if len(m.Msg) < 64<<10 {
+		if len(m.Msg) < 16<<10 {
 			f.Add(m.Msg)
 		}
 	}
