@@ -155,4 +155,3 @@ func TestRealArchiveBombs(t *testing.T) {
 		}
 	}
 }
-
