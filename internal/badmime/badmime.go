@@ -27,7 +27,7 @@ const (
 
 // Exe is the start of a PE executable: what sniffing calls
 // application/x-msdownload.
-var Exe = "MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + strings.Repeat("\x00", 48) + "This program cannot be run in DOS mode.\r\r\n$"
+var Exe = "MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + strings.Repeat("\x00", 48) + "This program cannot be run in DOS mode.\r\n$" // "\r\r\n" in a real one: a bare CR, which SMTP refuses
 
 // Found is which baits a reader finds.
 type Found struct {
@@ -163,9 +163,29 @@ func WriteLongName(w io.Writer, n int) error {
 	fmt.Fprintf(bw, head, "long name")
 	bw.WriteString("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n" + textPart +
 		"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment")
+	writeContinuation(bw, n)
+	bw.WriteString("\r\n\r\n" + b64(Exe) + "\r\n--b--\r\n")
+	return bw.err
+}
+
+// WriteLongNameTop writes a message of one part, the executable, whose
+// name of n bytes is folded as an RFC 2231 continuation in the message's
+// own header, after its other fields.
+func WriteLongNameTop(w io.Writer, n int) error {
+	bw := &errWriter{w: w}
+	fmt.Fprintf(bw, head, "long name top")
+	bw.WriteString("Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment")
+	writeContinuation(bw, n)
+	bw.WriteString("\r\n\r\n" + b64(Exe) + "\r\n")
+	return bw.err
+}
+
+// writeContinuation writes the parameter filename of n bytes ending in
+// Name as an RFC 2231 continuation, each piece on a line of its own.
+func writeContinuation(bw *errWriter, n int) {
 	const line = 900
 	rest := n
-	for i := 0; rest > 0; i++ {
+	for i := 0; rest > 0 && bw.err == nil; i++ {
 		k := min(line, rest)
 		seg := strings.Repeat("a", k)
 		if rest == k { // the last: it ends the name
@@ -174,8 +194,6 @@ func WriteLongName(w io.Writer, n int) error {
 		fmt.Fprintf(bw, ";\r\n filename*%d=%s", i, seg)
 		rest -= k
 	}
-	bw.WriteString("\r\n\r\n" + b64(Exe) + "\r\n--b--\r\n")
-	return bw.err
 }
 
 // WriteLongNameLine writes a message whose attachment name of n bytes is
