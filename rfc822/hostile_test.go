@@ -124,7 +124,7 @@ func TestFilenameCharsets(t *testing.T) {
 		{"Content-Type: application/octet-stream; name=\"=?x-klingon?B?ZXZpbC5leGU=?=\"", "evil.exe"},
 		{"Content-Type: application/octet-stream; name=\"=?koi8-r?Q?=F0=F2evil.exe?=\"", "\uFFFD\uFFFDevil.exe"},
 		{"Content-Type: application/octet-stream; name=\"=?iso-8859-1?Q?r=E9sum=E9.pdf?=\"", "résumé.pdf"},
-		{"Content-Disposition: attachment; filename*=''evil.exe", "evil.exe"}, // no charset: Go's reading
+		{"Content-Disposition: attachment; filename*=''evil.exe", "evil.exe"}, // no charset: its ASCII
 		{"Content-Disposition: attachment; foo*=x''a; filename=b.txt", "b.txt"},
 	} {
 		p := Parse([]byte(tt.header+"\r\n\r\nMZ"), DefaultLimits)
