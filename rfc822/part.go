@@ -7,7 +7,6 @@ import (
 	"iter"
 	"mime"
 	"mime/quotedprintable"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -274,32 +273,53 @@ func lossy(charset string, b []byte) string {
 	return string(r)
 }
 
-// extendedRE finds an RFC 2231 parameter's first or only extended value:
-// name*=charset'lang'value or name*0*=charset'lang'value.
-var extendedRE = regexp.MustCompile(`(?i)(?:^|;)\s*([a-z0-9_.-]+)\*(?:0\*)?\s*=\s*"?([^'";\s]*)'`)
-
 // extendedParam reads parameter name of a Content-Type or
 // Content-Disposition value when it is an RFC 2231 extended value in a
 // charset other than UTF-8 and US-ASCII: mime.ParseMediaType decodes no
-// other, and drops the parameter, or the first part of a continuation. Its percent-encoded bytes are read as lossy reads them in
-// that charset.
+// other, and drops the parameter, or the first part of a continuation.
+// Its percent-encoded bytes are read as lossy reads them in that charset.
+// Only the parameter's first occurrence is tried, so that a value of
+// thousands of them is read again once, not thousands of times.
 func extendedParam(v, name string) (string, bool) {
 	if !strings.Contains(v, "*") {
 		return "", false
 	}
-	for _, m := range extendedRE.FindAllStringSubmatchIndex(v, -1) {
-		if !strings.EqualFold(v[m[2]:m[3]], name) {
+	off := 0
+	for piece := range strings.SplitSeq(v, ";") {
+		at := off
+		off += len(piece) + 1
+		if at == 0 {
+			continue // the type
+		}
+		p := strings.TrimLeft(piece, " \t\r\n")
+		lead := len(piece) - len(p)
+		key, val, ok := strings.Cut(p, "=")
+		if !ok {
 			continue
 		}
-		charset := v[m[4]:m[5]]
-		if strings.EqualFold(charset, "utf-8") || strings.EqualFold(charset, "us-ascii") {
-			continue // Go read it, or it is broken past this
+		key = strings.TrimSpace(key)
+		k, ok := strings.CutSuffix(key, "*")
+		if !ok {
+			continue
 		}
-		// Read again as UTF-8, the value is its bytes as sent.
-		_, params := parseMediaType(v[:m[4]] + "utf-8" + v[m[5]:])
-		if raw, ok := params[strings.ToLower(name)]; ok {
-			return lossy(charset, []byte(raw)), true
+		k = strings.TrimSuffix(k, "*0")
+		if !strings.EqualFold(k, name) {
+			continue
 		}
+		// The charset: up to the first quote of the value.
+		trimmed := strings.TrimLeft(val, " \t\"")
+		charset, _, ok := strings.Cut(trimmed, "'")
+		if !ok || strings.ContainsAny(charset, " \t\"") || strings.EqualFold(charset, "utf-8") || strings.EqualFold(charset, "us-ascii") {
+			return "", false // Go's to read, or not RFC 2231
+		}
+		// Read again as UTF-8: the value is its bytes as sent.
+		cs := at + lead + len(p) - len(trimmed) // where the charset starts in v
+		_, params := parseMediaType(v[:cs] + "utf-8" + v[cs+len(charset):])
+		raw, ok := params[strings.ToLower(name)]
+		if !ok {
+			return "", false
+		}
+		return lossy(charset, []byte(raw)), true
 	}
 	return "", false
 }
