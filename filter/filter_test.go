@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/internal/badmime"
 	"github.com/mailgate/mailgate/mailauth"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/workqueue"
@@ -317,6 +318,12 @@ func FuzzMatch(f *testing.F) {
 		f.Add(readMsg(f, n))
 	}
 	f.Add(nestedDeep(50))
+	for _, m := range badmime.Corpus() {
+		if len(m.Msg) < 16<<10 {
+			f.Add(m.Msg)
+		}
+	}
+	f.Add(badmime.Siblings(30))
 	fs := parseFilters(f, `
   - name: all
     combine: any

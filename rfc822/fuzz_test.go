@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailgate/mailgate/internal/badmime"
 )
 
 func addSeeds(f *testing.F) {
@@ -124,6 +126,15 @@ func FuzzWalk(f *testing.F) {
 	// Past the limits below: 6 levels of nesting, 30 parts.
 	f.Add([]byte(strings.Repeat("Content-Type: message/rfc822\r\n\r\n", 6) + "x"))
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=a\r\n\r\n" + strings.Repeat("--a\r\n\r\nx\r\n", 30) + "--a--\r\n"))
+	// The hostile corpus, those small enough to be seeds.
+	for _, m := range badmime.Corpus() {
+		if len(m.Msg) < 16<<10 {
+			f.Add(m.Msg)
+		}
+	}
+	f.Add(badmime.Nested(8))
+	f.Add(badmime.Siblings(30))
+	f.Add([]byte("Content-Type: x/y; name*0*=koi8-r'ru'%F0a; name*1*=%41.exe; name*2=\"=?x?Q?b?=\"\r\n\r\n"))
 	lim := Limits{Depth: 4, Parts: 20, HeaderBytes: 200}
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		root := Parse(msg, lim)

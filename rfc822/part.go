@@ -8,6 +8,7 @@ import (
 	"mime"
 	"mime/quotedprintable"
 	"strings"
+	"unicode/utf8"
 )
 
 // Part is a message or one MIME part of it, and the parts inside it.
@@ -165,19 +166,34 @@ func (p *Part) readFields() {
 	if v, ok := p.Header.Get("Content-Type"); ok {
 		if t, params := parseMediaType(v); strings.Contains(t, "/") {
 			p.Type, p.Params = t, params
+			if name, ok := extendedParam(v, "name"); ok {
+				if p.Params == nil {
+					p.Params = map[string]string{}
+				}
+				p.Params["name"] = name
+			}
 		}
 	}
 	if v, ok := p.Header.Get("Content-Disposition"); ok {
 		var params map[string]string
 		p.Disposition, params = parseMediaType(v)
 		p.Filename = params["filename"]
+		if name, ok := extendedParam(v, "filename"); ok {
+			p.Filename = name
+		}
 	}
 	if p.Filename == "" {
 		p.Filename = p.Params["name"]
 	}
 	// RFC 2047 words in a parameter are against RFC 2047 (5, 8) and written
-	// by the most common mail clients.
-	p.Filename = DecodeWords(p.Filename)
+	// by the most common mail clients. A name in a charset the standard
+	// library does not know is still read, as far as it is ASCII: the
+	// extension a filter looks for is.
+	if strings.Contains(p.Filename, "=?") {
+		if d, err := nameDecoder.DecodeHeader(p.Filename); err == nil {
+			p.Filename = d
+		}
+	}
 	if v, ok := p.Header.Get("Content-Transfer-Encoding"); ok && v != "" {
 		p.Encoding = strings.ToLower(v)
 	}
@@ -215,6 +231,97 @@ func parseMediaType(v string) (string, map[string]string) {
 		return t, nil
 	}
 	return t, params
+}
+
+// nameDecoder decodes the RFC 2047 words of a file name, in any charset:
+// those the standard library does not know (it knows UTF-8, ISO-8859-1
+// and US-ASCII) as lossy does.
+var nameDecoder = mime.WordDecoder{CharsetReader: func(charset string, r io.Reader) (io.Reader, error) {
+	b, err := io.ReadAll(r) // an encoded word: bounded by its header
+	if err != nil {
+		return nil, err
+	}
+	return strings.NewReader(lossy(charset, b)), nil
+}}
+
+// lossy reads b in charset without a table for it: UTF-8 as it is (invalid
+// sequences replaced), ISO-8859-1 and Windows-1252 byte by byte (the
+// latter's 0x80-0x9f aside), any other charset's ASCII bytes as they are
+// and the rest as U+FFFD. Names are for matching, not for display: "evil.exe"
+// must read as such whatever charset its sender claimed.
+func lossy(charset string, b []byte) string {
+	switch strings.ToLower(charset) {
+	case "utf-8", "utf8", "us-ascii":
+		return strings.ToValidUTF8(string(b), "\uFFFD")
+	case "iso-8859-1", "latin1", "windows-1252", "cp1252":
+		r := make([]rune, len(b))
+		for i, c := range b {
+			r[i] = rune(c)
+			if 0x80 <= c && c < 0xa0 {
+				r[i] = utf8.RuneError
+			}
+		}
+		return string(r)
+	}
+	r := make([]rune, len(b))
+	for i, c := range b {
+		r[i] = rune(c)
+		if c >= 0x80 {
+			r[i] = utf8.RuneError
+		}
+	}
+	return string(r)
+}
+
+// extendedParam reads parameter name of a Content-Type or
+// Content-Disposition value when it is an RFC 2231 extended value in a
+// charset other than UTF-8 and US-ASCII: mime.ParseMediaType decodes no
+// other, and drops the parameter, or the first part of a continuation.
+// Its percent-encoded bytes are read as lossy reads them in that charset.
+// Only the parameter's first occurrence is tried, so that a value of
+// thousands of them is read again once, not thousands of times.
+func extendedParam(v, name string) (string, bool) {
+	if !strings.Contains(v, "*") {
+		return "", false
+	}
+	off := 0
+	for piece := range strings.SplitSeq(v, ";") {
+		at := off
+		off += len(piece) + 1
+		if at == 0 {
+			continue // the type
+		}
+		p := strings.TrimLeft(piece, " \t\r\n")
+		lead := len(piece) - len(p)
+		key, val, ok := strings.Cut(p, "=")
+		if !ok {
+			continue
+		}
+		key = strings.TrimSpace(key)
+		k, ok := strings.CutSuffix(key, "*")
+		if !ok {
+			continue
+		}
+		k = strings.TrimSuffix(k, "*0")
+		if !strings.EqualFold(k, name) {
+			continue
+		}
+		// The charset: up to the first quote of the value.
+		trimmed := strings.TrimLeft(val, " \t\"")
+		charset, _, ok := strings.Cut(trimmed, "'")
+		if !ok || strings.ContainsAny(charset, " \t\"") || strings.EqualFold(charset, "utf-8") || strings.EqualFold(charset, "us-ascii") {
+			return "", false // Go's to read, or not RFC 2231
+		}
+		// Read again as UTF-8: the value is its bytes as sent.
+		cs := at + lead + len(p) - len(trimmed) // where the charset starts in v
+		_, params := parseMediaType(v[:cs] + "utf-8" + v[cs+len(charset):])
+		raw, ok := params[strings.ToLower(name)]
+		if !ok {
+			return "", false
+		}
+		return lossy(charset, []byte(raw)), true
+	}
+	return "", false
 }
 
 // multipart splits p.Body at its boundary's delimiter lines (RFC 2046

@@ -33,6 +33,7 @@ var engine = enginetest.Shared{Start: func() (*enginetest.Engine, error) { retur
 func TestMain(m *testing.M) {
 	code := m.Run()
 	engine.Stop()
+	guarded.Stop()
 	os.Exit(code)
 }
 

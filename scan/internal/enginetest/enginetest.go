@@ -274,7 +274,11 @@ func Spamd() (*Engine, error) {
 // MD5 (ClamAV reports it "Eicar-Test-Signature.UNOFFICIAL"), a
 // StreamMaxLength of streamMax bytes, encrypted archives reported
 // (AlertEncrypted), on a loopback port and a Unix socket.
-func Clamd(streamMax int64) (*Engine, error) {
+func Clamd(streamMax int64) (*Engine, error) { return ClamdWith(streamMax, "") }
+
+// ClamdWith is Clamd with more clamd.conf lines (limits, alerts), each
+// ending in a newline.
+func ClamdWith(streamMax int64, conf string) (*Engine, error) {
 	bin, err := exec.LookPath("clamd")
 	if err != nil {
 		if bin, err = exec.LookPath("/usr/sbin/clamd"); err != nil {
@@ -304,10 +308,10 @@ func Clamd(streamMax int64) (*Engine, error) {
 		if os.Geteuid() == 0 {
 			user = "User root\n"
 		}
-		conf := fmt.Sprintf("TCPSocket %d\nTCPAddr 127.0.0.1\nLocalSocket %s\nDatabaseDirectory %s\nForeground yes\n%s"+
+		cf := fmt.Sprintf("TCPSocket %d\nTCPAddr 127.0.0.1\nLocalSocket %s\nDatabaseDirectory %s\nForeground yes\n%s"+
 			"StreamMaxLength %d\nLogFile %s\nScanMail yes\nScanArchive yes\nAlertEncrypted yes\nMaxThreads 4\n",
-			port, unix, db, user, streamMax, filepath.Join(dir, "clamd.log"))
-		if err := os.WriteFile(filepath.Join(dir, "clamd.conf"), []byte(conf), 0o644); err != nil {
+			port, unix, db, user, streamMax, filepath.Join(dir, "clamd.log")) + conf
+		if err := os.WriteFile(filepath.Join(dir, "clamd.conf"), []byte(cf), 0o644); err != nil {
 			return nil, err
 		}
 		ping := func() error {
