@@ -38,6 +38,11 @@ type Options struct {
 	// MaxDestinations caps the label values of destinations not named in
 	// Destinations; 0: 50.
 	MaxDestinations int
+	// The configured names that bound the labels of the mail pipeline's
+	// metrics (pipeline.go): the zones of the HATs' dnslist rules, the
+	// stages the work queue runs, the content filters among them, the
+	// quarantines. A name not listed is counted as "other".
+	DNSLists, Stages, ContentFilters, Quarantines []string
 }
 
 // OtherDestination is the label value of the destinations beyond the cap.
@@ -70,6 +75,9 @@ type Metrics struct {
 	bounced      *prometheus.CounterVec   // destination
 	dsns         prometheus.Counter
 	dropped      *prometheus.CounterVec // reason
+
+	// Authentication, DNS lists, signing, stages, quarantines.
+	pipe pipeline
 }
 
 // New makes the metrics and registers them, with Go's runtime and the
@@ -121,6 +129,8 @@ func New(o Options) *Metrics {
 	m.register(m.dsns)
 	m.dropped = counter("mailgate_dropped_messages_total",
 		"Messages dropped without a bounce, by reason (double-bounce: a bounce that bounced; or what dropped it).", "reason")
+
+	m.newPipeline(o, counter)
 
 	m.register(&scrape{m: m})
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

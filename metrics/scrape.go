@@ -8,7 +8,9 @@ import (
 
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/outbound"
+	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/workqueue"
 )
 
 // Sources are the parts whose state is read at each scrape. Each may be
@@ -29,6 +31,9 @@ type Sources struct {
 	SyslogDropped func() uint64
 	// Problems says what keeps the gateway from being ready (health.Checker).
 	Problems func() []string
+	// WorkQueue and Quarantines: nil without mail_policies.
+	WorkQueue   *workqueue.Queue
+	Quarantines *quarantine.Store
 }
 
 type sources struct {
@@ -60,6 +65,12 @@ func (m *Metrics) Watch(s Sources) {
 	if s.Problems != nil {
 		cur.Problems = s.Problems
 	}
+	if s.WorkQueue != nil {
+		cur.WorkQueue = s.WorkQueue
+	}
+	if s.Quarantines != nil {
+		cur.Quarantines = s.Quarantines
+	}
 }
 
 func (m *Metrics) sources() Sources {
@@ -89,6 +100,12 @@ var (
 	trackLag        = desc("mailgate_tracking_lag_seconds", "Age of the oldest log entry not yet in the tracking store; 0 when it holds everything.")
 	syslogDropped   = desc("mailgate_syslog_dropped_messages_total", "Messages the syslog receiver dropped (from senders not allowed).")
 	ready           = desc("mailgate_ready", "1 when the gateway is ready to take mail (as /readyz says), else 0.")
+	workMessages    = desc("mailgate_workqueue_messages", "Messages in the work queue: waiting for a worker, being worked on, or waiting to retry a stage that failed.")
+	workOldest      = desc("mailgate_workqueue_oldest_message_age_seconds", "Age of the oldest message in the work queue; 0 when it is empty.")
+	workIn          = desc("mailgate_workqueue_in_messages_total", "Messages the work queue took in (split children included).")
+	workOut         = desc("mailgate_workqueue_out_messages_total", "Messages the work queue handed to delivery, quarantined or dropped.")
+	quarMessages    = prometheus.NewDesc("mailgate_quarantine_messages", "Messages held in each quarantine.", []string{"quarantine"}, nil)
+	quarBytes       = prometheus.NewDesc("mailgate_quarantine_bytes", "Size of the messages held in each quarantine (what its max_size bounds).", []string{"quarantine"}, nil)
 )
 
 // scrape reads the Sources when Prometheus asks.
@@ -96,7 +113,8 @@ type scrape struct{ m *Metrics }
 
 func (c *scrape) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{queueMessages, queueRcpts, queueOldest, spoolBytes, activeMessages, waitingMessages,
-		outConns, batchRecords, syncSeconds, logErrors, logLost, logDropped, trackDropped, trackLost, trackLag, syslogDropped, ready} {
+		outConns, batchRecords, syncSeconds, logErrors, logLost, logDropped, trackDropped, trackLost, trackLag, syslogDropped, ready,
+		workMessages, workOldest, workIn, workOut, quarMessages, quarBytes} {
 		ch <- d
 	}
 }
@@ -152,6 +170,23 @@ func (c *scrape) Collect(ch chan<- prometheus.Metric) {
 			v = 0
 		}
 		gauge(ready, v)
+	}
+	if s.WorkQueue != nil {
+		st := s.WorkQueue.Status()
+		gauge(workMessages, float64(st.Messages))
+		age := 0.0
+		if !st.Oldest.IsZero() {
+			age = max(now.Sub(st.Oldest).Seconds(), 0)
+		}
+		gauge(workOldest, age)
+		counter(workIn, float64(st.In))
+		counter(workOut, float64(st.Out))
+	}
+	if s.Quarantines != nil {
+		for _, q := range s.Quarantines.Quarantines() {
+			ch <- prometheus.MustNewConstMetric(quarMessages, prometheus.GaugeValue, float64(q.Messages), q.Name)
+			ch <- prometheus.MustNewConstMetric(quarBytes, prometheus.GaugeValue, float64(q.Bytes), q.Name)
+		}
 	}
 }
 

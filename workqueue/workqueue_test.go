@@ -69,6 +69,8 @@ type harness struct {
 	q      *Queue
 	stages map[string]Stage
 	pol    *policy.MailPolicies
+	// stageRan, if set before open, is Options.StageRan.
+	stageRan func(StageRun)
 
 	mu     sync.Mutex
 	runs   []string
@@ -161,7 +163,8 @@ func (h *harness) open() {
 		t.Fatal(err)
 	}
 	h.q, err = New(Options{Spool: h.spool, IDs: h.ids, Policies: h.pol, Workers: 3, Stages: h.stages,
-		Next: h.next, Events: h.lines, Logger: quiet, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond})
+		Next: h.next, Events: h.lines, Logger: quiet, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+		StageRan: h.stageRan})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,6 +521,80 @@ func TestAuthResults(t *testing.T) {
 	for range 2 { // the executives' child and DEFAULT's parent
 		if g := <-got; g != "pass sender.net" {
 			t.Errorf("with results: %q", g)
+		}
+	}
+}
+
+// TestStageRan: the hook hears of every run of every stage, in order, with
+// its verdict or its error and the time it took; a failed run and a
+// verdict the queue cannot carry out are errors.
+func TestStageRan(t *testing.T) {
+	h := newHarness(t, "")
+	var mu sync.Mutex
+	var runs []StageRun
+	h.stageRan = func(r StageRun) {
+		mu.Lock()
+		runs = append(runs, r)
+		mu.Unlock()
+	}
+	failed := false
+	h.stages["virus"] = &recStage{name: "virus", h: h, verdict: func(m *Message) Verdict {
+		if strings.HasPrefix(m.Env.Rcpts[0].Addr, "drop") {
+			return Verdict{Action: Drop, By: "antivirus"}
+		}
+		return Verdict{}
+	}, fail: func(m *Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.HasPrefix(m.Env.Rcpts[0].Addr, "flaky") && !failed {
+			failed = true
+			return errors.New("engine down")
+		}
+		return nil
+	}}
+	h.stages["spam"] = &recStage{name: "spam", h: h, verdict: func(m *Message) Verdict {
+		if strings.HasPrefix(m.Env.Rcpts[0].Addr, "ceo") {
+			return Verdict{Action: Quarantine, Quarantine: "Spam"} // no quarantines: not supported
+		}
+		return Verdict{}
+	}}
+	h.open()
+	h.q.Start()
+	for _, rcpt := range []string{"drop@other.org", "flaky@other.org", "ceo@example.com"} {
+		env := h.commit(rcpt)
+		h.q.Submit(env)
+	}
+	type run struct{ stage, outcome string }
+	want := []run{{"virus", "drop"}, {"virus", "error"}, {"virus", "deliver"}, {"spam", "error"}}
+	got := func() []run {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []run
+		for _, r := range runs {
+			o := r.Verdict.Action.String()
+			if r.Err != nil {
+				o = "error"
+			}
+			if r.Took <= 0 || r.Took > time.Minute {
+				t.Errorf("%s took %v", r.Stage, r.Took)
+			}
+			out = append(out, run{r.Stage, o})
+		}
+		return out
+	}
+	wait.Until(t, "the runs heard", func() bool {
+		g := got()
+		for _, w := range want {
+			if !slices.Contains(g, w) {
+				return false
+			}
+		}
+		return true
+	})
+	// Each run once, but the held message's, retried; nothing else.
+	for _, r := range got() {
+		if !slices.Contains(want, r) {
+			t.Errorf("a run %+v not made", r)
 		}
 	}
 }
