@@ -1,9 +1,11 @@
 // Package metrics exports the gateway's counters and gauges in
 // Prometheus' text format. The counters are fed from the event stream
-// (one event.Sink per listener, one for the delivery side) and from the
-// queue manager's attempts; the gauges are read from the gateway's parts
-// when Prometheus scrapes (the queue, the spool's group commit, the mail
-// log's failures, the tracking feed, the syslog receiver, readiness).
+// (one event.Sink per listener, one for the delivery side, the work queue
+// and the quarantines), from the queue manager's attempts, the work
+// queue's stage runs and the DNS lists' failures; the gauges are read from
+// the gateway's parts when Prometheus scrapes (the queue, the spool's
+// group commit, the mail log's failures, the tracking feed, the syslog
+// receiver, readiness, the work queue, the quarantines).
 //
 // Every metric is named mailgate_..., with its unit in the name and _total
 // on counters. Label values are bounded: listeners are configured, causes

@@ -114,6 +114,9 @@ func TestPipelineCounts(t *testing.T) {
 		{"mailgate_quarantine_released_messages_total", []string{"quarantine", "Policy", "reason", "manual"}, 1},
 		{"mailgate_quarantine_released_messages_total", []string{"quarantine", "Virus", "reason", "queue full"}, 1},
 		{"mailgate_quarantine_deleted_messages_total", []string{"quarantine", "Policy", "reason", "expired"}, 1},
+		// "from all quarantines" follows the lines of each: not counted again.
+		{"mailgate_quarantine_released_messages_total", []string{"quarantine", "other"}, -1},
+		{"mailgate_quarantine_deleted_messages_total", []string{"quarantine", "other"}, -1},
 		{"mailgate_dropped_messages_total", []string{"reason", "content filter 'c_hit'"}, 1}, // the work queue's drops come through Delivery
 		{"mailgate_stage_runs_total", []string{"stage", "c_hit", "outcome", "quarantine"}, 1},
 		{"mailgate_stage_runs_total", []string{"stage", "c_hit", "outcome", "deliver"}, 1},
