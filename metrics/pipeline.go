@@ -20,10 +20,14 @@ import (
 // Bounded label values.
 var (
 	spfIdentities = set("helo", "mailfrom")
-	spfResults    = set("pass", "fail", "softfail", "neutral", "none", "temperror", "permerror")
-	dkimResults   = set("pass", "permfail", "tempfail", "neutral", "none", "malformed")
-	dmarcResults  = set("pass", "fail", "temperror", "permerror", "none")
-	exitReasons   = set("expired", "manual", "queue full")
+	// spfResults maps the SPF lines' words (the ESA's capitalized ones,
+	// and RFC 7208's) to the label's, without an allocation.
+	spfResults = map[string]string{"Pass": "pass", "Fail": "fail", "SoftFail": "softfail", "Neutral": "neutral",
+		"None": "none", "TempError": "temperror", "PermError": "permerror", "pass": "pass", "fail": "fail",
+		"softfail": "softfail", "neutral": "neutral", "none": "none", "temperror": "temperror", "permerror": "permerror"}
+	dkimResults  = set("pass", "permfail", "tempfail", "neutral", "none", "malformed")
+	dmarcResults = set("pass", "fail", "temperror", "permerror", "none")
+	exitReasons  = set("expired", "manual", "queue full")
 )
 
 // other is the label value of a word not in a bounded set.
@@ -109,7 +113,11 @@ func (m *Metrics) newPipeline(o Options, counter func(name, help string, labels 
 func (p *pipeline) authEvent(ev event.Event) {
 	switch ev := ev.(type) {
 	case event.SPFVerdict:
-		p.spf.WithLabelValues(bounded(spfIdentities, ev.Identity), bounded(spfResults, strings.ToLower(ev.Result))).Inc()
+		result, ok := spfResults[ev.Result]
+		if !ok {
+			result = other
+		}
+		p.spf.WithLabelValues(bounded(spfIdentities, ev.Identity), result).Inc()
 	case event.DKIMVerdict:
 		p.dkim.WithLabelValues(bounded(dkimResults, ev.Result)).Inc()
 	case event.DMARCVerdict:
