@@ -15,6 +15,12 @@ func (m Message) MarshalJSON() ([]byte, error) {
 	if m.Recipients == nil {
 		m.Recipients = []Recipient{}
 	}
+	if m.SPF == nil {
+		m.SPF = []SPFCheck{}
+	}
+	if m.DKIM == nil {
+		m.DKIM = []DKIMCheck{}
+	}
 	return json.Marshal(struct {
 		plain
 		Started  *time.Time `json:"started"`

@@ -18,7 +18,7 @@ func (r *mrec) fold(e event.Entry, text string, c *crec, mid uint64) {
 	}
 	if c != nil && c.Kind == event.InboundConn {
 		r.fromConn(c)
-		if c.ID == r.ICID && !slices.Contains(c.MIDs, mid) {
+		if c.ID == r.ICID && !slices.Contains(c.MIDs, mid) && r.splitFrom() == 0 {
 			c.MIDs = append(c.MIDs, mid)
 			c.dirty = true
 		}
@@ -95,7 +95,13 @@ func (r *mrec) fold(e event.Entry, text string, c *crec, mid uint64) {
 		r.Finished = e.Time
 		if ev.Status == event.FinishedAborted && r.AbortReason == "" {
 			if c != nil && c.failed != "" {
-				r.Status, r.AbortReason, r.AbortState = Rejected, c.failed, "data"
+				// Refused at the end of DATA, or at MAIL FROM (SPF, a
+				// full spool) when no recipient came before.
+				state := "data"
+				if r.phase == "mail" {
+					state = "mail"
+				}
+				r.Status, r.AbortReason, r.AbortState = Rejected, c.failed, state
 				r.settleOpen(Rejected, "", c.failed, e)
 			} else {
 				kind := AbortUnknown
@@ -172,7 +178,9 @@ func (r *mrec) fold(e event.Entry, text string, c *crec, mid uint64) {
 			rc.Response = "deleted from the queue by the administrator"
 		}
 	default:
-		r.foldPipeline(e, mid, text)
+		if !r.foldAuth(e.Event) {
+			r.foldPipeline(e, mid, text)
+		}
 	}
 }
 
@@ -192,6 +200,9 @@ func (r *mrec) fromConn(c *crec) {
 	}
 	if r.SenderGroup == "" {
 		r.SenderGroup = c.SenderGroup
+	}
+	if r.DNSList == "" {
+		r.DNSList = c.DNSList
 	}
 	r.dirty = true
 }
@@ -320,8 +331,14 @@ func (r *mrec) settle() {
 		return
 	}
 	final, delayed, bounced, quarantined, dropped, n := true, false, false, false, 0, 0
+	split := 0
 	for _, rc := range r.Recipients {
 		if rc.RID < 0 {
+			continue
+		}
+		if rc.Status == Split {
+			// Gone on as another message: its end is that one's.
+			split++
 			continue
 		}
 		n++
@@ -340,6 +357,8 @@ func (r *mrec) settle() {
 		}
 	}
 	switch {
+	case n == 0 && split > 0:
+		r.Status = Split
 	case n == 0 && r.rejected() > 0:
 		r.Status = Rejected
 	case !final && quarantined:
@@ -411,6 +430,7 @@ func (c *crec) fold(e event.Entry, t *Tracker) {
 		}
 	case event.HATMatch:
 		c.SenderGroup = ev.Group
+		c.DNSList = DNSListZone(ev.Rule)
 	case event.NewDCID:
 		c.RemoteIP = ev.RemoteIP
 	case event.ConnectionError:

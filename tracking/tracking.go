@@ -39,15 +39,20 @@ const (
 	// outbreak quarantine, the spam quarantine); a release goes on to
 	// delivery, a deletion drops it.
 	Quarantined Status = "quarantined"
+	// Split: the recipient went on as another message, which a split made
+	// (a per-recipient mail policy, the ESA's safelist/blocklist) and which
+	// holds its end; a message all of whose recipients went on so has it
+	// too. Nothing more is expected for it in this message.
+	Split Status = "split"
 )
 
 // Statuses lists every Status, in the order a message goes through them.
-var Statuses = []Status{Receiving, Queued, Quarantined, Delayed, Delivered, Bounced, Aborted, Rejected, Dropped}
+var Statuses = []Status{Receiving, Queued, Split, Quarantined, Delayed, Delivered, Bounced, Aborted, Rejected, Dropped}
 
 // Final reports whether nothing more is expected for a recipient in s.
 func (s Status) Final() bool {
 	switch s {
-	case Delivered, Bounced, Rejected, Dropped, Aborted:
+	case Delivered, Bounced, Rejected, Dropped, Aborted, Split:
 		return true
 	}
 	return false
@@ -149,6 +154,12 @@ type Message struct {
 	BounceOf    uint64      `json:"bounce_of"`    // for a DSN the gateway generated: the MID that bounced
 	Updated     time.Time   `json:"updated"`      // time of the newest line
 
+	// The sender-authentication results its lines give (auth.go).
+	SPF     []SPFCheck  `json:"spf"`     // one per identity checked: helo, mailfrom (pra on old ESAs)
+	DKIM    []DKIMCheck `json:"dkim"`    // one per signature verified, in the log's order
+	DMARC   *DMARCCheck `json:"dmarc"`   // nil when no DMARC line was logged
+	DNSList string      `json:"dnslist"` // the DNS list zone whose HAT rule placed the client; "" for another rule
+
 	Lines []Line `json:"-"` // the message's own lines, in order
 }
 
@@ -179,7 +190,8 @@ type Conn struct {
 	State       string         `json:"state"` // SMTP state when it ended
 	LastCommand string         `json:"last_command"`
 	DataBytes   int64          `json:"data_bytes"`
-	MIDs        []uint64       `json:"mids"` // messages begun on it (ICID), in order
+	MIDs        []uint64       `json:"mids"`    // messages begun on it (ICID), in order
+	DNSList     string         `json:"dnslist"` // the DNS list zone of the HAT rule that matched ("match dnslist[zone]")
 	Lines       []Line         `json:"-"`
 }
 
@@ -219,6 +231,10 @@ type Query struct {
 	RemoteIP  string
 	Status    Status
 	Abort     Abort
+	SPF       string    // the MAIL FROM identity's SPF result (SPFResults)
+	DKIM      string    // a DKIM signature's result (DKIMResults)
+	DMARC     string    // the DMARC result (DMARCResults)
+	DNSList   string    // the DNS list zone that placed the client
 	Since     time.Time // Started at or after
 	Until     time.Time // Started before
 	Limit     int       // 0: DefaultLimit

@@ -21,7 +21,6 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -610,6 +609,7 @@ func (q *Queue) split(ctx context.Context, env *queue.Envelope, rcpts []queue.Re
 	var moved []int
 	var children []*job
 	var lines []event.Split
+	var envs []queue.Envelope // the children's, for their From and To lines
 	var err error
 	for _, g := range groups[1:] {
 		var mid uint64
@@ -630,6 +630,7 @@ func (q *Queue) split(ctx context.Context, env *queue.Envelope, rcpts []queue.Re
 		}
 		children = append(children, &job{mid: mid, arrived: env.Received, parentMoved: true})
 		lines = append(lines, event.Split{MID: env.MID, NewMID: mid, Reason: "a per-recipient policy " + g.Policy.Name})
+		envs = append(envs, child)
 	}
 	if len(children) == 0 {
 		return err
@@ -647,6 +648,14 @@ func (q *Queue) split(ctx context.Context, env *queue.Envelope, rcpts []queue.Re
 	}
 	for i, ev := range lines {
 		q.emit(ev)
+		// As the ESA does after its split line, the child's envelope, as a
+		// message the gateway injects itself (ICID 0); its RIDs are its
+		// parent's, as in its delivery lines. Tracking takes the child's
+		// recipients, and the parent's that went on, from these.
+		q.emit(event.MailFrom{MID: envs[i].MID, ICID: 0, From: envs[i].From})
+		for _, r := range envs[i].Rcpts {
+			q.emit(event.RcptTo{MID: envs[i].MID, ICID: 0, RID: r.RID, To: r.Addr})
+		}
 		q.in.Add(1)
 		q.rate.add(time.Now(), 1, 0)
 		q.push(children[i])
@@ -697,14 +706,4 @@ func (q *Queue) drop(ctx context.Context, mid uint64, by string) error {
 	q.rate.add(time.Now(), 0, 1)
 	q.unclaim(mid)
 	return nil
-}
-
-// headerBlock is header fields as the work record holds them.
-func headerBlock(fields []string) string {
-	var b strings.Builder
-	for _, h := range fields {
-		b.WriteString(h)
-		b.WriteString("\r\n")
-	}
-	return b.String()
 }

@@ -87,6 +87,8 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 			"A 4xx reply is the next hop asking us to come back later (greylisting, rate limits, a full disk); Connection Error lines mean it could not be reached at all: check DNS, routing and its firewall.")
 	case tracking.Quarantined:
 		x = e.quarantined()
+	case tracking.Split:
+		x = e.split()
 	case tracking.Queued:
 		x.Summary = "Queued for delivery: accepted, and no delivery attempt has finished yet."
 		if l := e.line("MID " + itoa(m.MID) + " ready "); l != "" {
@@ -96,6 +98,9 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 			// Its recipients went on in another message, which holds
 			// their ends.
 			x.Summary = fmt.Sprintf("Accepted, and it went on as MID %d (%s): follow that message.", on.MID, on.Relation)
+			if s := wentOnText[on.Relation]; s != "" {
+				x.Summary = fmt.Sprintf("Accepted, and "+s+": follow that message.", on.MID, byWhom(on.Line))
+			}
 			if on.Line != "" {
 				x.Why = append(x.Why, "The log says "+q(on.Line)+".")
 			}
@@ -113,9 +118,18 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 	case tracking.Receiving:
 		x.Summary = "The message is being received, or the log ends before its injection ended."
 	}
+	switch m.Status {
+	case tracking.Rejected, tracking.Aborted, tracking.Receiving:
+	default:
+		// Accepted: what its authentication showed, that the gateway let
+		// through.
+		why, next := e.authNotes()
+		x.Why, x.Next = append(x.Why, why...), append(x.Next, next...)
+	}
 	if len(from) > 0 {
 		x.Why = append([]string{"It came from " + from + "."}, x.Why...)
 	}
+	x.Why = append(x.Why, e.splitWhy()...)
 	if m.BounceOf != 0 {
 		x.Why = append(x.Why, fmt.Sprintf("This message is the delivery status notification (bounce) the gateway generated for MID %d.", m.BounceOf))
 	}
@@ -447,6 +461,9 @@ func hasRejected(m *tracking.Message) bool {
 // rejected explains a message the gateway refused while receiving it.
 func (e *ex) rejected() Explanation {
 	m := e.m
+	if x, ok := e.authRefused(); ok {
+		return x
+	}
 	var x Explanation
 	x.Summary = "Rejected: the gateway refused the message while receiving it, so it never entered the queue."
 	if m.Accepted() == 0 && hasRejected(m) {

@@ -260,7 +260,8 @@ function renderMessage(d) {
   renderExplanation(d.explanation || {});
   renderFacts(byId('envelope'), envelopeFacts(m, d.links || []));
   renderFacts(byId('sending-host'), hostFacts(m, inbound));
-  renderRecipients(m.recipients || []);
+  renderAuth(m);
+  renderRecipients(m.recipients || [], m.host);
   renderConnections(conns);
   renderTimeline(d.timeline || []);
 }
@@ -338,7 +339,41 @@ function renderFacts(table, facts) {
   for (const [name, value] of facts) tbody.append(el('tr', {}, el('th', { scope: 'row' }, name), el('td', {}, value)));
 }
 
-function renderRecipients(recipients) {
+// renderAuth shows what the message's SPF, DKIM and DMARC lines and its
+// HAT's DNS list said; the block is hidden when its log has none.
+function renderAuth(m) {
+  const rows = [];
+  for (const s of m.spf || []) rows.push(['SPF', s.result, `${s.identity} ${s.address}`, '']);
+  for (const d of m.dkim || []) {
+    rows.push(['DKIM', d.result, d.domain ? `d=${d.domain} s=${d.selector}` : '—', d.reason || '']);
+  }
+  if (m.dmarc) {
+    const aligned = m.dmarc.domain
+      ? `SPF aligned ${m.dmarc.spf_aligned ? 'yes' : 'no'}, DKIM aligned ${m.dmarc.dkim_aligned ? 'yes' : 'no'}` : '';
+    rows.push(['DMARC', m.dmarc.result, m.dmarc.domain ? `From: ${m.dmarc.domain}` : '—', aligned]);
+  }
+  if (m.dnslist) rows.push(['DNS list', 'listed', m.remote_ip || '—', `placed in sender group ${m.sender_group || '—'} by ${m.dnslist}`]);
+  const tbody = clear(byId('auth-results').tBodies[0]);
+  for (const [check, result, identity, detail] of rows) {
+    tbody.append(el('tr', { 'data-testid': 'auth-row', 'data-check': check, 'data-result': result },
+      el('th', { scope: 'row' }, check),
+      el('td', {}, el('span', { class: `badge auth-${AUTH_GOOD.includes(result) ? 'good' : 'bad'}` }, result)),
+      el('td', {}, identity), el('td', {}, detail)));
+  }
+  byId('auth').hidden = !rows.length;
+}
+
+// The results that are no sign of forgery.
+const AUTH_GOOD = ['pass', 'none', 'neutral'];
+
+// splitLink makes "split off to MID n (...)" a link to MID n's page.
+function splitLink(r, host) {
+  const m = r.status === 'split' && /^split off to MID (\d+)(.*)$/.exec(r.response || '');
+  if (!m) return r.response || '';
+  return el('span', {}, 'split off to ', el('a', { href: messageHash(host, Number(m[1])), 'data-testid': 'split-link' }, `MID ${m[1]}`), m[2]);
+}
+
+function renderRecipients(recipients, host) {
   const tbody = clear(byId('recipients').tBodies[0]);
   if (!recipients.length) tbody.append(el('tr', { class: 'placeholder' }, el('td', { colspan: 8 }, 'No recipient was accepted.')));
   for (const r of recipients) {
@@ -347,7 +382,7 @@ function renderRecipients(recipients) {
       el('td', {}, r.address),
       el('td', { class: 'nowrap' }, statusBadge(r.status)),
       el('td', {}, r.code || ''),
-      el('td', { class: 'reply', 'data-testid': 'recipient-reply' }, r.response || ''),
+      el('td', { class: 'reply', 'data-testid': 'recipient-reply' }, splitLink(r, host)),
       el('td', {}, r.dcid ? String(r.dcid) : ''),
       el('td', { class: 'nowrap' }, r.next_retry ? formatTime(r.next_retry) : ''),
       el('td', { class: 'nowrap' }, formatTime(r.time))));
