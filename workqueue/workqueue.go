@@ -82,9 +82,9 @@ type Options struct {
 	// nil: a quarantine verdict holds the message in the work queue.
 	Quarantines *quarantine.Store
 	// StageRan, if set, is told of each run of a stage, after it (the
-	// metrics' stage counts and latencies). It is called by the workers:
-	// it must be quick and must not block. Nil costs nothing, not even
-	// the clock.
+	// metrics' stage counts and latencies), but of those Stop cut short.
+	// It is called by the workers: it must be quick and must not block.
+	// Nil costs nothing, not even the clock.
 	StageRan func(StageRun)
 }
 
@@ -535,7 +535,8 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 		if err == nil {
 			err = q.supported(v)
 		}
-		if q.o.StageRan != nil {
+		if q.o.StageRan != nil && ctx.Err() == nil {
+			// (A run cut short by Stop is not the stage's outcome.)
 			q.o.StageRan(StageRun{Stage: name, Verdict: v, Err: err, Took: time.Since(began)})
 		}
 		if err != nil {

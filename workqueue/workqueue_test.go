@@ -605,3 +605,41 @@ func TestStageRan(t *testing.T) {
 		}
 	}
 }
+
+// blockStage runs until its context ends, saying when it started.
+type blockStage struct{ started chan struct{} }
+
+func (s blockStage) Run(ctx context.Context, m *Message) (Verdict, error) {
+	close(s.started)
+	<-ctx.Done()
+	return Verdict{}, ctx.Err()
+}
+
+// TestStageRanStop: a run that Stop cuts short is not the stage's outcome:
+// the hook does not hear of it.
+func TestStageRanStop(t *testing.T) {
+	h := newHarness(t, "")
+	var mu sync.Mutex
+	var runs []StageRun
+	h.stageRan = func(r StageRun) {
+		mu.Lock()
+		runs = append(runs, r)
+		mu.Unlock()
+	}
+	started := make(chan struct{})
+	h.stages["virus"] = blockStage{started: started}
+	h.open()
+	h.q.Start()
+	h.q.Submit(h.commit("someone@other.org"))
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stage did not start")
+	}
+	h.close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(runs) != 0 {
+		t.Errorf("runs heard after Stop: %+v", runs)
+	}
+}
