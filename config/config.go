@@ -434,6 +434,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		c.ContentFilters = d.contentFilters(n, "content_filters")
 	}
 	c.Quarantines = d.quarantines(f["quarantines"], "quarantines")
+	d.checkDMARCQuarantines(c.Quarantines)
 	return c
 }
 

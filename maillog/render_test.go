@@ -157,6 +157,7 @@ var eventCases = []struct {
 	{"DKIMVerdict/malformed", event.DKIMVerdict{MID: 204841507, Result: "malformed", Detail: "signature - signature missing required tag"}},
 	{"DMARCVerdict", event.DMARCVerdict{MID: 68119155, Text: "Message from domain example.com, DMARC pass (SPF aligned True, DKIM aligned True)"}},
 	{"DMARCVerdict/short", event.DMARCVerdict{MID: 68119155, Text: "Verification passed"}},
+	{"DMARCVerdict/action", event.DMARCActionVerdict(7, event.DMARCAction{Domain: "example.org", Policy: "reject", Applied: "quarantine", Action: event.DMARCActionQuarantine})},
 	{"Signing", event.Signing{MID: 24611495, Method: "DKIM", Text: "cannot sign - no profile matches user2@hotmail.com"}},
 	{"Signing/domainkeys", event.Signing{MID: 5, Method: "DomainKeys", Text: "cannot sign - already signed"}},
 	{"Attachment", event.Attachment{MID: 24611417, Name: "CFO_INV_1400691819.pdf"}},

@@ -167,6 +167,14 @@ var foldCases = []struct {
 		{mid: 905, status: tracking.Dropped, rcpts: "f@example.net=dropped", sender: "a@example.org", icid: 900,
 			abortReason: "Dropped by content filter 'dropfile' in the outbound table"},
 	}},
+	// DMARC's quarantine action (mailgate's lines): held in Policy,
+	// tagged (no work queue), held and released.
+	{"dmarc-quarantine.log", []want{
+		{mid: 941, status: tracking.Quarantined, rcpts: "joe@mycompany.example=quarantined", sender: "bob@other.example", subject: "invoice",
+			remoteIP: "192.0.2.40", icid: 940, abortReason: `MID 941 quarantined to "Policy" (DMARC)`},
+		{mid: 942, status: tracking.Queued, rcpts: "joe@mycompany.example=queued", sender: "bob@other.example", remoteIP: "192.0.2.40", icid: 940},
+		{mid: 943, status: tracking.Delivered, rcpts: "ann@mycompany.example=delivered", sender: "bob@other.example", remoteIP: "192.0.2.40", icid: 940, dcids: []uint64{945}},
+	}},
 	// The sender-authentication refusals and verdicts (mailgate's lines):
 	// SPF fail refused and temperror deferred at MAIL FROM, DMARC refused
 	// at the end of DATA, a DMARC fail accepted (the quarantine tag), a

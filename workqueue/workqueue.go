@@ -132,6 +132,9 @@ type job struct {
 	resume int
 	added  []string
 	out    outcome
+	// released: from a quarantine; DMARC's check (dmarc.go) is not made
+	// again.
+	released bool
 }
 
 // Queue is the work queue.
@@ -311,7 +314,7 @@ func (q *Queue) Submit(env *queue.Envelope) {
 	if !split {
 		q.emit(event.PolicyMatch{MID: env.MID, Policy: first.Name, Table: tname})
 	}
-	if !split && (q.fast || !first.HasStages()) {
+	if !split && (q.fast || !first.HasStages()) && !dmarcHeld(env) {
 		q.rate.add(time.Now(), 1, 0)
 		q.handOn(env, nil, false)
 		return
@@ -513,13 +516,25 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 	own.Rcpts = rcpts
 	m := &Message{Env: &own, Policy: pol, Table: tname, Size: size, spool: q.o.Spool, mime: mimeOnce(q.o.Spool, j.mid)}
 	m.Added = slices.Clone(j.added)
-	ran := j.resume > 0
+	ran := j.resume > 0 || j.released
 	out := j.out // a released message's rewrites from the stages before its quarantine
 	var held []queue.Held
 	// resume, kept and before: where a release starts again, and the
 	// header fields added and rewrites asked before it (those of the later
 	// stages are taken again when they run again).
 	resume, kept, before := j.resume, len(m.Added), out.clone()
+	if !j.released {
+		v, ok, err := dmarcVerdict(m) // dmarc.go
+		if err == nil && ok {
+			err = q.supported(v)
+		}
+		if err != nil {
+			return fmt.Errorf("DMARC quarantine: %w", err)
+		}
+		if ok {
+			held, ran = addHeld(held, v), true
+		}
+	}
 	for k, name := range stageNames(pol) {
 		if k < j.resume {
 			continue // ran before the quarantine the message was released from

@@ -339,6 +339,10 @@ func (e *ex) quarantined() Explanation {
 	}
 	x.Summary = "Quarantined: the gateway accepted the message and holds it in " + where + "; it was not delivered."
 	mid := itoa(m.MID)
+	if s, why, ok := e.dmarcQuarantined(); ok { // dmarcq.go
+		x.Summary += " " + s
+		x.Why = append(x.Why, why...)
+	}
 	for _, prefix := range []string{"MID " + mid + " quarantined to ", "ISQ: Tagging MID " + mid + " ", "EUQ: Tagging MID " + mid + " ", "EUQ: Quarantined MID " + mid} {
 		if l := e.line(prefix); l != "" {
 			x.Why = append(x.Why, "The log says "+l+".")

@@ -156,8 +156,19 @@ func TestExplainFold(t *testing.T) {
 		// A DMARC failure accepted (the quarantine tag): what the log
 		// proves, and that it does not show the tag.
 		{431, []string{"Queued", "It failed DMARC, and the gateway accepted it", "news.shop.example", "the log shows no DKIM signature",
-			"The log does not record the policy news.shop.example publishes, nor whether the message was tagged", "X-Mailgate-DMARC: quarantine"},
-			[]string{"was tagged for quarantine."}},
+			"The log does not record the policy news.shop.example publishes", "there is none here, so it took no action"},
+			[]string{"was tagged for quarantine", "quarantined because"}},
+		// DMARC's quarantine action: held (the domain's policy from the
+		// action line), tagged without a work queue (its line quoted),
+		// held and released.
+		{941, []string{`holds it in the "Policy" quarantine; it was not delivered. It was quarantined because DMARC failed for example.org (p=quarantine).`,
+			`The listener's policy quarantines such mail: "MID 941 DMARC: Message from domain example.org, policy quarantine, action quarantine".`,
+			`"MID 941 quarantined to "Policy" (DMARC)"`, "'dig TXT _dmarc.example.org'"}, []string{"tagged", "took no action", "does not record"}},
+		{942, []string{"Queued", "It was tagged for quarantine because DMARC failed for shop.example (p=reject, which its pct= made quarantine for this message): " +
+			`"MID 942 DMARC: Message from domain shop.example, policy reject, applied quarantine, action tag X-Mailgate-DMARC"`,
+			"X-Mailgate-DMARC: quarantine header field", "configure mail_policies"}, []string{"does not record", "took no action", "holds it in"}},
+		{943, []string{"Delivered", "quarantined it for DMARC failing for example.org (p=quarantine), and it was released: " +
+			`"MID 943 released from quarantine "Policy" (manual)"`}, []string{"does not record", "tagged"}},
 		{451, []string{"A DNS list placed its client in its sender group", "match dnslist[zen.spamhaus.org:127.0.0.10-127.0.0.11]"}, []string{"DMARC"}},
 		{24611507, []string{"Accepted, and the gateway finished with it", `"Message finished MID 24611507 done", with no delivery, bounce or drop line for 1 recipient`}, nil},
 	} {
