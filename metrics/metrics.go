@@ -1,9 +1,11 @@
 // Package metrics exports the gateway's counters and gauges in
 // Prometheus' text format. The counters are fed from the event stream
-// (one event.Sink per listener, one for the delivery side) and from the
-// queue manager's attempts; the gauges are read from the gateway's parts
-// when Prometheus scrapes (the queue, the spool's group commit, the mail
-// log's failures, the tracking feed, the syslog receiver, readiness).
+// (one event.Sink per listener, one for the delivery side, the work queue
+// and the quarantines), from the queue manager's attempts, the work
+// queue's stage runs and the DNS lists' failures; the gauges are read from
+// the gateway's parts when Prometheus scrapes (the queue, the spool's
+// group commit, the mail log's failures, the tracking feed, the syslog
+// receiver, readiness, the work queue, the quarantines).
 //
 // Every metric is named mailgate_..., with its unit in the name and _total
 // on counters. Label values are bounded: listeners are configured, causes
@@ -38,6 +40,11 @@ type Options struct {
 	// MaxDestinations caps the label values of destinations not named in
 	// Destinations; 0: 50.
 	MaxDestinations int
+	// The configured names that bound the labels of the mail pipeline's
+	// metrics (pipeline.go): the zones of the HATs' dnslist rules, the
+	// stages the work queue runs, the content filters among them, the
+	// quarantines. A name not listed is counted as "other".
+	DNSLists, Stages, ContentFilters, Quarantines []string
 }
 
 // OtherDestination is the label value of the destinations beyond the cap.
@@ -70,6 +77,9 @@ type Metrics struct {
 	bounced      *prometheus.CounterVec   // destination
 	dsns         prometheus.Counter
 	dropped      *prometheus.CounterVec // reason
+
+	// Authentication, DNS lists, signing, stages, quarantines.
+	pipe pipeline
 }
 
 // New makes the metrics and registers them, with Go's runtime and the
@@ -121,6 +131,8 @@ func New(o Options) *Metrics {
 	m.register(m.dsns)
 	m.dropped = counter("mailgate_dropped_messages_total",
 		"Messages dropped without a bounce, by reason (double-bounce: a bounce that bounced; or what dropped it).", "reason")
+
+	m.newPipeline(o, counter)
 
 	m.register(&scrape{m: m})
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

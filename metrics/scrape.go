@@ -8,7 +8,9 @@ import (
 
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/outbound"
+	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/workqueue"
 )
 
 // Sources are the parts whose state is read at each scrape. Each may be
@@ -29,6 +31,9 @@ type Sources struct {
 	SyslogDropped func() uint64
 	// Problems says what keeps the gateway from being ready (health.Checker).
 	Problems func() []string
+	// WorkQueue and Quarantines: nil without mail_policies.
+	WorkQueue   *workqueue.Queue
+	Quarantines *quarantine.Store
 	// Alerts are the alerts raised, by class and severity (package alert).
 	Alerts func() []AlertCount
 }
@@ -71,6 +76,12 @@ func (m *Metrics) Watch(s Sources) {
 	if s.Alerts != nil {
 		cur.Alerts = s.Alerts
 	}
+	if s.WorkQueue != nil {
+		cur.WorkQueue = s.WorkQueue
+	}
+	if s.Quarantines != nil {
+		cur.Quarantines = s.Quarantines
+	}
 }
 
 func (m *Metrics) sources() Sources {
@@ -103,6 +114,12 @@ var (
 	alerts          = prometheus.NewDesc("mailgate_alerts_total",
 		"Alerts raised, by the ESA's class (System, Hardware, Anti-Virus, Anti-Spam) and severity (Critical, Warning, Information), mailed or not.",
 		[]string{"class", "severity"}, nil)
+	workMessages = desc("mailgate_workqueue_messages", "Messages in the work queue: waiting for a worker, being worked on, or waiting to retry a stage that failed.")
+	workOldest   = desc("mailgate_workqueue_oldest_message_age_seconds", "Age of the oldest message in the work queue; 0 when it is empty.")
+	workIn       = desc("mailgate_workqueue_in_messages_total", "Messages the work queue took in (split children included).")
+	workOut      = desc("mailgate_workqueue_out_messages_total", "Messages the work queue handed to delivery, quarantined or dropped.")
+	quarMessages = prometheus.NewDesc("mailgate_quarantine_messages", "Messages held in each quarantine.", []string{"quarantine"}, nil)
+	quarBytes    = prometheus.NewDesc("mailgate_quarantine_bytes", "Size of the messages held in each quarantine (what its max_size bounds).", []string{"quarantine"}, nil)
 )
 
 // scrape reads the Sources when Prometheus asks.
@@ -110,7 +127,8 @@ type scrape struct{ m *Metrics }
 
 func (c *scrape) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{queueMessages, queueRcpts, queueOldest, spoolBytes, activeMessages, waitingMessages,
-		outConns, batchRecords, syncSeconds, logErrors, logLost, logDropped, trackDropped, trackLost, trackLag, syslogDropped, ready, alerts} {
+		outConns, batchRecords, syncSeconds, logErrors, logLost, logDropped, trackDropped, trackLost, trackLag, syslogDropped, ready, alerts,
+		workMessages, workOldest, workIn, workOut, quarMessages, quarBytes} {
 		ch <- d
 	}
 }
@@ -170,6 +188,23 @@ func (c *scrape) Collect(ch chan<- prometheus.Metric) {
 	if s.Alerts != nil {
 		for _, a := range s.Alerts() {
 			ch <- prometheus.MustNewConstMetric(alerts, prometheus.CounterValue, float64(a.N), a.Class, a.Severity)
+		}
+	}
+	if s.WorkQueue != nil {
+		st := s.WorkQueue.Status()
+		gauge(workMessages, float64(st.Messages))
+		age := 0.0
+		if !st.Oldest.IsZero() {
+			age = max(now.Sub(st.Oldest).Seconds(), 0)
+		}
+		gauge(workOldest, age)
+		counter(workIn, float64(st.In))
+		counter(workOut, float64(st.Out))
+	}
+	if s.Quarantines != nil {
+		for _, q := range s.Quarantines.Quarantines() {
+			ch <- prometheus.MustNewConstMetric(quarMessages, prometheus.GaugeValue, float64(q.Messages), q.Name)
+			ch <- prometheus.MustNewConstMetric(quarBytes, prometheus.GaugeValue, float64(q.Bytes), q.Name)
 		}
 	}
 }

@@ -49,6 +49,9 @@ func (s *listenerSink) Emit(e event.Entry) {
 		s.m.connections.WithLabelValues(s.name, ev.Cause.String()).Inc()
 	case event.HATMatch:
 		s.m.hatDecisions.WithLabelValues(s.name, actionWord(ev.Action)).Inc()
+		s.m.pipe.hatMatch(ev)
+	case event.SPFVerdict, event.DKIMVerdict, event.DMARCVerdict, event.Signing:
+		s.m.pipe.authEvent(ev)
 	case event.RcptTo:
 		s.mu.Lock()
 		s.rcpts[ev.MID] = max(s.rcpts[ev.MID], ev.RID+1)
@@ -100,9 +103,9 @@ func actionWord(a string) string {
 	return strings.ToLower(a)
 }
 
-// Delivery returns the sink of the delivery side's events (those the
-// queue manager emits; the listeners' go to their own sinks, so that
-// nothing is counted twice).
+// Delivery returns the sink of the events after receiving: those the
+// queue manager, the work queue and the quarantines emit (the listeners'
+// go to their own sinks, so that nothing is counted twice).
 func (m *Metrics) Delivery() event.Sink { return deliverySink{m} }
 
 type deliverySink struct{ m *Metrics }
@@ -117,6 +120,8 @@ func (s deliverySink) Emit(e event.Entry) {
 		if c := ev.Cause(); c.Kind == event.AbortDropped {
 			s.m.dropped.WithLabelValues(c.By).Inc()
 		}
+	case event.Quarantined, event.QuarantineReleased, event.QuarantineDeleted:
+		s.m.pipe.quarantineEvent(ev)
 	}
 }
 

@@ -101,6 +101,11 @@ type Lists struct {
 	r       *Resolver
 	timeout time.Duration
 	cache   *cache[listKey, []netip.Addr]
+	// OnFailure, if set (before the first lookup), is told of each lookup
+	// of one client in one list that failed: no answer within the timeout,
+	// SERVFAIL (the metrics). A lookup cut short by its caller's
+	// cancellation (the gateway stopping) is not the list's failure.
+	OnFailure func(zone string)
 }
 
 type listKey struct {
@@ -154,6 +159,9 @@ func (l *Lists) Each(ctx context.Context, ip netip.Addr, zones []string) <-chan 
 	for _, z := range zones {
 		wg.Go(func() {
 			codes, err := l.one(ctx, listKey{zone: z, ip: ip})
+			if err != nil && l.OnFailure != nil && !errors.Is(err, context.Canceled) {
+				l.OnFailure(z)
+			}
 			out <- ListAnswer{Zone: z, Codes: codes, Err: err}
 		})
 	}

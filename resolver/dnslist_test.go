@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -193,5 +194,33 @@ func TestListsCacheBound(t *testing.T) {
 		if n := l.Cached(); n > 16 || n == 0 {
 			t.Fatalf("after %d lookups the cache holds %d answers, want 1 to 16", i+1, n)
 		}
+	}
+}
+
+// TestListsOnFailure: the hook hears of each list that failed for a
+// client (silent, SERVFAIL), not of those that answered, listed or not,
+// nor of lookups their caller gave up on.
+func TestListsOnFailure(t *testing.T) {
+	d := smtptest.StartDNS(t, listZone...)
+	d.Silence("dead.test")
+	d.ServFail("broken.test")
+	l := NewLists(New([]string{d.Addr}, 5*time.Second), 300*time.Millisecond, 0)
+	var mu sync.Mutex
+	failed := map[string]int{}
+	l.OnFailure = func(zone string) {
+		mu.Lock()
+		failed[zone]++
+		mu.Unlock()
+	}
+	zones := []string{"dead.test", "bl.test", "broken.test", "nosoa.test"}
+	l.Lookup(context.Background(), netip.MustParseAddr("127.0.0.2"), zones)
+	l.Lookup(context.Background(), netip.MustParseAddr("127.0.0.5"), zones)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	l.Lookup(ctx, netip.MustParseAddr("127.0.0.3"), zones)
+	mu.Lock()
+	defer mu.Unlock()
+	if want := map[string]int{"dead.test": 2, "broken.test": 2}; !maps.Equal(failed, want) {
+		t.Errorf("failures %v, want %v", failed, want)
 	}
 }

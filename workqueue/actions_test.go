@@ -48,6 +48,8 @@ func TestVerdictActions(t *testing.T) {
 	dsnLine := h.lines.WaitFor(t, fmt.Sprintf(`MID \d+ generated for bounce of MID %d`, b.MID))
 	var dsnMID uint64
 	fmt.Sscanf(dsnLine, "MID %d", &dsnMID)
+	// The DSN's lines after the first come as it is committed and queued.
+	h.lines.WaitFor(t, fmt.Sprintf("MID %d queued for delivery", dsnMID))
 	got := h.lines.Grep(fmt.Sprintf(`MID (%d|%d)\b`, b.MID, dsnMID))
 	want := []string{
 		fmt.Sprintf("MID %d matched all recipients for per-recipient policy DEFAULT in the inbound table", b.MID),

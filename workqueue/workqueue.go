@@ -81,6 +81,22 @@ type Options struct {
 	// Quarantines hold the messages a stage quarantined (quarantine.go);
 	// nil: a quarantine verdict holds the message in the work queue.
 	Quarantines *quarantine.Store
+	// StageRan, if set, is told of each run of a stage, after it (the
+	// metrics' stage counts and latencies), but of those Stop cut short.
+	// It is called by the workers: it must be quick and must not block.
+	// Nil costs nothing, not even the clock.
+	StageRan func(StageRun)
+}
+
+// StageRun is one run of a stage on a message, for Options.StageRan.
+type StageRun struct {
+	Stage string // its name in the mail policies
+	// Verdict is what the stage said; Err, when set, is why it could not
+	// decide (or why the work queue could not carry the verdict out), and
+	// the verdict does not count.
+	Verdict Verdict
+	Err     error
+	Took    time.Duration // the time of Run
 }
 
 // Status is the work queue's state, for the workqueue command.
@@ -524,11 +540,19 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 			continue // ran before the quarantine the message was released from
 		}
 		ran = true
+		var began time.Time
+		if q.o.StageRan != nil {
+			began = time.Now()
+		}
 		sctx, cancel := context.WithTimeout(ctx, q.o.StageTimeout)
 		v, err := q.o.Stages[name].Run(sctx, m)
 		cancel()
 		if err == nil {
 			err = q.supported(v)
+		}
+		if q.o.StageRan != nil && ctx.Err() == nil {
+			// (A run cut short by Stop is not the stage's outcome.)
+			q.o.StageRan(StageRun{Stage: name, Verdict: v, Err: err, Took: time.Since(began)})
 		}
 		if err != nil {
 			if ctx.Err() != nil {

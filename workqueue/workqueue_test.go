@@ -69,6 +69,8 @@ type harness struct {
 	q      *Queue
 	stages map[string]Stage
 	pol    *policy.MailPolicies
+	// stageRan, if set before open, is Options.StageRan.
+	stageRan func(StageRun)
 
 	mu     sync.Mutex
 	runs   []string
@@ -161,7 +163,8 @@ func (h *harness) open() {
 		t.Fatal(err)
 	}
 	h.q, err = New(Options{Spool: h.spool, IDs: h.ids, Policies: h.pol, Workers: 3, Stages: h.stages,
-		Next: h.next, Events: h.lines, Logger: quiet, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond})
+		Next: h.next, Events: h.lines, Logger: quiet, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+		StageRan: h.stageRan})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -526,5 +529,117 @@ func TestAuthResults(t *testing.T) {
 		if g := <-got; g != "pass sender.net" {
 			t.Errorf("with results: %q", g)
 		}
+	}
+}
+
+// TestStageRan: the hook hears of every run of every stage, in order, with
+// its verdict or its error and the time it took; a failed run and a
+// verdict the queue cannot carry out are errors.
+func TestStageRan(t *testing.T) {
+	h := newHarness(t, "")
+	var mu sync.Mutex
+	var runs []StageRun
+	h.stageRan = func(r StageRun) {
+		mu.Lock()
+		runs = append(runs, r)
+		mu.Unlock()
+	}
+	failed := false
+	h.stages["virus"] = &recStage{name: "virus", h: h, verdict: func(m *Message) Verdict {
+		if strings.HasPrefix(m.Env.Rcpts[0].Addr, "drop") {
+			return Verdict{Action: Drop, By: "antivirus"}
+		}
+		return Verdict{}
+	}, fail: func(m *Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.HasPrefix(m.Env.Rcpts[0].Addr, "flaky") && !failed {
+			failed = true
+			return errors.New("engine down")
+		}
+		return nil
+	}}
+	h.stages["spam"] = &recStage{name: "spam", h: h, verdict: func(m *Message) Verdict {
+		if strings.HasPrefix(m.Env.Rcpts[0].Addr, "ceo") {
+			return Verdict{Action: Quarantine, Quarantine: "Spam"} // no quarantines: not supported
+		}
+		return Verdict{}
+	}}
+	h.open()
+	h.q.Start()
+	for _, rcpt := range []string{"drop@other.org", "flaky@other.org", "ceo@example.com"} {
+		env := h.commit(rcpt)
+		h.q.Submit(env)
+	}
+	type run struct{ stage, outcome string }
+	want := []run{{"virus", "drop"}, {"virus", "error"}, {"virus", "deliver"}, {"spam", "error"}}
+	got := func() []run {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []run
+		for _, r := range runs {
+			o := r.Verdict.Action.String()
+			if r.Err != nil {
+				o = "error"
+			}
+			if r.Took <= 0 || r.Took > time.Minute {
+				t.Errorf("%s took %v", r.Stage, r.Took)
+			}
+			out = append(out, run{r.Stage, o})
+		}
+		return out
+	}
+	wait.Until(t, "the runs heard", func() bool {
+		g := got()
+		for _, w := range want {
+			if !slices.Contains(g, w) {
+				return false
+			}
+		}
+		return true
+	})
+	// Each run once, but the held message's, retried; nothing else.
+	for _, r := range got() {
+		if !slices.Contains(want, r) {
+			t.Errorf("a run %+v not made", r)
+		}
+	}
+}
+
+// blockStage runs until its context ends, saying when it started.
+type blockStage struct{ started chan struct{} }
+
+func (s blockStage) Run(ctx context.Context, m *Message) (Verdict, error) {
+	close(s.started)
+	<-ctx.Done()
+	return Verdict{}, ctx.Err()
+}
+
+// TestStageRanStop: a run that Stop cuts short is not the stage's outcome:
+// the hook does not hear of it.
+func TestStageRanStop(t *testing.T) {
+	h := newHarness(t, "")
+	var mu sync.Mutex
+	var runs []StageRun
+	h.stageRan = func(r StageRun) {
+		mu.Lock()
+		runs = append(runs, r)
+		mu.Unlock()
+	}
+	started := make(chan struct{})
+	h.stages["virus"] = blockStage{started: started}
+	h.open()
+	h.q.Start()
+	h.q.Submit(h.commit("someone@other.org"))
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stage did not start")
+	}
+	h.close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(runs) != 0 {
+		t.Errorf("runs heard after Stop: %+v", runs)
 	}
 }

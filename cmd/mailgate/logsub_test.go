@@ -196,6 +196,17 @@ func TestLogSubscriptionReceiverRestart(t *testing.T) {
 	fmt.Fprintf(c, "<13>Jan  1 00:00:00 test end-of-test\n")
 	c.Close()
 	r.WaitFor("end-of-test")
+	// rsyslog writes each connection's lines from its own queue: the
+	// marker, on a connection of its own, may be written before the last
+	// lines of the gateway's. Its file is complete when it stops growing.
+	last, since := -1, time.Now()
+	wait.Until(t, "rsyslog's file stops growing", func() bool {
+		if n := len(r.Lines()); n != last {
+			last, since = n, time.Now()
+			return false
+		}
+		return time.Since(since) > time.Second
+	})
 	inFile := map[string]int{}
 	for _, l := range file {
 		inFile[l[4:19]+" "+l[len("Mon Jan  2 15:04:05 2006 "):]]++

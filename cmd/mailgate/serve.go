@@ -143,7 +143,7 @@ type gateway struct {
 // an error it closes what it opened.
 func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	// g, not the result: "return nil, err" must not hide it from the cleanup.
-	g := &gateway{cfg: cfg, log: logger, metrics: metrics.New(metrics.Options{Destinations: destinationNames(cfg)}),
+	g := &gateway{cfg: cfg, log: logger, metrics: metrics.New(metricsOptions(cfg)),
 		health: &health.Checker{}, failed: make(chan error, 1)}
 	defer func() {
 		if err != nil {
@@ -223,6 +223,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		ListenerEvents: g.metrics.Listener,
 		Pressure:       inbound.NewPressure(cfg.Limits, g.spool.Load, g.events()),
 	}
+	srv.Lists.OnFailure = g.metrics.DNSListFailed
 	debugByPath := map[string]*maillog.Writer{}
 	debugLog := func(d config.DebugLog) (*maillog.Writer, error) {
 		if w := debugByPath[d.Path]; w != nil {
@@ -271,18 +272,19 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		// The quarantines find the messages they hold; a release hands
 		// one back to the work queue.
 		if g.quar, err = quarantine.New(quarantine.Options{Spool: g.spool, Quarantines: cfg.Quarantines,
-			Events: srv.Events, Logger: logger, Resume: func(mid uint64) { g.work.Resume(mid) }}); err != nil {
+			Events: event.Multi{srv.Events, g.metrics.Delivery()}, Logger: logger, Resume: func(mid uint64) { g.work.Resume(mid) }}); err != nil {
 			return nil, err
 		}
 		g.work, err = workqueue.New(workqueue.Options{Spool: g.spool, IDs: g.ids,
 			Policies: &cfg.MailPolicies.MailPolicies, Workers: cfg.MailPolicies.Workers, Stages: stages(cfg),
-			Next: func(env *queue.Envelope) { g.delivery.Enqueue(env) }, Events: srv.Events, Logger: logger,
+			Next: func(env *queue.Envelope) { g.delivery.Enqueue(env) }, Events: event.Multi{srv.Events, g.metrics.Delivery()}, Logger: logger,
 			Hostname: cfg.Hostname, BounceFrom: cfg.Delivery.Bounce.From,
-			Quarantines: g.quar})
+			Quarantines: g.quar, StageRan: g.metrics.StageRan})
 		if err != nil {
 			return nil, err
 		}
 		o.Claimed = g.work.Claimed
+		g.metrics.Watch(metrics.Sources{WorkQueue: g.work, Quarantines: g.quar})
 	}
 	if g.delivery, err = outbound.New(o); err != nil {
 		return nil, err
