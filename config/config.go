@@ -53,6 +53,8 @@ type Config struct {
 	// DKIMSigning is nil when dkim_signing_profiles is left out.
 	DKIMSigning *dkimsign.Profiles
 	Scanners    Scanners // the scanning engines (scan.go)
+	// ContentFilters are the content filters the mail policies may name.
+	ContentFilters []ContentFilter
 
 	// Warnings are what check-config reports (and fails for) but does
 	// not stop the gateway: serve logs them at start.
@@ -336,7 +338,7 @@ func Parse(data []byte, name string) (*Config, error) {
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
 		"delivery", "dns", "logs", "tracking", "http", "authserv_id", "mail_policies",
-		"dkim_signing_profiles", "scanners")
+		"dkim_signing_profiles", "scanners", "content_filters")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,

@@ -22,6 +22,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("logs:\n  mail: {rollover: \"03:00\", max_age: 720h}\n  status_interval: 30s\n  subscriptions:\n" +
 		"    - {log: mail_logs, level: warning, syslog: {address: \"[::1]:514\", transport: tcp, framing: newline, facility: mail, tag: t, hostname: \"-\"}}\n" +
 		"    - {log: status, file: {path: s/s.current, rollover: 24h, max_files: 3}}\n"))
+	f.Add([]byte("content_filters:\n  - name: f\n    combine: any\n    conditions:\n      - {header: X-A, matches: \"^a(b|c)$\", not: true}\n" +
+		"      - {attachment_name: [\"*.exe\", \"[a-c]?.z*\"]}\n      - {spf: [fail]}\n      - {size_over: 1k}\n" +
+		"    actions: [{tag_subject: \"[X]\"}, {alternate_host: \"h:25\"}, bounce]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data, "fuzz.yaml")
 		if err != nil {
@@ -30,6 +33,22 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Parse = %v, %#v", c, err)
 			}
 			return
+		}
+		// A content filter the gateway takes is one it can run: its
+		// tests compiled, its actions known.
+		for _, cf := range c.ContentFilters {
+			if cf.Name == "" || len(cf.Actions) == 0 {
+				t.Fatalf("content filter %+v accepted", cf)
+			}
+			for _, cond := range cf.Conditions {
+				switch cond.Kind {
+				case CondHeader:
+				case CondBody, CondAttachmentName, CondDeclaredType, CondDetectedType:
+					if cond.Regexp == nil {
+						t.Fatalf("condition %+v without its test", cond)
+					}
+				}
+			}
 		}
 		for _, l := range c.Listeners {
 			if err := l.HAT.Validate(); err != nil {

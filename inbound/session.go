@@ -451,7 +451,10 @@ func (h *session) refuse(av authVerdict) smtp.Reply {
 // authBytes is the transaction's results for the envelope; nil when
 // nothing was checked.
 func (h *session) authBytes() []byte {
-	if len(h.auth.SPF) == 0 && len(h.auth.DKIM) == 0 && h.auth.DMARC == nil {
+	if l := h.decision.DNSList; l.Zone != "" && h.auth.DNSList == nil {
+		h.auth.DNSList = &mailauth.DNSList{Zone: l.Zone, Code: l.Code.String()}
+	}
+	if len(h.auth.SPF) == 0 && len(h.auth.DKIM) == 0 && h.auth.DMARC == nil && h.auth.DNSList == nil {
 		return nil
 	}
 	return h.auth.Marshal()

@@ -33,6 +33,17 @@ type Results struct {
 	SPF   []SPF  `json:"spf,omitempty"`   // HELO then MAIL FROM, those that were checked
 	DKIM  []DKIM `json:"dkim,omitempty"`  // one per signature, in header order
 	DMARC *DMARC `json:"dmarc,omitempty"` // nil when not checked
+	// DNSList is the DNS list whose HAT rule placed the client, for the
+	// content filters' dnslist condition; nil when no dnslist rule
+	// decided.
+	DNSList *DNSList `json:"dnslist,omitempty"`
+}
+
+// DNSList is a DNS list's listing of the client: its zone and the code
+// (the A record) the HAT's rule counted.
+type DNSList struct {
+	Zone string `json:"zone"`
+	Code string `json:"code"`
 }
 
 // resultsVersion is the first byte of Marshal's encoding.

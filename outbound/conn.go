@@ -270,8 +270,19 @@ func (m *Manager) deliver(s *session, j *job) bool {
 	// Header fields the work queue's stages added go before the message's
 	// own (the spool keeps the message as received; a map lookup in the
 	// spool's index, also when the work queue is off since a restart).
-	if w, ok, _ := m.o.Spool.Work(env.MID); ok && w.Headers != "" {
-		msg = io.MultiReader(strings.NewReader(w.Headers), body)
+	if w, ok, _ := m.o.Spool.Work(env.MID); ok && (w.Headers != "" || w.Rewrites()) {
+		if w.Rewrites() {
+			r, delta, err := rewriteHeader(msg, w)
+			if err != nil {
+				body.Close()
+				m.log.Error("outbound: cannot read a message from the spool", "mid", env.MID, "err", err)
+				o := outcome{result: deferred, status: "4.3.0", code: "000", lines: []string{"spool read error"}}
+				m.finishJob(j, repeat(o, len(j.rcpts)), s.dcid, try{})
+				return true
+			}
+			msg, senv.Size = r, senv.Size+delta
+		}
+		msg = io.MultiReader(strings.NewReader(w.Headers), msg)
 		senv.Size += int64(len(w.Headers))
 	}
 	rids := make([]int, len(j.rcpts))

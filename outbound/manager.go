@@ -407,6 +407,7 @@ func (m *Manager) wakeTimer() {
 // into jobs by destination, ready or deferred by their retry times. It
 // returns nil when no recipient is pending.
 func (m *Manager) activate(env *queue.Envelope, states map[int]queue.RecipientState, now time.Time) *message {
+	env, alt := m.redirect(env)
 	msg := &message{env: env, arrived: env.Received, states: make([]queue.RecipientState, len(env.Rcpts))}
 	if msg.arrived.IsZero() {
 		msg.arrived = now
@@ -426,7 +427,12 @@ func (m *Manager) activate(env *queue.Envelope, states map[int]queue.RecipientSt
 		}
 		msg.pending++
 		domain := domainOf(r.Addr)
-		d := m.dest(domain)
+		var d *dest
+		if alt != "" {
+			d = m.routeDest(alt)
+		} else {
+			d = m.dest(domain)
+		}
 		due := !st.Next.After(now) || forced && (force == "" || force == domain || force == d.name)
 		k := key{d, due}
 		j := open[k]

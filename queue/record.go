@@ -352,7 +352,17 @@ func decodeFinish(p []byte) (mid uint64, err error) {
 func appendWork(b []byte, mid uint64, w Work) []byte {
 	b = append(b, payloadVersion)
 	b = binary.AppendUvarint(b, mid)
-	return appendString(b, w.Headers)
+	b = appendString(b, w.Headers)
+	if len(w.Strip) == 0 && w.TagSubject == "" && w.Route == "" && w.Rcpt == "" {
+		return b // as before the rewrites: a record of added headers only
+	}
+	b = binary.AppendUvarint(b, uint64(len(w.Strip)))
+	for _, s := range w.Strip {
+		b = appendString(b, s)
+	}
+	b = appendString(b, w.TagSubject)
+	b = appendString(b, w.Route)
+	return appendString(b, w.Rcpt)
 }
 
 func decodeWork(p []byte) (mid uint64, w Work, err error) {
@@ -362,6 +372,17 @@ func decodeWork(p []byte) (mid uint64, w Work, err error) {
 	}
 	mid = d.uvarint()
 	w.Headers = d.string()
+	if d.err == nil && len(d.b) != 0 {
+		// The rewrites, in a record written since they exist.
+		n := d.uvarint()
+		if n > uint64(len(d.b)) {
+			d.err = errTruncated
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			w.Strip = append(w.Strip, d.string())
+		}
+		w.TagSubject, w.Route, w.Rcpt = d.string(), d.string(), d.string()
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = errors.New("trailing bytes after work")
 	}

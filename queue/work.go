@@ -14,7 +14,26 @@ type Work struct {
 	// Headers are header fields, each ending in CRLF, that the stages
 	// added: delivery sends them before the message's own header.
 	Headers string
+	// The rewrites a verdict asked for (content filters, the engines'
+	// actions), carried out by delivery on the message as stored: the
+	// spool keeps the message as received, so that a rewrite costs no copy
+	// of it and survives a restart with this record.
+	//
+	// Strip names header fields (lower case) removed from the message's
+	// own header; TagSubject goes before its Subject (a Subject of just the
+	// tag when it has none).
+	Strip      []string
+	TagSubject string
+	// Route is "host" or "host:port": every recipient goes there instead
+	// of to its domain's MX or route (an alternate mail host).
+	Route string
+	// Rcpt replaces the address of every recipient (an alternate
+	// recipient); the RIDs stay, for the lines and tracking.
+	Rcpt string
 }
+
+// Rewrites reports whether delivery must change the message's own header.
+func (w Work) Rewrites() bool { return len(w.Strip) > 0 || w.TagSubject != "" }
 
 // SetWork durably records the work queue's outcome for a live message.
 // Same contract as Commit for ctx and errors.

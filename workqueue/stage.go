@@ -1,6 +1,7 @@
 package workqueue
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -76,6 +77,23 @@ type Verdict struct {
 	// SkipRest skips the stages after this one (the ESA's "skip remaining
 	// content filters").
 	SkipRest bool
+	// StripHeaders names header fields (any case) removed from the
+	// message as delivered: its own and those earlier stages added.
+	StripHeaders []string
+	// AltRcpt replaces every recipient's address (an alternate
+	// recipient).
+	AltRcpt string
+	// Notify are messages about this one, sent to an address each.
+	Notify []Notify
+	// Log are texts for "MID n Custom Log Entry: <text>" lines.
+	Log []string
+}
+
+// Notify is a notification about a message: a new message to To, logged
+// "MID <new> was generated based on MID <mid> by <By>" (By: "notify
+// filter 'x'"). Text is its body's first line.
+type Notify struct {
+	To, By, Text string
 }
 
 // ErrUnsupported is a verdict this work queue cannot carry out yet: the
@@ -84,13 +102,8 @@ var ErrUnsupported = errors.New("workqueue: action not supported yet")
 
 // supported reports whether the work queue can apply v.
 func (v Verdict) supported() error {
-	switch {
-	case v.Action == Bounce, v.Action == Quarantine:
+	if v.Action == Quarantine {
 		return fmt.Errorf("%w: %v", ErrUnsupported, v.Action)
-	case v.TagSubject != "":
-		return fmt.Errorf("%w: subject tag", ErrUnsupported)
-	case v.Reroute != "":
-		return fmt.Errorf("%w: reroute", ErrUnsupported)
 	}
 	return nil
 }
@@ -104,27 +117,45 @@ type Message struct {
 	Size   int64              // of the message as stored
 	Added  []string           // header fields the stages before this one added
 	spool  *queue.Spool
+	raw    []byte // the message, when not in a spool (NewMessage)
 	mime   func() (*rfc822.Part, error)
+
+	authOnce sync.Once
+	auth     *mailauth.Results
+	authErr  error
+}
+
+// NewMessage makes a Message of msg that is not in a spool, for a stage's
+// own tests and tools: Open reads msg, MIME parses it once.
+func NewMessage(env *queue.Envelope, pol *policy.MailPolicy, table string, msg []byte) *Message {
+	return &Message{Env: env, Policy: pol, Table: table, Size: int64(len(msg)), raw: msg,
+		mime: sync.OnceValues(func() (*rfc822.Part, error) { return rfc822.Parse(msg, rfc822.DefaultLimits), nil })}
 }
 
 // Auth returns what the listener found of the sender's authentication
-// (SPF, DKIM, DMARC), as it stored it in the envelope; nil when no check
-// ran.
+// (SPF, DKIM, DMARC, the DNS list), as it stored it in the envelope; nil
+// when no check ran. It is decoded once and shared by the stages, which
+// must not change it.
 func (m *Message) Auth() (*mailauth.Results, error) {
-	if len(m.Env.Auth) == 0 {
-		return nil, nil
-	}
-	r, err := mailauth.Unmarshal(m.Env.Auth)
-	if err != nil {
-		return nil, fmt.Errorf("workqueue: MID %d: %w", m.Env.MID, err)
-	}
-	return r, nil
+	m.authOnce.Do(func() {
+		if len(m.Env.Auth) == 0 {
+			return
+		}
+		m.auth, m.authErr = mailauth.Unmarshal(m.Env.Auth)
+		if m.authErr != nil {
+			m.auth, m.authErr = nil, fmt.Errorf("workqueue: MID %d: %w", m.Env.MID, m.authErr)
+		}
+	})
+	return m.auth, m.authErr
 }
 
 // Open returns a new reader of the message as stored, from its first
 // byte: a stage that streams it (to a scanner) never holds it whole. Its
 // checksum is verified at its end: a damaged spool is an error there.
 func (m *Message) Open() (io.ReadCloser, error) {
+	if m.spool == nil {
+		return io.NopCloser(bytes.NewReader(m.raw)), nil
+	}
 	_, r, err := m.spool.Reader(m.Env.MID)
 	if err != nil {
 		return nil, fmt.Errorf("workqueue: read MID %d: %w", m.Env.MID, err)

@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +67,10 @@ type Options struct {
 	Next   func(env *queue.Envelope)
 	Events event.Sink
 	Logger *slog.Logger
+	// Hostname is the reporting MTA of the DSN of a bounce verdict and the
+	// domain of generated messages' Message-IDs; BounceFrom the DSN's and
+	// notifications' From: ("" is MAILER-DAEMON@Hostname).
+	Hostname, BounceFrom string
 	// RetryMin and RetryMax bound the wait of a message whose stage failed
 	// under a tempfail policy: it doubles from RetryMin up to RetryMax.
 	RetryMin, RetryMax time.Duration
@@ -158,6 +161,9 @@ func New(o Options) (*Queue, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Hostname == "" {
+		o.Hostname = "localhost"
 	}
 	if o.Events == nil {
 		o.Events = event.Discard
@@ -475,6 +481,7 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 	own.Rcpts = rcpts
 	m := &Message{Env: &own, Policy: pol, Table: tname, Size: size, spool: q.o.Spool, mime: mimeOnce(q.o.Spool, j.mid)}
 	ran := false
+	var out outcome
 	for _, name := range stageNames(pol) {
 		ran = true
 		sctx, cancel := context.WithTimeout(ctx, q.o.StageTimeout)
@@ -493,22 +500,22 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 			}
 			return fmt.Errorf("stage %s of policy %s: %w", name, pol.Name, err)
 		}
-		if v.Action == Drop {
-			return q.drop(ctx, j.mid, v.By)
+		if err := q.carryOut(m, &out, v); err != nil {
+			return err
 		}
-		m.Added = append(m.Added, v.AddHeaders...)
+		switch v.Action {
+		case Drop:
+			return q.drop(ctx, j.mid, v.By)
+		case Bounce:
+			return q.bounce(m, v.By)
+		}
 		if v.SkipRest {
 			break
 		}
 	}
 	if ran || split {
-		var b strings.Builder
-		for _, h := range m.Added {
-			b.WriteString(h)
-			b.WriteString("\r\n")
-		}
 		sctx, cancel := context.WithTimeout(context.Background(), spoolTimeout)
-		err := q.o.Spool.SetWork(sctx, j.mid, queue.Work{Headers: b.String()})
+		err := q.o.Spool.SetWork(sctx, j.mid, out.work(m))
 		cancel()
 		if err != nil {
 			return err

@@ -261,7 +261,8 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		// them to it.
 		g.work, err = workqueue.New(workqueue.Options{Spool: g.spool, IDs: g.ids,
 			Policies: &cfg.MailPolicies.MailPolicies, Workers: cfg.MailPolicies.Workers, Stages: stages(cfg),
-			Next: func(env *queue.Envelope) { g.delivery.Enqueue(env) }, Events: srv.Events, Logger: logger})
+			Next: func(env *queue.Envelope) { g.delivery.Enqueue(env) }, Events: srv.Events, Logger: logger,
+			Hostname: cfg.Hostname, BounceFrom: cfg.Delivery.Bounce.From})
 		if err != nil {
 			return nil, err
 		}
