@@ -56,6 +56,10 @@ type Server struct {
 	// profiles (each such message logs that none matches).
 	DKIM *dkimsign.Profiles
 
+	// DataCheck, if set, may reject a message at the end of DATA, before
+	// it is committed (datacheck.go).
+	DataCheck DataCheck
+
 	// Queued, if set, is told of each message committed to the spool, so
 	// that delivery can start without scanning.
 	Queued func(env *queue.Envelope)

@@ -259,14 +259,19 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		// Before delivery starts: the work queue claims the messages whose
 		// work was not done when the gateway stopped, and delivery leaves
 		// them to it.
+		st, err := stages(cfg, srv.Events)
+		if err != nil {
+			return nil, err
+		}
 		g.work, err = workqueue.New(workqueue.Options{Spool: g.spool, IDs: g.ids,
-			Policies: &cfg.MailPolicies.MailPolicies, Workers: cfg.MailPolicies.Workers, Stages: stages(cfg),
+			Policies: &cfg.MailPolicies.MailPolicies, Workers: cfg.MailPolicies.Workers, Stages: st,
 			Next: func(env *queue.Envelope) { g.delivery.Enqueue(env) }, Events: srv.Events, Logger: logger,
 			Hostname: cfg.Hostname, BounceFrom: cfg.Delivery.Bounce.From})
 		if err != nil {
 			return nil, err
 		}
 		o.Claimed = g.work.Claimed
+		srv.DataCheck = dataCheck(cfg, st)
 	}
 	if g.delivery, err = outbound.New(o); err != nil {
 		return nil, err

@@ -22,7 +22,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/scan"
-	"github.com/mailgate/mailgate/scan/internal/enginetest"
+	"github.com/mailgate/mailgate/internal/enginetest"
 )
 
 // streamMax is the test clamd's StreamMaxLength.

@@ -20,7 +20,7 @@ import (
 
 	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/scan"
-	"github.com/mailgate/mailgate/scan/internal/enginetest"
+	"github.com/mailgate/mailgate/internal/enginetest"
 )
 
 var engine = enginetest.Shared{Start: enginetest.Rspamd}

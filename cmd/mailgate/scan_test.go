@@ -1,0 +1,330 @@
+package main
+
+import (
+	"archive/zip"
+	"bufio"
+	"errors"
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"net/textproto"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/mailgate/mailgate/internal/enginetest"
+	"github.com/mailgate/mailgate/internal/wait"
+)
+
+// The real engines, one of each for the test binary (rspamd's first start
+// compiles its rules). They die with the binary (enginetest's death
+// signal); TestMain stops them.
+var (
+	rspamdEngine = &enginetest.Shared{Start: enginetest.Rspamd}
+	clamdEngine  = &enginetest.Shared{Start: func() (*enginetest.Engine, error) { return enginetest.Clamd(25 << 20) }}
+)
+
+func stopScanEngines() {
+	rspamdEngine.Stop()
+	clamdEngine.Stop()
+}
+
+// scanGW is a gateway whose listener accepts mail for every domain from
+// loopback (the incoming policies apply), with scanners and policies.
+func scanGW(t *testing.T, hop, scanners, policies string) *gw {
+	t.Helper()
+	g := newGW(t, "5s")
+	cfg := fmt.Sprintf(`hostname: mx.test
+data_dir: %s
+shutdown_timeout: 5s
+listeners:
+  - name: InboundMail
+    interface: Management
+    address: %s
+    hat:
+      sender_groups:
+        - {name: INCOMING, match: [127.0.0.0/8], policy: ACCEPTED}
+      default_policy: ACCEPTED
+    rat:
+      - {domain: ALL, action: accept}
+routes:
+  - {domain: ALL, hosts: ["%s"]}
+delivery:
+  destinations:
+    - {domain: default, max_connections: 10, tls: off}
+  bounce: {initial_retry: 200ms, max_retry: 1s}
+http: {address: ""}
+scanners:
+%s
+%s
+`, g.dir, g.addr, hop, scanners, policies)
+	if err := os.WriteFile(g.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// scanMail is a message with a token in its Subject and the given MIME
+// body part (headers and body).
+func scanMail(token, part string) string {
+	return "From: a@example.org\r\nTo: b@example.net\r\nSubject: " + token + "\r\nX-Token: " + token +
+		"\r\nMIME-Version: 1.0\r\n" + part
+}
+
+func b64(b []byte) string {
+	s := base64.StdEncoding.EncodeToString(b)
+	var out strings.Builder
+	for len(s) > 76 {
+		out.WriteString(s[:76] + "\r\n")
+		s = s[76:]
+	}
+	return out.String() + s + "\r\n"
+}
+
+func eicarZip(t *testing.T) []byte {
+	var buf bytes.Buffer
+	z := zip.NewWriter(&buf)
+	w, err := z.Create("eicar.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte(enginetest.EICAR))
+	if err := z.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func midOf(t *testing.T, g *gw, token string) uint64 {
+	t.Helper()
+	m := regexp.MustCompile(`MID (\d+) Subject '` + token + `'`).FindStringSubmatch(g.waitLog(`Subject '` + token + `'`))
+	mid, _ := strconv.ParseUint(m[1], 10, 64)
+	return mid
+}
+
+// EICAR in every shape through clamd, over SMTP: the ESA's verdict lines
+// and "Dropped by antivirus" for each, nothing of them delivered; a clean
+// message delivered after "antivirus negative".
+func TestScanClamAV(t *testing.T) {
+	e := clamdEngine.Get(t)
+	hop := startNextHop(t, 0)
+	g := scanGW(t, hop.addr, "  clamav: {address: "+e.Unix+"}", `mail_policies:
+  incoming:
+    - name: DEFAULT
+      antivirus: clamav
+`)
+	g.start()
+	zipped := eicarZip(t)
+	for _, c := range []struct{ name, part string }{
+		{"plain", "Content-Type: text/plain\r\n\r\n" + enginetest.EICAR + "\r\n"},
+		{"attachment", "Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b1\r\n" +
+			"Content-Type: application/octet-stream; name=eicar.com\r\nContent-Disposition: attachment; filename=eicar.com\r\n\r\n" + enginetest.EICAR + "\r\n--b1--\r\n"},
+		{"base64", "Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: application/octet-stream; name=e.bin\r\n" +
+			"Content-Transfer-Encoding: base64\r\n\r\n" + b64([]byte(enginetest.EICAR)) + "--b1--\r\n"},
+		{"zip", "Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: application/zip; name=e.zip\r\n" +
+			"Content-Transfer-Encoding: base64\r\n\r\n" + b64(zipped) + "--b1--\r\n"},
+		{"nested", "Content-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\nContent-Type: multipart/alternative; boundary=inner\r\n\r\n" +
+			"--inner\r\nContent-Type: text/plain\r\n\r\nhello\r\n--inner\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+			b64([]byte(enginetest.EICAR)) + "--inner--\r\n--outer--\r\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tok := "av-" + c.name
+			if err := sendMail(g.addr, "a@example.org", []string{"b@example.net"}, scanMail(tok, c.part)); err != nil {
+				t.Fatal(err)
+			}
+			mid := midOf(t, g, tok)
+			l := g.waitLog(fmt.Sprintf(`Message finished MID %d done`, mid))
+			want := []string{
+				fmt.Sprintf("MID %d interim AV verdict using ClamAV VIRAL", mid),
+				fmt.Sprintf("MID %d antivirus positive 'Eicar-Test-Signature.UNOFFICIAL'", mid),
+				fmt.Sprintf("Message aborted MID %d Dropped by antivirus", mid),
+				fmt.Sprintf("Message finished MID %d done", mid),
+			}
+			inOrder(t, logLines(l, mid), want)
+		})
+	}
+	if err := sendMail(g.addr, "a@example.org", []string{"b@example.net"}, scanMail("av-clean", "Content-Type: text/plain\r\n\r\nnothing here\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	mid := midOf(t, g, "av-clean")
+	l := g.waitLog(fmt.Sprintf(`Message finished MID %d done`, mid))
+	inOrder(t, logLines(l, mid), []string{fmt.Sprintf("MID %d interim AV verdict using ClamAV CLEAN", mid),
+		fmt.Sprintf("MID %d antivirus negative", mid), fmt.Sprintf("MID %d queued for delivery", mid)})
+	tokens, msgs := hop.delivered()
+	if len(msgs) != 1 || tokens["av-clean"] != 1 {
+		t.Errorf("delivered %v, want av-clean only", tokens)
+	}
+	g.signal(syscall.SIGTERM)
+	g.wait()
+}
+
+// inOrder checks that lines hold want's lines (as substrings) in order.
+func inOrder(t *testing.T, lines, want []string) {
+	t.Helper()
+	i := 0
+	for _, line := range lines {
+		if i < len(want) && strings.Contains(line, want[i]) {
+			i++
+		}
+	}
+	if i < len(want) {
+		t.Errorf("the log lacks %q in order:\n%s", want[i], strings.Join(lines, "\n"))
+	}
+}
+
+const gtubeBody = "Content-Type: text/plain\r\n\r\nThis is spam.\r\n" + enginetest.GTUBE + "\r\n"
+
+// GTUBE to two recipients whose policies act differently on spam: the
+// message is split, one half dropped by RSPAMD, the other delivered with
+// its subject tagged and a header added.
+func TestScanRspamdSplit(t *testing.T) {
+	e := rspamdEngine.Get(t)
+	hop := startNextHop(t, 0)
+	g := scanGW(t, hop.addr, "  rspamd: {url: http://"+e.TCP+"}", `mail_policies:
+  incoming:
+    - name: strict
+      recipients: [ceo@example.com]
+      antispam: {engine: rspamd, positive: drop}
+    - name: DEFAULT
+      antispam:
+        engine: rspamd
+        positive: {action: deliver, tag_subject: "[SPAM] ", add_header: "X-Spam-Verdict: positive"}
+`)
+	g.start()
+	if err := sendMail(g.addr, "a@example.org", []string{"ceo@example.com", "x@example.net"}, scanMail("spam-split", gtubeBody)); err != nil {
+		t.Fatal(err)
+	}
+	mid := midOf(t, g, "spam-split")
+	l := g.waitLog(`was split creating MID \d+`)
+	m := regexp.MustCompile(fmt.Sprintf(`MID %d was split creating MID (\d+) due to a per-recipient policy DEFAULT`, mid)).FindStringSubmatch(l)
+	if m == nil {
+		t.Fatalf("no split line:\n%s", l)
+	}
+	child, _ := strconv.ParseUint(m[1], 10, 64)
+	g.waitLog(fmt.Sprintf(`Message finished MID %d done`, mid))
+	l = g.waitLog(fmt.Sprintf(`Message finished MID %d done`, child))
+	inOrder(t, logLines(l, mid), []string{
+		fmt.Sprintf("MID %d interim verdict using engine: RSPAMD spam positive", mid),
+		fmt.Sprintf("MID %d using engine: RSPAMD spam positive", mid),
+		fmt.Sprintf("Message aborted MID %d Dropped by RSPAMD", mid),
+	})
+	inOrder(t, logLines(l, child), []string{
+		fmt.Sprintf("MID %d interim verdict using engine: RSPAMD spam positive", child),
+		fmt.Sprintf("MID %d using engine: RSPAMD spam positive", child),
+		fmt.Sprintf("MID %d queued for delivery", child),
+	})
+	_, msgs := hop.delivered()
+	if len(msgs) != 1 || strings.Join(msgs[0].to, ",") != "x@example.net" {
+		t.Fatalf("delivered %d messages (%v), want one to x@example.net", len(msgs), msgs)
+	}
+	hdr, err := textproto.NewReader(bufioReader(msgs[0].data)).ReadMIMEHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr.Get("Subject") != "[SPAM] spam-split" || hdr.Get("X-Spam-Verdict") != "positive" {
+		t.Errorf("delivered Subject %q, X-Spam-Verdict %q", hdr.Get("Subject"), hdr.Get("X-Spam-Verdict"))
+	}
+	g.signal(syscall.SIGTERM)
+	g.wait()
+}
+
+// Reject at SMTP time: GTUBE to recipients whose policies all say reject
+// is answered 550 5.7.1, logged as a rejection after DATA, and neither
+// queued nor delivered; a clean message is accepted and delivered.
+func TestScanRejectAtData(t *testing.T) {
+	e := rspamdEngine.Get(t)
+	hop := startNextHop(t, 0)
+	g := scanGW(t, hop.addr, "  rspamd: {url: http://"+e.TCP+"}", `mail_policies:
+  incoming:
+    - name: DEFAULT
+      antispam: {engine: rspamd, positive: reject}
+`)
+	g.start()
+	err := sendMail(g.addr, "a@example.org", []string{"b@example.net", "c@example.net"}, scanMail("spam-reject", gtubeBody))
+	var te *textproto.Error
+	if !asTextproto(err, &te) || te.Code != 550 || !strings.HasPrefix(te.Msg, "5.7.1 ") {
+		t.Fatalf("DATA's reply: %v, want 550 5.7.1", err)
+	}
+	l := g.waitLog(`Receiving Failed: Rejected by RSPAMD spam positive`)
+	mid := midOf(t, g, "spam-reject")
+	lines := logLines(l, mid)
+	inOrder(t, lines, []string{
+		fmt.Sprintf("MID %d interim verdict using engine: RSPAMD spam positive", mid),
+		fmt.Sprintf("MID %d using engine: RSPAMD spam positive", mid),
+		fmt.Sprintf("Message finished MID %d aborted", mid),
+	})
+	if !regexp.MustCompile(`ICID \d+ Receiving Failed: Rejected by RSPAMD spam positive`).MatchString(l) {
+		t.Errorf("no rejection line:\n%s", l)
+	}
+	for _, line := range lines {
+		if strings.Contains(line, "ready") || strings.Contains(line, "queued for delivery") {
+			t.Errorf("a rejected message was queued: %s", line)
+		}
+	}
+	if err := sendMail(g.addr, "a@example.org", []string{"b@example.net"}, scanMail("ham", "Content-Type: text/plain\r\n\r\nHello, see you at noon.\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	ham := midOf(t, g, "ham")
+	g.waitLog(fmt.Sprintf(`Message finished MID %d done`, ham))
+	tokens, _ := hop.delivered()
+	if tokens["ham"] != 1 || tokens["spam-reject"] != 0 {
+		t.Errorf("delivered %v", tokens)
+	}
+	g.signal(syscall.SIGTERM)
+	g.wait()
+}
+
+// An engine that is down: under tempfail the message waits in the work
+// queue, not delivered; under deliver it goes on unscanned.
+func TestScanEngineDown(t *testing.T) {
+	down := freePort(t) // nothing listens there
+	for _, c := range []struct {
+		failure   string
+		delivered bool
+	}{{"tempfail", false}, {"deliver", true}} {
+		t.Run(c.failure, func(t *testing.T) {
+			hop := startNextHop(t, 0)
+			g := scanGW(t, hop.addr, "  clamav: {address: \""+down+"\", timeout: 1s}", `mail_policies:
+  incoming:
+    - name: DEFAULT
+      antivirus: clamav
+      scan_failure: `+c.failure+`
+`)
+			g.start()
+			if err := sendMail(g.addr, "a@example.org", []string{"b@example.net"}, scanMail("down", "Content-Type: text/plain\r\n\r\nhi\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			mid := midOf(t, g, "down")
+			if c.delivered {
+				g.waitLog(fmt.Sprintf(`Message finished MID %d done`, mid))
+				if tokens, _ := hop.delivered(); tokens["down"] != 1 {
+					t.Errorf("delivered %v", tokens)
+				}
+			} else {
+				waitStderr(t, g, "the message waits in the work queue")
+				out := mg(t, "workqueue", "--config", g.config)
+				if !regexp.MustCompile(`1 messages?`).MatchString(out) {
+					t.Errorf("workqueue:\n%s", out)
+				}
+				if tokens, _ := hop.delivered(); tokens["down"] != 0 {
+					t.Errorf("delivered unscanned: %v", tokens)
+				}
+			}
+			g.signal(syscall.SIGTERM)
+			g.wait()
+		})
+	}
+}
+
+func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }
+
+func asTextproto(err error, te **textproto.Error) bool { return errors.As(err, te) }
+
+// waitStderr waits for the gateway's diagnostics to say s.
+func waitStderr(t *testing.T, g *gw, s string) {
+	t.Helper()
+	wait.Until(t, "stderr says "+s, func() bool { return strings.Contains(g.stderr.String(), s) })
+}
