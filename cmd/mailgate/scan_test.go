@@ -29,6 +29,7 @@ var (
 
 func stopScanEngines() {
 	rspamdEngine.Stop()
+	spamdEngine.Stop()
 	clamdEngine.Stop()
 }
 
@@ -248,8 +249,14 @@ func TestScanRejectAtData(t *testing.T) {
 	if !asTextproto(err, &te) || te.Code != 550 || !strings.HasPrefix(te.Msg, "5.7.1 ") {
 		t.Fatalf("DATA's reply: %v, want 550 5.7.1", err)
 	}
-	l := g.waitLog(`Receiving Failed: Rejected by RSPAMD spam positive`)
-	mid := midOf(t, g, "spam-reject")
+	l := g.waitLog(`Message finished MID \d+ aborted`)
+	// The Subject is logged when the message is queued: this one never was.
+	icid := regexp.MustCompile(`ICID (\d+) Receiving Failed:`).FindStringSubmatch(l)
+	if icid == nil {
+		t.Fatalf("no Receiving Failed line:\n%s", l)
+	}
+	m := regexp.MustCompile(`Start MID (\d+) ICID ` + icid[1] + `\n`).FindStringSubmatch(l)
+	mid, _ := strconv.ParseUint(m[1], 10, 64)
 	lines := logLines(l, mid)
 	inOrder(t, lines, []string{
 		fmt.Sprintf("MID %d interim verdict using engine: RSPAMD spam positive", mid),
@@ -327,4 +334,81 @@ func asTextproto(err error, te **textproto.Error) bool { return errors.As(err, t
 func waitStderr(t *testing.T, g *gw, s string) {
 	t.Helper()
 	wait.Until(t, "stderr says "+s, func() bool { return strings.Contains(g.stderr.String(), s) })
+}
+
+var spamdEngine = &enginetest.Shared{Start: enginetest.Spamd}
+
+// GTUBE through spamd to four recipients whose policies act differently:
+// split in four, one dropped, one bounced (the DSN to the sender), one
+// delivered tagged, one delivered with a header; the lines name
+// SPAMASSASSIN.
+func TestScanSpamdActions(t *testing.T) {
+	e := spamdEngine.Get(t)
+	hop := startNextHop(t, 0)
+	g := scanGW(t, hop.addr, "  spamassassin: {address: "+e.Unix+"}", `mail_policies:
+  incoming:
+    - name: p_drop
+      recipients: [drop@example.net]
+      antispam: {engine: spamassassin, positive: drop}
+    - name: p_bounce
+      recipients: [bounce@example.net]
+      antispam: {engine: spamassassin, positive: bounce}
+    - name: p_header
+      recipients: [header@example.net]
+      antispam: {engine: spamassassin, positive: {action: deliver, add_header: "X-Spam-Flag: YES"}}
+    - name: DEFAULT
+      antispam: spamassassin
+`)
+	g.start()
+	rcpts := []string{"drop@example.net", "bounce@example.net", "header@example.net", "tag@example.net"}
+	if err := sendMail(g.addr, "a@example.org", rcpts, scanMail("sa-actions", gtubeBody)); err != nil {
+		t.Fatal(err)
+	}
+	mid := midOf(t, g, "sa-actions")
+	// The parent keeps the first recipient's policy (drop); three children.
+	l := g.waitLog(`(?s)(Message finished MID \d+ done.*){4}`)
+	children := regexp.MustCompile(fmt.Sprintf(`MID %d was split creating MID (\d+) due to a per-recipient policy (\w+)`, mid)).FindAllStringSubmatch(l, -1)
+	if len(children) != 3 {
+		t.Fatalf("%d split lines, want 3:\n%s", len(children), l)
+	}
+	byPolicy := map[string]uint64{"p_drop": mid}
+	for _, c := range children {
+		n, _ := strconv.ParseUint(c[1], 10, 64)
+		byPolicy[c[2]] = n
+	}
+	for pol, last := range map[string]string{
+		"p_drop":   "Message aborted MID %d Dropped by SPAMASSASSIN",
+		"p_bounce": "Message aborted MID %d Bounced by SPAMASSASSIN",
+		"p_header": "MID %d queued for delivery",
+		"DEFAULT":  "MID %d queued for delivery",
+	} {
+		m := byPolicy[pol]
+		inOrder(t, logLines(l, m), []string{
+			fmt.Sprintf("MID %d interim verdict using engine: SPAMASSASSIN spam positive", m),
+			fmt.Sprintf("MID %d using engine: SPAMASSASSIN spam positive", m),
+			fmt.Sprintf(last, m),
+		})
+	}
+	wait.Until(t, "two deliveries and a DSN", func() bool { _, msgs := hop.delivered(); return len(msgs) >= 3 })
+	_, msgs := hop.delivered()
+	got := map[string]string{}
+	for _, m := range msgs {
+		hdr, _ := textproto.NewReader(bufioReader(m.data)).ReadMIMEHeader()
+		switch {
+		case m.from == "":
+			got["dsn to "+strings.Join(m.to, ",")] = hdr.Get("X-Mailgate-Original-MID")
+		default:
+			got[strings.Join(m.to, ",")] = hdr.Get("Subject") + " | " + hdr.Get("X-Spam-Flag")
+		}
+	}
+	want := map[string]string{
+		"dsn to a@example.org": fmt.Sprint(byPolicy["p_bounce"]),
+		"header@example.net":   "sa-actions | YES",
+		"tag@example.net":      "[SPAM] sa-actions | ",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("delivered %v\nwant      %v", got, want)
+	}
+	g.signal(syscall.SIGTERM)
+	g.wait()
 }
