@@ -173,6 +173,7 @@ func (r *mrec) fold(e event.Entry, text string, c *crec, mid uint64) {
 		}
 	default:
 		r.foldPipeline(e, mid, text)
+		r.foldVerdict(e.Event)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/textproto"
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -119,6 +120,7 @@ func TestScanClamAV(t *testing.T) {
 `)
 	g.start()
 	zipped := eicarZip(t)
+	var plainMID uint64
 	for _, c := range []struct{ name, part string }{
 		{"plain", "Content-Type: text/plain\r\n\r\n" + enginetest.EICAR + "\r\n"},
 		{"attachment", "Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b1\r\n" +
@@ -137,6 +139,9 @@ func TestScanClamAV(t *testing.T) {
 				t.Fatal(err)
 			}
 			mid := midOf(t, g, tok)
+			if c.name == "plain" {
+				plainMID = mid
+			}
 			l := g.waitLog(fmt.Sprintf(`Message finished MID %d done`, mid))
 			want := []string{
 				fmt.Sprintf("MID %d interim AV verdict using ClamAV VIRAL", mid),
@@ -157,6 +162,30 @@ func TestScanClamAV(t *testing.T) {
 	tokens, msgs := hop.delivered()
 	if len(msgs) != 1 || tokens["av-clean"] != 1 {
 		t.Errorf("delivered %v, want av-clean only", tokens)
+	}
+	// The tracking record has the verdicts, and explain says them.
+	for _, c := range []struct {
+		mid  uint64
+		args []string
+		want string
+	}{
+		{plainMID, []string{"track", "--json", "--events", "--mid"}, `"verdicts":[{"kind":"antivirus","engine":"ClamAV","verdict":"positive","detail":"Eicar-Test-Signature.UNOFFICIAL"}]`},
+		{plainMID, []string{"explain", "--json"}, `"summary": "Dropped by anti-virus: ClamAV found 'Eicar-Test-Signature.UNOFFICIAL'; the sender was not told; release is not possible`},
+		{mid, []string{"track", "--json", "--events", "--mid"}, `"verdicts":[{"kind":"antivirus","engine":"ClamAV","verdict":"negative"}]`},
+		{mid, []string{"explain", "--json"}, `Scanning verdicts: anti-virus: ClamAV says negative.`},
+	} {
+		var out string
+		defer func() {
+			if t.Failed() {
+				t.Logf("%s MID %d: %s", c.args[0], c.mid, out)
+			}
+		}()
+		wait.Until(t, fmt.Sprintf("%s of MID %d says %s", c.args[0], c.mid, c.want), func() bool {
+			args := append(append([]string{}, c.args[0], "--config", g.config), c.args[1:]...)
+			b, _ := exec.Command(binary, append(args, fmt.Sprint(c.mid))...).Output()
+			out = string(b)
+			return strings.Contains(out, c.want)
+		})
 	}
 	g.signal(syscall.SIGTERM)
 	g.wait()

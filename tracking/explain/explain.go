@@ -116,6 +116,9 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 	if len(from) > 0 {
 		x.Why = append([]string{"It came from " + from + "."}, x.Why...)
 	}
+	if s := verdictsText(m); s != "" {
+		x.Why = append(x.Why, s)
+	}
 	if m.BounceOf != 0 {
 		x.Why = append(x.Why, fmt.Sprintf("This message is the delivery status notification (bounce) the gateway generated for MID %d.", m.BounceOf))
 	}
@@ -483,6 +486,9 @@ func (e *ex) dropped() Explanation {
 	var x Explanation
 	mid := itoa(m.MID)
 	switch {
+	case droppedByEngine(m) != "":
+		x.Summary = droppedByEngine(m)
+		x.Next = append(x.Next, "The policy that matched the message decides this action: see its line in the timeline.")
 	case strings.HasPrefix(m.AbortReason, "Dropped by"):
 		x.Summary = "Dropped: " + m.AbortReason + ". A filter on the gateway discarded the message; nobody was told."
 		x.Next = append(x.Next, "Check the verdict lines in the timeline to see which scanner or filter decided, and its policy.")

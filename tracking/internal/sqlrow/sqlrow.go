@@ -127,6 +127,7 @@ func ScanMessage(row Scanner, withLines bool) (*tracking.Message, error) {
 	if m.Lines, err = UnpackLines(lines); err != nil {
 		return nil, err
 	}
+	m.VerdictsFromLines()
 	return &m, nil
 }
 
