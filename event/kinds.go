@@ -41,4 +41,5 @@ func (TimeOffset) isEvent()     {}
 func (Unknown) isEvent()        {}
 func (InjectionDebug) isEvent() {}
 func (ConnectionEnd) isEvent()  {}
+func (ScanSummary) isEvent()    {}
 func (Status) isEvent()         {}

@@ -393,6 +393,8 @@ func appendMessage(dst []byte, ev event.Event, loc *time.Location) []byte {
 		dst = append(dst, '\'')
 	case event.ConnectionEnd:
 		dst = appendConnectionEnd(dst, e)
+	case event.ScanSummary:
+		dst = appendScanSummary(dst, e)
 	case event.Unknown:
 		dst = appendEscaped(dst, e.Text)
 	case event.Status:

@@ -54,7 +54,8 @@ func (a *AtData) CheckData(ctx context.Context, env *queue.Envelope, body io.Rea
 			log := LogName(eng.Name())
 			return inbound.DataVerdict{Reject: true,
 				Reason: fmt.Sprintf("Rejected by %s spam positive", log), Text: "Message rejected as spam",
-				Events: []event.Event{scan.SpamEvent(env.MID, true, log, v), scan.SpamEvent(env.MID, false, log, v)}}
+				Events: []event.Event{scan.SpamEvent(env.MID, true, log, v), scan.SpamEvent(env.MID, false, log, v),
+					summary(env.MID, pols[0], event.ScanResult{Kind: "antispam", Engine: log, Verdict: v.Class.String()})}}
 		}
 	}
 	if name, ok := common(pols, "virus", func(p *policy.MailPolicy) string { return p.AntiVirus }); ok && a.Virus[name] != nil {
@@ -65,7 +66,8 @@ func (a *AtData) CheckData(ctx context.Context, env *queue.Envelope, body io.Rea
 			_, detail := v.Final()
 			return inbound.DataVerdict{Reject: true,
 				Reason: "Rejected by antivirus positive " + detail, Text: "Message rejected: a virus was found",
-				Events: []event.Event{scan.VirusInterimEvent(env.MID, log, v), scan.VirusEvent(env.MID, v)}}
+				Events: []event.Event{scan.VirusInterimEvent(env.MID, log, v), scan.VirusEvent(env.MID, v),
+					summary(env.MID, pols[0], event.ScanResult{Kind: "antivirus", Engine: log, Verdict: "positive", Detail: v.Name})}}
 		}
 	}
 	return inbound.DataVerdict{}
@@ -84,4 +86,10 @@ func common(pols []*policy.MailPolicy, kind string, engine func(*policy.MailPoli
 		}
 	}
 	return name, true
+}
+
+// summary is the message's line of verdicts for a rejection: the policy
+// named is the first recipient's (all of them reject).
+func summary(mid uint64, p *policy.MailPolicy, r event.ScanResult) event.ScanSummary {
+	return event.ScanSummary{MID: mid, Policy: p.Name, Table: policy.InboundTable, Verdicts: []event.ScanResult{r}, Action: "reject"}
 }

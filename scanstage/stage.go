@@ -67,20 +67,20 @@ func (s *Spam) Run(ctx context.Context, m *workqueue.Message) (workqueue.Verdict
 	set := m.Policy.Spam
 	if set.MaxSize > 0 && m.Size > set.MaxSize {
 		emit(s.Events, event.TooBig{MID: m.Env.MID, Size: m.Size, Limit: set.MaxSize, Engine: name})
-		return verdict(set.TooBig, name), nil
+		return scanned(verdict(set.TooBig, name), "antispam", name, "too-big", ""), nil
 	}
 	msg, done := message(m)
 	defer done()
 	v, err := s.Engine.ScanSpam(ctx, msg)
 	if tb := (*scan.TooBigError)(nil); errors.As(err, &tb) {
 		emit(s.Events, event.TooBig{MID: m.Env.MID, Size: tb.Size, Limit: tb.Limit, Engine: name})
-		return verdict(set.TooBig, name), nil
+		return scanned(verdict(set.TooBig, name), "antispam", name, "too-big", ""), nil
 	}
 	if err != nil {
 		return workqueue.Verdict{}, err
 	}
 	emit(s.Events, scan.SpamEvent(m.Env.MID, true, name, v), scan.SpamEvent(m.Env.MID, false, name, v))
-	return verdict(SpamAction(set, v.Class), name), nil
+	return scanned(verdict(SpamAction(set, v.Class), name), "antispam", name, v.Class.String(), ""), nil
 }
 
 // SpamAction is the policy's action for a spam class.
@@ -107,14 +107,19 @@ func (s *Virus) Run(ctx context.Context, m *workqueue.Message) (workqueue.Verdic
 		emit(s.Events, event.TooBig{MID: m.Env.MID, Size: tb.Size, Limit: tb.Limit, Engine: name})
 		v = scan.VirusVerdict{Class: scan.Unscannable}
 		emit(s.Events, scan.VirusEvent(m.Env.MID, v))
-		return verdict(VirusAction(m.Policy.Virus, v.Class), "antivirus"), nil
+		return scanned(verdict(VirusAction(m.Policy.Virus, v.Class), "antivirus"), "antivirus", name, "unscannable", ""), nil
 	}
 	if err != nil {
 		return workqueue.Verdict{}, err
 	}
 	emit(s.Events, scan.VirusInterimEvent(m.Env.MID, name, v), scan.VirusEvent(m.Env.MID, v))
 	// The ESA's drop line names no engine: "Dropped by antivirus".
-	return verdict(VirusAction(m.Policy.Virus, v.Class), "antivirus"), nil
+	word, _ := v.Final()
+	detail := ""
+	if v.Class == scan.Viral {
+		detail = v.Name
+	}
+	return scanned(verdict(VirusAction(m.Policy.Virus, v.Class), "antivirus"), "antivirus", name, word, detail), nil
 }
 
 // VirusAction is the policy's action for a virus class.
@@ -145,6 +150,12 @@ func verdict(a policy.ScanAction, by string) workqueue.Verdict {
 	case policy.ActQuarantine:
 		v.Action, v.Quarantine = workqueue.Quarantine, a.Quarantine
 	}
+	return v
+}
+
+// scanned adds the verdict for the message's summary line.
+func scanned(v workqueue.Verdict, kind, engine, word, detail string) workqueue.Verdict {
+	v.Scan = &event.ScanResult{Kind: kind, Engine: engine, Verdict: word, Detail: detail}
 	return v
 }
 

@@ -482,6 +482,7 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 	m := &Message{Env: &own, Policy: pol, Table: tname, Size: size, spool: q.o.Spool, mime: mimeOnce(q.o.Spool, j.mid)}
 	ran := false
 	var out outcome
+	var scans []event.ScanResult
 	for _, name := range stageNames(pol) {
 		ran = true
 		sctx, cancel := context.WithTimeout(ctx, q.o.StageTimeout)
@@ -496,6 +497,7 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 			}
 			if pol.OnScanFailure == policy.ScanDeliver && !errors.Is(err, ErrUnsupported) {
 				q.log.Warn("workqueue: a stage failed; the message goes on unscanned by it, as its policy says", "mid", j.mid, "stage", name, "policy", pol.Name, "err", err)
+				scans = unscanned(scans, pol, name)
 				continue
 			}
 			return fmt.Errorf("stage %s of policy %s: %w", name, pol.Name, err)
@@ -503,10 +505,15 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 		if err := q.carryOut(m, &out, v); err != nil {
 			return err
 		}
+		if v.Scan != nil {
+			scans = append(scans, *v.Scan)
+		}
 		switch v.Action {
 		case Drop:
+			q.summarize(m, scans, "drop")
 			return q.drop(ctx, j.mid, v.By)
 		case Bounce:
+			q.summarize(m, scans, "bounce")
 			return q.bounce(m, v.By)
 		}
 		if v.SkipRest {
@@ -521,6 +528,7 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 			return err
 		}
 	}
+	q.summarize(m, scans, "deliver")
 	q.handOn(env, rcpts, true)
 	return nil
 }

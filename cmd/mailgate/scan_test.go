@@ -146,6 +146,7 @@ func TestScanClamAV(t *testing.T) {
 			want := []string{
 				fmt.Sprintf("MID %d interim AV verdict using ClamAV VIRAL", mid),
 				fmt.Sprintf("MID %d antivirus positive 'Eicar-Test-Signature.UNOFFICIAL'", mid),
+				fmt.Sprintf("mailgate: MID %d verdicts policy=DEFAULT table=inbound antivirus=ClamAV:positive:Eicar-Test-Signature.UNOFFICIAL action=drop", mid),
 				fmt.Sprintf("Message aborted MID %d Dropped by antivirus", mid),
 				fmt.Sprintf("Message finished MID %d done", mid),
 			}
@@ -158,7 +159,9 @@ func TestScanClamAV(t *testing.T) {
 	mid := midOf(t, g, "av-clean")
 	l := g.waitLog(fmt.Sprintf(`Message finished MID %d done`, mid))
 	inOrder(t, logLines(l, mid), []string{fmt.Sprintf("MID %d interim AV verdict using ClamAV CLEAN", mid),
-		fmt.Sprintf("MID %d antivirus negative", mid), fmt.Sprintf("MID %d queued for delivery", mid)})
+		fmt.Sprintf("MID %d antivirus negative", mid),
+		fmt.Sprintf("mailgate: MID %d verdicts policy=DEFAULT table=inbound antivirus=ClamAV:negative action=deliver", mid),
+		fmt.Sprintf("MID %d queued for delivery", mid)})
 	tokens, msgs := hop.delivered()
 	if len(msgs) != 1 || tokens["av-clean"] != 1 {
 		t.Errorf("delivered %v, want av-clean only", tokens)
@@ -239,11 +242,13 @@ func TestScanRspamdSplit(t *testing.T) {
 	inOrder(t, logLines(l, mid), []string{
 		fmt.Sprintf("MID %d interim verdict using engine: RSPAMD spam positive", mid),
 		fmt.Sprintf("MID %d using engine: RSPAMD spam positive", mid),
+		fmt.Sprintf("mailgate: MID %d verdicts policy=strict table=inbound antispam=RSPAMD:positive action=drop", mid),
 		fmt.Sprintf("Message aborted MID %d Dropped by RSPAMD", mid),
 	})
 	inOrder(t, logLines(l, child), []string{
 		fmt.Sprintf("MID %d interim verdict using engine: RSPAMD spam positive", child),
 		fmt.Sprintf("MID %d using engine: RSPAMD spam positive", child),
+		fmt.Sprintf("mailgate: MID %d verdicts policy=DEFAULT table=inbound antispam=RSPAMD:positive action=deliver", child),
 		fmt.Sprintf("MID %d queued for delivery", child),
 	})
 	_, msgs := hop.delivered()
@@ -290,6 +295,7 @@ func TestScanRejectAtData(t *testing.T) {
 	inOrder(t, lines, []string{
 		fmt.Sprintf("MID %d interim verdict using engine: RSPAMD spam positive", mid),
 		fmt.Sprintf("MID %d using engine: RSPAMD spam positive", mid),
+		fmt.Sprintf("mailgate: MID %d verdicts policy=DEFAULT table=inbound antispam=RSPAMD:positive action=reject", mid),
 		fmt.Sprintf("Message finished MID %d aborted", mid),
 	})
 	if !regexp.MustCompile(`ICID \d+ Receiving Failed: Rejected by RSPAMD spam positive`).MatchString(l) {
@@ -395,7 +401,7 @@ func TestScanSpamdActions(t *testing.T) {
 	}
 	mid := midOf(t, g, "sa-actions")
 	// The parent keeps the first recipient's policy (drop); three children.
-	l := g.waitLog(`(?s)(Message finished MID \d+ done.*){4}`)
+	l := g.waitLog(`(?s)(was split creating MID \d+.*){3}`)
 	children := regexp.MustCompile(fmt.Sprintf(`MID %d was split creating MID (\d+) due to a per-recipient policy (\w+)`, mid)).FindAllStringSubmatch(l, -1)
 	if len(children) != 3 {
 		t.Fatalf("%d split lines, want 3:\n%s", len(children), l)
@@ -405,17 +411,19 @@ func TestScanSpamdActions(t *testing.T) {
 		n, _ := strconv.ParseUint(c[1], 10, 64)
 		byPolicy[c[2]] = n
 	}
-	for pol, last := range map[string]string{
-		"p_drop":   "Message aborted MID %d Dropped by SPAMASSASSIN",
-		"p_bounce": "Message aborted MID %d Bounced by SPAMASSASSIN",
-		"p_header": "MID %d queued for delivery",
-		"DEFAULT":  "MID %d queued for delivery",
+	for pol, c := range map[string]struct{ action, last string }{
+		"p_drop":   {"drop", "Message aborted MID %d Dropped by SPAMASSASSIN"},
+		"p_bounce": {"bounce", "Message aborted MID %d Bounced by SPAMASSASSIN"},
+		"p_header": {"deliver", "MID %d queued for delivery"},
+		"DEFAULT":  {"deliver", "MID %d queued for delivery"},
 	} {
 		m := byPolicy[pol]
+		l := g.waitLog(fmt.Sprintf(`Message finished MID %d done`, m))
 		inOrder(t, logLines(l, m), []string{
 			fmt.Sprintf("MID %d interim verdict using engine: SPAMASSASSIN spam positive", m),
 			fmt.Sprintf("MID %d using engine: SPAMASSASSIN spam positive", m),
-			fmt.Sprintf(last, m),
+			fmt.Sprintf("mailgate: MID %d verdicts policy=%s table=inbound antispam=SPAMASSASSIN:positive action=%s", m, pol, c.action),
+			fmt.Sprintf(c.last, m),
 		})
 	}
 	wait.Until(t, "two deliveries and a DSN", func() bool { _, msgs := hop.delivered(); return len(msgs) >= 3 })
