@@ -3,9 +3,9 @@ package main
 import (
 	"archive/zip"
 	"bufio"
-	"errors"
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/textproto"
 	"os"
