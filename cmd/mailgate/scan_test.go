@@ -7,14 +7,19 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/textproto"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/enginetest"
 	"github.com/mailgate/mailgate/internal/wait"
@@ -448,4 +453,184 @@ func TestScanSpamdActions(t *testing.T) {
 	}
 	g.signal(syscall.SIGTERM)
 	g.wait()
+}
+
+// fakeEngine is a loopback listener that reads what it is sent and
+// answers reply (nothing when reply is ""), counting its connections.
+type fakeEngine struct {
+	addr  string
+	conns atomic.Int32
+}
+
+func startFakeEngine(t *testing.T, reply string) *fakeEngine {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeEngine{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var open []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.conns.Add(1)
+			mu.Lock()
+			open = append(open, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(2 * time.Minute))
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					// clamd's stream ends with a zero-length chunk.
+					if reply != "" && bytes.HasSuffix(buf[:n], []byte{0, 0, 0, 0}) {
+						c.Write([]byte(reply))
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return f
+}
+
+// clamd answering garbage, under a policy that delivers unscanned: the
+// message goes on, and its summary line says it was not scanned.
+func TestScanEngineGarbage(t *testing.T) {
+	f := startFakeEngine(t, "this is not clamd\x00")
+	hop := startNextHop(t, 0)
+	g := scanGW(t, hop.addr, "  clamav: {address: \""+f.addr+"\", timeout: 5s}", `mail_policies:
+  incoming:
+    - name: DEFAULT
+      antivirus: clamav
+      scan_failure: deliver
+`)
+	g.start()
+	if err := sendMail(g.addr, "a@example.org", []string{"b@example.net"}, scanMail("garbage", "Content-Type: text/plain\r\n\r\nhi\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	mid := midOf(t, g, "garbage")
+	l := g.waitLog(fmt.Sprintf(`Message finished MID %d done`, mid))
+	inOrder(t, logLines(l, mid), []string{
+		fmt.Sprintf("mailgate: MID %d verdicts policy=DEFAULT table=inbound antivirus=clamav:unscanned action=deliver", mid),
+		fmt.Sprintf("MID %d queued for delivery", mid),
+	})
+	if !strings.Contains(g.stderr.String(), "protocol error") {
+		t.Errorf("stderr does not say why:\n%s", g.stderr.String())
+	}
+	if tokens, _ := hop.delivered(); tokens["garbage"] != 1 {
+		t.Errorf("delivered %v", tokens)
+	}
+	g.signal(syscall.SIGTERM)
+	g.wait()
+}
+
+// clamd down under tempfail: the message waits in the work queue; once
+// clamd is there (its socket appears at the configured path) the retry
+// scans and delivers it, once.
+func TestScanEngineBack(t *testing.T) {
+	e := clamdEngine.Get(t)
+	sock := filepath.Join(t.TempDir(), "clamd.sock") // not there yet
+	hop := startNextHop(t, 0)
+	g := scanGW(t, hop.addr, "  clamav: {address: "+sock+", timeout: 5s}", `mail_policies:
+  incoming:
+    - name: DEFAULT
+      antivirus: clamav
+`)
+	g.start()
+	if err := sendMail(g.addr, "a@example.org", []string{"b@example.net"}, scanMail("back", "Content-Type: text/plain\r\n\r\nhi\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	mid := midOf(t, g, "back")
+	waitStderr(t, g, "the message waits in the work queue")
+	if tokens, _ := hop.delivered(); tokens["back"] != 0 {
+		t.Fatalf("delivered unscanned: %v", tokens)
+	}
+	if err := os.Symlink(e.Unix, sock); err != nil {
+		t.Fatal(err)
+	}
+	// The first retry is workqueue.DefaultRetryMin (30 s) after the failure.
+	wait.UntilWithin(t, 2*time.Minute, "delivered after clamd came back", func() bool {
+		return strings.Contains(g.mailLog(), fmt.Sprintf("Message finished MID %d done", mid))
+	})
+	inOrder(t, logLines(g.mailLog(), mid), []string{
+		fmt.Sprintf("MID %d antivirus negative", mid),
+		fmt.Sprintf("MID %d queued for delivery", mid),
+	})
+	if tokens, _ := hop.delivered(); tokens["back"] != 1 {
+		t.Errorf("delivered %v, want once", tokens)
+	}
+	g.signal(syscall.SIGTERM)
+	g.wait()
+}
+
+// The gateway SIGKILLed while clamd (here a listener that never answers)
+// holds its messages mid-scan: after the restart, with the real clamd,
+// each is scanned and delivered exactly once.
+func TestScanSIGKILLMidScan(t *testing.T) {
+	e := clamdEngine.Get(t)
+	slow := startFakeEngine(t, "")
+	hop := startNextHop(t, 0)
+	const policies = `mail_policies:
+  workers: 4
+  incoming:
+    - name: DEFAULT
+      antivirus: clamav
+`
+	g := scanGW(t, hop.addr, "  clamav: {address: \""+slow.addr+"\", timeout: 1m}", policies)
+	g.start()
+	const n = 3
+	for i := range n {
+		if err := sendMail(g.addr, "a@example.org", []string{"b@example.net", "c@example.net"}, scanMail(fmt.Sprintf("kill%d", i), "Content-Type: text/plain\r\n\r\nhi\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait.Until(t, "three messages mid-scan", func() bool { return slow.conns.Load() >= n })
+	g.cmd.Process.Signal(syscall.SIGKILL)
+	g.wait()
+	cfg, err := os.ReadFile(g.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(g.config, bytes.Replace(cfg, []byte(slow.addr), []byte(e.Unix), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g.start()
+	wait.Until(t, "every message delivered", func() bool {
+		_, msgs := hop.delivered()
+		return len(msgs) >= n
+	})
+	g.signal(syscall.SIGTERM)
+	g.wait()
+	tokens, msgs := hop.delivered()
+	for i := range n {
+		if tok := fmt.Sprintf("kill%d", i); tokens[tok] != 1 {
+			t.Errorf("%s delivered %d times, want 1 (%d messages)", tok, tokens[tok], len(msgs))
+		}
+	}
+	if c := strings.Count(g.mailLog(), "antivirus negative"); c != n {
+		t.Errorf("%d antivirus lines, want %d", c, n)
+	}
 }
