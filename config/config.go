@@ -29,6 +29,7 @@ import (
 	"github.com/mailgate/mailgate/dkimsign"
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/policy"
+	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/syslog"
 )
 
@@ -55,6 +56,9 @@ type Config struct {
 	Scanners    Scanners // the scanning engines (scan.go)
 	// ContentFilters are the content filters the mail policies may name.
 	ContentFilters []ContentFilter
+	// Quarantines are the quarantines the work queue's stages put
+	// messages in (config/quarantine.go): the defaults and those given.
+	Quarantines []quarantine.Spec
 
 	// Warnings are what check-config reports (and fails for) but does
 	// not stop the gateway: serve logs them at start.
@@ -140,6 +144,9 @@ type DNS struct {
 	// and the most answers kept (0: none).
 	ListTimeout   time.Duration
 	ListCacheSize int
+	// CacheSize is the most answers of the sender-authentication lookups
+	// (SPF, DKIM, DMARC) kept for their TTLs; 0: none.
+	CacheSize int
 }
 
 // Logs configures the log files.
@@ -233,6 +240,7 @@ const (
 	DefaultDNSTimeout      = 5 * time.Second
 	DefaultListTimeout     = 2 * time.Second
 	DefaultListCacheSize   = 1 << 16
+	DefaultDNSCacheSize    = 1 << 14
 	DefaultLogMaxSize      = 10 << 20
 	DefaultLogMaxFiles     = 10
 	DefaultHTTPAddress     = "127.0.0.1:8025"
@@ -338,12 +346,12 @@ func Parse(data []byte, name string) (*Config, error) {
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
 		"delivery", "dns", "logs", "tracking", "http", "authserv_id", "mail_policies",
-		"dkim_signing_profiles", "scanners", "content_filters")
+		"dkim_signing_profiles", "scanners", "content_filters", "quarantines")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
 		MinFreeSpace:    MinFreeAuto,
-		DNS:             DNS{Timeout: DefaultDNSTimeout, ListTimeout: DefaultListTimeout, ListCacheSize: DefaultListCacheSize},
+		DNS:             DNS{Timeout: DefaultDNSTimeout, ListTimeout: DefaultListTimeout, ListCacheSize: DefaultListCacheSize, CacheSize: DefaultDNSCacheSize},
 		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: "tracking.db",
 			Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}},
 		HTTP: HTTP{Address: DefaultHTTPAddress},
@@ -422,6 +430,10 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	}
 	c.DKIMSigning = d.dkimSigning(f["dkim_signing_profiles"], "dkim_signing_profiles", c.DataDir)
 	d.scanners(f["scanners"], c)
+	if n := f["content_filters"]; present(n) {
+		c.ContentFilters = d.contentFilters(n, "content_filters")
+	}
+	c.Quarantines = d.quarantines(f["quarantines"], "quarantines")
 	return c
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/policy"
+	"github.com/mailgate/mailgate/quarantine"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -149,7 +150,7 @@ func TestDesignContract(t *testing.T) {
 		}},
 		Routes:   []Route{{Domain: "example.com", Hosts: []RouteHost{{Host: "127.0.0.1", Port: 2526}}}},
 		Delivery: defaultDelivery(host),
-		DNS:      DNS{Timeout: 5 * time.Second, ListTimeout: 2 * time.Second, ListCacheSize: 65536},
+		DNS:      DNS{Timeout: 5 * time.Second, ListTimeout: 2 * time.Second, ListCacheSize: 65536, CacheSize: DefaultDNSCacheSize},
 		Logs: Logs{
 			Mail: MailLog{Path: filepath.Join(data, "logs/mail_logs/mail.current"), Level: event.Info,
 				MaxSize: 10 << 20, MaxFiles: 10},
@@ -161,7 +162,8 @@ func TestDesignContract(t *testing.T) {
 		},
 		Tracking: Tracking{Enabled: true, Driver: "sqlite", DSN: filepath.Join(data, "tracking.db"),
 			Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}},
-		HTTP: HTTP{Address: "127.0.0.1:8025"},
+		HTTP:        HTTP{Address: "127.0.0.1:8025"},
+		Quarantines: quarantine.Defaults(),
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("design.yaml gives\n%+v\nwant\n%+v", c, want)
@@ -253,7 +255,7 @@ func TestFullExample(t *testing.T) {
 	if !reflect.DeepEqual(c.Routes, wantRoutes) {
 		t.Errorf("routes = %+v, want %+v", c.Routes, wantRoutes)
 	}
-	if !reflect.DeepEqual(c.DNS, DNS{Servers: []string{"127.0.0.1:5353"}, Timeout: 5 * time.Second, ListTimeout: 2 * time.Second, ListCacheSize: 65536}) {
+	if !reflect.DeepEqual(c.DNS, DNS{Servers: []string{"127.0.0.1:5353"}, Timeout: 5 * time.Second, ListTimeout: 2 * time.Second, ListCacheSize: 65536, CacheSize: DefaultDNSCacheSize}) {
 		t.Errorf("dns = %+v", c.DNS)
 	}
 	if !reflect.DeepEqual(c.Tracking, Tracking{Enabled: true, Driver: "sqlite", DSN: filepath.Join(data, "tracking.db"),
@@ -657,7 +659,7 @@ func BenchmarkParseDefault(b *testing.B) {
 
 func TestDNSServers(t *testing.T) {
 	c := parseString(t, "dns: {servers: ['127.0.0.1', '[::1]:5353', '::1', '::ffff:10.0.0.53'], timeout: 250ms}\n")
-	want := DNS{Servers: []string{"127.0.0.1:53", "[::1]:5353", "[::1]:53", "10.0.0.53:53"}, Timeout: 250 * time.Millisecond, ListTimeout: 2 * time.Second, ListCacheSize: 65536}
+	want := DNS{Servers: []string{"127.0.0.1:53", "[::1]:5353", "[::1]:53", "10.0.0.53:53"}, Timeout: 250 * time.Millisecond, ListTimeout: 2 * time.Second, ListCacheSize: 65536, CacheSize: DefaultDNSCacheSize}
 	if !reflect.DeepEqual(c.DNS, want) {
 		t.Errorf("dns = %+v, want %+v", c.DNS, want)
 	}

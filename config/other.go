@@ -156,7 +156,7 @@ func (d *decoder) checkRouteHost(n *yaml.Node, path, host string) (string, bool)
 }
 
 func (d *decoder) dns(n *yaml.Node, path string, c *DNS) {
-	f := d.fields(n, path, "servers", "timeout", "dnslist_timeout", "dnslist_cache_size")
+	f := d.fields(n, path, "servers", "timeout", "dnslist_timeout", "dnslist_cache_size", "cache_size")
 	if v := f["servers"]; present(v) {
 		sp := join(path, "servers")
 		for i, it := range d.list(v, sp) {
@@ -197,6 +197,9 @@ func (d *decoder) dns(n *yaml.Node, path string, c *DNS) {
 	}
 	if v := f["dnslist_cache_size"]; present(v) {
 		c.ListCacheSize, _ = d.integer(v, join(path, "dnslist_cache_size"), 0)
+	}
+	if v := f["cache_size"]; present(v) {
+		c.CacheSize, _ = d.integer(v, join(path, "cache_size"), 0)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailgate/mailgate/outbound"
@@ -44,7 +45,8 @@ type Server struct {
 	hs    *http.Server
 	mux   *http.ServeMux
 	done  chan struct{}
-	stats Stats // nil: no status commands
+	stats Stats                       // nil: no status commands
+	quar  atomic.Pointer[Quarantines] // set by ServeQuarantines
 }
 
 // Listen creates the control socket at path and serves it until Close. A
@@ -155,10 +157,16 @@ func (s *Server) routes() http.Handler {
 		return s.q.Message(mid)
 	}))
 	mux.HandleFunc("POST /v1/messages/{mid}/bounce", s.withMID(func(mid uint64) (any, error) {
+		if err := s.quarantined(mid); err != nil {
+			return nil, err
+		}
 		n, err := s.q.Bounce(mid)
 		return Removed{MID: mid, Recipients: n}, err
 	}))
 	mux.HandleFunc("POST /v1/messages/{mid}/delete", s.withMID(func(mid uint64) (any, error) {
+		if err := s.quarantined(mid); err != nil {
+			return nil, err
+		}
 		n, err := s.q.Delete(mid)
 		return Removed{MID: mid, Recipients: n}, err
 	}))
@@ -186,7 +194,7 @@ func reply(w http.ResponseWriter, v any, err error) {
 	switch {
 	case errors.Is(err, outbound.ErrNoMessage):
 		replyError(w, http.StatusNotFound, err)
-	case errors.Is(err, outbound.ErrBusy), errors.Is(err, outbound.ErrSuspended):
+	case errors.Is(err, outbound.ErrBusy), errors.Is(err, outbound.ErrSuspended), errors.Is(err, ErrQuarantined):
 		replyError(w, http.StatusConflict, err)
 	case err != nil:
 		replyError(w, http.StatusInternalServerError, err)

@@ -42,6 +42,14 @@ type authDNS struct {
 	addr    string
 	mu      sync.Mutex
 	records map[string][]dns.RR
+	queries int // all of them, answered or not
+}
+
+// asked returns how many queries the server has had.
+func (d *authDNS) asked() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.queries
 }
 
 func startAuthDNS(t *testing.T, zone ...string) *authDNS {
@@ -87,6 +95,9 @@ func (d *authDNS) serve(w dns.ResponseWriter, r *dns.Msg, tcp bool) {
 	}
 	q := r.Question[0]
 	name := strings.ToLower(q.Name)
+	d.mu.Lock()
+	d.queries++
+	d.mu.Unlock()
 	switch {
 	case strings.HasSuffix(name, "timeout.test."):
 		return // no answer
@@ -233,7 +244,8 @@ func startMailauth(t *testing.T) *mailauthHarness {
 		t.Fatal(err)
 	}
 	res := resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout)
-	checker := mailauth.New(res)
+	// As mailgate serve makes it: the checks' resolver has the cache.
+	checker := mailauth.New(resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout).WithCache(cfg.DNS.CacheSize))
 	checker.Timeout = 5 * time.Second
 	h.srv = &inbound.Server{Hostname: cfg.Hostname, Spool: h.spool, IDs: h.ids, Events: h.lines,
 		DNS: inbound.NewResolver(res, cfg.DNS.Timeout), Auth: checker, AuthServID: cfg.AuthServID,
@@ -395,6 +407,44 @@ func TestSPFTimeoutBounded(t *testing.T) {
 	}
 	if d := time.Since(start); d > 4*time.Second {
 		t.Errorf("a DNS server that does not answer took %v", d)
+	}
+}
+
+// TestAuthLookupsCached: a second message from a domain is checked without
+// asking the DNS anything (dns.cache_size), with the same lines; a DNS
+// failure is asked again for each message, each deferred on its own.
+func TestAuthLookupsCached(t *testing.T) {
+	h := startMailauth(t)
+	k := testKeys()
+	msg := sign(t, "From: Alice <a@pass.test>\r\nTo: <joe@example.com>\r\nSubject: signed\r\n\r\nSigned body.\r\n",
+		signOpts{domain: "pass.test", selector: "rsa", key: k.rsa})
+	for i, asks := range []bool{true, false, false} {
+		before := h.dns.asked()
+		_, data, mid := h.send("127.0.0.10", "mx.client.test", "a@pass.test", msg)
+		if !strings.HasPrefix(data, "250") {
+			t.Fatalf("message %d: DATA %q", i, data)
+		}
+		if n := h.dns.asked() - before; (n > 0) != asks {
+			t.Errorf("message %d: %d queries, want asked %v", i, n, asks)
+		}
+		got := strings.Join(h.midLines(mid, `^(SPF|DKIM|DMARC):`), "\n")
+		want := "SPF: helo identity postmaster@mx.client.test Pass\n" +
+			"SPF: mailfrom identity a@pass.test Pass (v=spf1)\n" +
+			"DKIM: pass signature verified (d=pass.test s=rsa i=@pass.test)\n" +
+			"DMARC: Message from domain pass.test, DMARC pass (SPF aligned True, DKIM aligned True)"
+		if got != want {
+			t.Errorf("message %d: lines\n%s\nwant\n%s", i, got, want)
+		}
+	}
+	for i := range 2 {
+		before := h.dns.asked()
+		mail, _, _ := h.send("127.0.0.21", "mx.client.test", "a@x.servfail.test", plainMsg("a@x.servfail.test"))
+		if !strings.HasPrefix(mail, "451 4.4.3") {
+			t.Errorf("SERVFAIL, message %d: MAIL FROM %q", i, mail)
+		}
+		if h.dns.asked() == before {
+			t.Errorf("SERVFAIL, message %d: the DNS was not asked", i)
+		}
 	}
 }
 

@@ -39,7 +39,9 @@
 //     attempts, last and next attempt, last reply);
 //   - finish: the message is done;
 //   - work: the work queue (mail policies, their stages) is done with the
-//     message, with what it adds to it (work.go).
+//     message, with what it adds to it; or the message is in quarantines,
+//     or released from them and to be scanned again (work.go). The last
+//     work record of a message is the one that holds.
 //
 // A message split by a per-recipient mail policy is committed as a child
 // whose envelope names its parent (Envelope.Parent) and keeps the parent's

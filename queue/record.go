@@ -171,6 +171,11 @@ const (
 // finish: version, uvarint MID
 //
 // work: version, uvarint MID, Headers (the work queue's outcome)
+//
+//	[version 2, a quarantined or released message: byte flags (2 =
+//	released), uvarint Stage, uvarint count, then count × (Quarantine,
+//	Reason, varint Since, byte Out)]. A record without them is written
+//	as version 1, which every release reads.
 
 // appendMessagePrefix appends everything of a message payload but the body.
 func appendMessagePrefix(b []byte, seq uint64, env *Envelope) []byte {
@@ -349,13 +354,44 @@ func decodeFinish(p []byte) (mid uint64, err error) {
 	return mid, d.err
 }
 
+// workQuarantineVersion is the version of a work payload with the
+// quarantine fields.
+const workQuarantineVersion = 2
+
+// Work flags. (1 is unused.)
+const (
+	workReleased = 2
+	workKnown    = workReleased
+)
+
 func appendWork(b []byte, mid uint64, w Work) []byte {
-	b = append(b, payloadVersion)
+	plain := len(w.Held) == 0 && !w.Released && w.Stage == 0
+	if plain {
+		b = append(b, payloadVersion)
+	} else {
+		b = append(b, workQuarantineVersion)
+	}
 	b = binary.AppendUvarint(b, mid)
 	b = appendString(b, w.Headers)
-	if len(w.Strip) == 0 && w.TagSubject == "" && w.Route == "" && w.Rcpt == "" {
-		return b // as before the rewrites: a record of added headers only
+	if !plain {
+		var flags byte
+		if w.Released {
+			flags |= workReleased
+		}
+		b = append(b, flags)
+		b = binary.AppendUvarint(b, uint64(w.Stage))
+		b = binary.AppendUvarint(b, uint64(len(w.Held)))
+		for _, h := range w.Held {
+			b = appendString(b, h.Quarantine)
+			b = appendString(b, h.Reason)
+			b = binary.AppendVarint(b, unixNano(h.Since))
+			b = append(b, byte(h.Out))
+		}
 	}
+	if len(w.Strip) == 0 && w.TagSubject == "" && w.Route == "" && w.Rcpt == "" {
+		return b // a record without rewrites ends here, as before they existed
+	}
+	// The rewrites follow, in either version, when there are any.
 	b = binary.AppendUvarint(b, uint64(len(w.Strip)))
 	for _, s := range w.Strip {
 		b = appendString(b, s)
@@ -367,11 +403,33 @@ func appendWork(b []byte, mid uint64, w Work) []byte {
 
 func decodeWork(p []byte) (mid uint64, w Work, err error) {
 	d := decoder{b: p}
-	if v := d.byte(); v != payloadVersion && d.err == nil {
+	v := d.byte()
+	if v != payloadVersion && v != workQuarantineVersion && d.err == nil {
 		return 0, Work{}, fmt.Errorf("work payload version %d", v)
 	}
 	mid = d.uvarint()
 	w.Headers = d.string()
+	if v == workQuarantineVersion {
+		flags := d.byte()
+		if flags&^workKnown != 0 && d.err == nil {
+			d.err = fmt.Errorf("unknown work flags %#x", flags)
+		}
+		w.Released = flags&workReleased != 0
+		w.Stage = d.int()
+		count := d.uvarint()
+		if count > uint64(len(d.b))/4 && d.err == nil { // each is at least four bytes
+			d.err = errTruncated
+		}
+		if d.err == nil && count > 0 {
+			w.Held = make([]Held, count)
+			for i := range w.Held {
+				w.Held[i] = Held{Quarantine: d.string(), Reason: d.string(), Since: fromUnixNano(d.varint()), Out: Exit(d.byte())}
+				if w.Held[i].Out > Deleted && d.err == nil {
+					d.err = fmt.Errorf("unknown quarantine exit %d", w.Held[i].Out)
+				}
+			}
+		}
+	}
 	if d.err == nil && len(d.b) != 0 {
 		// The rewrites, in a record written since they exist.
 		n := d.uvarint()

@@ -133,6 +133,8 @@ func FuzzPayload(f *testing.F) {
 	f.Add(appendMessagePrefix(nil, 3, &Envelope{MID: 5, Parent: 4, Outgoing: true, Rcpts: []Recipient{{2, "a@b"}}}))
 	f.Add(appendWork(nil, 7, Work{Headers: "X-A: b\r\n"}))
 	f.Add(appendWork(nil, 7, Work{Headers: "X-A: b\r\n", Strip: []string{"x-b"}, TagSubject: "[T] ", Route: "h:25", Rcpt: "a@b"}))
+	f.Add(appendWork(nil, 7, Work{Headers: "X-A: b\r\n", Stage: 1, Held: []Held{{Quarantine: "Policy", Reason: "r", Since: time.Unix(5, 0), Out: Deleted}}}))
+	f.Add(appendWork(nil, 8, Work{Headers: "X-A: b\r\n", Strip: []string{"x-b"}, Route: "h:25", Stage: 2, Held: []Held{{Quarantine: "Virus", Reason: "r", Since: time.Unix(6, 0)}}}))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		if mid, w, err := decodeWork(p); err == nil {
 			if mid2, w2, err := decodeWork(appendWork(nil, mid, w)); err != nil || mid2 != mid || !reflect.DeepEqual(w2, w) {

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Work is the work queue's durable outcome for a message: the work queue
@@ -10,6 +11,12 @@ import (
 // delivery as it is. A message without one either needed no work (handed
 // straight through, nothing recorded) or was not done when the process
 // stopped: recovery gives it back to the work queue.
+//
+// A quarantined message's work record lists its quarantines (Held) and
+// is not an end: delivery leaves the message until it has left every one.
+// One released from them has Released set until the stages after the
+// quarantine ran again (the ESA rescans a released message); a record
+// without either is done.
 type Work struct {
 	// Headers are header fields, each ending in CRLF, that the stages
 	// added: delivery sends them before the message's own header.
@@ -30,7 +37,69 @@ type Work struct {
 	// Rcpt replaces the address of every recipient (an alternate
 	// recipient); the RIDs stay, for the lines and tracking.
 	Rcpt string
+	// Held are the quarantines the message entered, in that order, each
+	// with whether it has left it. As on the ESA, a message in several
+	// leaves them when it has left the last: deleted if it was deleted
+	// from any, released otherwise.
+	Held []Held
+	// Released: the message left its quarantines and the work queue runs
+	// its policy's stages again from Stage on, then hands it to delivery.
+	Released bool
+	// Stage is the index, in its policy's stages, of the first stage to
+	// run after a release: the one after the last that quarantined it.
+	Stage int
 }
+
+// Held is one quarantine a message entered.
+type Held struct {
+	Quarantine string
+	Reason     string    // in the line's parentheses: "content filter:x"
+	Since      time.Time // when it entered
+	Out        Exit      // In while it is there
+}
+
+// Exit is how a message left a quarantine.
+type Exit uint8
+
+const (
+	In       Exit = iota // still there
+	Released             // released from it
+	Deleted              // deleted from it
+)
+
+// In reports whether the message is still in quarantine q.
+func (w Work) In(q string) bool {
+	for _, h := range w.Held {
+		if h.Quarantine == q && h.Out == In {
+			return true
+		}
+	}
+	return false
+}
+
+// Quarantined reports whether the message is in a quarantine still.
+func (w Work) Quarantined() bool {
+	for _, h := range w.Held {
+		if h.Out == In {
+			return true
+		}
+	}
+	return false
+}
+
+// Deleted reports whether the message was deleted from a quarantine.
+func (w Work) Deleted() bool {
+	for _, h := range w.Held {
+		if h.Out == Deleted {
+			return true
+		}
+	}
+	return false
+}
+
+// Pending reports whether the work queue is not done with the message: it
+// is in a quarantine, or released and waiting for its stages to run again.
+func (w Work) Pending() bool { return w.Quarantined() || w.Released }
 
 // Rewrites reports whether delivery must change the message's own header.
 func (w Work) Rewrites() bool { return len(w.Strip) > 0 || w.TagSubject != "" }

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/mailgate/mailgate/internal/wait"
 )
@@ -115,5 +116,77 @@ func TestWorkRecord(t *testing.T) {
 	check("after reopen")
 	if err := s.SetWork(ctx, 99, w); err == nil {
 		t.Error("SetWork of an unknown MID succeeded")
+	}
+}
+
+// TestWorkQuarantine: a quarantined message's work record (its quarantines,
+// the stage to resume at, deleted and released) survives compaction and a
+// reopen; each later record replaces the one before; a record without
+// those fields keeps the version-1 encoding.
+func TestWorkQuarantine(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openSpool(t, dir, Options{SegmentSize: 16 << 10})
+	const n = 40
+	for mid := uint64(1); mid <= n; mid++ {
+		commit(t, s, testEnvelope(mid, 1), testBody(mid, 1000))
+	}
+	since := time.Unix(1700000000, 123)
+	held := Work{Headers: "X-A: 1\r\n", Stage: 2, Held: []Held{
+		{Quarantine: "Policy", Reason: "content filter:f1", Since: since},
+		{Quarantine: "Virus", Reason: "Anti-Virus", Since: since.Add(time.Second)}}}
+	if !held.Pending() {
+		t.Error("a held message's work is not pending")
+	}
+	if err := s.SetWork(ctx, 1, held); err != nil {
+		t.Fatal(err)
+	}
+	want := Work{Headers: held.Headers, Stage: 2, Held: slices.Clone(held.Held)}
+	want.Held[0].Out = Deleted
+	if !want.Deleted() || !want.Quarantined() || want.In("Policy") || !want.In("Virus") {
+		t.Errorf("deleted from Policy, in Virus: Deleted %v, Quarantined %v, In(Policy) %v, In(Virus) %v",
+			want.Deleted(), want.Quarantined(), want.In("Policy"), want.In("Virus"))
+	}
+	if err := s.SetWork(ctx, 1, want); err != nil {
+		t.Fatal(err)
+	}
+	released := Work{Headers: "X-B: 2\r\n", Stage: 1, Released: true}
+	if err := s.SetWork(ctx, 2, released); err != nil {
+		t.Fatal(err)
+	}
+	old := segFiles(t, dir)
+	for mid := uint64(3); mid <= n; mid++ {
+		if err := s.Finish(ctx, mid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait.Until(t, "the first segment compacted away", func() bool {
+		return !slices.Contains(segFiles(t, dir), old[0])
+	})
+	check := func(when string) {
+		t.Helper()
+		for mid, w := range map[uint64]Work{1: want, 2: released} {
+			got, ok, err := s.Work(mid)
+			if err != nil || !ok || !reflect.DeepEqual(got, w) {
+				t.Errorf("%s: Work(%d) = %+v, %v, %v; want %+v", when, mid, got, ok, err, w)
+			}
+		}
+	}
+	check("after compaction")
+	closeSpool(t, s)
+	s = openSpool(t, dir, Options{})
+	defer closeSpool(t, s)
+	check("after reopen")
+	if (Work{Headers: "X: y\r\n"}).Pending() {
+		t.Error("a done work record is pending")
+	}
+	if b := appendWork(nil, 7, Work{Headers: "X: y\r\n"}); b[0] != payloadVersion {
+		t.Errorf("a plain work record is written as version %d", b[0])
+	}
+	for _, w := range []Work{held, want, released, {}} {
+		mid, got, err := decodeWork(appendWork(nil, 9, w))
+		if err != nil || mid != 9 || !reflect.DeepEqual(got, w) {
+			t.Errorf("decode(encode(%+v)) = %d, %+v, %v", w, mid, got, err)
+		}
 	}
 }

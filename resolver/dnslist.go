@@ -47,10 +47,6 @@ func ListName(ip netip.Addr, zone string) string {
 // that day.
 const MaxListTTL = time.Hour
 
-// systemListTTL is how long an answer of the system's resolver is kept; it
-// does not tell the record's TTL.
-const systemListTTL = time.Minute
-
 // DNSList asks the DNS list zone about ip. It returns the list's codes for
 // the address (its A records), none when the list does not list it
 // (NXDOMAIN, or a name without A records), and how long the answer may be
@@ -63,14 +59,14 @@ func (r *Resolver) DNSList(ctx context.Context, ip netip.Addr, zone string) (cod
 	if len(r.servers) == 0 {
 		addrs, err := r.sys.LookupNetIP(ctx, "ip4", name)
 		if err = sysErr(err); errors.Is(err, ErrNotFound) {
-			return nil, systemListTTL, nil
+			return nil, systemTTL, nil
 		} else if err != nil {
 			return nil, 0, fmt.Errorf("resolver: DNS list %s: %w", zone, err)
 		}
 		for _, a := range addrs {
 			codes = append(codes, a.Unmap())
 		}
-		return codes, systemListTTL, nil
+		return codes, systemTTL, nil
 	}
 	in, err := r.exchange(ctx, name, dns.TypeA)
 	if err != nil {
@@ -86,12 +82,7 @@ func (r *Resolver) DNSList(ctx context.Context, ip netip.Addr, zone string) (cod
 	if len(codes) > 0 {
 		return codes, time.Duration(minTTL) * time.Second, nil
 	}
-	for _, rr := range in.Ns {
-		if soa, ok := rr.(*dns.SOA); ok {
-			return nil, time.Duration(min(minTTL, soa.Hdr.Ttl, soa.Minttl)) * time.Second, nil
-		}
-	}
-	return nil, 0, nil
+	return nil, negativeTTL(in, MaxListTTL), nil
 }
 
 // ListAnswer is what one DNS list said of a client.
@@ -109,12 +100,7 @@ type ListAnswer struct {
 type Lists struct {
 	r       *Resolver
 	timeout time.Duration
-	size    int
-	now     func() time.Time // time.Now; tests move it
-
-	mu       sync.Mutex
-	cache    map[listKey]listEntry
-	inflight map[listKey]*listCall
+	cache   *cache[listKey, []netip.Addr]
 }
 
 type listKey struct {
@@ -122,16 +108,7 @@ type listKey struct {
 	ip   netip.Addr
 }
 
-type listEntry struct {
-	codes   []netip.Addr
-	expires time.Time
-}
-
-type listCall struct {
-	done  chan struct{}
-	codes []netip.Addr
-	err   error
-}
+func (k listKey) String() string { return "DNS list " + k.zone + " " + k.ip.String() }
 
 // Defaults of NewLists.
 const (
@@ -149,8 +126,7 @@ func NewLists(r *Resolver, timeout time.Duration, size int) *Lists {
 	if size < 0 {
 		size = DefaultListCacheSize
 	}
-	return &Lists{r: r, timeout: timeout, size: size, now: time.Now,
-		cache: map[listKey]listEntry{}, inflight: map[listKey]*listCall{}}
+	return &Lists{r: r, timeout: timeout, cache: newCache[listKey, []netip.Addr](size)}
 }
 
 // Lookup asks every zone about ip at once and returns their answers in the
@@ -190,65 +166,10 @@ func (l *Lists) Each(ctx context.Context, ip netip.Addr, zones []string) <-chan 
 }
 
 func (l *Lists) one(ctx context.Context, k listKey) ([]netip.Addr, error) {
-	l.mu.Lock()
-	if e, ok := l.cache[k]; ok {
-		if l.now().Before(e.expires) {
-			l.mu.Unlock()
-			return e.codes, nil
-		}
-		delete(l.cache, k)
-	}
-	if c, ok := l.inflight[k]; ok {
-		l.mu.Unlock()
-		select {
-		case <-c.done:
-			return c.codes, c.err
-		case <-ctx.Done():
-			return nil, fmt.Errorf("resolver: DNS list %s: %w", k.zone, ctx.Err())
-		}
-	}
-	c := &listCall{done: make(chan struct{})}
-	l.inflight[k] = c
-	l.mu.Unlock()
-
-	codes, ttl, err := l.r.DNSList(ctx, k.ip, k.zone)
-	c.codes, c.err = codes, err
-
-	l.mu.Lock()
-	delete(l.inflight, k)
-	if err == nil && ttl > 0 && l.size > 0 {
-		l.makeRoom()
-		l.cache[k] = listEntry{codes: codes, expires: l.now().Add(ttl)}
-	}
-	l.mu.Unlock()
-	close(c.done)
-	return codes, err
-}
-
-// makeRoom keeps the cache below its size: when it is full, the expired
-// entries go, and if that is not enough an eighth of the others, chosen by
-// the map's order (no LRU bookkeeping on every hit). l.mu is held.
-func (l *Lists) makeRoom() {
-	if len(l.cache) < l.size {
-		return
-	}
-	now := l.now()
-	for k, e := range l.cache {
-		if !now.Before(e.expires) {
-			delete(l.cache, k)
-		}
-	}
-	for k := range l.cache {
-		if len(l.cache) < l.size-l.size/8 {
-			break
-		}
-		delete(l.cache, k)
-	}
+	return l.cache.get(ctx, k, func(ctx context.Context) ([]netip.Addr, time.Duration, error) {
+		return l.r.DNSList(ctx, k.ip, k.zone)
+	})
 }
 
 // Cached reports how many answers the cache holds.
-func (l *Lists) Cached() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.cache)
-}
+func (l *Lists) Cached() int { return l.cache.len() }

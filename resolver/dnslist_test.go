@@ -88,7 +88,7 @@ func TestListsLookup(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	l := NewLists(New([]string{d.Addr}, 5*time.Second), timeout, 100)
 	now := time.Now()
-	l.now = func() time.Time { return now }
+	l.cache.now = func() time.Time { return now }
 	client := netip.MustParseAddr("127.0.0.2")
 
 	start := time.Now()

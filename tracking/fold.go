@@ -237,9 +237,16 @@ func (t *Tracker) loadLast(ctx context.Context) error {
 // restore rebuilds what folding needs but the store does not keep.
 func (r *mrec) restore() {
 	r.queued = r.Status != Receiving && r.Status != Aborted && r.Status != Rejected
+	// A record stored before it had authentication results gets them from
+	// its lines, read here anyway.
+	rebuild := r.SPF == nil && r.DKIM == nil && r.DMARC == nil
 	for _, l := range r.Lines {
-		if ph := phaseOf(maillog.ParseMessage(l.Text)); ph != "" {
+		ev := maillog.ParseMessage(l.Text)
+		if ph := phaseOf(ev); ph != "" {
 			r.phase = ph
+		}
+		if rebuild && r.foldAuth(ev) {
+			r.dirty = true
 		}
 	}
 }
@@ -349,6 +356,12 @@ func (m *Message) clone() *Message {
 	c.DCIDs = slices.Clone(m.DCIDs)
 	c.Recipients = slices.Clone(m.Recipients)
 	c.Lines = slices.Clone(m.Lines)
+	c.SPF = slices.Clone(m.SPF)
+	c.DKIM = slices.Clone(m.DKIM)
+	if m.DMARC != nil {
+		d := *m.DMARC
+		c.DMARC = &d
+	}
 	return &c
 }
 

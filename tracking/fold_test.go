@@ -2,7 +2,9 @@ package tracking_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/tracking"
 	"github.com/mailgate/mailgate/tracking/explain"
 	"github.com/mailgate/mailgate/tracking/sqlitestore"
@@ -129,6 +132,34 @@ var foldCases = []struct {
 		{mid: 307, status: tracking.Queued, rcpts: "u7@mycompany.example=delivered u8@mycompany.example=queued", sender: "a@sender.example", icid: 300, dcids: []uint64{393}},
 		{mid: 311, status: tracking.Dropped, rcpts: "u11@mycompany.example=dropped", sender: "a@sender.example", icid: 300,
 			abortReason: "MID 311 was dropped by content filter 'dontsend' in the inbound table"},
+	}},
+	// mailgate's own quarantine lines: a message in two quarantines
+	// stays quarantined until it left both; deleted from one of them it
+	// is dropped whatever the other did (the ESA's rule).
+	{"quarantine-mailgate.log", []want{
+		{mid: 901, status: tracking.Quarantined, rcpts: "b@example.net=quarantined", sender: "a@example.org", icid: 900,
+			abortReason: `MID 901 quarantined to "Virus" (content filter:qhold2)`},
+		{mid: 902, status: tracking.Delivered, rcpts: "c@example.net=delivered", sender: "a@example.org", icid: 900, dcids: []uint64{990}},
+		{mid: 903, status: tracking.Dropped, rcpts: "d@example.net=dropped", sender: "a@example.org", icid: 900,
+			abortReason: `MID 903 deleted from all quarantines`},
+		{mid: 904, status: tracking.Dropped, rcpts: "e@example.net=dropped", sender: "a@example.org", icid: 900,
+			abortReason: `MID 904 deleted from quarantine "Policy" (manual)`},
+		{mid: 905, status: tracking.Dropped, rcpts: "f@example.net=dropped", sender: "a@example.org", icid: 900,
+			abortReason: "Dropped by content filter 'dropfile' in the outbound table"},
+	}},
+	// The sender-authentication refusals and verdicts (mailgate's lines):
+	// SPF fail refused and temperror deferred at MAIL FROM, DMARC refused
+	// at the end of DATA, a DMARC fail accepted (the quarantine tag), a
+	// client a DNS list placed.
+	{"auth.log", []want{
+		{mid: 401, status: tracking.Rejected, abortState: "mail", sender: "alice@example.org", remoteIP: "192.0.2.7", icid: 400,
+			abortReason: "SPF unauthorized mail is prohibited."},
+		{mid: 411, status: tracking.Rejected, abortState: "mail", sender: "bob@slow.example", remoteIP: "192.0.2.8", icid: 410,
+			abortReason: "Temporary error occurred during SPF verification."},
+		{mid: 421, status: tracking.Rejected, abortState: "data", rcpts: "joe@mycompany.example=rejected", sender: "carol@other.example",
+			remoteIP: "192.0.2.9", icid: 420, abortReason: "DMARC unauthenticated mail is prohibited."},
+		{mid: 431, status: tracking.Queued, rcpts: "joe@mycompany.example=queued", sender: "dave@other.example", remoteIP: "192.0.2.10", icid: 430},
+		{mid: 451, status: tracking.Queued, rcpts: "joe@mycompany.example=queued", sender: "erin@example.net", remoteIP: "192.0.2.12", icid: 450},
 	}},
 	{"dropped.log", []want{{mid: 81, status: tracking.Dropped, rcpts: "daniel@mycompany.example=dropped", sender: "207-TJZ@potomac.example",
 		icid: 80, abortReason: "Dropped by CASE"}}},
@@ -262,10 +293,99 @@ func dump(t *testing.T, s tracking.Store) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(&b, "%+v\n", *m)
+		c := *m
+		c.DMARC = nil
+		fmt.Fprintf(&b, "%+v\n", c)
+		if m.DMARC != nil { // its pointer differs
+			fmt.Fprintf(&b, "  DMARC %+v\n", *m.DMARC)
+		}
 		for _, e := range explain.Timeline(m, conns) {
 			fmt.Fprintf(&b, "  %s %s %s\n", e.Time.Format(time.RFC3339Nano), e.Source, e.Text)
 		}
 	}
 	return b.String()
+}
+
+// TestFoldAuth: the authentication lines become the record's results, in
+// its JSON under spf, dkim, dmarc and dnslist; a connection a DNS list
+// refused keeps the list's zone.
+func TestFoldAuth(t *testing.T) {
+	ctx := context.Background()
+	s := importWith(t, &tracking.Importer{Host: "gw1", Location: time.UTC}, "testdata/fold/auth.log")
+	for _, tt := range []struct {
+		mid  uint64
+		json string // the authentication keys of the message's JSON
+	}{
+		{401, `"spf":[{"identity":"helo","address":"postmaster@mx.client.example","result":"none"},{"identity":"mailfrom","address":"alice@example.org","result":"fail"}],"dkim":[],"dmarc":null,"dnslist":""`},
+		{411, `"spf":[{"identity":"helo","address":"postmaster@mx.slow.example","result":"temperror"},{"identity":"mailfrom","address":"bob@slow.example","result":"temperror"}],"dkim":[],"dmarc":null,"dnslist":""`},
+		{421, `"spf":[{"identity":"helo","address":"postmaster@mx.other.example","result":"pass"},{"identity":"mailfrom","address":"carol@other.example","result":"pass"}],` +
+			`"dkim":[{"result":"permfail","domain":"bank.example","selector":"s1","identity":"@bank.example","reason":"body hash did not verify"}],` +
+			`"dmarc":{"domain":"bank.example","result":"fail","spf_aligned":false,"dkim_aligned":false},"dnslist":""`},
+		{431, `"spf":[{"identity":"mailfrom","address":"dave@other.example","result":"pass"}],"dkim":[],"dmarc":{"domain":"news.shop.example","result":"fail","spf_aligned":false,"dkim_aligned":false},"dnslist":""`},
+		{451, `"spf":[{"identity":"mailfrom","address":"erin@example.net","result":"softfail"}],` +
+			`"dkim":[{"result":"pass","domain":"example.net","selector":"s1","identity":"@example.net","reason":""}],` +
+			`"dmarc":{"domain":"example.net","result":"pass","spf_aligned":false,"dkim_aligned":true},"dnslist":"zen.spamhaus.org"`},
+	} {
+		m := findMessage(t, s, "gw1", tt.mid)
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), tt.json) {
+			t.Errorf("MID %d: JSON\n%s\nlacks\n%s", tt.mid, b, tt.json)
+		}
+	}
+	b, err := s.Load(ctx, tracking.Keys{Conns: []tracking.ConnKey{{Host: "gw1", Kind: event.InboundConn, ID: 440}, {Host: "gw1", Kind: event.InboundConn, ID: 400}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range b.Conns {
+		if want := map[uint64]string{440: "zen.spamhaus.org", 400: ""}[c.ID]; c.DNSList != want || c.SenderGroup != map[uint64]string{440: "BLOCKED", 400: "None"}[c.ID] {
+			t.Errorf("ICID %d: dnslist %q, group %q; want %q", c.ID, c.DNSList, c.SenderGroup, want)
+		}
+	}
+	if len(b.Conns) != 2 {
+		t.Errorf("%d connections", len(b.Conns))
+	}
+	for q, want := range map[string][]uint64{
+		"spf=fail": {401}, "spf=Fail": {401}, "spf=temperror": {411}, "spf=pass": {431, 421}, "dkim=permfail": {421},
+		"dmarc=fail": {431, 421}, "dmarc=pass": {451}, "dnslist=zen.spamhaus.org": {451},
+		"dnslist=dnslist[ZEN.spamhaus.org:127.0.0.10-127.0.0.11]": {451}, "spf=softfail&dmarc=pass": {451}, "dkim=tempfail": nil,
+	} {
+		v, _ := url.ParseQuery(q)
+		pq, err := tracking.ParseQuery(v, time.Now())
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		ms, err := s.Search(ctx, pq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []uint64
+		for _, m := range ms {
+			got = append(got, m.MID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", q, got, want)
+		}
+	}
+}
+
+// TestFoldAuthAgain: an identity checked again for the same message (a
+// cached verdict logged again) keeps one entry, the last result.
+func TestFoldAuthAgain(t *testing.T) {
+	log := "Mon Nov 23 15:00:01 2026 Info: Start MID 2 ICID 1\n" +
+		"Mon Nov 23 15:00:01 2026 Info: MID 2 SPF: helo identity postmaster@mx.example.org None\n" +
+		"Mon Nov 23 15:00:01 2026 Info: MID 2 SPF: mailfrom identity a@example.org TempError (v=spf1)\n" +
+		"Mon Nov 23 15:00:02 2026 Info: MID 2 SPF: mailfrom identity a@example.org Pass (v=spf1)\n"
+	path := filepath.Join(t.TempDir(), "again.log")
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := findMessage(t, importWith(t, &tracking.Importer{Host: "gw1", Location: time.UTC}, path), "gw1", 2)
+	want := []tracking.SPFCheck{{Identity: "helo", Address: "postmaster@mx.example.org", Result: "none"},
+		{Identity: "mailfrom", Address: "a@example.org", Result: "pass"}}
+	if !slices.Equal(m.SPF, want) || m.MailFromSPF() != "pass" {
+		t.Errorf("spf %+v, want %+v", m.SPF, want)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +32,12 @@ func (m *memStore) Write(_ context.Context, b *tracking.Batch) error {
 		c.Lines = append([]tracking.Line(nil), r.Lines...)
 		c.Recipients = append([]tracking.Recipient(nil), r.Recipients...)
 		c.DCIDs = append([]uint64(nil), r.DCIDs...)
+		c.SPF = append([]tracking.SPFCheck(nil), r.SPF...)
+		c.DKIM = append([]tracking.DKIMCheck(nil), r.DKIM...)
+		if r.DMARC != nil {
+			d := *r.DMARC
+			c.DMARC = &d
+		}
 		m.msgs[tracking.MessageKey{r.Host, r.MID}] = c
 	}
 	for _, r := range b.Conns {
@@ -51,6 +58,12 @@ func (m *memStore) Load(_ context.Context, k tracking.Keys) (*tracking.Batch, er
 			c := r
 			c.Lines = append([]tracking.Line(nil), r.Lines...)
 			c.Recipients = append([]tracking.Recipient(nil), r.Recipients...)
+			c.SPF = append([]tracking.SPFCheck(nil), r.SPF...)
+			c.DKIM = append([]tracking.DKIMCheck(nil), r.DKIM...)
+			if r.DMARC != nil {
+				d := *r.DMARC
+				c.DMARC = &d
+			}
 			b.Messages = append(b.Messages, &c)
 		}
 	}
@@ -101,6 +114,21 @@ func FuzzImport(f *testing.F) {
 			if _, err := sqlrow.DecodeRecipients(sqlrow.EncodeRecipients(m.Recipients)); err != nil {
 				t.Fatal(err)
 			}
+			// The authentication results, read from the lines, survive the
+			// auth column whole.
+			var back2 tracking.Message
+			if err := sqlrow.DecodeAuth(sqlrow.EncodeAuth(&m), &back2); err != nil ||
+				!reflect.DeepEqual(back2.SPF, nilIfEmpty(m.SPF)) || !reflect.DeepEqual(back2.DKIM, nilIfEmpty(m.DKIM)) ||
+				!reflect.DeepEqual(back2.DMARC, m.DMARC) {
+				t.Fatalf("MID %d: results %+v %+v %+v read back as %+v %+v %+v (%v)", m.MID, m.SPF, m.DKIM, m.DMARC, back2.SPF, back2.DKIM, back2.DMARC, err)
+			}
 		}
 	})
+}
+
+func nilIfEmpty[S ~[]E, E any](s S) S {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }

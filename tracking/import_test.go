@@ -2,6 +2,7 @@ package tracking_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -163,6 +164,43 @@ func TestImportSubjects(t *testing.T) {
 			if err != nil || len(ms) != 1 || ms[0].MID != w.mid {
 				t.Errorf("subject %q: found %d messages, %v; want MID %d", q, len(ms), err, w.mid)
 			}
+		}
+	}
+}
+
+// TestImportESAAuth: real AsyncOS lines fill the authentication results
+// as mailgate's own do: the cached SPF verdict, "DMARC: Verification
+// passed" beside the sentence form, a body hash that did not verify; the
+// filters find them.
+func TestImportESAAuth(t *testing.T) {
+	s := importWith(t, &tracking.Importer{Host: "esa1", Location: time.UTC, Year: 2023}, "testdata/import/esa-auth-elastic.log")
+	m := findMessage(t, s, "esa1", 68119155)
+	if want := []tracking.SPFCheck{{Identity: "mailfrom", Address: "no-reply@redactedMailFrom.com", Result: "pass"}}; !slices.Equal(m.SPF, want) {
+		t.Errorf("MID 68119155 SPF %+v, want %+v", m.SPF, want)
+	}
+	if want := []tracking.DKIMCheck{{Result: "pass", Domain: "redactedMailFrom.com", Selector: "srsa2048", Identity: "@redactedMailFrom.com"}}; !slices.Equal(m.DKIM, want) {
+		t.Errorf("MID 68119155 DKIM %+v, want %+v", m.DKIM, want)
+	}
+	if m.DMARC == nil || *m.DMARC != (tracking.DMARCCheck{Domain: "redactedMailFrom.com", Result: "pass", SPFAligned: true, DKIMAligned: true}) {
+		t.Errorf("MID 68119155 DMARC %+v", m.DMARC)
+	}
+	m = findMessage(t, s, "REDACTED.africa.example.net", 204841507)
+	if want := []tracking.DKIMCheck{{Result: "permfail", Domain: "example.com", Selector: "example2", Identity: "@example.com", Reason: "body hash did not verify"}}; !slices.Equal(m.DKIM, want) || m.SPF != nil || m.DMARC != nil {
+		t.Errorf("MID 204841507: dkim %+v, spf %+v, dmarc %+v", m.DKIM, m.SPF, m.DMARC)
+	}
+	for q, want := range map[string]string{"dmarc=pass": "esa1/68119155", "spf=pass": "esa1/68119155", "dkim=pass": "esa1/68119155",
+		"dkim=permfail": "REDACTED.africa.example.net/204841507"} {
+		v, _ := url.ParseQuery(q)
+		pq, err := tracking.ParseQuery(v, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms, err := s.Search(context.Background(), pq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 1 || fmt.Sprintf("%s/%d", ms[0].Host, ms[0].MID) != want {
+			t.Errorf("%s found %d messages, want %s", q, len(ms), want)
 		}
 	}
 }

@@ -18,6 +18,12 @@ func (m Message) MarshalJSON() ([]byte, error) {
 	if m.Verdicts == nil {
 		m.Verdicts = []Verdict{}
 	}
+	if m.SPF == nil {
+		m.SPF = []SPFCheck{}
+	}
+	if m.DKIM == nil {
+		m.DKIM = []DKIMCheck{}
+	}
 	return json.Marshal(struct {
 		plain
 		Started  *time.Time `json:"started"`

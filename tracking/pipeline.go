@@ -2,6 +2,10 @@ package tracking
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/mailgate/mailgate/event"
 )
@@ -77,11 +81,16 @@ func (r *mrec) foldPipeline(e event.Entry, mid uint64, text string) {
 			r.release(e, fmt.Sprintf("released from the spam quarantine; goes on as MID %d", ev.NewMID))
 		}
 	case event.Quarantined:
-		r.quarantine(e, text, fmt.Sprintf("the %q quarantine", ev.Quarantine))
+		r.quarantineNamed(e, text, ev.Quarantine)
 	case event.QuarantineReleased:
-		r.release(e, text)
+		if ev.Quarantine == "" || !r.leaveNamed(e, text, ev.Quarantine, false) {
+			r.release(e, text)
+		}
 	case event.QuarantineDeleted:
 		r.AbortReason = text
+		if ev.Quarantine != "" && r.leaveNamed(e, text, ev.Quarantine, true) {
+			break
+		}
 		for i := range r.Recipients {
 			if rc := &r.Recipients[i]; rc.Status == Quarantined {
 				rc.Status, rc.Response, rc.Time = Dropped, text, e.Time
@@ -119,4 +128,96 @@ func (r *mrec) release(e event.Entry, why string) {
 			rc.Status, rc.Response, rc.Time = Queued, why, e.Time
 		}
 	}
+}
+
+// A message can be in several named quarantines at once, and leaves them
+// when it has left the last: dropped if it was deleted from any, released
+// otherwise (the ESA's rule). The recipients' Response says which hold it,
+// so that the record keeps it across loads:
+//
+//	held in the "Policy" quarantine
+//	held in the "Policy", "Virus" quarantines
+//	held in the "Virus" quarantine; deleted from another: not to be delivered
+const heldDeleted = "; deleted from another: not to be delivered"
+
+var heldRe = regexp.MustCompile(`^held in the ((?:"[^"]*"(?:, )?)+) quarantines?(` + regexp.QuoteMeta(heldDeleted) + `)?$`)
+
+// heldIn reads a Response of that form.
+func heldIn(resp string) (names []string, deleted, ok bool) {
+	m := heldRe.FindStringSubmatch(resp)
+	if m == nil {
+		return nil, false, false
+	}
+	for _, q := range regexp.MustCompile(`"([^"]*)"`).FindAllStringSubmatch(m[1], -1) {
+		names = append(names, q[1])
+	}
+	return names, m[2] != "", true
+}
+
+func heldText(names []string, deleted bool) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = strconv.Quote(n)
+	}
+	s := "held in the " + strings.Join(quoted, ", ") + " quarantine"
+	if len(names) > 1 {
+		s += "s"
+	}
+	if deleted {
+		s += heldDeleted
+	}
+	return s
+}
+
+// quarantineNamed adds quarantine q to those holding the recipients on
+// their way (or already held).
+func (r *mrec) quarantineNamed(e event.Entry, text, q string) {
+	r.queued = true
+	r.AbortReason = text
+	for i := range r.Recipients {
+		rc := &r.Recipients[i]
+		if rc.RID < 0 || (rc.Status.Final() && rc.Status != Quarantined) {
+			continue
+		}
+		names, deleted, ok := heldIn(rc.Response)
+		if rc.Status != Quarantined || !ok {
+			names, deleted = nil, false
+		}
+		if !slices.Contains(names, q) {
+			names = append(names, q)
+		}
+		rc.Status, rc.Response, rc.Time, rc.NextRetry = Quarantined, heldText(names, deleted), e.Time, zeroTime
+	}
+}
+
+// leaveNamed takes quarantine q from the recipients held in it: those
+// still in another stay quarantined; the others go on, or are dropped
+// when deleted from any. It reports false when no recipient is held in a
+// named quarantine (another form: the spam quarantine's).
+func (r *mrec) leaveNamed(e event.Entry, text, q string, deleted bool) bool {
+	found := false
+	for i := range r.Recipients {
+		rc := &r.Recipients[i]
+		if rc.Status != Quarantined {
+			continue
+		}
+		names, del, ok := heldIn(rc.Response)
+		if !ok {
+			continue
+		}
+		found = true
+		names = slices.DeleteFunc(names, func(n string) bool { return n == q })
+		del = del || deleted
+		switch {
+		case len(names) > 0:
+			rc.Response = heldText(names, del)
+		case del:
+			r.AbortReason = text
+			rc.Status, rc.Response, rc.Time = Dropped, text, e.Time
+		default:
+			r.AbortReason = ""
+			rc.Status, rc.Response, rc.Time = Queued, text, e.Time
+		}
+	}
+	return found
 }

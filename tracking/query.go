@@ -18,7 +18,7 @@ const MaxLimit = 10000
 
 // QueryKeys are the keys ParseQuery knows, in the order of Query's fields.
 var QueryKeys = []string{"host", "mid", "icid", "dcid", "sender", "recipient", "subject", "message_id",
-	"remote_ip", "status", "abort", "since", "until", "limit"}
+	"remote_ip", "status", "abort", "spf", "dkim", "dmarc", "dnslist", "since", "until", "limit"}
 
 // ParseQuery reads a Query from the filters of the HTTP API (and of `mailgate
 // track`, whose flags become these values): empty values do not filter, so
@@ -96,6 +96,23 @@ func (q *Query) set(key, s string, now time.Time) error {
 			return fmt.Errorf("%q is not an abort kind (%s)", s, joinStrings(Aborts))
 		}
 		q.Abort = Abort(s)
+	case "spf":
+		q.SPF, err = oneOf(s, SPFResults, "an SPF result")
+	case "dkim":
+		q.DKIM, err = oneOf(s, DKIMResults, "a DKIM result")
+	case "dmarc":
+		q.DMARC, err = oneOf(s, DMARCResults, "a DMARC result")
+	case "dnslist":
+		// A zone as the HAT rule names it, or the rule pasted from the
+		// ICID line.
+		zone := strings.ToLower(strings.TrimSuffix(s, "."))
+		if z := DNSListZone(s); z != "" {
+			zone = z
+		}
+		if zone == "" || strings.ContainsAny(zone, " []:") {
+			return fmt.Errorf("%q is not a DNS list zone (zen.spamhaus.org)", s)
+		}
+		q.DNSList = zone
 	case "since":
 		q.Since, err = ParseTime(s, now)
 	case "until":
@@ -108,6 +125,17 @@ func (q *Query) set(key, s string, now time.Time) error {
 		q.Limit = n
 	}
 	return err
+}
+
+// oneOf is s, in lower case, when it is one of values: the results are
+// matched as the records hold them, whatever case the log wrote (the
+// ESA's SPF line says "Fail").
+func oneOf(s string, values []string, what string) (string, error) {
+	l := strings.ToLower(s)
+	if !slices.Contains(values, l) {
+		return "", fmt.Errorf("%q is not %s (%s)", s, what, strings.Join(values, ", "))
+	}
+	return l, nil
 }
 
 // single returns the key's one value, trimmed; a key given twice is an

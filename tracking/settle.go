@@ -95,7 +95,13 @@ func (r *mrec) fold(e event.Entry, text string, c *crec, mid uint64) {
 		r.Finished = e.Time
 		if ev.Status == event.FinishedAborted && r.AbortReason == "" {
 			if c != nil && c.failed != "" {
-				r.Status, r.AbortReason, r.AbortState = Rejected, c.failed, "data"
+				// Refused at the end of DATA, or at MAIL FROM (SPF, a
+				// full spool) when no recipient came before.
+				state := "data"
+				if r.phase == "mail" {
+					state = "mail"
+				}
+				r.Status, r.AbortReason, r.AbortState = Rejected, c.failed, state
 				r.settleOpen(Rejected, "", c.failed, e)
 			} else {
 				kind := AbortUnknown
@@ -172,7 +178,9 @@ func (r *mrec) fold(e event.Entry, text string, c *crec, mid uint64) {
 			rc.Response = "deleted from the queue by the administrator"
 		}
 	default:
-		r.foldPipeline(e, mid, text)
+		if !r.foldAuth(e.Event) {
+			r.foldPipeline(e, mid, text)
+		}
 		r.foldVerdict(e.Event)
 	}
 }
@@ -193,6 +201,9 @@ func (r *mrec) fromConn(c *crec) {
 	}
 	if r.SenderGroup == "" {
 		r.SenderGroup = c.SenderGroup
+	}
+	if r.DNSList == "" {
+		r.DNSList = c.DNSList
 	}
 	r.dirty = true
 }
@@ -412,6 +423,7 @@ func (c *crec) fold(e event.Entry, t *Tracker) {
 		}
 	case event.HATMatch:
 		c.SenderGroup = ev.Group
+		c.DNSList = DNSListZone(ev.Rule)
 	case event.NewDCID:
 		c.RemoteIP = ev.RemoteIP
 	case event.ConnectionError:

@@ -152,6 +152,12 @@ type Message struct {
 	// from its lines; the stores keep the lines and rebuild them.
 	Verdicts []Verdict `json:"verdicts"`
 
+	// The sender-authentication results its lines give (auth.go).
+	SPF     []SPFCheck  `json:"spf"`     // one per identity checked: helo, mailfrom (pra on old ESAs)
+	DKIM    []DKIMCheck `json:"dkim"`    // one per signature verified, in the log's order
+	DMARC   *DMARCCheck `json:"dmarc"`   // nil when no DMARC line was logged
+	DNSList string      `json:"dnslist"` // the DNS list zone whose HAT rule placed the client; "" for another rule
+
 	Lines []Line `json:"-"` // the message's own lines, in order
 }
 
@@ -182,7 +188,8 @@ type Conn struct {
 	State       string         `json:"state"` // SMTP state when it ended
 	LastCommand string         `json:"last_command"`
 	DataBytes   int64          `json:"data_bytes"`
-	MIDs        []uint64       `json:"mids"` // messages begun on it (ICID), in order
+	MIDs        []uint64       `json:"mids"`    // messages begun on it (ICID), in order
+	DNSList     string         `json:"dnslist"` // the DNS list zone of the HAT rule that matched ("match dnslist[zone]")
 	Lines       []Line         `json:"-"`
 }
 
@@ -222,6 +229,10 @@ type Query struct {
 	RemoteIP  string
 	Status    Status
 	Abort     Abort
+	SPF       string    // the MAIL FROM identity's SPF result (SPFResults)
+	DKIM      string    // a DKIM signature's result (DKIMResults)
+	DMARC     string    // the DMARC result (DMARCResults)
+	DNSList   string    // the DNS list zone that placed the client
 	Since     time.Time // Started at or after
 	Until     time.Time // Started before
 	Limit     int       // 0: DefaultLimit

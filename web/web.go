@@ -69,6 +69,10 @@ type Options struct {
 	// mail, nothing when it is ready. /healthz answers whenever the
 	// process serves. Neither needs a token (load balancers ask them).
 	Ready func() []string
+
+	// Quarantines, if set, returns the gateway's quarantines for the
+	// quarantine view (quarantine.go); nil when it has none.
+	Quarantines func() Quarantines
 }
 
 // Handler returns the page (at /) and the API (under /api/).
@@ -81,7 +85,7 @@ func Handler(o Options) http.Handler {
 	}
 	a := &api{store: o.Store, log: o.Logger, now: o.Now, gw: o.Gateway}
 
-	var apiMux http.Handler = a.routes()
+	var apiMux http.Handler = a.routes(o.Quarantines)
 	if o.Store == nil {
 		// The store opens in the background (it may be a PostgreSQL server
 		// that is down): the rest is served meanwhile.
@@ -107,12 +111,15 @@ func Handler(o Options) http.Handler {
 }
 
 // routes is the API.
-func (a *api) routes() http.Handler {
+func (a *api) routes(quarantines func() Quarantines) http.Handler {
 	apiMux := http.NewServeMux()
 	apiMux.HandleFunc("GET /api/messages", a.messages)
 	apiMux.HandleFunc("GET /api/messages/{host}/{mid}", a.message)
 	apiMux.HandleFunc("GET /api/histogram", a.histogram)
 	apiMux.HandleFunc("GET /api/gaps", a.gaps)
+	if quarantines != nil {
+		quarantineAPI{get: quarantines}.routes(apiMux)
+	}
 	apiMux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -91,6 +91,11 @@ func TestMessagesFilters(t *testing.T) {
 		{"since=2026-03-10T07:00:00Z&until=2026-03-10T08:00:00Z", []string{"esa1/1005", "esa1/1004", "esa1/1003"}},
 		{"limit=2", []string{"esa2/1001", "esa1/1009"}},
 		{"sender=nobody@nowhere.example", []string{}},
+		{"dmarc=fail", []string{"esa1/1009"}},
+		{"dmarc=pass&spf=pass&dkim=pass", []string{"esa1/1001"}},
+		{"spf=SoftFail", []string{"esa1/1009"}},
+		{"dkim=permfail&sender=alice@partner.example", []string{"esa1/1009"}},
+		{"dnslist=zen.spamhaus.org", []string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -125,13 +130,18 @@ func TestMessagesJSON(t *testing.T) {
 	}
 	m := got[0]
 	for _, k := range []string{"host", "mid", "icid", "dcids", "sender", "recipients", "subject", "message_id",
-		"remote_ip", "remote_host", "sender_group", "status", "abort", "started", "finished", "size"} {
+		"remote_ip", "remote_host", "sender_group", "status", "abort", "started", "finished", "size",
+		"spf", "dkim", "dmarc", "dnslist"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("key %q missing from %v", k, m)
 		}
 	}
 	if m["finished"] != nil {
 		t.Errorf("finished = %v, want null for a message still queued", m["finished"])
+	}
+	// A message its log shows no check of: empty lists, no DMARC.
+	if spf, ok := m["spf"].([]any); !ok || len(spf) != 0 || m["dmarc"] != nil || m["dnslist"] != "" {
+		t.Errorf("spf %v, dmarc %v, dnslist %v: want [], null, \"\"", m["spf"], m["dmarc"], m["dnslist"])
 	}
 	if s, _ := m["started"].(string); s != "2026-03-10T09:40:01Z" {
 		t.Errorf("started = %v", m["started"])
@@ -164,6 +174,10 @@ func TestBadFilters(t *testing.T) {
 		{"/api/messages?mid=x", "mid: "},
 		{"/api/messages?remote_ip=mx.example.com", "remote_ip: "},
 		{"/api/messages?sendr=a@example.com", "sendr: unknown filter"},
+		{"/api/messages?dmarc=quarantine", "dmarc: "},
+		{"/api/messages?spf=softpass", "spf: "},
+		{"/api/messages?dkim=fail", "dkim: "},
+		{"/api/messages?dnslist=a+b", "dnslist: "},
 		{"/api/messages?since=1h&until=2h", "since: "},
 		{"/api/histogram?status=lost", "status: "},
 		{"/api/histogram?step=fortnight", "step: "},

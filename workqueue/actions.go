@@ -32,6 +32,12 @@ type outcome struct {
 	rcpt  string
 }
 
+// clone is a copy that later verdicts do not change.
+func (o outcome) clone() outcome {
+	o.strip = slices.Clone(o.strip)
+	return o
+}
+
 // carryOut takes a verdict's log entries, notifications and rewrites. A
 // later stage's alternate recipient or host replaces an earlier one's; a
 // later tag goes before an earlier one, as each tags the subject it sees.

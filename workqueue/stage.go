@@ -65,7 +65,9 @@ type Verdict struct {
 	// By names who decided, as the ESA's line does after "Dropped by ":
 	// "antivirus", "CASE", "content filter 'x' in the inbound table".
 	By string
-	// Quarantine is the quarantine's name, for Action Quarantine.
+	// Quarantine is the quarantine's name, for Action Quarantine; By is
+	// then the reason the line gives in parentheses, in the ESA's form
+	// ("content filter:name", "Anti-Virus").
 	Quarantine string
 	// AddHeaders are header fields ("Name: value", no line end) added to
 	// the message as delivered, before its own header.
@@ -105,8 +107,14 @@ type Notify struct {
 var ErrUnsupported = errors.New("workqueue: action not supported yet")
 
 // supported reports whether the work queue can apply v.
-func (v Verdict) supported() error {
-	if v.Action == Quarantine {
+func (q *Queue) supported(v Verdict) error {
+	switch {
+	case v.Action == Quarantine && q.o.Quarantines != nil:
+		if !q.o.Quarantines.Has(v.Quarantine) {
+			return fmt.Errorf("%w: %q", ErrNoQuarantine, v.Quarantine)
+		}
+		return nil
+	case v.Action == Quarantine:
 		return fmt.Errorf("%w: %v", ErrUnsupported, v.Action)
 	}
 	return nil

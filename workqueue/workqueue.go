@@ -20,12 +20,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/policy"
+	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/queue"
 )
 
@@ -76,6 +79,9 @@ type Options struct {
 	RetryMin, RetryMax time.Duration
 	// StageTimeout bounds each stage's Run; DefaultStageTimeout when 0.
 	StageTimeout time.Duration
+	// Quarantines hold the messages a stage quarantined (quarantine.go);
+	// nil: a quarantine verdict holds the message in the work queue.
+	Quarantines *quarantine.Store
 }
 
 // Status is the work queue's state, for the workqueue command.
@@ -106,6 +112,11 @@ type job struct {
 	// parentMoved: this is a split child whose parent's Moved state this
 	// process wrote; a child found by recovery writes it again.
 	parentMoved bool
+	// resume is the first stage to run, and added the header fields the
+	// stages before it added: a message released from quarantine.
+	resume int
+	added  []string
+	out    outcome
 }
 
 // Queue is the work queue.
@@ -196,8 +207,10 @@ func stageNames(p *policy.MailPolicy) []string {
 // outcome recorded, and delivery has not touched it (a recipient tried or
 // final means the work was done before, handed through without a record).
 func (q *Queue) unfinished(mid uint64) bool {
-	if _, done, err := q.o.Spool.Work(mid); err != nil || done {
-		return false
+	if w, done, err := q.o.Spool.Work(mid); err != nil || done {
+		// A message in quarantine, or released and not rescanned yet,
+		// is still the work queue's.
+		return err == nil && w.Pending()
 	}
 	states, err := q.o.Spool.RecipientStates(mid)
 	if err != nil {
@@ -242,6 +255,10 @@ func (q *Queue) Start() {
 		env, _, _, err := q.o.Spool.Head(mid, 0)
 		if err != nil {
 			q.unclaim(mid)
+			continue
+		}
+		if w, ok, _ := q.o.Spool.Work(mid); ok && w.Pending() {
+			q.recoverHeld(mid, env, w)
 			continue
 		}
 		q.in.Add(1)
@@ -480,16 +497,25 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 	own := *env
 	own.Rcpts = rcpts
 	m := &Message{Env: &own, Policy: pol, Table: tname, Size: size, spool: q.o.Spool, mime: mimeOnce(q.o.Spool, j.mid)}
-	ran := false
-	var out outcome
+	m.Added = slices.Clone(j.added)
+	ran := j.resume > 0
+	out := j.out // a released message's rewrites from the stages before its quarantine
+	var held []queue.Held
 	var scans []event.ScanResult
-	for _, name := range stageNames(pol) {
+	// resume, kept and before: where a release starts again, and the
+	// header fields added and rewrites asked before it (those of the later
+	// stages are taken again when they run again).
+	resume, kept, before := j.resume, len(m.Added), out.clone()
+	for k, name := range stageNames(pol) {
+		if k < j.resume {
+			continue // ran before the quarantine the message was released from
+		}
 		ran = true
 		sctx, cancel := context.WithTimeout(ctx, q.o.StageTimeout)
 		v, err := q.o.Stages[name].Run(sctx, m)
 		cancel()
 		if err == nil {
-			err = v.supported()
+			err = q.supported(v)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -516,11 +542,23 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 			q.summarize(m, scans, "bounce")
 			return q.bounce(m, v.By)
 		}
+		if v.Action == Quarantine {
+			// Quarantines add up, and are applied at the end (ESA).
+			held = addHeld(held, v)
+			resume, kept, before = k+1, len(m.Added), out.clone()
+		}
 		if v.SkipRest {
 			break
 		}
 	}
 	if ran || split {
+		if len(held) > 0 {
+			m.Added = m.Added[:kept]
+			w := before.work(m)
+			w.Stage = resume
+			q.summarize(m, scans, "quarantine")
+			return q.quarantine(j, held, w)
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), spoolTimeout)
 		err := q.o.Spool.SetWork(sctx, j.mid, out.work(m))
 		cancel()
@@ -645,4 +683,14 @@ func (q *Queue) drop(ctx context.Context, mid uint64, by string) error {
 	q.rate.add(time.Now(), 0, 1)
 	q.unclaim(mid)
 	return nil
+}
+
+// headerBlock is header fields as the work record holds them.
+func headerBlock(fields []string) string {
+	var b strings.Builder
+	for _, h := range fields {
+		b.WriteString(h)
+		b.WriteString("\r\n")
+	}
+	return b.String()
 }

@@ -362,7 +362,8 @@ func TestVerdicts(t *testing.T) {
 	}
 	h.pol.Incoming[2].OnScanFailure = policy.ScanTempfail
 
-	// Quarantine is not carried out yet: held, never delivered.
+	// A work queue without quarantines (Options.Quarantines nil) cannot
+	// carry out a quarantine verdict: held, never delivered.
 	held := h.commit("ceo@example.com")
 	h.q.Submit(held)
 	wait.Until(t, "the quarantined message retried", func() bool {

@@ -222,9 +222,11 @@ func TestLogSubscriptionReceiverRestart(t *testing.T) {
 	fmt.Sscan(totals[len(totals)-1][1], &dropped)
 	lost := len(file) - len(got) - dropped
 	t.Logf("%d lines in the file: %d received, %d dropped (reported), %d lost unnoticed", len(file), len(got), dropped, lost)
-	// Lost unnoticed: what sat in rsyslog's socket buffer as it closed;
-	// tens of lines in practice, at most what the buffers hold.
-	if dropped == 0 || lost < 0 || lost > 1000 {
+	// Lost unnoticed: what sat in the two sockets' buffers as rsyslog
+	// closed; tens of lines on a quiet machine, 1,008 once on a loaded
+	// one (the buffers hold hundreds of kilobytes). A third of the file
+	// is far beyond that and far below what an uncounted drop would lose.
+	if dropped == 0 || lost < 0 || lost > len(file)/3 {
 		t.Errorf("%d lines in the file: %d received + %d dropped leaves %d unaccounted", len(file), len(got), dropped, lost)
 	}
 }

@@ -46,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return workqueueCmd(args[1:], stdout, stderr)
 	case "queue":
 		return queueCmd(args[1:], stdout, stderr)
+	case "quarantine":
+		return quarantineCmd(args[1:], stdout, stderr)
 	case "status":
 		return statusCmd(args[1:], stdout, stderr)
 	case "tophosts":
@@ -92,6 +94,8 @@ commands:
   workqueue [--json]      the running gateway's queue: counts, oldest message, destinations
   queue list|show|deliver-now|bounce|delete ...
                           list and act on the running gateway's queue ("mailgate queue help")
+  quarantine list|show|release|delete ...
+                          the messages the mail policies quarantined ("mailgate quarantine help")
   status [detail] [--json]
                           the running gateway's counters (Reset, Uptime, Lifetime), current
                           IDs and gauges; detail adds the 1, 5 and 15-minute rates

@@ -155,7 +155,7 @@ func TestScanClamAV(t *testing.T) {
 				fmt.Sprintf("Message aborted MID %d Dropped by antivirus", mid),
 				fmt.Sprintf("Message finished MID %d done", mid),
 			}
-			inOrder(t, logLines(l, mid), want)
+			linesInOrder(t, logLines(l, mid), want)
 		})
 	}
 	if err := sendMail(g.addr, "a@example.org", []string{"b@example.net"}, scanMail("av-clean", "Content-Type: text/plain\r\n\r\nnothing here\r\n")); err != nil {
@@ -163,7 +163,7 @@ func TestScanClamAV(t *testing.T) {
 	}
 	mid := midOf(t, g, "av-clean")
 	l := g.waitLog(fmt.Sprintf(`Message finished MID %d done`, mid))
-	inOrder(t, logLines(l, mid), []string{fmt.Sprintf("MID %d interim AV verdict using ClamAV CLEAN", mid),
+	linesInOrder(t, logLines(l, mid), []string{fmt.Sprintf("MID %d interim AV verdict using ClamAV CLEAN", mid),
 		fmt.Sprintf("MID %d antivirus negative", mid),
 		fmt.Sprintf("mailgate: MID %d verdicts policy=DEFAULT table=inbound antivirus=ClamAV:negative action=deliver", mid),
 		fmt.Sprintf("MID %d queued for delivery", mid)})
@@ -199,8 +199,8 @@ func TestScanClamAV(t *testing.T) {
 	g.wait()
 }
 
-// inOrder checks that lines hold want's lines (as substrings) in order.
-func inOrder(t *testing.T, lines, want []string) {
+// linesInOrder checks that lines hold want's lines (as substrings) in order.
+func linesInOrder(t *testing.T, lines, want []string) {
 	t.Helper()
 	i := 0
 	for _, line := range lines {
@@ -244,13 +244,13 @@ func TestScanRspamdSplit(t *testing.T) {
 	child, _ := strconv.ParseUint(m[1], 10, 64)
 	g.waitLog(fmt.Sprintf(`Message finished MID %d done`, mid))
 	l = g.waitLog(fmt.Sprintf(`Message finished MID %d done`, child))
-	inOrder(t, logLines(l, mid), []string{
+	linesInOrder(t, logLines(l, mid), []string{
 		fmt.Sprintf("MID %d interim verdict using engine: RSPAMD spam positive", mid),
 		fmt.Sprintf("MID %d using engine: RSPAMD spam positive", mid),
 		fmt.Sprintf("mailgate: MID %d verdicts policy=strict table=inbound antispam=RSPAMD:positive action=drop", mid),
 		fmt.Sprintf("Message aborted MID %d Dropped by RSPAMD", mid),
 	})
-	inOrder(t, logLines(l, child), []string{
+	linesInOrder(t, logLines(l, child), []string{
 		fmt.Sprintf("MID %d interim verdict using engine: RSPAMD spam positive", child),
 		fmt.Sprintf("MID %d using engine: RSPAMD spam positive", child),
 		fmt.Sprintf("mailgate: MID %d verdicts policy=DEFAULT table=inbound antispam=RSPAMD:positive action=deliver", child),
@@ -297,7 +297,7 @@ func TestScanRejectAtData(t *testing.T) {
 	m := regexp.MustCompile(`Start MID (\d+) ICID ` + icid[1] + `\n`).FindStringSubmatch(l)
 	mid, _ := strconv.ParseUint(m[1], 10, 64)
 	lines := logLines(l, mid)
-	inOrder(t, lines, []string{
+	linesInOrder(t, lines, []string{
 		fmt.Sprintf("MID %d interim verdict using engine: RSPAMD spam positive", mid),
 		fmt.Sprintf("MID %d using engine: RSPAMD spam positive", mid),
 		fmt.Sprintf("mailgate: MID %d verdicts policy=DEFAULT table=inbound antispam=RSPAMD:positive action=reject", mid),
@@ -424,7 +424,7 @@ func TestScanSpamdActions(t *testing.T) {
 	} {
 		m := byPolicy[pol]
 		l := g.waitLog(fmt.Sprintf(`Message finished MID %d done`, m))
-		inOrder(t, logLines(l, m), []string{
+		linesInOrder(t, logLines(l, m), []string{
 			fmt.Sprintf("MID %d interim verdict using engine: SPAMASSASSIN spam positive", m),
 			fmt.Sprintf("MID %d using engine: SPAMASSASSIN spam positive", m),
 			fmt.Sprintf("mailgate: MID %d verdicts policy=%s table=inbound antispam=SPAMASSASSIN:positive action=%s", m, pol, c.action),
@@ -533,7 +533,7 @@ func TestScanEngineGarbage(t *testing.T) {
 	}
 	mid := midOf(t, g, "garbage")
 	l := g.waitLog(fmt.Sprintf(`Message finished MID %d done`, mid))
-	inOrder(t, logLines(l, mid), []string{
+	linesInOrder(t, logLines(l, mid), []string{
 		fmt.Sprintf("mailgate: MID %d verdicts policy=DEFAULT table=inbound antivirus=clamav:unscanned action=deliver", mid),
 		fmt.Sprintf("MID %d queued for delivery", mid),
 	})
@@ -575,7 +575,7 @@ func TestScanEngineBack(t *testing.T) {
 	wait.UntilWithin(t, 2*time.Minute, "delivered after clamd came back", func() bool {
 		return strings.Contains(g.mailLog(), fmt.Sprintf("Message finished MID %d done", mid))
 	})
-	inOrder(t, logLines(g.mailLog(), mid), []string{
+	linesInOrder(t, logLines(g.mailLog(), mid), []string{
 		fmt.Sprintf("MID %d antivirus negative", mid),
 		fmt.Sprintf("MID %d queued for delivery", mid),
 	})

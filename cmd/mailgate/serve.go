@@ -26,6 +26,7 @@ import (
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/metrics"
 	"github.com/mailgate/mailgate/outbound"
+	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/resolver"
 	"github.com/mailgate/mailgate/stats"
@@ -120,7 +121,8 @@ type gateway struct {
 	mailLog   *maillog.Writer
 	debugLogs []*maillog.Writer
 	delivery  *outbound.Manager
-	work      *workqueue.Queue // nil without mail_policies
+	work      *workqueue.Queue  // nil without mail_policies
+	quar      *quarantine.Store // with the work queue
 	control   *control.Server
 	listeners []*inbound.Listener
 	certs     *certWatch
@@ -199,6 +201,10 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	}
 	g.tracking.watch(g.metrics)
 	dns := resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout)
+	// The sender-authentication checks ask 4 to 6 questions a message, most
+	// of them the same for every message of a domain: theirs is a resolver
+	// with a cache (dns.cache_size). Delivery and the HAT keep theirs.
+	authDNS := resolver.New(cfg.DNS.Servers, cfg.DNS.Timeout).WithCache(cfg.DNS.CacheSize)
 	srv := &inbound.Server{
 		Hostname:   hostname,
 		Postmaster: cfg.Postmaster,
@@ -206,7 +212,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		IDs:        g.ids,
 		Events:     g.events(),
 		DNS:        inbound.NewResolver(dns, cfg.DNS.Timeout),
-		Auth:       mailauth.New(dns),
+		Auth:       mailauth.New(authDNS),
 		AuthServID: cfg.AuthServID,
 		Lists:      resolver.NewLists(dns, cfg.DNS.ListTimeout, cfg.DNS.ListCacheSize),
 		Logger:     logger,
@@ -263,10 +269,17 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		if err != nil {
 			return nil, err
 		}
+		// The quarantines find the messages they hold; a release hands
+		// one back to the work queue.
+		if g.quar, err = quarantine.New(quarantine.Options{Spool: g.spool, Quarantines: cfg.Quarantines,
+			Events: srv.Events, Logger: logger, Resume: func(mid uint64) { g.work.Resume(mid) }}); err != nil {
+			return nil, err
+		}
 		g.work, err = workqueue.New(workqueue.Options{Spool: g.spool, IDs: g.ids,
 			Policies: &cfg.MailPolicies.MailPolicies, Workers: cfg.MailPolicies.Workers, Stages: st,
 			Next: func(env *queue.Envelope) { g.delivery.Enqueue(env) }, Events: srv.Events, Logger: logger,
-			Hostname: cfg.Hostname, BounceFrom: cfg.Delivery.Bounce.From})
+			Hostname: cfg.Hostname, BounceFrom: cfg.Delivery.Bounce.From,
+			Quarantines: g.quar})
 		if err != nil {
 			return nil, err
 		}
@@ -290,6 +303,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	srv.Queued = g.delivery.Enqueue
 	if g.work != nil {
 		g.work.Start()
+		g.quar.Start()
 		srv.Handoff = g.work.Submit
 	}
 	if g.control, err = control.Listen(control.SocketPath(cfg.DataDir), g.delivery, logger, control.WithStats(g.stats)); err != nil {
@@ -297,6 +311,8 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 	}
 	if g.work != nil {
 		g.control.ServeWorkQueue(g.work)
+		g.control.ServeQuarantines(g.quar)
+		g.tracking.serveQuarantines(g.quar)
 	}
 	for _, lc := range cfg.Listeners {
 		l, err := srv.Listen(lc)
@@ -420,6 +436,9 @@ func (g *gateway) stopDelivery(ctx context.Context) {
 		if err := g.control.Close(ctx); err != nil {
 			g.log.Warn("mailgate: control socket closed", "err", err)
 		}
+	}
+	if g.quar != nil {
+		g.quar.Stop()
 	}
 	if g.work != nil {
 		// Stages under way are cut: their messages stay in the spool

@@ -28,7 +28,37 @@ func testStages(cfg *config.Config) map[string]workqueue.Stage {
 	for _, n := range []string{"tag1", "tag2", "tag3"} {
 		m[n] = tagStage(n)
 	}
+	// Quarantine tests: qhold and qhold2 quarantine a message to the
+	// quarantine its X-Quarantine (X-Quarantine2) field names; dropfile
+	// drops every message while data_dir/drop exists (a rescan that
+	// finds what the first scan did not).
+	m["qhold"] = holdStage{field: "X-Quarantine", name: "qhold"}
+	m["qhold2"] = holdStage{field: "X-Quarantine2", name: "qhold2"}
+	m["dropfile"] = dropStage{file: filepath.Join(cfg.DataDir, "drop")}
 	return m
+}
+
+type holdStage struct{ field, name string }
+
+func (s holdStage) Run(ctx context.Context, m *workqueue.Message) (workqueue.Verdict, error) {
+	p, err := m.MIME()
+	if err != nil {
+		return workqueue.Verdict{}, err
+	}
+	if q, ok := p.Header.Get(s.field); ok {
+		return workqueue.Verdict{Action: workqueue.Quarantine, Quarantine: q, By: "content filter:" + s.name}, nil
+	}
+	return workqueue.Verdict{}, nil
+}
+
+type dropStage struct{ file string }
+
+func (s dropStage) Run(ctx context.Context, m *workqueue.Message) (workqueue.Verdict, error) {
+	slog.Info("teststage: dropfile ran", "mid", m.Env.MID)
+	if _, err := os.Stat(s.file); err == nil {
+		return workqueue.Verdict{Action: workqueue.Drop, By: "content filter 'dropfile' in the " + m.Table + " table"}, nil
+	}
+	return workqueue.Verdict{}, nil
 }
 
 // tagStage reads the message through and adds "X-Test-Stage: <name>

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/tracking"
 	"github.com/mailgate/mailgate/tracking/explain"
@@ -231,8 +232,10 @@ const trackUsage = `usage: mailgate track [--config FILE] [filters] [--json | --
 Finds messages in the tracking store, newest first. Filters (all optional,
 combined with AND): --mid --icid --dcid --sender --recipient (a whole address,
 any case, or a pattern with '*': '*@example.com') --subject (a substring)
---message-id --remote-ip --host --status --abort --since --until (RFC 3339,
-2006-01-02, or a duration: 24h, 7d) --limit.
+--message-id --remote-ip --host --status --abort --spf (the MAIL FROM
+identity's result) --dkim (any signature's) --dmarc --dnslist (the zone of the
+DNS list that placed the client) --since --until (RFC 3339, 2006-01-02, or a
+duration: 24h, 7d) --limit.
 --events prints each message's whole timeline (with its connections' lines
 and any injection debug transcript).
 `
@@ -264,6 +267,10 @@ var trackFilters = []struct{ flag, key, help string }{
 	{"host", "host", "the gateway (its hostname)"},
 	{"status", "status", statusHelp},
 	{"abort", "abort", abortHelp},
+	{"spf", "spf", "SPF result of the MAIL FROM identity: " + strings.Join(tracking.SPFResults, ", ")},
+	{"dkim", "dkim", "result of a DKIM signature: " + strings.Join(tracking.DKIMResults, ", ")},
+	{"dmarc", "dmarc", "DMARC result: " + strings.Join(tracking.DMARCResults, ", ")},
+	{"dnslist", "dnslist", "the DNS list `zone` whose HAT rule placed the client"},
 	{"since", "since", "started at or after"},
 	{"until", "until", "started before"},
 	{"limit", "limit", "at most this many messages (default 100)"},
@@ -401,6 +408,9 @@ func printSummary(out io.Writer, m *tracking.Message) {
 		}
 		fmt.Fprintf(tw, "Recipient\t%s\n", maillog.Escape(line))
 	}
+	for _, f := range explain.AuthSummary(m) {
+		fmt.Fprintf(tw, "%s\t%s\n", f.Label, maillog.Escape(f.Text))
+	}
 	fmt.Fprintf(tw, "Subject\t%s\n", maillog.Escape(orDash(m.Subject)))
 	fmt.Fprintf(tw, "Message-ID\t%s\n", maillog.Escape(orDash(m.MessageID)))
 	if m.Size > 0 {
@@ -498,11 +508,13 @@ func findeventCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 const explainUsage = `usage: mailgate explain [--config FILE] [--host NAME] [--json] MID
+       mailgate explain [--config FILE] [--host NAME] [--json] --icid ICID
        mailgate explain [--config FILE] [--host NAME] [--json] --aborts [--since 24h]
 
 Says in plain words what happened to a message and why, and what to do; with
---aborts, sums up the aborted receptions by kind, sending host and SMTP state,
-and points at the patterns in them.
+--icid, what the HAT made of an inbound connection (one a DNS list refused
+carries no message); with --aborts, sums up the aborted receptions by kind,
+sending host and SMTP state, and points at the patterns in them.
 `
 
 func explainCmd(args []string, stdout, stderr io.Writer) int {
@@ -511,10 +523,19 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 	host := f.fs.String("host", "", "the gateway, when several have this MID")
 	aborts := f.fs.Bool("aborts", false, "summarise the aborted receptions")
 	since := f.fs.String("since", "24h", "with --aborts: since when")
+	icid := f.fs.Uint64("icid", 0, "explain this inbound connection instead of a message")
 	f.fs.Usage = func() { fmt.Fprint(stderr, explainUsage); f.fs.PrintDefaults() }
 	rest, err := parseInterspersed(f.fs, args)
 	if err != nil {
 		return 2
+	}
+	if *icid != 0 {
+		if *aborts || len(rest) > 0 {
+			return usageErr(stderr, explainUsage)
+		}
+		ctx, stop := interrupted()
+		defer stop()
+		return f.explainConn(ctx, *host, *icid, stdout, stderr)
 	}
 	if *aborts != (len(rest) == 0) || len(rest) > 1 {
 		return usageErr(stderr, explainUsage)
@@ -576,7 +597,41 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 	if f.json {
 		return printJSON(stdout, x)
 	}
-	fmt.Fprintf(stdout, "MID %d on %s: %s\n", m.MID, maillog.Escape(m.Host), maillog.Escape(x.Summary))
+	printExplanation(stdout, fmt.Sprintf("MID %d on %s", m.MID, m.Host), x)
+	return 0
+}
+
+// explainConn explains inbound connection icid of host (this gateway's
+// when empty).
+func (f *storeFlags) explainConn(ctx context.Context, host string, icid uint64, stdout, stderr io.Writer) int {
+	s, cfg, err := f.open(ctx)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer s.Close()
+	host = cmp.Or(host, cfg.Hostname)
+	b, err := s.Load(ctx, tracking.Keys{Conns: []tracking.ConnKey{{Host: host, Kind: event.InboundConn, ID: icid}}})
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if len(b.Conns) == 0 {
+		fmt.Fprintf(stderr, "mailgate explain: no ICID %d on %s (--host names another gateway)\n", icid, host)
+		return 1
+	}
+	x, ok := explain.Conn(b.Conns[0])
+	if !ok {
+		fmt.Fprintf(stderr, "mailgate explain: the log has no HAT line for ICID %d on %s\n", icid, host)
+		return 1
+	}
+	if f.json {
+		return printJSON(stdout, x)
+	}
+	printExplanation(stdout, fmt.Sprintf("ICID %d on %s", icid, host), x)
+	return 0
+}
+
+func printExplanation(stdout io.Writer, what string, x explain.Explanation) {
+	fmt.Fprintf(stdout, "%s: %s\n", maillog.Escape(what), maillog.Escape(x.Summary))
 	if len(x.Why) > 0 {
 		fmt.Fprintln(stdout, "\nWhat the log shows:")
 		for _, s := range x.Why {
@@ -589,7 +644,6 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, "  - "+maillog.Escape(s))
 		}
 	}
-	return 0
 }
 
 // gatewayOf is what explain needs to know of the configured gateway: its

@@ -20,6 +20,7 @@ import (
 	"github.com/mailgate/mailgate/inbound"
 	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/metrics"
+	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/syslog"
 	"github.com/mailgate/mailgate/tracking"
 	"github.com/mailgate/mailgate/tracking/stores"
@@ -42,6 +43,19 @@ type trackingService struct {
 	syslog *syslog.Server
 	cancel context.CancelFunc
 	done   sync.WaitGroup
+	// quar is the gateway's quarantines for the page, once the work
+	// queue has started (serveQuarantines); nil without mail policies.
+	quar atomic.Pointer[quarantine.Store]
+}
+
+// serveQuarantines gives the page the gateway's quarantines.
+func (t *trackingService) serveQuarantines(s *quarantine.Store) { t.quar.Store(s) }
+
+func (t *trackingService) quarantines() web.Quarantines {
+	if s := t.quar.Load(); s != nil {
+		return s
+	}
+	return nil
 }
 
 // storeWait is how long an API request waits for the store to open.
@@ -113,7 +127,7 @@ func (t *trackingService) watch(m *metrics.Metrics) {
 func (t *trackingService) handler(s tracking.Store) http.Handler {
 	return web.Handler(web.Options{Store: s, Token: t.cfg.HTTP.Token, MetricsToken: t.cfg.HTTP.MetricsToken, Logger: t.log,
 		RequireToken: !config.Loopback(t.cfg.HTTP.Address), Hosts: httpHosts(t.cfg.HTTP), Gateway: gatewayOf(t.cfg),
-		Metrics: t.ops.metrics, Ready: t.ops.ready})
+		Metrics: t.ops.metrics, Ready: t.ops.ready, Quarantines: t.quarantines})
 }
 
 func (t *trackingService) run(ctx context.Context) {

@@ -30,6 +30,11 @@ func TestUsage(t *testing.T) {
 		{"resetcounters", "extra"},
 		{"dkim"},
 		{"dkim", "keygen", "example.com"},
+		{"quarantine"},
+		{"quarantine", "show"},
+		{"quarantine", "list", "a", "b"},
+		{"quarantine", "release"},
+		{"quarantine", "delete", "1", "Policy", "x"},
 	} {
 		t.Run(strings.Join(args, "_"), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

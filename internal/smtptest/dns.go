@@ -21,13 +21,16 @@ type DNS struct {
 	records map[string][]dns.RR
 	queries map[string]int    // by name, lower case
 	broken  map[string]string // zone -> "silent" or "servfail"
+	held    map[string]chan struct{}
+	total   int
 }
 
 // StartDNS serves the zone (RRs in master-file syntax, e.g.
 // "example.com. 60 IN MX 10 mx1.example.com.") until the test ends.
 func StartDNS(t testing.TB, zone ...string) *DNS {
 	t.Helper()
-	d := &DNS{records: map[string][]dns.RR{}, queries: map[string]int{}, broken: map[string]string{}}
+	d := &DNS{records: map[string][]dns.RR{}, queries: map[string]int{}, broken: map[string]string{},
+		held: map[string]chan struct{}{}}
 	d.Add(t, zone...)
 	// The UDP port must be free for TCP too (DNS falls back to TCP on the
 	// same port); on a busy machine an outgoing connection may hold it.
@@ -78,6 +81,12 @@ func (d *DNS) serve(w dns.ResponseWriter, r *dns.Msg) {
 		name := strings.ToLower(q.Name)
 		d.mu.Lock()
 		d.queries[name]++
+		d.total++
+		if hold := d.heldFor(name); hold != nil {
+			d.mu.Unlock()
+			<-hold
+			d.mu.Lock()
+		}
 		switch d.brokenFor(name) {
 		case "silent":
 			d.mu.Unlock()
@@ -101,6 +110,15 @@ func (d *DNS) serve(w dns.ResponseWriter, r *dns.Msg) {
 		if !ok {
 			m.Rcode = dns.RcodeNameError
 		}
+	}
+	// An answer too long for UDP is truncated, as a real server's is, and
+	// the resolver asks again over TCP.
+	if w.LocalAddr().Network() == "udp" {
+		size := dns.MinMsgSize
+		if o := r.IsEdns0(); o != nil {
+			size = int(o.UDPSize())
+		}
+		m.Truncate(size)
 	}
 	w.WriteMsg(m)
 }
@@ -129,6 +147,40 @@ func (d *DNS) brokenFor(name string) string {
 	return ""
 }
 
+// heldFor returns the channel that holds the queries for name, nil when
+// they are not held. d.mu is held.
+func (d *DNS) heldFor(name string) chan struct{} {
+	for off, end := 0, false; !end; off, end = dns.NextLabel(name, off) {
+		if h := d.held[name[off:]]; h != nil {
+			return h
+		}
+	}
+	return nil
+}
+
+// Hold makes the server keep the queries for zone and the names under it
+// unanswered until release is called (at the latest when the test ends),
+// then answer them all: a slow server, so that a test sees concurrent
+// lookups meet. Queries are counted as they arrive.
+func (d *DNS) Hold(t testing.TB, zone string) (release func()) {
+	zone = strings.ToLower(dns.Fqdn(zone))
+	hold := make(chan struct{})
+	d.mu.Lock()
+	d.held[zone] = hold
+	d.mu.Unlock()
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			d.mu.Lock()
+			delete(d.held, zone)
+			d.mu.Unlock()
+			close(hold)
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
 // Silence makes the server drop every query for zone and the names under
 // it, as an unreachable or overloaded server does.
 func (d *DNS) Silence(zone string) { d.setBroken(zone, "silent") }
@@ -141,6 +193,13 @@ func (d *DNS) setBroken(zone, how string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.broken[strings.ToLower(dns.Fqdn(zone))] = how
+}
+
+// Total returns how many queries the server has had, for any name.
+func (d *DNS) Total() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.total
 }
 
 // Queries returns how many queries (of any type, over UDP and TCP) the

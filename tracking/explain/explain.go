@@ -113,6 +113,14 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 	case tracking.Receiving:
 		x.Summary = "The message is being received, or the log ends before its injection ended."
 	}
+	switch m.Status {
+	case tracking.Rejected, tracking.Aborted, tracking.Receiving:
+	default:
+		// Accepted: what its authentication showed, that the gateway let
+		// through.
+		why, next := e.authNotes()
+		x.Why, x.Next = append(x.Why, why...), append(x.Next, next...)
+	}
 	if len(from) > 0 {
 		x.Why = append([]string{"It came from " + from + "."}, x.Why...)
 	}
@@ -317,6 +325,15 @@ func (e *ex) quarantined() Explanation {
 			}
 		}
 	}
+	// The recipients' reply names every quarantine still holding them
+	// (tracking's fold), which the last line alone does not when the
+	// message was in several and left some.
+	for _, r := range m.Recipients {
+		if held, ok := strings.CutPrefix(r.Response, "held in "); ok && r.Status == tracking.Quarantined && r.DCID == 0 {
+			where, _, _ = strings.Cut(held, "; ")
+			break
+		}
+	}
 	x.Summary = "Quarantined: the gateway accepted the message and holds it in " + where + "; it was not delivered."
 	mid := itoa(m.MID)
 	for _, prefix := range []string{"MID " + mid + " quarantined to ", "ISQ: Tagging MID " + mid + " ", "EUQ: Tagging MID " + mid + " ", "EUQ: Quarantined MID " + mid} {
@@ -441,6 +458,9 @@ func hasRejected(m *tracking.Message) bool {
 // rejected explains a message the gateway refused while receiving it.
 func (e *ex) rejected() Explanation {
 	m := e.m
+	if x, ok := e.authRefused(); ok {
+		return x
+	}
 	var x Explanation
 	x.Summary = "Rejected: the gateway refused the message while receiving it, so it never entered the queue."
 	if m.Accepted() == 0 && hasRejected(m) {

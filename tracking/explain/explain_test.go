@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/tracking"
 	"github.com/mailgate/mailgate/tracking/explain"
 	"github.com/mailgate/mailgate/tracking/explain/explaintest"
@@ -120,6 +122,23 @@ func TestExplainFold(t *testing.T) {
 		{311, []string{"Dropped", "dontsend"}, nil},
 		{312, []string{"MID 313 (rewritten as)"}, nil},
 		{313, []string{"MID 312 (rewritten from)"}, nil},
+		// SPF refused at MAIL FROM: which check, which record, what to fix.
+		{401, []string{"Rejected at MAIL FROM by SPF: the sender's domain does not authorize the sending host", `"MID 401 SPF: mailfrom identity alice@example.org Fail (v=spf1)"`,
+			"the SPF record of example.org does not list 192.0.2.7", "the owner of example.org must add it", "'dig TXT example.org'",
+			`"ICID 400 Receiving Failed: SPF unauthorized mail is prohibited."`}, []string{"end of DATA", "DMARC"}},
+		{411, []string{"Deferred at MAIL FROM", "451 4.4.3", "TempError", "The DNS servers of slow.example must answer", "'dig NS slow.example'", "will retry"},
+			[]string{"does not list", "Rejected"}},
+		// DMARC refused at the end of DATA: the alignment and the broken
+		// signature, from the lines.
+		{421, []string{"Rejected at the end of DATA by DMARC", "DMARC check of bank.example", "SPF passed for other.example, which is not bank.example's domain (not aligned)",
+			"the DKIM signature of bank.example (selector s1) did not verify: body hash did not verify", "The owner of bank.example must", "'dig TXT _dmarc.bank.example'",
+			`"ICID 420 Receiving Failed: DMARC unauthenticated mail is prohibited."`}, []string{"MAIL FROM by SPF"}},
+		// A DMARC failure accepted (the quarantine tag): what the log
+		// proves, and that it does not show the tag.
+		{431, []string{"Queued", "It failed DMARC, and the gateway accepted it", "news.shop.example", "the log shows no DKIM signature",
+			"The log does not record the policy news.shop.example publishes, nor whether the message was tagged", "X-Mailgate-DMARC: quarantine"},
+			[]string{"was tagged for quarantine."}},
+		{451, []string{"A DNS list placed its client in its sender group", "match dnslist[zen.spamhaus.org:127.0.0.10-127.0.0.11]"}, []string{"DMARC"}},
 		{24611507, []string{"Accepted, and the gateway finished with it", `"Message finished MID 24611507 done", with no delivery, bounce or drop line for 1 recipient`}, nil},
 	} {
 		x, ok := got[w.mid]
@@ -202,6 +221,106 @@ func TestLinks(t *testing.T) {
 		x := explain.Message(m, conns, gateway)
 		if want := fmt.Sprintf("MID %d (%s)", w.want.MID, w.want.Relation); !strings.Contains(strings.Join(x.Why, "\n"), want) {
 			t.Errorf("MID %d: the explanation lacks %q: %q", w.mid, want, x.Why)
+		}
+	}
+}
+
+// TestExplainConn: a connection a DNS list refused, which carries no
+// message: the list, the rule, how to see the listing, what to do.
+func TestExplainConn(t *testing.T) {
+	s := load(t, "../testdata/fold/auth.log")
+	b, err := s.Load(context.Background(), tracking.Keys{Conns: []tracking.ConnKey{
+		{Host: "gw1", Kind: event.InboundConn, ID: 440}, {Host: "gw1", Kind: event.InboundConn, ID: 450}, {Host: "gw1", Kind: event.InboundConn, ID: 400}}})
+	if err != nil || len(b.Conns) != 3 {
+		t.Fatalf("%v, %d connections", err, len(b.Conns))
+	}
+	want := map[uint64]struct{ want, notWant []string }{
+		440: {[]string{"Refused at connect: the DNS list zen.spamhaus.org lists 192.0.2.11, and its rule placed the client in sender group BLOCKED, whose policy refuses connections (REJECT).",
+			`"ICID 440 REJECT SG BLOCKED match dnslist[zen.spamhaus.org:127.0.0.2-127.0.0.11] SBRS not enabled"`,
+			"'dig +short A 11.2.0.192.zen.spamhaus.org'", "The administrator of 192.0.2.11 must find out why it is listed", "a sender group placed before BLOCKED",
+			"cause=policy"}, nil},
+		450: {[]string{"Accepted at connect: the DNS list zen.spamhaus.org lists 192.0.2.12", "sender group SUSPECT (ACCEPT)"}, []string{"removal", "Refused"}},
+		400: {[]string{"The HAT placed 192.0.2.7 in sender group None (ACCEPT)."}, []string{"DNS list"}},
+	}
+	for _, c := range b.Conns {
+		x, ok := explain.Conn(c)
+		if !ok {
+			t.Errorf("ICID %d: no explanation", c.ID)
+			continue
+		}
+		explaintest.Check(t, fmt.Sprintf("ICID %d", c.ID), x, explain.Timeline(&tracking.Message{}, []*tracking.Conn{c}))
+		text := x.Summary + "\n" + strings.Join(x.Why, "\n") + "\n" + strings.Join(x.Next, "\n")
+		for _, w := range want[c.ID].want {
+			if !strings.Contains(text, w) {
+				t.Errorf("ICID %d: the explanation lacks %q:\n%s", c.ID, w, text)
+			}
+		}
+		for _, w := range want[c.ID].notWant {
+			if strings.Contains(text, w) {
+				t.Errorf("ICID %d: the explanation says %q:\n%s", c.ID, w, text)
+			}
+		}
+	}
+}
+
+// TestExplainSPFResults: each SPF result a policy can refuse on says what
+// it proves about the record, and what its owner must fix.
+func TestExplainSPFResults(t *testing.T) {
+	for _, tt := range []struct{ result, summary, why, next string }{
+		{"Fail", "does not authorize", "does not list 2001:db8::7 and says that mail from any other host is not its own (-all)", "must add it to the domain's SPF record"},
+		{"SoftFail", "does not authorize", "does not list 2001:db8::7 and asks", "must add it"},
+		{"Neutral", "says nothing about the sending host", "(?all)", "must add it"},
+		{"None", "publishes no SPF record", "publishes no SPF record (no TXT record beginning v=spf1)", "should publish an SPF record"},
+		{"PermError", "cannot be evaluated", "more than the 10 DNS lookups", "must fix its SPF record"},
+	} {
+		log := "Mon Nov 23 15:00:00 2026 Info: New SMTP ICID 1 interface Management (127.0.0.1) address 2001:db8::7 reverse dns host unknown verified no\n" +
+			"Mon Nov 23 15:00:01 2026 Info: Start MID 2 ICID 1\n" +
+			"Mon Nov 23 15:00:01 2026 Info: MID 2 ICID 1 From: <a@example.org>\n" +
+			"Mon Nov 23 15:00:01 2026 Info: MID 2 SPF: mailfrom identity a@example.org " + tt.result + " (v=spf1)\n" +
+			"Mon Nov 23 15:00:01 2026 Info: ICID 1 Receiving Failed: SPF unauthorized mail is prohibited.\n" +
+			"Mon Nov 23 15:00:01 2026 Info: Message finished MID 2 aborted\n"
+		path := filepath.Join(t.TempDir(), "spf.log")
+		if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		x := explainAll(t, load(t, path))[2]
+		for _, w := range []string{"Rejected at MAIL FROM by SPF: ", tt.summary, tt.why, tt.next, "'dig TXT example.org'"} {
+			if !strings.Contains(x, w) {
+				t.Errorf("%s: the explanation lacks %q:\n%s", tt.result, w, x)
+			}
+		}
+	}
+}
+
+// TestExplainDMARCErrors: a DMARC record that cannot be used, and one that
+// cannot be looked up, refused or deferred by the listener's policy.
+func TestExplainDMARCErrors(t *testing.T) {
+	for _, tt := range []struct{ result, reason string }{
+		{"permerror", "DMARC unauthenticated mail is prohibited."},
+		{"temperror", "Unable to perform DMARC verification."},
+	} {
+		log := "Mon Nov 23 15:00:00 2026 Info: New SMTP ICID 1 interface Management (127.0.0.1) address 192.0.2.1 reverse dns host unknown verified no\n" +
+			"Mon Nov 23 15:00:01 2026 Info: Start MID 2 ICID 1\n" +
+			"Mon Nov 23 15:00:01 2026 Info: MID 2 ICID 1 From: <a@other.example>\n" +
+			"Mon Nov 23 15:00:01 2026 Info: MID 2 ICID 1 RID 0 To: <b@mycompany.example>\n" +
+			"Mon Nov 23 15:00:02 2026 Info: MID 2 DMARC: Message from domain broken.example, DMARC " + tt.result + " (SPF aligned False, DKIM aligned False)\n" +
+			"Mon Nov 23 15:00:02 2026 Info: ICID 1 Receiving Failed: " + tt.reason + "\n" +
+			"Mon Nov 23 15:00:02 2026 Info: Message finished MID 2 aborted\n"
+		path := filepath.Join(t.TempDir(), "dmarc.log")
+		if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		x := explainAll(t, load(t, path))[2]
+		want := map[string][]string{
+			"permerror": {"Rejected at the end of DATA by DMARC: the DMARC record of broken.example could not be used", "PermError means the DMARC record of broken.example (at _dmarc.broken.example) is malformed",
+				"must fix its DMARC record: 'dig TXT _dmarc.broken.example'"},
+			"temperror": {"Deferred at the end of DATA: the DMARC policy of broken.example could not be looked up", "451 4.7.1", "TempError means the DNS query for _dmarc.broken.example",
+				"The DNS servers of broken.example must answer"},
+		}[tt.result]
+		for _, w := range want {
+			if !strings.Contains(x, w) {
+				t.Errorf("%s: the explanation lacks %q:\n%s", tt.result, w, x)
+			}
 		}
 	}
 }

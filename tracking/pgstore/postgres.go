@@ -67,6 +67,12 @@ var pgSchema = []string{
 	`CREATE INDEX conns_started ON conns (started);
 	CREATE TABLE gaps (host text NOT NULL, lost_from bigint NOT NULL, lost_to bigint NOT NULL, noted bigint NOT NULL);
 	CREATE INDEX gaps_to ON gaps (lost_to);`,
+	// The sender-authentication results, as in SQLite (whose
+	// message_details holds auth; here the row is the message's).
+	`ALTER TABLE messages ADD COLUMN spf text NOT NULL DEFAULT '',
+		ADD COLUMN dkim text NOT NULL DEFAULT '', ADD COLUMN dmarc text NOT NULL DEFAULT '',
+		ADD COLUMN dnslist text NOT NULL DEFAULT '', ADD COLUMN auth text NOT NULL DEFAULT '';
+	ALTER TABLE conns ADD COLUMN dnslist text NOT NULL DEFAULT '';`,
 }
 
 // pgSchemaLock is the pg_advisory_xact_lock key under which gateways
@@ -238,7 +244,7 @@ func (p *Store) Write(ctx context.Context, b *tracking.Batch) error {
 				remote_host = excluded.remote_host, sender_group = excluded.sender_group, started = excluded.started,
 				finished = excluded.finished, lost = excluded.lost, cause = excluded.cause, state = excluded.state,
 				last_command = excluded.last_command, data_bytes = excluded.data_bytes, mids = excluded.mids,
-				lines = excluded.lines`)
+				lines = excluded.lines, dnslist = excluded.dnslist`)
 		}
 		if len(b.Watermarks) > 0 {
 			var hosts []string
@@ -275,7 +281,8 @@ func copyMessages(ctx context.Context, tx pgx.Tx, ms []*tracking.Message) error 
 			pgText(m.RemoteHost), pgText(m.SenderGroup), pgText(m.Sender), pgText(sqlrow.EncodeRecipients(m.Recipients)),
 			pgText(m.Subject), pgText(m.MessageID), m.Size, sqlrow.UnixNano(m.Started), sqlrow.UnixNano(m.Finished),
 			pgText(string(m.Status)), pgText(string(m.Abort)), pgText(m.AbortReason), pgText(m.AbortState),
-			m.AbortBytes, int64(m.BounceOf), sqlrow.UnixNano(m.Updated), pgText(sqlrow.EncodeLines(m.Lines))}
+			m.AbortBytes, int64(m.BounceOf), sqlrow.UnixNano(m.Updated), pgText(m.MailFromSPF()), pgText(m.DKIMResultList()),
+			pgText(m.DMARCResult()), pgText(m.DNSList), pgText(sqlrow.EncodeAuth(m)), pgText(sqlrow.EncodeLines(m.Lines))}
 	})
 }
 
@@ -284,7 +291,8 @@ func copyConns(ctx context.Context, tx pgx.Tx, cs []*tracking.Conn) error {
 		c := cs[i]
 		return []any{pgText(c.Host), int16(c.Kind), int64(c.ID), pgText(c.RemoteIP), pgText(c.RemoteHost),
 			pgText(c.SenderGroup), sqlrow.UnixNano(c.Started), sqlrow.UnixNano(c.Finished), c.Lost, pgText(c.Cause),
-			pgText(c.State), pgText(c.LastCommand), c.DataBytes, sqlrow.EncodeIDs(c.MIDs), pgText(sqlrow.EncodeLines(c.Lines))}
+			pgText(c.State), pgText(c.LastCommand), c.DataBytes, sqlrow.EncodeIDs(c.MIDs), pgText(sqlrow.EncodeLines(c.Lines)),
+			pgText(c.DNSList)}
 	})
 }
 
@@ -300,7 +308,8 @@ func queueMessages(batch *pgx.Batch, ms []*tracking.Message) {
 		finished = excluded.finished, status = excluded.status, abort = excluded.abort,
 		abort_reason = excluded.abort_reason, abort_state = excluded.abort_state,
 		abort_bytes = excluded.abort_bytes, bounce_of = excluded.bounce_of, updated = excluded.updated,
-		lines = excluded.lines`)
+		spf = excluded.spf, dkim = excluded.dkim, dmarc = excluded.dmarc, dnslist = excluded.dnslist,
+		auth = excluded.auth, lines = excluded.lines`)
 	var rAddr, rHost, dHost []string
 	var rMID, dDCID, dMID []int64
 	for _, m := range ms {

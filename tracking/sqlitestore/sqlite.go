@@ -71,6 +71,17 @@ var sqliteSchema = []string{
 	`CREATE INDEX conns_started ON conns (started);
 	CREATE TABLE gaps (host TEXT NOT NULL, lost_from INTEGER NOT NULL, lost_to INTEGER NOT NULL, noted INTEGER NOT NULL);
 	CREATE INDEX gaps_to ON gaps (lost_to);`,
+	// The sender-authentication results: what searches match in messages
+	// (the MAIL FROM identity's SPF result, each DKIM signature's, the
+	// DMARC result, the DNS list that placed the client), the whole
+	// results in message_details. Rows stored before have ''; a record
+	// gets its results from its lines when it is next written.
+	`ALTER TABLE messages ADD COLUMN spf TEXT NOT NULL DEFAULT '';
+	ALTER TABLE messages ADD COLUMN dkim TEXT NOT NULL DEFAULT '';
+	ALTER TABLE messages ADD COLUMN dmarc TEXT NOT NULL DEFAULT '';
+	ALTER TABLE messages ADD COLUMN dnslist TEXT NOT NULL DEFAULT '';
+	ALTER TABLE message_details ADD COLUMN auth TEXT NOT NULL DEFAULT '';
+	ALTER TABLE conns ADD COLUMN dnslist TEXT NOT NULL DEFAULT '';`,
 }
 
 // sqliteIndexes are the messages' secondary indexes: made at every open
@@ -311,7 +322,7 @@ func (s *Store) Close() error {
 
 // sqliteMessageCols are the columns of SQLite's messages table: the
 // recipients are in message_details.
-var sqliteMessageCols = strings.Replace(sqlrow.MessageCols, " recipients,", "", 1)
+var sqliteMessageCols = strings.Replace(strings.Replace(sqlrow.MessageCols, " recipients,", "", 1), ", auth", "", 1)
 
 // sqliteMessages is a message with its details. CROSS JOIN keeps SQLite
 // from driving a search from message_details, which has no index to
@@ -362,7 +373,8 @@ func (s *Store) Write(ctx context.Context, b *tracking.Batch) error {
 		msgs = append(msgs, []any{m.Host, int64(m.MID), int64(m.ICID), sqlrow.EncodeIDs(m.DCIDs),
 			m.RemoteIP, m.RemoteHost, m.SenderGroup, m.Sender,
 			m.Subject, m.MessageID, m.Size, sqlrow.UnixNano(m.Started), sqlrow.UnixNano(m.Finished), string(m.Status),
-			string(m.Abort), m.AbortReason, m.AbortState, m.AbortBytes, int64(m.BounceOf), sqlrow.UnixNano(m.Updated)})
+			string(m.Abort), m.AbortReason, m.AbortState, m.AbortBytes, int64(m.BounceOf), sqlrow.UnixNano(m.Updated),
+			m.MailFromSPF(), m.DKIMResultList(), m.DMARCResult(), m.DNSList})
 		// A message's recipients and deliveries are only ever added to, so
 		// their rows are inserted, never deleted.
 		for _, r := range m.Recipients {
@@ -388,7 +400,7 @@ func (s *Store) Write(ctx context.Context, b *tracking.Batch) error {
 		return err
 	}
 	rows := <-encoded
-	if err := insertRows(ctx, tx, "message_details", "host, mid, recipients, lines", "host, mid", replaceRows, rows.details); err != nil {
+	if err := insertRows(ctx, tx, "message_details", "host, mid, recipients, lines, auth", "host, mid", replaceRows, rows.details); err != nil {
 		return err
 	}
 	if err := insertRows(ctx, tx, "conns", sqlrow.ConnCols, "host, kind, id", replaceRows, rows.conns); err != nil {
@@ -419,7 +431,7 @@ func sqliteDetailRows(messages []*tracking.Message, conns []*tracking.Conn) deta
 	for _, m := range messages {
 		var lines []byte
 		lines, buf = sqlrow.PackLines(buf, m.Lines)
-		details = append(details, []any{m.Host, int64(m.MID), sqlrow.EncodeRecipients(m.Recipients), lines})
+		details = append(details, []any{m.Host, int64(m.MID), sqlrow.EncodeRecipients(m.Recipients), lines, sqlrow.EncodeAuth(m)})
 	}
 	connRows := make([][]any, 0, len(conns))
 	for _, c := range conns {
@@ -427,7 +439,7 @@ func sqliteDetailRows(messages []*tracking.Message, conns []*tracking.Conn) deta
 		lines, buf = sqlrow.PackLines(buf, c.Lines)
 		connRows = append(connRows, []any{c.Host, int(c.Kind), int64(c.ID), c.RemoteIP, c.RemoteHost,
 			c.SenderGroup, sqlrow.UnixNano(c.Started), sqlrow.UnixNano(c.Finished), c.Lost, c.Cause, c.State,
-			c.LastCommand, c.DataBytes, sqlrow.EncodeIDs(c.MIDs), lines})
+			c.LastCommand, c.DataBytes, sqlrow.EncodeIDs(c.MIDs), lines, c.DNSList})
 	}
 	return detailRows{details, connRows}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailgate/mailgate/tracking"
 	"github.com/mailgate/mailgate/tracking/internal/sqlrow"
+	"github.com/mailgate/mailgate/tracking/storetest"
 )
 
 // A database made by the first schema (recipients and lines in the
@@ -210,4 +211,49 @@ func TestPackedLines(t *testing.T) {
 	if _, err := sqlrow.UnpackLines("\x00garbage"); err == nil {
 		t.Error("corrupt packed lines read without an error")
 	}
+}
+
+// A database of the schema before the authentication results (version 4)
+// keeps its records through the migration that adds them, and a record
+// gets its results from its lines when it is next written.
+func TestSQLiteMigratesAuth(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tracking.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range append(slices.Clone(sqliteSchema[:4]), "PRAGMA user_version = 4") {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := storetest.OldAuthMessage()
+	lines, _ := sqlrow.PackLines(nil, m.Lines)
+	for _, st := range []struct {
+		q    string
+		args []any
+	}{
+		{`INSERT INTO messages (host, mid, icid, dcids, remote_ip, remote_host, sender_group, sender, subject, message_id,
+			size, started, finished, status, abort, abort_reason, abort_state, abort_bytes, bounce_of, updated)
+			VALUES (?, ?, ?, '', '', '', '', ?, '', '', 0, ?, 0, ?, '', '', '', 0, 0, ?)`,
+			[]any{m.Host, int64(m.MID), int64(m.ICID), m.Sender, sqlrow.UnixNano(m.Started), string(m.Status), sqlrow.UnixNano(m.Updated)}},
+		{`INSERT INTO message_details (host, mid, recipients, lines) VALUES (?, ?, ?, ?)`,
+			[]any{m.Host, int64(m.MID), sqlrow.EncodeRecipients(m.Recipients), lines}},
+		{`INSERT INTO recipients (address, host, mid) VALUES ('b@example.net', ?, ?)`, []any{m.Host, int64(m.MID)}},
+		{`INSERT INTO conns (host, kind, id, remote_ip, remote_host, sender_group, started, finished, lost, cause, state,
+			last_command, data_bytes, mids, lines) VALUES (?, 1, 15, '192.0.2.7', '', 'SUSPECTLIST', 0, 0, 0, '', '', '', 0, '16', '')`,
+			[]any{m.Host}},
+	} {
+		if _, err := db.ExecContext(ctx, st.q, st.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CheckAuthMigrated(t, s)
 }

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) tracking.Store) {
 		{"RetainAge", testRetainAge},
 		{"RetainSize", testRetainSize},
 		{"Gaps", testGaps},
+		{"Auth", testAuth},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -77,6 +78,13 @@ func full() *tracking.Message {
 		Started: at(1), Finished: at(3*time.Second + 999999999),
 		Status: tracking.Aborted, Abort: tracking.AbortLost, AbortReason: "Receiving aborted",
 		AbortState: "data", AbortBytes: 12345, BounceOf: 4, Updated: at(3*time.Second + 999999999),
+		SPF: []tracking.SPFCheck{{Identity: "helo", Address: "postmaster@mx.example.net", Result: "none"},
+			{Identity: "mailfrom", Address: "Ünï.Côdé@Example.com", Result: "softfail"}},
+		DKIM: []tracking.DKIMCheck{{Result: "pass", Domain: "example.com", Selector: "s1", Identity: "@example.com"},
+			{Result: "permfail", Domain: "日本.example", Selector: `s\2`, Identity: `"q"@x`, Reason: "body hash did not verify \x00 (a NUL)"},
+			{Result: "malformed", Reason: "signature missing required tag"}},
+		DMARC:   &tracking.DMARCCheck{Domain: "example.com", Result: "fail", SPFAligned: true},
+		DNSList: "zen.spamhaus.org",
 		Lines: []tracking.Line{
 			{Time: at(1), Level: event.Info, Text: "Start MID 1099511627776 ICID 5"},
 			{Time: at(1), Level: event.Info, Text: "MID 1099511627776 ICID 5 From: <Ünï.Côdé@Example.com>"},
@@ -97,7 +105,7 @@ func bare() *tracking.Message {
 func fullConns() []*tracking.Conn {
 	return []*tracking.Conn{
 		{Host: "esa1.example.com", Kind: event.InboundConn, ID: 5, RemoteIP: "10.1.1.209",
-			RemoteHost: "remotehost.com (not verified)", SenderGroup: "UNKNOWNLIST", Started: at(7),
+			RemoteHost: "remotehost.com (not verified)", SenderGroup: "UNKNOWNLIST", DNSList: "list.dnswl.org", Started: at(7),
 			Finished: at(time.Minute + 8), Lost: true, Cause: "peer_reset", State: "data", LastCommand: "DATA",
 			DataBytes: 4096, MIDs: []uint64{6, 1 << 40, 7}, Lines: []tracking.Line{
 				{Time: at(7), Level: event.Info, Text: "New SMTP ICID 5 interface Management (10.1.1.1) address 10.1.1.209 reverse dns host remotehost.com verified no"},
@@ -151,6 +159,7 @@ func canon(b *tracking.Batch) ([]tracking.Message, []tracking.Conn) {
 		}
 		c.Started, c.Finished, c.Updated = utc(c.Started), utc(c.Finished), utc(c.Updated)
 		c.Lines = canonLines(c.Lines)
+		c.SPF, c.DKIM = nilIfEmpty(slices.Clone(c.SPF)), nilIfEmpty(slices.Clone(c.DKIM))
 		ms = append(ms, c)
 	}
 	slices.SortFunc(ms, func(a, b tracking.Message) int {
@@ -249,11 +258,13 @@ func testReplace(t *testing.T, s tracking.Store) {
 	m := full()
 	m.Status, m.Abort, m.AbortReason, m.AbortState, m.AbortBytes = tracking.Delivered, "", "", "", 0
 	m.Subject, m.Finished = "changed", time.Time{}
+	m.SPF = []tracking.SPFCheck{{Identity: "mailfrom", Address: "a@example.com", Result: "pass"}}
+	m.DKIM, m.DMARC, m.DNSList = nil, &tracking.DMARCCheck{Domain: "example.com", Result: "pass", DKIMAligned: true}, ""
 	m.Lines = m.Lines[:2]
 	m.Recipients = append(m.Recipients, tracking.Recipient{RID: 2, Address: "new@example.com", Status: tracking.Queued})
 	m.DCIDs = append(m.DCIDs, 99)
 	c := *conns[0]
-	c.Lost, c.Lines, c.Finished, c.Cause = false, nil, time.Time{}, ""
+	c.Lost, c.Lines, c.Finished, c.Cause, c.DNSList = false, nil, time.Time{}, "", "zen.spamhaus.org"
 	c.MIDs = append(slices.Clone(c.MIDs), 9)
 	write(t, s, &tracking.Batch{Messages: []*tracking.Message{m}, Conns: []*tracking.Conn{&c}})
 
@@ -263,6 +274,7 @@ func testReplace(t *testing.T, s tracking.Store) {
 	// The replacement is what a search sees.
 	for _, q := range []tracking.Query{
 		{Status: tracking.Delivered}, {Subject: "changed"}, {Recipient: "new@example.com"}, {DCID: 99},
+		{SPF: "pass"}, {DMARC: "pass"},
 	} {
 		r, err := s.Search(ctx, q)
 		if err != nil {
@@ -272,7 +284,8 @@ func testReplace(t *testing.T, s tracking.Store) {
 			t.Errorf("Search(%+v) = %v, want MID %d", q, mids(r), m.MID)
 		}
 	}
-	for _, q := range []tracking.Query{{Status: tracking.Aborted}, {Subject: "Grüße"}, {Abort: tracking.AbortLost}} {
+	for _, q := range []tracking.Query{{Status: tracking.Aborted}, {Subject: "Grüße"}, {Abort: tracking.AbortLost},
+		{SPF: "softfail"}, {DKIM: "pass"}, {DKIM: "permfail"}, {DMARC: "fail"}, {DNSList: "zen.spamhaus.org"}} {
 		r, err := s.Search(ctx, q)
 		if err != nil {
 			t.Fatalf("Search(%+v): %v", q, err)
@@ -463,16 +476,22 @@ func searchFixture() []*tracking.Message {
 	return []*tracking.Message{
 		{Host: "esa1", MID: 1, ICID: 10, DCIDs: []uint64{20}, RemoteIP: "10.0.0.1", Sender: "Alice@Example.com",
 			Recipients: rc("bob@example.net", "carol@other.org"), Subject: "Quarterly Report Ünïcode",
-			MessageID: "<a1@example.com>", Status: tracking.Delivered, Started: at(time.Minute), Lines: []tracking.Line{{Time: at(time.Minute), Level: event.Info, Text: "Start MID 1 ICID 10"}}},
+			MessageID: "<a1@example.com>", Status: tracking.Delivered, Started: at(time.Minute), Lines: []tracking.Line{{Time: at(time.Minute), Level: event.Info, Text: "Start MID 1 ICID 10"}},
+			SPF:   []tracking.SPFCheck{{Identity: "helo", Address: "postmaster@mx", Result: "fail"}, {Identity: "mailfrom", Address: "Alice@Example.com", Result: "pass"}},
+			DKIM:  []tracking.DKIMCheck{{Result: "pass", Domain: "example.com"}, {Result: "permfail", Domain: "other.example"}},
+			DMARC: &tracking.DMARCCheck{Domain: "example.com", Result: "pass", DKIMAligned: true}},
 		{Host: "esa1", MID: 2, ICID: 10, DCIDs: []uint64{21}, RemoteIP: "10.0.0.2", Sender: "dave@example.com",
 			Recipients: rc("Bob@Example.NET"), Subject: "lunch?", MessageID: "<b2@x>", Status: tracking.Bounced,
-			Started: at(2 * time.Minute)},
+			Started: at(2 * time.Minute), SPF: []tracking.SPFCheck{{Identity: "mailfrom", Address: "dave@example.com", Result: "fail"}},
+			DKIM: []tracking.DKIMCheck{{Result: "permfail", Domain: "example.com"}}, DMARC: &tracking.DMARCCheck{Domain: "example.com", Result: "fail"}},
 		{Host: "esa1", MID: 3, ICID: 11, RemoteIP: "10.0.0.3", Sender: "eve@evil.test", Recipients: rc("bob@example.net"),
-			Subject: "100% off_sale", Status: tracking.Aborted, Abort: tracking.AbortTimeout, Started: at(3 * time.Minute)},
+			Subject: "100% off_sale", Status: tracking.Aborted, Abort: tracking.AbortTimeout, Started: at(3 * time.Minute),
+			DNSList: "zen.spamhaus.org", DKIM: []tracking.DKIMCheck{{Result: "malformed", Reason: "pass permfail"}}},
 		{Host: "esa1", MID: 5, ICID: 12, RemoteIP: "10.0.0.5", Sender: "frank@example.org", Recipients: rc("ann@example.org"),
 			Subject: "tie", Status: tracking.Queued, Started: at(3 * time.Minute)},
 		{Host: "esa2", MID: 1, ICID: 10, DCIDs: []uint64{20}, RemoteIP: "10.0.0.1", Sender: "alice@example.com",
-			Recipients: rc("zed@example.org"), Subject: "quarterly numbers", Status: tracking.Queued, Started: at(4 * time.Minute)},
+			Recipients: rc("zed@example.org"), Subject: "quarterly numbers", Status: tracking.Queued, Started: at(4 * time.Minute),
+			DNSList: "list.dnswl.org", DMARC: &tracking.DMARCCheck{Result: "temperror"}},
 		{Host: "esa2", MID: 4, ICID: 13, RemoteIP: "10.0.0.4", Sender: "mallory@example.com.evil",
 			Recipients: rc("x_y@example.net"), Subject: "re: hi", Status: tracking.Aborted, Abort: tracking.AbortSenderQuit,
 			Started: at(5 * time.Minute)},
@@ -544,6 +563,22 @@ func testSearch(t *testing.T, s tracking.Store) {
 		{tracking.Query{Limit: 1, Host: "esa1"}, []string{"esa1/5"}},
 		{tracking.Query{Host: "esa1", Sender: "*@example.com", Status: tracking.Bounced}, []string{"esa1/2"}},
 		{tracking.Query{Host: "esa1", Sender: "*@example.com", Status: tracking.Queued}, nil},
+		// The MAIL FROM identity's SPF result, not the HELO's.
+		{tracking.Query{SPF: "pass"}, []string{"esa1/1"}},
+		{tracking.Query{SPF: "fail"}, []string{"esa1/2"}},
+		{tracking.Query{SPF: "none"}, nil},
+		// Any signature's DKIM result, a whole word of the list.
+		{tracking.Query{DKIM: "permfail"}, []string{"esa1/2", "esa1/1"}},
+		{tracking.Query{DKIM: "pass"}, []string{"esa1/1"}},
+		{tracking.Query{DKIM: "fail"}, nil},
+		{tracking.Query{DKIM: "malformed"}, []string{"esa1/3"}},
+		{tracking.Query{DMARC: "fail"}, []string{"esa1/2"}},
+		{tracking.Query{DMARC: "pass"}, []string{"esa1/1"}},
+		{tracking.Query{DMARC: "temperror"}, []string{"esa2/1"}},
+		{tracking.Query{DMARC: "none"}, nil},
+		{tracking.Query{DNSList: "zen.spamhaus.org"}, []string{"esa1/3"}},
+		{tracking.Query{DNSList: "spamhaus.org"}, nil},
+		{tracking.Query{Host: "esa1", DMARC: "fail", DKIM: "permfail", SPF: "fail"}, []string{"esa1/2"}},
 	}
 	for _, tt := range tests {
 		got, err := s.Search(ctx, tt.q)
@@ -841,5 +876,119 @@ func testBulkLoad(t *testing.T, s tracking.Store) {
 	one, err := s.Search(ctx, tracking.Query{Sender: during[0].Sender, Limit: 1000})
 	if err != nil || len(one) == 0 {
 		t.Fatalf("sender search after the bulk load: %d, %v", len(one), err)
+	}
+}
+
+// authLog is a message whose client a DNS list placed, with the
+// authentication lines of both gateways' forms: mailgate's (the SPF
+// detail, the DMARC sentence) and an ESA's ("Verification passed").
+const authLog = `Thu Aug 14 11:04:31 2014 Info: New SMTP ICID 15 interface Management (10.1.1.1) address 192.0.2.7 reverse dns host unknown verified no
+Thu Aug 14 11:04:31 2014 Info: ICID 15 ACCEPT SG SUSPECTLIST match dnslist[Zen.Spamhaus.org:127.0.0.10-127.0.0.11] SBRS not enabled
+Thu Aug 14 11:04:32 2014 Info: Start MID 16 ICID 15
+Thu Aug 14 11:04:32 2014 Info: MID 16 ICID 15 From: <a@example.org>
+Thu Aug 14 11:04:32 2014 Info: MID 16 SPF: helo identity postmaster@mx.example.net None
+Thu Aug 14 11:04:32 2014 Info: MID 16 SPF: mailfrom identity a@example.org SoftFail (v=spf1)
+Thu Aug 14 11:04:33 2014 Info: MID 16 ICID 15 RID 0 To: <b@example.net>
+Thu Aug 14 11:04:34 2014 Info: MID 16 ready 100 bytes from <a@example.org>
+Thu Aug 14 11:04:34 2014 Info: MID 16 DKIM: pass signature verified (d=mail.example.org s=s1 i=@mail.example.org)
+Thu Aug 14 11:04:34 2014 Info: MID 16 DKIM: permfail body hash did not verify [final] (d=example.org s=s2 i=@example.org)
+Thu Aug 14 11:04:34 2014 Info: MID 16 DMARC: Message from domain example.org, DMARC pass (SPF aligned False, DKIM aligned True)
+Thu Aug 14 11:04:34 2014 Info: MID 16 DMARC: Verification passed
+Thu Aug 14 11:04:34 2014 Info: MID 16 queued for delivery
+Thu Aug 14 11:04:37 2014 Info: ICID 15 close
+`
+
+// AuthRecord is what authLog's message holds.
+func AuthRecord() (spf []tracking.SPFCheck, dkim []tracking.DKIMCheck, dmarc *tracking.DMARCCheck) {
+	return []tracking.SPFCheck{{Identity: "helo", Address: "postmaster@mx.example.net", Result: "none"},
+			{Identity: "mailfrom", Address: "a@example.org", Result: "softfail"}},
+		[]tracking.DKIMCheck{{Result: "pass", Domain: "mail.example.org", Selector: "s1", Identity: "@mail.example.org"},
+			{Result: "permfail", Domain: "example.org", Selector: "s2", Identity: "@example.org", Reason: "body hash did not verify"}},
+		&tracking.DMARCCheck{Domain: "example.org", Result: "pass", DKIMAligned: true}
+}
+
+// testAuth: the authentication lines of a message, and the DNS list rule
+// of its connection, become the record's fields, which searches find, in
+// whatever chunks the Tracker reads them.
+func testAuth(t *testing.T, s tracking.Store) {
+	ctx := context.Background()
+	for _, chunk := range []int{1, 0} {
+		tr := tracking.NewTracker(s, tracking.Options{ChunkSize: chunk})
+		im := &tracking.Importer{Tracker: tr, Host: "esa1", Location: time.UTC}
+		if err := im.Import(ctx, strings.NewReader(authLog)); err != nil {
+			t.Fatalf("Import: %v", err)
+		}
+		m, conns, err := s.Find(ctx, "esa1", 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spf, dkim, dmarc := AuthRecord()
+		if !reflect.DeepEqual(m.SPF, spf) || !reflect.DeepEqual(m.DKIM, dkim) || !reflect.DeepEqual(m.DMARC, dmarc) {
+			t.Errorf("chunk %d: spf %+v\ndkim %+v\ndmarc %+v;\nwant %+v\n%+v\n%+v", chunk, m.SPF, m.DKIM, m.DMARC, spf, dkim, dmarc)
+		}
+		if m.DNSList != "zen.spamhaus.org" || len(conns) != 1 || conns[0].DNSList != "zen.spamhaus.org" {
+			t.Errorf("chunk %d: message's dnslist %q, connections %+v", chunk, m.DNSList, conns)
+		}
+		for _, q := range []tracking.Query{{SPF: "softfail"}, {DKIM: "pass"}, {DKIM: "permfail"}, {DMARC: "pass"},
+			{DNSList: "zen.spamhaus.org"}, {SPF: "softfail", DKIM: "permfail", DMARC: "pass", DNSList: "zen.spamhaus.org"}} {
+			got, err := s.Search(ctx, q)
+			if err != nil || len(got) != 1 || got[0].MID != 16 || !reflect.DeepEqual(got[0].SPF, spf) {
+				t.Errorf("chunk %d: Search(%+v) = %v, %v", chunk, q, mids(got), err)
+			}
+		}
+		for _, q := range []tracking.Query{{SPF: "none"}, {DKIM: "tempfail"}, {DMARC: "fail"}, {DNSList: "spamhaus.org"}} {
+			if got, err := s.Search(ctx, q); err != nil || len(got) != 0 {
+				t.Errorf("chunk %d: Search(%+v) = %v, %v; want none", chunk, q, mids(got), err)
+			}
+		}
+	}
+}
+
+// OldAuthMessage is a message as a store without the authentication
+// results held it: its lines have them, its fields not. A migration test
+// stores it with the old schema and hands the migrated store to
+// CheckAuthMigrated.
+func OldAuthMessage() *tracking.Message {
+	m := &tracking.Message{Host: "esa1", MID: 16, ICID: 15, Sender: "a@example.org", Status: tracking.Queued,
+		Recipients: []tracking.Recipient{{RID: 0, Address: "b@example.net", Status: tracking.Queued}},
+		Started:    time.Date(2014, 8, 14, 11, 4, 32, 0, time.UTC), Updated: time.Date(2014, 8, 14, 11, 4, 34, 0, time.UTC)}
+	for i, l := range strings.Split(strings.TrimSpace(authLog), "\n") {
+		if _, text, ok := strings.Cut(l, "Info: "); ok && strings.Contains(text, "MID 16 ") {
+			m.Lines = append(m.Lines, tracking.Line{Time: m.Started.Add(time.Duration(i) * time.Microsecond), Level: event.Info, Text: text})
+		}
+	}
+	return m
+}
+
+// CheckAuthMigrated: the old record reads back whole, with no results;
+// the next line written to it gives it the results of its lines.
+func CheckAuthMigrated(t *testing.T, s tracking.Store) {
+	t.Helper()
+	ctx := context.Background()
+	m, _, err := s.Find(ctx, "esa1", 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Sender != "a@example.org" || len(m.Lines) != len(OldAuthMessage().Lines) || m.SPF != nil || m.DMARC != nil {
+		t.Fatalf("after the migration: %+v", m)
+	}
+	if got, err := s.Search(ctx, tracking.Query{DMARC: "pass"}); err != nil || len(got) != 0 {
+		t.Fatalf("a record without results found by its DMARC result: %v, %v", mids(got), err)
+	}
+	tr := tracking.NewTracker(s, tracking.Options{})
+	im := &tracking.Importer{Tracker: tr, Host: "esa1", Location: time.UTC}
+	if err := im.Import(ctx, strings.NewReader("Thu Aug 14 11:04:40 2014 Info: Message finished MID 16 done\n")); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err = s.Find(ctx, "esa1", 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spf, dkim, dmarc := AuthRecord()
+	if !reflect.DeepEqual(m.SPF, spf) || !reflect.DeepEqual(m.DKIM, dkim) || !reflect.DeepEqual(m.DMARC, dmarc) {
+		t.Errorf("after a new line: spf %+v, dkim %+v, dmarc %+v", m.SPF, m.DKIM, m.DMARC)
+	}
+	if got, err := s.Search(ctx, tracking.Query{DMARC: "pass", SPF: "softfail"}); err != nil || len(got) != 1 {
+		t.Errorf("Search by the rebuilt results: %v, %v", mids(got), err)
 	}
 }

@@ -262,6 +262,54 @@ async function checkNarrow(page) {
   await page.screenshot({ path: join(outDir, 'search-800.png'), fullPage: true });
 }
 
+// checkAuth: the authentication filters find messages by their SPF,
+// DKIM and DMARC results, and a message's page shows them in a block of
+// their own (hidden for a message whose log has none).
+async function checkAuth(page) {
+  await page.goto(`${base}/#/`);
+  await waitForRows(page, 10);
+  await search(page, { 'f-dmarc': 'fail' });
+  await waitForRows(page, 1);
+  eq(await rowKeys(page), ['esa1/1009'], 'searching by DMARC fail shows the message that failed');
+  ok(page.url().includes('dmarc=fail'), 'the DMARC filter is in the URL', page.url());
+  await search(page, { 'f-spf': 'pass', 'f-dkim': 'pass' });
+  await waitForRows(page, 1);
+  eq(await rowKeys(page), ['esa1/1001'], 'searching by SPF and DKIM pass shows the message that passed');
+  await search(page, { 'f-dkim': 'permfail', 'f-sender': 'alice@partner.example' });
+  await waitForRows(page, 1);
+  eq(await rowKeys(page), ['esa1/1009'], 'the DKIM filter combines with the others');
+  await search(page, { 'f-dnslist': 'zen.spamhaus.org' });
+  await page.waitForFunction(() => document.getElementById('result-count').textContent === '0 messages');
+  eq(await rows(page).count(), 0, 'no fixture client was placed by a DNS list');
+  await search(page, { 'f-dnslist': 'not a zone' });
+  await page.getByTestId('search-error').waitFor({ state: 'visible' });
+  ok(/dnslist: /.test(await page.getByTestId('search-error').textContent()), 'a bad DNS list zone shows the API\'s error');
+
+  await search(page, { 'f-dmarc': 'fail' });
+  await waitForRows(page, 1);
+  await openRow(page, 'esa1.example.com', '1009');
+  await page.getByTestId('auth').waitFor({ state: 'visible' });
+  const auth = await page.locator('[data-testid=auth-row]').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+  eq(auth, [
+    ['SPF', 'softfail', 'mailfrom alice@partner.example', ''],
+    ['DKIM', 'permfail', 'd=partner.example s=sel1', 'body hash did not verify'],
+    ['DMARC', 'fail', 'From: partner.example', 'SPF aligned no, DKIM aligned no'],
+  ], 'the message page shows its SPF, DKIM and DMARC results');
+  const bad = await page.locator('[data-testid=auth-row][data-check=DMARC] .badge').evaluate((b) => getComputedStyle(b).color);
+  const [r, g] = bad.match(/\d+/g).map(Number);
+  ok(r > g, 'a failed result is red', bad);
+  const why = await page.locator('[data-testid=explanation-why] li').allTextContents();
+  ok(why.some((w) => w.startsWith('It failed DMARC, and the gateway accepted it')), 'the explanation says DMARC failed and the message was accepted', why);
+  ok(await noOverflow(page), 'the authentication block fits');
+  await page.screenshot({ path: join(outDir, 'message-auth-1280.png'), fullPage: true });
+
+  await page.goto(`${base}/#/message/esa1.example.com/1002`);
+  await page.getByTestId('timeline').waitFor();
+  ok(await page.getByTestId('auth').isHidden(), 'a message without authentication lines has no such block');
+  await page.goto(`${base}/#/`);
+  await waitForRows(page, 10);
+}
+
 function noOverflow(page) {
   return page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
 }
@@ -294,6 +342,7 @@ async function main() {
     await checkAborted(page);
     await checkQuit(page);
     await checkBounced(page);
+    await checkAuth(page);
     await checkNarrow(page);
     eq(problems, [], 'no script errors, CSP violations or dialogs');
     console.log(`all ${checks} checks passed; screenshots in ${outDir}`);

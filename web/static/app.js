@@ -260,6 +260,7 @@ function renderMessage(d) {
   renderExplanation(d.explanation || {});
   renderFacts(byId('envelope'), envelopeFacts(m, d.links || []));
   renderFacts(byId('sending-host'), hostFacts(m, inbound));
+  renderAuth(m);
   renderRecipients(m.recipients || []);
   renderConnections(conns);
   renderTimeline(d.timeline || []);
@@ -349,6 +350,33 @@ function renderFacts(table, facts) {
   const tbody = clear(table.tBodies[0]);
   for (const [name, value] of facts) tbody.append(el('tr', {}, el('th', { scope: 'row' }, name), el('td', {}, value)));
 }
+
+// renderAuth shows what the message's SPF, DKIM and DMARC lines and its
+// HAT's DNS list said; the block is hidden when its log has none.
+function renderAuth(m) {
+  const rows = [];
+  for (const s of m.spf || []) rows.push(['SPF', s.result, `${s.identity} ${s.address}`, '']);
+  for (const d of m.dkim || []) {
+    rows.push(['DKIM', d.result, d.domain ? `d=${d.domain} s=${d.selector}` : '—', d.reason || '']);
+  }
+  if (m.dmarc) {
+    const aligned = m.dmarc.domain
+      ? `SPF aligned ${m.dmarc.spf_aligned ? 'yes' : 'no'}, DKIM aligned ${m.dmarc.dkim_aligned ? 'yes' : 'no'}` : '';
+    rows.push(['DMARC', m.dmarc.result, m.dmarc.domain ? `From: ${m.dmarc.domain}` : '—', aligned]);
+  }
+  if (m.dnslist) rows.push(['DNS list', 'listed', m.remote_ip || '—', `placed in sender group ${m.sender_group || '—'} by ${m.dnslist}`]);
+  const tbody = clear(byId('auth-results').tBodies[0]);
+  for (const [check, result, identity, detail] of rows) {
+    tbody.append(el('tr', { 'data-testid': 'auth-row', 'data-check': check, 'data-result': result },
+      el('th', { scope: 'row' }, check),
+      el('td', {}, el('span', { class: `badge auth-${AUTH_GOOD.includes(result) ? 'good' : 'bad'}` }, result)),
+      el('td', {}, identity), el('td', {}, detail)));
+  }
+  byId('auth').hidden = !rows.length;
+}
+
+// The results that are no sign of forgery.
+const AUTH_GOOD = ['pass', 'none', 'neutral'];
 
 function renderRecipients(recipients) {
   const tbody = clear(byId('recipients').tBodies[0]);

@@ -188,3 +188,38 @@ func UnpackLines(s string) ([]tracking.Line, error) {
 	}
 	return DecodeLines(string(text))
 }
+
+// storedAuth is a message's authentication results in the auth column;
+// the spf, dkim and dmarc columns hold what searches match
+// (Message.MailFromSPF, DKIMResultList, DMARCResult).
+type storedAuth struct {
+	SPF   []tracking.SPFCheck  `json:"spf,omitempty"`
+	DKIM  []tracking.DKIMCheck `json:"dkim,omitempty"`
+	DMARC *tracking.DMARCCheck `json:"dmarc,omitempty"`
+}
+
+// EncodeAuth is the auth column of m: "" when it has no results (every
+// record stored before there were any).
+func EncodeAuth(m *tracking.Message) string {
+	if len(m.SPF) == 0 && len(m.DKIM) == 0 && m.DMARC == nil {
+		return ""
+	}
+	b, err := json.Marshal(storedAuth{m.SPF, m.DKIM, m.DMARC})
+	if err != nil {
+		panic(err) // strings and bools: cannot fail
+	}
+	return string(b)
+}
+
+// DecodeAuth fills m's results from its auth column.
+func DecodeAuth(s string, m *tracking.Message) error {
+	if s == "" {
+		return nil
+	}
+	var a storedAuth
+	if err := json.Unmarshal([]byte(s), &a); err != nil {
+		return fmt.Errorf("tracking: bad stored authentication results: %w", err)
+	}
+	m.SPF, m.DKIM, m.DMARC = a.SPF, a.DKIM, a.DMARC
+	return nil
+}

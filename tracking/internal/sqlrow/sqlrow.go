@@ -19,10 +19,11 @@ import (
 )
 
 const MessageCols = `host, mid, icid, dcids, remote_ip, remote_host, sender_group, sender, recipients,
-	subject, message_id, size, started, finished, status, abort, abort_reason, abort_state, abort_bytes, bounce_of, updated`
+	subject, message_id, size, started, finished, status, abort, abort_reason, abort_state, abort_bytes, bounce_of, updated,
+	spf, dkim, dmarc, dnslist, auth`
 
 const ConnCols = `host, kind, id, remote_ip, remote_host, sender_group, started, finished, lost,
-	cause, state, last_command, data_bytes, mids, lines`
+	cause, state, last_command, data_bytes, mids, lines, dnslist`
 
 // A Dialect is how a backend spells what differs in the filters of a
 // Query, so that both backends build them in one place (WhereClause).
@@ -86,6 +87,19 @@ func WhereClause(d Dialect, q tracking.Query, args []any) (string, []any) {
 	if q.Abort != "" {
 		add("abort = ?", string(q.Abort))
 	}
+	if q.SPF != "" {
+		add("spf = ?", q.SPF)
+	}
+	if q.DKIM != "" {
+		// dkim holds each signature's result, separated by spaces.
+		add("(' ' || dkim || ' ') LIKE ?", "% "+q.DKIM+" %")
+	}
+	if q.DMARC != "" {
+		add("dmarc = ?", q.DMARC)
+	}
+	if q.DNSList != "" {
+		add("dnslist = ?", q.DNSList)
+	}
 	if !q.Since.IsZero() {
 		add("started >= ?", q.Since.UnixNano())
 	}
@@ -104,10 +118,10 @@ type Scanner interface{ Scan(dest ...any) error }
 func ScanMessage(row Scanner, withLines bool) (*tracking.Message, error) {
 	var m tracking.Message
 	var mid, icid, bounceOf, started, finished, updated int64
-	var dcids, rcpts, status, abort, lines string
+	var dcids, rcpts, status, abort, lines, spf, dkim, dmarc, auth string
 	dest := []any{&m.Host, &mid, &icid, &dcids, &m.RemoteIP, &m.RemoteHost, &m.SenderGroup, &m.Sender, &rcpts,
 		&m.Subject, &m.MessageID, &m.Size, &started, &finished, &status, &abort, &m.AbortReason, &m.AbortState,
-		&m.AbortBytes, &bounceOf, &updated}
+		&m.AbortBytes, &bounceOf, &updated, &spf, &dkim, &dmarc, &m.DNSList, &auth}
 	if withLines {
 		dest = append(dest, &lines)
 	}
@@ -127,6 +141,9 @@ func ScanMessage(row Scanner, withLines bool) (*tracking.Message, error) {
 	if m.Lines, err = UnpackLines(lines); err != nil {
 		return nil, err
 	}
+	if err := DecodeAuth(auth, &m); err != nil {
+		return nil, err
+	}
 	m.VerdictsFromLines()
 	return &m, nil
 }
@@ -137,7 +154,7 @@ func ScanConn(row Scanner) (*tracking.Conn, error) {
 	var id, started, finished int64
 	var mids, lines string
 	if err := row.Scan(&c.Host, &kind, &id, &c.RemoteIP, &c.RemoteHost, &c.SenderGroup, &started, &finished,
-		&c.Lost, &c.Cause, &c.State, &c.LastCommand, &c.DataBytes, &mids, &lines); err != nil {
+		&c.Lost, &c.Cause, &c.State, &c.LastCommand, &c.DataBytes, &mids, &lines, &c.DNSList); err != nil {
 		return nil, fmt.Errorf("tracking: read connection: %w", err)
 	}
 	c.Kind, c.ID = event.ConnKind(kind), uint64(id)

@@ -1,0 +1,226 @@
+package quarantine
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/mailgate/mailgate/queue"
+	"github.com/mailgate/mailgate/rfc822"
+)
+
+// Info is a quarantine and what it holds, for list.
+type Info struct {
+	Name      string        `json:"name"`
+	Retention time.Duration `json:"retention"`
+	OnExpiry  Expiry        `json:"on_expiry"`
+	MaxSize   int64         `json:"max_size"`
+	Messages  int           `json:"messages"`
+	Bytes     int64         `json:"bytes"`
+}
+
+// Summary is a quarantined message, as a listing shows it. Text from the
+// message (Subject) is escaped (Escape).
+type Summary struct {
+	MID        uint64    `json:"mid"`
+	From       string    `json:"from"`
+	Recipients []string  `json:"recipients"`
+	Subject    string    `json:"subject"`
+	Received   time.Time `json:"received"`
+	Size       int64     `json:"size"`
+	// In is where it is held, with why, since when and until when.
+	In []Holding `json:"in"`
+	// Deleted: it was deleted from another quarantine, and will not be
+	// delivered.
+	Deleted bool `json:"deleted,omitempty"`
+}
+
+// Holding is one quarantine a message is in.
+type Holding struct {
+	Quarantine string    `json:"quarantine"`
+	Reason     string    `json:"reason"`
+	Since      time.Time `json:"since"`
+	Expires    time.Time `json:"expires,omitzero"`
+	OnExpiry   Expiry    `json:"on_expiry,omitempty"`
+}
+
+// Detail is one quarantined message to read: its header fields and its
+// text, escaped so that nothing in it acts on a terminal or a page.
+type Detail struct {
+	Summary
+	Header []rfc822.Field `json:"header"`
+	// Text is the first text part (plain before HTML, which is shown as
+	// its source, never rendered), decoded, cut at MaxText.
+	Text      string `json:"text"`
+	TextType  string `json:"text_type"`
+	Truncated bool   `json:"truncated,omitempty"`
+}
+
+// Bounds of what Show reads and returns.
+const (
+	maxRead = 1 << 20
+	MaxText = 64 << 10
+)
+
+// Holds reports whether the message is in a quarantine.
+func (s *Store) Holds(mid uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.msgs[mid] != nil
+}
+
+// Quarantines lists the quarantines in their configured order.
+func (s *Store) Quarantines() []Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Info, 0, len(s.order))
+	for _, name := range s.order {
+		sp := s.specs[name]
+		out = append(out, Info{Name: name, Retention: sp.Retention, OnExpiry: sp.OnExpiry, MaxSize: sp.MaxSize,
+			Messages: s.held[name], Bytes: s.used[name]})
+	}
+	return out
+}
+
+// List returns the messages in quarantine q (every quarantine when ""),
+// oldest first.
+func (s *Store) List(q string) ([]Summary, error) {
+	if q != "" && !s.Has(q) {
+		return nil, fmt.Errorf("%w: %q", ErrNoQuarantine, q)
+	}
+	s.mu.Lock()
+	out := []Summary{}
+	for _, e := range s.msgs {
+		if q == "" || e.work.In(q) {
+			out = append(out, s.summary(e))
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b Summary) int {
+		return cmp.Or(a.In[0].Since.Compare(b.In[0].Since), cmp.Compare(a.MID, b.MID))
+	})
+	return out, nil
+}
+
+// summary; s.mu held.
+func (s *Store) summary(e *entry) Summary {
+	sum := e.info
+	sum.Recipients = slices.Clone(sum.Recipients)
+	for _, h := range e.work.Held {
+		switch h.Out {
+		case queue.In:
+			sp := s.specs[h.Quarantine]
+			hd := Holding{Quarantine: h.Quarantine, Reason: h.Reason, Since: h.Since}
+			if sp.Retention > 0 {
+				hd.Expires, hd.OnExpiry = h.Since.Add(sp.Retention), sp.OnExpiry
+			}
+			sum.In = append(sum.In, hd)
+		case queue.Deleted:
+			sum.Deleted = true
+		}
+	}
+	return sum
+}
+
+// Show returns a quarantined message to read.
+func (s *Store) Show(mid uint64) (Detail, error) {
+	s.mu.Lock()
+	e := s.msgs[mid]
+	var sum Summary
+	if e != nil {
+		sum = s.summary(e)
+	}
+	s.mu.Unlock()
+	if e == nil {
+		return Detail{}, fmt.Errorf("%w: MID %d", ErrNotFound, mid)
+	}
+	_, head, size, err := s.o.Spool.Head(mid, maxRead)
+	if err != nil {
+		return Detail{}, fmt.Errorf("quarantine: read MID %d: %w", mid, err)
+	}
+	d := Detail{Summary: sum, Header: []rfc822.Field{}}
+	msg := rfc822.Parse(head, rfc822.DefaultLimits)
+	for f := range msg.Header.Fields() {
+		// A folded field keeps the tab of its fold: a space, to read.
+		v := strings.ReplaceAll(rfc822.DecodeWords(f.Value), "\t", " ")
+		d.Header = append(d.Header, rfc822.Field{Name: Escape(f.Name), Value: Escape(v)})
+	}
+	var text *rfc822.Part
+	for _, want := range []string{"text/plain", "text/html"} {
+		for p := range msg.All() {
+			if len(p.Parts) == 0 && p.Type == want && p.Disposition != "attachment" {
+				text = p
+				break
+			}
+		}
+		if text != nil {
+			break
+		}
+	}
+	if text != nil {
+		b, _ := io.ReadAll(io.LimitReader(text.Decoded(), MaxText+1))
+		d.TextType = text.Type
+		if len(b) > MaxText {
+			b, d.Truncated = b[:MaxText], true
+		}
+		d.Text = EscapeText(string(b))
+	}
+	if size > int64(len(head)) {
+		d.Truncated = true
+	}
+	return d, nil
+}
+
+// Escape makes text from a message safe to show on one line: control
+// characters, invalid UTF-8 and the characters that reorder text (bidi
+// overrides) are written as Go escapes (\x1b, \u202e).
+func Escape(s string) string { return escape(s, false) }
+
+// EscapeText is Escape for a body: line ends and tabs are kept.
+func EscapeText(s string) string { return escape(strings.ReplaceAll(s, "\r\n", "\n"), true) }
+
+func escape(s string, lines bool) string {
+	safe := true
+	for _, r := range s {
+		if r == utf8.RuneError || unsafeRune(r, lines) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unsafeRune(r, lines):
+			if r < 0x80 {
+				fmt.Fprintf(&b, `\x%02x`, r)
+			} else {
+				fmt.Fprintf(&b, `\u%04x`, r)
+			}
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+func unsafeRune(r rune, lines bool) bool {
+	if lines && (r == '\n' || r == '\t') {
+		return false
+	}
+	if r == '\\' {
+		return false
+	}
+	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029'
+}
