@@ -34,6 +34,8 @@ func TestVerdictsFromLines(t *testing.T) {
 			"[{antispam BRIGHTMAIL too big 455698/120000}]"},
 		{"final without interim", []string{"MID 256 antivirus positive 'EICAR-AV-Test'"}, "[{antivirus  positive EICAR-AV-Test}]"},
 		{"none", []string{"MID 1 queued for delivery"}, "[]"},
+		// An interim verdict is one engine's, not the one acted on.
+		{"interim only", []string{"MID 7 interim verdict using engine: CASE spam positive"}, "[]"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := &Message{}
