@@ -12,7 +12,7 @@
 # (utime+stime of its process, the scanners excluded). Runs alternate between the relays.
 # Postfix's configuration is the shared anchor's (/etc/postfix, written by postfix-anchor.sh), with
 # smtpd_milters added for the run and main.cf restored at exit. Loopback only. Needs root.
-# Usage: bench/scan.sh   (a smoke run: N=20 REPEATS=1)
+# Usage: bench/scan.sh   (a smoke run: N=20 REPEATS=1 WARMUP=20)
 set -uo pipefail
 export LC_ALL=C
 
@@ -21,6 +21,7 @@ REPEATS=${REPEATS:-3}          # runs per relay
 SESSIONS=${SESSIONS:-20}       # smtp-source -s
 SIZE=${SIZE:-4096}             # smtp-source -l
 SETTLE=${SETTLE:-3}
+WARMUP=${WARMUP:-200}          # messages through each relay before measuring (rspamd's and clamd's first scans are slow)
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-600}
 here=$(cd "$(dirname "$0")" && pwd)
 ANCHOR=${ANCHOR:-$here/../../shared/bench/postfix-anchor.sh}
@@ -158,7 +159,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() {
   local target=$1 addr=$2 t0 t1 t2 c0 c1 cpu=-
   sync; sleep "$SETTLE"
-  smtp-sink -c "$SINK_ADDR" 1000 >"$WORK/sink.out" 2>&1 &
+  smtp-sink -c -u postfix "$SINK_ADDR" 1000 >"$WORK/sink.out" 2>&1 &
   local sink=$!
   waitport "$SINK_ADDR" || die "smtp-sink did not listen"
   [ "$target" = mailgate ] && c0=$(cpu_ticks "$MG_PID")
@@ -182,6 +183,11 @@ run() {
     'BEGIN { printf "RUN %s accept %.0f e2e %.0f cpu_ms_per_msg %s\n", t, n / (b - a), n / (c - a), cpu }' | tee -a "$WORK/runs"
 }
 echo "# $(date -u +%FT%TZ) $(nproc) cores, mailgate $("$WORK/mailgate" version | cut -d' ' -f2), rspamd $(rspamd --version 2>/dev/null | head -1 | grep -o '[0-9][0-9.]*' | head -1), clamd $("$CLAMD" --version | cut -d/ -f1), N=$N, $REPEATS runs each, -s $SESSIONS -l $SIZE"
+if [ "$WARMUP" -gt 0 ]; then
+  n=$N; N=$WARMUP
+  run mailgate "$MG_ADDR" >/dev/null; [ "$PF" = 1 ] && run postfix "$PF_ADDR" >/dev/null
+  N=$n
+fi
 : > "$WORK/runs"
 for r in $(seq "$REPEATS"); do
   if [ $((r % 2)) = 1 ] || [ "$PF" = 0 ]; then run mailgate "$MG_ADDR"; [ "$PF" = 1 ] && run postfix "$PF_ADDR"
