@@ -89,7 +89,7 @@ func FuzzAppendMessage(f *testing.F) {
 func fuzzEvent(kind uint8, a, b string, n uint64) event.Event {
 	i := int(n % 1000)
 	rids := []int{i, i + 1}
-	switch kind % 59 {
+	switch kind % 60 {
 	case 0:
 		return event.NewICID{ICID: n, Interface: a, InterfaceIP: b, RemoteIP: a, ReverseHost: b, Verified: n%2 == 0}
 	case 1:
@@ -207,6 +207,8 @@ func fuzzEvent(kind uint8, a, b string, n uint64) event.Event {
 		return event.CustomLog{MID: n, Text: a}
 	case 58:
 		return event.DMARCVerdict{MID: n, Text: a}
+	case 59:
+		return event.ScanSummary{MID: n, Policy: a, Table: b, Verdicts: []event.ScanResult{{Kind: a, Engine: b, Verdict: a, Detail: b}}, Action: a}
 	}
 	return event.Unknown{Text: strings.Repeat(a, 2)}
 }
