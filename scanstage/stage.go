@@ -67,20 +67,20 @@ func (s *Spam) Run(ctx context.Context, m *workqueue.Message) (workqueue.Verdict
 	set := m.Policy.Spam
 	if set.MaxSize > 0 && m.Size > set.MaxSize {
 		emit(s.Events, event.TooBig{MID: m.Env.MID, Size: m.Size, Limit: set.MaxSize, Engine: name})
-		return scanned(verdict(set.TooBig, name), "antispam", name, "too-big", ""), nil
+		return scanned(verdict(set.TooBig, name, "antispam:"+name), "antispam", name, "too-big", ""), nil
 	}
 	msg, done := message(m)
 	defer done()
 	v, err := s.Engine.ScanSpam(ctx, msg)
 	if tb := (*scan.TooBigError)(nil); errors.As(err, &tb) {
 		emit(s.Events, event.TooBig{MID: m.Env.MID, Size: tb.Size, Limit: tb.Limit, Engine: name})
-		return scanned(verdict(set.TooBig, name), "antispam", name, "too-big", ""), nil
+		return scanned(verdict(set.TooBig, name, "antispam:"+name), "antispam", name, "too-big", ""), nil
 	}
 	if err != nil {
 		return workqueue.Verdict{}, err
 	}
 	emit(s.Events, scan.SpamEvent(m.Env.MID, true, name, v), scan.SpamEvent(m.Env.MID, false, name, v))
-	return scanned(verdict(SpamAction(set, v.Class), name), "antispam", name, v.Class.String(), ""), nil
+	return scanned(verdict(SpamAction(set, v.Class), name, "antispam:"+name), "antispam", name, v.Class.String(), ""), nil
 }
 
 // SpamAction is the policy's action for a spam class.
@@ -107,7 +107,7 @@ func (s *Virus) Run(ctx context.Context, m *workqueue.Message) (workqueue.Verdic
 		emit(s.Events, event.TooBig{MID: m.Env.MID, Size: tb.Size, Limit: tb.Limit, Engine: name})
 		v = scan.VirusVerdict{Class: scan.Unscannable}
 		emit(s.Events, scan.VirusEvent(m.Env.MID, v))
-		return scanned(verdict(VirusAction(m.Policy.Virus, v.Class), "antivirus"), "antivirus", name, "unscannable", ""), nil
+		return scanned(verdict(VirusAction(m.Policy.Virus, v.Class), "antivirus", "antivirus:"+name), "antivirus", name, "unscannable", ""), nil
 	}
 	if err != nil {
 		return workqueue.Verdict{}, err
@@ -119,7 +119,7 @@ func (s *Virus) Run(ctx context.Context, m *workqueue.Message) (workqueue.Verdic
 	if v.Class == scan.Viral {
 		detail = v.Name
 	}
-	return scanned(verdict(VirusAction(m.Policy.Virus, v.Class), "antivirus"), "antivirus", name, word, detail), nil
+	return scanned(verdict(VirusAction(m.Policy.Virus, v.Class), "antivirus", "antivirus:"+name), "antivirus", name, word, detail), nil
 }
 
 // VirusAction is the policy's action for a virus class.
@@ -140,7 +140,10 @@ func VirusAction(set policy.VirusSettings, c scan.VirusClass) policy.ScanAction 
 // recipients' policies differed, or the engine failed during DATA) is a
 // drop: the message was accepted, and a bounce would go to the forged
 // sender reject is there to spare.
-func verdict(a policy.ScanAction, by string) workqueue.Verdict {
+// A quarantine's reason, in the parentheses of its line, names the stage
+// as a content filter's does ("content filter:name"): "antispam:RSPAMD",
+// "antivirus:ClamAV".
+func verdict(a policy.ScanAction, by, reason string) workqueue.Verdict {
 	v := workqueue.Verdict{By: by, TagSubject: a.TagSubject, AddHeaders: a.AddHeaders}
 	switch a.Action {
 	case policy.ActDrop, policy.ActReject:
@@ -148,7 +151,7 @@ func verdict(a policy.ScanAction, by string) workqueue.Verdict {
 	case policy.ActBounce:
 		v.Action = workqueue.Bounce
 	case policy.ActQuarantine:
-		v.Action, v.Quarantine = workqueue.Quarantine, a.Quarantine
+		v.Action, v.Quarantine, v.By = workqueue.Quarantine, a.Quarantine, reason
 	}
 	return v
 }

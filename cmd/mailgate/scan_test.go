@@ -634,3 +634,48 @@ func TestScanSIGKILLMidScan(t *testing.T) {
 		t.Errorf("%d antivirus lines, want %d", c, n)
 	}
 }
+
+// rspamd's suspect threshold and the Spam quarantine: GTUBE (positive) is
+// held in the "Spam" quarantine, a plain message (suspect by the
+// threshold) delivered with its subject tagged.
+func TestScanRspamdQuarantineSuspect(t *testing.T) {
+	e := rspamdEngine.Get(t)
+	hop := startNextHop(t, 0)
+	g := scanGW(t, hop.addr, "  rspamd: {url: http://"+e.TCP+", thresholds: {suspect: -1000}}", `mail_policies:
+  incoming:
+    - name: DEFAULT
+      antispam: {engine: rspamd, positive: quarantine}
+`)
+	g.start()
+	if err := sendMail(g.addr, "a@example.org", []string{"b@example.net"}, scanMail("spam-q", gtubeBody)); err != nil {
+		t.Fatal(err)
+	}
+	if err := sendMail(g.addr, "a@example.org", []string{"b@example.net"}, scanMail("suspect", "Content-Type: text/plain\r\n\r\nHello, see you at noon.\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	spam, suspect := midOf(t, g, "spam-q"), midOf(t, g, "suspect")
+	l := g.waitLog(fmt.Sprintf(`MID %d quarantined to "Spam"`, spam))
+	linesInOrder(t, logLines(l, spam), []string{
+		fmt.Sprintf("MID %d using engine: RSPAMD spam positive", spam),
+		fmt.Sprintf("mailgate: MID %d verdicts policy=DEFAULT table=inbound antispam=RSPAMD:positive action=quarantine", spam),
+		fmt.Sprintf(`MID %d quarantined to "Spam" (antispam:RSPAMD)`, spam),
+	})
+	l = g.waitLog(fmt.Sprintf(`Message finished MID %d done`, suspect))
+	linesInOrder(t, logLines(l, suspect), []string{
+		fmt.Sprintf("MID %d using engine: RSPAMD spam suspect", suspect),
+		fmt.Sprintf("mailgate: MID %d verdicts policy=DEFAULT table=inbound antispam=RSPAMD:suspect action=deliver", suspect),
+		fmt.Sprintf("MID %d queued for delivery", suspect),
+	})
+	_, msgs := hop.delivered()
+	if len(msgs) != 1 {
+		t.Fatalf("%d delivered, want the suspect one", len(msgs))
+	}
+	if hdr, _ := textproto.NewReader(bufioReader(msgs[0].data)).ReadMIMEHeader(); hdr.Get("Subject") != "[SUSPECTED SPAM] suspect" {
+		t.Errorf("Subject %q", hdr.Get("Subject"))
+	}
+	if out := mg(t, "quarantine", "list", "--config", g.config); !strings.Contains(out, fmt.Sprint(spam)) || !strings.Contains(out, "Spam") {
+		t.Errorf("quarantine list:\n%s", out)
+	}
+	g.signal(syscall.SIGTERM)
+	g.wait()
+}
