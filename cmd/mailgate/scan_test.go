@@ -679,3 +679,53 @@ func TestScanRspamdQuarantineSuspect(t *testing.T) {
 	g.signal(syscall.SIGTERM)
 	g.wait()
 }
+
+// A message over the policy's scan size: rspamd is not asked, the ESA's
+// "too big" line is written and the policy's too_big action taken.
+func TestScanTooBig(t *testing.T) {
+	e := rspamdEngine.Get(t)
+	hop := startNextHop(t, 0)
+	g := scanGW(t, hop.addr, "  rspamd: {url: http://"+e.TCP+"}", `mail_policies:
+  incoming:
+    - name: DEFAULT
+      antispam: {engine: rspamd, max_size: 200, too_big: drop}
+`)
+	g.start()
+	if err := sendMail(g.addr, "a@example.org", []string{"b@example.net"}, scanMail("big", gtubeBody+strings.Repeat("padding line\r\n", 20))); err != nil {
+		t.Fatal(err)
+	}
+	mid := midOf(t, g, "big")
+	l := g.waitLog(fmt.Sprintf(`Message finished MID %d done`, mid))
+	m := regexp.MustCompile(fmt.Sprintf(`MID %d ready (\d+) bytes`, mid)).FindStringSubmatch(l)
+	if m == nil {
+		t.Fatalf("no ready line:\n%s", l)
+	}
+	// The size is the message's as stored and scanned: with the fields
+	// the gateway added (Received, Authentication-Results), more than
+	// the "ready" line's.
+	tb := regexp.MustCompile(fmt.Sprintf(`MID %d was too big \((\d+)/200\) for scanning by RSPAMD`, mid)).FindStringSubmatch(l)
+	if tb == nil {
+		t.Fatalf("no too big line:\n%s", l)
+	}
+	if size, _ := strconv.Atoi(tb[1]); size < mustAtoi(m[1]) {
+		t.Errorf("too big with %s bytes, below the %s received", tb[1], m[1])
+	}
+	linesInOrder(t, logLines(l, mid), []string{
+		fmt.Sprintf("MID %d was too big (%s/200) for scanning by RSPAMD", mid, tb[1]),
+		fmt.Sprintf("mailgate: MID %d verdicts policy=DEFAULT table=inbound antispam=RSPAMD:too-big action=drop", mid),
+		fmt.Sprintf("Message aborted MID %d Dropped by RSPAMD", mid),
+	})
+	if strings.Contains(l, fmt.Sprintf("MID %d using engine", mid)) {
+		t.Error("rspamd was asked")
+	}
+	g.signal(syscall.SIGTERM)
+	g.wait()
+}
+
+func mustAtoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
