@@ -729,3 +729,37 @@ func mustAtoi(s string) int {
 	}
 	return n
 }
+
+// A message over clamd's max_size is not sent in part: too big, then
+// unscannable (never clean), and the default unscannable action delivers
+// it with the ESA's subject tag.
+func TestScanClamAVTooBig(t *testing.T) {
+	e := clamdEngine.Get(t)
+	hop := startNextHop(t, 0)
+	g := scanGW(t, hop.addr, "  clamav: {address: "+e.Unix+", max_size: 300}", `mail_policies:
+  incoming:
+    - name: DEFAULT
+      antivirus: clamav
+`)
+	g.start()
+	if err := sendMail(g.addr, "a@example.org", []string{"b@example.net"}, scanMail("av-big", "Content-Type: text/plain\r\n\r\n"+strings.Repeat("padding line\r\n", 40))); err != nil {
+		t.Fatal(err)
+	}
+	mid := midOf(t, g, "av-big")
+	l := g.waitLog(fmt.Sprintf(`Message finished MID %d done`, mid))
+	linesInOrder(t, logLines(l, mid), []string{
+		"/300) for scanning by ClamAV",
+		fmt.Sprintf("MID %d antivirus unscannable", mid),
+		fmt.Sprintf("mailgate: MID %d verdicts policy=DEFAULT table=inbound antivirus=ClamAV:unscannable action=deliver", mid),
+		fmt.Sprintf("MID %d queued for delivery", mid),
+	})
+	_, msgs := hop.delivered()
+	if len(msgs) != 1 {
+		t.Fatalf("%d delivered", len(msgs))
+	}
+	if hdr, _ := textproto.NewReader(bufioReader(msgs[0].data)).ReadMIMEHeader(); hdr.Get("Subject") != "[WARNING: A/V UNSCANNABLE] av-big" {
+		t.Errorf("Subject %q", hdr.Get("Subject"))
+	}
+	g.signal(syscall.SIGTERM)
+	g.wait()
+}
