@@ -59,6 +59,7 @@ type Config struct {
 	// Quarantines are the quarantines the work queue's stages put
 	// messages in (config/quarantine.go): the defaults and those given.
 	Quarantines []quarantine.Spec
+	Alerts      Alerts // alerts.go
 
 	// Warnings are what check-config reports (and fails for) but does
 	// not stop the gateway: serve logs them at start.
@@ -346,7 +347,7 @@ func Parse(data []byte, name string) (*Config, error) {
 func (d *decoder) config(root *yaml.Node) *Config {
 	f := d.fields(root, "", "hostname", "postmaster", "data_dir", "shutdown_timeout", "min_free_space", "listeners", "routes",
 		"delivery", "dns", "logs", "tracking", "http", "authserv_id", "mail_policies",
-		"dkim_signing_profiles", "scanners", "content_filters", "quarantines")
+		"dkim_signing_profiles", "scanners", "content_filters", "quarantines", "alerts")
 	c := &Config{
 		DataDir:         DefaultDataDir,
 		ShutdownTimeout: DefaultShutdownTimeout,
@@ -434,6 +435,8 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		c.ContentFilters = d.contentFilters(n, "content_filters")
 	}
 	c.Quarantines = d.quarantines(f["quarantines"], "quarantines")
+	d.checkDMARCQuarantines(c.Quarantines)
+	d.alerts(f["alerts"], "alerts", c)
 	return c
 }
 

@@ -164,6 +164,9 @@ func TestDesignContract(t *testing.T) {
 			Retention: Retention{MaxAge: defaultRetentionAge, MaxSize: defaultRetentionSize}},
 		HTTP:        HTTP{Address: "127.0.0.1:8025"},
 		Quarantines: quarantine.Defaults(),
+		Alerts: Alerts{From: "mailer-daemon@mail.example.com", CheckInterval: 30 * time.Second, RepeatInterval: time.Hour,
+			QueueMaxAge: 24 * time.Hour, QueueMaxMessages: 100000, DestinationDown: 30 * time.Minute, DiskFreeBelow: DiskFreeAuto,
+			CertificateExpiry: 21 * 24 * time.Hour, ProbeTimeout: 10 * time.Second},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("design.yaml gives\n%+v\nwant\n%+v", c, want)

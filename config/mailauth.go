@@ -16,7 +16,7 @@ import (
 //	      none: accept, permerror: accept, temperror: defer}
 //	dkim: {verify: true}
 //	dmarc: {verify: true, reject_policy: reject, quarantine_policy: quarantine,
-//	        temperror: accept, permerror: accept}
+//	        temperror: accept, permerror: accept, quarantine: Policy}
 
 // authServID decodes the top-level authserv_id: the name the gateway
 // signs its Authentication-Results with (RFC 8601 2.5), the hostname by
@@ -100,7 +100,7 @@ func (d *decoder) dmarcPolicy(n *yaml.Node, path string, p *policy.DMARCPolicy) 
 		p.Verify, _ = d.onOff(n, path)
 		return
 	}
-	f := d.fields(n, path, "verify", "reject_policy", "quarantine_policy", "temperror", "permerror")
+	f := d.fields(n, path, "verify", "reject_policy", "quarantine_policy", "temperror", "permerror", "quarantine")
 	if v := f["verify"]; present(v) {
 		p.Verify, _ = d.onOff(v, join(path, "verify"))
 	}
@@ -108,6 +108,7 @@ func (d *decoder) dmarcPolicy(n *yaml.Node, path string, p *policy.DMARCPolicy) 
 	d.authAction(f["quarantine_policy"], join(path, "quarantine_policy"), &p.QuarantinePolicy, policy.AuthNone, policy.AuthQuarantine)
 	d.authAction(f["temperror"], join(path, "temperror"), &p.TempError, policy.AuthAccept, policy.AuthReject)
 	d.authAction(f["permerror"], join(path, "permerror"), &p.PermError, policy.AuthAccept, policy.AuthReject)
+	d.dmarcQuarantine(f["quarantine"], join(path, "quarantine"), p) // dmarcq.go
 }
 
 func (d *decoder) authAction(n *yaml.Node, path string, dst *policy.AuthAction, allowed ...policy.AuthAction) {

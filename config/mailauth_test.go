@@ -33,7 +33,7 @@ listeners:
 		Neutral: policy.AuthAccept, None: policy.AuthAccept, PermError: policy.AuthAccept, TempError: policy.AuthDefer}
 	if got := h.Policies["STRICT"]; got.SPF != strict || got.DKIM ||
 		got.DMARC != (policy.DMARCPolicy{Verify: true, RejectPolicy: policy.AuthReject, QuarantinePolicy: policy.AuthQuarantine,
-			TempError: policy.AuthReject, PermError: policy.AuthReject}) {
+			TempError: policy.AuthReject, PermError: policy.AuthReject, Quarantine: "Policy"}) {
 		t.Errorf("STRICT = %+v %v %+v", got.SPF, got.DKIM, got.DMARC)
 	}
 	if got := h.Policies["LAX"]; got.SPF.Verify || got.DKIM || got.DMARC.Verify {

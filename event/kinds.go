@@ -43,3 +43,4 @@ func (InjectionDebug) isEvent() {}
 func (ConnectionEnd) isEvent()  {}
 func (ScanSummary) isEvent()    {}
 func (Status) isEvent()         {}
+func (AlertSent) isEvent()      {}

@@ -143,3 +143,15 @@ type StatusField struct {
 	Name  string
 	Value string
 }
+
+// AlertSent: `A System/Warning alert was sent to admin@example.com with
+// subject "Warning-mx.example.com: (System) ..."`, one line per recipient
+// of an alert (ESA-PIPELINE 1.17, 5.11). The line names no MID, as the
+// ESA's; mailgate's alert is a generated message whose own lines (ICID 0,
+// its Subject line) follow it through delivery.
+type AlertSent struct {
+	Class    string // "System", "Hardware", "Anti-Virus", ...
+	Severity string // "Critical", "Warning" or "Information"
+	To       string
+	Subject  string
+}

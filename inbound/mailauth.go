@@ -135,9 +135,7 @@ func (h *session) checkBody(msg io.Reader, fromDomain string, fromErr error) aut
 		v.reason = v.reply.Text
 		return v
 	case policy.AuthQuarantine:
-		// There are no quarantines yet: the message is tagged for the
-		// next hop, and the DMARC line says why.
-		v.prefix = append(v.prefix, "X-Mailgate-DMARC: quarantine\r\n"...)
+		h.dmarcQuarantine(&v) // dmarcq.go
 	}
 	if len(h.auth.SPF) == 0 && len(h.auth.DKIM) == 0 && h.auth.DMARC == nil {
 		return v

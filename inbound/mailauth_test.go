@@ -228,7 +228,8 @@ type mailauthHarness struct {
 	dns *authDNS
 }
 
-func startMailauth(t *testing.T) *mailauthHarness {
+// startMailauth starts the listener; with, if given, completes its Server.
+func startMailauth(t *testing.T, with ...func(*inbound.Server)) *mailauthHarness {
 	t.Helper()
 	d := startAuthDNS(t, authZone()...)
 	dir := t.TempDir()
@@ -250,6 +251,9 @@ func startMailauth(t *testing.T) *mailauthHarness {
 	h.srv = &inbound.Server{Hostname: cfg.Hostname, Spool: h.spool, IDs: h.ids, Events: h.lines,
 		DNS: inbound.NewResolver(res, cfg.DNS.Timeout), Auth: checker, AuthServID: cfg.AuthServID,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	for _, f := range with {
+		f(h.srv)
+	}
 	if h.ln, err = h.srv.Listen(cfg.Listeners[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -482,6 +486,7 @@ func TestDKIMAndDMARC(t *testing.T) {
 		dkim     []string // DKIM lines after "DKIM: "
 		dmarc    string   // DMARC line after "DMARC: "; "" none
 		tag      bool     // X-Mailgate-DMARC: quarantine
+		action   string   // the DMARC action line after "DMARC: "; "" none
 	}{
 		{name: "rsa pass, dmarc pass", ip: "127.0.0.10", from: "a@pass.test",
 			msg: sign(t, msg("a@pass.test"), signOpts{domain: "pass.test", selector: "rsa", key: k.rsa}), data: "250",
@@ -542,11 +547,13 @@ func TestDKIMAndDMARC(t *testing.T) {
 		// subdomain that has none: quarantine is a tag for now.
 		{name: "org domain sp=quarantine", ip: "127.0.0.20", from: "a@other.test",
 			msg: msg("a@news.pass.test"), data: "250", tag: true,
-			dmarc: "Message from domain news.pass.test, DMARC fail (SPF aligned False, DKIM aligned False)"},
+			dmarc:  "Message from domain news.pass.test, DMARC fail (SPF aligned False, DKIM aligned False)",
+			action: "Message from domain news.pass.test, policy quarantine, action tag X-Mailgate-DMARC"},
 		// pct=0: p=reject falls to quarantine, p=quarantine to none.
 		{name: "pct=0 reject", ip: "127.0.0.20", from: "a@other.test",
 			msg: msg("a@neutral.test"), data: "250", tag: true,
-			dmarc: "Message from domain neutral.test, DMARC fail (SPF aligned False, DKIM aligned False)"},
+			dmarc:  "Message from domain neutral.test, DMARC fail (SPF aligned False, DKIM aligned False)",
+			action: "Message from domain neutral.test, policy reject, applied quarantine, action tag X-Mailgate-DMARC"},
 		{name: "pct=0 quarantine", ip: "127.0.0.20", from: "a@other.test",
 			msg: msg("a@softfail.test"), data: "250",
 			dmarc: "Message from domain softfail.test, DMARC fail (SPF aligned False, DKIM aligned False)"},
@@ -582,8 +589,12 @@ func TestDKIMAndDMARC(t *testing.T) {
 					t.Errorf("DKIM line %q, want %q", g, w)
 				}
 			}
-			if got := h.midLines(mid, `^DMARC: `); len(got) != 1 || got[0] != "DMARC: "+tt.dmarc {
-				t.Errorf("DMARC lines %q, want %q", got, tt.dmarc)
+			wantDMARC := []string{"DMARC: " + tt.dmarc}
+			if tt.action != "" {
+				wantDMARC = append(wantDMARC, "DMARC: "+tt.action)
+			}
+			if got := h.midLines(mid, `^DMARC: `); strings.Join(got, "\n") != strings.Join(wantDMARC, "\n") {
+				t.Errorf("DMARC lines %q, want %q", got, wantDMARC)
 			}
 			if !strings.HasPrefix(dataReply, "250") {
 				if got := h.midLines(mid, `^(ready|queued)`); len(got) != 0 {
@@ -600,12 +611,16 @@ func TestDKIMAndDMARC(t *testing.T) {
 			for _, l := range h.midLines(mid, `^(ready|DKIM: |DMARC: |matched|queued)`) {
 				order = append(order, strings.Fields(l)[0])
 			}
-			if got, want := strings.Join(order, " "), "ready "+strings.Repeat("DKIM: ", len(tt.dkim))+"DMARC: matched queued"; got != want {
+			if got, want := strings.Join(order, " "), "ready "+strings.Repeat("DKIM: ", len(tt.dkim))+strings.Repeat("DMARC: ", len(wantDMARC))+"matched queued"; got != want {
 				t.Errorf("lines in the order %q, want %q", got, want)
 			}
-			_, body := h.stored(mid)
+			env, body := h.stored(mid)
 			if tag := strings.HasPrefix(body, "X-Mailgate-DMARC: quarantine\r\n"); tag != tt.tag {
 				t.Errorf("tagged %v, want %v:\n%s", tag, tt.tag, body)
+			}
+			// Without a work queue, no quarantine is named for it.
+			if r, err := mailauth.Unmarshal(env.Auth); err != nil || r.DMARC == nil || r.DMARC.Quarantine != "" {
+				t.Errorf("results %+v %v: want a DMARC result naming no quarantine", r, err)
 			}
 			ar := regexp.MustCompile(`(?m)^Authentication-Results: mx\.test;(\r\n\t.*)+\r\n`).FindString(body)
 			if ar == "" {

@@ -45,6 +45,10 @@ type DMARC struct {
 	SPFAligned  bool   `json:"spf_aligned"`
 	DKIMAligned bool   `json:"dkim_aligned"`
 	Reason      string `json:"reason,omitempty"`
+	// Quarantine is the quarantine the listener's mail flow policy sends
+	// the message to (its DMARC quarantine action), for the work queue
+	// to hold it there; "" when the policy did not quarantine it.
+	Quarantine string `json:"quarantine,omitempty"`
 }
 
 // CheckDMARC evaluates DMARC for a message from fromDomain (FromDomain)

@@ -74,6 +74,8 @@ func FuzzAppendMessage(f *testing.F) {
 	f.Add(uint8(30), "\xff\u2028", "\\", uint64(7))
 	f.Add(uint8(41), "Q\" (x) y", "a) b", uint64(7))
 	f.Add(uint8(24), "a\" Response: \"(", "'\"", uint64(11))
+	f.Add(uint8(59), "Anti-Virus", "Critical", uint64(0))
+	f.Add(uint8(59), "a/b alert was sent to x", "c/d", uint64(0))
 	f.Fuzz(func(t *testing.T, kind uint8, a, b string, n uint64) {
 		ev := fuzzEvent(kind, a, b, n)
 		out := AppendMessage(nil, ev)
@@ -89,7 +91,7 @@ func FuzzAppendMessage(f *testing.F) {
 func fuzzEvent(kind uint8, a, b string, n uint64) event.Event {
 	i := int(n % 1000)
 	rids := []int{i, i + 1}
-	switch kind % 60 {
+	switch kind % 61 {
 	case 0:
 		return event.NewICID{ICID: n, Interface: a, InterfaceIP: b, RemoteIP: a, ReverseHost: b, Verified: n%2 == 0}
 	case 1:
@@ -208,6 +210,8 @@ func fuzzEvent(kind uint8, a, b string, n uint64) event.Event {
 	case 58:
 		return event.DMARCVerdict{MID: n, Text: a}
 	case 59:
+		return event.AlertSent{Class: a, Severity: b, To: b + a, Subject: a + `".` + b}
+	case 60:
 		return event.ScanSummary{MID: n, Policy: a, Table: b, Verdicts: []event.ScanResult{{Kind: a, Engine: b, Verdict: a, Detail: b}}, Action: a}
 	}
 	return event.Unknown{Text: strings.Repeat(a, 2)}

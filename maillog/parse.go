@@ -341,6 +341,8 @@ func parseKnown(s string, loc *time.Location) event.Event {
 		return parseScanSummary(s)
 	case strings.HasPrefix(s, "Status: "):
 		return parseStatus(s[len("Status: "):])
+	case strings.HasPrefix(s, "A ") && strings.Contains(s, " alert was sent to "):
+		return parseAlertSent(s)
 	case strings.HasPrefix(s, "ISQ: "), strings.HasPrefix(s, "EUQ: "):
 		return parseSpamQuarantine(s)
 	case s != "" && s[0] >= '0' && s[0] <= '9':
@@ -1266,4 +1268,27 @@ func parseStatus(s string) event.Event {
 		st.Fields = append(st.Fields, event.StatusField{Name: tokens[i], Value: tokens[i+1]})
 	}
 	return st
+}
+
+// parseAlertSent parses `A System/Warning alert was sent to x with subject
+// "..."`. The subject is what lies between the first `"` after "with
+// subject" and the line's final `".`: it may hold quotes of its own.
+func parseAlertSent(s string) event.Event {
+	head, rest, ok := strings.Cut(s[len("A "):], " alert was sent to ")
+	if !ok {
+		return nil
+	}
+	i := strings.LastIndexByte(head, '/')
+	if i <= 0 || i == len(head)-1 {
+		return nil
+	}
+	to, subject, ok := strings.Cut(rest, ` with subject "`)
+	if !ok || to == "" || strings.ContainsRune(to, ' ') {
+		return nil
+	}
+	subject, ok = strings.CutSuffix(subject, `".`)
+	if !ok {
+		return nil
+	}
+	return event.AlertSent{Class: head[:i], Severity: head[i+1:], To: to, Subject: subject}
 }

@@ -397,6 +397,12 @@ func appendMessage(dst []byte, ev event.Event, loc *time.Location) []byte {
 		dst = appendScanSummary(dst, e)
 	case event.Unknown:
 		dst = appendEscaped(dst, e.Text)
+	case event.AlertSent:
+		dst = appendText(dst, "A ", e.Class)
+		dst = appendText(dst, "/", e.Severity)
+		dst = appendWord(dst, " alert was sent to ", e.To)
+		dst = appendText(dst, ` with subject "`, e.Subject)
+		dst = append(dst, `".`...)
 	case event.Status:
 		dst = append(dst, "Status:"...)
 		for _, f := range e.Fields {

@@ -29,6 +29,14 @@ type Sources struct {
 	SyslogDropped func() uint64
 	// Problems says what keeps the gateway from being ready (health.Checker).
 	Problems func() []string
+	// Alerts are the alerts raised, by class and severity (package alert).
+	Alerts func() []AlertCount
+}
+
+// AlertCount is the number of alerts raised of one class and severity.
+type AlertCount struct {
+	Class, Severity string
+	N               uint64
 }
 
 type sources struct {
@@ -60,6 +68,9 @@ func (m *Metrics) Watch(s Sources) {
 	if s.Problems != nil {
 		cur.Problems = s.Problems
 	}
+	if s.Alerts != nil {
+		cur.Alerts = s.Alerts
+	}
 }
 
 func (m *Metrics) sources() Sources {
@@ -89,6 +100,9 @@ var (
 	trackLag        = desc("mailgate_tracking_lag_seconds", "Age of the oldest log entry not yet in the tracking store; 0 when it holds everything.")
 	syslogDropped   = desc("mailgate_syslog_dropped_messages_total", "Messages the syslog receiver dropped (from senders not allowed).")
 	ready           = desc("mailgate_ready", "1 when the gateway is ready to take mail (as /readyz says), else 0.")
+	alerts          = prometheus.NewDesc("mailgate_alerts_total",
+		"Alerts raised, by the ESA's class (System, Hardware, Anti-Virus, Anti-Spam) and severity (Critical, Warning, Information), mailed or not.",
+		[]string{"class", "severity"}, nil)
 )
 
 // scrape reads the Sources when Prometheus asks.
@@ -96,7 +110,7 @@ type scrape struct{ m *Metrics }
 
 func (c *scrape) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{queueMessages, queueRcpts, queueOldest, spoolBytes, activeMessages, waitingMessages,
-		outConns, batchRecords, syncSeconds, logErrors, logLost, logDropped, trackDropped, trackLost, trackLag, syslogDropped, ready} {
+		outConns, batchRecords, syncSeconds, logErrors, logLost, logDropped, trackDropped, trackLost, trackLag, syslogDropped, ready, alerts} {
 		ch <- d
 	}
 }
@@ -152,6 +166,11 @@ func (c *scrape) Collect(ch chan<- prometheus.Metric) {
 			v = 0
 		}
 		gauge(ready, v)
+	}
+	if s.Alerts != nil {
+		for _, a := range s.Alerts() {
+			ch <- prometheus.MustNewConstMetric(alerts, prometheus.CounterValue, float64(a.N), a.Class, a.Severity)
+		}
 	}
 }
 

@@ -81,6 +81,23 @@ type DMARCPolicy struct {
 	// TempError (a DNS failure) and PermError (a broken record, a message
 	// with authors in several domains): AuthAccept or AuthReject.
 	TempError, PermError AuthAction
+	// Quarantine is the quarantine a message goes to when the action is
+	// AuthQuarantine and the gateway has a work queue (DefaultDMARCQuarantine
+	// when ""); without one the message is tagged instead.
+	Quarantine string
+}
+
+// DefaultDMARCQuarantine is the quarantine of DMARC's quarantine action:
+// the ESA's Policy quarantine, which its DMARC verification profile
+// offers for it.
+const DefaultDMARCQuarantine = "Policy"
+
+// QuarantineName is the quarantine the policy's quarantine action uses.
+func (p DMARCPolicy) QuarantineName() string {
+	if p.Quarantine == "" {
+		return DefaultDMARCQuarantine
+	}
+	return p.Quarantine
 }
 
 // Action is what a DMARC result does, given the policy that applies after
@@ -122,6 +139,6 @@ var (
 	DefaultSPF = SPFPolicy{Verify: true, HELO: true, Fail: AuthAccept, SoftFail: AuthAccept, Neutral: AuthAccept,
 		None: AuthAccept, PermError: AuthAccept, TempError: AuthAccept}
 	DefaultDMARC = DMARCPolicy{Verify: true, RejectPolicy: AuthNone, QuarantinePolicy: AuthNone,
-		TempError: AuthAccept, PermError: AuthAccept}
+		TempError: AuthAccept, PermError: AuthAccept, Quarantine: DefaultDMARCQuarantine}
 	DefaultDKIM = true
 )

@@ -162,3 +162,8 @@ func isNoSpace(err error) bool {
 // free-space floor sees it (a statfs at most spaceCacheTime old); ok is
 // false when it is not known.
 func (s *Spool) FreeSpace() (free int64, ok bool) { return s.freeSpace() }
+
+// MinFree returns the free-space floor in bytes (Options.MinFree resolved:
+// AutoMinFree made a size); 0 when there is none or the free space of the
+// file system is not known.
+func (s *Spool) MinFree() int64 { return s.space.floor }

@@ -122,7 +122,7 @@ type Collector struct {
 	rates    ring
 	txns     map[uint64]txn      // open transactions: recipients accepted, not yet queued
 	txnOf    map[uint64]uint64   // the MID of each connection's open transaction (SMTP has one at a time)
-	bounces  map[uint64]struct{} // DSNs being logged, not yet queued
+	bounces  map[uint64]struct{} // generated messages (DSNs, alerts) being logged, not yet queued
 	icids    map[uint64]struct{} // inbound connections open
 	dcids    map[uint64]string   // outbound connections open: their destination once known
 	hosts    map[string]*host
@@ -281,6 +281,12 @@ func (c *Collector) Emit(e event.Entry) {
 	case event.InvalidAddress:
 		if ev.Recipient {
 			c.add(now, RejectedRecips, 1)
+		}
+	case event.StartMID:
+		if ev.ICID == 0 {
+			// A message the gateway made (a bounce, an alert) is not
+			// one it received.
+			c.bounces[ev.MID] = struct{}{}
 		}
 	case event.BounceGenerated:
 		c.bounces[ev.MID] = struct{}{}

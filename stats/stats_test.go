@@ -66,6 +66,12 @@ func TestEmitCounts(t *testing.T) {
 			event.StartMID{MID: 9, ICID: 0}, event.BounceGenerated{MID: 9, OrigMID: 1}, event.MailFrom{MID: 9},
 			event.RcptTo{MID: 9, ICID: 0, RID: 0, To: "a@example.org"}, event.Ready{MID: 9}, event.Queued{MID: 9}},
 			map[Counter]uint64{GenBounceRecips: 1, InjMsgs: 0, InjRecips: 0}},
+		{"an alert is no message received", []event.Event{
+			event.StartMID{MID: 10, ICID: 0}, event.MailFrom{MID: 10}, event.RcptTo{MID: 10, ICID: 0, RID: 0, To: "admin@example.org"},
+			event.Subject{MID: 10, Subject: "Warning-mx.example.org: (System) x"}, event.Ready{MID: 10},
+			event.AlertSent{Class: "System", Severity: "Warning", To: "admin@example.org", Subject: "Warning-mx.example.org: (System) x"},
+			event.Queued{MID: 10}},
+			map[Counter]uint64{GenBounceRecips: 0, InjMsgs: 0, InjRecips: 0}},
 		{"refused recipients", []event.Event{
 			event.RcptRejected{MID: 1, ICID: 1, To: "a@x", By: "RAT"},
 			event.InvalidAddress{ICID: 1, MID: 1, Recipient: true, Detail: "bad"},

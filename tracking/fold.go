@@ -39,6 +39,8 @@ type Tracker struct {
 
 	pending  chan error  // the write under way, if any
 	inflight map[any]any // its records, by MessageKey and ConnKey
+
+	fills []pendingFill // splits whose other record was not in memory (split.go)
 }
 
 // Options tune a Tracker; zero values take the defaults.
@@ -69,6 +71,8 @@ type mrec struct {
 	linger bool   // done and written once: let go after the next write
 	queued bool   // accepted for delivery (or seen being delivered)
 	phase  string // SMTP state the message's lines show it reached
+
+	splits []splitLink // the split lines it holds, as parent or child (split.go)
 }
 
 type crec struct {
@@ -135,6 +139,9 @@ func (t *Tracker) Flush(ctx context.Context) error {
 	}
 	clear(t.chunk)
 	t.chunk = t.chunk[:0]
+	if err := t.fillPending(ctx); err != nil {
+		return err
+	}
 	return t.write(ctx)
 }
 
@@ -248,6 +255,7 @@ func (r *mrec) restore() {
 		if rebuild && r.foldAuth(ev) {
 			r.dirty = true
 		}
+		r.noteSplit(ev, l.Time)
 	}
 }
 
@@ -427,7 +435,14 @@ func (r *mrec) done() bool {
 
 // refs returns the messages and connections an event is about.
 func refs(ev event.Event) (mids []uint64, conns []event.ConnRef) {
-	in := func(id uint64) []event.ConnRef { return []event.ConnRef{{Kind: event.InboundConn, ID: id}} }
+	in := func(id uint64) []event.ConnRef {
+		if id == 0 {
+			// ICID 0 is the gateway itself (a bounce, a split child): no
+			// connection.
+			return nil
+		}
+		return []event.ConnRef{{Kind: event.InboundConn, ID: id}}
+	}
 	out := func(id uint64) []event.ConnRef {
 		if id == 0 {
 			return nil
@@ -571,6 +586,9 @@ func (t *Tracker) apply(host string, e event.Entry) {
 				c = t.conns[ConnKey{host, event.InboundConn, r.ICID}]
 			}
 			r.fold(e, line.Text, c, mid)
+		}
+		if added {
+			t.linkSplits(host, e, mids)
 		}
 		t.count(added)
 		return

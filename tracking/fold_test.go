@@ -127,11 +127,31 @@ var foldCases = []struct {
 			abortReason: "delivered to the external spam quarantine"},
 		{mid: 305, status: tracking.Queued, rcpts: "u5@mycompany.example=queued", sender: "a@sender.example", icid: 300},
 		{mid: 306, status: tracking.Delivered, rcpts: "u5@mycompany.example=delivered", sender: "a@sender.example", dcids: []uint64{392}},
-		// Split: the recipient that went on as MID 308 has no end under 307
-		// (explain names 308 beside it).
-		{mid: 307, status: tracking.Queued, rcpts: "u7@mycompany.example=delivered u8@mycompany.example=queued", sender: "a@sender.example", icid: 300, dcids: []uint64{393}},
+		// Split: the recipient that went on as MID 308 ends there; the
+		// child has its parent's envelope and connection.
+		{mid: 307, status: tracking.Delivered, rcpts: "u7@mycompany.example=delivered u8@mycompany.example=split", sender: "a@sender.example", icid: 300, dcids: []uint64{393}},
+		{mid: 308, status: tracking.Queued, rcpts: "u8@mycompany.example=queued", sender: "a@sender.example", icid: 300},
 		{mid: 311, status: tracking.Dropped, rcpts: "u11@mycompany.example=dropped", sender: "a@sender.example", icid: 300,
 			abortReason: "MID 311 was dropped by content filter 'dontsend' in the inbound table"},
+	}},
+	// Splits (split_test.go has more): mailgate's own lines, the child
+	// naming its parent's RIDs; the same before the child's From and To
+	// lines were logged (its delivery lines name RIDs only); an ESA's,
+	// the child's RIDs numbered anew; the same interleaved as a syslog
+	// server may write them (the child's lines before the split line, the
+	// parent's subject after it).
+	{"split-mailgate.log", splitMailgate},
+	{"split-mailgate-rids.log", splitMailgate[:2]},
+	{"split-esa.log", splitESA},
+	{"split-interleaved-esa.log", splitESA},
+	// A log that stops short: the first child's lines are not in it (the
+	// SL/BL line names its recipient), the second's end at its To line
+	// (held in the work queue).
+	{"split-alone.log", []want{
+		{mid: 801, status: tracking.Delivered, rcpts: "user1@mycompany.com=delivered user2@mycompany.com=split user3@mycompany.com=split",
+			sender: "user15@fjvco.com", icid: 800, dcids: []uint64{810}},
+		{mid: 802, status: tracking.Queued, sender: "user15@fjvco.com", icid: 800},
+		{mid: 803, status: tracking.Queued, rcpts: "user3@mycompany.com=queued", sender: "user15@fjvco.com", icid: 800},
 	}},
 	// mailgate's own quarantine lines: a message in two quarantines
 	// stays quarantined until it left both; deleted from one of them it
@@ -146,6 +166,14 @@ var foldCases = []struct {
 			abortReason: `MID 904 deleted from quarantine "Policy" (manual)`},
 		{mid: 905, status: tracking.Dropped, rcpts: "f@example.net=dropped", sender: "a@example.org", icid: 900,
 			abortReason: "Dropped by content filter 'dropfile' in the outbound table"},
+	}},
+	// DMARC's quarantine action (mailgate's lines): held in Policy,
+	// tagged (no work queue), held and released.
+	{"dmarc-quarantine.log", []want{
+		{mid: 941, status: tracking.Quarantined, rcpts: "joe@mycompany.example=quarantined", sender: "bob@other.example", subject: "invoice",
+			remoteIP: "192.0.2.40", icid: 940, abortReason: `MID 941 quarantined to "Policy" (DMARC)`},
+		{mid: 942, status: tracking.Queued, rcpts: "joe@mycompany.example=queued", sender: "bob@other.example", remoteIP: "192.0.2.40", icid: 940},
+		{mid: 943, status: tracking.Delivered, rcpts: "ann@mycompany.example=delivered", sender: "bob@other.example", remoteIP: "192.0.2.40", icid: 940, dcids: []uint64{945}},
 	}},
 	// The sender-authentication refusals and verdicts (mailgate's lines):
 	// SPF fail refused and temperror deferred at MAIL FROM, DMARC refused
@@ -163,6 +191,26 @@ var foldCases = []struct {
 	}},
 	{"dropped.log", []want{{mid: 81, status: tracking.Dropped, rcpts: "daniel@mycompany.example=dropped", sender: "207-TJZ@potomac.example",
 		icid: 80, abortReason: "Dropped by CASE"}}},
+}
+
+var splitMailgate = []want{
+	{mid: 601, status: tracking.Delivered, rcpts: "ceo@example.com=delivered x@example.net=split cfo@example.com=delivered",
+		sender: "alice@example.com", subject: "Board pack", remoteIP: "127.0.0.1", icid: 600, dcids: []uint64{603}},
+	{mid: 602, status: tracking.Delivered, rcpts: "x@example.net=delivered",
+		sender: "alice@example.com", subject: "Board pack", remoteIP: "127.0.0.1", icid: 600, dcids: []uint64{603}},
+	{mid: 611, status: tracking.Queued, rcpts: "ceo@example.com=queued x@example.net=split", sender: "bob@example.com", icid: 610},
+	{mid: 612, status: tracking.Dropped, rcpts: "x@example.net=dropped", sender: "bob@example.com", icid: 610, abortReason: "Dropped by antispam"},
+}
+
+const esaSubject = "RE: Problem Report# PR59725  107 -N940789 Item 1  ka1446"
+
+var splitESA = []want{
+	{mid: 24711507, status: tracking.Split, rcpts: "user25@mycompany.com=split user26@mycompany.com=split user37@mycompany.com=split",
+		sender: "user15@fjvco.com", subject: esaSubject, remoteIP: "69.67.18.139", icid: 60240302},
+	{mid: 24711528, status: tracking.Delivered, rcpts: "user37@mycompany.com=delivered",
+		sender: "user15@fjvco.com", subject: esaSubject, remoteIP: "69.67.18.139", icid: 60240302, dcids: []uint64{6565600}},
+	{mid: 24711529, status: tracking.Bounced, rcpts: "user25@mycompany.com=delivered user26@mycompany.com=bounced",
+		sender: "user15@fjvco.com", subject: esaSubject, remoteIP: "69.67.18.139", icid: 60240302, dcids: []uint64{6565601}},
 }
 
 func openTemp(t testing.TB) *sqlitestore.Store {

@@ -18,7 +18,7 @@ func (r *mrec) fold(e event.Entry, text string, c *crec, mid uint64) {
 	}
 	if c != nil && c.Kind == event.InboundConn {
 		r.fromConn(c)
-		if c.ID == r.ICID && !slices.Contains(c.MIDs, mid) {
+		if c.ID == r.ICID && !slices.Contains(c.MIDs, mid) && r.splitFrom() == 0 {
 			c.MIDs = append(c.MIDs, mid)
 			c.dirty = true
 		}
@@ -332,8 +332,14 @@ func (r *mrec) settle() {
 		return
 	}
 	final, delayed, bounced, quarantined, dropped, n := true, false, false, false, 0, 0
+	split := 0
 	for _, rc := range r.Recipients {
 		if rc.RID < 0 {
+			continue
+		}
+		if rc.Status == Split {
+			// Gone on as another message: its end is that one's.
+			split++
 			continue
 		}
 		n++
@@ -352,6 +358,8 @@ func (r *mrec) settle() {
 		}
 	}
 	switch {
+	case n == 0 && split > 0:
+		r.Status = Split
 	case n == 0 && r.rejected() > 0:
 		r.Status = Rejected
 	case !final && quarantined:

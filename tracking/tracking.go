@@ -39,15 +39,20 @@ const (
 	// outbreak quarantine, the spam quarantine); a release goes on to
 	// delivery, a deletion drops it.
 	Quarantined Status = "quarantined"
+	// Split: the recipient went on as another message, which a split made
+	// (a per-recipient mail policy, the ESA's safelist/blocklist) and which
+	// holds its end; a message all of whose recipients went on so has it
+	// too. Nothing more is expected for it in this message.
+	Split Status = "split"
 )
 
 // Statuses lists every Status, in the order a message goes through them.
-var Statuses = []Status{Receiving, Queued, Quarantined, Delayed, Delivered, Bounced, Aborted, Rejected, Dropped}
+var Statuses = []Status{Receiving, Queued, Split, Quarantined, Delayed, Delivered, Bounced, Aborted, Rejected, Dropped}
 
 // Final reports whether nothing more is expected for a recipient in s.
 func (s Status) Final() bool {
 	switch s {
-	case Delivered, Bounced, Rejected, Dropped, Aborted:
+	case Delivered, Bounced, Rejected, Dropped, Aborted, Split:
 		return true
 	}
 	return false

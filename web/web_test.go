@@ -70,7 +70,12 @@ func TestMessagesFilters(t *testing.T) {
 		want  []string // host/MID, newest first
 	}{
 		{"", []string{"esa2/1001", "esa1/1009", "esa1/1008", "esa1/1007", "esa1/1006", "esa1/1005", "esa1/1004",
-			"esa1/1003", "esa1/1002", "esa1/1001"}},
+			"esa1/1003", "esa1/1002", "esa1/1001", "esa3/3002", "esa3/3001"}},
+		// A split: the parent, whose recipients all went on or were
+		// delivered, is delivered; both name the recipient that went on.
+		{"status=split", nil},
+		{"recipient=ceo@example.com", []string{"esa3/3002", "esa3/3001"}},
+		{"icid=301", []string{"esa3/3002", "esa3/3001"}},
 		{"sender=alice@partner.example", []string{"esa2/1001", "esa1/1009", "esa1/1001"}},
 		{"sender=ALICE@Partner.Example&host=esa1.example.com", []string{"esa1/1009", "esa1/1001"}},
 		{"sender=*@example.com", []string{"esa1/1003", "esa1/1002"}},

@@ -91,5 +91,5 @@ func resumeJob(mid uint64, arrived time.Time, w queue.Work) *job {
 	}
 	// Its parent's Moved state was made durable before its first pass.
 	out := outcome{strip: w.Strip, tag: w.TagSubject, route: w.Route, rcpt: w.Rcpt}
-	return &job{mid: mid, arrived: arrived, resume: w.Stage, added: added, out: out, parentMoved: true}
+	return &job{mid: mid, arrived: arrived, resume: w.Stage, added: added, out: out, parentMoved: true, released: true}
 }

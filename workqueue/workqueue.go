@@ -21,7 +21,6 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,6 +116,9 @@ type job struct {
 	resume int
 	added  []string
 	out    outcome
+	// released: from a quarantine; DMARC's check (dmarc.go) is not made
+	// again.
+	released bool
 }
 
 // Queue is the work queue.
@@ -296,7 +298,7 @@ func (q *Queue) Submit(env *queue.Envelope) {
 	if !split {
 		q.emit(event.PolicyMatch{MID: env.MID, Policy: first.Name, Table: tname})
 	}
-	if !split && (q.fast || !first.HasStages()) {
+	if !split && (q.fast || !first.HasStages()) && !dmarcHeld(env) {
 		q.rate.add(time.Now(), 1, 0)
 		q.handOn(env, nil, false)
 		return
@@ -498,7 +500,7 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 	own.Rcpts = rcpts
 	m := &Message{Env: &own, Policy: pol, Table: tname, Size: size, spool: q.o.Spool, mime: mimeOnce(q.o.Spool, j.mid)}
 	m.Added = slices.Clone(j.added)
-	ran := j.resume > 0
+	ran := j.resume > 0 || j.released
 	out := j.out // a released message's rewrites from the stages before its quarantine
 	var held []queue.Held
 	var scans []event.ScanResult
@@ -506,6 +508,18 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 	// header fields added and rewrites asked before it (those of the later
 	// stages are taken again when they run again).
 	resume, kept, before := j.resume, len(m.Added), out.clone()
+	if !j.released {
+		v, ok, err := dmarcVerdict(m) // dmarc.go
+		if err == nil && ok {
+			err = q.supported(v)
+		}
+		if err != nil {
+			return fmt.Errorf("DMARC quarantine: %w", err)
+		}
+		if ok {
+			held, ran = addHeld(held, v), true
+		}
+	}
 	for k, name := range stageNames(pol) {
 		if k < j.resume {
 			continue // ran before the quarantine the message was released from
@@ -596,6 +610,7 @@ func (q *Queue) split(ctx context.Context, env *queue.Envelope, rcpts []queue.Re
 	var moved []int
 	var children []*job
 	var lines []event.Split
+	var envs []queue.Envelope // the children's, for their From and To lines
 	var err error
 	for _, g := range groups[1:] {
 		var mid uint64
@@ -616,6 +631,7 @@ func (q *Queue) split(ctx context.Context, env *queue.Envelope, rcpts []queue.Re
 		}
 		children = append(children, &job{mid: mid, arrived: env.Received, parentMoved: true})
 		lines = append(lines, event.Split{MID: env.MID, NewMID: mid, Reason: "a per-recipient policy " + g.Policy.Name})
+		envs = append(envs, child)
 	}
 	if len(children) == 0 {
 		return err
@@ -633,6 +649,14 @@ func (q *Queue) split(ctx context.Context, env *queue.Envelope, rcpts []queue.Re
 	}
 	for i, ev := range lines {
 		q.emit(ev)
+		// As the ESA does after its split line, the child's envelope, as a
+		// message the gateway injects itself (ICID 0); its RIDs are its
+		// parent's, as in its delivery lines. Tracking takes the child's
+		// recipients, and the parent's that went on, from these.
+		q.emit(event.MailFrom{MID: envs[i].MID, ICID: 0, From: envs[i].From})
+		for _, r := range envs[i].Rcpts {
+			q.emit(event.RcptTo{MID: envs[i].MID, ICID: 0, RID: r.RID, To: r.Addr})
+		}
 		q.in.Add(1)
 		q.rate.add(time.Now(), 1, 0)
 		q.push(children[i])
@@ -683,14 +707,4 @@ func (q *Queue) drop(ctx context.Context, mid uint64, by string) error {
 	q.rate.add(time.Now(), 0, 1)
 	q.unclaim(mid)
 	return nil
-}
-
-// headerBlock is header fields as the work record holds them.
-func headerBlock(fields []string) string {
-	var b strings.Builder
-	for _, h := range fields {
-		b.WriteString(h)
-		b.WriteString("\r\n")
-	}
-	return b.String()
 }

@@ -212,10 +212,17 @@ func TestSplitAndStages(t *testing.T) {
 	child := env.MID + 1
 	want := []string{
 		fmt.Sprintf("MID %d was split creating MID %d due to a per-recipient policy executives", env.MID, child),
+		fmt.Sprintf("MID %d ICID 0 From: <a@sender.net>", child),
+		fmt.Sprintf("MID %d ICID 0 RID 1 To: <ceo@example.com>", child),
+		fmt.Sprintf("MID %d ICID 0 RID 3 To: <cfo@example.com>", child),
 		fmt.Sprintf("MID %d queued for delivery", env.MID),
 		fmt.Sprintf("MID %d queued for delivery", child),
 	}
 	got := h.lines.Snapshot()
+	// The child's envelope follows its split line, as the ESA logs it.
+	if i := slices.Index(got, want[0]); i < 0 || !slices.Equal(got[i:min(i+4, len(got))], want[:4]) {
+		t.Errorf("the split line is not followed by the child's From and To lines:\n%s", strings.Join(got, "\n"))
+	}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {

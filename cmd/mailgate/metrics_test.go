@@ -176,6 +176,7 @@ logs:
 tracking:
   syslog: {address: "%[7]s", allow: [127.0.0.9]}
 http: {address: "%[8]s", token: t0k, metrics_token: scr4pe}
+alerts: {check_interval: 100ms}
 `
 
 // Declared families that no traffic of TestMetricsAfterTraffic moves, and
@@ -296,7 +297,8 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	wait.Until(t, "the mail log's write errors and the late messages delivered", func() bool {
 		fams, _ := scrape(t, url, "scr4pe")
 		return value(fams, "mailgate_mail_log_write_errors_total") >= 1 &&
-			value(fams, "mailgate_delivered_recipients_total", "destination", "ALL") == 2+late
+			value(fams, "mailgate_delivered_recipients_total", "destination", "ALL") == 2+late &&
+			value(fams, "mailgate_alerts_total", "class", "System", "severity", "Critical") >= 1 // the mail log's
 	})
 	os.Remove(filler)
 	g.stderr.Wait(t, `mailgate: mail log writes failing`)

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mailgate/mailgate/alert"
 	"github.com/mailgate/mailgate/config"
 	"github.com/mailgate/mailgate/control"
 	"github.com/mailgate/mailgate/event"
@@ -135,6 +136,7 @@ type gateway struct {
 	health    *health.Checker
 	logWatch  *logWatch
 	failed    chan error // a listener's accept loop died
+	alerts    *alert.Alerter
 }
 
 // start opens everything in dependency order and starts the listeners; on
@@ -328,6 +330,10 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 			return statuslog.Line(g.stats.Status(false), statuslog.RAMUsed())
 		}, l)
 	}
+	if g.alerts, err = g.startAlerts(); err != nil {
+		return nil, err
+	}
+	g.metrics.Watch(metrics.Sources{Alerts: g.alertCounts})
 	checked := make([]health.Listener, len(g.listeners))
 	for i, l := range g.listeners {
 		checked[i] = l
@@ -336,6 +342,9 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 			defer g.serving.Done()
 			if err := l.Serve(); err != nil {
 				logger.Error("mailgate: listener stopped", "listener", l.Name(), "err", err)
+				// Before the gateway hears of it: it may stop at once,
+				// and the alert must be in the spool by then.
+				g.alerts.Hold(alert.ListenerDown(l.Name(), l.Addr().String(), err))
 				select {
 				case g.failed <- err:
 				default: // the gateway is stopping already
@@ -432,6 +441,9 @@ func (g *gateway) stop() error {
 // runs while the queue manager stops, then stops the work queue and the
 // queue manager.
 func (g *gateway) stopDelivery(ctx context.Context) {
+	if g.alerts != nil {
+		g.alerts.Stop() // it commits to the spool and hands to delivery
+	}
 	if g.control != nil {
 		if err := g.control.Close(ctx); err != nil {
 			g.log.Warn("mailgate: control socket closed", "err", err)

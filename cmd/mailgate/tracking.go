@@ -46,6 +46,11 @@ type trackingService struct {
 	// quar is the gateway's quarantines for the page, once the work
 	// queue has started (serveQuarantines); nil without mail policies.
 	quar atomic.Pointer[quarantine.Store]
+
+	// For the alerts' probe (alerts.go).
+	mu      sync.Mutex
+	store   tracking.Store // nil until opened, and after it is closed
+	openErr error          // why the last try to open it failed
 }
 
 // serveQuarantines gives the page the gateway's quarantines.
@@ -182,7 +187,15 @@ func (t *trackingService) run(ctx context.Context) {
 		}
 		return
 	}
-	defer s.Close()
+	t.mu.Lock()
+	t.store = s
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.store = nil
+		t.mu.Unlock()
+		s.Close()
+	}()
 	if t.httpLn != nil {
 		h := t.handler(s)
 		t.page.Store(&h)
@@ -281,6 +294,9 @@ func (t *trackingService) open(ctx context.Context) tracking.Store {
 		if err == nil {
 			return s
 		}
+		t.mu.Lock()
+		t.openErr = err
+		t.mu.Unlock()
 		t.log.Warn("mailgate: tracking store unavailable; mail flows, tracking waits", "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():

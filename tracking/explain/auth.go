@@ -101,11 +101,20 @@ func (e *ex) authNotes() (why, next []string) {
 			why = append(why, "It failed DMARC, and the gateway accepted it: "+l+".")
 		}
 		why = append(why, e.dmarcWhy(d)...)
-		// The DMARC line does not say which policy the domain publishes,
-		// nor what the listener did with it.
-		why = append(why, "The log does not record the policy "+orUnknown(d.Domain)+" publishes, nor whether the message was tagged for quarantine: a mailgate listener whose dmarc.quarantine_policy is quarantine adds an X-Mailgate-DMARC: quarantine header field to a failing message of a domain that asks for quarantine (p=quarantine, or p=reject when dmarc.reject_policy is quarantine).")
+		a, _, acted := e.dmarcAction() // dmarcq.go
+		if tw, tn, ok := e.dmarcTagged(); ok {
+			why, next = append(why, tw...), append(next, tn...)
+		} else if !acted {
+			// The DMARC line does not say which policy the domain
+			// publishes, nor what the listener did with it.
+			why = append(why, "The log does not record the policy "+orUnknown(d.Domain)+" publishes. A mailgate listener whose policy quarantines such mail (dmarc.quarantine_policy, or dmarc.reject_policy, is quarantine) says so in a second DMARC line, ending in action quarantine (or action tag X-Mailgate-DMARC when it adds an X-Mailgate-DMARC: quarantine header field instead); there is none here, so it took no action (or the log is an ESA's).")
+		} else if rel := e.line("MID " + itoa(m.MID) + " released from "); a.Action == event.DMARCActionQuarantine && m.Status != tracking.Quarantined && rel != "" {
+			why = append(why, "The listener's policy quarantined it for DMARC failing for "+a.Domain+" ("+dmarcAsked(a)+"), and it was released: "+rel+".")
+		}
 		next = append(next, dmarcFix(m, d)...)
-		next = append(next, "The domain's policy is in that record (or its organizational domain's, when it has none); the message's header as delivered shows whether it was tagged.")
+		if !acted {
+			next = append(next, "The domain's policy is in that record (or its organizational domain's, when it has none).")
+		}
 	} else if s, ok := mailFromSPF(m); ok && (s.Result == "fail" || s.Result == "permerror") {
 		why = append(why, e.spfWhy(s)...)
 		why = append(why, "The gateway accepted it all the same: this listener's policy does not refuse that SPF result.")

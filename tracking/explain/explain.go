@@ -87,6 +87,8 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 			"A 4xx reply is the next hop asking us to come back later (greylisting, rate limits, a full disk); Connection Error lines mean it could not be reached at all: check DNS, routing and its firewall.")
 	case tracking.Quarantined:
 		x = e.quarantined()
+	case tracking.Split:
+		x = e.split()
 	case tracking.Queued:
 		x.Summary = "Queued for delivery: accepted, and no delivery attempt has finished yet."
 		if l := e.line("MID " + itoa(m.MID) + " ready "); l != "" {
@@ -96,6 +98,9 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 			// Its recipients went on in another message, which holds
 			// their ends.
 			x.Summary = fmt.Sprintf("Accepted, and it went on as MID %d (%s): follow that message.", on.MID, on.Relation)
+			if s := wentOnText[on.Relation]; s != "" {
+				x.Summary = fmt.Sprintf("Accepted, and "+s+": follow that message.", on.MID, byWhom(on.Line))
+			}
 			if on.Line != "" {
 				x.Why = append(x.Why, "The log says "+q(on.Line)+".")
 			}
@@ -124,6 +129,7 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 	if len(from) > 0 {
 		x.Why = append([]string{"It came from " + from + "."}, x.Why...)
 	}
+	x.Why = append(x.Why, e.splitWhy()...)
 	if s := verdictsText(m); s != "" {
 		x.Why = append(x.Why, s)
 	}
@@ -336,6 +342,10 @@ func (e *ex) quarantined() Explanation {
 	}
 	x.Summary = "Quarantined: the gateway accepted the message and holds it in " + where + "; it was not delivered."
 	mid := itoa(m.MID)
+	if s, why, ok := e.dmarcQuarantined(); ok { // dmarcq.go
+		x.Summary += " " + s
+		x.Why = append(x.Why, why...)
+	}
 	for _, prefix := range []string{"MID " + mid + " quarantined to ", "ISQ: Tagging MID " + mid + " ", "EUQ: Tagging MID " + mid + " ", "EUQ: Quarantined MID " + mid} {
 		if l := e.line(prefix); l != "" {
 			x.Why = append(x.Why, "The log says "+l+".")

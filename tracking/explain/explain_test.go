@@ -114,14 +114,34 @@ func TestExplainFold(t *testing.T) {
 		{301, []string{`Quarantined: the gateway accepted the message and holds it in the "Policy" quarantine`, `"MID 301 quarantined to "Policy" (DLP violation)"`, "release it"}, []string{"Delivered"}},
 		{303, []string{"Dropped"}, nil},
 		{304, []string{"holds it in the spam quarantine", `"Message done DCID 391 MID 304 to RID [0] (external quarantine)"`, "ok:  Message 30631622 accepted"}, []string{"Delivered", "next hop"}},
-		{305, []string{"Accepted, and it went on as MID 306 (reinjected as): follow that message.", `"EUQ: Reinjected MID 305 as MID 306"`}, []string{"no delivery attempt"}},
+		{305, []string{"Accepted, and it was released from the spam quarantine as MID 306: follow that message.", `"EUQ: Reinjected MID 305 as MID 306"`}, []string{"no delivery attempt"}},
 		{306, []string{"Delivered", "MID 305 (reinjected from)"}, nil},
-		{307, []string{"MID 308 (split off)", "MID 309 (generated copy)", "Message finished MID 307 done"}, nil},
-		{308, []string{"MID 307 (split from)"}, nil},
-		{309, []string{"MID 307 (generated from)"}, nil},
+		// Split, rewritten, generated: each side says what the other is,
+		// with the line that links them.
+		{307, []string{"Delivered: the next hop accepted 1 recipient.", "MID 308 (split off)", "MID 309 (generated copy)",
+			`<u8@mycompany.example> went on as MID 308, split off by the end-user safelist/blocklist: the log says "MID 307 was split creating MID 308 due to a SL/BL configuration for following recipients: u8@mycompany.example"; follow MID 308 for it.`},
+			[]string{"does not show how each recipient ended"}},
+		{308, []string{"MID 307 (split from)", `It was split off MID 307 with <u8@mycompany.example>, by the end-user safelist/blocklist: the log says "MID 307 was split creating MID 308`}, nil},
+		{309, []string{"MID 307 (generated from)", `It is a copy the gateway made from MID 307 by bcc filter 'FireEye_BCC': the log says "MID 309 was generated based on MID 307 by bcc filter 'FireEye_BCC'"`},
+			[]string{"being received"}},
 		{311, []string{"Dropped", "dontsend"}, nil},
-		{312, []string{"MID 313 (rewritten as)"}, nil},
-		{313, []string{"MID 312 (rewritten from)"}, nil},
+		{312, []string{"MID 313 (rewritten as)", "Accepted, and it was rewritten as MID 313 by antispam (alt-rcpt-to) filter 'unknown', which holds its recipients: follow that message."},
+			[]string{"being received"}},
+		{313, []string{"MID 312 (rewritten from)", `It is MID 312 rewritten by antispam (alt-rcpt-to) filter 'unknown': the log says "MID 312 rewritten to MID 313`}, []string{"being received"}},
+		// mailgate's split: the parent says where the moved recipient
+		// went, the child where it came from; a dropped child too.
+		{601, []string{"Delivered: the next hop accepted 2 recipients.", "It came from 127.0.0.1 (localhost, ICID 600).",
+			`<x@example.net> went on as MID 602, split off by the per-recipient policy DEFAULT: the log says "MID 601 was split creating MID 602 due to a per-recipient policy DEFAULT"; follow MID 602 for it.`},
+			nil},
+		{602, []string{"Delivered: the next hop accepted 1 recipient.", "It came from 127.0.0.1 (localhost, ICID 600).",
+			`It was split off MID 601 with <x@example.net>, by the per-recipient policy DEFAULT: the log says "MID 601 was split creating MID 602 due to a per-recipient policy DEFAULT".`},
+			nil},
+		{612, []string{"Dropped: Dropped by antispam.", "It was split off MID 611 with <x@example.net>"}, nil},
+		// An ESA's safelist/blocklist split of every recipient.
+		{24711507, []string{"Split: the gateway accepted the message and every recipient went on as another message: MID 24711528 (<user37@mycompany.com>) and MID 24711529 (<user25@mycompany.com>, <user26@mycompany.com>)",
+			`<user25@mycompany.com> and <user26@mycompany.com> went on as MID 24711529, split off by the end-user safelist/blocklist: the log says "MID 24711507 was split creating MID 24711529 due to a SL/BL configuration for following recipients: user25@mycompany.com, user26@mycompany.com"; follow MID 24711529 for them.`,
+			"'mailgate explain 24711528' and 'mailgate explain 24711529'"}, nil},
+		{24711529, []string{"Bounced: delivery to 1 recipient failed for good.", "It came from 69.67.18.139 (mail.fjvco.com, ICID 60240302).", "It was split off MID 24711507 with <user25@mycompany.com> and <user26@mycompany.com>"}, nil},
 		// SPF refused at MAIL FROM: which check, which record, what to fix.
 		{401, []string{"Rejected at MAIL FROM by SPF: the sender's domain does not authorize the sending host", `"MID 401 SPF: mailfrom identity alice@example.org Fail (v=spf1)"`,
 			"the SPF record of example.org does not list 192.0.2.7", "the owner of example.org must add it", "'dig TXT example.org'",
@@ -136,8 +156,19 @@ func TestExplainFold(t *testing.T) {
 		// A DMARC failure accepted (the quarantine tag): what the log
 		// proves, and that it does not show the tag.
 		{431, []string{"Queued", "It failed DMARC, and the gateway accepted it", "news.shop.example", "the log shows no DKIM signature",
-			"The log does not record the policy news.shop.example publishes, nor whether the message was tagged", "X-Mailgate-DMARC: quarantine"},
-			[]string{"was tagged for quarantine."}},
+			"The log does not record the policy news.shop.example publishes", "there is none here, so it took no action"},
+			[]string{"was tagged for quarantine", "quarantined because"}},
+		// DMARC's quarantine action: held (the domain's policy from the
+		// action line), tagged without a work queue (its line quoted),
+		// held and released.
+		{941, []string{`holds it in the "Policy" quarantine; it was not delivered. It was quarantined because DMARC failed for example.org (p=quarantine).`,
+			`The listener's policy quarantines such mail: "MID 941 DMARC: Message from domain example.org, policy quarantine, action quarantine".`,
+			`"MID 941 quarantined to "Policy" (DMARC)"`, "'dig TXT _dmarc.example.org'"}, []string{"tagged", "took no action", "does not record"}},
+		{942, []string{"Queued", "It was tagged for quarantine because DMARC failed for shop.example (p=reject, which its pct= made quarantine for this message): " +
+			`"MID 942 DMARC: Message from domain shop.example, policy reject, applied quarantine, action tag X-Mailgate-DMARC"`,
+			"X-Mailgate-DMARC: quarantine header field", "configure mail_policies"}, []string{"does not record", "took no action", "holds it in"}},
+		{943, []string{"Delivered", "quarantined it for DMARC failing for example.org (p=quarantine), and it was released: " +
+			`"MID 943 released from quarantine "Policy" (manual)"`}, []string{"does not record", "tagged"}},
 		{451, []string{"A DNS list placed its client in its sender group", "match dnslist[zen.spamhaus.org:127.0.0.10-127.0.0.11]"}, []string{"DMARC"}},
 		{24611507, []string{"Accepted, and the gateway finished with it", `"Message finished MID 24611507 done", with no delivery, bounce or drop line for 1 recipient`}, nil},
 	} {

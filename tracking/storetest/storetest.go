@@ -49,6 +49,8 @@ func Run(t *testing.T, open func(t *testing.T) tracking.Store) {
 	// Importing twice must give what importing once gives, and whatever the
 	// chunk size: the Tracker then reads its records back from the store.
 	t.Run("TrackerChunks", func(t *testing.T) { testTrackerChunks(t, open(t), open(t)) })
+	// A split's records, whether the other record is in memory or not.
+	t.Run("Split", func(t *testing.T) { testSplit(t, open(t), open(t)) })
 }
 
 // base is a time in whole minutes (and in whole multiples of the

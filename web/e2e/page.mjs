@@ -57,6 +57,10 @@ function watch(page, problems) {
   });
 }
 
+// Every fixture message (esa1's nine, esa2's one, esa3's split two): the
+// results without filters.
+const ALL = 12;
+
 const rows = (page) => page.locator('[data-testid=result-row]');
 
 async function rowKeys(page) {
@@ -114,7 +118,7 @@ async function checkTokenPrompt(context) {
   ok(await page.getByTestId('token-form').isVisible(), 'a wrong token is refused and the prompt stays');
   await page.getByTestId('token-input').fill(token);
   await page.getByTestId('token-submit').click();
-  await waitForRows(page, 10);
+  await waitForRows(page, ALL);
   ok(await page.getByTestId('token-form').isHidden(), 'with the token the prompt goes and the messages show');
   eq(problems, [], 'no script errors around the token prompt');
   await page.close();
@@ -123,11 +127,11 @@ async function checkTokenPrompt(context) {
 async function checkFragmentToken(context) {
   const page = await context.newPage();
   await page.goto(`${base}/#token=${encodeURIComponent(token)}`);
-  await waitForRows(page, 10);
+  await waitForRows(page, ALL);
   ok(await page.getByTestId('token-form').isHidden(), 'a token in the URL fragment is used without a prompt');
   ok(!page.url().includes(token), 'the token is taken out of the address bar', page.url());
   await page.reload();
-  await waitForRows(page, 10);
+  await waitForRows(page, ALL);
   ok(await page.getByTestId('token-form').isHidden(), 'the token survives a reload (sessionStorage)');
   return page;
 }
@@ -150,7 +154,7 @@ async function checkSearch(page) {
   ok(/since: /.test(await page.getByTestId('search-error').textContent()), 'a bad filter shows the API\'s error naming it');
 
   await search(page, {});
-  await waitForRows(page, 10);
+  await waitForRows(page, ALL);
 }
 
 async function checkBadges(page) {
@@ -165,7 +169,7 @@ async function checkBadges(page) {
   const byMid = Object.fromEntries(badges.filter((b) => b.mid !== '1001').map((b) => [b.mid, b]));
   eq(Object.fromEntries(Object.entries(byMid).map(([mid, b]) => [mid, b.status])), {
     1002: 'bounced', 1003: 'delayed', 1004: 'aborted', 1005: 'aborted', 1006: 'aborted',
-    1007: 'rejected', 1008: 'dropped', 1009: 'delivered',
+    1007: 'rejected', 1008: 'dropped', 1009: 'delivered', 3001: 'delivered', 3002: 'delivered',
   }, 'each fixture message has its status');
   eq([byMid[1004].abort, byMid[1005].abort, byMid[1006].abort], ['lost', 'sender', 'timeout'], 'aborted messages show their abort kind');
   eq(badges.filter((b) => b.status !== 'aborted' && b.abort).length, 0, 'only aborted messages show an abort kind');
@@ -222,7 +226,7 @@ async function checkAborted(page) {
   await page.screenshot({ path: join(outDir, 'message-aborted-1280.png'), fullPage: true });
 
   await page.getByTestId('back').click();
-  await waitForRows(page, 10);
+  await waitForRows(page, ALL);
   ok(true, 'the back link returns to the results');
 }
 
@@ -232,7 +236,7 @@ async function checkQuit(page) {
   const lines = await page.locator('[data-testid=timeline-row] td:last-child').allTextContents();
   ok(lines.includes('Message aborted MID 1005 Receiving aborted by sender'), 'its timeline has "Receiving aborted by sender"', lines);
   await page.goBack();
-  await waitForRows(page, 10);
+  await waitForRows(page, ALL);
 }
 
 async function checkBounced(page) {
@@ -246,6 +250,30 @@ async function checkBounced(page) {
   await page.screenshot({ path: join(outDir, 'message-bounced-1280.png'), fullPage: true });
 }
 
+// A split (esa3's MID 3001, three days back: opened by its address): the
+// recipient that went on shows "split" and links to the child, whose page
+// links back to its parent.
+async function checkSplit(page) {
+  await page.goto(`${base}/#/message/esa3.example.com/3001`);
+  await page.waitForFunction(() => document.getElementById('message-title').textContent.startsWith('MID 3001 '));
+  const rcpts = await page.locator('[data-testid=recipient-row]').evaluateAll((trs) => trs.map((tr) => `${tr.children[1].textContent} ${tr.dataset.status}`));
+  eq(rcpts, ['ceo@example.com split', 'x@example.com delivered'], 'the parent shows the recipient that went on as split, the other delivered');
+  eq(await page.getByTestId('recipient-reply').first().textContent(), 'split off to MID 3002 (per-recipient policy executives)', 'the split recipient says where it went');
+  const colour = await page.locator('[data-testid=recipient-row] .badge.status-split').evaluate((b) => getComputedStyle(b).backgroundColor);
+  ok(colour !== 'rgba(0, 0, 0, 0)', 'the split badge has its colour', colour);
+  eq(await page.getByTestId('related').textContent(), 'MID 3002 (split off)', 'the parent names its child as related');
+  ok((await page.getByTestId('explanation-why').textContent()).includes('<ceo@example.com> went on as MID 3002'), 'the explanation says where the recipient went');
+  await page.screenshot({ path: join(outDir, 'message-split-1280.png'), fullPage: true });
+  await page.getByTestId('split-link').click();
+  await page.waitForFunction(() => document.getElementById('message-title').textContent.startsWith('MID 3002 '));
+  ok(page.url().endsWith('#/message/esa3.example.com/3002'), 'the split recipient links to the child', page.url());
+  eq(await page.getByTestId('related').textContent(), 'MID 3001 (split from)', 'the child names its parent');
+  const facts = await page.getByTestId('sending-host').textContent();
+  ok(facts.includes('192.0.2.30') && facts.includes('ICID 301'), 'the child shows its parent\'s client and connection', facts);
+  await page.goto(base + '/');
+  await waitForRows(page, ALL);
+}
+
 async function checkNarrow(page) {
   await page.setViewportSize({ width: 800, height: 900 });
   await page.goto(`${base}/#/message/esa1.example.com/1003`);
@@ -254,7 +282,7 @@ async function checkNarrow(page) {
   ok((await page.getByTestId('recipients').textContent()).includes('2026-03-10 07:35:23'), 'the delayed message shows its next retry');
   await page.screenshot({ path: join(outDir, 'message-delayed-800.png'), fullPage: true });
   await page.goto(`${base}/#/`);
-  await waitForRows(page, 10);
+  await waitForRows(page, ALL);
   ok(await noOverflow(page), 'the search page fits 800px');
   const right = await page.locator('[data-testid=result-row] [data-testid=status-badge]').evaluateAll(
     (bs) => Math.max(...bs.map((b) => b.getBoundingClientRect().right)));
@@ -267,7 +295,7 @@ async function checkNarrow(page) {
 // their own (hidden for a message whose log has none).
 async function checkAuth(page) {
   await page.goto(`${base}/#/`);
-  await waitForRows(page, 10);
+  await waitForRows(page, ALL);
   await search(page, { 'f-dmarc': 'fail' });
   await waitForRows(page, 1);
   eq(await rowKeys(page), ['esa1/1009'], 'searching by DMARC fail shows the message that failed');
@@ -307,7 +335,7 @@ async function checkAuth(page) {
   await page.getByTestId('timeline').waitFor();
   ok(await page.getByTestId('auth').isHidden(), 'a message without authentication lines has no such block');
   await page.goto(`${base}/#/`);
-  await waitForRows(page, 10);
+  await waitForRows(page, ALL);
 }
 
 function noOverflow(page) {
@@ -333,7 +361,7 @@ async function main() {
     watch(page, problems);
     if (!token) {
       await page.goto(base + '/');
-      await waitForRows(page, 10);
+      await waitForRows(page, ALL);
     }
     await page.screenshot({ path: join(outDir, 'search-1280.png'), fullPage: true });
     await checkBadges(page);
@@ -343,6 +371,7 @@ async function main() {
     await checkQuit(page);
     await checkBounced(page);
     await checkAuth(page);
+    await checkSplit(page);
     await checkNarrow(page);
     eq(problems, [], 'no script errors, CSP violations or dialogs');
     console.log(`all ${checks} checks passed; screenshots in ${outDir}`);

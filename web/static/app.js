@@ -261,7 +261,7 @@ function renderMessage(d) {
   renderFacts(byId('envelope'), envelopeFacts(m, d.links || []));
   renderFacts(byId('sending-host'), hostFacts(m, inbound));
   renderAuth(m);
-  renderRecipients(m.recipients || []);
+  renderRecipients(m.recipients || [], m.host);
   renderConnections(conns);
   renderTimeline(d.timeline || []);
 }
@@ -378,7 +378,14 @@ function renderAuth(m) {
 // The results that are no sign of forgery.
 const AUTH_GOOD = ['pass', 'none', 'neutral'];
 
-function renderRecipients(recipients) {
+// splitLink makes "split off to MID n (...)" a link to MID n's page.
+function splitLink(r, host) {
+  const m = r.status === 'split' && /^split off to MID (\d+)(.*)$/.exec(r.response || '');
+  if (!m) return r.response || '';
+  return el('span', {}, 'split off to ', el('a', { href: messageHash(host, Number(m[1])), 'data-testid': 'split-link' }, `MID ${m[1]}`), m[2]);
+}
+
+function renderRecipients(recipients, host) {
   const tbody = clear(byId('recipients').tBodies[0]);
   if (!recipients.length) tbody.append(el('tr', { class: 'placeholder' }, el('td', { colspan: 8 }, 'No recipient was accepted.')));
   for (const r of recipients) {
@@ -387,7 +394,7 @@ function renderRecipients(recipients) {
       el('td', {}, r.address),
       el('td', { class: 'nowrap' }, statusBadge(r.status)),
       el('td', {}, r.code || ''),
-      el('td', { class: 'reply', 'data-testid': 'recipient-reply' }, r.response || ''),
+      el('td', { class: 'reply', 'data-testid': 'recipient-reply' }, splitLink(r, host)),
       el('td', {}, r.dcid ? String(r.dcid) : ''),
       el('td', { class: 'nowrap' }, r.next_retry ? formatTime(r.next_retry) : ''),
       el('td', { class: 'nowrap' }, formatTime(r.time))));

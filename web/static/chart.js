@@ -6,7 +6,7 @@ import { el, svg, clear, formatDate, formatClock } from './dom.js';
 
 // Stacking order, bottom up: the good news at the base, the trouble on top
 // where the eye lands.
-export const STATUS_ORDER = ['delivered', 'queued', 'receiving', 'quarantined', 'delayed', 'bounced', 'aborted', 'rejected', 'dropped'];
+export const STATUS_ORDER = ['delivered', 'split', 'queued', 'receiving', 'quarantined', 'delayed', 'bounced', 'aborted', 'rejected', 'dropped'];
 // Every abort kind of the tracking model (tracking.Aborts; web's
 // TestPageLists holds them equal): the broken connections first, then the
 // timeouts and limits, the sender's own, and the ESA's undecided ones.
