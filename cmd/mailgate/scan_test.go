@@ -316,8 +316,18 @@ func TestScanRejectAtData(t *testing.T) {
 	}
 	ham := midOf(t, g, "ham")
 	g.waitLog(fmt.Sprintf(`Message finished MID %d done`, ham))
+	// A message larger than the listener keeps in memory (it is staged on
+	// disk as it arrives) is scanned from the stage and rejected too.
+	big := scanMail("spam-big", "Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\n"+gtubeBody+
+		"--b1\r\nContent-Type: application/octet-stream; name=pad.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
+		b64(bytes.Repeat([]byte("padding "), 12000))+"--b1--\r\n")
+	err = sendMail(g.addr, "a@example.org", []string{"b@example.net"}, big)
+	if !asTextproto(err, &te) || te.Code != 550 {
+		t.Errorf("a %d-byte spam's DATA reply: %v, want 550 5.7.1", len(big), err)
+	}
+	g.waitLog(`(?s)(Receiving Failed: Rejected by RSPAMD spam positive.*){2}`)
 	tokens, _ := hop.delivered()
-	if tokens["ham"] != 1 || tokens["spam-reject"] != 0 {
+	if tokens["ham"] != 1 || tokens["spam-reject"] != 0 || tokens["spam-big"] != 0 {
 		t.Errorf("delivered %v", tokens)
 	}
 	g.signal(syscall.SIGTERM)
