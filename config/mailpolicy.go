@@ -42,7 +42,8 @@ func (d *decoder) mailPolicies(n *yaml.Node, path string) *MailPolicies {
 // last; when left out it is one that runs nothing. The other rows take
 // every stage setting they leave out from DEFAULT.
 func (d *decoder) policyTable(n *yaml.Node, path string) []*policy.MailPolicy {
-	def := &policy.MailPolicy{Name: policy.DefaultMailPolicy, OnScanFailure: policy.ScanTempfail}
+	def := &policy.MailPolicy{Name: policy.DefaultMailPolicy, OnScanFailure: policy.ScanTempfail,
+		Spam: policy.DefaultSpamSettings, Virus: policy.DefaultVirusSettings}
 	if !present(n) {
 		return []*policy.MailPolicy{def}
 	}
@@ -109,15 +110,18 @@ func (d *decoder) stageSettings(f map[string]*yaml.Node, path string, p, def *po
 	if def != nil {
 		p.AntiSpam, p.AntiVirus, p.OnScanFailure = def.AntiSpam, def.AntiVirus, def.OnScanFailure
 		p.ContentFilters = def.ContentFilters
+		p.Spam, p.Virus = def.Spam, def.Virus
+	} else {
+		p.Spam, p.Virus = policy.DefaultSpamSettings, policy.DefaultVirusSettings
 	}
 	if f == nil {
 		return
 	}
 	if v := f["antispam"]; present(v) {
-		p.AntiSpam = d.engine(v, join(path, "antispam"))
+		d.antispam(v, join(path, "antispam"), p)
 	}
 	if v := f["antivirus"]; present(v) {
-		p.AntiVirus = d.engine(v, join(path, "antivirus"))
+		d.antivirus(v, join(path, "antivirus"), p)
 	}
 	if v := f["content_filters"]; present(v) {
 		cp := join(path, "content_filters")

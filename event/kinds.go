@@ -44,3 +44,4 @@ func (ConnectionEnd) isEvent()        {}
 func (Status) isEvent()               {}
 func (AlertSent) isEvent()            {}
 func (ResourceConservation) isEvent() {}
+func (ScanSummary) isEvent()          {}

@@ -59,6 +59,10 @@ type Server struct {
 	// falls behind (backpressure).
 	Pressure *Pressure
 
+	// DataCheck, if set, may reject a message at the end of DATA, before
+	// it is committed (datacheck.go).
+	DataCheck DataCheck
+
 	// Queued, if set, is told of each message committed to the spool, so
 	// that delivery can start without scanning.
 	Queued func(env *queue.Envelope)

@@ -281,6 +281,9 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 		if av.reply.Code != 0 {
 			return h.refuse(av)
 		}
+		if rep := h.checkData(env, bytes.NewReader(b), int64(len(b))); rep.Code != 0 {
+			return rep
+		}
 		env.Received = time.Now()
 		env.Auth = h.authBytes()
 		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
@@ -304,6 +307,10 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 			if av.reply.Code != 0 {
 				st.Abort()
 				return h.refuse(av)
+			}
+			if rep := h.checkData(env, st, st.Size()); rep.Code != 0 {
+				st.Abort()
+				return rep
 			}
 			// The message has arrived (the Received field has the time
 			// DATA began, as Postfix's has), and the commit's time

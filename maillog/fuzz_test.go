@@ -91,7 +91,7 @@ func FuzzAppendMessage(f *testing.F) {
 func fuzzEvent(kind uint8, a, b string, n uint64) event.Event {
 	i := int(n % 1000)
 	rids := []int{i, i + 1}
-	switch kind % 60 {
+	switch kind % 61 {
 	case 0:
 		return event.NewICID{ICID: n, Interface: a, InterfaceIP: b, RemoteIP: a, ReverseHost: b, Verified: n%2 == 0}
 	case 1:
@@ -211,6 +211,8 @@ func fuzzEvent(kind uint8, a, b string, n uint64) event.Event {
 		return event.DMARCVerdict{MID: n, Text: a}
 	case 59:
 		return event.AlertSent{Class: a, Severity: b, To: b + a, Subject: a + `".` + b}
+	case 60:
+		return event.ScanSummary{MID: n, Policy: a, Table: b, Verdicts: []event.ScanResult{{Kind: a, Engine: b, Verdict: a, Detail: b}}, Action: a}
 	}
 	return event.Unknown{Text: strings.Repeat(a, 2)}
 }

@@ -337,6 +337,8 @@ func parseKnown(s string, loc *time.Location) event.Event {
 		return event.TimeOffset{Seconds: int(n)}
 	case strings.HasPrefix(s, "mailgate: ICID "):
 		return parseConnectionEnd(s)
+	case strings.HasPrefix(s, "mailgate: MID "):
+		return parseScanSummary(s)
 	case strings.HasPrefix(s, "Status: "):
 		return parseStatus(s[len("Status: "):])
 	case strings.HasPrefix(s, "A ") && strings.Contains(s, " alert was sent to "):

@@ -399,6 +399,8 @@ func appendMessage(dst []byte, ev event.Event, loc *time.Location) []byte {
 		dst = appendInt(dst, " messages=", e.Messages)
 		dst = appendInt(dst, " bytes=", e.Bytes)
 		dst = appendInt(dst, " memory=", e.Memory)
+	case event.ScanSummary:
+		dst = appendScanSummary(dst, e)
 	case event.Unknown:
 		dst = appendEscaped(dst, e.Text)
 	case event.AlertSent:

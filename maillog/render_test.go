@@ -166,6 +166,11 @@ var eventCases = []struct {
 	{"Signing/domainkeys", event.Signing{MID: 5, Method: "DomainKeys", Text: "cannot sign - already signed"}},
 	{"Attachment", event.Attachment{MID: 24611417, Name: "CFO_INV_1400691819.pdf"}},
 	{"CustomLog", event.CustomLog{MID: 204841507, Text: "Mail Not DKIM Signed"}},
+	{"ScanSummary", event.ScanSummary{MID: 5, Policy: "DEFAULT", Table: "inbound", Verdicts: []event.ScanResult{
+		{Kind: "antispam", Engine: "RSPAMD", Verdict: "positive"},
+		{Kind: "antivirus", Engine: "ClamAV", Verdict: "positive", Detail: "Eicar-Test-Signature.UNOFFICIAL"}}, Action: "drop"}},
+	{"ScanSummary/reject", event.ScanSummary{MID: 6, Policy: "strict", Table: "inbound", Verdicts: []event.ScanResult{
+		{Kind: "antispam", Engine: "SPAMASSASSIN", Verdict: "positive"}}, Action: "reject"}},
 	{"Unknown", event.Unknown{Text: "MID 14 SDR: Message was not scanned for Sender Domain Reputation. Reason: Unknown error."}},
 }
 

@@ -42,6 +42,9 @@ type MailPolicy struct {
 	AntiVirus      string
 	ContentFilters []string
 	OnScanFailure  ScanFailure
+	// What the engines' verdicts do (scanactions.go).
+	Spam  SpamSettings
+	Virus VirusSettings
 }
 
 // HasStages reports whether the policy runs anything on a message.

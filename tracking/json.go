@@ -15,6 +15,9 @@ func (m Message) MarshalJSON() ([]byte, error) {
 	if m.Recipients == nil {
 		m.Recipients = []Recipient{}
 	}
+	if m.Verdicts == nil {
+		m.Verdicts = []Verdict{}
+	}
 	if m.SPF == nil {
 		m.SPF = []SPFCheck{}
 	}

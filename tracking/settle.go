@@ -181,6 +181,7 @@ func (r *mrec) fold(e event.Entry, text string, c *crec, mid uint64) {
 		if !r.foldAuth(e.Event) {
 			r.foldPipeline(e, mid, text)
 		}
+		r.foldVerdict(e.Event)
 	}
 }
 

@@ -153,6 +153,9 @@ type Message struct {
 	AbortBytes  int64       `json:"abort_bytes"`  // bytes of DATA received before the abort (mailgate's logs only)
 	BounceOf    uint64      `json:"bounce_of"`    // for a DSN the gateway generated: the MID that bounced
 	Updated     time.Time   `json:"updated"`      // time of the newest line
+	// Verdicts are the scanning engines' final verdicts (verdicts.go),
+	// from its lines; the stores keep the lines and rebuild them.
+	Verdicts []Verdict `json:"verdicts"`
 
 	// The sender-authentication results its lines give (auth.go).
 	SPF     []SPFCheck  `json:"spf"`     // one per identity checked: helo, mailfrom (pra on old ESAs)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/mailauth"
 	"github.com/mailgate/mailgate/policy"
 	"github.com/mailgate/mailgate/queue"
@@ -89,6 +90,9 @@ type Verdict struct {
 	Notify []Notify
 	// Log are texts for "MID n Custom Log Entry: <text>" lines.
 	Log []string
+	// Scan is a scanning engine's verdict, for the message's summary line
+	// (event.ScanSummary); nil for a stage that is no engine.
+	Scan *event.ScanResult
 }
 
 // Notify is a notification about a message: a new message to To, logged

@@ -519,6 +519,7 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 	ran := j.resume > 0 || j.released
 	out := j.out // a released message's rewrites from the stages before its quarantine
 	var held []queue.Held
+	var scans []event.ScanResult
 	// resume, kept and before: where a release starts again, and the
 	// header fields added and rewrites asked before it (those of the later
 	// stages are taken again when they run again).
@@ -560,6 +561,7 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 			}
 			if pol.OnScanFailure == policy.ScanDeliver && !errors.Is(err, ErrUnsupported) {
 				q.log.Warn("workqueue: a stage failed; the message goes on unscanned by it, as its policy says", "mid", j.mid, "stage", name, "policy", pol.Name, "err", err)
+				scans = unscanned(scans, pol, name)
 				continue
 			}
 			return fmt.Errorf("stage %s of policy %s: %w", name, pol.Name, err)
@@ -567,10 +569,15 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 		if err := q.carryOut(m, &out, v); err != nil {
 			return err
 		}
+		if v.Scan != nil {
+			scans = append(scans, *v.Scan)
+		}
 		switch v.Action {
 		case Drop:
+			q.summarize(m, scans, "drop")
 			return q.drop(ctx, j.mid, v.By)
 		case Bounce:
+			q.summarize(m, scans, "bounce")
 			return q.bounce(m, v.By)
 		}
 		if v.Action == Quarantine {
@@ -587,6 +594,7 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 			m.Added = m.Added[:kept]
 			w := before.work(m)
 			w.Stage = resume
+			q.summarize(m, scans, "quarantine")
 			return q.quarantine(j, held, w)
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), spoolTimeout)
@@ -596,6 +604,7 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 			return err
 		}
 	}
+	q.summarize(m, scans, "deliver")
 	q.handOn(env, rcpts, true)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/metrics"
 )
 
@@ -25,7 +26,11 @@ func metricsOptions(cfg *config.Config) metrics.Options {
 	if cfg.MailPolicies == nil {
 		return o
 	}
-	for name := range stages(cfg) {
+	// The stages' names: building them connects to nothing (an engine's
+	// client dials when it scans), and a configuration that names a bad
+	// engine fails the start later, where serve builds them for real.
+	st, _ := stages(cfg, event.Discard)
+	for name := range st {
 		o.Stages = append(o.Stages, name)
 	}
 	for _, f := range cfg.ContentFilters {

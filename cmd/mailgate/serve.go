@@ -269,6 +269,10 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		// Before delivery starts: the work queue claims the messages whose
 		// work was not done when the gateway stopped, and delivery leaves
 		// them to it.
+		st, err := stages(cfg, srv.Events)
+		if err != nil {
+			return nil, err
+		}
 		// The quarantines find the messages they hold; a release hands
 		// one back to the work queue.
 		if g.quar, err = quarantine.New(quarantine.Options{Spool: g.spool, Quarantines: cfg.Quarantines,
@@ -276,7 +280,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 			return nil, err
 		}
 		g.work, err = workqueue.New(workqueue.Options{Spool: g.spool, IDs: g.ids,
-			Policies: &cfg.MailPolicies.MailPolicies, Workers: cfg.MailPolicies.Workers, Stages: stages(cfg),
+			Policies: &cfg.MailPolicies.MailPolicies, Workers: cfg.MailPolicies.Workers, Stages: st,
 			Next: func(env *queue.Envelope) { g.delivery.Enqueue(env) }, Events: event.Multi{srv.Events, g.metrics.Delivery()}, Logger: logger,
 			Hostname: cfg.Hostname, BounceFrom: cfg.Delivery.Bounce.From,
 			Quarantines: g.quar, StageRan: g.metrics.StageRan})
@@ -285,6 +289,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 		}
 		o.Claimed = g.work.Claimed
 		g.metrics.Watch(metrics.Sources{WorkQueue: g.work, Quarantines: g.quar})
+		srv.DataCheck = dataCheck(cfg, st)
 	}
 	if g.delivery, err = outbound.New(o); err != nil {
 		return nil, err

@@ -20,9 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/enginetest"
 	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/scan"
-	"github.com/mailgate/mailgate/scan/internal/enginetest"
 )
 
 // streamMax is the test clamd's StreamMaxLength.

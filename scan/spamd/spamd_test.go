@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/enginetest"
 	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/scan"
-	"github.com/mailgate/mailgate/scan/internal/enginetest"
 )
 
 var engine = enginetest.Shared{Start: enginetest.Spamd}

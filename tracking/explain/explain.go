@@ -130,6 +130,9 @@ func Message(m *tracking.Message, conns []*tracking.Conn, gw Gateway) Explanatio
 		x.Why = append([]string{"It came from " + from + "."}, x.Why...)
 	}
 	x.Why = append(x.Why, e.splitWhy()...)
+	if s := verdictsText(m); s != "" {
+		x.Why = append(x.Why, s)
+	}
 	if m.BounceOf != 0 {
 		x.Why = append(x.Why, fmt.Sprintf("This message is the delivery status notification (bounce) the gateway generated for MID %d.", m.BounceOf))
 	}
@@ -513,6 +516,9 @@ func (e *ex) dropped() Explanation {
 	var x Explanation
 	mid := itoa(m.MID)
 	switch {
+	case droppedByEngine(m) != "":
+		x.Summary = droppedByEngine(m)
+		x.Next = append(x.Next, "The policy that matched the message decides this action: see its line in the timeline.")
 	case strings.HasPrefix(m.AbortReason, "Dropped by"):
 		x.Summary = "Dropped: " + m.AbortReason + ". A filter on the gateway discarded the message; nobody was told."
 		x.Next = append(x.Next, "Check the verdict lines in the timeline to see which scanner or filter decided, and its policy.")

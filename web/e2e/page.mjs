@@ -245,6 +245,7 @@ async function checkBounced(page) {
   ok(reply.includes("550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown in virtual mailbox table"),
     'the bounced message shows the remote server\'s reply', reply);
   eq(await page.locator('[data-testid=recipient-row] [data-testid=status-badge]').first().textContent(), 'bounced', 'its recipient is bounced');
+  eq(await page.getByTestId('verdicts').textContent(), 'anti-spam: CASE negative · anti-virus: Sophos negative', 'the envelope shows the scanning verdicts');
   eq(await page.locator('[data-testid=connection-row] td:first-child').allTextContents(), ['ICID 102', 'DCID 502'], 'its connections are listed');
   await page.screenshot({ path: join(outDir, 'message-bounced-1280.png'), fullPage: true });
 }

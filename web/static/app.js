@@ -298,7 +298,19 @@ function envelopeFacts(m, links) {
       i ? ', ' : '', el('a', { href: messageHash(m.host, l.mid), title: l.line || '' }, `MID ${l.mid}`), ` (${l.relation})`]))]);
   }
   if ((m.dcids || []).length) facts.push(['Deliveries', m.dcids.map((id) => `DCID ${id}`).join(', ')]);
+  // The scanning engines' final verdicts, one per kind.
+  if ((m.verdicts || []).length) {
+    facts.push(['Verdicts', el('span', { 'data-testid': 'verdicts' }, m.verdicts.map(verdictText).join(' · '))]);
+  }
   return facts;
+}
+
+const verdictKinds = { antispam: 'anti-spam', antivirus: 'anti-virus', graymail: 'graymail', outbreak: 'outbreak filters', amp: 'AMP' };
+
+function verdictText(v) {
+  let s = `${verdictKinds[v.kind] || v.kind}: ${v.engine ? v.engine + ' ' : ''}${v.verdict}`;
+  if (v.detail) s += v.kind === 'antivirus' ? ` '${v.detail}'` : ` (${v.detail})`;
+  return s;
 }
 
 function abortText(m) {

@@ -144,6 +144,7 @@ func ScanMessage(row Scanner, withLines bool) (*tracking.Message, error) {
 	if err := DecodeAuth(auth, &m); err != nil {
 		return nil, err
 	}
+	m.VerdictsFromLines()
 	return &m, nil
 }
 

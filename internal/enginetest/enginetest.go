@@ -270,8 +270,8 @@ func Spamd() (*Engine, error) {
 	})
 }
 
-// Clamd starts clamd with a database of one signature, the EICAR string's
-// MD5 (ClamAV reports it "Eicar-Test-Signature.UNOFFICIAL"), a
+// Clamd starts clamd with a database of two signatures, the EICAR string
+// anywhere in a file and its MD5 (ClamAV reports it "Eicar-Test-Signature.UNOFFICIAL"), a
 // StreamMaxLength of streamMax bytes, encrypted archives reported
 // (AlertEncrypted), on a loopback port and a Unix socket.
 func Clamd(streamMax int64) (*Engine, error) { return ClamdWith(streamMax, "") }
@@ -296,6 +296,13 @@ func ClamdWith(streamMax int64, conf string) (*Engine, error) {
 		}
 		sig := fmt.Sprintf("%x:%d:Eicar-Test-Signature\n", md5.Sum([]byte(EICAR)), len(EICAR))
 		if err := os.WriteFile(filepath.Join(db, "test.hdb"), []byte(sig), 0o644); err != nil {
+			return nil, err
+		}
+		// The same string anywhere in a file (a body signature), so that
+		// a mail whose text part holds it, with its line end, is found
+		// too: the hash matches only a file of exactly those bytes.
+		body := fmt.Sprintf("Eicar-Test-Signature:0:*:%x\n", EICAR)
+		if err := os.WriteFile(filepath.Join(db, "test.ndb"), []byte(body), 0o644); err != nil {
 			return nil, err
 		}
 		port, err := freePort()

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/mailgate/mailgate/policy"
+)
+
+func TestScanPolicyActions(t *testing.T) {
+	c, err := Parse([]byte(`
+mail_policies:
+  incoming:
+    - name: strict
+      recipients: ["@example.com"]
+      antispam: {engine: rspamd, positive: reject, suspect: {action: quarantine}, max_size: 1MB}
+      antivirus: {engine: clamav, infected: {action: quarantine, quarantine: Virus2}, unscannable: drop}
+    - name: named
+      recipients: ["@example.net"]
+      antispam: spamassassin
+    - name: DEFAULT
+      antispam:
+        engine: rspamd
+        positive: {action: deliver, tag_subject: "[SPAM] ", add_header: ["X-Spam: yes", "X-Spam-Engine: rspamd"]}
+      antivirus: clamav
+`), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*policy.MailPolicy{}
+	for _, p := range c.MailPolicies.Incoming {
+		byName[p.Name] = p
+	}
+	for _, w := range []struct {
+		name, got, want string
+	}{
+		{"strict spam", fmt.Sprint(byName["strict"].AntiSpam, byName["strict"].Spam), "rspamd{{reject   []} {quarantine Spam  []} {deliver   []} 1048576}"},
+		{"strict virus", fmt.Sprint(byName["strict"].Virus), "{{quarantine Virus2  []} {drop   []} {deliver  [WARNING: MESSAGE ENCRYPTED]  []}}"},
+		// A name alone inherits DEFAULT's actions.
+		{"named spam", fmt.Sprint(byName["named"].AntiSpam, byName["named"].Spam.Positive), "spamassassin{deliver  [SPAM]  [X-Spam: yes X-Spam-Engine: rspamd]}"},
+		{"default virus", fmt.Sprint(byName["DEFAULT"].Virus.Infected), "{drop   []}"},
+		{"default suspect", fmt.Sprint(byName["DEFAULT"].Spam.Suspect), "{deliver  [SUSPECTED SPAM]  []}"},
+	} {
+		if w.got != w.want {
+			t.Errorf("%s = %q, want %q", w.name, w.got, w.want)
+		}
+	}
+	if !byName["strict"].Rejects("spam") || byName["strict"].Rejects("virus") || byName["DEFAULT"].Rejects("spam") {
+		t.Error("Rejects")
+	}
+}
+
+func TestScanPolicyProblems(t *testing.T) {
+	const head = "mail_policies:\n  incoming:\n    - name: DEFAULT\n"
+	for _, c := range []struct{ yaml, want string }{
+		{head + "      antispam: {positive: drop}\n", "t.yaml:4: mail_policies.incoming[0].antispam.engine: required"},
+		{head + "      antispam: {engine: rspamd, positive: explode}\n", "t.yaml:4: mail_policies.incoming[0].antispam.positive: unknown value \"explode\""},
+		{head + "      antispam: {engine: rspamd, suspect: reject}\n", "t.yaml:4: mail_policies.incoming[0].antispam.suspect: unknown value \"reject\""},
+		{head + "      antivirus: {engine: clamav, unscannable: reject}\n", "t.yaml:4: mail_policies.incoming[0].antivirus.unscannable: unknown value \"reject\""},
+		{head + "      antispam: {engine: rspamd, positive: {action: drop, tag_subject: x}}\n", "a drop action delivers nothing to tag"},
+		{head + "      antispam: {engine: rspamd, positive: {action: deliver, add_header: nocolon}}\n", "\"nocolon\": want \"Name: value\""},
+		{head + "      antispam: {engine: rspamd, positive: {action: deliver, quarantine: Spam}}\n", "a quarantine is for action quarantine"},
+		{head + "      antispam: {engine: rspamd, positiv: drop}\n", "did you mean \"positive\"?"},
+	} {
+		_, err := Parse([]byte(c.yaml), "t.yaml")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want %q", c.yaml, err, c.want)
+		}
+	}
+}
