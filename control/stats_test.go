@@ -83,7 +83,7 @@ func TestStatsAPI(t *testing.T) {
 func TestNoStats(t *testing.T) {
 	path, _ := start(t, t.TempDir(), &fakeQueue{})
 	var e *control.Error
-	if _, err := control.NewClient(path).Status(context.Background(), false); !errors.As(err, &e) || e.Status != http.StatusNotFound {
+	if _, err := control.NewClient(path).Status(context.Background(), false); !errors.As(err, &e) || e.Status != http.StatusNotFound || !control.IsUnserved(err) {
 		t.Errorf("status without stats: %v", err)
 	}
 }

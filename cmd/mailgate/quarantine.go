@@ -122,10 +122,11 @@ func quarantineCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// quarantineErr says what a 404 of the quarantine paths means when the
-// gateway has no quarantines at all (no mail policies).
+// quarantineErr says what it means that the gateway does not serve the
+// quarantine paths: it has no quarantines at all (no mail policies). A 404
+// of a served path (a message not in quarantine) keeps its own text.
 func quarantineErr(err error) error {
-	if isNotFound(err) && strings.HasPrefix(err.Error(), "404") {
+	if control.IsUnserved(err) {
 		return fmt.Errorf("the gateway has no quarantines (no mail_policies in its configuration)")
 	}
 	return err
