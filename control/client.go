@@ -37,9 +37,21 @@ func NewClient(path string) *Client {
 type Error struct {
 	Status  int // HTTP status: 404 no such message, 409 busy or suspended
 	Message string
+	// Unserved marks an answer no handler of the API wrote (the router's
+	// 404 or 405): the gateway does not serve the path at all.
+	Unserved bool
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// IsUnserved reports whether err says that the gateway does not serve the
+// path: a part it has not started (the work queue and quarantines of a
+// gateway without mail policies, the status commands of one without
+// stats), as opposed to a 404 of a served path (no such message).
+func IsUnserved(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound && e.Unserved
+}
 
 // ErrNotRunning is returned when no gateway answers on the socket.
 var ErrNotRunning = errors.New("no gateway is running on this data directory")
@@ -64,10 +76,11 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, v an
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e apiError
-		if json.Unmarshal(body, &e) != nil || e.Error == "" {
+		unserved := json.Unmarshal(body, &e) != nil || e.Error == ""
+		if unserved {
 			e.Error = resp.Status
 		}
-		return &Error{Status: resp.StatusCode, Message: e.Error}
+		return &Error{Status: resp.StatusCode, Message: e.Error, Unserved: unserved}
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("control: %s %s: %w", method, path, err)

@@ -193,7 +193,7 @@ func TestAPIErrors(t *testing.T) {
 			t.Run(fmt.Sprintf("%d/%s", tc.status, cl.name), func(t *testing.T) {
 				_, err := cl.do(context.Background(), c)
 				var e *control.Error
-				if !errors.As(err, &e) || e.Status != tc.status || e.Message != tc.err.Error() {
+				if !errors.As(err, &e) || e.Status != tc.status || e.Message != tc.err.Error() || control.IsUnserved(err) {
 					t.Errorf("error %#v, want status %d and %q", err, tc.status, tc.err)
 				}
 			})

@@ -141,14 +141,10 @@ func (s *Server) routes() http.Handler {
 		reply(w, s.q.WorkQueue(), nil)
 	})
 	mux.HandleFunc("GET /v1/messages", func(w http.ResponseWriter, r *http.Request) {
-		limit := 0
-		if v := r.URL.Query().Get("limit"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				replyError(w, http.StatusBadRequest, fmt.Errorf("limit %q: not a count", v))
-				return
-			}
-			limit = n
+		limit, err := queryLimit(r)
+		if err != nil {
+			replyError(w, http.StatusBadRequest, err)
+			return
 		}
 		list, total, err := s.q.Messages(r.URL.Query().Get("domain"), limit)
 		reply(w, MessageList{Total: total, Messages: list}, err)
@@ -188,6 +184,19 @@ func (s *Server) withMID(f func(mid uint64) (any, error)) http.HandlerFunc {
 		v, err := f(mid)
 		reply(w, v, err)
 	}
+}
+
+// queryLimit reads the limit= of a listing: a count, 0 (all) when absent.
+func queryLimit(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("limit %q: not a count", v)
+	}
+	return n, nil
 }
 
 func reply(w http.ResponseWriter, v any, err error) {

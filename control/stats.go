@@ -3,7 +3,6 @@ package control
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -41,14 +40,10 @@ func (s *Server) statsRoutes(mux *http.ServeMux) {
 		reply(w, s.stats.Status(r.URL.Query().Get("detail") == "1"), nil)
 	})
 	mux.HandleFunc("GET /v1/tophosts", func(w http.ResponseWriter, r *http.Request) {
-		limit := 0
-		if v := r.URL.Query().Get("limit"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				replyError(w, http.StatusBadRequest, fmt.Errorf("limit %q: not a count", v))
-				return
-			}
-			limit = n
+		limit, err := queryLimit(r)
+		if err != nil {
+			replyError(w, http.StatusBadRequest, err)
+			return
 		}
 		hosts, err := s.stats.TopHosts(r.URL.Query().Get("sort"), limit)
 		if errors.Is(err, stats.ErrUnknownSort) {

@@ -3,8 +3,11 @@ package control_test
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,13 +63,27 @@ func TestStatsAPI(t *testing.T) {
 	if _, err := c.HostStatus(ctx, "example.com"); !errors.As(err, &e) || e.Status != http.StatusInternalServerError {
 		t.Errorf("hoststatus without a queue: %v", err)
 	}
+	// The client sends no bad limit: a hand-made request checks the reply.
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}}
+	resp, err := hc.Get("http://mailgate/v1/tophosts?limit=ten")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `{"error":"limit \"ten\": not a count"}`; resp.StatusCode != http.StatusBadRequest || strings.TrimSpace(string(body)) != want {
+		t.Errorf("tophosts?limit=ten: %s %s, want 400 %s", resp.Status, body, want)
+	}
 }
 
 // A server without stats does not serve the status commands.
 func TestNoStats(t *testing.T) {
 	path, _ := start(t, t.TempDir(), &fakeQueue{})
 	var e *control.Error
-	if _, err := control.NewClient(path).Status(context.Background(), false); !errors.As(err, &e) || e.Status != http.StatusNotFound {
+	if _, err := control.NewClient(path).Status(context.Background(), false); !errors.As(err, &e) || e.Status != http.StatusNotFound || !control.IsUnserved(err) {
 		t.Errorf("status without stats: %v", err)
 	}
 }

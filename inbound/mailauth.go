@@ -57,15 +57,19 @@ func (h *session) checkSPF() smtp.Reply {
 	for _, s := range h.auth.SPF {
 		h.emit(s.Event(h.mid))
 	}
+	var r smtp.Reply
 	switch pol.SPF.Action(mf.Result) {
 	case policy.AuthReject:
-		h.failed(policy.SPFRejectText[len("#5.7.1 "):])
-		return parseReply(policy.SPFRejectCode, policy.SPFRejectText)
+		r = parseReply(policy.SPFRejectCode, policy.SPFRejectText)
 	case policy.AuthDefer:
-		h.failed(policy.SPFDeferText[len("#4.4.3 "):])
-		return parseReply(policy.SPFDeferCode, policy.SPFDeferText)
+		r = parseReply(policy.SPFDeferCode, policy.SPFDeferText)
+	default:
+		return smtp.Reply{}
 	}
-	return smtp.Reply{}
+	// The Receiving Failed line gives the reply's text without its
+	// enhanced code, as for DMARC.
+	h.failed(r.Text)
+	return r
 }
 
 // stripForged removes from the head of a message (b from start) the

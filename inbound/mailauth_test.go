@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -372,6 +373,12 @@ func TestSPFResults(t *testing.T) {
 				}
 			}
 			if !strings.HasPrefix(mailReply, "250") {
+				// The refusal's line gives the reply's text, without its
+				// codes: "ICID n Receiving Failed: SPF unauthorized ...".
+				want := "Receiving Failed: " + strings.SplitN(tt.mail, " ", 3)[2]
+				if !slices.ContainsFunc(h.lines.Snapshot(), func(l string) bool { return strings.HasSuffix(l, want) }) {
+					t.Errorf("no line %q", want)
+				}
 				return
 			}
 			if !strings.HasPrefix(dataReply, "250") {

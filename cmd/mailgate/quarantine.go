@@ -122,10 +122,11 @@ func quarantineCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// quarantineErr says what a 404 of the quarantine paths means when the
-// gateway has no quarantines at all (no mail policies).
+// quarantineErr says what it means that the gateway does not serve the
+// quarantine paths: it has no quarantines at all (no mail policies). A 404
+// of a served path (a message not in quarantine) keeps its own text.
 func quarantineErr(err error) error {
-	if isNotFound(err) && strings.HasPrefix(err.Error(), "404") {
+	if control.IsUnserved(err) {
 		return fmt.Errorf("the gateway has no quarantines (no mail_policies in its configuration)")
 	}
 	return err
@@ -163,18 +164,14 @@ func printQuarantines(out io.Writer, l control.QuarantineList, only string, now 
 			if !h.Expires.IsZero() {
 				exp = fmt.Sprintf("in %s (%s)", ago(h.Expires.Sub(now)), h.OnExpiry)
 			}
+			// quarantine.Escape writes a tab as \x09: a Subject keeps to
+			// its column.
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t<%s>\t%s\t%s\t%s\n", m.MID, h.Quarantine, h.Since.Format(time.Stamp), exp, m.Size,
-				maillog.Escape(m.From), maillog.Escape(strings.Join(m.Recipients, ",")), cell(m.Subject), cell(h.Reason))
+				maillog.Escape(m.From), maillog.Escape(strings.Join(m.Recipients, ",")), quarantine.Escape(m.Subject), quarantine.Escape(h.Reason))
 		}
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "(%d message(s))\n", len(l.Messages))
-}
-
-// cell keeps a text from breaking the table: tabs are written as \t (the
-// rest is escaped by the gateway).
-func cell(s string) string {
-	return strings.ReplaceAll(quarantine.Escape(s), "\t", `\t`)
 }
 
 func printQuarantined(out io.Writer, d quarantine.Detail, now time.Time) {
@@ -189,7 +186,7 @@ func printQuarantined(out io.Writer, d quarantine.Detail, now time.Time) {
 		if !h.Expires.IsZero() {
 			exp = fmt.Sprintf("expires in %s (%s)", ago(h.Expires.Sub(now)), h.OnExpiry)
 		}
-		fmt.Fprintf(tw, "In quarantine:\t%q since %s, %s: %s\n", h.Quarantine, h.Since.Format(time.ANSIC), exp, cell(h.Reason))
+		fmt.Fprintf(tw, "In quarantine:\t%q since %s, %s: %s\n", h.Quarantine, h.Since.Format(time.ANSIC), exp, quarantine.Escape(h.Reason))
 	}
 	if d.Deleted {
 		fmt.Fprintf(tw, "Deleted:\tfrom another quarantine: it will not be delivered\n")

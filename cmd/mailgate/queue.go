@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -92,7 +91,7 @@ func workqueueCmd(args []string, stdout, stderr io.Writer) int {
 	switch st, err := c.Work(ctx); {
 	case err == nil:
 		work = &st
-	case !isNotFound(err):
+	case !control.IsUnserved(err):
 		return fail(stderr, err)
 	}
 	if f.json {
@@ -108,11 +107,6 @@ func workqueueCmd(args []string, stdout, stderr io.Writer) int {
 		printWork(stdout, *work, now)
 	}
 	return 0
-}
-
-func isNotFound(err error) bool {
-	var e *control.Error
-	return errors.As(err, &e) && e.Status == http.StatusNotFound
 }
 
 // printWork prints the work queue's part of workqueue: what waits for the

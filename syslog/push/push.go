@@ -185,12 +185,8 @@ func New(o Options) (*Sender, error) {
 			o.MaxMessage = DefaultMaxUDP
 		}
 	}
-	if o.QueueLines <= 0 {
-		o.QueueLines = DefaultQueueLines
-	}
-	if o.QueueBytes <= 0 {
-		o.QueueBytes = DefaultQueueBytes
-	}
+	setDefault(&o.QueueLines, DefaultQueueLines)
+	setDefault(&o.QueueBytes, DefaultQueueBytes)
 	setDefault(&o.ReportEvery, DefaultReportEvery)
 	setDefault(&o.MinBackoff, DefaultMinBackoff)
 	setDefault(&o.MaxBackoff, DefaultMaxBackoff)
@@ -226,7 +222,8 @@ func New(o Options) (*Sender, error) {
 	return s, nil
 }
 
-func setDefault(d *time.Duration, v time.Duration) {
+// setDefault sets an option left at 0 (or below) to its default.
+func setDefault[T int | int64 | time.Duration](d *T, v T) {
 	if *d <= 0 {
 		*d = v
 	}
