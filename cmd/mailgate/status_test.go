@@ -41,6 +41,7 @@ routes:
   - {domain: example.org, hosts: ["%[3]s"]}
   - {domain: down.test, hosts: ["%[4]s"]}
 delivery:
+  connection_cache_time: 0s        # the counts of open connections out are checked once deliveries end
   destinations:
     - {domain: default, max_connections: 10, tls: off}
   bounce: {initial_retry: 1h}
