@@ -319,8 +319,11 @@ run() {
       if [ "$AUTH" = on ]; then
         # The checks ran and passed: one held message's header says so.
         local q; q=$(find /var/spool/postfix/hold -type f | head -1)
-        postcat -h "$q" 2>/dev/null | grep -q '^Received-SPF: Pass' && postcat -h "$q" | grep -q 'dkim=pass' &&
-          postcat -h "$q" | grep -q 'dmarc=pass' || die "Postfix's checks did not pass: $(postcat -h "$q" 2>&1 | head -20)"
+        # (Read whole first: grep -q closing the pipe early would fail
+        # postcat with SIGPIPE under pipefail.)
+        local h; h=$(postcat -h "$q" 2>&1)
+        grep -q '^Received-SPF: Pass' <<<"$h" && grep -q 'dkim=pass' <<<"$h" && grep -q 'dmarc=pass' <<<"$h" ||
+          die "Postfix's checks did not pass: $(head -20 <<<"$h")"
       fi
       postsuper -d ALL >/dev/null 2>&1 ;;
   esac
