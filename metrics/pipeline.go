@@ -28,6 +28,12 @@ var (
 	dkimResults  = set("pass", "permfail", "tempfail", "neutral", "none", "malformed")
 	dmarcResults = set("pass", "fail", "temperror", "permerror", "none")
 	exitReasons  = set("expired", "manual", "queue full")
+	// scanVerdicts are the verdict words of the summary line
+	// (event.ScanResult): anti-spam positive, suspect, negative;
+	// anti-virus positive, negative, unscannable, encrypted; too-big (the
+	// policy's max_size); unscanned (the engine failed, the policy
+	// delivers).
+	scanVerdicts = set("positive", "suspect", "negative", "unscannable", "encrypted", "too-big", "unscanned")
 )
 
 // other is the label value of a word not in a bounded set.
@@ -52,6 +58,7 @@ func bounded(s map[string]bool, v string) string {
 // pipeline holds the families of this file.
 type pipeline struct {
 	zones, stages, filters, quarantines map[string]bool
+	engines                             map[string]bool // the stages that are no content filter
 
 	spf, dkim, dmarc *prometheus.CounterVec
 	listMatches      *prometheus.CounterVec // zone
@@ -63,6 +70,7 @@ type pipeline struct {
 	quarantined      *prometheus.CounterVec // quarantine
 	released         *prometheus.CounterVec // quarantine, reason
 	deleted          *prometheus.CounterVec // quarantine, reason
+	scanVerdicts     *prometheus.CounterVec // engine, verdict
 }
 
 // newPipeline declares the families; the series of the configured zones,
@@ -71,6 +79,12 @@ type pipeline struct {
 func (m *Metrics) newPipeline(o Options, counter func(name, help string, labels ...string) *prometheus.CounterVec) {
 	p := &m.pipe
 	p.zones, p.stages, p.filters, p.quarantines = set(o.DNSLists...), set(o.Stages...), set(o.ContentFilters...), set(o.Quarantines...)
+	p.engines = map[string]bool{}
+	for s := range p.stages {
+		if !p.filters[s] {
+			p.engines[s] = true
+		}
+	}
 	p.spf = counter("mailgate_spf_results_total",
 		"SPF checks, by identity (helo, mailfrom) and result (the 'SPF:' lines).", "identity", "result")
 	p.dkim = counter("mailgate_dkim_results_total",
@@ -97,6 +111,8 @@ func (m *Metrics) newPipeline(o Options, counter func(name, help string, labels 
 		"Messages released from a quarantine, by quarantine and reason: manual, expired, queue full.", "quarantine", "reason")
 	p.deleted = counter("mailgate_quarantine_deleted_messages_total",
 		"Messages deleted from a quarantine, by quarantine and reason: manual, expired.", "quarantine", "reason")
+	p.scanVerdicts = counter("mailgate_scan_verdicts_total",
+		"Final verdicts of the scanning engines, one per engine a message went through (the 'mailgate: MID n verdicts' line), by engine and verdict.", "engine", "verdict")
 	for z := range p.zones {
 		p.listMatches.WithLabelValues(z)
 		p.listFailures.WithLabelValues(z)
@@ -188,6 +204,18 @@ func (p *pipeline) quarantineEvent(ev event.Event) {
 		if ev.Quarantine != "" {
 			p.deleted.WithLabelValues(bounded(p.quarantines, ev.Quarantine), bounded(exitReasons, ev.Reason)).Inc()
 		}
+	}
+}
+
+// scanSummary counts the verdicts of a message's summary line, from the
+// work queue or from a rejection at SMTP time (the only line that names
+// the engine of an anti-virus verdict: "MID n antivirus positive" does
+// not). The line names an engine as the verdict lines do (RSPAMD,
+// ClamAV), or by its stage when it failed; the label is the stage's name
+// (rspamd, clamav), as in mailgate_stage_runs_total.
+func (p *pipeline) scanSummary(ev event.ScanSummary) {
+	for _, r := range ev.Verdicts {
+		p.scanVerdicts.WithLabelValues(bounded(p.engines, strings.ToLower(r.Engine)), bounded(scanVerdicts, r.Verdict)).Inc()
 	}
 }
 
