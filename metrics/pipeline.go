@@ -58,7 +58,6 @@ func bounded(s map[string]bool, v string) string {
 // pipeline holds the families of this file.
 type pipeline struct {
 	zones, stages, filters, quarantines map[string]bool
-	engines                             map[string]bool // the stages that are no content filter
 
 	spf, dkim, dmarc *prometheus.CounterVec
 	listMatches      *prometheus.CounterVec // zone
@@ -79,12 +78,6 @@ type pipeline struct {
 func (m *Metrics) newPipeline(o Options, counter func(name, help string, labels ...string) *prometheus.CounterVec) {
 	p := &m.pipe
 	p.zones, p.stages, p.filters, p.quarantines = set(o.DNSLists...), set(o.Stages...), set(o.ContentFilters...), set(o.Quarantines...)
-	p.engines = map[string]bool{}
-	for s := range p.stages {
-		if !p.filters[s] {
-			p.engines[s] = true
-		}
-	}
 	p.spf = counter("mailgate_spf_results_total",
 		"SPF checks, by identity (helo, mailfrom) and result (the 'SPF:' lines).", "identity", "result")
 	p.dkim = counter("mailgate_dkim_results_total",
@@ -212,10 +205,11 @@ func (p *pipeline) quarantineEvent(ev event.Event) {
 // the engine of an anti-virus verdict: "MID n antivirus positive" does
 // not). The line names an engine as the verdict lines do (RSPAMD,
 // ClamAV), or by its stage when it failed; the label is the stage's name
-// (rspamd, clamav), as in mailgate_stage_runs_total.
+// (rspamd, clamav), as in mailgate_stage_runs_total: bounded by the
+// configured stages (a summary names no content filter).
 func (p *pipeline) scanSummary(ev event.ScanSummary) {
 	for _, r := range ev.Verdicts {
-		p.scanVerdicts.WithLabelValues(bounded(p.engines, strings.ToLower(r.Engine)), bounded(scanVerdicts, r.Verdict)).Inc()
+		p.scanVerdicts.WithLabelValues(bounded(p.stages, strings.ToLower(r.Engine)), bounded(scanVerdicts, r.Verdict)).Inc()
 	}
 }
 
