@@ -28,6 +28,12 @@ var (
 	dkimResults  = set("pass", "permfail", "tempfail", "neutral", "none", "malformed")
 	dmarcResults = set("pass", "fail", "temperror", "permerror", "none")
 	exitReasons  = set("expired", "manual", "queue full")
+	// scanVerdicts are the verdict words of the summary line
+	// (event.ScanResult): anti-spam positive, suspect, negative;
+	// anti-virus positive, negative, unscannable, encrypted; too-big (the
+	// policy's max_size); unscanned (the engine failed, the policy
+	// delivers).
+	scanVerdicts = set("positive", "suspect", "negative", "unscannable", "encrypted", "too-big", "unscanned")
 )
 
 // other is the label value of a word not in a bounded set.
@@ -63,6 +69,7 @@ type pipeline struct {
 	quarantined      *prometheus.CounterVec // quarantine
 	released         *prometheus.CounterVec // quarantine, reason
 	deleted          *prometheus.CounterVec // quarantine, reason
+	scanVerdicts     *prometheus.CounterVec // engine, verdict
 }
 
 // newPipeline declares the families; the series of the configured zones,
@@ -97,6 +104,8 @@ func (m *Metrics) newPipeline(o Options, counter func(name, help string, labels 
 		"Messages released from a quarantine, by quarantine and reason: manual, expired, queue full.", "quarantine", "reason")
 	p.deleted = counter("mailgate_quarantine_deleted_messages_total",
 		"Messages deleted from a quarantine, by quarantine and reason: manual, expired.", "quarantine", "reason")
+	p.scanVerdicts = counter("mailgate_scan_verdicts_total",
+		"Final verdicts of the scanning engines, one per engine a message went through (the 'mailgate: MID n verdicts' line), by engine and verdict.", "engine", "verdict")
 	for z := range p.zones {
 		p.listMatches.WithLabelValues(z)
 		p.listFailures.WithLabelValues(z)
@@ -188,6 +197,19 @@ func (p *pipeline) quarantineEvent(ev event.Event) {
 		if ev.Quarantine != "" {
 			p.deleted.WithLabelValues(bounded(p.quarantines, ev.Quarantine), bounded(exitReasons, ev.Reason)).Inc()
 		}
+	}
+}
+
+// scanSummary counts the verdicts of a message's summary line, from the
+// work queue or from a rejection at SMTP time (the only line that names
+// the engine of an anti-virus verdict: "MID n antivirus positive" does
+// not). The line names an engine as the verdict lines do (RSPAMD,
+// ClamAV), or by its stage when it failed; the label is the stage's name
+// (rspamd, clamav), as in mailgate_stage_runs_total: bounded by the
+// configured stages (a summary names no content filter).
+func (p *pipeline) scanSummary(ev event.ScanSummary) {
+	for _, r := range ev.Verdicts {
+		p.scanVerdicts.WithLabelValues(bounded(p.stages, strings.ToLower(r.Engine)), bounded(scanVerdicts, r.Verdict)).Inc()
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 // (mailauth's, dkimsign's, the quarantines' words), every label bounded:
 // a word, zone, stage or quarantine not known is "other".
 func TestPipelineCounts(t *testing.T) {
-	m := New(Options{DNSLists: []string{"bl.test", "wl.test"}, Stages: []string{"c_hit", "spam"},
+	m := New(Options{DNSLists: []string{"bl.test", "wl.test"}, Stages: []string{"c_hit", "spam", "rspamd", "clamav"},
 		ContentFilters: []string{"c_hit"}, Quarantines: []string{"Policy", "Virus"}})
 	in := m.Listener("In")
 	after := m.Delivery()
@@ -66,7 +66,18 @@ func TestPipelineCounts(t *testing.T) {
 		event.QuarantineDeleted{MID: 7, Quarantine: "Policy", Reason: quarantine.WhyExpired},
 		event.QuarantineDeleted{MID: 7},
 		event.MessageAborted{MID: 8, Reason: "Dropped by content filter 'c_hit' in the inbound table"},
+		// The scanners' verdicts, as the work queue's summary lines name
+		// the engines (a failed one by its stage).
+		event.ScanSummary{MID: 9, Verdicts: []event.ScanResult{{Kind: "antispam", Engine: "RSPAMD", Verdict: "positive"},
+			{Kind: "antivirus", Engine: "ClamAV", Verdict: "positive", Detail: "Eicar-Test-Signature"}}},
+		event.ScanSummary{MID: 10, Verdicts: []event.ScanResult{{Kind: "antispam", Engine: "RSPAMD", Verdict: "too-big"},
+			{Kind: "antivirus", Engine: "ClamAV", Verdict: "unscannable"}}},
+		event.ScanSummary{MID: 11, Verdicts: []event.ScanResult{{Kind: "antispam", Engine: "rspamd", Verdict: "unscanned"},
+			{Kind: "antivirus", Engine: "ClamAV", Verdict: "encrypted"}}},
+		event.ScanSummary{MID: 12, Verdicts: []event.ScanResult{{Kind: "antispam", Engine: "SPAMASSASSIN", Verdict: "maybe"}}},
 	)
+	// A rejection at SMTP time: its summary comes with the listener's lines.
+	emit(in, event.ScanSummary{MID: 13, Action: "reject", Verdicts: []event.ScanResult{{Kind: "antispam", Engine: "RSPAMD", Verdict: "positive"}}})
 	hit := workqueue.Verdict{Action: workqueue.Quarantine, Quarantine: "Policy", By: "content filter:c_hit"}
 	for _, r := range []workqueue.StageRun{
 		{Stage: "c_hit", Verdict: hit, Took: 2 * time.Millisecond},
@@ -128,6 +139,14 @@ func TestPipelineCounts(t *testing.T) {
 		// The match, not the miss nor the failed run; an engine is no filter.
 		{"mailgate_content_filter_matches_total", []string{"filter", "c_hit"}, 1},
 		{"mailgate_content_filter_matches_total", []string{"filter", "spam"}, -1},
+		{"mailgate_scan_verdicts_total", []string{"engine", "rspamd", "verdict", "positive"}, 2},
+		{"mailgate_scan_verdicts_total", []string{"engine", "rspamd", "verdict", "too-big"}, 1},
+		{"mailgate_scan_verdicts_total", []string{"engine", "rspamd", "verdict", "unscanned"}, 1},
+		{"mailgate_scan_verdicts_total", []string{"engine", "clamav", "verdict", "positive"}, 1},
+		{"mailgate_scan_verdicts_total", []string{"engine", "clamav", "verdict", "unscannable"}, 1},
+		{"mailgate_scan_verdicts_total", []string{"engine", "clamav", "verdict", "encrypted"}, 1},
+		// Not configured, and a word not known: bounded.
+		{"mailgate_scan_verdicts_total", []string{"engine", "other", "verdict", "other"}, 1},
 	} {
 		if got := sample(fams, tt.name, tt.labels...); got != tt.want {
 			t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)

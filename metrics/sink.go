@@ -52,6 +52,9 @@ func (s *listenerSink) Emit(e event.Entry) {
 		s.m.pipe.hatMatch(ev)
 	case event.SPFVerdict, event.DKIMVerdict, event.DMARCVerdict, event.Signing:
 		s.m.pipe.authEvent(ev)
+	case event.ScanSummary:
+		// A rejection at SMTP time (scanstage.AtData).
+		s.m.pipe.scanSummary(ev)
 	case event.RcptTo:
 		s.mu.Lock()
 		s.rcpts[ev.MID] = max(s.rcpts[ev.MID], ev.RID+1)
@@ -122,6 +125,8 @@ func (s deliverySink) Emit(e event.Entry) {
 		}
 	case event.Quarantined, event.QuarantineReleased, event.QuarantineDeleted:
 		s.m.pipe.quarantineEvent(ev)
+	case event.ScanSummary:
+		s.m.pipe.scanSummary(ev)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,8 +22,11 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/mailgate/mailgate/internal/enginetest"
 	"github.com/mailgate/mailgate/internal/wait"
+	"github.com/mailgate/mailgate/metrics"
 )
 
 // The real engines, one of each for the test binary (rspamd's first start
@@ -282,6 +286,7 @@ func TestScanRejectAtData(t *testing.T) {
     - name: DEFAULT
       antispam: {engine: rspamd, positive: reject}
 `)
+	web := withMetrics(t, g)
 	g.start()
 	err := sendMail(g.addr, "a@example.org", []string{"b@example.net", "c@example.net"}, scanMail("spam-reject", gtubeBody))
 	var te *textproto.Error
@@ -330,6 +335,18 @@ func TestScanRejectAtData(t *testing.T) {
 	if tokens["ham"] != 1 || tokens["spam-reject"] != 0 || tokens["spam-big"] != 0 {
 		t.Errorf("delivered %v", tokens)
 	}
+	// The verdicts in the metrics: the two rejected at SMTP time (the
+	// listener's summary lines), the ham the work queue scanned.
+	fams, text := scrape(t, "http://"+web+"/metrics", "t0k")
+	for _, tt := range []struct {
+		verdict string
+		want    float64
+	}{{"positive", 2}, {"negative", 1}} {
+		if v := value(fams, "mailgate_scan_verdicts_total", "engine", "rspamd", "verdict", tt.verdict); v != tt.want {
+			t.Errorf("mailgate_scan_verdicts_total{engine=rspamd,verdict=%s} = %v, want %v", tt.verdict, v, tt.want)
+		}
+	}
+	checkScanFamilies(t, fams, text)
 	g.signal(syscall.SIGTERM)
 	g.wait()
 }
@@ -730,6 +747,49 @@ func TestScanTooBig(t *testing.T) {
 	}
 	g.signal(syscall.SIGTERM)
 	g.wait()
+}
+
+// movedByScanTraffic are the families that only a gateway with scanning
+// engines moves (TestMetricsAfterTraffic's and TestPipelineMetrics' have
+// none): TestScanRejectAtData moves each, and fails on one it does not.
+var movedByScanTraffic = []string{
+	"mailgate_scan_verdicts_total",
+}
+
+// withMetrics opens a scan gateway's HTTP server (token t0k) on a free
+// loopback port, for /metrics, and returns its address.
+func withMetrics(t *testing.T, g *gw) string {
+	t.Helper()
+	web := freePort(t)
+	b, err := os.ReadFile(g.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(b), `http: {address: ""}`, `http: {address: "`+web+`", token: t0k}`, 1)
+	if err := os.WriteFile(g.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return web
+}
+
+// checkScanFamilies runs promtool on a scan gateway's /metrics, and checks
+// that every family of movedByScanTraffic is declared and moved.
+func checkScanFamilies(t *testing.T, fams map[string]*dto.MetricFamily, text string) {
+	t.Helper()
+	cmd := exec.Command(need(t, "promtool"), "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+	declared := metrics.New(metrics.Options{}).Names()
+	for _, name := range movedByScanTraffic {
+		if !slices.Contains(declared, name) {
+			t.Errorf("movedByScanTraffic names %s, which is not declared", name)
+		}
+		if !moved(fams[name]) {
+			t.Errorf("%s was not moved by the traffic", name)
+		}
+	}
 }
 
 func mustAtoi(s string) int {
