@@ -89,7 +89,7 @@ EOF
 cat > "$WORK/rspamd/rspamd.conf" <<EOF
 .include "\$CONFDIR/common.conf"
 options { pidfile = "$WORK/rspamd/rspamd.pid"; .include "\$CONFDIR/options.inc"
-  dns { nameserver = ["127.0.0.1:1"]; timeout = 10ms; retransmits = 0; } }
+  dns { nameserver = ["127.0.0.1:1"]; timeout = 100ms; retransmits = 1; } }
 logging { type = "file"; filename = "$WORK/rspamd/rspamd.log"; level = "warning"; }
 worker "normal" { bind_socket = "$RSPAMD_NORMAL"; .include "\$CONFDIR/worker-normal.inc" }
 worker "rspamd_proxy" { bind_socket = "$RSPAMD_PROXY"; milter = yes; timeout = 120s;
