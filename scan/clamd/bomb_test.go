@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailgate/mailgate/internal/enginetest"
 	"github.com/mailgate/mailgate/scan"
-	"github.com/mailgate/mailgate/scan/internal/enginetest"
 )
 
 // The limits of the guarded clamd, small so that the bombs are small and
