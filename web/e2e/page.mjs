@@ -298,14 +298,14 @@ async function checkAuth(page) {
   await waitForRows(page, ALL);
   await search(page, { 'f-dmarc': 'fail' });
   await waitForRows(page, 1);
-  eq(await rowKeys(page), ['esa1/1009'], 'searching by DMARC fail shows the message that failed');
+  eq(await keysAfterSearch(page, ['esa1/1009']), ['esa1/1009'], 'searching by DMARC fail shows the message that failed');
   ok(page.url().includes('dmarc=fail'), 'the DMARC filter is in the URL', page.url());
   await search(page, { 'f-spf': 'pass', 'f-dkim': 'pass' });
   await waitForRows(page, 1);
-  eq(await rowKeys(page), ['esa1/1001'], 'searching by SPF and DKIM pass shows the message that passed');
+  eq(await keysAfterSearch(page, ['esa1/1001']), ['esa1/1001'], 'searching by SPF and DKIM pass shows the message that passed');
   await search(page, { 'f-dkim': 'permfail', 'f-sender': 'alice@partner.example' });
   await waitForRows(page, 1);
-  eq(await rowKeys(page), ['esa1/1009'], 'the DKIM filter combines with the others');
+  eq(await keysAfterSearch(page, ['esa1/1009']), ['esa1/1009'], 'the DKIM filter combines with the others');
   await search(page, { 'f-dnslist': 'zen.spamhaus.org' });
   await page.waitForFunction(() => document.getElementById('result-count').textContent === '0 messages');
   eq(await rows(page).count(), 0, 'no fixture client was placed by a DNS list');
