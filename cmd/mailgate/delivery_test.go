@@ -179,7 +179,10 @@ func TestRelayAndBounce(t *testing.T) {
 	if _, err := sendToken(g.addr, "alice@example.org", "nobody@example.net", "refused-1"); err != nil {
 		t.Fatal(err)
 	}
-	log := g.waitLog(`(?s)generated for bounce of MID 2.*Message finished MID 3 done`)
+	g.waitLog(`(?s)generated for bounce of MID 2.*Message finished MID 3 done`)
+	// A delivery connection closes when it has been idle for the
+	// connection cache's time (2 s), after the messages it carried.
+	log := g.waitLog(`DCID \d+ close`)
 	for _, re := range []string{
 		`New SMTP DCID \d+ interface 127\.0\.0\.1 address 127\.0\.0\.1 port \d+`,
 		`Delivery start DCID \d+ MID 1 to RID \[0\]`,

@@ -156,16 +156,18 @@ func (p *peer) serve(c net.Conn) {
 	}
 	io.CopyN(io.Discard, br, int64(length))
 	n := p.inflight.Add(1)
-	defer p.inflight.Add(-1)
 	for m := p.most.Load(); n > m && !p.most.CompareAndSwap(m, n); m = p.most.Load() {
 	}
 	if p.release != nil {
 		select {
 		case <-p.release:
 		case <-time.After(30 * time.Second):
-			return
 		}
 	}
+	// Out of flight before the reply: the client frees its slot when the
+	// reply arrives, and its next request may reach this peer before a
+	// deferred decrement would have run.
+	p.inflight.Add(-1)
 	c.Write([]byte(p.reply))
 }
 
