@@ -437,7 +437,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		c.ContentFilters = d.contentFilters(n, "content_filters")
 	}
 	c.Quarantines = d.quarantines(f["quarantines"], "quarantines")
-	d.checkDMARCQuarantines(c.Quarantines)
+	d.checkQuarantineRefs(c.Quarantines)
 	d.alerts(f["alerts"], "alerts", c)
 	if n := f["limits"]; present(n) {
 		d.limits(n, "limits", &c.Limits)

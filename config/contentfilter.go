@@ -425,6 +425,9 @@ func (d *decoder) filterActions(n *yaml.Node, path string) []FilterAction {
 			if a.Kind == ActStripHeader {
 				s = strings.ToLower(s)
 			}
+			if a.Kind == ActQuarantine {
+				d.quarantineRefs = append(d.quarantineRefs, quarantineRef{arg, ap, s})
+			}
 			a.Arg = s
 		}
 		out = append(out, a)
@@ -440,8 +443,8 @@ func (d *decoder) filterActions(n *yaml.Node, path string) []FilterAction {
 func checkActionArg(kind, s string) string {
 	switch kind {
 	case ActQuarantine:
-		if !engineName.MatchString(s) {
-			return "a quarantine name is letters, digits, '_', '.' and '-'"
+		if !quarantineName.MatchString(s) {
+			return "a quarantine's name is letters, digits, spaces, '_', '.' and '-', at most 64"
 		}
 	case ActAddHeader:
 		name, value, ok := strings.Cut(s, ":")

@@ -68,6 +68,7 @@ func TestContentFiltersProblems(t *testing.T) {
 		{pre + "    conditions:\n      - {sender: example.com}\n    actions: [drop]\n", "t.yaml:4: content_filters[0].conditions[0].sender[0]:"},
 		{pre + "    actions: [drop, bounce]\n", "t.yaml:3: content_filters[0].actions[1]: bounce after drop: a filter has one final action"},
 		{pre + "    actions: [quarantine]\n", "quarantine takes an argument"},
+		{pre + "    actions: [{quarantine: Polcy}]\n", "t.yaml:3: content_filters[0].actions[0].quarantine: no quarantine \"Polcy\" (the quarantines are Policy, Virus, Outbreak, Spam)"},
 		{pre + "    actions: [explode]\n", "\"explode\": want one of"},
 		{pre + "    actions: [{add_header: \"no colon\"}]\n", "want \"Name: value\""},
 		{pre + "    actions: [{alternate_recipient: \"Bob <b@c.d>\"}]\n", "want a bare address"},
@@ -84,6 +85,12 @@ func TestContentFiltersProblems(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q:\n got %v\nwant %s", c.yaml, err, c.want)
 		}
+	}
+	// A quarantine whose name has a space, declared, is one a filter may name.
+	c, err := Parse([]byte("quarantines:\n  - {name: File Analysis, retention: 1h, on_expiry: release}\n"+
+		pre+"    actions: [{quarantine: File Analysis}]\n"), "t.yaml")
+	if err != nil || c.ContentFilters[0].Actions[0].Arg != "File Analysis" {
+		t.Errorf("a filter quarantining in \"File Analysis\": %v", err)
 	}
 }
 

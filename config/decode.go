@@ -65,7 +65,7 @@ type decoder struct {
 	signingOn     *yaml.Node // the first policy's "dkim_signing: true", and its path
 	signingOnPath string
 
-	dmarcQuarantines []dmarcQuarantineKey // checked against the quarantines (dmarcq.go)
+	quarantineRefs []quarantineRef // checked against the quarantines (dmarcq.go)
 }
 
 // errorf records a problem at n. A problem with a mapping or list as a whole

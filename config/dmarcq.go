@@ -7,11 +7,12 @@ import (
 	"github.com/mailgate/mailgate/quarantine"
 )
 
-// dmarcQuarantineKey is a mail flow policy's dmarc.quarantine: the
-// quarantine its quarantine action holds messages in. It must name one of
-// the quarantines, which are decoded after the listeners: the check waits
-// for them (checkDMARCQuarantines).
-type dmarcQuarantineKey struct {
+// quarantineRef is a quarantine the configuration names: a mail flow
+// policy's dmarc.quarantine, a content filter's quarantine action, a scan
+// action's quarantine. It must name one of the quarantines, which are
+// decoded after the listeners and the filters: the check waits for them
+// (checkQuarantineRefs).
+type quarantineRef struct {
 	n    *yaml.Node
 	path string
 	name string
@@ -31,13 +32,15 @@ func (d *decoder) dmarcQuarantine(n *yaml.Node, path string, p *policy.DMARCPoli
 		return
 	}
 	p.Quarantine = name
-	d.dmarcQuarantines = append(d.dmarcQuarantines, dmarcQuarantineKey{n, path, name})
+	d.quarantineRefs = append(d.quarantineRefs, quarantineRef{n, path, name})
 }
 
-// checkDMARCQuarantines reports each dmarc.quarantine that names no
-// quarantine of specs.
-func (d *decoder) checkDMARCQuarantines(specs []quarantine.Spec) {
-	for _, k := range d.dmarcQuarantines {
+// checkQuarantineRefs reports each quarantine named in the configuration
+// that is none of specs: a misspelt name is found at start, not when a
+// message first meets it (and waits in the work queue for a quarantine
+// that does not exist).
+func (d *decoder) checkQuarantineRefs(specs []quarantine.Spec) {
+	for _, k := range d.quarantineRefs {
 		found := false
 		for _, s := range specs {
 			found = found || s.Name == k.name

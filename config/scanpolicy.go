@@ -83,8 +83,10 @@ func (d *decoder) scanAction(n *yaml.Node, path string, a *policy.ScanAction, qu
 	}
 	if v := f["quarantine"]; present(v) {
 		if s, ok := d.str(v, join(path, "quarantine")); ok {
-			if !engineName.MatchString(s) {
-				d.errorf(v, join(path, "quarantine"), "%q: a name is letters, digits, '_', '.' and '-', at most 64", s)
+			if !quarantineName.MatchString(s) {
+				d.errorf(v, join(path, "quarantine"), "%q: a quarantine's name is letters, digits, spaces, '_', '.' and '-', at most 64", s)
+			} else {
+				d.quarantineRefs = append(d.quarantineRefs, quarantineRef{v, join(path, "quarantine"), s})
 			}
 			a.Quarantine = s
 		}

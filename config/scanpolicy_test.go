@@ -10,12 +10,14 @@ import (
 
 func TestScanPolicyActions(t *testing.T) {
 	c, err := Parse([]byte(`
+quarantines:
+  - {name: Virus Hold, retention: 48h, on_expiry: delete}   # a name with a space, as the ESA's "File Analysis"
 mail_policies:
   incoming:
     - name: strict
       recipients: ["@example.com"]
       antispam: {engine: rspamd, positive: reject, suspect: {action: quarantine}, max_size: 1MB}
-      antivirus: {engine: clamav, infected: {action: quarantine, quarantine: Virus2}, unscannable: drop}
+      antivirus: {engine: clamav, infected: {action: quarantine, quarantine: Virus Hold}, unscannable: drop}
     - name: named
       recipients: ["@example.net"]
       antispam: spamassassin
@@ -36,7 +38,7 @@ mail_policies:
 		name, got, want string
 	}{
 		{"strict spam", fmt.Sprint(byName["strict"].AntiSpam, byName["strict"].Spam), "rspamd{{reject   []} {quarantine Spam  []} {deliver   []} 1048576}"},
-		{"strict virus", fmt.Sprint(byName["strict"].Virus), "{{quarantine Virus2  []} {drop   []} {deliver  [WARNING: MESSAGE ENCRYPTED]  []}}"},
+		{"strict virus", fmt.Sprint(byName["strict"].Virus), "{{quarantine Virus Hold  []} {drop   []} {deliver  [WARNING: MESSAGE ENCRYPTED]  []}}"},
 		// A name alone inherits DEFAULT's actions.
 		{"named spam", fmt.Sprint(byName["named"].AntiSpam, byName["named"].Spam.Positive), "spamassassin{deliver  [SPAM]  [X-Spam: yes X-Spam-Engine: rspamd]}"},
 		{"default virus", fmt.Sprint(byName["DEFAULT"].Virus.Infected), "{drop   []}"},
