@@ -52,15 +52,13 @@ func listeningFD(t *testing.T, pid int, addr string) int {
 	return -1
 }
 
-// The listener's socket shut down under the running gateway (a copy of
-// its descriptor taken with pidfd_getfd and shut down: its accept fails
-// with EINVAL, as for a socket that broke): the gateway does not run on
-// without it; it says why and stops with exit 1.
-func TestAcceptLoopDeathStopsGateway(t *testing.T) {
-	g := newGW(t, "5s")
-	g.start()
-	pid := g.cmd.Process.Pid
-	fd := listeningFD(t, pid, g.addr)
+// shutListener shuts down pid's socket listening on addr, through a copy
+// of its descriptor taken with pidfd_getfd: the process's accept then
+// fails as on a socket that broke. It skips where the kernel or the
+// test's rights allow no pidfd_getfd.
+func shutListener(t *testing.T, pid int, addr string) {
+	t.Helper()
+	fd := listeningFD(t, pid, addr)
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		t.Skipf("pidfd_open: %v", err)
@@ -74,7 +72,18 @@ func TestAcceptLoopDeathStopsGateway(t *testing.T) {
 	if err := unix.Shutdown(dup, unix.SHUT_RDWR); err != nil {
 		t.Fatal(err)
 	}
-	err = g.wait()
+}
+
+// The listener's socket shut down under the running gateway (a copy of
+// its descriptor taken with pidfd_getfd and shut down: its accept fails
+// with EINVAL, as for a socket that broke): the gateway does not run on
+// without it; it says why and stops with exit 1.
+func TestAcceptLoopDeathStopsGateway(t *testing.T) {
+	g := newGW(t, "5s")
+	g.start()
+	pid := g.cmd.Process.Pid
+	shutListener(t, pid, g.addr)
+	err := g.wait()
 	var ee interface{ ExitCode() int }
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Errorf("exit: %v, want exit status 1", err)
