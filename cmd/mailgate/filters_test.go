@@ -74,10 +74,14 @@ mail_policies:
         a_log, a_tag, a_strip, a_altrcpt, a_althost, a_notify, a_skip, a_tail, a_drop, a_bounce]
 `
 
-// sendMailFrom is sendMail from a local address of the test's choice (a
-// client the DNS list lists).
+// sendMailFrom sends one message over its own connection with Go's SMTP
+// client, from a local address of the test's choice ("": the system's; a
+// client a DNS list lists).
 func sendMailFrom(local, addr, from string, rcpts []string, msg string) error {
-	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+	}
 	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		return err

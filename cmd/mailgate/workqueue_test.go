@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,38 +57,7 @@ func sendPolicyMail(t *testing.T, g *gw, token string, rcpts ...string) uint64 {
 // sendMail is one transaction by Go's net/smtp client, in plaintext (the
 // listener's certificate is self-signed), with a deadline.
 func sendMail(addr, from string, rcpts []string, msg string) error {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	c, err := smtp.NewClient(conn, "127.0.0.1")
-	if err != nil {
-		return err
-	}
-	if err := c.Hello("client.test"); err != nil {
-		return err
-	}
-	if err := c.Mail(from); err != nil {
-		return err
-	}
-	for _, r := range rcpts {
-		if err := c.Rcpt(r); err != nil {
-			return err
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write([]byte(msg)); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
+	return sendMailFrom("", addr, from, rcpts, msg)
 }
 
 // logLines returns the mail log's lines about the MIDs, without their
