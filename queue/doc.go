@@ -61,6 +61,19 @@
 // recover: what it held was never acknowledged. (Open deletes any stage-*
 // file a crash between creating and unlinking one left.)
 //
+// # Reading
+//
+// Read returns a live message's bytes on the heap, verified against the
+// record's checksum. Reader streams them, for a sender that must not hold
+// a large message whole, and verifies them at their end. Map gives them
+// whole without a copy, for a MIME parse: on Unix a read-only mapping of
+// the segment's pages (a message under 64 KiB is read instead, as on
+// other systems), verified before it is handed out. A Reader and a Mapping
+// hold their segment's file open: a segment deleted meanwhile (its message
+// finished or compacted away) is unlinked, and stays readable to them
+// until they are closed. The spool never cuts a segment file short of a
+// live record, so a mapping never loses its pages under it.
+//
 // # Recovery
 //
 // Open replays every segment in order. Zeros from the end of the records to

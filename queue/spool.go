@@ -597,19 +597,11 @@ func readMessage(g *segment, off, n int64) (rec []byte, env *Envelope, body []by
 	if _, err := g.f.ReadAt(rec, off); err != nil {
 		return nil, nil, nil, fmt.Errorf("%s offset %d: %w", g.path, off, err)
 	}
-	h, ok := parseRecHeader(rec, g.salt)
-	if !ok || h.typ != recMessage || h.n != n-recHeaderSize {
-		return nil, nil, nil, &CorruptError{Segment: g.path, Offset: off, Length: n, Err: errors.New("bad record header")}
-	}
-	p := rec[recHeaderSize:]
-	if crc(g.salt, p) != h.crc {
-		return nil, nil, nil, &CorruptError{Segment: g.path, Offset: off, Length: n, Err: errors.New("payload checksum mismatch")}
-	}
-	_, env, bodyOff, err := decodeMessage(p)
+	env, body, err = checkRecord(g, off, rec, crc)
 	if err != nil {
-		return nil, nil, nil, &CorruptError{Segment: g.path, Offset: off, Length: n, Err: err}
+		return nil, nil, nil, err
 	}
-	return rec, env, p[bodyOff:], nil
+	return rec, env, body, nil
 }
 
 // Messages returns the MIDs of the live messages in commit order.

@@ -24,7 +24,11 @@ import (
 // decide (the engine is down, timed out, answered garbage): the policy's
 // scan_failure then says whether the message waits and is scanned again
 // later (tempfail) or goes on unscanned by this stage (deliver). Run must
-// return when ctx is done. A Stage is used by many workers at once.
+// return when ctx is done, and must not use m, or anything its MIME tree
+// holds, once it has returned: the tree refers to the spool's file mapped
+// into memory, which is unmapped when the message's stages are done, and
+// a read of it then crashes the process. A Stage is used by many workers
+// at once.
 type Stage interface {
 	Run(ctx context.Context, m *Message) (Verdict, error)
 }
@@ -130,7 +134,13 @@ type Message struct {
 	Added  []string           // header fields the stages before this one added
 	spool  *queue.Spool
 	raw    []byte // the message, when not in a spool (NewMessage)
-	mime   func() (*rfc822.Part, error)
+
+	mimeMu   sync.Mutex
+	mimeRead bool // parsed, or failed to: root and mimeErr hold
+	ended    bool // the stages are done: MIME answers no more
+	root     *rfc822.Part
+	mimeErr  error
+	mapped   *queue.Mapping // what root refers to, for a message in a spool
 
 	authOnce sync.Once
 	auth     *mailauth.Results
@@ -140,8 +150,7 @@ type Message struct {
 // NewMessage makes a Message of msg that is not in a spool, for a stage's
 // own tests and tools: Open reads msg, MIME parses it once.
 func NewMessage(env *queue.Envelope, pol *policy.MailPolicy, table string, msg []byte) *Message {
-	return &Message{Env: env, Policy: pol, Table: table, Size: int64(len(msg)), raw: msg,
-		mime: sync.OnceValues(func() (*rfc822.Part, error) { return rfc822.Parse(msg, rfc822.DefaultLimits), nil })}
+	return &Message{Env: env, Policy: pol, Table: table, Size: int64(len(msg)), raw: msg}
 }
 
 // Auth returns what the listener found of the sender's authentication
@@ -176,17 +185,69 @@ func (m *Message) Open() (io.ReadCloser, error) {
 }
 
 // MIME returns the message's MIME tree, parsed on the first call and
-// shared by every stage after: the one stage that needs it pays for
-// reading the message into memory, the others nothing.
-func (m *Message) MIME() (*rfc822.Part, error) { return m.mime() }
+// shared by every stage after. The parse reads the message where the spool
+// keeps it, mapped into memory (queue.Spool.Map), not a copy on the heap:
+// the Parts' bytes are the spool file's pages, which the page cache holds,
+// valid until the message's stages are done. It is an error after that.
+func (m *Message) MIME() (*rfc822.Part, error) {
+	m.mimeMu.Lock()
+	defer m.mimeMu.Unlock()
+	if m.ended {
+		return nil, fmt.Errorf("workqueue: MID %d: MIME tree asked for after the message's stages", m.Env.MID)
+	}
+	if !m.mimeRead {
+		m.mimeRead = true
+		m.root, m.mimeErr = m.parse()
+	}
+	return m.root, m.mimeErr
+}
 
-// mimeOnce parses the message of mid once.
-func mimeOnce(s *queue.Spool, mid uint64) func() (*rfc822.Part, error) {
-	return sync.OnceValues(func() (*rfc822.Part, error) {
-		_, body, err := s.Read(mid)
-		if err != nil {
-			return nil, fmt.Errorf("workqueue: read MID %d: %w", mid, err)
-		}
-		return rfc822.Parse(body, rfc822.DefaultLimits), nil
-	})
+func (m *Message) parse() (*rfc822.Part, error) {
+	if m.spool == nil {
+		return rfc822.Parse(m.raw, rfc822.DefaultLimits), nil
+	}
+	mp, err := m.spool.Map(m.Env.MID)
+	if err != nil {
+		return nil, fmt.Errorf("workqueue: read MID %d: %w", m.Env.MID, err)
+	}
+	m.mapped = mp
+	return rfc822.Parse(mp.Bytes(), rfc822.DefaultLimits), nil
+}
+
+// end is called when nothing reads the message any more (its stages, their
+// notifications, its outcome are done): the tree is dropped and the
+// mapping it refers to unmapped.
+func (m *Message) end() error {
+	m.mimeMu.Lock()
+	defer m.mimeMu.Unlock()
+	m.ended, m.root = true, nil
+	if m.mapped == nil {
+		return nil
+	}
+	err := m.mapped.Close()
+	m.mapped = nil
+	if err != nil {
+		return fmt.Errorf("workqueue: MID %d: %w", m.Env.MID, err)
+	}
+	return nil
+}
+
+// recoverFault, deferred by the worker, turns a fault reading the
+// message's mapping (its spool file cut short, or a page the disk could
+// not return) into the error of this pass over the message, which is
+// retried, instead of a crash of the whole gateway; the worker has
+// runtime/debug.SetPanicOnFault set while it works on a message. Any
+// other panic goes on.
+func (m *Message) recoverFault(err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	m.mimeMu.Lock()
+	mp := m.mapped
+	m.mimeMu.Unlock()
+	if mp == nil || !mp.IsFault(r) {
+		panic(r)
+	}
+	*err = fmt.Errorf("workqueue: MID %d: the message could not be read from the spool's file: %v", m.Env.MID, r)
 }

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -462,7 +463,7 @@ func (q *Queue) Status() Status {
 
 // process works on one message: the split, then its policy's stages, then
 // the outcome. An error leaves the message in the work queue for a retry.
-func (q *Queue) process(ctx context.Context, j *job) error {
+func (q *Queue) process(ctx context.Context, j *job) (err error) {
 	env, _, size, err := q.o.Spool.Head(j.mid, 0)
 	if errors.Is(err, queue.ErrNotFound) {
 		q.unclaim(j.mid) // removed meanwhile (queue delete)
@@ -514,8 +515,20 @@ func (q *Queue) process(ctx context.Context, j *job) error {
 	// The stages, on this message's recipients.
 	own := *env
 	own.Rcpts = rcpts
-	m := &Message{Env: &own, Policy: pol, Table: tname, Size: size, spool: q.o.Spool, mime: mimeOnce(q.o.Spool, j.mid)}
+	m := &Message{Env: &own, Policy: pol, Table: tname, Size: size, spool: q.o.Spool}
 	m.Added = slices.Clone(j.added)
+	// The MIME tree the stages share refers to the spool's file mapped
+	// into memory: it is unmapped last, when everything below that may
+	// read it (the stages, their notifications, the outcome) has returned,
+	// and after a fault reading it has been recovered (deferred calls run
+	// last to first).
+	defer func() {
+		if err := m.end(); err != nil {
+			q.log.Warn("workqueue: cannot unmap a message", "mid", j.mid, "err", err)
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer m.recoverFault(&err)
 	ran := j.resume > 0 || j.released
 	out := j.out // a released message's rewrites from the stages before its quarantine
 	var held []queue.Held
