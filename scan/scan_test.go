@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/mailgate/mailgate/event"
@@ -183,5 +185,34 @@ func TestGate(t *testing.T) {
 	ends[1]()
 	if ctx.Err() == nil {
 		t.Error("end did not free the request's context")
+	}
+}
+
+// TestReadReply: a reply up to the limit is read whole; a longer one is a
+// protocol error; a failed read is classified by its cause.
+func TestReadReply(t *testing.T) {
+	reset := io.MultiReader(strings.NewReader("SPAMD/1.1"), iotest.ErrReader(fmt.Errorf("read: %w", syscall.ECONNRESET)))
+	for _, tt := range []struct {
+		name string
+		r    io.Reader
+		want error // nil: the reply
+	}{
+		{"within", strings.NewReader("0123456789"), nil},
+		{"over", strings.NewReader("0123456789x"), scan.ErrProtocol},
+		{"reset", reset, scan.ErrUnavailable},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := scan.ReadReply(context.Background(), "SpamAssassin", tt.r, 10)
+			if tt.want == nil {
+				if err != nil || string(b) != "0123456789" {
+					t.Errorf("%q %v, want the reply", b, err)
+				}
+				return
+			}
+			var se *scan.Error
+			if !errors.Is(err, tt.want) || !errors.As(err, &se) || se.Engine != "SpamAssassin" {
+				t.Errorf("%q %v, want %v", b, err, tt.want)
+			}
+		})
 	}
 }

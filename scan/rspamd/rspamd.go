@@ -88,6 +88,9 @@ func (c *Client) Name() string { return Name }
 // Close closes the idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
+// maxReply bounds a reply: it is a few KiB of JSON; a megabyte is garbage.
+const maxReply = 1 << 20
+
 // ScanSpam asks rspamd for a verdict on m.
 func (c *Client) ScanSpam(ctx context.Context, m *scan.Message) (scan.SpamVerdict, error) {
 	if err := c.gate.TooBig(m.Size); err != nil {
@@ -110,13 +113,9 @@ func (c *Client) ScanSpam(ctx context.Context, m *scan.Message) (scan.SpamVerdic
 		return scan.SpamVerdict{}, scan.Fail(Name, ctx, err)
 	}
 	defer resp.Body.Close()
-	// A reply is a few KiB of JSON; a megabyte is garbage.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20+1))
+	body, err := scan.ReadReply(ctx, Name, resp.Body, maxReply)
 	if err != nil {
-		return scan.SpamVerdict{}, scan.Fail(Name, ctx, fmt.Errorf("reading the reply: %w", err))
-	}
-	if len(body) > 1<<20 {
-		return scan.SpamVerdict{}, scan.Protocol(Name, "a reply over 1 MiB")
+		return scan.SpamVerdict{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		return scan.SpamVerdict{}, statusError(resp.StatusCode, body)

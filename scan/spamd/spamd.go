@@ -106,12 +106,9 @@ func (c *Client) exchange(ctx context.Context, head []byte, body io.Reader) ([]b
 	if err := w.Flush(); err != nil {
 		return nil, scan.Fail(Name, ctx, fmt.Errorf("sending the message: %w", err))
 	}
-	reply, err := io.ReadAll(io.LimitReader(conn, maxReply+1))
+	reply, err := scan.ReadReply(ctx, Name, conn, maxReply)
 	if err != nil {
-		return nil, scan.Fail(Name, ctx, fmt.Errorf("reading the reply: %w", err))
-	}
-	if len(reply) > maxReply {
-		return nil, scan.Protocol(Name, "a reply over %d bytes", maxReply)
+		return nil, err
 	}
 	if len(reply) == 0 {
 		return nil, scan.Fail(Name, ctx, fmt.Errorf("the connection closed without a reply: %w", io.EOF))
