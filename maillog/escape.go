@@ -72,7 +72,10 @@ func needsEscape(s string) bool {
 // invalid UTF-8, line separators and bidi controls as \xNN or \uNNNN, so
 // that the text can neither end the line nor hide or reorder what follows.
 // Printers of such text to a terminal use it for the same reason: a Subject
-// holding ESC [2J must not clear the administrator's screen.
+// holding ESC [2J must not clear the administrator's screen. So does the
+// quarantines' view of a message, in the terminal and the web page
+// (quarantine.EscapeText keeps a body's lines and tabs on top of it): one
+// set of rules for all the gateway shows of a message.
 func Escape(s string) string { return escapeString(s) }
 
 // escapeString returns s escaped; s itself (no allocation) when it is clean.
