@@ -66,6 +66,21 @@ const (
 	MaxText = 64 << 10
 )
 
+// Admin is what an administrator does with the quarantines: list them and
+// what they hold, read a message, release or delete it. *Store is it; the
+// control socket (control.Quarantines, which adds Holds) and the web page
+// take this interface, so that both ask the same of the store and neither
+// needs the rest of it (Hold, Start, Stop).
+type Admin interface {
+	Quarantines() []Info
+	List(q string) ([]Summary, error)
+	Show(mid uint64) (Detail, error)
+	Release(mid uint64, q, why string) error
+	Delete(mid uint64, q, why string) error
+}
+
+var _ Admin = (*Store)(nil)
+
 // Holds reports whether the message is in a quarantine.
 func (s *Store) Holds(mid uint64) bool {
 	s.mu.Lock()
