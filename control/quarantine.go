@@ -11,14 +11,12 @@ import (
 	"github.com/mailgate/mailgate/quarantine"
 )
 
-// Quarantines is what the API asks of the quarantines:
-// *quarantine.Store in the gateway.
+// Quarantines is what the API asks of the quarantines: *quarantine.Store
+// in the gateway. The administrator's commands are the web page's
+// (quarantine.Admin); Holds also refuses queue bounce and delete of a
+// quarantined message (ErrQuarantined).
 type Quarantines interface {
-	Quarantines() []quarantine.Info
-	List(q string) ([]quarantine.Summary, error)
-	Show(mid uint64) (quarantine.Detail, error)
-	Release(mid uint64, q, why string) error
-	Delete(mid uint64, q, why string) error
+	quarantine.Admin
 	Holds(mid uint64) bool
 }
 

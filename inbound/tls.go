@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/config"
+	"github.com/mailgate/mailgate/internal/atomicfile"
 )
 
 // LoadTLS returns the STARTTLS configuration of a listener. With
@@ -72,15 +73,13 @@ func generateSelfSigned(certPath, keyPath, hostname string) error {
 	return writeFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
+// writeFileAtomic writes a generated file durably, creating its directory:
+// a crash must not leave a key without its certificate's match on disk.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("inbound: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, perm); err != nil {
-		return fmt.Errorf("inbound: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, data, perm); err != nil {
 		return fmt.Errorf("inbound: %w", err)
 	}
 	return nil

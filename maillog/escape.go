@@ -14,8 +14,9 @@ import (
 //	other C0 controls, DEL    as \xNN
 //	bytes that are not UTF-8  as \xNN
 //	C1 controls (U+0080-U+009F, incl. NEL U+0085), the line and paragraph
-//	separators U+2028/U+2029, the bidi controls U+200E/U+200F,
-//	U+202A-U+202E, U+2066-U+2069, and U+FEFF  as \uNNNN
+//	separators U+2028/U+2029, the bidi controls (Unicode's Bidi_Control:
+//	U+061C, U+200E/U+200F, U+202A-U+202E, U+2066-U+2069), and U+FEFF
+//	as \uNNNN
 //
 // The backslash itself is not escaped: the ESA writes header text with
 // literal "\r\n\t" sequences (for folded Subjects) and a line must render
@@ -39,7 +40,7 @@ func escapedRune(r rune) bool {
 	switch {
 	case r >= 0x80 && r <= 0x9f:
 		return true
-	case r == 0x2028, r == 0x2029, r == 0x200e, r == 0x200f, r == 0xfeff:
+	case r == 0x2028, r == 0x2029, r == 0x061c, r == 0x200e, r == 0x200f, r == 0xfeff:
 		return true
 	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
 		return true
@@ -71,7 +72,10 @@ func needsEscape(s string) bool {
 // invalid UTF-8, line separators and bidi controls as \xNN or \uNNNN, so
 // that the text can neither end the line nor hide or reorder what follows.
 // Printers of such text to a terminal use it for the same reason: a Subject
-// holding ESC [2J must not clear the administrator's screen.
+// holding ESC [2J must not clear the administrator's screen. So does the
+// quarantines' view of a message, in the terminal and the web page
+// (quarantine.EscapeText keeps a body's lines and tabs on top of it): one
+// set of rules for all the gateway shows of a message.
 func Escape(s string) string { return escapeString(s) }
 
 // escapeString returns s escaped; s itself (no allocation) when it is clean.

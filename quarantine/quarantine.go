@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/mailgate/mailgate/event"
+	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/rfc822"
 )
@@ -188,7 +189,7 @@ func (s *Store) newEntry(mid uint64, w queue.Work) (*entry, error) {
 		sum.Recipients = append(sum.Recipients, r.Addr)
 	}
 	if subj, ok := rfc822.ReadHeader(head).Subject(); ok {
-		sum.Subject = Escape(subj)
+		sum.Subject = maillog.Escape(subj)
 	}
 	return &entry{mid: mid, size: size, work: w, info: sum}, nil
 }

@@ -12,8 +12,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/mailgate/mailgate/internal/smtptest"
+	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/queue"
 )
 
@@ -367,16 +369,20 @@ func TestShow(t *testing.T) {
 }
 
 // FuzzEscape: whatever the input, the output has no control character but
-// the line ends and tabs the body keeps, no bidi control, and is valid
-// UTF-8.
+// the line ends and tabs the body keeps, no bidi control, no line
+// separator, and is valid UTF-8; the body keeps every line end and tab.
 func FuzzEscape(f *testing.F) {
 	f.Add("plain")
 	f.Add("a\x1b[2Jb\u202e\xff\r\n\t")
+	f.Add("\u061c\ufeff\r\rx\n\n\u0085")
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, lines := range []bool{false, true} {
-			out := Escape(s)
+			out := maillog.Escape(s)
 			if lines {
 				out = EscapeText(s)
+				if n := strings.Count(strings.ReplaceAll(s, "\r\n", "\n"), "\n") + strings.Count(s, "\t"); strings.Count(out, "\n")+strings.Count(out, "\t") != n {
+					t.Fatalf("%q escapes to %q: lines or tabs lost", s, out)
+				}
 			}
 			if !isValid(out) {
 				t.Fatalf("invalid UTF-8 from %q: %q", s, out)
@@ -388,6 +394,16 @@ func FuzzEscape(f *testing.F) {
 			}
 		}
 	})
+}
+
+// unsafeRune reports whether r must not reach a terminal or a page as it
+// is: a control character (but LF and TAB in a body), a bidi control, a
+// line or paragraph separator, the BOM.
+func unsafeRune(r rune, lines bool) bool {
+	if lines && (r == '\n' || r == '\t') {
+		return false
+	}
+	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029' || r == '\ufeff'
 }
 
 func isValid(s string) bool { return strings.ToValidUTF8(s, "") == s }

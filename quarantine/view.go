@@ -7,9 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/mailgate/mailgate/maillog"
 	"github.com/mailgate/mailgate/queue"
 	"github.com/mailgate/mailgate/rfc822"
 )
@@ -25,7 +24,7 @@ type Info struct {
 }
 
 // Summary is a quarantined message, as a listing shows it. Text from the
-// message (Subject) is escaped (Escape).
+// message (Subject) is escaped (maillog.Escape).
 type Summary struct {
 	MID        uint64    `json:"mid"`
 	From       string    `json:"from"`
@@ -66,6 +65,21 @@ const (
 	maxRead = 1 << 20
 	MaxText = 64 << 10
 )
+
+// Admin is what an administrator does with the quarantines: list them and
+// what they hold, read a message, release or delete it. *Store is it; the
+// control socket (control.Quarantines, which adds Holds) and the web page
+// take this interface, so that both ask the same of the store and neither
+// needs the rest of it (Hold, Start, Stop).
+type Admin interface {
+	Quarantines() []Info
+	List(q string) ([]Summary, error)
+	Show(mid uint64) (Detail, error)
+	Release(mid uint64, q, why string) error
+	Delete(mid uint64, q, why string) error
+}
+
+var _ Admin = (*Store)(nil)
 
 // Holds reports whether the message is in a quarantine.
 func (s *Store) Holds(mid uint64) bool {
@@ -148,7 +162,7 @@ func (s *Store) Show(mid uint64) (Detail, error) {
 	for f := range msg.Header.Fields() {
 		// A folded field keeps the tab of its fold: a space, to read.
 		v := strings.ReplaceAll(rfc822.DecodeWords(f.Value), "\t", " ")
-		d.Header = append(d.Header, rfc822.Field{Name: Escape(f.Name), Value: Escape(v)})
+		d.Header = append(d.Header, rfc822.Field{Name: maillog.Escape(f.Name), Value: maillog.Escape(v)})
 	}
 	var text *rfc822.Part
 	for _, want := range []string{"text/plain", "text/html"} {
@@ -176,51 +190,25 @@ func (s *Store) Show(mid uint64) (Detail, error) {
 	return d, nil
 }
 
-// Escape makes text from a message safe to show on one line: control
-// characters, invalid UTF-8 and the characters that reorder text (bidi
-// overrides) are written as Go escapes (\x1b, \u202e).
-func Escape(s string) string { return escape(s, false) }
-
-// EscapeText is Escape for a body: line ends and tabs are kept.
-func EscapeText(s string) string { return escape(strings.ReplaceAll(s, "\r\n", "\n"), true) }
-
-func escape(s string, lines bool) string {
-	safe := true
-	for _, r := range s {
-		if r == utf8.RuneError || unsafeRune(r, lines) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
+// EscapeText makes a message's text safe to show: its lines and tabs are
+// kept (CRLF written LF), everything else is escaped as maillog.Escape
+// escapes text for the mail log and the terminal (\x1b, \r, \u202e, \xff),
+// so that nothing in it acts on a terminal or a page. Text on one line (a
+// Subject, a header field) is escaped by maillog.Escape itself: one set of
+// rules for everything the gateway shows of a message.
+func EscapeText(s string) string {
+	s = strings.ReplaceAll(s, "\r\n", "\n")
 	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n <= 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case unsafeRune(r, lines):
-			if r < 0x80 {
-				fmt.Fprintf(&b, `\x%02x`, r)
-			} else {
-				fmt.Fprintf(&b, `\u%04x`, r)
-			}
-		default:
-			b.WriteString(s[i : i+n])
+	b.Grow(len(s))
+	for {
+		// LF and TAB are ASCII: a cut there never splits a character.
+		i := strings.IndexAny(s, "\n\t")
+		if i < 0 {
+			b.WriteString(maillog.Escape(s))
+			return b.String()
 		}
-		i += n
+		b.WriteString(maillog.Escape(s[:i]))
+		b.WriteByte(s[i])
+		s = s[i+1:]
 	}
-	return b.String()
-}
-
-func unsafeRune(r rune, lines bool) bool {
-	if lines && (r == '\n' || r == '\t') {
-		return false
-	}
-	if r == '\\' {
-		return false
-	}
-	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029'
 }

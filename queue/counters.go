@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/mailgate/mailgate/internal/atomicfile"
 )
 
 // Kind names one of the ESA's connection and message counters.
@@ -174,44 +175,16 @@ func (c *Counters) Close() error {
 	return c.persist(c.next)
 }
 
-// persist replaces the file with lim durably: write a temporary file, fsync
-// it, rename it over the old one, fsync the directory. A crash leaves the
-// old file or the new one, never a mix.
+// persist replaces the file with lim durably (atomicfile): a crash
+// leaves the old file or the new one, never a mix.
 func (c *Counters) persist(lim [numKinds]uint64) error {
 	var b bytes.Buffer
 	b.WriteString(countersHeader + "\n")
 	for k, n := range lim {
 		fmt.Fprintf(&b, "%s %d\n", Kind(k), n)
 	}
-	dir := filepath.Dir(c.path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(c.path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("queue: save counters: %w", err)
-	}
-	_, err = tmp.Write(b.Bytes())
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), c.path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.WriteFile(c.path, b.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("queue: save counters %s: %w", c.path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("queue: save counters: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("queue: save counters: fsync %s: %w", dir, err)
 	}
 	return nil
 }

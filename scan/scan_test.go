@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/mailgate/mailgate/event"
@@ -122,5 +124,95 @@ func TestZeroVerdicts(t *testing.T) {
 	}
 	if verdict, _ := v.Final(); verdict != "unknown" {
 		t.Errorf("zero virus verdict's final word %q", verdict)
+	}
+}
+
+// TestGate: a client's zero limits take its defaults; a message over
+// MaxSize is too big, one of MaxSize is not; no more requests at once than
+// Concurrency, and the wait for a slot ends as a timeout.
+func TestGate(t *testing.T) {
+	def := scan.Limits{Timeout: time.Minute, Concurrency: 3, MaxSize: 100}
+	for _, tt := range []struct {
+		name string
+		l    scan.Limits
+		want scan.Limits
+	}{
+		{"zero", scan.Limits{}, def},
+		{"negative", scan.Limits{Timeout: -1, Concurrency: -1, MaxSize: -1}, def},
+		{"set", scan.Limits{Timeout: time.Second, Concurrency: 1, MaxSize: 10}, scan.Limits{Timeout: time.Second, Concurrency: 1, MaxSize: 10}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if g := scan.NewGate("ClamAV", tt.l, def); g.Limits != tt.want || g.Engine != "ClamAV" {
+				t.Errorf("limits %+v, want %+v", g.Limits, tt.want)
+			}
+		})
+	}
+
+	g := scan.NewGate("ClamAV", scan.Limits{Timeout: time.Minute, Concurrency: 2, MaxSize: 10}, def)
+	var tb *scan.TooBigError
+	if err := g.TooBig(11); !errors.As(err, &tb) || *tb != (scan.TooBigError{Engine: "ClamAV", Size: 11, Limit: 10}) {
+		t.Errorf("11 bytes of 10: %v, want too big (11/10)", err)
+	}
+	if err := g.TooBig(10); err != nil {
+		t.Errorf("10 bytes of 10: %v", err)
+	}
+
+	var ends []func()
+	for i := range 2 {
+		ctx, end, err := g.Begin(context.Background())
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > time.Minute {
+			t.Errorf("request %d: deadline %v (%v), want within the timeout", i, dl, ok)
+		}
+		ends = append(ends, end)
+	}
+	// Both slots taken: a third request waits until its context ends.
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, _, err := g.Begin(short)
+	var se *scan.Error
+	if !errors.Is(err, scan.ErrTimeout) || !errors.As(err, &se) || se.Engine != "ClamAV" {
+		t.Errorf("a third request: %v, want a timeout", err)
+	}
+	ends[0]()
+	ctx, end, err := g.Begin(context.Background())
+	if err != nil {
+		t.Fatalf("after a slot is freed: %v", err)
+	}
+	end()
+	ends[1]()
+	if ctx.Err() == nil {
+		t.Error("end did not free the request's context")
+	}
+}
+
+// TestReadReply: a reply up to the limit is read whole; a longer one is a
+// protocol error; a failed read is classified by its cause.
+func TestReadReply(t *testing.T) {
+	reset := io.MultiReader(strings.NewReader("SPAMD/1.1"), iotest.ErrReader(fmt.Errorf("read: %w", syscall.ECONNRESET)))
+	for _, tt := range []struct {
+		name string
+		r    io.Reader
+		want error // nil: the reply
+	}{
+		{"within", strings.NewReader("0123456789"), nil},
+		{"over", strings.NewReader("0123456789x"), scan.ErrProtocol},
+		{"reset", reset, scan.ErrUnavailable},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := scan.ReadReply(context.Background(), "SpamAssassin", tt.r, 10)
+			if tt.want == nil {
+				if err != nil || string(b) != "0123456789" {
+					t.Errorf("%q %v, want the reply", b, err)
+				}
+				return
+			}
+			var se *scan.Error
+			if !errors.Is(err, tt.want) || !errors.As(err, &se) || se.Engine != "SpamAssassin" {
+				t.Errorf("%q %v, want %v", b, err, tt.want)
+			}
+		})
 	}
 }

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/atomicfile"
 )
 
 // lifetimeFile is the lifetime counters as saved in the data directory:
@@ -44,8 +45,7 @@ func load(path string) ([numCounters]uint64, error) {
 	return life, nil
 }
 
-// store replaces the file durably: a temporary file written and synced,
-// renamed over the old one, the directory synced. A crash leaves the old
+// store replaces the file durably (atomicfile): a crash leaves the old
 // file or the new one, never a mix.
 func store(path string, life [numCounters]uint64, now time.Time) error {
 	f := lifetimeFile{Version: 1, Saved: now.UTC(), Counters: map[string]uint64{}}
@@ -56,34 +56,7 @@ func store(path string, life [numCounters]uint64, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("stats: %w", err)
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("stats: save: %w", err)
-	}
-	_, err = tmp.Write(append(b, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("stats: save: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("stats: save: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("stats: save: %w", err)
 	}
 	return nil

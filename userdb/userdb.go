@@ -29,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +37,8 @@ import (
 	"github.com/xdg-go/scram"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/mailgate/mailgate/internal/atomicfile"
 )
 
 // User is one line of the file.
@@ -336,7 +337,7 @@ func parseSCRAM(s string) (*scram.StoredCredentials, error) {
 // SetPassword writes the user's line in the file at path with new argon2id
 // and SCRAM-SHA-256 hashes of password, keeping the user's senders and
 // every other line; the file is created (0600) if missing and replaced
-// atomically.
+// atomically and durably (atomicfile).
 func SetPassword(path, user, password string) error {
 	if user == "" || strings.ContainsAny(user, ":\n\r") || strings.TrimSpace(user) != user {
 		return fmt.Errorf("userdb: user name %q: no colon, line break or surrounding space", user)
@@ -378,25 +379,7 @@ func SetPassword(path, user, password string) error {
 		}
 		fmt.Fprintf(&out, "%s:%s:%s\n", user, h, sc)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".users-*")
-	if err != nil {
-		return fmt.Errorf("userdb: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		_, err = tmp.Write(out.Bytes())
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
+	if err := atomicfile.WriteFile(path, out.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("userdb: %w", err)
 	}
 	return nil

@@ -10,28 +10,18 @@ import (
 	"github.com/mailgate/mailgate/quarantine"
 )
 
-// Quarantines is what the page's quarantine view asks of the gateway:
-// *quarantine.Store.
-type Quarantines interface {
-	Quarantines() []quarantine.Info
-	List(q string) ([]quarantine.Summary, error)
-	Show(mid uint64) (quarantine.Detail, error)
-	Release(mid uint64, q, why string) error
-	Delete(mid uint64, q, why string) error
-}
-
 // quarantineAPI serves the quarantines under /api/quarantines. get returns
 // the gateway's quarantines, or nil when it has none (no mail policies, or
 // not started yet): the paths then answer 404.
 type quarantineAPI struct {
-	get func() Quarantines
+	get func() quarantine.Admin
 }
 
 func (a quarantineAPI) routes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/quarantines", a.with(func(qs Quarantines, w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/quarantines", a.with(func(qs quarantine.Admin, w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"quarantines": qs.Quarantines()})
 	}))
-	mux.HandleFunc("GET /api/quarantines/{name}/messages", a.with(func(qs Quarantines, w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/quarantines/{name}/messages", a.with(func(qs quarantine.Admin, w http.ResponseWriter, r *http.Request) {
 		l, err := qs.List(r.PathValue("name"))
 		if err != nil {
 			quarantineError(w, err)
@@ -39,7 +29,7 @@ func (a quarantineAPI) routes(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, l)
 	}))
-	mux.HandleFunc("GET /api/quarantines/{name}/messages/{mid}", a.withMID(func(qs Quarantines, mid uint64, w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/quarantines/{name}/messages/{mid}", a.withMID(func(qs quarantine.Admin, mid uint64, w http.ResponseWriter, r *http.Request) {
 		d, err := qs.Show(mid)
 		if err != nil {
 			quarantineError(w, err)
@@ -48,7 +38,7 @@ func (a quarantineAPI) routes(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, d)
 	}))
 	for _, op := range []string{"release", "delete"} {
-		mux.HandleFunc("POST /api/quarantines/{name}/messages/{mid}/"+op, a.withMID(func(qs Quarantines, mid uint64, w http.ResponseWriter, r *http.Request) {
+		mux.HandleFunc("POST /api/quarantines/{name}/messages/{mid}/"+op, a.withMID(func(qs quarantine.Admin, mid uint64, w http.ResponseWriter, r *http.Request) {
 			if err := sameOrigin(r); err != nil {
 				writeError(w, http.StatusForbidden, err.Error())
 				return
@@ -67,7 +57,7 @@ func (a quarantineAPI) routes(mux *http.ServeMux) {
 	}
 }
 
-func (a quarantineAPI) with(f func(Quarantines, http.ResponseWriter, *http.Request)) http.HandlerFunc {
+func (a quarantineAPI) with(f func(quarantine.Admin, http.ResponseWriter, *http.Request)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		qs := a.get()
 		if qs == nil {
@@ -78,8 +68,8 @@ func (a quarantineAPI) with(f func(Quarantines, http.ResponseWriter, *http.Reque
 	}
 }
 
-func (a quarantineAPI) withMID(f func(Quarantines, uint64, http.ResponseWriter, *http.Request)) http.HandlerFunc {
-	return a.with(func(qs Quarantines, w http.ResponseWriter, r *http.Request) {
+func (a quarantineAPI) withMID(f func(quarantine.Admin, uint64, http.ResponseWriter, *http.Request)) http.HandlerFunc {
+	return a.with(func(qs quarantine.Admin, w http.ResponseWriter, r *http.Request) {
 		mid, err := strconv.ParseUint(r.PathValue("mid"), 10, 64)
 		if err != nil || mid == 0 {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("mid: %q is not a positive number", r.PathValue("mid")))

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailgate/mailgate/quarantine"
 	"github.com/mailgate/mailgate/tracking"
 	"github.com/mailgate/mailgate/tracking/explain"
 )
@@ -72,7 +73,7 @@ type Options struct {
 
 	// Quarantines, if set, returns the gateway's quarantines for the
 	// quarantine view (quarantine.go); nil when it has none.
-	Quarantines func() Quarantines
+	Quarantines func() quarantine.Admin
 }
 
 // Handler returns the page (at /) and the API (under /api/).
@@ -111,7 +112,7 @@ func Handler(o Options) http.Handler {
 }
 
 // routes is the API.
-func (a *api) routes(quarantines func() Quarantines) http.Handler {
+func (a *api) routes(quarantines func() quarantine.Admin) http.Handler {
 	apiMux := http.NewServeMux()
 	apiMux.HandleFunc("GET /api/messages", a.messages)
 	apiMux.HandleFunc("GET /api/messages/{host}/{mid}", a.message)

@@ -164,10 +164,10 @@ func printQuarantines(out io.Writer, l control.QuarantineList, only string, now 
 			if !h.Expires.IsZero() {
 				exp = fmt.Sprintf("in %s (%s)", ago(h.Expires.Sub(now)), h.OnExpiry)
 			}
-			// quarantine.Escape writes a tab as \x09: a Subject keeps to
-			// its column.
+			// maillog.Escape writes a tab as \t: a Subject keeps to its
+			// column.
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t<%s>\t%s\t%s\t%s\n", m.MID, h.Quarantine, h.Since.Format(time.Stamp), exp, m.Size,
-				maillog.Escape(m.From), maillog.Escape(strings.Join(m.Recipients, ",")), quarantine.Escape(m.Subject), quarantine.Escape(h.Reason))
+				maillog.Escape(m.From), maillog.Escape(strings.Join(m.Recipients, ",")), maillog.Escape(m.Subject), maillog.Escape(h.Reason))
 		}
 	}
 	tw.Flush()
@@ -186,7 +186,7 @@ func printQuarantined(out io.Writer, d quarantine.Detail, now time.Time) {
 		if !h.Expires.IsZero() {
 			exp = fmt.Sprintf("expires in %s (%s)", ago(h.Expires.Sub(now)), h.OnExpiry)
 		}
-		fmt.Fprintf(tw, "In quarantine:\t%q since %s, %s: %s\n", h.Quarantine, h.Since.Format(time.ANSIC), exp, quarantine.Escape(h.Reason))
+		fmt.Fprintf(tw, "In quarantine:\t%q since %s, %s: %s\n", h.Quarantine, h.Since.Format(time.ANSIC), exp, maillog.Escape(h.Reason))
 	}
 	if d.Deleted {
 		fmt.Fprintf(tw, "Deleted:\tfrom another quarantine: it will not be delivered\n")

@@ -56,7 +56,7 @@ type trackingService struct {
 // serveQuarantines gives the page the gateway's quarantines.
 func (t *trackingService) serveQuarantines(s *quarantine.Store) { t.quar.Store(s) }
 
-func (t *trackingService) quarantines() web.Quarantines {
+func (t *trackingService) quarantines() quarantine.Admin {
 	if s := t.quar.Load(); s != nil {
 		return s
 	}

@@ -5,6 +5,10 @@
 // socket too). One instance serves a whole test binary (Shared); it is
 // stopped by the binary's TestMain. Outside CI a missing engine skips the
 // test; with CI=1 it fails it.
+//
+// For the faults a real engine cannot be made to show (garbage, a reply
+// held back, too many connections), Peer stands in for one on loopback,
+// and CheckConcurrency checks a client's limit against it.
 package enginetest
 
 import (

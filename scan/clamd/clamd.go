@@ -45,8 +45,8 @@ type Options struct {
 
 // Client asks one clamd. It is safe for concurrent use.
 type Client struct {
-	opt     Options
-	limiter *scan.Limiter
+	address string
+	gate    *scan.Gate
 }
 
 // New returns a client; it does not connect.
@@ -54,16 +54,9 @@ func New(opt Options) *Client {
 	if opt.Address == "" {
 		opt.Address = DefaultAddress
 	}
-	if opt.Timeout <= 0 {
-		opt.Timeout = DefaultTimeout
-	}
-	if opt.Concurrency <= 0 {
-		opt.Concurrency = DefaultConcurrency
-	}
-	if opt.MaxSize <= 0 {
-		opt.MaxSize = DefaultMaxSize
-	}
-	return &Client{opt: opt, limiter: scan.NewLimiter(opt.Concurrency)}
+	return &Client{address: opt.Address, gate: scan.NewGate(Name,
+		scan.Limits{Timeout: opt.Timeout, Concurrency: opt.Concurrency, MaxSize: opt.MaxSize},
+		scan.Limits{Timeout: DefaultTimeout, Concurrency: DefaultConcurrency, MaxSize: DefaultMaxSize})}
 }
 
 // Name returns "ClamAV".
@@ -77,16 +70,15 @@ const maxReply = 4 << 10
 
 // ScanVirus streams m to clamd and returns its verdict.
 func (c *Client) ScanVirus(ctx context.Context, m *scan.Message) (scan.VirusVerdict, error) {
-	if m.Size > c.opt.MaxSize {
-		return scan.VirusVerdict{}, &scan.TooBigError{Engine: Name, Size: m.Size, Limit: c.opt.MaxSize}
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.opt.Timeout)
-	defer cancel()
-	if err := c.limiter.Acquire(ctx, Name); err != nil {
+	if err := c.gate.TooBig(m.Size); err != nil {
 		return scan.VirusVerdict{}, err
 	}
-	defer c.limiter.Release()
-	conn, stop, err := scan.Dial(ctx, Name, c.opt.Address)
+	ctx, end, err := c.gate.Begin(ctx)
+	if err != nil {
+		return scan.VirusVerdict{}, err
+	}
+	defer end()
+	conn, stop, err := scan.Dial(ctx, Name, c.address)
 	if err != nil {
 		return scan.VirusVerdict{}, err
 	}
@@ -104,7 +96,7 @@ func (c *Client) ScanVirus(ctx context.Context, m *scan.Message) (scan.VirusVerd
 	v, err := Parse(reply)
 	var tb *scan.TooBigError
 	if errors.As(err, &tb) {
-		tb.Size, tb.Limit = m.Size, c.opt.MaxSize
+		tb.Size, tb.Limit = m.Size, c.gate.MaxSize
 	}
 	return v, err
 }
@@ -187,9 +179,9 @@ func Parse(reply []byte) (scan.VirusVerdict, error) {
 
 // Ping checks that clamd answers zPING with PONG.
 func (c *Client) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, c.opt.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.gate.Timeout)
 	defer cancel()
-	conn, stop, err := scan.Dial(ctx, Name, c.opt.Address)
+	conn, stop, err := scan.Dial(ctx, Name, c.address)
 	if err != nil {
 		return err
 	}

@@ -10,18 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mailgate/mailgate/internal/enginetest"
-	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/scan"
 )
 
@@ -177,81 +173,35 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// peer is a fault peer: it reads each INSTREAM request whole, then answers
-// reply, counting the requests in flight.
-type peer struct {
-	addr           string
-	inflight, most atomic.Int32
-	release        chan struct{}
-	reply          string
-}
-
-func startPeer(t *testing.T, p *peer) *peer {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() { p.serve(c) })
-		}
-	})
-	return p
-}
-
-func (p *peer) serve(c net.Conn) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	br := bufio.NewReader(c)
+// readInstream reads one zINSTREAM request whole, for a fault peer.
+func readInstream(br *bufio.Reader) error {
 	if cmd, err := br.ReadString(0); err != nil || cmd != "zINSTREAM\x00" {
-		return
+		return fmt.Errorf("not zINSTREAM: %q %v", cmd, err)
 	}
 	for {
 		var n uint32
-		if binary.Read(br, binary.BigEndian, &n) != nil {
-			return
+		if err := binary.Read(br, binary.BigEndian, &n); err != nil {
+			return err
 		}
 		if n == 0 {
-			break
+			return nil
 		}
 		if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {
-			return
+			return err
 		}
 	}
-	n := p.inflight.Add(1)
-	for m := p.most.Load(); n > m && !p.most.CompareAndSwap(m, n); m = p.most.Load() {
-	}
-	if p.release != nil {
-		select {
-		case <-p.release:
-		case <-time.After(30 * time.Second):
-		}
-	}
-	// Out of flight before the reply: the client frees its slot when the
-	// reply arrives, and its next request may reach this peer before a
-	// deferred decrement would have run.
-	p.inflight.Add(-1)
-	c.Write([]byte(p.reply))
+}
+
+// peer starts a fault peer that answers reply to each INSTREAM, held
+// until release gives a value when it is not nil.
+func peer(t *testing.T, reply string, release chan struct{}) *enginetest.Peer {
+	return enginetest.StartPeer(t, &enginetest.Peer{Read: readInstream, Reply: reply, Release: release})
 }
 
 func TestFaults(t *testing.T) {
-	closed := func(t *testing.T) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln.Close()
-		return ln.Addr().String()
-	}
+	closed := func(t *testing.T) string { return enginetest.ClosedAddr(t) }
 	answer := func(reply string) func(*testing.T) string {
-		return func(t *testing.T) string { return startPeer(t, &peer{reply: reply}).addr }
+		return func(t *testing.T) string { return peer(t, reply, nil).Addr }
 	}
 	for _, tt := range []struct {
 		name string
@@ -282,9 +232,9 @@ func TestFaults(t *testing.T) {
 
 // TestTimeout: a peer that never answers costs the timeout.
 func TestTimeout(t *testing.T) {
-	p := startPeer(t, &peer{release: make(chan struct{}), reply: "stream: OK\x00"})
-	defer close(p.release)
-	c := New(Options{Address: p.addr, Timeout: 300 * time.Millisecond})
+	p := peer(t, "stream: OK\x00", make(chan struct{}))
+	defer close(p.Release)
+	c := New(Options{Address: p.Addr, Timeout: 300 * time.Millisecond})
 	start := time.Now()
 	if _, err := c.ScanVirus(context.Background(), msg([]byte("hello"))); !errors.Is(err, scan.ErrTimeout) {
 		t.Fatalf("error %v, want a timeout", err)
@@ -296,45 +246,25 @@ func TestTimeout(t *testing.T) {
 
 // TestConcurrency: no more connections in flight than allowed.
 func TestConcurrency(t *testing.T) {
-	p := startPeer(t, &peer{release: make(chan struct{}), reply: "stream: OK\x00"})
-	const limit, requests = 3, 8
-	c := New(Options{Address: p.addr, Concurrency: limit, Timeout: time.Minute})
-	var wg sync.WaitGroup
-	errs := make(chan error, requests)
-	for range requests {
-		wg.Go(func() {
-			_, err := c.ScanVirus(context.Background(), msg([]byte("hello")))
-			errs <- err
-		})
-	}
-	for i := range requests {
-		wait.Until(t, fmt.Sprintf("%d requests in flight", min(limit, requests-i)), func() bool {
-			return int(p.inflight.Load()) == min(limit, requests-i)
-		})
-		p.release <- struct{}{}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
-	if p.most.Load() != limit {
-		t.Errorf("at most %d in flight, want %d", p.most.Load(), limit)
-	}
+	p := peer(t, "stream: OK\x00", make(chan struct{}))
+	const limit = 3
+	c := New(Options{Address: p.Addr, Concurrency: limit, Timeout: time.Minute})
+	enginetest.CheckConcurrency(t, &p.InFlight, p.Release, limit, 8, func(int) error {
+		_, err := c.ScanVirus(context.Background(), msg([]byte("hello")))
+		return err
+	})
 }
 
 // TestTooBigNotSent: a message over max_size never reaches clamd.
 func TestTooBigNotSent(t *testing.T) {
-	p := startPeer(t, &peer{reply: "stream: OK\x00"})
-	c := New(Options{Address: p.addr, MaxSize: 10})
+	p := peer(t, "stream: OK\x00", nil)
+	c := New(Options{Address: p.Addr, MaxSize: 10})
 	_, err := c.ScanVirus(context.Background(), msg(make([]byte, 11)))
 	var tb *scan.TooBigError
 	if !errors.As(err, &tb) || *tb != (scan.TooBigError{Engine: "ClamAV", Size: 11, Limit: 10}) {
 		t.Fatalf("error %v, want too big (11/10)", err)
 	}
-	if p.most.Load() != 0 {
+	if p.Most() != 0 {
 		t.Error("the message was sent")
 	}
 	if v, err := c.ScanVirus(context.Background(), msg(make([]byte, 10))); err != nil || v.Class != scan.Clean {

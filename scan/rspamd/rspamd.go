@@ -43,11 +43,11 @@ type Options struct {
 
 // Client asks one rspamd. It is safe for concurrent use.
 type Client struct {
-	opt     Options
-	check   string // the /checkv2 URL
-	ping    string
-	http    *http.Client
-	limiter *scan.Limiter
+	thresholds scan.Thresholds
+	check      string // the /checkv2 URL
+	ping       string
+	http       *http.Client
+	gate       *scan.Gate
 }
 
 // New returns a client; it does not connect.
@@ -55,34 +55,28 @@ func New(opt Options) (*Client, error) {
 	if opt.URL == "" {
 		opt.URL = DefaultURL
 	}
-	if opt.Timeout <= 0 {
-		opt.Timeout = DefaultTimeout
-	}
-	if opt.Concurrency <= 0 {
-		opt.Concurrency = DefaultConcurrency
-	}
-	if opt.MaxSize <= 0 {
-		opt.MaxSize = DefaultMaxSize
-	}
+	gate := scan.NewGate(Name,
+		scan.Limits{Timeout: opt.Timeout, Concurrency: opt.Concurrency, MaxSize: opt.MaxSize},
+		scan.Limits{Timeout: DefaultTimeout, Concurrency: DefaultConcurrency, MaxSize: DefaultMaxSize})
 	u, err := url.Parse(opt.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("rspamd: URL %q: want http://host:port", opt.URL)
 	}
 	base := strings.TrimSuffix(u.String(), "/")
 	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: opt.Timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: opt.Concurrency,
-		MaxConnsPerHost:     opt.Concurrency,
+		DialContext:         (&net.Dialer{Timeout: gate.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: gate.Concurrency,
+		MaxConnsPerHost:     gate.Concurrency,
 		IdleConnTimeout:     50 * time.Second, // rspamd closes idle keep-alive connections after a minute
 		// rspamd's replies are small JSON: compression costs more than it saves.
 		DisableCompression: true,
 	}
 	return &Client{
-		opt:     opt,
-		check:   base + "/checkv2",
-		ping:    base + "/ping",
-		http:    &http.Client{Transport: tr, CheckRedirect: noRedirect},
-		limiter: scan.NewLimiter(opt.Concurrency),
+		thresholds: opt.Thresholds,
+		check:      base + "/checkv2",
+		ping:       base + "/ping",
+		http:       &http.Client{Transport: tr, CheckRedirect: noRedirect},
+		gate:       gate,
 	}, nil
 }
 
@@ -94,17 +88,19 @@ func (c *Client) Name() string { return Name }
 // Close closes the idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
+// maxReply bounds a reply: it is a few KiB of JSON; a megabyte is garbage.
+const maxReply = 1 << 20
+
 // ScanSpam asks rspamd for a verdict on m.
 func (c *Client) ScanSpam(ctx context.Context, m *scan.Message) (scan.SpamVerdict, error) {
-	if m.Size > c.opt.MaxSize {
-		return scan.SpamVerdict{}, &scan.TooBigError{Engine: Name, Size: m.Size, Limit: c.opt.MaxSize}
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.opt.Timeout)
-	defer cancel()
-	if err := c.limiter.Acquire(ctx, Name); err != nil {
+	if err := c.gate.TooBig(m.Size); err != nil {
 		return scan.SpamVerdict{}, err
 	}
-	defer c.limiter.Release()
+	ctx, end, err := c.gate.Begin(ctx)
+	if err != nil {
+		return scan.SpamVerdict{}, err
+	}
+	defer end()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.check, m.Reader())
 	if err != nil {
@@ -117,18 +113,14 @@ func (c *Client) ScanSpam(ctx context.Context, m *scan.Message) (scan.SpamVerdic
 		return scan.SpamVerdict{}, scan.Fail(Name, ctx, err)
 	}
 	defer resp.Body.Close()
-	// A reply is a few KiB of JSON; a megabyte is garbage.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20+1))
+	body, err := scan.ReadReply(ctx, Name, resp.Body, maxReply)
 	if err != nil {
-		return scan.SpamVerdict{}, scan.Fail(Name, ctx, fmt.Errorf("reading the reply: %w", err))
-	}
-	if len(body) > 1<<20 {
-		return scan.SpamVerdict{}, scan.Protocol(Name, "a reply over 1 MiB")
+		return scan.SpamVerdict{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		return scan.SpamVerdict{}, statusError(resp.StatusCode, body)
 	}
-	return Parse(body, c.opt.Thresholds)
+	return Parse(body, c.thresholds)
 }
 
 // setHeaders passes the envelope as rspamd's protocol names it.
@@ -244,7 +236,7 @@ func Parse(body []byte, t scan.Thresholds) (scan.SpamVerdict, error) {
 
 // Ping checks that rspamd answers GET /ping with "pong".
 func (c *Client) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, c.opt.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.gate.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.ping, nil)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -204,14 +203,6 @@ func faultPeer(t *testing.T, h http.HandlerFunc) (url string, conns *atomic.Int3
 }
 
 func TestFaults(t *testing.T) {
-	closed := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln.Close()
-		return "http://" + ln.Addr().String()
-	}
 	reply := func(code int, body string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code); w.Write([]byte(body)) }
 	}
@@ -221,7 +212,7 @@ func TestFaults(t *testing.T) {
 		want error
 		text string
 	}{
-		{"stopped", func(*testing.T) string { return closed() }, scan.ErrUnavailable, "connection refused"},
+		{"stopped", func(t *testing.T) string { return "http://" + enginetest.ClosedAddr(t) }, scan.ErrUnavailable, "connection refused"},
 		{"not JSON", func(t *testing.T) string { u, _ := faultPeer(t, reply(200, "hello")); return u }, scan.ErrProtocol, "not /checkv2's JSON"},
 		{"no action", func(t *testing.T) string { u, _ := faultPeer(t, reply(200, `{"score":1}`)); return u }, scan.ErrProtocol, "no action"},
 		{"unknown action", func(t *testing.T) string {
@@ -247,32 +238,20 @@ func TestFaults(t *testing.T) {
 	}
 }
 
-// garbagePeer accepts connections, answers each request with text, and
-// closes the connection.
+// garbagePeer answers each HTTP request with text, not HTTP, and closes
+// the connection.
 func garbagePeer(t *testing.T, text string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			// The whole request is read first: the client must see the
-			// reply, not a failed write.
-			if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-				io.Copy(io.Discard, req.Body)
-			}
-			c.Write([]byte(text))
-			c.Close()
+	read := func(br *bufio.Reader) error {
+		// The whole request is read first: the client must see the
+		// reply, not a failed write.
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return err
 		}
-	})
-	return "http://" + ln.Addr().String()
+		_, err = io.Copy(io.Discard, req.Body)
+		return err
+	}
+	return "http://" + enginetest.StartPeer(t, &enginetest.Peer{Read: read, Reply: text}).Addr
 }
 
 // TestTimeout: a peer that takes the request and never answers costs the
@@ -307,7 +286,7 @@ func TestTimeout(t *testing.T) {
 // TestConcurrencyAndKeepAlive: no more requests in flight than allowed,
 // all of them answered, over kept-alive connections.
 func TestConcurrencyAndKeepAlive(t *testing.T) {
-	var inflight, most atomic.Int32
+	var inflight enginetest.InFlight
 	release, done := make(chan struct{}), make(chan struct{})
 	u, conns := faultPeer(t, func(w http.ResponseWriter, r *http.Request) {
 		for _, h := range []string{"IP", "Helo", "From", "Queue-Id", "Deliver-To"} {
@@ -316,10 +295,8 @@ func TestConcurrencyAndKeepAlive(t *testing.T) {
 				return
 			}
 		}
-		n := inflight.Add(1)
-		defer inflight.Add(-1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-		}
+		inflight.Enter()
+		defer inflight.Leave()
 		select {
 		case <-release:
 		case <-done: // the test failed early: let the server close
@@ -328,33 +305,12 @@ func TestConcurrencyAndKeepAlive(t *testing.T) {
 		w.Write([]byte(`{"score":0.5,"required_score":15,"action":"no action","symbols":{}}`))
 	})
 	t.Cleanup(func() { close(done) }) // before the server's Close, which waits for the handlers
-	const limit, requests = 3, 10
+	const limit = 3
 	c := client(t, Options{URL: u, Concurrency: limit, Timeout: time.Minute})
-	var wg sync.WaitGroup
-	errs := make(chan error, requests)
-	for i := range requests {
-		wg.Go(func() {
-			_, err := c.ScanSpam(context.Background(), msg(uint64(i+1), clean))
-			errs <- err
-		})
-	}
-	for i := range requests {
-		// Each time the limit is reached, let one request finish.
-		wait.Until(t, fmt.Sprintf("%d requests in flight (round %d)", min(limit, requests-i), i), func() bool {
-			return int(inflight.Load()) == min(limit, requests-i)
-		})
-		release <- struct{}{}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
-	if most.Load() != limit {
-		t.Errorf("at most %d requests in flight, want %d", most.Load(), limit)
-	}
+	enginetest.CheckConcurrency(t, &inflight, release, limit, 10, func(i int) error {
+		_, err := c.ScanSpam(context.Background(), msg(uint64(i+1), clean))
+		return err
+	})
 	if n := conns.Load(); n > limit {
 		t.Errorf("%d connections for a limit of %d", n, limit)
 	}

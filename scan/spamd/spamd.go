@@ -44,8 +44,9 @@ type Options struct {
 
 // Client asks one spamd. It is safe for concurrent use.
 type Client struct {
-	opt     Options
-	limiter *scan.Limiter
+	address, user string
+	thresholds    scan.Thresholds
+	gate          *scan.Gate
 }
 
 // New returns a client; it does not connect.
@@ -53,16 +54,9 @@ func New(opt Options) *Client {
 	if opt.Address == "" {
 		opt.Address = DefaultAddress
 	}
-	if opt.Timeout <= 0 {
-		opt.Timeout = DefaultTimeout
-	}
-	if opt.Concurrency <= 0 {
-		opt.Concurrency = DefaultConcurrency
-	}
-	if opt.MaxSize <= 0 {
-		opt.MaxSize = DefaultMaxSize
-	}
-	return &Client{opt: opt, limiter: scan.NewLimiter(opt.Concurrency)}
+	return &Client{address: opt.Address, user: opt.User, thresholds: opt.Thresholds, gate: scan.NewGate(Name,
+		scan.Limits{Timeout: opt.Timeout, Concurrency: opt.Concurrency, MaxSize: opt.MaxSize},
+		scan.Limits{Timeout: DefaultTimeout, Concurrency: DefaultConcurrency, MaxSize: DefaultMaxSize})}
 }
 
 // Name returns "SpamAssassin".
@@ -73,32 +67,31 @@ const maxReply = 256 << 10
 
 // ScanSpam asks spamd for a verdict on m.
 func (c *Client) ScanSpam(ctx context.Context, m *scan.Message) (scan.SpamVerdict, error) {
-	if m.Size > c.opt.MaxSize {
-		return scan.SpamVerdict{}, &scan.TooBigError{Engine: Name, Size: m.Size, Limit: c.opt.MaxSize}
+	if err := c.gate.TooBig(m.Size); err != nil {
+		return scan.SpamVerdict{}, err
 	}
 	var head bytes.Buffer
 	fmt.Fprintf(&head, "SYMBOLS SPAMC/1.5\r\nContent-length: %d\r\n", m.Size)
-	if c.opt.User != "" {
-		fmt.Fprintf(&head, "User: %s\r\n", c.opt.User)
+	if c.user != "" {
+		fmt.Fprintf(&head, "User: %s\r\n", c.user)
 	}
 	head.WriteString("\r\n")
 	reply, err := c.exchange(ctx, head.Bytes(), m.Reader())
 	if err != nil {
 		return scan.SpamVerdict{}, err
 	}
-	return Parse(reply, c.opt.Thresholds)
+	return Parse(reply, c.thresholds)
 }
 
 // exchange sends a request and reads the whole reply (spamd closes the
 // connection after it).
 func (c *Client) exchange(ctx context.Context, head []byte, body io.Reader) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.opt.Timeout)
-	defer cancel()
-	if err := c.limiter.Acquire(ctx, Name); err != nil {
+	ctx, end, err := c.gate.Begin(ctx)
+	if err != nil {
 		return nil, err
 	}
-	defer c.limiter.Release()
-	conn, stop, err := scan.Dial(ctx, Name, c.opt.Address)
+	defer end()
+	conn, stop, err := scan.Dial(ctx, Name, c.address)
 	if err != nil {
 		return nil, err
 	}
@@ -113,12 +106,9 @@ func (c *Client) exchange(ctx context.Context, head []byte, body io.Reader) ([]b
 	if err := w.Flush(); err != nil {
 		return nil, scan.Fail(Name, ctx, fmt.Errorf("sending the message: %w", err))
 	}
-	reply, err := io.ReadAll(io.LimitReader(conn, maxReply+1))
+	reply, err := scan.ReadReply(ctx, Name, conn, maxReply)
 	if err != nil {
-		return nil, scan.Fail(Name, ctx, fmt.Errorf("reading the reply: %w", err))
-	}
-	if len(reply) > maxReply {
-		return nil, scan.Protocol(Name, "a reply over %d bytes", maxReply)
+		return nil, err
 	}
 	if len(reply) == 0 {
 		return nil, scan.Fail(Name, ctx, fmt.Errorf("the connection closed without a reply: %w", io.EOF))

@@ -4,16 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,44 +104,14 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// peer is a fault peer on loopback: it reads each request whole and
-// answers it with reply(), counting the requests in flight.
-type peer struct {
-	addr           string
-	inflight, most atomic.Int32
-	release        chan struct{} // when not nil, each answer waits for a value
-	reply          string
-}
-
-func startPeer(t *testing.T, p *peer) *peer {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() { p.serve(c) })
-		}
-	})
-	return p
-}
-
-func (p *peer) serve(c net.Conn) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	br := bufio.NewReader(c)
+// readSpamc reads one SPAMC request whole, for a fault peer: its header
+// lines, then Content-length bytes of message.
+func readSpamc(br *bufio.Reader) error {
 	length := 0
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
-			return
+			return err
 		}
 		if v, ok := strings.CutPrefix(line, "Content-length: "); ok {
 			length, _ = strconv.Atoi(strings.TrimSpace(v))
@@ -154,34 +120,22 @@ func (p *peer) serve(c net.Conn) {
 			break
 		}
 	}
-	io.CopyN(io.Discard, br, int64(length))
-	n := p.inflight.Add(1)
-	for m := p.most.Load(); n > m && !p.most.CompareAndSwap(m, n); m = p.most.Load() {
-	}
-	if p.release != nil {
-		select {
-		case <-p.release:
-		case <-time.After(30 * time.Second):
-		}
-	}
-	// Out of flight before the reply: the client frees its slot when the
-	// reply arrives, and its next request may reach this peer before a
-	// deferred decrement would have run.
-	p.inflight.Add(-1)
-	c.Write([]byte(p.reply))
+	_, err := io.CopyN(io.Discard, br, int64(length))
+	return err
 }
 
+// peer starts a fault peer that answers reply to each request, held until
+// release gives a value when it is not nil.
+func peer(t *testing.T, reply string, release chan struct{}) *enginetest.Peer {
+	return enginetest.StartPeer(t, &enginetest.Peer{Read: readSpamc, Reply: reply, Release: release})
+}
+
+const ham = "SPAMD/1.1 0 EX_OK\r\nSpam: False ; 0 / 5\r\n\r\n"
+
 func TestFaults(t *testing.T) {
-	closed := func(*testing.T) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln.Close()
-		return ln.Addr().String()
-	}
+	closed := func(t *testing.T) string { return enginetest.ClosedAddr(t) }
 	answer := func(reply string) func(*testing.T) string {
-		return func(t *testing.T) string { return startPeer(t, &peer{reply: reply}).addr }
+		return func(t *testing.T) string { return peer(t, reply, nil).Addr }
 	}
 	for _, tt := range []struct {
 		name string
@@ -213,8 +167,9 @@ func TestFaults(t *testing.T) {
 
 // TestTimeout: a peer that never answers costs the timeout.
 func TestTimeout(t *testing.T) {
-	p := startPeer(t, &peer{release: make(chan struct{}), reply: "SPAMD/1.1 0 EX_OK\r\nSpam: False ; 0 / 5\r\n\r\n"})
-	c := New(Options{Address: p.addr, Timeout: 300 * time.Millisecond})
+	p := peer(t, ham, make(chan struct{}))
+	defer close(p.Release)
+	c := New(Options{Address: p.Addr, Timeout: 300 * time.Millisecond})
 	start := time.Now()
 	if _, err := c.ScanSpam(context.Background(), msg(clean)); !errors.Is(err, scan.ErrTimeout) {
 		t.Fatalf("error %v, want a timeout", err)
@@ -222,50 +177,29 @@ func TestTimeout(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("the timeout of 300ms took %v", d)
 	}
-	close(p.release)
 }
 
 // TestConcurrency: no more connections in flight than allowed.
 func TestConcurrency(t *testing.T) {
-	p := startPeer(t, &peer{release: make(chan struct{}), reply: "SPAMD/1.1 0 EX_OK\r\nSpam: False ; 0 / 5\r\n\r\n"})
-	const limit, requests = 2, 7
-	c := New(Options{Address: p.addr, Concurrency: limit, Timeout: time.Minute})
-	var wg sync.WaitGroup
-	errs := make(chan error, requests)
-	for range requests {
-		wg.Go(func() {
-			_, err := c.ScanSpam(context.Background(), msg(clean))
-			errs <- err
-		})
-	}
-	for i := range requests {
-		wait.Until(t, fmt.Sprintf("%d requests in flight", min(limit, requests-i)), func() bool {
-			return int(p.inflight.Load()) == min(limit, requests-i)
-		})
-		p.release <- struct{}{}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
-	if p.most.Load() != limit {
-		t.Errorf("at most %d in flight, want %d", p.most.Load(), limit)
-	}
+	p := peer(t, ham, make(chan struct{}))
+	const limit = 2
+	c := New(Options{Address: p.Addr, Concurrency: limit, Timeout: time.Minute})
+	enginetest.CheckConcurrency(t, &p.InFlight, p.Release, limit, 7, func(int) error {
+		_, err := c.ScanSpam(context.Background(), msg(clean))
+		return err
+	})
 }
 
 // TestTooBig: a message over max_size is not sent.
 func TestTooBig(t *testing.T) {
-	p := startPeer(t, &peer{reply: "SPAMD/1.1 0 EX_OK\r\nSpam: False ; 0 / 5\r\n\r\n"})
-	c := New(Options{Address: p.addr, MaxSize: 10})
+	p := peer(t, ham, nil)
+	c := New(Options{Address: p.Addr, MaxSize: 10})
 	_, err := c.ScanSpam(context.Background(), msg(make([]byte, 11)))
 	var tb *scan.TooBigError
 	if !errors.As(err, &tb) || *tb != (scan.TooBigError{Engine: "SpamAssassin", Size: 11, Limit: 10}) {
 		t.Fatalf("error %v, want too big (11/10)", err)
 	}
-	if p.most.Load() != 0 {
+	if p.Most() != 0 {
 		t.Error("the message was sent")
 	}
 	if _, err := c.ScanSpam(context.Background(), msg(make([]byte, 10))); err != nil {
