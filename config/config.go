@@ -433,6 +433,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	}
 	c.DKIMSigning = d.dkimSigning(f["dkim_signing_profiles"], "dkim_signing_profiles", c.DataDir)
 	d.scanners(f["scanners"], c)
+	d.checkEngineRefs(&c.Scanners)
 	if n := f["content_filters"]; present(n) {
 		c.ContentFilters = d.contentFilters(n, "content_filters")
 	}

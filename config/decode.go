@@ -66,6 +66,7 @@ type decoder struct {
 	signingOnPath string
 
 	quarantineRefs []quarantineRef // checked against the quarantines (dmarcq.go)
+	engineRefs     []engineRef     // checked against the scanners (scanpolicy.go)
 }
 
 // errorf records a problem at n. A problem with a mapping or list as a whole

@@ -406,23 +406,12 @@ func (d *decoder) bounce(n *yaml.Node, path string, b *Bounce) {
 			b.MaxRetries = m
 		}
 	}
-	for _, it := range []struct {
-		key string
-		dst *time.Duration
-	}{{"max_time_in_queue", &b.MaxTimeInQueue}, {"initial_retry", &b.InitialRetry}, {"max_retry", &b.MaxRetry}} {
-		if v := f[it.key]; present(v) {
-			if dur, ok := d.duration(v, join(path, it.key), time.Millisecond); ok {
-				*it.dst = dur
-			}
+	if v := f["max_time_in_queue"]; present(v) {
+		if dur, ok := d.duration(v, join(path, "max_time_in_queue"), time.Millisecond); ok {
+			b.MaxTimeInQueue = dur
 		}
 	}
-	if b.MaxRetry < b.InitialRetry {
-		at := f["max_retry"]
-		if !present(at) {
-			at = f["initial_retry"]
-		}
-		d.errorf(at, join(path, "max_retry"), "%s is below initial_retry %s; it caps the growing wait", b.MaxRetry, b.InitialRetry)
-	}
+	d.retry(f, path, &b.InitialRetry, &b.MaxRetry)
 	if v := f["send_bounces"]; present(v) {
 		b.SendBounces, _ = d.boolean(v, join(path, "send_bounces"))
 	}

@@ -3,10 +3,12 @@ package config
 import (
 	"regexp"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mailgate/mailgate/policy"
+	"github.com/mailgate/mailgate/workqueue"
 )
 
 // DefaultWorkQueueWorkers is how many messages the work queue works on at
@@ -18,6 +20,10 @@ const DefaultWorkQueueWorkers = 4
 type MailPolicies struct {
 	policy.MailPolicies
 	Workers int // messages worked on at once
+	// InitialRetry is the wait of a message whose stage failed under a
+	// tempfail policy before it is worked on again; each next wait
+	// doubles, up to MaxRetry. The words are delivery.bounce's.
+	InitialRetry, MaxRetry time.Duration
 }
 
 // engineName is what an engine or content filter name may be: a word that
@@ -28,14 +34,37 @@ var engineName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 // work queue (messages go straight to delivery, as with DEFAULT rows
 // that run nothing, but without the policy lines).
 func (d *decoder) mailPolicies(n *yaml.Node, path string) *MailPolicies {
-	f := d.fields(n, path, "workers", "incoming", "outgoing")
-	m := &MailPolicies{Workers: DefaultWorkQueueWorkers}
+	f := d.fields(n, path, "workers", "initial_retry", "max_retry", "incoming", "outgoing")
+	m := &MailPolicies{Workers: DefaultWorkQueueWorkers, InitialRetry: workqueue.DefaultRetryMin, MaxRetry: workqueue.DefaultRetryMax}
 	if v := f["workers"]; present(v) {
 		m.Workers, _ = d.integer(v, join(path, "workers"), 1)
 	}
+	d.retry(f, path, &m.InitialRetry, &m.MaxRetry)
 	m.Incoming = d.policyTable(f["incoming"], join(path, "incoming"))
 	m.Outgoing = d.policyTable(f["outgoing"], join(path, "outgoing"))
 	return m
+}
+
+// retry decodes initial_retry and max_retry of f, a mapping at path, into
+// initial and most: a growing wait, capped.
+func (d *decoder) retry(f map[string]*yaml.Node, path string, initial, most *time.Duration) {
+	for _, it := range []struct {
+		key string
+		dst *time.Duration
+	}{{"initial_retry", initial}, {"max_retry", most}} {
+		if v := f[it.key]; present(v) {
+			if dur, ok := d.duration(v, join(path, it.key), time.Millisecond); ok {
+				*it.dst = dur
+			}
+		}
+	}
+	if *most < *initial {
+		at := f["max_retry"]
+		if !present(at) {
+			at = f["initial_retry"]
+		}
+		d.errorf(at, join(path, "max_retry"), "%s is below initial_retry %s; it caps the growing wait", *most, *initial)
+	}
 }
 
 // policyTable decodes one table. Its DEFAULT row, when given, must be the

@@ -16,15 +16,63 @@ import (
 var scanActionWords = []string{string(policy.ActDeliver), string(policy.ActDrop), string(policy.ActBounce),
 	string(policy.ActQuarantine), string(policy.ActReject)}
 
+// engineRef is the engine a policy's antispam or antivirus names. It must
+// be one of the scanners of its kind, which are decoded after the mail
+// policies: the check waits for them (checkEngineRefs).
+type engineRef struct {
+	n     *yaml.Node
+	path  string
+	name  string
+	virus bool // antivirus; antispam otherwise
+}
+
+// scanEngine decodes the engine a policy's antispam names (its antivirus
+// when virus), and keeps it for checkEngineRefs.
+func (d *decoder) scanEngine(n *yaml.Node, path string, virus bool) string {
+	s := d.engine(n, path)
+	if s != "" {
+		d.engineRefs = append(d.engineRefs, engineRef{n, path, s, virus})
+	}
+	return s
+}
+
+// checkEngineRefs reports each antispam that names no configured spam
+// engine and each antivirus that names no configured anti-virus engine:
+// an engine of the other kind would be run with the wrong settings, and
+// one left out of scanners would stop the work queue at start without
+// the line that names it.
+func (d *decoder) checkEngineRefs(sc *Scanners) {
+	// The engines of each kind, and whether each is configured.
+	spam := map[string]bool{"rspamd": sc.Rspamd != nil, "spamassassin": sc.SpamAssassin != nil}
+	virus := map[string]bool{"clamav": sc.ClamAV != nil}
+	for _, r := range d.engineRefs {
+		own, other, kind, want := spam, virus, "anti-spam", "rspamd or spamassassin"
+		if r.virus {
+			own, other, kind, want = virus, spam, "anti-virus", "clamav"
+		}
+		configured, known := own[r.name]
+		_, otherKind := other[r.name]
+		switch {
+		case configured:
+		case known:
+			d.errorf(r.n, r.path, "%s is not configured: add it to scanners (\"%s: {}\" takes every default)", r.name, r.name)
+		case otherKind:
+			d.errorf(r.n, r.path, "%s is not an %s engine: want %s, or off", r.name, kind, want)
+		default:
+			d.errorf(r.n, r.path, "no %s engine %q: want %s, or off", kind, r.name, want)
+		}
+	}
+}
+
 // antispam decodes a policy's antispam key into p.
 func (d *decoder) antispam(n *yaml.Node, path string, p *policy.MailPolicy) {
 	if n.Kind != yaml.MappingNode {
-		p.AntiSpam = d.engine(n, path)
+		p.AntiSpam = d.scanEngine(n, path, false)
 		return
 	}
 	f := d.fields(n, path, "engine", "positive", "suspect", "too_big", "max_size")
 	if v := f["engine"]; present(v) {
-		p.AntiSpam = d.engine(v, join(path, "engine"))
+		p.AntiSpam = d.scanEngine(v, join(path, "engine"), false)
 	} else {
 		d.errorf(n, join(path, "engine"), "required (rspamd or spamassassin, or off)")
 	}
@@ -39,12 +87,12 @@ func (d *decoder) antispam(n *yaml.Node, path string, p *policy.MailPolicy) {
 // antivirus decodes a policy's antivirus key into p.
 func (d *decoder) antivirus(n *yaml.Node, path string, p *policy.MailPolicy) {
 	if n.Kind != yaml.MappingNode {
-		p.AntiVirus = d.engine(n, path)
+		p.AntiVirus = d.scanEngine(n, path, true)
 		return
 	}
 	f := d.fields(n, path, "engine", "infected", "unscannable", "encrypted")
 	if v := f["engine"]; present(v) {
-		p.AntiVirus = d.engine(v, join(path, "engine"))
+		p.AntiVirus = d.scanEngine(v, join(path, "engine"), true)
 	} else {
 		d.errorf(n, join(path, "engine"), "required (clamav, or off)")
 	}

@@ -51,8 +51,10 @@ func (m *Manager) expired(msg *message, st queue.RecipientState, now time.Time) 
 // hard failures is committed to the spool, the recipients' new states are
 // made durable (or the message is finished when none is left pending),
 // then the events are logged and the job and the message are rescheduled.
-// A crash between the first two steps may send a DSN twice; no crash loses
-// one.
+// A crash between the first two steps leaves the DSN, which names the
+// recipients it reports (queue.Envelope.BounceOf): recovery takes them as
+// bounced, and Start records them so and logs the DSN (recoverBounce).
+// No crash loses a DSN or sends one twice.
 func (m *Manager) finishJob(j *job, outs []outcome, dcid uint64, t try) {
 	msg := j.msg
 	env := msg.env
@@ -100,6 +102,9 @@ func (m *Manager) finishJob(j *job, outs []outcome, dcid uint64, t try) {
 			m.log.Error("outbound: no DSN; the message stays in the spool as it was", "mid", env.MID, "err", err)
 			m.drop(j)
 			return
+		}
+		if m.o.crashPoint != nil {
+			m.o.crashPoint("dsn")
 		}
 	}
 	if err := m.persist(msg, j, states, pending); err != nil {
@@ -342,7 +347,14 @@ func (m *Manager) bounce(msg *message, j *job, hard []int, outs []outcome, now t
 	if err != nil {
 		return nil, 0, fmt.Errorf("outbound: DSN for MID %d: %w", env.MID, err)
 	}
-	benv := &queue.Envelope{MID: mid, From: "", Rcpts: []queue.Recipient{{RID: 0, Addr: env.From}}, Received: now, SMTPUTF8: env.SMTPUTF8}
+	// The DSN names the recipients it reports: if a crash comes before
+	// their states are recorded, recovery takes them as bounced.
+	rids := make([]int, len(hard))
+	for i, k := range hard {
+		rids[i] = env.Rcpts[j.rcpts[k]].RID
+	}
+	benv := &queue.Envelope{MID: mid, From: "", Rcpts: []queue.Recipient{{RID: 0, Addr: env.From}}, Received: now, SMTPUTF8: env.SMTPUTF8,
+		BounceOf: env.MID, BounceRIDs: rids}
 	if env.SMTPUTF8 {
 		benv.BodyType = "8BITMIME"
 	}

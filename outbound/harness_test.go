@@ -248,6 +248,8 @@ type gateway struct {
 	m         *outbound.Manager
 	debug     []*debuglog.Log[string]
 	dns       *smtptest.DNS
+	// crashPoint, if set before start, is the Manager's (SetCrashPoint).
+	crashPoint func(point string)
 }
 
 // setup is what a test changes of the gateway.
@@ -307,7 +309,7 @@ func (g *gateway) openSpool() {
 func (g *gateway) start() {
 	g.t.Helper()
 	var err error
-	g.m, err = outbound.New(outbound.Options{
+	o := outbound.Options{
 		Hostname:  g.cfg.Hostname,
 		Spool:     g.spool,
 		IDs:       g.ids,
@@ -318,7 +320,9 @@ func (g *gateway) start() {
 		Debug:     g.debug,
 		Attempted: g.attempted,
 		Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, g.log), &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	}
+	outbound.SetCrashPoint(&o, g.crashPoint)
+	g.m, err = outbound.New(o)
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -39,6 +39,11 @@ type Options struct {
 	// Attempted, if set, is told of each delivery attempt (the metrics).
 	// It runs on the delivering goroutine and must not block.
 	Attempted func(Attempt)
+
+	// crashPoint, if set (by the package's tests, export_test.go), is
+	// called where a crash leaves the spool half-way through an outcome:
+	// "dsn" once a DSN is committed and before its message records it.
+	crashPoint func(point string)
 }
 
 // Attempt is what one delivery attempt did to the recipients of one
@@ -248,6 +253,10 @@ func (m *Manager) Start() error {
 	m.state = running
 	m.mu.Unlock()
 
+	for _, mid := range m.o.Spool.Recovery().Bounces {
+		m.recoverBounce(mid)
+	}
+
 	type entry struct {
 		mid uint64
 		due time.Time
@@ -304,6 +313,48 @@ func (m *Manager) Start() error {
 	m.mu.Unlock()
 	m.log.Info("outbound: started", "messages", len(due), "due", waiting)
 	return nil
+}
+
+// recoverBounce takes up a DSN that a crash caught between its commit and
+// its message's own record (queue.Recovery.Bounces): recovery took the
+// recipients it reports as bounced, so they are not tried, and bounced,
+// again. Its lines were never logged: they are now. And the states are
+// recorded now, before the DSN can go: once it has gone nothing would
+// tell the next recovery. Start does it, once after the spool's Open.
+func (m *Manager) recoverBounce(mid uint64) {
+	env, _, size, err := m.o.Spool.Head(mid, 0)
+	if err != nil {
+		return // deleted since
+	}
+	m.logBounce(env, int(size), env.BounceOf)
+	states, err := m.o.Spool.RecipientStates(env.BounceOf)
+	if err != nil {
+		return // finished since
+	}
+	var rids []int
+	for _, rid := range env.BounceRIDs {
+		if states[rid].Status == queue.Bounced {
+			rids = append(rids, rid)
+		}
+	}
+	for len(rids) > 0 {
+		// One record per distinct state (they differ by attempts).
+		st := states[rids[0]]
+		var same []int
+		rids = slices.DeleteFunc(rids, func(rid int) bool {
+			if states[rid] == st {
+				same = append(same, rid)
+				return true
+			}
+			return false
+		})
+		err := m.spoolWrite(func(ctx context.Context) error { return m.o.Spool.SetRecipientState(ctx, env.BounceOf, same, st) })
+		if err != nil {
+			m.log.Error("outbound: the recipients a recovered DSN reports are not recorded as bounced; the next start takes them so again", "mid", env.BounceOf, "dsn", mid, "err", err)
+			return
+		}
+	}
+	m.log.Info("outbound: a DSN committed before a crash is sent; the recipients it reports are recorded as bounced", "mid", env.BounceOf, "dsn", mid, "rids", env.BounceRIDs)
 }
 
 // finish durably marks a message done and logs it.

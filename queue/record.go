@@ -150,7 +150,8 @@ const (
 	flagSMTPUTF8 = 1
 	flagOutgoing = 2 // Envelope.Outgoing
 	flagParent   = 4 // Envelope.Parent follows the recipients
-	flagsKnown   = flagSMTPUTF8 | flagOutgoing | flagParent
+	flagBounce   = 8 // Envelope.BounceOf and BounceRIDs follow (Parent)
+	flagsKnown   = flagSMTPUTF8 | flagOutgoing | flagParent | flagBounce
 )
 
 // Payload encodings. Every payload starts with a version byte; integers are
@@ -161,9 +162,10 @@ const (
 //
 //	env: uvarint MID, uvarint ICID, Listener, ClientIP, ClientHost, Helo,
 //	     TLS, From, varint Received, BodyType, byte flags (1 = SMTPUTF8,
-//	     2 = outgoing, 4 = has a parent), uvarint count, then count ×
-//	     (uvarint RID, Addr), then uvarint Parent when flag 4 is set
-//	     [version 2: Auth]
+//	     2 = outgoing, 4 = has a parent, 8 = a DSN of a message), uvarint
+//	     count, then count × (uvarint RID, Addr), then uvarint Parent when
+//	     flag 4 is set, then uvarint BounceOf, uvarint count and count ×
+//	     uvarint RID when flag 8 is set [version 2: Auth]
 //
 // state: version, uvarint MID, uvarint count, then count × (uvarint RID,
 // byte status, uvarint attempts, varint last, varint next, reason)
@@ -200,6 +202,9 @@ func appendMessagePrefix(b []byte, seq uint64, env *Envelope) []byte {
 	if env.Parent != 0 {
 		flags |= flagParent
 	}
+	if env.BounceOf != 0 {
+		flags |= flagBounce
+	}
 	e = append(e, flags)
 	e = binary.AppendUvarint(e, uint64(len(env.Rcpts)))
 	for _, r := range env.Rcpts {
@@ -208,6 +213,13 @@ func appendMessagePrefix(b []byte, seq uint64, env *Envelope) []byte {
 	}
 	if env.Parent != 0 {
 		e = binary.AppendUvarint(e, env.Parent)
+	}
+	if env.BounceOf != 0 {
+		e = binary.AppendUvarint(e, env.BounceOf)
+		e = binary.AppendUvarint(e, uint64(len(env.BounceRIDs)))
+		for _, rid := range env.BounceRIDs {
+			e = binary.AppendUvarint(e, uint64(rid))
+		}
 	}
 	version := byte(payloadVersion)
 	if len(env.Auth) > 0 {
@@ -272,6 +284,21 @@ func decodeMessage(p []byte) (seq uint64, env *Envelope, bodyOff int, err error)
 	}
 	if flags&flagParent != 0 {
 		env.Parent = e.uvarint()
+	}
+	if flags&flagBounce != 0 {
+		env.BounceOf = e.uvarint()
+		n := e.uvarint()
+		// Each RID takes at least a byte.
+		if n > uint64(len(e.b)) {
+			return 0, nil, 0, errTruncated
+		}
+		if (env.BounceOf == 0 || n == 0) && e.err == nil {
+			e.err = errors.New("a DSN's envelope without the message it reports on")
+		}
+		env.BounceRIDs = make([]int, n)
+		for i := range env.BounceRIDs {
+			env.BounceRIDs[i] = e.int()
+		}
 	}
 	if v == authVersion {
 		if a := e.string(); a != "" {

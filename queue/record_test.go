@@ -131,6 +131,7 @@ func FuzzPayload(f *testing.F) {
 	f.Add(appendState(nil, 7, []ridState{{RID: 2, RecipientState: goldenDelay}}))
 	f.Add(appendFinish(nil, 7))
 	f.Add(appendMessagePrefix(nil, 3, &Envelope{MID: 5, Parent: 4, Outgoing: true, Rcpts: []Recipient{{2, "a@b"}}}))
+	f.Add(appendMessagePrefix(nil, 4, &Envelope{MID: 6, BounceOf: 5, BounceRIDs: []int{0, 3}, Rcpts: []Recipient{{0, "a@b"}}, Auth: []byte("x")}))
 	f.Add(appendWork(nil, 7, Work{Headers: "X-A: b\r\n"}))
 	f.Add(appendWork(nil, 7, Work{Headers: "X-A: b\r\n", Strip: []string{"x-b"}, TagSubject: "[T] ", Route: "h:25", Rcpt: "a@b"}))
 	f.Add(appendWork(nil, 7, Work{Headers: "X-A: b\r\n", Stage: 1, Held: []Held{{Quarantine: "Policy", Reason: "r", Since: time.Unix(5, 0), Out: Deleted}}}))

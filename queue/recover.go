@@ -156,7 +156,9 @@ func (s *Spool) recover() error {
 			return err
 		}
 	}
-	s.x.moveSplit()
+	s.recovery.Splits = s.x.moveSplit()
+	s.recovery.Bounces = s.x.bounceReported(s.dsns)
+	s.dsns = nil
 	s.liveBytes.Store(s.x.liveBytes())
 	s.recovery.Messages = len(s.x.msgs)
 	s.deleteDead()
@@ -296,6 +298,12 @@ func (s *Spool) replay(g *segment, off int64, h recHeader, head []byte) error {
 			return err
 		}
 		s.x.applyMessage(g, off, recHeaderSize+h.n, seq, env)
+		if env.BounceOf != 0 {
+			if s.dsns == nil {
+				s.dsns = map[uint64]dsnRef{}
+			}
+			s.dsns[env.MID] = dsnRef{env.BounceOf, env.BounceRIDs}
+		}
 	case recState:
 		mid, states, err := decodeState(head)
 		if err != nil {

@@ -46,6 +46,15 @@ type Envelope struct {
 	// policy), 0 for a message received as it is. Its recipients keep the
 	// parent's RIDs: they are the parent's recipients that moved here.
 	Parent uint64
+	// BounceOf, on a DSN the gateway generated, is the MID of the message
+	// it reports on, and BounceRIDs are the RIDs of that message's
+	// recipients it reports as failed; 0 and nil for any other message.
+	// The DSN is committed before the message records those recipients
+	// as bounced (or is finished): recovery takes them as bounced while
+	// the DSN is live and the message does not say so (Recovery.Bounces),
+	// so that a crash between the two writes sends one DSN, not two.
+	BounceOf   uint64
+	BounceRIDs []int
 	// Auth holds the sender-authentication results (SPF, DKIM, DMARC) in
 	// package mailauth's encoding (mailauth.Unmarshal), for the stages
 	// after the spool; nil when nothing was checked. The spool stores it
@@ -146,6 +155,21 @@ type Recovery struct {
 	// was in one is lost, a lost state or finish record means a recipient
 	// or message may be delivered twice.
 	Corrupt []*CorruptError
+	// Splits are the live split children (Envelope.Parent) whose live
+	// parent had not recorded their recipients as moved: a crash came
+	// between the child's commit and the parent's state record. Recovery
+	// takes those recipients of the parent as moved all the same; the work
+	// queue makes that durable, and logs the split again, which the crash
+	// may have kept from being logged. In commit order.
+	Splits []uint64
+	// Bounces are the live DSNs (Envelope.BounceOf) whose live message
+	// had not recorded the recipients they report as bounced: a crash came
+	// between the DSN's commit and the message's own record. Recovery
+	// takes those recipients as bounced all the same (Status Bounced, so
+	// that they are not tried again, and bounced again); delivery makes
+	// that durable, and logs the DSN, which the crash kept from being
+	// logged. In commit order.
+	Bounces []uint64
 }
 
 // CorruptError reports damaged bytes in a segment.
@@ -204,6 +228,7 @@ type Spool struct {
 	done        chan struct{} // closed when the writer has exited
 
 	recovery Recovery
+	dsns     map[uint64]dsnRef // recovery's: the DSNs replayed (Envelope.BounceOf); nil after
 	space    space
 
 	nBatches, nRecords, nSyncs, nCopied, nDeleted, nEarlyRolls atomic.Uint64
@@ -404,6 +429,14 @@ func checkEnvelope(env *Envelope) error {
 			if q.RID == r.RID {
 				return fmt.Errorf("RID %d twice", r.RID)
 			}
+		}
+	}
+	if (env.BounceOf == 0) != (len(env.BounceRIDs) == 0) {
+		return errors.New("a DSN names the message it reports on and some of its recipients, or neither")
+	}
+	for _, rid := range env.BounceRIDs {
+		if rid < 0 || rid > math.MaxInt32 {
+			return fmt.Errorf("reported RID %d out of range", rid)
 		}
 	}
 	return nil

@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -165,8 +167,10 @@ func containsSeg(gs []*segment, g *segment) bool {
 // child holds as Moved. A split commits the child before the parent's
 // Moved state: a crash between the two leaves both live, and this keeps
 // the parent from delivering what the child will. The work queue makes
-// the state durable before the child goes on (see workqueue).
-func (x *index) moveSplit() {
+// the state durable before the child goes on (see workqueue). It returns
+// the children it moved recipients for (Recovery.Splits).
+func (x *index) moveSplit() []uint64 {
+	var children []uint64
 	for _, e := range x.msgs {
 		if e.parent == 0 {
 			continue
@@ -175,12 +179,68 @@ func (x *index) moveSplit() {
 		if p == nil {
 			continue
 		}
+		moved := false
 		for _, r := range e.rcpts {
 			for i := range p.rcpts {
 				if p.rcpts[i].rid == r.rid && (p.rcpts[i].st == nil || p.rcpts[i].st.Status == Pending) {
 					p.rcpts[i].st = &RecipientState{Status: Moved, Reason: fmt.Sprintf("split to MID %d", e.mid)}
+					moved = true
 				}
 			}
 		}
+		if moved {
+			children = append(children, e.mid)
+		}
 	}
+	return x.inCommitOrder(children)
+}
+
+// dsnRef is what recovery keeps of a DSN's envelope: the message it
+// reports on and the recipients (Envelope.BounceOf, BounceRIDs).
+type dsnRef struct {
+	of   uint64
+	rids []int
+}
+
+// bounceReported marks, in memory, the recipients of a live message that
+// a live DSN of dsns reports as failed, and that the message has not
+// recorded as final, as Bounced. A DSN is committed before its message's
+// own record: a crash between the two leaves the recipients pending, and
+// this keeps them from being tried, and bounced, again. Delivery makes
+// the state durable before the DSN goes (see outbound). It returns the
+// DSNs it marked recipients for (Recovery.Bounces).
+func (x *index) bounceReported(dsns map[uint64]dsnRef) []uint64 {
+	var out []uint64
+	for mid, d := range dsns {
+		if x.msgs[mid] == nil {
+			continue // the DSN went: its message's record was written before
+		}
+		m := x.msgs[d.of]
+		if m == nil {
+			continue
+		}
+		marked := false
+		for i := range m.rcpts {
+			r := &m.rcpts[i]
+			if !slices.Contains(d.rids, int(r.rid)) || r.st != nil && r.st.Status != Pending {
+				continue
+			}
+			st := RecipientState{Status: Bounced, Reason: fmt.Sprintf("bounced: DSN MID %d", mid)}
+			if r.st != nil {
+				st.Attempts, st.Last = r.st.Attempts, r.st.Last
+			}
+			r.st = &st
+			marked = true
+		}
+		if marked {
+			out = append(out, mid)
+		}
+	}
+	return x.inCommitOrder(out)
+}
+
+// inCommitOrder sorts live MIDs by their commit order.
+func (x *index) inCommitOrder(mids []uint64) []uint64 {
+	slices.SortFunc(mids, func(a, b uint64) int { return cmp.Compare(x.msgs[a].seq, x.msgs[b].seq) })
+	return mids
 }

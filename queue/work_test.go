@@ -61,6 +61,11 @@ func TestSplitRecovery(t *testing.T) {
 		if states[0].Status != Pending || states[1].Status != Moved || states[2].Status != Moved {
 			t.Errorf("durable=%v: parent states %+v, want RID 0 pending, 1 and 2 moved", durable, states)
 		}
+		// Only a split the parent did not record is the work queue's to
+		// record (and to log again).
+		if got, want := s.Recovery().Splits, map[bool][]uint64{false: {2}, true: nil}[durable]; !slices.Equal(got, want) {
+			t.Errorf("durable=%v: Recovery.Splits = %v, want %v", durable, got, want)
+		}
 		// Once the child is finished the parent must hold the Moved state
 		// by itself (the work queue writes it before the child goes on).
 		if err := s.Finish(ctx, 2); err != nil {
@@ -73,6 +78,97 @@ func TestSplitRecovery(t *testing.T) {
 			t.Errorf("durable=%v: after the child finished, RID 1 moved = %v", durable, got)
 		}
 		closeSpool(t, s)
+	}
+}
+
+// TestEnvelopeBounceFields: a DSN's BounceOf and BounceRIDs survive the
+// journal (and a compaction copy); an envelope with one and not the
+// other is refused.
+func TestEnvelopeBounceFields(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, dir, Options{})
+	dsn := &Envelope{MID: 2, Rcpts: []Recipient{{0, "sender@example.net"}}, BounceOf: 1, BounceRIDs: []int{0, 2}, SMTPUTF8: true, Auth: []byte("a")}
+	commit(t, s, dsn, testBody(2, 100))
+	for _, bad := range []*Envelope{
+		{MID: 3, Rcpts: []Recipient{{0, "a@b"}}, BounceOf: 1},
+		{MID: 3, Rcpts: []Recipient{{0, "a@b"}}, BounceRIDs: []int{1}},
+		{MID: 3, Rcpts: []Recipient{{0, "a@b"}}, BounceOf: 1, BounceRIDs: []int{-1}},
+	} {
+		if err := s.Commit(context.Background(), bad, []byte("x")); err == nil {
+			t.Errorf("Commit(%+v) took it", bad)
+		}
+	}
+	closeSpool(t, s)
+	s = openSpool(t, dir, Options{})
+	defer closeSpool(t, s)
+	checkMessage(t, s, dsn, testBody(2, 100))
+}
+
+// TestBounceRecovery: a DSN committed without its message's own record
+// (a crash between the two writes) makes the recipients it reports
+// bounced after reopen, and is listed in Recovery.Bounces; a message that
+// recorded them, one that finished, or a DSN that finished, is left as it
+// was.
+func TestBounceRecovery(t *testing.T) {
+	ctx := context.Background()
+	const origin, dsnMID = 1, 2
+	bounced := RecipientState{Status: Bounced, Attempts: 2, Reason: "550 no such user"}
+	for _, c := range []struct {
+		name string
+		// after the DSN's commit, before the crash
+		then func(s *Spool) error
+		// the origin's RIDs 0, 1, 2 after reopen ("" is finished)
+		want    []Status
+		bounces []uint64
+	}{
+		{"crash right after the DSN", func(*Spool) error { return nil }, []Status{Bounced, Pending, Bounced}, []uint64{dsnMID}},
+		{"the message recorded them", func(s *Spool) error { return s.SetRecipientState(ctx, origin, []int{0, 2}, bounced) }, []Status{Bounced, Pending, Bounced}, nil},
+		{"the message finished", func(s *Spool) error { return s.Finish(ctx, origin) }, nil, nil},
+		{"the DSN went", func(s *Spool) error { return s.Finish(ctx, dsnMID) }, []Status{Pending, Pending, Pending}, nil},
+		{"one was delivered before", func(s *Spool) error {
+			return s.SetRecipientState(ctx, origin, []int{2}, RecipientState{Status: Delivered, Attempts: 1})
+		}, []Status{Bounced, Pending, Delivered}, []uint64{dsnMID}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openSpool(t, dir, Options{})
+			commit(t, s, testEnvelope(origin, 3), testBody(origin, 300))
+			// RID 0 failed softly once before.
+			if err := s.SetRecipientState(ctx, origin, []int{0}, RecipientState{Status: Pending, Attempts: 1, Last: time.Unix(100, 0)}); err != nil {
+				t.Fatal(err)
+			}
+			commit(t, s, &Envelope{MID: dsnMID, Rcpts: []Recipient{{0, "sender1@example.net"}}, BounceOf: origin, BounceRIDs: []int{0, 2}}, testBody(dsnMID, 200))
+			if err := c.then(s); err != nil {
+				t.Fatal(err)
+			}
+			closeSpool(t, s)
+			s = openSpool(t, dir, Options{})
+			defer closeSpool(t, s)
+			if got := s.Recovery().Bounces; !slices.Equal(got, c.bounces) {
+				t.Errorf("Recovery.Bounces = %v, want %v", got, c.bounces)
+			}
+			states, err := s.RecipientStates(origin)
+			if c.want == nil {
+				if err == nil {
+					t.Errorf("the finished message is back: %+v", states)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rid, w := range c.want {
+				if states[rid].Status != w {
+					t.Errorf("RID %d: %+v, want %v", rid, states[rid], w)
+				}
+			}
+			if c.bounces != nil {
+				// What the recipient had before stays: its attempts.
+				if st := states[0]; st.Attempts != 1 || !st.Last.Equal(time.Unix(100, 0)) || st.Reason != "bounced: DSN MID 2" {
+					t.Errorf("RID 0 recovered as %+v", st)
+				}
+			}
+		})
 	}
 }
 

@@ -88,9 +88,12 @@ func (o *outcome) work(m *Message) queue.Work {
 // null sender), committed before the message is finished, then the
 // lines: "Message aborted MID n Bounced by <by>", "Message finished MID n
 // done", and the DSN's own as the ESA logs a bounce it injects ("MID m
-// generated for bounce of MID n"). A crash between the DSN's commit and
-// the finish sends a second DSN when the work queue runs the message
-// again: a sender is told twice rather than not at all.
+// generated for bounce of MID n"). The DSN names the message and the
+// recipients it reports (queue.Envelope.BounceOf): after a crash between
+// the DSN's commit and the finish, recovery takes those recipients as
+// bounced, so the work queue does not run the message again (which would
+// send a second DSN), and delivery sends the DSN, logs its lines and
+// finishes the message.
 func (q *Queue) bounce(m *Message, by string) error {
 	var benv *queue.Envelope
 	var size int
@@ -113,7 +116,11 @@ func (q *Queue) bounce(m *Message, by string) error {
 			q.log.Error("workqueue: no DSN for a bounced message", "mid", m.Env.MID, "err", err)
 		}
 		if err == nil {
-			benv = &queue.Envelope{MID: 0, Rcpts: []queue.Recipient{{RID: 0, Addr: m.Env.From}}, Received: now, SMTPUTF8: m.Env.SMTPUTF8}
+			benv = &queue.Envelope{MID: 0, Rcpts: []queue.Recipient{{RID: 0, Addr: m.Env.From}}, Received: now, SMTPUTF8: m.Env.SMTPUTF8,
+				BounceOf: m.Env.MID, BounceRIDs: make([]int, len(m.Env.Rcpts))}
+			for i, rc := range m.Env.Rcpts {
+				benv.BounceRIDs[i] = rc.RID
+			}
 			if m.Env.SMTPUTF8 {
 				benv.BodyType = "8BITMIME"
 			}
@@ -121,6 +128,7 @@ func (q *Queue) bounce(m *Message, by string) error {
 				return fmt.Errorf("workqueue: DSN for MID %d: %w", m.Env.MID, err)
 			}
 			size = len(b)
+			q.crashPoint("dsn")
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), spoolTimeout)

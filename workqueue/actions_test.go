@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/internal/wait"
 	"github.com/mailgate/mailgate/queue"
 )
 
@@ -155,6 +156,66 @@ func TestVerdictActionsAfterRestart(t *testing.T) {
 	}
 	if _, err := h2.spool.RecipientStates(dsnMID); err != nil {
 		t.Errorf("the DSN is not in the spool: %v", err)
+	}
+}
+
+// TestCrashAfterDSN: a crash between a bounce's DSN commit and the finish
+// of its message (injected: the spool is closed there, so nothing after
+// reaches the disk). After the restart the message is not the work
+// queue's (its recipients are bounced: the DSN says so), so it is not
+// scanned and bounced again; the spool holds one DSN for it, delivery's.
+func TestCrashAfterDSN(t *testing.T) {
+	dir := t.TempDir()
+	bounce := func(h *harness) {
+		h.stages["virus"] = &recStage{name: "virus", h: h, verdict: func(*Message) Verdict { return Verdict{Action: Bounce, By: "antivirus"} }}
+	}
+	h := newHarness(t, dir)
+	bounce(h)
+	crashed := make(chan struct{})
+	h.crash = func(point string) {
+		if point == "dsn" {
+			h.spool.Close()
+			close(crashed)
+		}
+	}
+	h.open()
+	h.q.Start()
+	b := h.commit("x@other.org", "y@other.org")
+	h.q.Submit(b)
+	<-crashed
+	h.close()
+
+	h2 := newHarness(t, dir)
+	bounce(h2)
+	h2.open()
+	if h2.q.Claimed(b.MID) {
+		t.Error("the bounced message is the work queue's again")
+	}
+	h2.q.Start()
+	wait.Until(t, "the work queue empty", func() bool { return h2.q.Status().Messages == 0 })
+	var dsns []uint64
+	for _, mid := range h2.spool.Messages() {
+		env, _, _, err := h2.spool.Head(mid, 0)
+		if err == nil && env.BounceOf == b.MID {
+			dsns = append(dsns, mid)
+			if !slices.Equal(env.BounceRIDs, []int{0, 1}) {
+				t.Errorf("the DSN reports RIDs %v, want [0 1]", env.BounceRIDs)
+			}
+			if _, done, _ := h2.spool.Work(mid); !done || h2.q.Claimed(mid) {
+				t.Error("the DSN is not delivery's")
+			}
+		}
+	}
+	if len(dsns) != 1 {
+		t.Errorf("DSNs of MID %d in the spool: %v, want one", b.MID, dsns)
+	}
+	if got := h2.lines.Grep("generated for bounce"); len(got) != 0 {
+		t.Errorf("a bounce after the restart: %q", got)
+	}
+	// Delivery's to finish: no recipient left to try.
+	states, err := h2.spool.RecipientStates(b.MID)
+	if err != nil || states[0].Status != queue.Bounced || states[1].Status != queue.Bounced {
+		t.Errorf("states of the bounced message: %+v, %v", states, err)
 	}
 }
 

@@ -87,6 +87,14 @@ type Options struct {
 	// It is called by the workers: it must be quick and must not block.
 	// Nil costs nothing, not even the clock.
 	StageRan func(StageRun)
+
+	// crash, if set (by the package's tests), is called where a crash
+	// leaves the spool half-way: "split" once a split's children are
+	// committed, before anything else of the split, and "split recorded"
+	// once the parent recorded the move, before the children are queued;
+	// "dsn" once a bounce's DSN is committed, before its message is
+	// finished.
+	crash func(point string)
 }
 
 // StageRun is one run of a stage on a message, for Options.StageRan.
@@ -270,11 +278,19 @@ func (q *Queue) Start() {
 		q.wg.Add(1)
 		go q.worker()
 	}
+	unrecorded := map[uint64]bool{}
+	for _, mid := range q.o.Spool.Recovery().Splits {
+		unrecorded[mid] = true
+	}
 	for _, mid := range mids {
 		env, _, _, err := q.o.Spool.Head(mid, 0)
 		if err != nil {
 			q.unclaim(mid)
 			continue
+		}
+		j := &job{mid: mid, arrived: env.Received}
+		if unrecorded[mid] && env.Parent != 0 {
+			j.parentMoved = q.recoverSplit(env)
 		}
 		if w, ok, _ := q.o.Spool.Work(mid); ok && w.Pending() {
 			q.recoverHeld(mid, env, w)
@@ -286,7 +302,7 @@ func (q *Queue) Start() {
 		// recipients' states (some may have moved to split children).
 		// The lines of its first pass (the policy match) are in the log
 		// already.
-		q.push(&job{mid: mid, arrived: env.Received})
+		q.push(j)
 	}
 	q.log.Info("workqueue: started", "recovered", len(mids), "workers", q.o.Workers)
 }
@@ -355,6 +371,13 @@ func (q *Queue) handOn(env *queue.Envelope, rcpts []queue.Recipient, claimed boo
 	}
 	if q.o.Next != nil {
 		q.o.Next(env)
+	}
+}
+
+// crashPoint calls Options.crash, if set.
+func (q *Queue) crashPoint(point string) {
+	if q.o.crash != nil {
+		q.o.crash(point)
 	}
 }
 
@@ -673,6 +696,14 @@ func (q *Queue) split(ctx context.Context, env *queue.Envelope, rcpts []queue.Re
 	if len(children) == 0 {
 		return err
 	}
+	q.crashPoint("split")
+	// The lines before the parent's record of the move: a crash between
+	// the two leaves children whose split the parent did not record, and
+	// the next start logs them again (queue.Recovery.Splits,
+	// recoverSplit). Logged twice at worst, never lost.
+	for i, ev := range lines {
+		q.logSplit(ev, &envs[i])
+	}
 	// The children committed so far are the parent's no more, even when a
 	// later one failed: the retry must not split their recipients again.
 	sctx, cancel := context.WithTimeout(context.Background(), spoolTimeout)
@@ -684,21 +715,41 @@ func (q *Queue) split(ctx context.Context, env *queue.Envelope, rcpts []queue.Re
 		// them. Until then the parent waits too.
 		return fmt.Errorf("%w: %w", errNeedsRestart, errors.Join(err, merr))
 	}
-	for i, ev := range lines {
-		q.emit(ev)
-		// As the ESA does after its split line, the child's envelope, as a
-		// message the gateway injects itself (ICID 0); its RIDs are its
-		// parent's, as in its delivery lines. Tracking takes the child's
-		// recipients, and the parent's that went on, from these.
-		q.emit(event.MailFrom{MID: envs[i].MID, ICID: 0, From: envs[i].From})
-		for _, r := range envs[i].Rcpts {
-			q.emit(event.RcptTo{MID: envs[i].MID, ICID: 0, RID: r.RID, To: r.Addr})
-		}
+	q.crashPoint("split recorded")
+	for _, j := range children {
 		q.in.Add(1)
 		q.rate.add(time.Now(), 1, 0)
-		q.push(children[i])
+		q.push(j)
 	}
 	return err
+}
+
+// logSplit logs a split line and, as the ESA does after it, the child's
+// envelope, as a message the gateway injects itself (ICID 0); its RIDs
+// are its parent's, as in its delivery lines. Tracking takes the child's
+// recipients, and the parent's that went on, from these.
+func (q *Queue) logSplit(ev event.Split, child *queue.Envelope) {
+	q.emit(ev)
+	q.emit(event.MailFrom{MID: child.MID, ICID: 0, From: child.From})
+	for _, r := range child.Rcpts {
+		q.emit(event.RcptTo{MID: child.MID, ICID: 0, RID: r.RID, To: r.Addr})
+	}
+}
+
+// recoverSplit takes up a split child whose parent had not recorded the
+// move when the process stopped (queue.Recovery.Splits): its split lines
+// may not have been logged, so they are, with the policy its recipients
+// take now; then the move is recorded, before the child goes on. It
+// reports whether the move is recorded.
+func (q *Queue) recoverSplit(env *queue.Envelope) bool {
+	table, _ := q.o.Policies.Table(env.Outgoing)
+	pol := policy.Match(table, env.From, env.Rcpts[0].Addr)
+	q.logSplit(event.Split{MID: env.Parent, NewMID: env.MID, Reason: "a per-recipient policy " + pol.Name}, env)
+	if err := q.moveInParent(q.ctx, env); err != nil {
+		q.log.Warn("workqueue: a recovered split child's move is not recorded in its parent; it is tried again when the child is worked on", "mid", env.MID, "parent", env.Parent, "err", err)
+		return false
+	}
+	return true
 }
 
 // copyMessage commits child with the body of the message from: in memory

@@ -69,8 +69,10 @@ type harness struct {
 	q      *Queue
 	stages map[string]Stage
 	pol    *policy.MailPolicies
-	// stageRan, if set before open, is Options.StageRan.
+	// stageRan, if set before open, is Options.StageRan; crash is
+	// Options.crash.
 	stageRan func(StageRun)
+	crash    func(point string)
 
 	mu     sync.Mutex
 	runs   []string
@@ -164,7 +166,7 @@ func (h *harness) open() {
 	}
 	h.q, err = New(Options{Spool: h.spool, IDs: h.ids, Policies: h.pol, Workers: 3, Stages: h.stages,
 		Next: h.next, Events: h.lines, Logger: quiet, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
-		StageRan: h.stageRan})
+		StageRan: h.stageRan, crash: h.crash})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,6 +451,119 @@ func TestRecovery(t *testing.T) {
 	}
 	if _, ok, _ := s.Work(parent.MID); !ok {
 		t.Error("the recovered parent has no work outcome")
+	}
+}
+
+// TestCrashInSplit: a crash after a split's children are committed and
+// before anything else of the split (injected: the spool is closed
+// there, so nothing after reaches the disk, and the dying process's
+// lines are not the test's). After the restart the split line, with the
+// child's envelope, is logged (tracking links the child to its parent
+// by it), once, and each part is handed on once. A split the parent did
+// record is not logged again when its child, still in the work queue,
+// is taken up after a restart.
+func TestCrashInSplit(t *testing.T) {
+	for _, crashAtSplit := range []bool{true, false} {
+		t.Run(fmt.Sprintf("crash at the split %v", crashAtSplit), func(t *testing.T) {
+			dir := t.TempDir()
+			h := newHarness(t, dir)
+			crashed := make(chan struct{})
+			if crashAtSplit {
+				h.crash = func(point string) {
+					if point == "split" {
+						h.spool.Close()
+						close(crashed)
+					}
+				}
+			} else {
+				// The child's anti-spam is down: it waits in the work
+				// queue, its split recorded, when the process stops.
+				h.stages["spam"] = &recStage{name: "spam", h: h, fail: func(*Message) error { return errors.New("engine down") }}
+			}
+			h.open()
+			h.q.Start()
+			env := h.commit("a@other.org", "ceo@example.com")
+			child := env.MID + 1
+			h.q.Submit(env)
+			if crashAtSplit {
+				<-crashed
+			} else {
+				wait.Until(t, "the child's anti-spam ran", func() bool { return len(h.runsOf(child)) > 0 })
+				wait.Until(t, "the parent handed on", func() bool { _, ok := h.handedTo()[env.MID]; return ok })
+			}
+			h.close()
+
+			h2 := newHarness(t, dir)
+			if !crashAtSplit {
+				h2.stages["spam"] = &recStage{name: "spam", h: h2, fail: func(*Message) error { return errors.New("engine down") }}
+			}
+			h2.open()
+			if got, want := h2.spool.Recovery().Splits, map[bool][]uint64{true: {child}}[crashAtSplit]; !slices.Equal(got, want) {
+				t.Errorf("Recovery.Splits = %v, want %v", got, want)
+			}
+			if !h2.q.Claimed(child) || h2.q.Claimed(env.MID) != crashAtSplit {
+				t.Errorf("claimed: child %v, parent %v", h2.q.Claimed(child), h2.q.Claimed(env.MID))
+			}
+			h2.q.Start()
+			split := fmt.Sprintf("MID %d was split creating MID %d due to a per-recipient policy executives", env.MID, child)
+			if !crashAtSplit {
+				// Start logs a recovered split before it returns.
+				wait.Until(t, "the child's anti-spam ran again", func() bool { return len(h2.runsOf(child)) > 0 })
+				if got := h2.lines.Grep("was split"); len(got) != 0 {
+					t.Errorf("a recorded split logged again: %q", got)
+				}
+				return
+			}
+			h2.lines.WaitN(t, 2, "queued for delivery")
+			got := h2.lines.Snapshot()
+			i := slices.Index(got, split)
+			if want := []string{split,
+				fmt.Sprintf("MID %d ICID 0 From: <a@sender.net>", child),
+				fmt.Sprintf("MID %d ICID 0 RID 1 To: <ceo@example.com>", child),
+			}; i < 0 || !slices.Equal(got[i:min(i+3, len(got))], want) {
+				t.Errorf("lines after the restart:\n%s\nwant, in a row:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if n := len(h2.lines.Grep("was split")); n != 1 {
+				t.Errorf("%d split lines, want 1", n)
+			}
+			if got, w := h2.handedTo(), map[uint64][]string{env.MID: {"a@other.org"}, child: {"ceo@example.com"}}; fmt.Sprint(got) != fmt.Sprint(w) {
+				t.Errorf("handed %v, want %v", got, w)
+			}
+			// The move is recorded now: another restart logs nothing again.
+			h2.close()
+			h3 := newHarness(t, dir)
+			h3.open()
+			if got := h3.spool.Recovery().Splits; len(got) != 0 {
+				t.Errorf("Recovery.Splits after the move was recorded: %v", got)
+			}
+		})
+	}
+}
+
+// TestSplitLoggedBeforeRecorded: the split lines are logged before the
+// parent records the move, which is what tells a restart that they need
+// not be logged again: a crash right after the record finds them logged.
+func TestSplitLoggedBeforeRecorded(t *testing.T) {
+	h := newHarness(t, "")
+	var logged []string
+	recorded := make(chan struct{})
+	h.crash = func(point string) {
+		if point == "split recorded" {
+			logged = h.lines.Grep("was split|ICID 0")
+			close(recorded)
+		}
+	}
+	h.open()
+	h.q.Start()
+	env := h.commit("a@other.org", "ceo@example.com")
+	h.q.Submit(env)
+	<-recorded
+	if want := []string{
+		fmt.Sprintf("MID %d was split creating MID %d due to a per-recipient policy executives", env.MID, env.MID+1),
+		fmt.Sprintf("MID %d ICID 0 From: <a@sender.net>", env.MID+1),
+		fmt.Sprintf("MID %d ICID 0 RID 1 To: <ceo@example.com>", env.MID+1),
+	}; !slices.Equal(logged, want) {
+		t.Errorf("logged when the split was recorded: %q, want %q", logged, want)
 	}
 }
 

@@ -582,6 +582,8 @@ func TestScanEngineBack(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "clamd.sock") // not there yet
 	hop := startNextHop(t, 0)
 	g := scanGW(t, hop.addr, "  clamav: {address: "+sock+", timeout: 5s}", `mail_policies:
+  initial_retry: 1s
+  max_retry: 2s
   incoming:
     - name: DEFAULT
       antivirus: clamav
@@ -598,8 +600,9 @@ func TestScanEngineBack(t *testing.T) {
 	if err := os.Symlink(e.Unix, sock); err != nil {
 		t.Fatal(err)
 	}
-	// The first retry is workqueue.DefaultRetryMin (30 s) after the failure.
-	wait.UntilWithin(t, 2*time.Minute, "delivered after clamd came back", func() bool {
+	// The retries come every 2 s at most (mail_policies.max_retry), well
+	// within the wait, which the default's 30 s for the first would not.
+	wait.UntilWithin(t, 25*time.Second, "delivered after clamd came back", func() bool {
 		return strings.Contains(g.mailLog(), fmt.Sprintf("Message finished MID %d done", mid))
 	})
 	linesInOrder(t, logLines(g.mailLog(), mid), []string{

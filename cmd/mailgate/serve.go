@@ -283,6 +283,7 @@ func start(cfg *config.Config, logger *slog.Logger) (_ *gateway, err error) {
 			Policies: &cfg.MailPolicies.MailPolicies, Workers: cfg.MailPolicies.Workers, Stages: st,
 			Next: func(env *queue.Envelope) { g.delivery.Enqueue(env) }, Events: event.Multi{srv.Events, g.metrics.Delivery()}, Logger: logger,
 			Hostname: cfg.Hostname, BounceFrom: cfg.Delivery.Bounce.From,
+			RetryMin: cfg.MailPolicies.InitialRetry, RetryMax: cfg.MailPolicies.MaxRetry,
 			Quarantines: g.quar, StageRan: g.metrics.StageRan})
 		if err != nil {
 			return nil, err
