@@ -82,7 +82,7 @@ ScanArchive yes
 LogFile $WORK/clamd/clamd.log
 EOF
 "$CLAMD" -c "$WORK/clamd/clamd.conf" >"$WORK/clamd/out.log" 2>&1 &
-PIDS+=($!)
+CLAMD_PID=$!; PIDS+=($CLAMD_PID)
 for _ in $(seq 1200); do [ -S "$WORK/clamd/clamd.sock" ] && break; sleep 0.1; done
 [ -S "$WORK/clamd/clamd.sock" ] || die "clamd did not start: $(tail -5 "$WORK/clamd/out.log")"
 
@@ -191,14 +191,17 @@ else
 fi
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# run TARGET ADDR: one run of N messages; prints "RUN target accept e2e cpu_ms_per_msg"
+# engine_ticks: the CPU of rspamd (all its processes) and clamd, which both sides share.
+engine_ticks() { for p in $(pgrep -f '^rspamd: ') "$CLAMD_PID"; do cpu_ticks "$p" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'; }
+# run TARGET ADDR: one run of N messages; prints "RUN target accept e2e cpu_ms_per_msg engines_cpu_ms_per_msg"
 run() {
-  local target=$1 addr=$2 t0 t1 t2 c0 c1 cpu=-
+  local target=$1 addr=$2 t0 t1 t2 c0 c1 e0 e1 cpu=-
   sync; sleep "$SETTLE"
   smtp-sink -c -u postfix "$SINK_ADDR" 1000 >"$WORK/sink.out" 2>&1 &
   local sink=$!
   waitport "$SINK_ADDR" || die "smtp-sink did not listen"
   [ "$target" = mailgate ] && c0=$(cpu_ticks "$MG_PID")
+  e0=$(engine_ticks)
   t0=$(date +%s.%N)
   smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f "$FROM" -t "$RCPT" "$addr" || echo "warning: smtp-source against $target failed" >&2
   t1=$(date +%s.%N)
@@ -210,13 +213,14 @@ run() {
     sleep 0.05
   done
   t2=$(date +%s.%N)
+  e1=$(engine_ticks)
   if [ "$target" = mailgate ]; then
     c1=$(cpu_ticks "$MG_PID")
     cpu=$(awk -v a="$c0" -v b="$c1" -v n="$N" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }')
   fi
   kill "$sink" 2>/dev/null; wait "$sink" 2>/dev/null
-  awk -v t="$target" -v n="$N" -v a="$t0" -v b="$t1" -v c="$t2" -v cpu="$cpu" \
-    'BEGIN { printf "RUN %s accept %.0f e2e %.0f cpu_ms_per_msg %s\n", t, n / (b - a), n / (c - a), cpu }' | tee -a "$WORK/runs"
+  awk -v t="$target" -v n="$N" -v a="$t0" -v b="$t1" -v c="$t2" -v cpu="$cpu" -v e0="$e0" -v e1="$e1" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "RUN %s accept %.0f e2e %.0f cpu_ms_per_msg %s engines_cpu_ms_per_msg %.3f\n", t, n / (b - a), n / (c - a), cpu, (e1 - e0) * 1000 / hz / n }' | tee -a "$WORK/runs"
 }
 echo "# $(date -u +%FT%TZ) $(nproc) cores, mailgate $("$WORK/mailgate" version | cut -d' ' -f2), rspamd $(rspamd --version 2>/dev/null | head -1 | grep -o '[0-9][0-9.]*' | head -1), clamd $("$CLAMD" --version | cut -d/ -f1), N=$N, $REPEATS runs each, -s $SESSIONS -l $SIZE"
 if [ "$WARMUP" -gt 0 ]; then
@@ -235,7 +239,7 @@ col() { awk -v t="$1" -v k="$2" '$2 == t { for (i = 3; i < NF; i += 2) if ($i ==
 scanned=$(grep -c 'antivirus negative' "$WORK"/data/logs/mail_logs/mail_logs.* 2>/dev/null | awk -F: '{s += $NF} END {print s+0}')
 pf_scanned=$(grep -c 'Clean message' "$WORK/clamd/clamav-milter.log" 2>/dev/null)
 echo "# mailgate's log: $scanned messages scanned by clamd; clamav-milter's log (Postfix): ${pf_scanned:-0}; rspamd log $WORK/rspamd/rspamd.log"
-printf 'SUMMARY scan: mailgate end-to-end %s msg/s (accept %s, own cpu %s ms/msg)' "$(col mailgate e2e)" "$(col mailgate accept)" "$(col mailgate cpu_ms_per_msg)"
-[ "$PF" = 1 ] && printf '; postfix+rspamd milter end-to-end %s msg/s (accept %s); ratio %s' "$(col postfix e2e)" "$(col postfix accept)" \
+printf 'SUMMARY scan: mailgate end-to-end %s msg/s (accept %s, own cpu %s ms/msg, engines %s ms/msg)' "$(col mailgate e2e)" "$(col mailgate accept)" "$(col mailgate cpu_ms_per_msg)" "$(col mailgate engines_cpu_ms_per_msg)"
+[ "$PF" = 1 ] && printf '; postfix+milters end-to-end %s msg/s (accept %s, engines %s ms/msg); ratio %s' "$(col postfix e2e)" "$(col postfix accept)" "$(col postfix engines_cpu_ms_per_msg)" \
   "$(awk -v a="$(col mailgate e2e)" -v b="$(col postfix e2e)" 'BEGIN { if (b > 0) printf "%.2fx", a/b; else print "-" }')"
 echo
