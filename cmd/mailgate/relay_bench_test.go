@@ -83,7 +83,7 @@ http: {address: ""}
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	relay(500) // warm up: connections, caches, the tracking store's pages
+	relay(2000) // warm up: connections, caches, buffers grown, the tracking store's pages and statements
 	b.ReportAllocs()
 	cpu0 := cpuTime(b)
 	b.ResetTimer()
