@@ -268,12 +268,13 @@ func (l *Listener) handle(c net.Conn, accepted time.Time) {
 	if rdns == "" {
 		rdns = "unknown"
 	}
+	ipText := ip.String()
 	l.emit(event.NewICID{ICID: icid, Interface: l.cfg.Interface, InterfaceIP: local.Addr().Unmap().String(),
-		RemoteIP: ip.String(), ReverseHost: rdns, Verified: verified})
+		RemoteIP: ipText, ReverseHost: rdns, Verified: verified})
 	hat.ICID = icid
 	l.emit(hat)
 
-	h := &session{l: l, icid: icid, client: client, decision: d}
+	h := &session{l: l, icid: icid, client: client, ip: ipText, decision: d}
 	cfg := smtp.Config{
 		Hostname:            l.srv.Hostname,
 		MaxMessageSize:      d.Policy.MaxMessageSize,

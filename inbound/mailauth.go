@@ -145,7 +145,7 @@ func (h *session) checkBody(msg io.Reader, fromDomain string, fromErr error) aut
 		return v
 	}
 	if mf, ok := h.auth.MailFromSPF(); ok {
-		v.prefix = append(v.prefix, mailauth.ReceivedSPF(mf, h.client.IP.String(), h.helo, h.l.srv.Hostname)...)
+		v.prefix = append(v.prefix, mailauth.ReceivedSPF(mf, h.ip, h.helo, h.l.srv.Hostname)...)
 	}
 	v.prefix = append(v.prefix, h.auth.AuthenticationResults(h.l.srv.authServID())...)
 	return v

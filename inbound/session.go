@@ -37,6 +37,7 @@ type session struct {
 	l        *Listener
 	icid     uint64
 	client   policy.Client
+	ip       string       // client.IP as text, made once: every message's envelope and Received field have it
 	key      netip.Prefix // the client for per-client limits
 	group    string       // "listener/group" for per-group limits
 	decision policy.Decision
@@ -225,7 +226,7 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 	if h.l.cfg.ReceivedHeader {
 		// Written first, so that the body is read in behind it and never
 		// copied.
-		rh := received{helo: h.helo, host: h.clientHost(), ip: h.client.IP.String(), by: h.l.srv.Hostname,
+		rh := received{helo: h.helo, host: h.clientHost(), ip: h.ip, by: h.l.srv.Hostname,
 			tls: h.tls, utf8: h.params.SMTPUTF8, ehlo: h.ehlo, mid: mid, at: now}
 		if len(h.rcpts) == 1 {
 			rh.rcpt = h.rcpts[0].Addr
@@ -267,7 +268,7 @@ func (h *session) Data(r io.Reader) smtp.Reply {
 	}
 	env := &queue.Envelope{
 		MID: mid, ICID: h.icid, Listener: h.l.cfg.Name,
-		ClientIP: h.client.IP.String(), ClientHost: h.clientHost(), Helo: h.helo, TLS: h.tlsString(),
+		ClientIP: h.ip, ClientHost: h.clientHost(), Helo: h.helo, TLS: h.tlsString(),
 		From: h.from, Rcpts: append([]queue.Recipient(nil), h.rcpts...),
 		BodyType: h.params.Body, SMTPUTF8: h.params.SMTPUTF8,
 		// Mail from relaying sender groups is outgoing: the ESA applies

@@ -199,12 +199,12 @@ type sigTags struct{ d, s string }
 // header, in order. head may end anywhere; a field cut off is left out.
 func selectors(head []byte) []sigTags {
 	var out []sigTags
-	for _, f := range fields(head) {
-		if !strings.EqualFold(f.name, "DKIM-Signature") {
+	for sc := (fieldScanner{msg: head}); sc.next(); {
+		if !sc.is("DKIM-Signature") {
 			continue
 		}
 		var t sigTags
-		for _, tag := range strings.Split(f.value, ";") {
+		for _, tag := range strings.Split(unfold(sc.raw), ";") {
 			k, v, _ := strings.Cut(tag, "=")
 			switch strings.TrimSpace(k) {
 			case "d":

@@ -84,3 +84,25 @@ func BenchmarkParseLine(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }
+
+// BenchmarkAppendLineNewGoroutine renders the receiving lines as a new
+// session does: on a goroutine of its own, whose stack starts small and
+// grows (a copy of it) when a frame does not fit. An op is one goroutine.
+func BenchmarkAppendLineNewGoroutine(b *testing.B) {
+	var entries []event.Entry
+	for _, ev := range receiving() {
+		entries = append(entries, event.Entry{Time: when, Level: event.Info, Event: ev})
+	}
+	done := make(chan []byte)
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		go func(buf []byte) {
+			for _, e := range entries {
+				buf = AppendLine(buf[:0], e, cst)
+			}
+			done <- buf
+		}(buf)
+		buf = <-done
+	}
+}

@@ -17,7 +17,8 @@ const summaryExtra = " =:"
 // Each verdict is kind=engine:verdict[:detail]; values are single tokens
 // (space, '=' and ':' escaped as \xNN), so that a virus's name cannot
 // forge a field.
-func appendScanSummary(dst []byte, e event.ScanSummary) []byte {
+func appendScanSummary(dst []byte, ev event.Event) []byte {
+	e := ev.(event.ScanSummary)
 	dst = appendUint(dst, "mailgate: MID ", e.MID)
 	dst = append(dst, " verdicts policy="...)
 	dst = appendEscapedExtra(dst, e.Policy, summaryExtra)

@@ -24,7 +24,7 @@ import (
 // session is an open delivery connection.
 type session struct {
 	c    *smtp.Client
-	raw  net.Conn // the TCP connection under c, looked at before a cached connection is used again
+	peek *peeker // at the TCP connection under c, before a cached connection is used again
 	dcid uint64
 	hop  hop
 }
@@ -118,7 +118,7 @@ func (m *Manager) nextJob(d *dest, s *session) (j *job, told bool) {
 	}
 	if len(d.ready) > 0 || cache <= 0 {
 		m.mu.Unlock()
-		if peerClosed(s.raw) {
+		if s.peek.peerClosed() {
 			return nil, false
 		}
 		return m.take(d), false
@@ -132,7 +132,7 @@ func (m *Manager) nextJob(d *dest, s *session) (j *job, told bool) {
 	if j == nil {
 		return nil, c.closing
 	}
-	if peerClosed(s.raw) {
+	if s.peek.peerClosed() {
 		m.requeue(j)
 		return nil, false
 	}
@@ -300,7 +300,7 @@ func (m *Manager) dial(domain string, h hop, mode smtp.TLSMode, verify bool) (*s
 		m.emit(event.TLS{Conn: event.ConnRef{Kind: event.OutboundConn, ID: dcid}, Success: true,
 			Protocol: smtp.TLSVersion(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite)})
 	}
-	return &session{c: c, raw: conn, dcid: dcid, hop: h}, dcid, outcome{}, nil
+	return &session{c: c, peek: newPeeker(conn), dcid: dcid, hop: h}, dcid, outcome{}, nil
 }
 
 // openFailed logs why a connection failed before it could carry mail and

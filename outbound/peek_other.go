@@ -4,6 +4,10 @@ package outbound
 
 import "net"
 
-// peerClosed cannot look without reading here; a closed connection is
-// found by its transaction instead (lostBeforeMail).
-func peerClosed(net.Conn) bool { return false }
+// peeker cannot look without reading here; a closed connection is found by
+// its transaction instead (lostBeforeMail).
+type peeker struct{}
+
+func newPeeker(net.Conn) *peeker { return &peeker{} }
+
+func (*peeker) peerClosed() bool { return false }

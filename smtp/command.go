@@ -266,7 +266,7 @@ func validLocal(s string) bool {
 		}
 		return true
 	}
-	for _, atom := range strings.Split(s, ".") {
+	for atom := range strings.SplitSeq(s, ".") {
 		if atom == "" {
 			return false
 		}
@@ -286,7 +286,7 @@ func validDomain(s string, utf8ok bool) bool {
 	if s == "" || len(s) > maxDomain {
 		return false
 	}
-	for _, label := range strings.Split(s, ".") {
+	for label := range strings.SplitSeq(s, ".") {
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}

@@ -6,7 +6,10 @@ import "net"
 
 // early is implemented on Linux, the BSDs and macOS only; elsewhere no
 // client is an early talker.
-func early(net.Conn) bool { return false }
+func (s *Session) early() bool { return false }
+
+// peeker has no use here.
+type peeker struct{}
 
 // discardPending is implemented on Linux, the BSDs and macOS only;
 // elsewhere what awaitInput did not read of a pipelined STARTTLS tail fails

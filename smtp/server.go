@@ -188,7 +188,8 @@ type Session struct {
 	inTxn      atomic.Bool
 	draining   atomic.Bool
 	killed     atomic.Bool
-	pipelining bool // EHLO client: replies may be held until its input is drained
+	pipelining bool    // EHLO client: replies may be held until its input is drained
+	peek       *peeker // made by early
 }
 
 // NewSession prepares a session on conn; Serve runs it.
@@ -296,7 +297,7 @@ func (s *Session) serve() End {
 		if end, over := s.implicitTLS(); over {
 			return end
 		}
-	} else if early(s.raw) {
+	} else if s.early() {
 		return s.closeWith(replyEarlyTalker, event.CauseProtocol, "data sent before the greeting")
 	}
 	greeting := s.cfg.Greeting
@@ -634,7 +635,7 @@ func (s *Session) badCommand(verb string, kind BadKind, line string, r Reply) (E
 
 // pendingInput reports whether the client has sent more than the command
 // just read: in the read buffer, or still in the socket.
-func (s *Session) pendingInput() bool { return s.r.Buffered() > 0 || early(s.raw) }
+func (s *Session) pendingInput() bool { return s.r.Buffered() > 0 || s.early() }
 
 // pipelined ends the session of a client that did not wait for a reply it
 // must wait for: EHLO and DATA end a pipelined group (RFC 2920 3.1), and

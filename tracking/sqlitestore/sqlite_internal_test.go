@@ -3,11 +3,14 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/mailgate/mailgate/event"
 	"github.com/mailgate/mailgate/tracking"
 	"github.com/mailgate/mailgate/tracking/internal/sqlrow"
 	"github.com/mailgate/mailgate/tracking/storetest"
@@ -256,4 +259,103 @@ func TestSQLiteMigratesAuth(t *testing.T) {
 	}
 	defer s.Close()
 	storetest.CheckAuthMigrated(t, s)
+}
+
+// TestStorable: Load leaves out, before any lookup, the keys above the
+// highest stored for their host and kind, and only those; the highest
+// stored itself is looked up. One index seek finds each highest key.
+func TestStorable(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "tracking.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b := storetest.Messages("esa1", 10, 5, true) // MIDs 10-14, ICIDs 6-8
+	b.Messages = append(b.Messages, storetest.Messages("esa2", 3, 1, false).Messages...)
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(host string, mid uint64) tracking.MessageKey { return tracking.MessageKey{Host: host, MID: mid} }
+	ck := func(host string, kind event.ConnKind, id uint64) tracking.ConnKey {
+		return tracking.ConnKey{Host: host, Kind: kind, ID: id}
+	}
+	in := tracking.Keys{
+		Messages: []tracking.MessageKey{mk("esa1", 9), mk("esa1", 14), mk("esa1", 15), mk("esa2", 3), mk("esa2", 4), mk("esa3", 1)},
+		Conns: []tracking.ConnKey{ck("esa1", event.InboundConn, 8), ck("esa1", event.InboundConn, 9),
+			ck("esa1", event.OutboundConn, 1), ck("esa2", event.InboundConn, 1)},
+	}
+	got, err := s.storable(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tracking.Keys{
+		Messages: []tracking.MessageKey{mk("esa1", 9), mk("esa1", 14), mk("esa2", 3)},
+		Conns:    []tracking.ConnKey{ck("esa1", event.InboundConn, 8)},
+	}
+	if !slices.Equal(got.Messages, want.Messages) || !slices.Equal(got.Conns, want.Conns) {
+		t.Errorf("storable(%+v) = %+v, want %+v", in, got, want)
+	}
+	loaded, err := s.Load(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(loaded.Messages) != 2 || len(loaded.Conns) != 1 {
+		t.Errorf("Load: %d messages, %d connections; want 2 and 1", len(loaded.Messages), len(loaded.Conns))
+	}
+	for _, q := range []string{`SELECT max(mid) FROM messages WHERE host = 'esa1'`, `SELECT max(id) FROM conns WHERE host = 'esa1' AND kind = 1`} {
+		var plan []string
+		rows, err := s.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if len(plan) != 1 || !strings.HasPrefix(plan[0], "SEARCH ") {
+			t.Errorf("%s: plan %q, want one SEARCH", q, plan)
+		}
+	}
+}
+
+// TestStatementsKept: the writes' statements are prepared once and kept,
+// a bounded few of them whatever the batches' sizes.
+func TestStatementsKept(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "tracking.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	next := uint64(1)
+	for n := 1; n <= 600; n += 37 {
+		if err := s.Write(ctx, storetest.Messages("esa1", next, n, true)); err != nil {
+			t.Fatal(err)
+		}
+		next += uint64(n)
+	}
+	// Five tables, nine sizes of part (256 down to 1), each inserting and
+	// (messages, details, conns) deleting.
+	if n := len(s.stmts); n == 0 || n > 5*9+3*9 {
+		t.Errorf("%d statements kept", n)
+	}
+	before := maps.Clone(s.stmts)
+	if err := s.Write(ctx, storetest.Messages("esa1", next, 600, true)); err != nil {
+		t.Fatal(err)
+	}
+	for k, st := range s.stmts {
+		if before[k] != st {
+			t.Errorf("a second batch of 600 prepared %v again", k)
+		}
+	}
+	all, err := s.Search(ctx, tracking.Query{Host: "esa1", Limit: 100000})
+	if err != nil || len(all) != int(next)-1+600 {
+		t.Fatalf("%d messages stored (%v), want %d", len(all), err, int(next)-1+600)
+	}
 }

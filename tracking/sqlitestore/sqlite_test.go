@@ -24,3 +24,5 @@ func TestSQLite(t *testing.T) {
 }
 
 func BenchmarkSQLiteWrite(b *testing.B) { storetest.BenchmarkWrite(b, openSQLite(b)) }
+
+func BenchmarkSQLiteFeedRound(b *testing.B) { storetest.BenchmarkFeedRound(b, openSQLite(b)) }

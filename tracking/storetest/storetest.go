@@ -852,6 +852,40 @@ func BenchmarkWrite(b *testing.B, s tracking.Store) {
 	})
 }
 
+// BenchmarkFeedRound times what a running gateway's feed asks of its store
+// each round (about a second): the Load of the round's records it does not
+// hold, nearly all of them new (1,700 messages and their inbound
+// connections; Messages gives two messages a connection, so the first may
+// be stored), then the Write of those records; in a store that holds
+// 20,000 messages before. An op is one message.
+func BenchmarkFeedRound(b *testing.B, s tracking.Store) {
+	const round = 1700
+	ctx := context.Background()
+	if err := s.Write(ctx, Messages("esa1", 1, 20000, true)); err != nil {
+		b.Fatal(err)
+	}
+	next := uint64(20001)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; done += round {
+		b.StopTimer()
+		batch := Messages("esa1", next, round, true)
+		next += round
+		keys := keysOf(batch)
+		b.StartTimer()
+		got, err := s.Load(ctx, keys)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(got.Messages) != 0 {
+			b.Fatalf("loaded %d messages never written", len(got.Messages))
+		}
+		if err := s.Write(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // testBulkLoad imports a log inside a bulk load as large as a month of
 // mail: searches answer during it and after it, the same.
 func testBulkLoad(t *testing.T, s tracking.Store) {

@@ -1,0 +1,5 @@
+//go:build race
+
+package mailauth
+
+const raceEnabled = true
