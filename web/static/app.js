@@ -3,9 +3,12 @@
 // GET /api/messages/{host}/{mid}. Routes live in the fragment so that the
 // browser's back button returns to the same search.
 
-import { getJSON, takeTokenFromFragment, setToken, hasToken, Unauthorized, ApiError } from './api.js';
+import { getJSON, takeTokenFromFragment, Unauthorized, ApiError } from './api.js';
+import { installTokenForm, showTokenForm } from './token.js';
 import { el, clear, byId, formatTime, formatBytes, localToISO, zoneLabel, formatDate, formatClock } from './dom.js';
 import { drawCharts, STATUS_ORDER, ABORT_ORDER, label } from './chart.js';
+
+const ASK_TOKEN = 'This gateway\'s tracking API needs an access token. Enter it here, or open the page at …/#token=<token>.';
 
 const SEARCH_PREFIX = '#/search?';
 const MESSAGE_ROUTE = /^#\/message\/([^/]+)\/(\d+)$/;
@@ -20,7 +23,7 @@ function init() {
   byId('search-form').addEventListener('submit', onSearchSubmit);
   byId('search-clear').addEventListener('click', onClear);
   for (const b of document.querySelectorAll('[data-since]')) b.addEventListener('click', () => onRange(b.dataset.since));
-  byId('token-form').addEventListener('submit', onTokenSubmit);
+  installTokenForm(route);
   window.addEventListener('hashchange', route);
   window.addEventListener('resize', debounce(redrawChart, 150));
   route();
@@ -148,7 +151,7 @@ async function loadChart(params, seq) {
     lastBuckets = null;
     clear(box);
     byId('chart-range').textContent = '';
-    if (err instanceof Unauthorized) showTokenForm(err.message);
+    if (err instanceof Unauthorized) showTokenForm(err.message, ASK_TOKEN);
   }
 }
 
@@ -442,35 +445,13 @@ function messageHash(host, mid) {
 
 function showError(err, show) {
   if (err instanceof Unauthorized) {
-    showTokenForm(err.message);
+    showTokenForm(err.message, ASK_TOKEN);
     show('The tracking API needs the access token (above).');
   } else if (err instanceof ApiError) {
     show(err.message);
   } else {
     show(`The gateway did not answer: ${err.message}`);
   }
-}
-
-function showTokenForm(reason) {
-  const form = byId('token-form');
-  byId('token-message').textContent = hasToken()
-    ? `The access token was not accepted (${reason}). Enter the right one.`
-    : 'This gateway\'s tracking API needs an access token. Enter it here, or open the page at …/#token=<token>.';
-  if (form.hidden) {
-    form.hidden = false;
-    byId('token-input').focus();
-  }
-}
-
-function onTokenSubmit(event) {
-  event.preventDefault();
-  const input = byId('token-input');
-  const token = input.value.trim();
-  if (!token) return;
-  setToken(token);
-  input.value = '';
-  byId('token-form').hidden = true;
-  route();
 }
 
 function debounce(fn, ms) {

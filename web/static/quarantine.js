@@ -4,8 +4,11 @@
 // as text only: no HTML of a message is ever rendered), and release and
 // delete (POST .../release, .../delete).
 
-import { getJSON, postJSON, takeTokenFromFragment, setToken, hasToken, Unauthorized, ApiError } from './api.js';
+import { getJSON, postJSON, takeTokenFromFragment, Unauthorized, ApiError } from './api.js';
+import { installTokenForm, showTokenForm } from './token.js';
 import { el, clear, byId, formatTime, formatBytes } from './dom.js';
+
+const ASK_TOKEN = 'This gateway\'s API needs an access token. Enter it here, or open the page at …/quarantine.html#token=<token>.';
 
 const ROUTE = /^#\/q\/([^/]+)(?:\/(\d+))?$/;
 
@@ -13,7 +16,7 @@ let seq = 0; // answers to an older request than the newest are dropped
 
 function init() {
   takeTokenFromFragment();
-  byId('token-form').addEventListener('submit', onTokenSubmit);
+  installTokenForm(route);
   window.addEventListener('hashchange', route);
   route();
 }
@@ -161,7 +164,7 @@ function duration(ms) {
 function showError(err) {
   const box = byId('q-error');
   if (err instanceof Unauthorized) {
-    showTokenForm(err.message);
+    showTokenForm(err.message, ASK_TOKEN);
     box.textContent = 'The API needs the access token (above).';
   } else if (err instanceof ApiError) {
     box.textContent = err.message;
@@ -169,28 +172,6 @@ function showError(err) {
     box.textContent = `The gateway did not answer: ${err.message}`;
   }
   box.hidden = false;
-}
-
-function showTokenForm(reason) {
-  const form = byId('token-form');
-  byId('token-message').textContent = hasToken()
-    ? `The access token was not accepted (${reason}). Enter the right one.`
-    : 'This gateway\'s API needs an access token. Enter it here, or open the page at …/quarantine.html#token=<token>.';
-  if (form.hidden) {
-    form.hidden = false;
-    byId('token-input').focus();
-  }
-}
-
-function onTokenSubmit(event) {
-  event.preventDefault();
-  const input = byId('token-input');
-  const token = input.value.trim();
-  if (!token) return;
-  setToken(token);
-  input.value = '';
-  byId('token-form').hidden = true;
-  route();
 }
 
 init();
