@@ -646,7 +646,10 @@ func (s *Spool) discardPrepared() {
 
 func (s *Spool) dropPrepared(p *prepared) {
 	p.f.Close()
-	os.Remove(p.tmp)
+	if err := os.Remove(p.tmp); err != nil {
+		// Harmless but for the space: Open deletes stage- files.
+		s.log.Warn("queue: remove the prepared segment", "file", p.tmp, "err", err)
+	}
 	s.wrote(-p.size)
 }
 
