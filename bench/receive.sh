@@ -51,6 +51,7 @@ WARM_LEN=${CONFIGS%% *}; WARM_LEN=${WARM_LEN#*:}  # warm-ups send messages of th
 TRACKING=${TRACKING:-true}      # mailgate's message tracking (tracking.enabled); Postfix has none
 IDLE=${IDLE:-10000}             # idle connections for the memory run; 0 skips it
 AUTH=${AUTH:-off}               # on: the sender-authentication comparison (see above)
+PROFILE=${PROFILE:-}            # a file name: mailgate's CPU profile, one per start (NAME.1, NAME.2, ...), in WORK
 MG_ADDR=127.0.0.1:2545
 PF_ADDR=127.0.0.1:2535
 SINK_ADDR=127.0.0.1:2555        # smtp-sink: what smtp-source reaches against a server that does nothing
@@ -86,7 +87,7 @@ fi
   go build -o "$WORK/authbench" ./bench/authbench) || die "go build failed"
 
 # ---- cleanup: only what this script started ---------------------------------
-MG_PID=""; MG_OFF_PID=""; SINK_PID=""; DNS_PID=""; MILTER_PIDS=""; STARTED_POSTFIX=0
+MG_PID=""; MG_STARTS=0; MG_OFF_PID=""; SINK_PID=""; DNS_PID=""; MILTER_PIDS=""; STARTED_POSTFIX=0
 cleanup() {
   [ -n "$MG_PID" ] && kill "$MG_PID" 2>/dev/null && wait "$MG_PID" 2>/dev/null
   [ -n "$MG_OFF_PID" ] && kill "$MG_OFF_PID" 2>/dev/null && wait "$MG_OFF_PID" 2>/dev/null
@@ -255,14 +256,15 @@ fi
 # start_mg CONFIG ADDR DATA_DIR: starts mailgate afresh; its PID is in MG_STARTED.
 start_mg() {
   rm -rf "$3"
-  "$WORK/mailgate" serve --config "$1" 2>"$1.err" &
+  "$WORK/mailgate" serve --config "$1" ${4:+--cpuprofile "$4"} 2>"$1.err" &
   MG_STARTED=$!
   for _ in $(seq 100); do ss -ltn "sport = :${2##*:}" | grep -q LISTEN && return; sleep 0.05; done
   die "mailgate did not start: $(cat "$1.err")"
 }
 start_mailgate() {
   [ -n "$MG_PID" ] && { kill "$MG_PID"; wait "$MG_PID" 2>/dev/null; }
-  start_mg "$WORK/mailgate.yaml" "$MG_ADDR" "$WORK/mailgate-data"
+  MG_STARTS=$((MG_STARTS + 1))
+  start_mg "$WORK/mailgate.yaml" "$MG_ADDR" "$WORK/mailgate-data" ${PROFILE:+"$WORK/$PROFILE.$MG_STARTS"}
   MG_PID=$MG_STARTED
   [ "$AUTH" = on ] || return 0
   [ -n "$MG_OFF_PID" ] && { kill "$MG_OFF_PID"; wait "$MG_OFF_PID" 2>/dev/null; }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"sync"
 	"syscall"
@@ -42,6 +43,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&file, "config", "", "configuration `file` (default: the embedded default)")
 	fs.StringVar(&file, "c", "", "short for --config")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until the gateway stops (for performance work)")
+	memProfile := fs.String("memprofile", "", "write a heap profile to `file` when the gateway is told to stop, before it stops (for performance work)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -106,11 +108,31 @@ wait:
 		}
 	}
 	signal.Stop(sigs)
+	if *memProfile != "" {
+		if err := writeHeapProfile(*memProfile); err != nil {
+			logger.Error("mailgate: heap profile", "err", err)
+		}
+	}
 	if err := g.stop(); err != nil {
 		logger.Error("mailgate: stop", "err", err)
 		return 1
 	}
 	return code
+}
+
+// writeHeapProfile writes the heap as it is now, the queue and the caches
+// still in memory, after a collection so that what is in use is current.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // gateway is a running mailgate: its stores, logs and listeners.
