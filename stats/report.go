@@ -179,6 +179,20 @@ var ErrNoQueue = errors.New("stats: no queue manager")
 // ErrUnknownSort is returned for a sort key TopHosts does not know.
 var ErrUnknownSort = errors.New("stats: unknown sort key")
 
+// AnyDown reports whether a destination is down now. It reads only what
+// the Collector holds, where TopHosts walks the queue: a check that runs
+// every few seconds asks this first.
+func (c *Collector) AnyDown() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range c.hosts {
+		if h.down {
+			return true
+		}
+	}
+	return false
+}
+
 // TopHosts lists the destinations with queued recipients, connections or
 // counts since the last reset, sorted by key (descending, then by name),
 // at most limit (0: all).

@@ -2,6 +2,7 @@ package stats
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"os"
@@ -392,5 +393,37 @@ func TestNothingLeft(t *testing.T) {
 	}
 	if c.up[InjMsgs] != 100 || c.up[InjRecips] != 100 || c.up[GenBounceRecips] != 100 {
 		t.Errorf("counts: %d messages, %d recipients, %d bounce recipients", c.up[InjMsgs], c.up[InjRecips], c.up[GenBounceRecips])
+	}
+}
+
+// walkCounter is a queue of no messages that counts the walks of the queue
+// (HostGauges) made of it.
+type walkCounter struct{ walks int }
+
+func (q *walkCounter) QueueGauges() outbound.QueueGauges { return outbound.QueueGauges{} }
+func (q *walkCounter) HostGauges(string) []outbound.HostGauges {
+	q.walks++
+	return nil
+}
+func (q *walkCounter) Destination(domain string) string { return domain }
+func (q *walkCounter) HostRoute(context.Context, string) outbound.HostRoute {
+	return outbound.HostRoute{}
+}
+
+// AnyDown answers from memory, without a walk of the queue (the alert
+// checks ask it every round).
+func TestAnyDown(t *testing.T) {
+	c := newCollector(t, Options{})
+	q := &walkCounter{}
+	c.Attach(q)
+	if c.AnyDown() {
+		t.Error("a destination down before any connection")
+	}
+	emit(c, event.ConnectionError{DCID: 0, Domain: "example.com", IP: "192.0.2.1", Port: 25, Reason: "connection refused"})
+	if !c.AnyDown() {
+		t.Error("no destination down after a connection error")
+	}
+	if q.walks != 0 {
+		t.Errorf("%d walks of the queue", q.walks)
 	}
 }

@@ -66,6 +66,12 @@ func (g *gateway) startAlerts() (*alert.Alerter, error) {
 			return q
 		}, ac.QueueMaxAge, ac.QueueMaxMessages),
 		alert.DestinationCheck(func() []alert.Destination {
+			// TopHosts reads every queued message's envelope for the
+			// down destinations' recipients: a round with none down
+			// (nearly all of them) leaves the queue alone.
+			if !g.stats.AnyDown() {
+				return nil
+			}
 			hosts, err := g.stats.TopHosts(stats.SortActive, 0)
 			if err != nil {
 				return nil // no queue manager yet
