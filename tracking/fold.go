@@ -17,7 +17,8 @@ import (
 // Flush) the Tracker loads the records the chunk names that it does not hold,
 // applies the chunk in order, and writes what changed in one Batch. Records
 // of finished messages and closed connections are then let go; the others
-// stay in memory (up to MaxOpen) because more lines will come.
+// stay in memory because more lines will come, until they have had none
+// for IdleAfter (up to MaxOpen).
 //
 // A line a record already holds (same second, same text) is not applied
 // again, which makes feeding the same log twice a no-op.
@@ -31,8 +32,13 @@ type Tracker struct {
 	msgs  map[MessageKey]*mrec
 	conns map[ConnKey]*crec
 	marks map[string]time.Time
-	buf   []byte
-	stats Stats
+	// newest is the time of the newest entry applied, by host: a record
+	// is idle by its own log's clock, so that an import and a live feed
+	// let go of the same records, and a host whose clock is behind
+	// another's does not see all its records as idle.
+	newest map[string]time.Time
+	buf    []byte
+	stats  Stats
 
 	lastSec int64 // the second of the last whole-second entry
 	secN    int   // entries before it in that second
@@ -46,8 +52,20 @@ type Tracker struct {
 // Options tune a Tracker; zero values take the defaults.
 type Options struct {
 	ChunkSize int // entries per load-apply-write round; 0: 100000
-	MaxOpen   int // unfinished records kept in memory; 0: 200000
+	MaxOpen   int // unfinished records kept in memory, at most; 0: 200000
+	// IdleAfter lets go of an unfinished record (a message waiting in the
+	// queue, an idle connection) that got no line for this long, in the
+	// log's time; 0: DefaultIdleAfter.
+	IdleAfter time.Duration
 }
+
+// DefaultIdleAfter is the default Options.IdleAfter. A message's or a
+// session's next line after 10 seconds of silence costs one point read of
+// the store to load its record again, small beside the 10 seconds; and a
+// queue backlog (a destination down, delivery suspended) or many idle
+// connections no longer grow the heap: a record waiting in memory is
+// about 1 KB and more with its lines.
+const DefaultIdleAfter = 10 * time.Second
 
 // Stats counts what a Tracker did.
 type Stats struct {
@@ -57,6 +75,7 @@ type Stats struct {
 	Untracked int64 // entries that name no message or connection
 	Messages  int64 // message records written
 	Conns     int64 // connection records written
+	Evicted   int64 // unfinished records let go (idle, or beyond MaxOpen); a later line loads them again
 }
 
 type item struct {
@@ -80,6 +99,10 @@ type crec struct {
 	dirty  bool
 	linger bool
 	failed string // the last "Receiving Failed" reason
+	// last is the time of the newest line about the connection, with
+	// those kept with its messages: a connection receiving a message is
+	// not idle.
+	last time.Time
 }
 
 // NewTracker returns a Tracker writing to s.
@@ -90,11 +113,15 @@ func NewTracker(s Store, o Options) *Tracker {
 	if o.MaxOpen <= 0 {
 		o.MaxOpen = 200000
 	}
+	if o.IdleAfter <= 0 {
+		o.IdleAfter = DefaultIdleAfter
+	}
 	return &Tracker{
 		store: s, opts: o,
-		msgs:  make(map[MessageKey]*mrec),
-		conns: make(map[ConnKey]*crec),
-		marks: make(map[string]time.Time),
+		msgs:   make(map[MessageKey]*mrec),
+		conns:  make(map[ConnKey]*crec),
+		marks:  make(map[string]time.Time),
+		newest: make(map[string]time.Time),
 	}
 }
 
@@ -382,25 +409,53 @@ func (c *Conn) clone() *Conn {
 
 // evict lets go of written records that expect no more lines, one round
 // after they were done (the lines that close a connection come after those
-// that end its message, and may fall in the next round), and of the oldest
-// open ones beyond MaxOpen (they are stored; a later line loads them again).
+// that end its message, and may fall in the next round); of open ones idle
+// for IdleAfter; and of the oldest open ones beyond MaxOpen.
+//
+// An open record let go of is stored, and a later line loads it again. It
+// runs once write has started this round's batch, after waiting for the
+// previous one: a record not dirty this round is not in the batch under
+// way (t.inflight), and what changed it last was in an earlier batch,
+// which the store has. The round's split fills (fillPending) ran before
+// write, so a record they changed is dirty, and none is pending.
 func (t *Tracker) evict() {
+	var (
+		host   string
+		newest time.Time
+		have   bool
+	)
+	// idle reports whether a record of host h whose last line is at last
+	// is idle (Sub saturates: a huge IdleAfter is never reached).
+	idle := func(h string, last time.Time) bool {
+		if !have || h != host {
+			host, newest, have = h, t.newest[h], true
+		}
+		return newest.Sub(last) > t.opts.IdleAfter
+	}
 	for k, r := range t.msgs {
+		dirty := r.dirty
 		r.dirty = false
 		if r.done() {
 			if r.linger {
 				delete(t.msgs, k)
 			}
 			r.linger = true
+		} else if !dirty && idle(k.Host, r.Updated) {
+			delete(t.msgs, k)
+			t.stats.Evicted++
 		}
 	}
 	for k, r := range t.conns {
+		dirty := r.dirty
 		r.dirty = false
 		if !r.Finished.IsZero() {
 			if r.linger {
 				delete(t.conns, k)
 			}
 			r.linger = true
+		} else if !dirty && idle(k.Host, r.last) {
+			delete(t.conns, k)
+			t.stats.Evicted++
 		}
 	}
 	if n := len(t.msgs) - t.opts.MaxOpen; n > 0 {
@@ -412,6 +467,7 @@ func (t *Tracker) evict() {
 		for _, r := range old[:n] {
 			delete(t.msgs, MessageKey{r.Host, r.MID})
 		}
+		t.stats.Evicted += int64(n)
 	}
 	if n := len(t.conns) - t.opts.MaxOpen; n > 0 {
 		old := make([]*crec, 0, len(t.conns))
@@ -422,6 +478,7 @@ func (t *Tracker) evict() {
 		for _, r := range old[:n] {
 			delete(t.conns, ConnKey{r.Host, r.Kind, r.ID})
 		}
+		t.stats.Evicted += int64(n)
 	}
 }
 
@@ -600,6 +657,16 @@ func (t *Tracker) apply(host string, e event.Entry) {
 	if e.Time.After(t.marks[host]) {
 		t.marks[host] = e.Time
 	}
+	if e.Time.After(t.newest[host]) {
+		t.newest[host] = e.Time
+	}
+	var conn *crec
+	if len(conns) > 0 {
+		conn = t.conns[ConnKey{host, conns[0].Kind, conns[0].ID}]
+		if conn != nil && e.Time.After(conn.last) {
+			conn.last = e.Time
+		}
+	}
 	if len(mids) > 0 {
 		// A line about a message is kept with the message, not with the
 		// connections it also names.
@@ -610,13 +677,10 @@ func (t *Tracker) apply(host string, e event.Entry) {
 				continue
 			}
 			added = true
-			if _, ok := e.Event.(event.StartMID); ok && len(conns) > 0 {
-				t.senderAbortBefore(t.conns[ConnKey{host, conns[0].Kind, conns[0].ID}], mid)
+			if _, ok := e.Event.(event.StartMID); ok {
+				t.senderAbortBefore(conn, mid)
 			}
-			var c *crec
-			if len(conns) > 0 {
-				c = t.conns[ConnKey{host, conns[0].Kind, conns[0].ID}]
-			}
+			c := conn
 			if r.ICID != 0 && (c == nil || c.Kind != event.InboundConn) {
 				c = t.conns[ConnKey{host, event.InboundConn, r.ICID}]
 			}
@@ -628,13 +692,12 @@ func (t *Tracker) apply(host string, e event.Entry) {
 		t.count(added)
 		return
 	}
-	c := t.conns[ConnKey{host, conns[0].Kind, conns[0].ID}]
-	if !c.add(line) {
+	if !conn.add(line) {
 		t.count(false)
 		return
 	}
 	t.count(true)
-	c.fold(e, t)
+	conn.fold(e, t)
 }
 
 func (t *Tracker) count(added bool) {

@@ -1,0 +1,4 @@
+package tracking
+
+// InMemory is the number of message and connection records t holds.
+func InMemory(t *Tracker) (msgs, conns int) { return len(t.msgs), len(t.conns) }
