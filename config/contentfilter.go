@@ -103,6 +103,15 @@ var (
 	fieldName = regexp.MustCompile(`^[!-9;-~]+$`) // RFC 5322 ftext
 )
 
+// isEngine reports whether name is a scanning engine's (scanners).
+func isEngine(name string) bool {
+	switch name {
+	case "rspamd", "spamassassin", "clamav":
+		return true
+	}
+	return false
+}
+
 // contentFilters decodes the top-level content_filters list.
 func (d *decoder) contentFilters(n *yaml.Node, path string) []ContentFilter {
 	var out []ContentFilter
@@ -118,6 +127,10 @@ func (d *decoder) contentFilters(n *yaml.Node, path string) []ContentFilter {
 					d.errorf(v, join(p, "name"), "%q: a name is letters, digits, '_', '.' and '-', at most 64", s)
 				case names[s]:
 					d.errorf(v, join(p, "name"), "content filter %q is defined already", s)
+				case isEngine(s):
+					// A policy names its engines and its filters in one
+					// namespace: the filter would run in the engine's place.
+					d.errorf(v, join(p, "name"), "%q is a scanning engine's name: a content filter needs a name of its own", s)
 				}
 				names[s] = true
 				cf.Name = s

@@ -80,6 +80,7 @@ func TestContentFiltersProblems(t *testing.T) {
 		{pre, "t.yaml:2: content_filters[0].actions: required"},
 		{"content_filters:\n  - {name: f, actions: [drop]}\n  - {name: f, actions: [drop]}\n", "t.yaml:3: content_filters[1].name: content filter \"f\" is defined already"},
 		{"content_filters:\n  - {name: \"a b\", actions: [drop]}\n", "a name is letters"},
+		{"content_filters:\n  - {name: clamav, actions: [drop]}\n", "t.yaml:2: content_filters[0].name: \"clamav\" is a scanning engine's name: a content filter needs a name of its own"},
 	} {
 		_, err := Parse([]byte(c.yaml), "t.yaml")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
