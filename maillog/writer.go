@@ -92,11 +92,6 @@ type Writer struct {
 
 	removed atomic.Int64 // see Removed
 
-	// The failures, counted for the metrics and the gateway's log (Stats).
-	writeErrors atomic.Uint64 // flushes that failed (a full disk, an I/O error)
-	lostLines   atomic.Uint64 // lines of those flushes that did not reach the file
-	dropped     atomic.Uint64 // lines Emit dropped, the buffer being full
-
 	mu     sync.Mutex // guards the fields below it
 	buf    []byte
 	closed bool
@@ -108,9 +103,15 @@ type Writer struct {
 	begun      time.Time // when f was begun: the age that rollover by time counts
 	spare      []byte
 
-	errMu   sync.Mutex
-	err     error
-	lastErr error
+	// The failures, for the metrics, the alerts and the gateway's log
+	// (Stats): counted with their error under one lock, so that a count
+	// is never seen without the error that goes with it.
+	errMu       sync.Mutex
+	err         error
+	lastErr     error
+	writeErrors uint64 // flushes that failed (a full disk, an I/O error)
+	lostLines   uint64 // lines of those flushes that did not reach the file
+	dropped     uint64 // lines Emit dropped, the buffer being full
 
 	kick chan struct{}
 	stop chan struct{}
@@ -208,9 +209,7 @@ func (w *Writer) Emit(e event.Entry) {
 		w.mu.Unlock()
 	case len(w.buf)+len(line) > maxBuffered:
 		w.mu.Unlock()
-		if w.dropped.Add(1) == 1 {
-			w.setErr(errors.New("maillog: buffer full (the file is not being written), lines dropped"))
-		}
+		w.drop()
 	default:
 		w.buf = append(w.buf, line...)
 		full := len(w.buf) >= flushAt
@@ -313,13 +312,12 @@ func (w *Writer) flushLocked() error {
 	if len(chunk) == 0 {
 		return nil
 	}
-	err := w.writeLocked(chunk)
+	lost, err := w.writeLocked(chunk)
 	if cap(w.spare) > keepCap {
 		w.spare = nil
 	}
 	if err != nil {
-		w.writeErrors.Add(1)
-		w.setErr(err)
+		w.fail(err, lost)
 	}
 	return err
 }
@@ -329,7 +327,9 @@ func (w *Writer) flushLocked() error {
 // written whole to a fresh file rather than split or dropped. When the
 // rollover fails the lines go to the current file anyway: a file past its
 // size is better than a gap in the log.
-func (w *Writer) writeLocked(chunk []byte) error {
+// It returns the lines lost to a failed write: the line cut short and
+// those after it.
+func (w *Writer) writeLocked(chunk []byte) (lost uint64, err error) {
 	var rollErr error
 	for len(chunk) > 0 {
 		n := fitLines(chunk, w.maxSize-w.size)
@@ -348,13 +348,11 @@ func (w *Writer) writeLocked(chunk []byte) error {
 		m, err := w.f.Write(chunk[:n])
 		w.size += int64(m)
 		if err != nil {
-			// A line cut short counts as lost with those after it.
-			w.lostLines.Add(uint64(bytes.Count(chunk[m:], []byte{'\n'})))
-			return fmt.Errorf("maillog: write %s: %w", w.path, err)
+			return uint64(bytes.Count(chunk[m:], []byte{'\n'})), fmt.Errorf("maillog: write %s: %w", w.path, err)
 		}
 		chunk = chunk[n:]
 	}
-	return rollErr
+	return 0, rollErr
 }
 
 // fitLines returns how many bytes of whole lines of chunk fit in room.
@@ -695,16 +693,55 @@ func (w *Writer) Err() error {
 	return w.err
 }
 
-// setErr keeps and logs the first error only, so that a full disk does
-// not flood the process log.
+// fail counts a failed write of buffered lines and the lines it lost,
+// with its error, in one step: Stats never shows the counts without the
+// error (an alert raised on the counts names the error).
+func (w *Writer) fail(err error, lost uint64) {
+	w.errMu.Lock()
+	w.writeErrors++
+	w.lostLines += lost
+	first := w.keepErr(err)
+	w.errMu.Unlock()
+	w.logFirst(first, err)
+}
+
+// drop counts a line Emit dropped, the buffer being full; the first drop
+// is an error.
+func (w *Writer) drop() {
+	var err error
+	first := false
+	w.errMu.Lock()
+	w.dropped++
+	if w.dropped == 1 {
+		err = errors.New("maillog: buffer full (the file is not being written), lines dropped")
+		first = w.keepErr(err)
+	}
+	w.errMu.Unlock()
+	w.logFirst(first, err)
+}
+
+// setErr keeps an error that loses no line (a rollover, a reopen).
 func (w *Writer) setErr(err error) {
 	w.errMu.Lock()
-	first := w.err == nil
+	first := w.keepErr(err)
+	w.errMu.Unlock()
+	w.logFirst(first, err)
+}
+
+// keepErr keeps err as the latest error, and as the first when there was
+// none; w.errMu is held.
+func (w *Writer) keepErr(err error) (first bool) {
+	first = w.err == nil
 	if first {
 		w.err = err
 	}
 	w.lastErr = err
-	w.errMu.Unlock()
+	return first
+}
+
+// logFirst logs the first error only, so that a full disk does not flood
+// the process log.
+func (w *Writer) logFirst(first bool, err error) {
 	if first {
 		slog.Error("mail log write failed; further errors are not reported", "path", w.path, "err", err)
 	}
@@ -723,7 +760,6 @@ type Stats struct {
 // Stats returns the Writer's failure counts.
 func (w *Writer) Stats() Stats {
 	w.errMu.Lock()
-	last := w.lastErr
-	w.errMu.Unlock()
-	return Stats{WriteErrors: w.writeErrors.Load(), LostLines: w.lostLines.Load(), Dropped: w.dropped.Load(), LastError: last}
+	defer w.errMu.Unlock()
+	return Stats{WriteErrors: w.writeErrors, LostLines: w.lostLines, Dropped: w.dropped, LastError: w.lastErr}
 }

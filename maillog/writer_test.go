@@ -492,6 +492,56 @@ func TestWriterWriteError(t *testing.T) {
 	}
 }
 
+// TestWriterStatsWithError: a reader of Stats (the alert on a failing mail
+// log, the metrics) never sees lines lost without the error that lost
+// them: the alert would say that lines are lost and not why. The first
+// failure is the moment to look at, so each round is a new writer, with a
+// reader polling Stats while its first write fails.
+func TestWriterStatsWithError(t *testing.T) {
+	old := slog.Default()
+	slog.SetDefault(slog.New(&recorder{}))
+	defer slog.SetDefault(old)
+	for round := range 300 {
+		full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+		if err != nil {
+			t.Skipf("no /dev/full: %v", err)
+		}
+		w, _ := openTest(t, Options{FlushInterval: time.Hour})
+		w.fmu.Lock()
+		good := w.f
+		w.f = full
+		w.fmu.Unlock()
+		good.Close()
+		for i := range 100 {
+			w.Emit(event.Entry{Time: when, Level: event.Info, Event: event.Queued{MID: uint64(i)}})
+		}
+		polling := make(chan struct{})
+		bad := make(chan Stats, 1)
+		go func() {
+			close(polling)
+			for {
+				st := w.Stats()
+				if st.LastError != nil {
+					bad <- Stats{}
+					return
+				}
+				if st.WriteErrors > 0 || st.LostLines > 0 {
+					bad <- st
+					return
+				}
+			}
+		}()
+		<-polling
+		if err := w.Flush(); err == nil {
+			t.Fatal("Flush to a full disk: no error")
+		}
+		if st := <-bad; st != (Stats{}) {
+			t.Fatalf("round %d: Stats %+v: failures counted without their error", round, st)
+		}
+		w.Close()
+	}
+}
+
 func BenchmarkWriterEmitParallel(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "mail.current")
 	w, err := Open(path, Options{Location: cst, MaxSize: 1 << 30})
