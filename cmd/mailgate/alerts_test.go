@@ -300,6 +300,14 @@ func (p *tcpProxy) listen() {
 				continue
 			}
 			p.mu.Lock()
+			if p.ln != ln {
+				// Killed while this one was being dialled: it must not
+				// outlive the server.
+				p.mu.Unlock()
+				c.Close()
+				s.Close()
+				return
+			}
 			p.conns = append(p.conns, c, s)
 			p.accepted++
 			p.mu.Unlock()
@@ -314,7 +322,10 @@ func (p *tcpProxy) listen() {
 func (p *tcpProxy) kill() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.ln.Close()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
 	for _, c := range p.conns {
 		c.Close()
 	}
