@@ -3,28 +3,16 @@
 package outbound
 
 import (
-	"net"
 	"testing"
 	"time"
+
+	"github.com/mailgate/mailgate/internal/smtptest"
 )
 
 // TestPeerClosed: a delivery connection's peeker tells an open, quiet
 // connection from one the next hop closed, without allocating.
 func TestPeerClosed(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	hop, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	hop, c := smtptest.Loopback(t)
 	p := newPeeker(c)
 	if p.peerClosed() {
 		t.Fatal("an open connection looks closed")

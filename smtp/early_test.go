@@ -3,35 +3,16 @@
 package smtp
 
 import (
-	"net"
 	"testing"
 	"time"
-)
 
-// loopbackPair returns both ends of a TCP connection over loopback.
-func loopbackPair(t *testing.T) (server, client net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	if server, err = ln.Accept(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { server.Close() })
-	return server, client
-}
+	"github.com/mailgate/mailgate/internal/smtptest"
+)
 
 // TestEarly: a session sees what its client sent and it has not read,
 // without reading it, and looks without allocating once it has looked.
 func TestEarly(t *testing.T) {
-	server, client := loopbackPair(t)
+	server, client := smtptest.Loopback(t)
 	s := NewSession(server, nil, Config{})
 	if s.early() {
 		t.Fatal("early before the client sent anything")

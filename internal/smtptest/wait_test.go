@@ -2,7 +2,6 @@ package smtptest
 
 import (
 	"io"
-	"net"
 	"testing"
 	"time"
 )
@@ -10,21 +9,7 @@ import (
 // TestWaitPeerRead: bytes in the peer's receive queue are not read yet;
 // once the peer reads them, the wait ends.
 func TestWaitPeerRead(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, c := Loopback(t)
 	if done, err := peerRead(c); err != nil || !done {
 		t.Fatalf("nothing sent: read %v, %v", done, err)
 	}
