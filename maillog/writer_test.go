@@ -452,25 +452,33 @@ func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
 func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
 func (r *recorder) WithGroup(string) slog.Handler      { return r }
 
-// TestWriterWriteError swaps the file for /dev/full: writes fail with
-// ENOSPC. Emit must go on without blocking, Err must report the error, and
-// it is logged once.
-func TestWriterWriteError(t *testing.T) {
+// openFull opens a Writer whose file is /dev/full: its writes fail with
+// ENOSPC, as on a full disk.
+func openFull(t *testing.T) *Writer {
+	t.Helper()
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
 	if err != nil {
 		t.Skipf("no /dev/full: %v", err)
 	}
-	rec := &recorder{}
-	old := slog.Default()
-	slog.SetDefault(slog.New(rec))
-	defer slog.SetDefault(old)
-
 	w, _ := openTest(t, Options{FlushInterval: time.Hour})
 	w.fmu.Lock()
 	good := w.f
 	w.f = full
 	w.fmu.Unlock()
 	good.Close()
+	return w
+}
+
+// TestWriterWriteError swaps the file for /dev/full: writes fail with
+// ENOSPC. Emit must go on without blocking, Err must report the error, and
+// it is logged once.
+func TestWriterWriteError(t *testing.T) {
+	rec := &recorder{}
+	old := slog.Default()
+	slog.SetDefault(slog.New(rec))
+	defer slog.SetDefault(old)
+
+	w := openFull(t)
 
 	for i := 0; i < 1000; i++ {
 		w.Emit(event.Entry{Time: when, Level: event.Info, Event: event.Queued{MID: uint64(i)}})
@@ -502,16 +510,7 @@ func TestWriterStatsWithError(t *testing.T) {
 	slog.SetDefault(slog.New(&recorder{}))
 	defer slog.SetDefault(old)
 	for round := range 300 {
-		full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
-		if err != nil {
-			t.Skipf("no /dev/full: %v", err)
-		}
-		w, _ := openTest(t, Options{FlushInterval: time.Hour})
-		w.fmu.Lock()
-		good := w.f
-		w.f = full
-		w.fmu.Unlock()
-		good.Close()
+		w := openFull(t)
 		for i := range 100 {
 			w.Emit(event.Entry{Time: when, Level: event.Info, Event: event.Queued{MID: uint64(i)}})
 		}
