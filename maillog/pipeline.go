@@ -407,136 +407,218 @@ func parseBounceLog(s string, hard bool) event.Event {
 	return o
 }
 
-// appendPipeline renders the types of event/pipeline.go; ok is false for
-// any other event.
-func appendPipeline(dst []byte, ev event.Event) ([]byte, bool) {
-	switch e := ev.(type) {
-	case event.SpamQuarantineTag:
-		dst = appendWord(dst, "", e.Prefix)
-		dst = appendUint(dst, ": Tagging MID ", e.MID)
-		dst = append(dst, " for quarantine"...)
-	case event.SpamQuarantined:
-		dst = appendUint(dst, "EUQ: Quarantined MID ", e.MID)
-	case event.SpamReinjected:
-		dst = appendUint(dst, "EUQ: Reinjected MID ", e.MID)
-		dst = appendUint(dst, " as MID ", e.NewMID)
-	case event.Quarantined:
-		dst = appendUint(dst, "MID ", e.MID)
-		dst = appendQuarantine(dst, " quarantined to ", e.Quarantine)
-		dst = appendParens(dst, e.Reason)
-	case event.QuarantineReason:
-		dst = appendUint(dst, "MID ", e.MID)
-		dst = appendQuarantine(dst, " quarantine ", e.Quarantine)
-		dst = append(dst, " new reason"...)
-		dst = appendParens(dst, e.Reason)
-	case event.QuarantineReleased:
-		dst = appendUint(dst, "MID ", e.MID)
-		dst = append(dst, " released"...)
-		dst = appendParens(dst, e.Note)
-		if e.Quarantine == "" {
-			dst = append(dst, " from all quarantines"...)
-			break
-		}
-		dst = appendQuarantine(dst, " from quarantine ", e.Quarantine)
-		dst = appendParens(dst, e.Reason)
-		if e.Extra != "" {
-			dst = appendText(dst, " ", e.Extra)
-		}
-	case event.QuarantineDeleted:
-		dst = appendUint(dst, "MID ", e.MID)
-		if e.Quarantine == "" {
-			dst = append(dst, " deleted from all quarantines"...)
-			break
-		}
-		dst = appendQuarantine(dst, " deleted from quarantine ", e.Quarantine)
-		dst = appendParens(dst, e.Reason)
-	case event.Rewritten:
-		dst = appendUint(dst, "MID ", e.MID)
-		if e.Form == RewrittenBare {
-			dst = appendUint(dst, " rewritten to ", e.NewMID)
-		} else {
-			dst = appendUint(dst, " rewritten to MID ", e.NewMID)
-		}
-		dst = appendText(dst, " by ", e.By)
-	case event.Split:
-		dst = appendUint(dst, "MID ", e.MID)
-		dst = appendUint(dst, " was split creating MID ", e.NewMID)
-		dst = appendText(dst, " due to ", e.Reason)
-	case event.Generated:
-		dst = appendUint(dst, "MID ", e.MID)
-		if e.Form != GeneratedBare {
-			dst = append(dst, " was"...)
-		}
-		dst = appendUint(dst, " generated based on MID ", e.OrigMID)
-		dst = appendText(dst, " by ", e.By)
-	case event.PolicyDisposal:
-		dst = appendUint(dst, "MID ", e.MID)
-		if e.Bounced {
-			dst = appendText(dst, " was bounced by ", e.By)
-		} else {
-			dst = appendText(dst, " was dropped by ", e.By)
-		}
-		dst = appendText(dst, " in the ", e.Table)
-		dst = append(dst, " table"...)
-	case event.EngineVerdict:
-		dst = appendUint(dst, "MID ", e.MID)
-		if e.Interim {
-			dst = append(dst, " interim verdict"...)
-		}
-		dst = appendWord(dst, " using engine: ", e.Engine)
-		dst = appendText(dst, " ", e.Verdict)
-	case event.AVVerdict:
-		dst = appendUint(dst, "MID ", e.MID)
-		if e.Interim {
-			dst = appendText(dst, " interim AV verdict using ", e.Engine)
-			dst = appendWord(dst, " ", e.Verdict)
-			break
-		}
-		dst = appendWord(dst, " antivirus ", e.Verdict)
-		if e.Detail != "" {
-			dst = appendText(dst, " ", e.Detail)
-		}
-	case event.OutbreakVerdict:
-		dst = appendUint(dst, "MID ", e.MID)
-		dst = appendText(dst, " Outbreak Filters: verdict ", e.Verdict)
-	case event.AMPVerdict:
-		dst = appendUint(dst, "MID ", e.MID)
-		dst = appendText(dst, " AMP file reputation verdict : ", e.Verdict)
-	case event.TooBig:
-		dst = appendUint(dst, "MID ", e.MID)
-		dst = appendInt(dst, " was too big (", e.Size)
-		dst = appendInt(dst, "/", e.Limit)
-		dst = appendText(dst, ") for scanning by ", e.Engine)
-	case event.SPFVerdict:
-		dst = appendUint(dst, "MID ", e.MID)
-		dst = appendWord(dst, " SPF: ", e.Identity)
-		dst = appendWord(dst, " identity ", e.Address)
-		dst = appendWord(dst, " ", e.Result)
-		if e.Detail != "" {
-			dst = appendText(dst, " ", e.Detail)
-		}
-	case event.DKIMVerdict:
-		dst = appendUint(dst, "MID ", e.MID)
-		dst = appendWord(dst, " DKIM: ", e.Result)
-		dst = appendText(dst, " ", e.Detail)
-	case event.DMARCVerdict:
-		dst = appendUint(dst, "MID ", e.MID)
-		dst = appendText(dst, " DMARC: ", e.Text)
-	case event.Signing:
-		dst = appendUint(dst, "MID ", e.MID)
-		dst = appendWord(dst, " ", e.Method)
-		dst = appendText(dst, ": ", e.Text)
-	case event.Attachment:
-		dst = appendUint(dst, "MID ", e.MID)
-		dst = append(dst, " attachment "...)
-		dst = appendQuoted(dst, e.Name, '\'')
-	case event.CustomLog:
-		dst = appendUint(dst, "MID ", e.MID)
-		dst = appendText(dst, " Custom Log Entry: ", e.Text)
-	default:
-		return dst, false
+// The renderers of the types of event/pipeline.go, one function per type
+// as in render.go (a type switch binding each would give every caller its
+// frame of more than a kilobyte).
+
+func appendSpamQuarantineTag(dst []byte, ev event.Event) []byte {
+	e := ev.(event.SpamQuarantineTag)
+	dst = appendWord(dst, "", e.Prefix)
+	dst = appendUint(dst, ": Tagging MID ", e.MID)
+	dst = append(dst, " for quarantine"...)
+	return dst
+}
+
+func appendSpamQuarantined(dst []byte, ev event.Event) []byte {
+	e := ev.(event.SpamQuarantined)
+	dst = appendUint(dst, "EUQ: Quarantined MID ", e.MID)
+	return dst
+}
+
+func appendSpamReinjected(dst []byte, ev event.Event) []byte {
+	e := ev.(event.SpamReinjected)
+	dst = appendUint(dst, "EUQ: Reinjected MID ", e.MID)
+	dst = appendUint(dst, " as MID ", e.NewMID)
+	return dst
+}
+
+func appendQuarantined(dst []byte, ev event.Event) []byte {
+	e := ev.(event.Quarantined)
+	dst = appendUint(dst, "MID ", e.MID)
+	dst = appendQuarantine(dst, " quarantined to ", e.Quarantine)
+	dst = appendParens(dst, e.Reason)
+	return dst
+}
+
+func appendQuarantineReason(dst []byte, ev event.Event) []byte {
+	e := ev.(event.QuarantineReason)
+	dst = appendUint(dst, "MID ", e.MID)
+	dst = appendQuarantine(dst, " quarantine ", e.Quarantine)
+	dst = append(dst, " new reason"...)
+	dst = appendParens(dst, e.Reason)
+	return dst
+}
+
+func appendQuarantineReleased(dst []byte, ev event.Event) []byte {
+	e := ev.(event.QuarantineReleased)
+	dst = appendUint(dst, "MID ", e.MID)
+	dst = append(dst, " released"...)
+	dst = appendParens(dst, e.Note)
+	if e.Quarantine == "" {
+		dst = append(dst, " from all quarantines"...)
+		return dst
 	}
-	return dst, true
+	dst = appendQuarantine(dst, " from quarantine ", e.Quarantine)
+	dst = appendParens(dst, e.Reason)
+	if e.Extra != "" {
+		dst = appendText(dst, " ", e.Extra)
+	}
+	return dst
+}
+
+func appendQuarantineDeleted(dst []byte, ev event.Event) []byte {
+	e := ev.(event.QuarantineDeleted)
+	dst = appendUint(dst, "MID ", e.MID)
+	if e.Quarantine == "" {
+		dst = append(dst, " deleted from all quarantines"...)
+		return dst
+	}
+	dst = appendQuarantine(dst, " deleted from quarantine ", e.Quarantine)
+	dst = appendParens(dst, e.Reason)
+	return dst
+}
+
+func appendRewritten(dst []byte, ev event.Event) []byte {
+	e := ev.(event.Rewritten)
+	dst = appendUint(dst, "MID ", e.MID)
+	if e.Form == RewrittenBare {
+		dst = appendUint(dst, " rewritten to ", e.NewMID)
+	} else {
+		dst = appendUint(dst, " rewritten to MID ", e.NewMID)
+	}
+	dst = appendText(dst, " by ", e.By)
+	return dst
+}
+
+func appendSplit(dst []byte, ev event.Event) []byte {
+	e := ev.(event.Split)
+	dst = appendUint(dst, "MID ", e.MID)
+	dst = appendUint(dst, " was split creating MID ", e.NewMID)
+	dst = appendText(dst, " due to ", e.Reason)
+	return dst
+}
+
+func appendGenerated(dst []byte, ev event.Event) []byte {
+	e := ev.(event.Generated)
+	dst = appendUint(dst, "MID ", e.MID)
+	if e.Form != GeneratedBare {
+		dst = append(dst, " was"...)
+	}
+	dst = appendUint(dst, " generated based on MID ", e.OrigMID)
+	dst = appendText(dst, " by ", e.By)
+	return dst
+}
+
+func appendPolicyDisposal(dst []byte, ev event.Event) []byte {
+	e := ev.(event.PolicyDisposal)
+	dst = appendUint(dst, "MID ", e.MID)
+	if e.Bounced {
+		dst = appendText(dst, " was bounced by ", e.By)
+	} else {
+		dst = appendText(dst, " was dropped by ", e.By)
+	}
+	dst = appendText(dst, " in the ", e.Table)
+	dst = append(dst, " table"...)
+	return dst
+}
+
+func appendEngineVerdict(dst []byte, ev event.Event) []byte {
+	e := ev.(event.EngineVerdict)
+	dst = appendUint(dst, "MID ", e.MID)
+	if e.Interim {
+		dst = append(dst, " interim verdict"...)
+	}
+	dst = appendWord(dst, " using engine: ", e.Engine)
+	dst = appendText(dst, " ", e.Verdict)
+	return dst
+}
+
+func appendAVVerdict(dst []byte, ev event.Event) []byte {
+	e := ev.(event.AVVerdict)
+	dst = appendUint(dst, "MID ", e.MID)
+	if e.Interim {
+		dst = appendText(dst, " interim AV verdict using ", e.Engine)
+		dst = appendWord(dst, " ", e.Verdict)
+		return dst
+	}
+	dst = appendWord(dst, " antivirus ", e.Verdict)
+	if e.Detail != "" {
+		dst = appendText(dst, " ", e.Detail)
+	}
+	return dst
+}
+
+func appendOutbreakVerdict(dst []byte, ev event.Event) []byte {
+	e := ev.(event.OutbreakVerdict)
+	dst = appendUint(dst, "MID ", e.MID)
+	dst = appendText(dst, " Outbreak Filters: verdict ", e.Verdict)
+	return dst
+}
+
+func appendAMPVerdict(dst []byte, ev event.Event) []byte {
+	e := ev.(event.AMPVerdict)
+	dst = appendUint(dst, "MID ", e.MID)
+	dst = appendText(dst, " AMP file reputation verdict : ", e.Verdict)
+	return dst
+}
+
+func appendTooBig(dst []byte, ev event.Event) []byte {
+	e := ev.(event.TooBig)
+	dst = appendUint(dst, "MID ", e.MID)
+	dst = appendInt(dst, " was too big (", e.Size)
+	dst = appendInt(dst, "/", e.Limit)
+	dst = appendText(dst, ") for scanning by ", e.Engine)
+	return dst
+}
+
+func appendSPFVerdict(dst []byte, ev event.Event) []byte {
+	e := ev.(event.SPFVerdict)
+	dst = appendUint(dst, "MID ", e.MID)
+	dst = appendWord(dst, " SPF: ", e.Identity)
+	dst = appendWord(dst, " identity ", e.Address)
+	dst = appendWord(dst, " ", e.Result)
+	if e.Detail != "" {
+		dst = appendText(dst, " ", e.Detail)
+	}
+	return dst
+}
+
+func appendDKIMVerdict(dst []byte, ev event.Event) []byte {
+	e := ev.(event.DKIMVerdict)
+	dst = appendUint(dst, "MID ", e.MID)
+	dst = appendWord(dst, " DKIM: ", e.Result)
+	dst = appendText(dst, " ", e.Detail)
+	return dst
+}
+
+func appendDMARCVerdict(dst []byte, ev event.Event) []byte {
+	e := ev.(event.DMARCVerdict)
+	dst = appendUint(dst, "MID ", e.MID)
+	dst = appendText(dst, " DMARC: ", e.Text)
+	return dst
+}
+
+func appendSigning(dst []byte, ev event.Event) []byte {
+	e := ev.(event.Signing)
+	dst = appendUint(dst, "MID ", e.MID)
+	dst = appendWord(dst, " ", e.Method)
+	dst = appendText(dst, ": ", e.Text)
+	return dst
+}
+
+func appendAttachment(dst []byte, ev event.Event) []byte {
+	e := ev.(event.Attachment)
+	dst = appendUint(dst, "MID ", e.MID)
+	dst = append(dst, " attachment "...)
+	dst = appendQuoted(dst, e.Name, '\'')
+	return dst
+}
+
+func appendCustomLog(dst []byte, ev event.Event) []byte {
+	e := ev.(event.CustomLog)
+	dst = appendUint(dst, "MID ", e.MID)
+	dst = appendText(dst, " Custom Log Entry: ", e.Text)
+	return dst
 }
 
 // appendQuarantine appends prefix and "Name".

@@ -248,8 +248,52 @@ func appendMessage(dst []byte, ev event.Event, loc *time.Location) []byte {
 		return appendAlertSent(dst, ev)
 	case event.Status:
 		return appendStatus(dst, ev)
+	// The pipeline's (pipeline.go).
+	case event.SpamQuarantineTag:
+		return appendSpamQuarantineTag(dst, ev)
+	case event.SpamQuarantined:
+		return appendSpamQuarantined(dst, ev)
+	case event.SpamReinjected:
+		return appendSpamReinjected(dst, ev)
+	case event.Quarantined:
+		return appendQuarantined(dst, ev)
+	case event.QuarantineReason:
+		return appendQuarantineReason(dst, ev)
+	case event.QuarantineReleased:
+		return appendQuarantineReleased(dst, ev)
+	case event.QuarantineDeleted:
+		return appendQuarantineDeleted(dst, ev)
+	case event.Rewritten:
+		return appendRewritten(dst, ev)
+	case event.Split:
+		return appendSplit(dst, ev)
+	case event.Generated:
+		return appendGenerated(dst, ev)
+	case event.PolicyDisposal:
+		return appendPolicyDisposal(dst, ev)
+	case event.EngineVerdict:
+		return appendEngineVerdict(dst, ev)
+	case event.AVVerdict:
+		return appendAVVerdict(dst, ev)
+	case event.OutbreakVerdict:
+		return appendOutbreakVerdict(dst, ev)
+	case event.AMPVerdict:
+		return appendAMPVerdict(dst, ev)
+	case event.TooBig:
+		return appendTooBig(dst, ev)
+	case event.SPFVerdict:
+		return appendSPFVerdict(dst, ev)
+	case event.DKIMVerdict:
+		return appendDKIMVerdict(dst, ev)
+	case event.DMARCVerdict:
+		return appendDMARCVerdict(dst, ev)
+	case event.Signing:
+		return appendSigning(dst, ev)
+	case event.Attachment:
+		return appendAttachment(dst, ev)
+	case event.CustomLog:
+		return appendCustomLog(dst, ev)
 	}
-	dst, _ = appendPipeline(dst, ev)
 	return dst
 }
 
