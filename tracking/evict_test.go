@@ -2,6 +2,7 @@ package tracking_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
 	"testing"
@@ -175,4 +176,36 @@ func loadAll(t *testing.T, s tracking.Store, keys tracking.Keys) *tracking.Batch
 		return int(x.ID) - int(y.ID)
 	})
 	return b
+}
+
+// TestEvictForgetsHosts: the newest entry time of a host whose records
+// are all let go is forgotten; a syslog sender naming a new host in each
+// line must not grow the Tracker's memory.
+func TestEvictForgetsHosts(t *testing.T) {
+	ctx := context.Background()
+	tr := tracking.NewTracker(openTemp(t), tracking.Options{})
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for i := range 50 {
+		for _, e := range relayed(nil, 25, t0) {
+			if err := tr.Add(ctx, fmt.Sprintf("esa%d", i), e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tr.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Each of their messages and connections is finished: let go of at
+	// the end of the next round that writes, here one of another host.
+	for _, e := range relayed(nil, 50, t0.Add(time.Second)) {
+		if err := tr.Add(ctx, "gw1", e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tr.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := tracking.Hosts(tr); n != 1 {
+		t.Errorf("the newest times of %d hosts kept, want 1 (gw1's, whose records linger a round)", n)
+	}
 }

@@ -419,43 +419,52 @@ func (c *Conn) clone() *Conn {
 // which the store has. The round's split fills (fillPending) ran before
 // write, so a record they changed is dirty, and none is pending.
 func (t *Tracker) evict() {
-	var (
-		host   string
-		newest time.Time
-		have   bool
-	)
 	// idle reports whether a record of host h whose last line is at last
 	// is idle (Sub saturates: a huge IdleAfter is never reached).
 	idle := func(h string, last time.Time) bool {
-		if !have || h != host {
-			host, newest, have = h, t.newest[h], true
-		}
-		return newest.Sub(last) > t.opts.IdleAfter
+		return t.newest[h].Sub(last) > t.opts.IdleAfter
 	}
+	// The hosts with a record left: the others' newest times are
+	// forgotten, so that a syslog sender naming ever new hosts does not
+	// grow the map.
+	hosts := map[string]bool{}
 	for k, r := range t.msgs {
 		dirty := r.dirty
 		r.dirty = false
-		if r.done() {
+		switch {
+		case r.done():
 			if r.linger {
 				delete(t.msgs, k)
+				continue
 			}
 			r.linger = true
-		} else if !dirty && idle(k.Host, r.Updated) {
+		case !dirty && idle(k.Host, r.Updated):
 			delete(t.msgs, k)
 			t.stats.Evicted++
+			continue
 		}
+		hosts[k.Host] = true
 	}
 	for k, r := range t.conns {
 		dirty := r.dirty
 		r.dirty = false
-		if !r.Finished.IsZero() {
+		switch {
+		case !r.Finished.IsZero():
 			if r.linger {
 				delete(t.conns, k)
+				continue
 			}
 			r.linger = true
-		} else if !dirty && idle(k.Host, r.last) {
+		case !dirty && idle(k.Host, r.last):
 			delete(t.conns, k)
 			t.stats.Evicted++
+			continue
+		}
+		hosts[k.Host] = true
+	}
+	for h := range t.newest {
+		if !hosts[h] {
+			delete(t.newest, h)
 		}
 	}
 	if n := len(t.msgs) - t.opts.MaxOpen; n > 0 {
