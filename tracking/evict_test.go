@@ -31,6 +31,7 @@ func TestEvictIdle(t *testing.T) {
 		keys        tracking.Keys // the records to compare, besides the traffic's
 		quiet       any           // the silent record's key
 		lines       int           // its lines
+		evicted     int           // records let go of
 	}{{
 		// Received and queued; delivered 41 s later.
 		name: "queued message",
@@ -53,9 +54,10 @@ func TestEvictIdle(t *testing.T) {
 			event.MessageFinished{MID: 1, Status: event.FinishedDone},
 			event.DCIDClose{DCID: 9999},
 		},
-		keys:  tracking.Keys{Messages: []tracking.MessageKey{{Host: "gw1", MID: 1}}, Conns: []tracking.ConnKey{in(1), out(9999)}},
-		quiet: tracking.MessageKey{Host: "gw1", MID: 1},
-		lines: 10,
+		keys:    tracking.Keys{Messages: []tracking.MessageKey{{Host: "gw1", MID: 1}}, Conns: []tracking.ConnKey{in(1), out(9999)}},
+		quiet:   tracking.MessageKey{Host: "gw1", MID: 1},
+		lines:   10,
+		evicted: 1,
 	}, {
 		// Opened and silent; 41 s later it sends a message and quits.
 		name: "idle connection",
@@ -72,9 +74,30 @@ func TestEvictIdle(t *testing.T) {
 			event.ICIDClose{ICID: 5000},
 			event.ConnectionEnd{ICID: 5000, Cause: event.CauseQuit, State: "helo", LastCommand: "QUIT", Duration: 41 * time.Second},
 		},
-		keys:  tracking.Keys{Messages: []tracking.MessageKey{{Host: "gw1", MID: 5001}}, Conns: []tracking.ConnKey{in(5000)}},
-		quiet: in(5000),
-		lines: 4,
+		keys:    tracking.Keys{Messages: []tracking.MessageKey{{Host: "gw1", MID: 5001}}, Conns: []tracking.ConnKey{in(5000)}},
+		quiet:   in(5000),
+		lines:   4,
+		evicted: 1,
+	}, {
+		// Refused at the end of DATA; the message's end is logged 41 s
+		// later. The connection, let go of meanwhile, still tells why.
+		name: "refused message",
+		first: []event.Event{
+			event.NewICID{ICID: 6000, Interface: "Incoming", InterfaceIP: "10.0.0.1", RemoteIP: "192.0.2.9", ReverseHost: "unknown"},
+			event.HATMatch{ICID: 6000, Action: event.ActionAccept, Group: "UNKNOWNLIST", Rule: "ALL", SBRS: event.SBRSNotEnabled},
+			event.StartMID{MID: 6001, ICID: 6000},
+			event.MailFrom{MID: 6001, ICID: 6000, From: "e@example.org"},
+			event.RcptTo{MID: 6001, ICID: 6000, RID: 0, To: "f@example.com"},
+			event.ReceivingFailed{ICID: 6000, Reason: event.FailedSizeLimit},
+		},
+		last: []event.Event{
+			event.MessageFinished{MID: 6001, Status: event.FinishedAborted},
+			event.ICIDClose{ICID: 6000},
+		},
+		keys:    tracking.Keys{Messages: []tracking.MessageKey{{Host: "gw1", MID: 6001}}, Conns: []tracking.ConnKey{in(6000)}},
+		quiet:   in(6000),
+		lines:   4,
+		evicted: 2,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			at := func(evs []event.Event, start time.Time) []event.Entry {
@@ -119,8 +142,9 @@ func TestEvictIdle(t *testing.T) {
 				return s, between, tr.Stats()
 			}
 			s, between, end := run(0) // the default, 10 s
-			if between.Evicted != 1 || end.Evicted != 1 {
-				t.Errorf("evicted %d records before the last lines and %d in all, want 1 and 1", between.Evicted, end.Evicted)
+			if between.Evicted != int64(tc.evicted) || end.Evicted != int64(tc.evicted) {
+				t.Errorf("evicted %d records before the last lines and %d in all, want %d and %d",
+					between.Evicted, end.Evicted, tc.evicted, tc.evicted)
 			}
 			ref, _, refEnd := run(1000 * time.Hour)
 			if refEnd.Evicted != 0 {

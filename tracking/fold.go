@@ -207,7 +207,9 @@ func (t *Tracker) load(ctx context.Context) error {
 		t.msgs[MessageKey{m.Host, m.MID}] = r
 	}
 	for _, c := range b.Conns {
-		t.conns[ConnKey{c.Host, c.Kind, c.ID}] = &crec{Conn: *c}
+		r := &crec{Conn: *c}
+		r.restore()
+		t.conns[ConnKey{c.Host, c.Kind, c.ID}] = r
 	}
 	// Room for about the lines a record gets (esagen's mixed traffic: 5 M
 	// lines for 323,000 messages and 271,000 connections, most of them a
@@ -283,6 +285,17 @@ func (r *mrec) restore() {
 			r.dirty = true
 		}
 		r.noteSplit(ev, l.Time)
+	}
+}
+
+// restore rebuilds what folding needs but the store does not keep: the
+// reason of a "Receiving Failed" line, which explains the abort of a
+// message that ends after the connection was let go of (evict).
+func (r *crec) restore() {
+	for _, l := range r.Lines {
+		if ev, ok := maillog.ParseMessage(l.Text).(event.ReceivingFailed); ok {
+			r.failed = ev.Reason
+		}
 	}
 }
 
