@@ -76,14 +76,12 @@ func (m *Manager) WorkQueue() WorkQueue {
 	m.mu.Lock()
 	w.Suspended = m.state != running
 	m.mu.Unlock()
-	for _, mid := range m.o.Spool.Messages() {
-		// The first live message in commit order is the oldest; one that
-		// finishes meanwhile gives its place to the next.
-		if env, _, _, err := m.o.Spool.Head(mid, 0); err == nil {
-			w.Oldest, w.OldestMID = env.Received, mid
-			break
+	var oldest uint64 // its Seq
+	m.o.Spool.Walk(func(lm *queue.LiveMessage) {
+		if w.OldestMID == 0 || lm.Seq < oldest {
+			w.Oldest, w.OldestMID, oldest = lm.Received, lm.MID, lm.Seq
 		}
-	}
+	})
 	return w
 }
 

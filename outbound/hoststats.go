@@ -16,9 +16,9 @@ import (
 // The read accessors of this file serve the ESA's status, tophosts and
 // hoststatus (package stats): the queue's recipients counted as the ESA's
 // gauges count them, by destination, and a destination's route and
-// addresses. They change nothing. The gauges are read from the spool,
-// which holds every queued message, not only those in memory: a call
-// costs a walk of the queue, as a listing does.
+// addresses. They change nothing. The gauges are read from the spool's
+// index, which holds every queued message, not only those the manager has
+// in memory: a call walks it (Spool.Walk) and reads no file.
 
 // RecipientGauges counts the recipients not final yet of a set of
 // messages, as the ESA's "Active Recipients", "Unattempted Recipients" and
@@ -47,33 +47,25 @@ type QueueGauges struct {
 	Destinations   int `json:"dests_in_memory"` // destinations the queue manager holds
 }
 
-// QueueGauges reads the gauges of the whole queue. Only the recipient
-// states are read, from the spool's index in memory; the oldest message's
-// envelope is the one file read.
+// QueueGauges reads the gauges of the whole queue, from the spool's index
+// in memory.
 func (m *Manager) QueueGauges() QueueGauges {
 	var g QueueGauges
 	m.mu.Lock()
 	g.ConnectionsOut, g.Destinations = m.conns, len(m.dests)
 	m.mu.Unlock()
-	for _, mid := range m.o.Spool.Messages() {
-		states, err := m.o.Spool.RecipientStates(mid)
-		if err != nil {
-			continue // finished meanwhile
-		}
+	var oldest uint64 // its Seq
+	m.o.Spool.Walk(func(lm *queue.LiveMessage) {
 		before := g.Active
-		for _, st := range states {
-			if st.Status == queue.Pending {
-				g.add(st)
+		for _, r := range lm.Rcpts {
+			if r.State.Status == queue.Pending {
+				g.add(r.State)
 			}
 		}
-		if g.OldestMID == 0 && g.Active > before {
-			// Messages come in commit order: the first with a recipient
-			// not final is the oldest.
-			if env, _, _, err := m.o.Spool.Head(mid, 0); err == nil {
-				g.Oldest, g.OldestMID = env.Received, mid
-			}
+		if g.Active > before && (g.OldestMID == 0 || lm.Seq < oldest) {
+			g.Oldest, g.OldestMID, oldest = lm.Received, lm.MID, lm.Seq
 		}
-	}
+	})
 	return g
 }
 
@@ -94,8 +86,7 @@ func (m *Manager) Destination(domain string) string {
 
 // HostGauges reads the gauges of every destination with a recipient not
 // final or a connection, or of one destination (name, as Destination
-// gives it) when name is not "". It reads each queued message's envelope
-// from the spool for its recipients' addresses.
+// gives it) when name is not "". It reads the spool's index in memory.
 func (m *Manager) HostGauges(name string) []HostGauges {
 	byName := map[string]*HostGauges{}
 	get := func(n string) *HostGauges {
@@ -114,36 +105,43 @@ func (m *Manager) HostGauges(name string) []HostGauges {
 		}
 	}
 	m.mu.Unlock()
-	for _, mid := range m.o.Spool.Messages() {
-		states, err := m.o.Spool.RecipientStates(mid)
-		if err != nil {
-			continue
-		}
-		pending := false
-		for _, st := range states {
-			pending = pending || st.Status == queue.Pending
-		}
-		if !pending {
-			continue
-		}
-		env, _, _, err := m.o.Spool.Head(mid, 0)
-		if err != nil {
-			continue
-		}
-		for _, r := range env.Rcpts {
-			st := states[r.RID]
-			if st.Status != queue.Pending {
+	// Counted by recipient domain while the walk holds the spool's lock,
+	// then put under their destinations, whose names come from the
+	// routes.
+	type count struct {
+		RecipientGauges
+		seq uint64 // the oldest message's
+	}
+	byDomain := map[string]*count{}
+	m.o.Spool.Walk(func(lm *queue.LiveMessage) {
+		for _, r := range lm.Rcpts {
+			if r.State.Status != queue.Pending {
 				continue
 			}
-			n := m.destName(domainOf(r.Addr))
-			if name != "" && n != name {
-				continue
+			d := domainOf(r.Addr)
+			c := byDomain[d]
+			if c == nil {
+				c = &count{}
+				byDomain[d] = c
 			}
-			g := get(n)
-			g.add(st)
-			if g.OldestMID == 0 {
-				g.Oldest, g.OldestMID = env.Received, mid
+			c.add(r.State)
+			if c.OldestMID == 0 || lm.Seq < c.seq {
+				c.Oldest, c.OldestMID, c.seq = lm.Received, lm.MID, lm.Seq
 			}
+		}
+	})
+	oldest := map[string]uint64{} // by destination, the oldest message's Seq
+	for d, c := range byDomain {
+		n := m.destName(d)
+		if name != "" && n != name {
+			continue
+		}
+		g := get(n)
+		g.Active += c.Active
+		g.Unattempted += c.Unattempted
+		g.Attempted += c.Attempted
+		if s, ok := oldest[n]; !ok || c.seq < s {
+			g.Oldest, g.OldestMID, oldest[n] = c.Oldest, c.OldestMID, c.seq
 		}
 	}
 	out := make([]HostGauges, 0, len(byName))

@@ -3,6 +3,7 @@ package queue
 import (
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 )
 
@@ -82,12 +83,17 @@ type entry struct {
 	rcpts     []rcpt
 	mid       uint64
 	parent    uint64 // Envelope.Parent
+	received  int64  // Envelope.Received (unixNano)
 	work      *Work  // the work queue's outcome, nil when none was recorded
 }
 
+// rcpt is a recipient of a live message. Its address is kept so that the
+// queue's gauges by destination (Walk) need not read every envelope from
+// the segments: that made tophosts take 3 s with 200,000 queued.
 type rcpt struct {
-	rid int32
-	st  *RecipientState // nil: pending, never attempted
+	rid  int32
+	st   *RecipientState // nil: pending, never attempted
+	addr string
 }
 
 // tomb remembers a finished message while copies of its record remain.
@@ -146,10 +152,12 @@ func (x *index) applyMessage(g *segment, off, n int64, seq uint64, env *Envelope
 	// refuses; only a counter fault elsewhere gets here. The new message
 	// is kept (never lose mail); the tomb's accounting may then keep some
 	// segments longer than needed.
-	e := &entry{seq: seq, seg: g, off: off, n: n, copies: []*segment{g}, mid: mid, parent: env.Parent}
+	e := &entry{seq: seq, seg: g, off: off, n: n, copies: []*segment{g}, mid: mid, parent: env.Parent,
+		received: unixNano(env.Received)}
 	e.rcpts = make([]rcpt, len(env.Rcpts))
 	for i, r := range env.Rcpts {
-		e.rcpts[i].rid = int32(r.RID)
+		// A copy: the caller's string may share a larger buffer.
+		e.rcpts[i] = rcpt{rid: int32(r.RID), addr: strings.Clone(r.Addr)}
 	}
 	x.msgs[mid] = e
 	g.mids = append(g.mids, mid)

@@ -654,6 +654,44 @@ func (s *Spool) Messages() []uint64 {
 	return mids
 }
 
+// LiveMessage is a live message as the spool's index holds it: what a walk
+// of the whole queue needs, without reading the segments.
+type LiveMessage struct {
+	MID      uint64
+	Seq      uint64 // commit order: the smaller was committed first
+	Received time.Time
+	Rcpts    []LiveRecipient
+}
+
+// LiveRecipient is a recipient of a live message.
+type LiveRecipient struct {
+	RID   int
+	Addr  string
+	State RecipientState // the zero value: pending, never attempted
+}
+
+// Walk calls fn for each live message, in no particular order. It holds
+// the index's read lock throughout, which holds up commits: fn must be
+// quick and must not call the Spool. The LiveMessage and its Rcpts are
+// reused from one call to the next.
+func (s *Spool) Walk(fn func(*LiveMessage)) {
+	var m LiveMessage
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for mid, e := range s.x.msgs {
+		m.MID, m.Seq, m.Received = mid, e.seq, fromUnixNano(e.received)
+		m.Rcpts = m.Rcpts[:0]
+		for _, r := range e.rcpts {
+			lr := LiveRecipient{RID: int(r.rid), Addr: r.addr}
+			if r.st != nil {
+				lr.State = *r.st
+			}
+			m.Rcpts = append(m.Rcpts, lr)
+		}
+		fn(&m)
+	}
+}
+
 // RecipientStates returns the state of every recipient of a live message,
 // by RID. Recipients never updated have the zero RecipientState (Pending).
 func (s *Spool) RecipientStates(mid uint64) (map[int]RecipientState, error) {

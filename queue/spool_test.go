@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -469,9 +470,11 @@ func TestRecipientState(t *testing.T) {
 		}
 	}
 	check("before reopen")
+	checkWalk(t, s)
 	closeSpool(t, s)
 	s = openSpool(t, dir, Options{})
 	check("after reopen")
+	checkWalk(t, s)
 	if err := s.Finish(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -486,6 +489,49 @@ func TestRecipientState(t *testing.T) {
 	defer closeSpool(t, s)
 	if got := s.Messages(); len(got) != 0 {
 		t.Errorf("finished message back after reopen: %v", got)
+	}
+}
+
+// checkWalk checks Walk against what the spool's files and the other
+// accessors say: every live message once, in commit order by Seq, with its
+// envelope's arrival and recipients and their states.
+func checkWalk(t *testing.T, s *Spool) {
+	t.Helper()
+	var got []LiveMessage
+	s.Walk(func(m *LiveMessage) {
+		c := *m
+		c.Rcpts = slices.Clone(m.Rcpts)
+		got = append(got, c)
+	})
+	slices.SortFunc(got, func(a, b LiveMessage) int { return cmp.Compare(a.Seq, b.Seq) })
+	mids := make([]uint64, len(got))
+	for i, m := range got {
+		mids[i] = m.MID
+	}
+	if want := s.Messages(); !slices.Equal(mids, want) {
+		t.Fatalf("Walk's MIDs by Seq %v, Messages %v", mids, want)
+	}
+	for _, m := range got {
+		env, _, _, err := s.Head(m.MID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		states, err := s.RecipientStates(m.MID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !m.Received.Equal(env.Received) || len(m.Rcpts) != len(env.Rcpts) {
+			t.Fatalf("MID %d: Walk says received %v with %d recipients, the envelope %v with %d",
+				m.MID, m.Received, len(m.Rcpts), env.Received, len(env.Rcpts))
+		}
+		for i, r := range m.Rcpts {
+			w := env.Rcpts[i]
+			st := states[w.RID]
+			if r.RID != w.RID || r.Addr != w.Addr || r.State.Status != st.Status || r.State.Attempts != st.Attempts ||
+				!r.State.Next.Equal(st.Next) || r.State.Reason != st.Reason {
+				t.Errorf("MID %d: Walk's recipient %+v, the spool's RID %d <%s> %+v", m.MID, r, w.RID, w.Addr, st)
+			}
+		}
 	}
 }
 
@@ -675,11 +721,13 @@ func TestCompaction(t *testing.T) {
 		}
 	}
 	check("after compaction")
+	checkWalk(t, s)
 	order := s.Messages()
 	closeSpool(t, s)
 	s = openSpool(t, dir, Options{})
 	defer closeSpool(t, s)
 	check("after reopen")
+	checkWalk(t, s)
 	if got := s.Messages(); !slices.Equal(got, order) {
 		t.Errorf("commit order changed by compaction and reopen: %v, was %v", got, order)
 	}
