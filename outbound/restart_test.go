@@ -50,6 +50,33 @@ func TestStartFinishesFinalMessages(t *testing.T) {
 	}
 }
 
+// TestStartKeepsCommitOrder: the messages a start finds in the spool go
+// out oldest first, as they were committed.
+func TestStartKeepsCommitOrder(t *testing.T) {
+	port, lns := smtptest.ListenSamePort(t, "127.0.0.2")
+	h := newHop(t).serve(lns...)
+	g := newGateway(t, setup{defer_: true, zone: mxZone("d.test", "127.0.0.2"),
+		yaml: deliveryYAML(port, "  destinations: [{domain: default, max_connections: 1}]\n")})
+	var mids []uint64
+	var want []string
+	for i := range 8 {
+		to := fmt.Sprintf("r%d@d.test", i)
+		mids = append(mids, g.message("alice@gw.test", to))
+		want = append(want, to)
+	}
+	g.start()
+	for _, mid := range mids {
+		g.finished(mid)
+	}
+	var got []string
+	for _, m := range h.messages() {
+		got = append(got, strings.Join(m.to, ","))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the next hop got recipients in the order %v, want %v", got, want)
+	}
+}
+
 // TestSpoolWriteFailure: when the outcome of an attempt cannot be
 // recorded in the spool (here closed under the Manager's feet), the
 // Manager logs the error, logs no outcome and forgets the message, which
