@@ -118,7 +118,7 @@ func (m *Manager) HostGauges(name string) []HostGauges {
 			if r.State.Status != queue.Pending {
 				continue
 			}
-			d := domainOf(r.Addr)
+			d := r.Domain
 			c := byDomain[d]
 			if c == nil {
 				c = &count{}

@@ -665,9 +665,9 @@ type LiveMessage struct {
 
 // LiveRecipient is a recipient of a live message.
 type LiveRecipient struct {
-	RID   int
-	Addr  string
-	State RecipientState // the zero value: pending, never attempted
+	RID    int
+	Domain string         // of its address, in lower case; "" without an '@'
+	State  RecipientState // the zero value: pending, never attempted
 }
 
 // Walk calls fn for each live message, in no particular order. It holds
@@ -682,7 +682,7 @@ func (s *Spool) Walk(fn func(*LiveMessage)) {
 		m.MID, m.Seq, m.Received = mid, e.seq, fromUnixNano(e.received)
 		m.Rcpts = m.Rcpts[:0]
 		for _, r := range e.rcpts {
-			lr := LiveRecipient{RID: int(r.rid), Addr: r.addr}
+			lr := LiveRecipient{RID: int(r.rid), Domain: r.domain}
 			if r.st != nil {
 				lr.State = *r.st
 			}

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/mailgate/mailgate/internal/wait"
 )
@@ -527,7 +528,7 @@ func checkWalk(t *testing.T, s *Spool) {
 		for i, r := range m.Rcpts {
 			w := env.Rcpts[i]
 			st := states[w.RID]
-			if r.RID != w.RID || r.Addr != w.Addr || r.State.Status != st.Status || r.State.Attempts != st.Attempts ||
+			if r.RID != w.RID || r.Domain != strings.ToLower(w.Addr[strings.LastIndexByte(w.Addr, '@')+1:]) || r.State.Status != st.Status || r.State.Attempts != st.Attempts ||
 				!r.State.Next.Equal(st.Next) || r.State.Reason != st.Reason {
 				t.Errorf("MID %d: Walk's recipient %+v, the spool's RID %d <%s> %+v", m.MID, r, w.RID, w.Addr, st)
 			}
@@ -1064,4 +1065,23 @@ func TestPreparedSegment(t *testing.T) {
 		t.Errorf("Messages() = %v, want %v", got, mids)
 	}
 	checkMessage(t, s, testEnvelope(mids[len(mids)-1], 1), testBody(mids[len(mids)-1], 64<<10))
+}
+
+// TestIndexDomains: recipients of one domain share its string, whatever
+// the case of their addresses, and the interning map stays bounded.
+func TestIndexDomains(t *testing.T) {
+	var x index
+	a, b := x.domain("a@Example.COM"), x.domain("b@example.com")
+	if a != "example.com" || unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Errorf("domains %q and %q are not one shared string", a, b)
+	}
+	if d := x.domain("postmaster"); d != "" {
+		t.Errorf("domain of an address without '@': %q", d)
+	}
+	for i := range 3 * maxDomains {
+		x.domain(fmt.Sprintf("u@d%d.example", i))
+	}
+	if len(x.domains) > maxDomains {
+		t.Errorf("%d domains interned, want at most %d", len(x.domains), maxDomains)
+	}
 }
